@@ -1,0 +1,241 @@
+//! The audit log: JSON Lines in the data directory, one record per event.
+//!
+//! A record holds the time, profile, user, session id and a short token
+//! fingerprint, never a token. The file is capped in size: when a write would
+//! pass the cap, `audit.jsonl` becomes `audit.jsonl.1` (and so on, keeping
+//! [`AuditLog::KEEP`] old files).
+
+use crate::clock::Timestamp;
+use serde::{Deserialize, Serialize};
+use std::fs::{self, OpenOptions};
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+/// What happened.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum AuditEvent {
+    SessionCreated,
+    SessionRestored,
+    SessionRefreshed {
+        refresh_count: u32,
+    },
+    /// Another process refreshed; this one took over its result.
+    SessionAdopted,
+    RefreshFailed {
+        reason: String,
+        code: String,
+        attempt: u32,
+    },
+    SessionExpired,
+    SessionRevoked {
+        reason: String,
+    },
+    SignedOut {
+        server_logout: String,
+    },
+    SignInFailed {
+        code: String,
+        reason: String,
+    },
+    PinMismatch {
+        host: String,
+        presented: String,
+    },
+    ValidationFailed {
+        check: String,
+    },
+    KeychainUnavailable {
+        reason: String,
+    },
+}
+
+impl AuditEvent {
+    /// A one-line description for people.
+    pub fn describe(&self) -> String {
+        match self {
+            AuditEvent::SessionCreated => "Signed in".into(),
+            AuditEvent::SessionRestored => "Session restored from the keychain".into(),
+            AuditEvent::SessionRefreshed { refresh_count } => {
+                format!("Session refreshed (refresh #{refresh_count})")
+            }
+            AuditEvent::SessionAdopted => "Took over a refresh made by another process".into(),
+            AuditEvent::RefreshFailed {
+                reason, attempt, ..
+            } => format!("Refresh attempt {attempt} failed: {reason}"),
+            AuditEvent::SessionExpired => "Session expired".into(),
+            AuditEvent::SessionRevoked { reason } => format!("Session revoked: {reason}"),
+            AuditEvent::SignedOut { server_logout } => {
+                format!("Signed out (server logout: {server_logout})")
+            }
+            AuditEvent::SignInFailed { reason, .. } => format!("Sign-in failed: {reason}"),
+            AuditEvent::PinMismatch { host, presented } => {
+                format!("Certificate pin mismatch at {host}: presented {presented}")
+            }
+            AuditEvent::ValidationFailed { check } => format!("Token validation failed: {check}"),
+            AuditEvent::KeychainUnavailable { reason } => {
+                format!("Keychain unavailable, session kept in memory only: {reason}")
+            }
+        }
+    }
+}
+
+/// One line of the audit log.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditRecord {
+    pub time: Timestamp,
+    pub profile: String,
+    pub user: Option<String>,
+    pub session_id: Option<String>,
+    /// `sha256:…` of the session token in force, never the token.
+    pub fingerprint: Option<String>,
+    #[serde(flatten)]
+    pub event: AuditEvent,
+}
+
+/// An append-only, size-capped JSON Lines file.
+#[derive(Debug)]
+pub struct AuditLog {
+    path: PathBuf,
+    max_bytes: u64,
+    lock: Mutex<()>,
+}
+
+impl AuditLog {
+    /// How many rotated files are kept besides the current one.
+    pub const KEEP: usize = 3;
+    /// The default cap of one file.
+    pub const DEFAULT_MAX_BYTES: u64 = 1024 * 1024;
+
+    /// The log at `dir/audit.jsonl`.
+    pub fn in_dir(dir: &Path) -> Self {
+        Self::new(dir.join("audit.jsonl"), Self::DEFAULT_MAX_BYTES)
+    }
+
+    /// A log at `path`, rotated when it would pass `max_bytes`.
+    pub fn new(path: PathBuf, max_bytes: u64) -> Self {
+        Self {
+            path,
+            max_bytes,
+            lock: Mutex::new(()),
+        }
+    }
+
+    /// The current file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn rotated(&self, n: usize) -> PathBuf {
+        let mut name = self.path.as_os_str().to_owned();
+        name.push(format!(".{n}"));
+        PathBuf::from(name)
+    }
+
+    /// Append one record.
+    pub fn append(&self, record: &AuditRecord) -> std::io::Result<()> {
+        let mut line = serde_json::to_string(record).map_err(std::io::Error::other)?;
+        line.push('\n');
+        let _guard = self.lock.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(dir) = self.path.parent() {
+            fs::create_dir_all(dir)?;
+        }
+        let size = fs::metadata(&self.path).map(|m| m.len()).unwrap_or(0);
+        if size > 0 && size + line.len() as u64 > self.max_bytes {
+            for n in (1..Self::KEEP).rev() {
+                let from = self.rotated(n);
+                if from.exists() {
+                    fs::rename(&from, self.rotated(n + 1))?;
+                }
+            }
+            fs::rename(&self.path, self.rotated(1))?;
+        }
+        let mut file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.path)?;
+        file.write_all(line.as_bytes())
+    }
+
+    /// The newest `limit` records, newest first (current file, then rotated
+    /// ones). Lines that do not parse are skipped.
+    pub fn recent(&self, limit: usize) -> std::io::Result<Vec<AuditRecord>> {
+        let _guard = self.lock.lock().unwrap_or_else(|e| e.into_inner());
+        let mut out = Vec::new();
+        for path in
+            std::iter::once(self.path.clone()).chain((1..=Self::KEEP).map(|n| self.rotated(n)))
+        {
+            let file = match fs::File::open(&path) {
+                Ok(f) => f,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(e),
+            };
+            let mut records: Vec<AuditRecord> = BufReader::new(file)
+                .lines()
+                .map_while(Result::ok)
+                .filter_map(|l| serde_json::from_str(&l).ok())
+                .collect();
+            records.reverse();
+            out.extend(records);
+            if out.len() >= limit {
+                break;
+            }
+        }
+        out.truncate(limit);
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(n: u32) -> AuditRecord {
+        AuditRecord {
+            time: chrono::Utc::now(),
+            profile: "p".into(),
+            user: Some("alice".into()),
+            session_id: None,
+            fingerprint: Some("sha256:0123456789ab".into()),
+            event: AuditEvent::SessionRefreshed { refresh_count: n },
+        }
+    }
+
+    #[test]
+    fn rotates_and_reads_newest_first() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = AuditLog::new(dir.path().join("audit.jsonl"), 600);
+        for n in 0..40 {
+            log.append(&record(n)).unwrap();
+        }
+        assert!(fs::metadata(log.path()).unwrap().len() <= 600);
+        assert!(log.rotated(1).exists() && log.rotated(3).exists());
+        assert!(
+            !log.rotated(4).exists(),
+            "keeps only {} old files",
+            AuditLog::KEEP
+        );
+        let recent = log.recent(5).unwrap();
+        let counts: Vec<_> = recent
+            .iter()
+            .map(|r| match r.event {
+                AuditEvent::SessionRefreshed { refresh_count } => refresh_count,
+                _ => unreachable!(),
+            })
+            .collect();
+        assert_eq!(counts, vec![39, 38, 37, 36, 35]);
+    }
+
+    #[test]
+    fn records_are_one_json_object_per_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = AuditLog::in_dir(dir.path());
+        log.append(&record(1)).unwrap();
+        let text = fs::read_to_string(log.path()).unwrap();
+        let v: serde_json::Value = serde_json::from_str(text.trim()).unwrap();
+        assert_eq!(v["event"], "session_refreshed");
+        assert_eq!(v["user"], "alice");
+        assert!(v["time"].is_string());
+    }
+}

@@ -1,0 +1,158 @@
+//! The engine's errors and the closed set of codes fronts show.
+//!
+//! Every error maps to one [`ErrorCode`]: `sessionctl` prints it, the desktop
+//! UI maps it to text. Fronts never match on message strings. No message ever
+//! contains a token.
+
+use crate::profile::ConfigError;
+use crate::token::TokenError;
+use crate::vault::VaultError;
+use serde::{Deserialize, Serialize};
+
+/// The closed set of error codes that cross to fronts (CLI, IPC).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    /// The config file or a profile is invalid.
+    ConfigInvalid,
+    /// The provider rejected the username or password.
+    InvalidCredentials,
+    /// The server's certificate chain matched none of the profile's pins.
+    PinMismatch,
+    /// TLS failed for another reason (untrusted CA, protocol version, …).
+    TlsFailure,
+    /// The server could not be reached.
+    NetworkUnreachable,
+    /// The server answered with an error (5xx, 429, unexpected status).
+    ServerError,
+    /// The server's answer did not follow the protocol.
+    ProtocolError,
+    /// A token failed validation.
+    TokenInvalid,
+    /// The session has expired.
+    SessionExpired,
+    /// The provider revoked the session.
+    SessionRevoked,
+    /// There is no session.
+    NotSignedIn,
+    /// The provider refused another concurrent session.
+    SessionLimit,
+    /// The OS keychain is missing or locked.
+    KeychainUnavailable,
+    /// The operation does not fit the session's current state.
+    InvalidState,
+    /// Anything else (a bug or an I/O failure).
+    Internal,
+}
+
+impl ErrorCode {
+    /// The code's wire name, e.g. `pin_mismatch`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorCode::ConfigInvalid => "config_invalid",
+            ErrorCode::InvalidCredentials => "invalid_credentials",
+            ErrorCode::PinMismatch => "pin_mismatch",
+            ErrorCode::TlsFailure => "tls_failure",
+            ErrorCode::NetworkUnreachable => "network_unreachable",
+            ErrorCode::ServerError => "server_error",
+            ErrorCode::ProtocolError => "protocol_error",
+            ErrorCode::TokenInvalid => "token_invalid",
+            ErrorCode::SessionExpired => "session_expired",
+            ErrorCode::SessionRevoked => "session_revoked",
+            ErrorCode::NotSignedIn => "not_signed_in",
+            ErrorCode::SessionLimit => "session_limit",
+            ErrorCode::KeychainUnavailable => "keychain_unavailable",
+            ErrorCode::InvalidState => "invalid_state",
+            ErrorCode::Internal => "internal",
+        }
+    }
+}
+
+impl std::fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// An error as fronts see it: a code and a message for people.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorInfo {
+    pub code: ErrorCode,
+    pub message: String,
+}
+
+/// Everything that can go wrong in the engine.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error("sign-in refused: {0}. Check the username and password and try again")]
+    InvalidCredentials(String),
+    #[error("certificate pin mismatch for {host}: the server presented {presented}, which is not among the profile's pins. If the provider rotated its key, add the new pin to the profile; otherwise someone may be intercepting the connection")]
+    PinMismatch { host: String, presented: String },
+    #[error("TLS to {host} failed: {detail}")]
+    Tls { host: String, detail: String },
+    #[error("cannot reach {host}: {detail}. Check the network and the profile's base_url")]
+    Network { host: String, detail: String },
+    #[error("the server answered {status}: {message}")]
+    Server { status: u16, message: String },
+    #[error("the server's answer does not follow the protocol: {0}")]
+    Protocol(String),
+    #[error("token rejected: {0}")]
+    Token(#[from] TokenError),
+    #[error("the session expired at {0}; sign in again")]
+    Expired(String),
+    #[error("the session was revoked by the provider ({0}); sign in again")]
+    Revoked(String),
+    #[error("not signed in; sign in first")]
+    NotSignedIn,
+    #[error("the provider refused another session: {0}")]
+    SessionLimit(String),
+    #[error(transparent)]
+    Vault(#[from] VaultError),
+    #[error("{0}")]
+    InvalidState(String),
+    #[error("{0}")]
+    Internal(String),
+}
+
+impl Error {
+    /// The error's code.
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            Error::Config(_) => ErrorCode::ConfigInvalid,
+            Error::InvalidCredentials(_) => ErrorCode::InvalidCredentials,
+            Error::PinMismatch { .. } => ErrorCode::PinMismatch,
+            Error::Tls { .. } => ErrorCode::TlsFailure,
+            Error::Network { .. } => ErrorCode::NetworkUnreachable,
+            Error::Server { .. } => ErrorCode::ServerError,
+            Error::Protocol(_) => ErrorCode::ProtocolError,
+            Error::Token(_) => ErrorCode::TokenInvalid,
+            Error::Expired(_) => ErrorCode::SessionExpired,
+            Error::Revoked(_) => ErrorCode::SessionRevoked,
+            Error::NotSignedIn => ErrorCode::NotSignedIn,
+            Error::SessionLimit(_) => ErrorCode::SessionLimit,
+            Error::Vault(VaultError::Unavailable(_)) => ErrorCode::KeychainUnavailable,
+            Error::Vault(_) => ErrorCode::Internal,
+            Error::InvalidState(_) => ErrorCode::InvalidState,
+            Error::Internal(_) => ErrorCode::Internal,
+        }
+    }
+
+    /// Network failures, 5xx and 429: worth retrying with backoff.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            Error::Network { .. } => true,
+            Error::Server { status, .. } => *status == 429 || *status >= 500,
+            _ => false,
+        }
+    }
+
+    /// The `{code, message}` picture of this error.
+    pub fn info(&self) -> ErrorInfo {
+        ErrorInfo {
+            code: self.code(),
+            message: self.to_string(),
+        }
+    }
+}

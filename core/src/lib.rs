@@ -1,0 +1,39 @@
+//! The session engine of Session Manager.
+//!
+//! It signs a person in to an identity provider, keeps the session alive by
+//! refreshing tokens before they expire, keeps secrets in the OS keychain,
+//! talks only over certificate-pinned TLS and writes an audit log. It has no
+//! dependency on Tauri: the desktop shell and `sessionctl` are thin fronts.
+//!
+//! Module map:
+//! - [`profile`]: environments, the TOML config file and its validation;
+//! - [`provider`]: the wire protocols (FinHub today) behind one seam;
+//! - [`token`]: secret newtypes, JWT validation and the JWKS cache;
+//! - [`refresh`]: refresh timing, backoff and the background scheduler;
+//! - [`engine`]: the session state machine that ties everything together;
+//! - [`tls`]: the pinning verifier and the pinned HTTP client;
+//! - [`vault`]: the keychain;
+//! - [`audit`]: the JSON Lines event log;
+//! - [`headers`]: request, activity and correlation ids;
+//! - [`clock`]: wall-clock time, injected so tests control it.
+#![forbid(unsafe_code)]
+
+pub mod audit;
+pub mod clock;
+pub mod engine;
+pub mod error;
+pub mod headers;
+pub mod paths;
+pub mod profile;
+pub mod provider;
+pub mod refresh;
+pub mod tls;
+pub mod token;
+pub mod vault;
+pub mod view;
+
+pub use engine::{Engine, EngineParts};
+pub use error::{Error, ErrorCode, ErrorInfo};
+pub use profile::{Config, Environment, Profile};
+pub use token::Secret;
+pub use view::{Phase, SessionView};

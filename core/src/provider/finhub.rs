@@ -1,0 +1,354 @@
+//! The FinHub session API.
+//!
+//! - `POST /api/v2/auth/login`, body `{"username", "password"}` (defined by
+//!   this project; see the README's "API" section), answers
+//!   `{expires_in, token_type:"Bearer", scope, customerId, tenantId,
+//!   userSessionToken, refreshToken}`.
+//! - `POST /api/v2/auth/refresh`, body `{"refreshToken"}` (defined by this
+//!   project), answers the same shape with a rotated refresh token; an unknown,
+//!   reused or revoked refresh token is `400 {"error":"invalid_grant"}`.
+//! - `POST /api/v2/auth/logout` carries exactly `X-Tenant-ID`,
+//!   `X-Activity-ID`, `X-Request-ID`, `X-Session-Active: true` and
+//!   `X-User-Session-Token`.
+//! - Every other request carries `Authorization: Bearer`, `X-Activity-ID`,
+//!   `X-Tenant-ID`, `X-Request-ID`, `X-Session-ID` and `X-Correlation-ID`
+//!   (login and refresh carry all of them but `Authorization`).
+
+use super::{ApiRequest, ApiResponse, Credentials, Grant, Provider, SessionTokens};
+use crate::error::Error;
+use crate::headers::{self, FlowContext};
+use crate::profile::Profile;
+use crate::tls::PinnedClient;
+use crate::token::Secret;
+use async_trait::async_trait;
+use serde::Deserialize;
+use serde_json::{json, Value};
+use std::sync::Arc;
+
+pub const LOGIN_PATH: &str = "/api/v2/auth/login";
+pub const REFRESH_PATH: &str = "/api/v2/auth/refresh";
+pub const LOGOUT_PATH: &str = "/api/v2/auth/logout";
+
+/// The FinHub provider of one profile.
+#[derive(Debug, Clone)]
+pub struct FinHub {
+    profile: Arc<Profile>,
+    client: PinnedClient,
+}
+
+/// The login and refresh answer. No `Debug`: it holds tokens.
+#[derive(Deserialize)]
+struct TokenResponse {
+    expires_in: Option<u64>,
+    token_type: Option<String>,
+    scope: Option<String>,
+    #[serde(rename = "customerId")]
+    customer_id: Option<String>,
+    #[serde(rename = "tenantId")]
+    tenant_id: Option<String>,
+    #[serde(rename = "userSessionToken")]
+    user_session_token: String,
+    #[serde(rename = "refreshToken")]
+    refresh_token: Option<String>,
+}
+
+/// Which call an error answer belongs to; it decides what a status means.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Call {
+    Login,
+    Refresh,
+    Logout,
+}
+
+/// The server's own words from an error body (`message`, `error_description`
+/// or `error`), shortened.
+fn server_message(body: &str) -> Option<(Option<String>, String)> {
+    let v: Value = serde_json::from_str(body).ok()?;
+    let code = v.get("error").and_then(Value::as_str).map(str::to_owned);
+    let message = v
+        .get("message")
+        .or_else(|| v.get("error_description"))
+        .and_then(Value::as_str)
+        .map(str::to_owned)
+        .or_else(|| code.clone())?;
+    Some((code, message.chars().take(300).collect()))
+}
+
+fn error_for(call: Call, status: u16, body: &str, location: Option<&str>) -> Error {
+    let (code, message) = server_message(body).unwrap_or((None, format!("HTTP {status}")));
+    if (300..400).contains(&status) {
+        return Error::Protocol(format!(
+            "the server redirected to {}; redirects are not followed",
+            location.unwrap_or("(no location)")
+        ));
+    }
+    match (call, status) {
+        (Call::Login, 401 | 403) => Error::InvalidCredentials(message),
+        (_, 409) if code.as_deref() == Some("session_limit") => Error::SessionLimit(message),
+        (Call::Refresh, 401) => Error::Revoked(message),
+        (Call::Refresh, 400) if code.as_deref() == Some("invalid_grant") => Error::Revoked(message),
+        _ => Error::Server { status, message },
+    }
+}
+
+impl FinHub {
+    /// The provider for `profile`, talking through `client`.
+    pub fn new(profile: Arc<Profile>, client: PinnedClient) -> Self {
+        Self { profile, client }
+    }
+
+    /// The base URL and then the backups.
+    fn bases(&self) -> impl Iterator<Item = &reqwest::Url> {
+        std::iter::once(&self.profile.base_url).chain(self.profile.backup_urls.iter())
+    }
+
+    /// `path` joined to `base`, refusing anything that would leave the
+    /// provider's host (`//other.host/…`, absolute URLs).
+    fn url(base: &reqwest::Url, path: &str) -> Result<reqwest::Url, Error> {
+        if !path.starts_with('/') || path.starts_with("//") {
+            return Err(Error::InvalidState(format!(
+                "'{path}' is not a path below the provider's base URL; write it as /api/…"
+            )));
+        }
+        let url = base
+            .join(path)
+            .map_err(|e| Error::InvalidState(format!("'{path}' is not a valid path: {e}")))?;
+        if url.host_str() != base.host_str()
+            || url.port_or_known_default() != base.port_or_known_default()
+        {
+            return Err(Error::InvalidState(format!(
+                "'{path}' leaves the provider's host"
+            )));
+        }
+        Ok(url)
+    }
+
+    /// Send to the base URL, falling back to the backups when one cannot be
+    /// reached. TLS and pin failures do not fall back: they are not outages.
+    async fn send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        headers: Vec<(&'static str, String)>,
+        body: Option<&Value>,
+    ) -> Result<reqwest::Response, Error> {
+        let mut last = None;
+        for base in self.bases() {
+            let mut request = self
+                .client
+                .http()
+                .request(method.clone(), Self::url(base, path)?);
+            for (name, value) in &headers {
+                request = request.header(*name, value);
+            }
+            // X-Request-ID: fresh for every request, retries included.
+            request = request.header(headers::X_REQUEST_ID, headers::request_id().to_string());
+            if let Some(body) = body {
+                request = request.json(body);
+            }
+            match self.client.send(request).await {
+                Err(e @ Error::Network { .. }) => last = Some(e),
+                other => return other,
+            }
+        }
+        Err(last.unwrap_or_else(|| Error::Internal("no base URL".into())))
+    }
+
+    /// The headers every request but logout carries (without `X-Request-ID`,
+    /// which [`FinHub::send`] adds fresh).
+    fn flow_headers(flow: &FlowContext) -> Vec<(&'static str, String)> {
+        vec![
+            (headers::X_ACTIVITY_ID, flow.activity_id.to_string()),
+            (headers::X_TENANT_ID, flow.tenant_id.clone()),
+            (headers::X_SESSION_ID, flow.session_id.to_string()),
+            (headers::X_CORRELATION_ID, flow.correlation_id.to_string()),
+        ]
+    }
+
+    async fn token_call(
+        &self,
+        call: Call,
+        path: &str,
+        body: Value,
+        flow: &FlowContext,
+    ) -> Result<Grant, Error> {
+        let response = self
+            .send(
+                reqwest::Method::POST,
+                path,
+                Self::flow_headers(flow),
+                Some(&body),
+            )
+            .await?;
+        let status = response.status().as_u16();
+        let location = response
+            .headers()
+            .get("location")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        let text = response.text().await.map_err(|e| Error::Network {
+            host: self.profile.base_url.to_string(),
+            detail: e.without_url().to_string(),
+        })?;
+        if status != 200 {
+            return Err(error_for(call, status, &text, location.as_deref()));
+        }
+        let parsed: TokenResponse = serde_json::from_str(&text).map_err(|e| {
+            // The category only: serde's message could quote a token.
+            Error::Protocol(format!(
+                "the {path} answer is not the documented JSON (line {}, column {})",
+                e.line(),
+                e.column()
+            ))
+        })?;
+        if let Some(tt) = &parsed.token_type {
+            if !tt.eq_ignore_ascii_case("bearer") {
+                return Err(Error::Protocol(format!(
+                    "token_type is '{tt}', expected 'Bearer'"
+                )));
+            }
+        }
+        Ok(Grant {
+            bearer: Secret::new(parsed.user_session_token),
+            refresh: parsed.refresh_token.map(Secret::new),
+            id_token: None,
+            expires_in: parsed.expires_in,
+            scope: parsed.scope,
+            tenant: parsed.tenant_id,
+            customer: parsed.customer_id,
+        })
+    }
+}
+
+#[async_trait]
+impl Provider for FinHub {
+    fn name(&self) -> &'static str {
+        "finhub"
+    }
+
+    async fn sign_in(&self, credentials: &Credentials, flow: &FlowContext) -> Result<Grant, Error> {
+        let Credentials::Password { username, password } = credentials;
+        let body = json!({ "username": username, "password": password.expose() });
+        self.token_call(Call::Login, LOGIN_PATH, body, flow).await
+    }
+
+    async fn refresh(&self, refresh: &Secret, flow: &FlowContext) -> Result<Grant, Error> {
+        let body = json!({ "refreshToken": refresh.expose() });
+        self.token_call(Call::Refresh, REFRESH_PATH, body, flow)
+            .await
+    }
+
+    async fn sign_out(&self, tokens: &SessionTokens, flow: &FlowContext) -> Result<(), Error> {
+        let headers = vec![
+            (headers::X_TENANT_ID, flow.tenant_id.clone()),
+            (headers::X_ACTIVITY_ID, flow.activity_id.to_string()),
+            (headers::X_SESSION_ACTIVE, "true".to_owned()),
+            (
+                headers::X_USER_SESSION_TOKEN,
+                tokens.bearer.expose().to_owned(),
+            ),
+        ];
+        let response = self
+            .send(reqwest::Method::POST, LOGOUT_PATH, headers, None)
+            .await?;
+        let status = response.status().as_u16();
+        if (200..300).contains(&status) {
+            return Ok(());
+        }
+        let location = response
+            .headers()
+            .get("location")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        let text = response.text().await.unwrap_or_default();
+        Err(error_for(Call::Logout, status, &text, location.as_deref()))
+    }
+
+    async fn call(
+        &self,
+        request: &ApiRequest,
+        bearer: &Secret,
+        flow: &FlowContext,
+    ) -> Result<ApiResponse, Error> {
+        let mut headers = Self::flow_headers(flow);
+        headers.push((
+            headers::AUTHORIZATION,
+            format!("Bearer {}", bearer.expose()),
+        ));
+        let response = self
+            .send(
+                request.method.clone(),
+                &request.path,
+                headers,
+                request.body.as_ref(),
+            )
+            .await?;
+        let status = response.status().as_u16();
+        let content_type = response
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        let body = response.text().await.map_err(|e| Error::Network {
+            host: self.profile.base_url.to_string(),
+            detail: e.without_url().to_string(),
+        })?;
+        Ok(ApiResponse {
+            status,
+            content_type,
+            body,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statuses_map_to_errors() {
+        let body = r#"{"error":"invalid_grant","message":"refresh token reuse detected"}"#;
+        assert!(
+            matches!(error_for(Call::Refresh, 400, body, None), Error::Revoked(m) if m.contains("reuse"))
+        );
+        assert!(matches!(
+            error_for(Call::Refresh, 401, "", None),
+            Error::Revoked(_)
+        ));
+        assert!(error_for(Call::Refresh, 503, "", None).is_transient());
+        assert!(error_for(Call::Refresh, 429, "", None).is_transient());
+        assert!(
+            matches!(error_for(Call::Login, 401, r#"{"error":"invalid_credentials","message":"bad password"}"#, None), Error::InvalidCredentials(m) if m == "bad password")
+        );
+        assert!(matches!(
+            error_for(
+                Call::Login,
+                409,
+                r#"{"error":"session_limit","message":"2 sessions"}"#,
+                None
+            ),
+            Error::SessionLimit(_)
+        ));
+        assert!(
+            matches!(error_for(Call::Logout, 302, "", Some("https://evil")), Error::Protocol(m) if m.contains("not followed"))
+        );
+    }
+
+    #[test]
+    fn paths_cannot_leave_the_host() {
+        let base = reqwest::Url::parse("https://idp.example:8443/").unwrap();
+        assert!(FinHub::url(&base, "/api/v2/accounts").is_ok());
+        for bad in [
+            "//evil.example/x",
+            "https://evil.example/",
+            "api",
+            "/\\evil.example",
+        ] {
+            let r = FinHub::url(&base, bad);
+            assert!(
+                r.is_err() || r.unwrap().host_str() == Some("idp.example"),
+                "{bad}"
+            );
+        }
+    }
+}

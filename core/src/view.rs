@@ -1,0 +1,64 @@
+//! The one serializable picture of a session. It carries no token.
+
+use crate::clock::Timestamp;
+use crate::error::ErrorInfo;
+use serde::{Deserialize, Serialize};
+
+/// Where a session is in its lifecycle:
+/// `SignedOut → SigningIn → Active ⇄ Refreshing → Active`, and from Active to
+/// `Expired`, `Revoked` or `SignedOut`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Phase {
+    SignedOut,
+    SigningIn,
+    Active,
+    Refreshing,
+    Expired,
+    Revoked,
+}
+
+impl Phase {
+    /// Whether the session has a usable token in this phase.
+    pub fn has_session(self) -> bool {
+        matches!(self, Phase::Active | Phase::Refreshing)
+    }
+}
+
+/// Whether the session survives a restart.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Persistence {
+    /// Kept in the OS keychain.
+    Keychain,
+    /// The keychain is unavailable: kept in memory only.
+    MemoryOnly,
+}
+
+/// The outcome of the last refresh.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RefreshOutcome {
+    pub at: Timestamp,
+    pub ok: bool,
+}
+
+/// What fronts (CLI, IPC, UI) know of a session. No token, ever.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SessionView {
+    pub profile: String,
+    pub environment: String,
+    pub provider: String,
+    pub state: Phase,
+    pub user: Option<String>,
+    pub tenant: Option<String>,
+    pub customer: Option<String>,
+    pub scope: Option<String>,
+    pub session_id: Option<String>,
+    pub issued_at: Option<Timestamp>,
+    pub expires_at: Option<Timestamp>,
+    pub next_refresh_at: Option<Timestamp>,
+    pub refresh_count: u32,
+    pub last_refresh: Option<RefreshOutcome>,
+    pub last_error: Option<ErrorInfo>,
+    pub persistence: Persistence,
+}

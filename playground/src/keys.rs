@@ -1,0 +1,138 @@
+//! The Playground's signing keys: an RSA key (RS256) and a P-256 key (ES256),
+//! published as a JWKS, rotated on demand. After a rotation the previous keys
+//! stay in the JWKS so tokens already issued keep verifying.
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64URL;
+use base64::Engine as _;
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header};
+use rsa::pkcs1::EncodeRsaPrivateKey;
+use rsa::traits::PublicKeyParts;
+use serde_json::{json, Value};
+
+/// One signing key and its public JWK.
+pub struct SigningKey {
+    pub kid: String,
+    pub alg: Algorithm,
+    encoding: EncodingKey,
+    decoding: DecodingKey,
+    pub jwk: Value,
+}
+
+fn kid() -> String {
+    let bytes: [u8; 8] = rand::random();
+    format!("pg-{}", B64URL.encode(bytes))
+}
+
+impl SigningKey {
+    /// A fresh RSA 2048 key for RS256.
+    pub fn rsa() -> Self {
+        let private =
+            rsa::RsaPrivateKey::new(&mut rand::rngs::OsRng, 2048).expect("RSA key generation");
+        let der = private.to_pkcs1_der().expect("PKCS#1 encoding");
+        let n = B64URL.encode(private.n().to_bytes_be());
+        let e = B64URL.encode(private.e().to_bytes_be());
+        let kid = kid();
+        Self {
+            jwk: json!({"kty": "RSA", "use": "sig", "alg": "RS256", "kid": kid, "n": n, "e": e}),
+            decoding: DecodingKey::from_rsa_components(&n, &e).expect("RSA public key"),
+            encoding: EncodingKey::from_rsa_der(der.as_bytes()),
+            alg: Algorithm::RS256,
+            kid,
+        }
+    }
+
+    /// A fresh P-256 key for ES256.
+    pub fn ec() -> Self {
+        let pair = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)
+            .expect("EC key generation");
+        let raw = pair.public_key_raw(); // 0x04 || x || y
+        let x = B64URL.encode(&raw[1..33]);
+        let y = B64URL.encode(&raw[33..65]);
+        let kid = kid();
+        Self {
+            jwk: json!({"kty": "EC", "use": "sig", "alg": "ES256", "crv": "P-256", "kid": kid, "x": x, "y": y}),
+            decoding: DecodingKey::from_ec_components(&x, &y).expect("EC public key"),
+            encoding: EncodingKey::from_ec_der(&pair.serialize_der()),
+            alg: Algorithm::ES256,
+            kid,
+        }
+    }
+
+    /// Sign `claims`.
+    pub fn sign(&self, claims: &Value) -> String {
+        let mut header = Header::new(self.alg);
+        header.kid = Some(self.kid.clone());
+        jsonwebtoken::encode(&header, claims, &self.encoding).expect("signing")
+    }
+}
+
+/// The current keys and the previous generation.
+pub struct KeyRing {
+    pub rsa: SigningKey,
+    pub ec: SigningKey,
+    previous: Vec<SigningKey>,
+}
+
+impl KeyRing {
+    pub fn generate() -> Self {
+        Self {
+            rsa: SigningKey::rsa(),
+            ec: SigningKey::ec(),
+            previous: Vec::new(),
+        }
+    }
+
+    /// Replace the current keys; the old ones stay published for one more
+    /// generation.
+    pub fn rotate(&mut self, fresh: KeyRing) {
+        let old_rsa = std::mem::replace(&mut self.rsa, fresh.rsa);
+        let old_ec = std::mem::replace(&mut self.ec, fresh.ec);
+        self.previous = vec![old_rsa, old_ec];
+    }
+
+    /// The key that signs with `alg`.
+    pub fn signer(&self, alg: Algorithm) -> &SigningKey {
+        if alg == Algorithm::ES256 {
+            &self.ec
+        } else {
+            &self.rsa
+        }
+    }
+
+    fn all(&self) -> impl Iterator<Item = &SigningKey> {
+        [&self.rsa, &self.ec]
+            .into_iter()
+            .chain(self.previous.iter())
+    }
+
+    /// The published key set.
+    pub fn jwks(&self) -> Value {
+        json!({ "keys": self.all().map(|k| k.jwk.clone()).collect::<Vec<_>>() })
+    }
+
+    /// Verify a token the Playground issued; `check_exp` false accepts an
+    /// expired one (logout may end an expired session).
+    pub fn verify(
+        &self,
+        token: &str,
+        issuer: &str,
+        audience: &str,
+        check_exp: bool,
+    ) -> Result<serde_json::Map<String, Value>, String> {
+        let header =
+            jsonwebtoken::decode_header(token).map_err(|e| format!("malformed token: {e}"))?;
+        let kid = header.kid.ok_or("the token has no kid")?;
+        let key = self
+            .all()
+            .find(|k| k.kid == kid)
+            .ok_or_else(|| format!("unknown kid '{kid}'"))?;
+        let mut validation = jsonwebtoken::Validation::new(key.alg);
+        validation.set_issuer(&[issuer]);
+        validation.set_audience(&[audience]);
+        validation.validate_exp = check_exp;
+        validation.leeway = 0;
+        jsonwebtoken::decode::<serde_json::Map<String, Value>>(token, &key.decoding, &validation)
+            .map(|d| d.claims)
+            .map_err(|e| format!("token rejected: {e}"))
+    }
+}

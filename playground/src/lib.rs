@@ -1,0 +1,284 @@
+//! The Playground: a local identity provider for QA, demos and tests.
+//!
+//! It serves the FinHub session API over real TLS on 127.0.0.1 with a CA and
+//! a leaf certificate generated at start (so pins are real), signs tokens
+//! with RS256 or ES256 keys published as a JWKS, rotates refresh tokens and
+//! detects their reuse, and has an admin API for fault injection. See the
+//! README's "Playground" and "QA guide" sections.
+
+mod keys;
+mod server;
+mod tls;
+
+pub use server::RecordedRequest;
+
+use jsonwebtoken::Algorithm;
+use serde::Serialize;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// The environment the Playground imitates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Mode {
+    /// Everything allowed: TLS 1.2 and 1.3, unlimited sessions.
+    Playground,
+    /// Production rules: TLS 1.3 only, a concurrent-session limit per user.
+    Production,
+}
+
+/// How to start a Playground.
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub mode: Mode,
+    /// Lifetime of issued session tokens.
+    pub token_lifetime: Duration,
+    /// RS256 or ES256.
+    pub signing_alg: Algorithm,
+    /// 0 picks a free port.
+    pub port: u16,
+    /// Where to write `ca.pem`; a fresh folder under the temp dir if `None`.
+    pub dir: Option<PathBuf>,
+    /// Extra bytes in each session token (to test large tokens).
+    pub token_padding: usize,
+    /// Concurrent sessions per user in production mode.
+    pub session_limit: usize,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            mode: Mode::Playground,
+            token_lifetime: Duration::from_secs(3600),
+            signing_alg: Algorithm::RS256,
+            port: 0,
+            dir: None,
+            token_padding: 0,
+            session_limit: 2,
+        }
+    }
+}
+
+/// A demo user.
+#[derive(Debug, Clone, Serialize)]
+pub struct DemoUser {
+    pub username: String,
+    pub password: String,
+    pub tenant: String,
+    pub customer: String,
+}
+
+/// The tenant every demo user belongs to.
+pub const TENANT: &str = "tenant-acme";
+/// The audience of issued tokens.
+pub const AUDIENCE: &str = "session-manager";
+
+/// The demo users; their credentials are printed at start.
+pub fn demo_users() -> Vec<DemoUser> {
+    [
+        ("alice", "alice-pw-1", "cust-1001"),
+        ("bob", "bob-pw-2", "cust-1002"),
+    ]
+    .into_iter()
+    .map(|(u, p, c)| DemoUser {
+        username: u.into(),
+        password: p.into(),
+        tenant: TENANT.into(),
+        customer: c.into(),
+    })
+    .collect()
+}
+
+/// What the Playground prints with `--json`.
+#[derive(Debug, Clone, Serialize)]
+pub struct Info {
+    pub base_url: String,
+    /// Path of the CA certificate (PEM).
+    pub ca_cert: String,
+    /// The leaf key's pin and a backup pin.
+    pub pins: Vec<String>,
+    pub users: Vec<DemoUser>,
+    pub admin_url: String,
+    /// A complete config file with a profile named `playground`.
+    pub config: String,
+}
+
+/// A running Playground. Dropping it stops the server.
+pub struct Playground {
+    info: Info,
+    state: Arc<server::AppState>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+impl Playground {
+    /// Start a Playground (must be called inside a tokio runtime).
+    pub async fn start(options: Options) -> std::io::Result<Self> {
+        let pki = tls::Pki::generate().map_err(std::io::Error::other)?;
+        let dir = match &options.dir {
+            Some(d) => d.clone(),
+            None => std::env::temp_dir().join(format!(
+                "session-manager-playground-{}-{}",
+                std::process::id(),
+                rand::random::<u32>()
+            )),
+        };
+        std::fs::create_dir_all(&dir)?;
+        let ca_path = dir.join("ca.pem");
+        std::fs::write(&ca_path, &pki.ca_pem)?;
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", options.port)).await?;
+        let port = listener.local_addr()?.port();
+        let base_url = format!("https://127.0.0.1:{port}");
+        let keys = tokio::task::spawn_blocking(keys::KeyRing::generate)
+            .await
+            .map_err(std::io::Error::other)?;
+        let pins = vec![pki.leaf_pin.clone(), pki.backup_pin.clone()];
+        let config = config_text(&base_url, &pins, &ca_path, options.mode);
+        let state = Arc::new(server::AppState::new(
+            &options,
+            base_url.clone(),
+            keys,
+            config.clone(),
+        ));
+        let server_config = pki
+            .server_config(options.mode)
+            .map_err(std::io::Error::other)?;
+        let (stop, stopped) = tokio::sync::oneshot::channel();
+        server::serve(listener, server_config, state.clone(), stopped);
+        Ok(Self {
+            info: Info {
+                admin_url: format!("{base_url}/admin"),
+                base_url,
+                ca_cert: ca_path.display().to_string(),
+                pins,
+                users: demo_users(),
+                config,
+            },
+            state,
+            stop: Some(stop),
+        })
+    }
+
+    /// What the Playground prints with `--json`.
+    pub fn info(&self) -> &Info {
+        &self.info
+    }
+
+    /// The base URL, `https://127.0.0.1:PORT`.
+    pub fn base_url(&self) -> &str {
+        &self.info.base_url
+    }
+
+    /// The config file text (profile `playground`).
+    pub fn config(&self) -> &str {
+        &self.info.config
+    }
+
+    /// Every session token and refresh token issued so far (for leak tests;
+    /// not exposed over HTTP).
+    pub fn issued_tokens(&self) -> Vec<String> {
+        self.state.issued_tokens()
+    }
+
+    /// Every API request received, with secrets replaced by fingerprints.
+    pub fn requests(&self) -> Vec<RecordedRequest> {
+        self.state.recorded()
+    }
+
+    /// How many refresh requests reached the refresh endpoint.
+    pub fn refresh_calls(&self) -> usize {
+        self.requests()
+            .iter()
+            .filter(|r| r.path == "/api/v2/auth/refresh")
+            .count()
+    }
+
+    /// Fail the next `n` refreshes with 503.
+    pub fn fail_next_refreshes(&self, n: u32) {
+        self.state
+            .fail_refreshes
+            .store(n, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// Delay every API answer by `latency`.
+    pub fn set_latency(&self, latency: Duration) {
+        self.state.latency_ms.store(
+            latency.as_millis() as u64,
+            std::sync::atomic::Ordering::SeqCst,
+        );
+    }
+
+    /// Set the lifetime of tokens issued from now on.
+    pub fn set_token_lifetime(&self, lifetime: Duration) {
+        self.state.lifetime_ms.store(
+            lifetime.as_millis() as u64,
+            std::sync::atomic::Ordering::SeqCst,
+        );
+    }
+
+    /// Revoke every session of `user` (all sessions when `None`); returns how many.
+    pub fn revoke(&self, user: Option<&str>) -> usize {
+        self.state.revoke(None, user)
+    }
+
+    /// Rotate the signing keys.
+    pub async fn rotate_keys(&self) {
+        self.state.rotate_keys().await
+    }
+
+    /// The sessions the Playground knows.
+    pub fn sessions(&self) -> Vec<server::SessionInfo> {
+        self.state.sessions()
+    }
+}
+
+impl Drop for Playground {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+fn config_text(base_url: &str, pins: &[String], ca: &Path, mode: Mode) -> String {
+    let environment = match mode {
+        Mode::Playground => "playground",
+        Mode::Production => "production",
+    };
+    let pins = pins
+        .iter()
+        .map(|p| format!("\"{p}\""))
+        .collect::<Vec<_>>()
+        .join(", ");
+    format!(
+        "# Generated by the Playground at {base_url}.\n\
+         default_profile = \"playground\"\n\n\
+         [profiles.playground]\n\
+         provider = \"finhub\"\n\
+         environment = \"{environment}\"\n\
+         base_url = \"{base_url}\"\n\
+         tenant_id = \"{TENANT}\"\n\
+         pins = [{pins}]\n\
+         ca_file = {ca}\n\
+         jwks_url = \"{base_url}/.well-known/jwks.json\"\n\
+         issuer = \"{base_url}\"\n\
+         audience = \"{AUDIENCE}\"\n\
+         algorithms = [\"RS256\", \"ES256\"]\n",
+        ca = toml_string(&ca.display().to_string()),
+    )
+}
+
+/// A TOML basic string.
+fn toml_string(s: &str) -> String {
+    let mut out = String::from("\"");
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c if c.is_control() => out.push_str(&format!("\\u{:04x}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}

@@ -1,0 +1,95 @@
+//! `playground`: run the local identity provider.
+
+use clap::Parser;
+use playground::{Mode, Options, Playground};
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// A local FinHub identity provider over real TLS, for QA, demos and tests.
+#[derive(Parser)]
+#[command(version)]
+struct Args {
+    /// Port on 127.0.0.1 (0 picks a free one).
+    #[arg(long, default_value_t = 0)]
+    port: u16,
+    /// Token lifetime in seconds (default: 3600, or 1800 in production mode).
+    #[arg(long)]
+    lifetime: Option<u64>,
+    /// `playground` or `production` (TLS 1.3 only, session limit).
+    #[arg(long, default_value = "playground", value_parser = ["playground", "production"])]
+    environment: String,
+    /// Signing algorithm of session tokens.
+    #[arg(long, default_value = "RS256", value_parser = ["RS256", "ES256"])]
+    alg: String,
+    /// Where to write ca.pem (default: a new folder under the temp dir).
+    #[arg(long)]
+    dir: Option<PathBuf>,
+    /// Concurrent sessions per user in production mode.
+    #[arg(long, default_value_t = 2)]
+    session_limit: usize,
+    /// Print one JSON line {base_url, ca_cert, pins, users, admin_url, config}.
+    #[arg(long)]
+    json: bool,
+}
+
+#[tokio::main]
+async fn main() {
+    let args = Args::parse();
+    let mode = if args.environment == "production" {
+        Mode::Production
+    } else {
+        Mode::Playground
+    };
+    let lifetime = args
+        .lifetime
+        .unwrap_or(if mode == Mode::Production { 1800 } else { 3600 });
+    if lifetime == 0 {
+        eprintln!("error: --lifetime must be at least 1 second");
+        std::process::exit(2);
+    }
+    let options = Options {
+        mode,
+        token_lifetime: Duration::from_secs(lifetime),
+        signing_alg: if args.alg == "ES256" {
+            jsonwebtoken::Algorithm::ES256
+        } else {
+            jsonwebtoken::Algorithm::RS256
+        },
+        port: args.port,
+        dir: args.dir,
+        session_limit: args.session_limit,
+        ..Options::default()
+    };
+    let pg = match Playground::start(options).await {
+        Ok(pg) => pg,
+        Err(e) => {
+            eprintln!("error: cannot start the Playground: {e}");
+            std::process::exit(1);
+        }
+    };
+    let info = pg.info();
+    if args.json {
+        println!("{}", serde_json::to_string(info).unwrap_or_default());
+    } else {
+        println!(
+            "Playground identity provider ({}), tokens live {lifetime} s",
+            args.environment
+        );
+        println!("  base URL : {}", info.base_url);
+        println!("  admin API: {}", info.admin_url);
+        println!("  CA cert  : {}", info.ca_cert);
+        println!("  pins     : {}", info.pins.join(", "));
+        for u in &info.users {
+            println!(
+                "  user     : {} / {}  (customer {}, tenant {})",
+                u.username, u.password, u.customer, u.tenant
+            );
+        }
+        println!(
+            "\nConfig file (save it and pass it to sessionctl --config):\n\n{}",
+            info.config
+        );
+        println!("Press Ctrl-C to stop.");
+    }
+    let _ = tokio::signal::ctrl_c().await;
+}

@@ -1,0 +1,683 @@
+//! The Playground's HTTP side: FinHub endpoints, JWKS, a protected sample
+//! endpoint and the admin API, served over TLS.
+
+use crate::keys::KeyRing;
+use crate::{demo_users, DemoUser, Mode, Options, AUDIENCE, TENANT};
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64URL;
+use base64::Engine as _;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::service::TowerToHyperService;
+use jsonwebtoken::Algorithm;
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use uuid::Uuid;
+
+/// One API request as the Playground saw it. Secret header values are
+/// replaced by `present sha256:<fingerprint>`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RecordedRequest {
+    pub method: String,
+    pub path: String,
+    /// Header names in lower case.
+    pub headers: BTreeMap<String, String>,
+    /// What was wrong with the required headers; empty when all were fine.
+    pub problems: Vec<String>,
+    pub status: u16,
+}
+
+/// A session as the admin API lists it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SessionInfo {
+    pub id: String,
+    pub user: String,
+    pub created: i64,
+    pub refresh_count: u32,
+    pub revoked: bool,
+    pub signed_out: bool,
+    pub revoke_reason: Option<String>,
+}
+
+struct Session {
+    info: SessionInfo,
+    customer: String,
+    current_refresh: String,
+}
+
+struct RefreshEntry {
+    session: String,
+    current: bool,
+}
+
+pub struct AppState {
+    issuer: String,
+    mode: Mode,
+    session_limit: usize,
+    alg: Algorithm,
+    padding: usize,
+    keys: RwLock<KeyRing>,
+    pub fail_refreshes: AtomicU32,
+    pub latency_ms: AtomicU64,
+    pub lifetime_ms: AtomicU64,
+    sessions: Mutex<HashMap<String, Session>>,
+    refresh_index: Mutex<HashMap<String, RefreshEntry>>,
+    issued: Mutex<Vec<String>>,
+    requests: Mutex<Vec<RecordedRequest>>,
+    users: Vec<DemoUser>,
+    config: String,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn fingerprint(s: &str) -> String {
+    let d = Sha256::digest(s.as_bytes());
+    format!(
+        "sha256:{}",
+        d[..6]
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect::<String>()
+    )
+}
+
+fn error(status: StatusCode, code: &str, message: impl Into<String>) -> Response {
+    (
+        status,
+        Json(json!({"error": code, "message": message.into()})),
+    )
+        .into_response()
+}
+
+fn now() -> i64 {
+    chrono::Utc::now().timestamp()
+}
+
+impl AppState {
+    pub fn new(options: &Options, issuer: String, keys: KeyRing, config: String) -> Self {
+        Self {
+            issuer,
+            mode: options.mode,
+            session_limit: options.session_limit,
+            alg: options.signing_alg,
+            padding: options.token_padding,
+            keys: RwLock::new(keys),
+            fail_refreshes: AtomicU32::new(0),
+            latency_ms: AtomicU64::new(0),
+            lifetime_ms: AtomicU64::new(options.token_lifetime.as_millis() as u64),
+            sessions: Mutex::new(HashMap::new()),
+            refresh_index: Mutex::new(HashMap::new()),
+            issued: Mutex::new(Vec::new()),
+            requests: Mutex::new(Vec::new()),
+            users: demo_users(),
+            config,
+        }
+    }
+
+    pub fn issued_tokens(&self) -> Vec<String> {
+        lock(&self.issued).clone()
+    }
+
+    pub fn recorded(&self) -> Vec<RecordedRequest> {
+        lock(&self.requests).clone()
+    }
+
+    pub fn sessions(&self) -> Vec<SessionInfo> {
+        let mut list: Vec<_> = lock(&self.sessions)
+            .values()
+            .map(|s| s.info.clone())
+            .collect();
+        list.sort_by_key(|s| s.created);
+        list
+    }
+
+    pub fn revoke(&self, session_id: Option<&str>, user: Option<&str>) -> usize {
+        let mut n = 0;
+        for s in lock(&self.sessions).values_mut() {
+            let hit = session_id.is_none_or(|id| s.info.id == id)
+                && user.is_none_or(|u| s.info.user == u);
+            if hit && !s.info.revoked {
+                s.info.revoked = true;
+                s.info.revoke_reason = Some("revoked by an administrator".into());
+                n += 1;
+            }
+        }
+        n
+    }
+
+    pub async fn rotate_keys(&self) {
+        if let Ok(fresh) = tokio::task::spawn_blocking(KeyRing::generate).await {
+            self.keys
+                .write()
+                .unwrap_or_else(|e| e.into_inner())
+                .rotate(fresh);
+        }
+    }
+
+    /// Issue a session token and a refresh token for `session`.
+    fn issue(&self, session: &mut Session) -> (String, String, u64) {
+        let lifetime_ms = self.lifetime_ms.load(Ordering::SeqCst).max(1000);
+        let iat = now();
+        let exp = iat + (lifetime_ms / 1000) as i64;
+        let mut claims = json!({
+            "iss": self.issuer, "aud": AUDIENCE, "sub": session.info.user,
+            "sid": session.info.id, "tid": TENANT, "cid": session.customer,
+            "scope": "accounts:read profile", "iat": iat, "nbf": iat, "exp": exp,
+            "jti": Uuid::new_v4().to_string(),
+        });
+        if self.padding > 0 {
+            claims["pad"] = Value::String("p".repeat(self.padding));
+        }
+        let token = self
+            .keys
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .signer(self.alg)
+            .sign(&claims);
+        let refresh = format!("rt_{}", B64URL.encode(rand::random::<[u8; 32]>()));
+        {
+            let mut index = lock(&self.refresh_index);
+            if let Some(old) = index.get_mut(&session.current_refresh) {
+                old.current = false;
+            }
+            index.insert(
+                refresh.clone(),
+                RefreshEntry {
+                    session: session.info.id.clone(),
+                    current: true,
+                },
+            );
+        }
+        session.current_refresh = refresh.clone();
+        lock(&self.issued).extend([token.clone(), refresh.clone()]);
+        (token, refresh, (exp - iat) as u64)
+    }
+
+    fn token_response(&self, session: &mut Session) -> Response {
+        let (token, refresh, expires_in) = self.issue(session);
+        Json(json!({
+            "expires_in": expires_in, "token_type": "Bearer", "scope": "accounts:read profile",
+            "customerId": session.customer, "tenantId": TENANT,
+            "userSessionToken": token, "refreshToken": refresh,
+        }))
+        .into_response()
+    }
+
+    /// The live session of a valid session token, or why there is none.
+    fn session_of(&self, token: &str, check_exp: bool) -> Result<String, String> {
+        let claims = self.keys.read().unwrap_or_else(|e| e.into_inner()).verify(
+            token,
+            &self.issuer,
+            AUDIENCE,
+            check_exp,
+        )?;
+        let sid = claims
+            .get("sid")
+            .and_then(Value::as_str)
+            .ok_or("the token has no sid")?
+            .to_owned();
+        let sessions = lock(&self.sessions);
+        let s = sessions.get(&sid).ok_or("unknown session")?;
+        if s.info.revoked {
+            return Err(format!(
+                "session revoked: {}",
+                s.info.revoke_reason.clone().unwrap_or_default()
+            ));
+        }
+        if s.info.signed_out {
+            return Err("session signed out".into());
+        }
+        Ok(sid)
+    }
+}
+
+const SECRET_HEADERS: [&str; 2] = ["authorization", "x-user-session-token"];
+
+/// Check the required headers of an API request; each problem names the
+/// header and what is wrong.
+fn check_headers(path: &str, headers: &HeaderMap) -> Vec<String> {
+    let mut problems = Vec::new();
+    let get = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    let uuid = |name: &str, v4: bool, problems: &mut Vec<String>| match get(name) {
+        None => problems.push(format!("{name} is missing")),
+        Some(v) => match Uuid::parse_str(v) {
+            Err(_) => problems.push(format!("{name} is not a UUID: '{v}'")),
+            Ok(u) if v4 && u.get_version_num() != 4 => {
+                problems.push(format!("{name} is not a UUID v4: '{v}'"))
+            }
+            Ok(_) => {}
+        },
+    };
+    uuid("x-request-id", true, &mut problems);
+    uuid("x-activity-id", false, &mut problems);
+    match get("x-tenant-id") {
+        None => problems.push("X-Tenant-ID is missing".into()),
+        Some(t) if t != TENANT => problems.push(format!(
+            "X-Tenant-ID '{t}' is not this Playground's tenant '{TENANT}'"
+        )),
+        Some(_) => {}
+    }
+    if path == "/api/v2/auth/logout" {
+        if get("x-session-active") != Some("true") {
+            problems.push("X-Session-Active must be 'true'".into());
+        }
+        if get("x-user-session-token").is_none() {
+            problems.push("X-User-Session-Token is missing".into());
+        }
+    } else {
+        uuid("x-session-id", false, &mut problems);
+        uuid("x-correlation-id", false, &mut problems);
+        if path == "/api/v2/accounts" {
+            match get("authorization") {
+                None => problems.push("Authorization is missing".into()),
+                Some(v) if !v.starts_with("Bearer ") => {
+                    problems.push("Authorization is not 'Bearer <token>'".into())
+                }
+                Some(_) => {}
+            }
+        }
+    }
+    problems
+}
+
+/// Record every API request, apply latency, and refuse bad headers.
+async fn api_guard(State(state): State<Arc<AppState>>, request: Request, next: Next) -> Response {
+    let latency = state.latency_ms.load(Ordering::SeqCst);
+    if latency > 0 {
+        tokio::time::sleep(std::time::Duration::from_millis(latency)).await;
+    }
+    let path = request.uri().path().to_owned();
+    let method = request.method().to_string();
+    let headers: BTreeMap<String, String> = request
+        .headers()
+        .iter()
+        .filter(|(k, _)| {
+            k.as_str().starts_with("x-")
+                || k.as_str() == "authorization"
+                || k.as_str() == "content-type"
+        })
+        .map(|(k, v)| {
+            let v = v.to_str().unwrap_or("(not text)");
+            let shown = if SECRET_HEADERS.contains(&k.as_str()) {
+                format!("present {}", fingerprint(v))
+            } else {
+                v.to_owned()
+            };
+            (k.as_str().to_owned(), shown)
+        })
+        .collect();
+    let problems = check_headers(&path, request.headers());
+    let response = if let Some(first) = problems.first() {
+        error(StatusCode::BAD_REQUEST, "invalid_header", first.clone())
+    } else {
+        next.run(request).await
+    };
+    lock(&state.requests).push(RecordedRequest {
+        method,
+        path,
+        headers,
+        problems,
+        status: response.status().as_u16(),
+    });
+    response
+}
+
+#[derive(Deserialize)]
+struct LoginBody {
+    username: String,
+    password: String,
+}
+
+async fn login(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    body: Option<Json<LoginBody>>,
+) -> Response {
+    let Some(Json(body)) = body else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            "the body must be JSON {\"username\", \"password\"}",
+        );
+    };
+    let Some(user) = state
+        .users
+        .iter()
+        .find(|u| u.username == body.username && u.password == body.password)
+    else {
+        return error(
+            StatusCode::UNAUTHORIZED,
+            "invalid_credentials",
+            "unknown user or wrong password",
+        );
+    };
+    let mut sessions = lock(&state.sessions);
+    if state.mode == Mode::Production {
+        let live = sessions
+            .values()
+            .filter(|s| s.info.user == user.username && !s.info.revoked && !s.info.signed_out)
+            .count();
+        if live >= state.session_limit {
+            return error(
+                StatusCode::CONFLICT,
+                "session_limit",
+                format!("{} already has {live} active sessions, the production limit is {}; sign out of one first", user.username, state.session_limit),
+            );
+        }
+    }
+    let requested = headers
+        .get("x-session-id")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    let id = if requested.is_empty() || sessions.contains_key(&requested) {
+        Uuid::new_v4().to_string()
+    } else {
+        requested
+    };
+    let mut session = Session {
+        info: SessionInfo {
+            id: id.clone(),
+            user: user.username.clone(),
+            created: now(),
+            refresh_count: 0,
+            revoked: false,
+            signed_out: false,
+            revoke_reason: None,
+        },
+        customer: user.customer.clone(),
+        current_refresh: String::new(),
+    };
+    let response = state.token_response(&mut session);
+    sessions.insert(id, session);
+    response
+}
+
+#[derive(Deserialize)]
+struct RefreshBody {
+    #[serde(rename = "refreshToken")]
+    refresh_token: String,
+}
+
+async fn refresh(State(state): State<Arc<AppState>>, body: Option<Json<RefreshBody>>) -> Response {
+    let Some(Json(body)) = body else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            "the body must be JSON {\"refreshToken\"}",
+        );
+    };
+    let left = state.fail_refreshes.load(Ordering::SeqCst);
+    if left > 0
+        && state
+            .fail_refreshes
+            .compare_exchange(left, left - 1, Ordering::SeqCst, Ordering::SeqCst)
+            .is_ok()
+    {
+        return error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            format!("injected failure ({} more to come)", left - 1),
+        );
+    }
+    let entry = lock(&state.refresh_index)
+        .get(&body.refresh_token)
+        .map(|e| (e.session.clone(), e.current));
+    let Some((sid, current)) = entry else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "invalid_grant",
+            "unknown refresh token",
+        );
+    };
+    let mut sessions = lock(&state.sessions);
+    let Some(session) = sessions.get_mut(&sid) else {
+        return error(StatusCode::BAD_REQUEST, "invalid_grant", "unknown session");
+    };
+    if !current {
+        // Reuse of a rotated token: someone holds a copy. Revoke the session.
+        session.info.revoked = true;
+        session.info.revoke_reason = Some("refresh token reuse detected".into());
+        return error(
+            StatusCode::BAD_REQUEST,
+            "invalid_grant",
+            "refresh token reuse detected; the session has been revoked",
+        );
+    }
+    if session.info.revoked {
+        let why = session.info.revoke_reason.clone().unwrap_or_default();
+        return error(
+            StatusCode::BAD_REQUEST,
+            "invalid_grant",
+            format!("the session was revoked: {why}"),
+        );
+    }
+    if session.info.signed_out {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "invalid_grant",
+            "the session was signed out",
+        );
+    }
+    session.info.refresh_count += 1;
+    state.token_response(session)
+}
+
+async fn logout(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Response {
+    let token = headers
+        .get("x-user-session-token")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    match state.session_of(token, false) {
+        Ok(sid) => {
+            if let Some(s) = lock(&state.sessions).get_mut(&sid) {
+                s.info.signed_out = true;
+            }
+            Json(json!({"status": "signed_out"})).into_response()
+        }
+        Err(why) => error(StatusCode::UNAUTHORIZED, "invalid_token", why),
+    }
+}
+
+async fn accounts(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Response {
+    let token = headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or_default();
+    match state.session_of(token, true) {
+        Ok(sid) => {
+            let customer = lock(&state.sessions)
+                .get(&sid)
+                .map(|s| s.customer.clone())
+                .unwrap_or_default();
+            Json(json!({
+                "customerId": customer,
+                "accounts": [
+                    {"id": "acc-001", "name": "Everyday", "currency": "EUR", "balance": "1520.40"},
+                    {"id": "acc-002", "name": "Savings", "currency": "EUR", "balance": "10250.00"}
+                ]
+            }))
+            .into_response()
+        }
+        Err(why) => error(StatusCode::UNAUTHORIZED, "invalid_token", why),
+    }
+}
+
+async fn jwks(State(state): State<Arc<AppState>>) -> Response {
+    Json(state.keys.read().unwrap_or_else(|e| e.into_inner()).jwks()).into_response()
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Count {
+    count: u32,
+}
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Millis {
+    ms: u64,
+}
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Seconds {
+    seconds: u64,
+}
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RevokeBody {
+    session_id: Option<String>,
+    user: Option<String>,
+}
+
+fn admin_body<T: serde::de::DeserializeOwned>(body: &str, shape: &str) -> Result<T, Response> {
+    serde_json::from_str(body).map_err(|e| {
+        error(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            format!("{e}; send JSON {shape}"),
+        )
+    })
+}
+
+async fn admin_fail_refresh(State(state): State<Arc<AppState>>, body: String) -> Response {
+    match admin_body::<Count>(&body, "{\"count\": N}") {
+        Ok(c) => {
+            state.fail_refreshes.store(c.count, Ordering::SeqCst);
+            Json(json!({"fail_next_refreshes": c.count})).into_response()
+        }
+        Err(r) => r,
+    }
+}
+
+async fn admin_latency(State(state): State<Arc<AppState>>, body: String) -> Response {
+    match admin_body::<Millis>(&body, "{\"ms\": N}") {
+        Ok(m) => {
+            state.latency_ms.store(m.ms, Ordering::SeqCst);
+            Json(json!({"latency_ms": m.ms})).into_response()
+        }
+        Err(r) => r,
+    }
+}
+
+async fn admin_lifetime(State(state): State<Arc<AppState>>, body: String) -> Response {
+    match admin_body::<Seconds>(&body, "{\"seconds\": N}") {
+        Ok(s) if s.seconds >= 1 => {
+            state.lifetime_ms.store(s.seconds * 1000, Ordering::SeqCst);
+            Json(json!({"token_lifetime_seconds": s.seconds})).into_response()
+        }
+        Ok(_) => error(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            "seconds must be at least 1",
+        ),
+        Err(r) => r,
+    }
+}
+
+async fn admin_revoke(State(state): State<Arc<AppState>>, body: String) -> Response {
+    let parsed = if body.trim().is_empty() {
+        Ok(RevokeBody::default())
+    } else {
+        admin_body::<RevokeBody>(&body, "{\"session_id\": ID} or {\"user\": NAME} or {}")
+    };
+    match parsed {
+        Ok(b) => Json(json!({"revoked": state.revoke(b.session_id.as_deref(), b.user.as_deref())}))
+            .into_response(),
+        Err(r) => r,
+    }
+}
+
+async fn admin_rotate(State(state): State<Arc<AppState>>) -> Response {
+    state.rotate_keys().await;
+    Json(state.keys.read().unwrap_or_else(|e| e.into_inner()).jwks()).into_response()
+}
+
+async fn admin_sessions(State(state): State<Arc<AppState>>) -> Response {
+    Json(state.sessions()).into_response()
+}
+
+async fn admin_requests(State(state): State<Arc<AppState>>) -> Response {
+    Json(state.recorded()).into_response()
+}
+
+async fn admin_config(State(state): State<Arc<AppState>>) -> Response {
+    (
+        [("content-type", "text/plain; charset=utf-8")],
+        state.config.clone(),
+    )
+        .into_response()
+}
+
+async fn not_found() -> Response {
+    error(
+        StatusCode::NOT_FOUND,
+        "not_found",
+        "no such endpoint; see the README's API section",
+    )
+}
+
+pub fn router(state: Arc<AppState>) -> Router {
+    let api = Router::new()
+        .route("/api/v2/auth/login", post(login))
+        .route("/api/v2/auth/refresh", post(refresh))
+        .route("/api/v2/auth/logout", post(logout))
+        .route("/api/v2/accounts", get(accounts))
+        .route_layer(middleware::from_fn_with_state(state.clone(), api_guard));
+    let admin = Router::new()
+        .route("/admin/sessions", get(admin_sessions))
+        .route("/admin/requests", get(admin_requests))
+        .route("/admin/config", get(admin_config))
+        .route("/admin/fail-refresh", post(admin_fail_refresh))
+        .route("/admin/latency", post(admin_latency))
+        .route("/admin/token-lifetime", post(admin_lifetime))
+        .route("/admin/revoke", post(admin_revoke))
+        .route("/admin/rotate-keys", post(admin_rotate));
+    Router::new()
+        .merge(api)
+        .merge(admin)
+        .route("/.well-known/jwks.json", get(jwks))
+        .fallback(not_found)
+        .with_state(state)
+}
+
+/// Accept TLS connections until `stop` fires.
+pub fn serve(
+    listener: tokio::net::TcpListener,
+    config: Arc<rustls::ServerConfig>,
+    state: Arc<AppState>,
+    mut stop: tokio::sync::oneshot::Receiver<()>,
+) {
+    let acceptor = tokio_rustls::TlsAcceptor::from(config);
+    let app = router(state);
+    tokio::spawn(async move {
+        loop {
+            let accepted = tokio::select! {
+                a = listener.accept() => a,
+                _ = &mut stop => return,
+            };
+            let Ok((tcp, _)) = accepted else { continue };
+            let acceptor = acceptor.clone();
+            let app = app.clone();
+            tokio::spawn(async move {
+                // A failed handshake (a client that refused our pin, say) ends
+                // this connection only.
+                if let Ok(tls) = acceptor.accept(tcp).await {
+                    let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
+                        .serve_connection(TokioIo::new(tls), TowerToHyperService::new(app))
+                        .await;
+                }
+            });
+        }
+    });
+}
