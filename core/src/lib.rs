@@ -37,3 +37,6 @@ pub use error::{Error, ErrorCode, ErrorInfo};
 pub use profile::{Config, Environment, Profile};
 pub use token::Secret;
 pub use view::{Phase, SessionView};
+
+#[cfg(test)]
+mod testkit;

@@ -7,3 +7,6 @@ mod secret;
 pub use jwks::{HttpJwksFetcher, JwksCache, JwksFetcher, StaticJwks};
 pub use jwt::{Claims, TokenError, Validator, MAX_LEEWAY};
 pub use secret::{fingerprint, Secret};
+
+#[cfg(test)]
+mod tests;

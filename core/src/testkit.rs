@@ -1,0 +1,243 @@
+//! Test helpers: signing keys, token minting and a scripted provider.
+
+use crate::clock::{Clock, TestClock};
+use crate::error::Error;
+use crate::headers::FlowContext;
+use crate::profile::{Config, Profile};
+use crate::provider::{ApiRequest, ApiResponse, Credentials, Grant, Provider, SessionTokens};
+use crate::token::{JwksCache, Secret, StaticJwks, Validator};
+use async_trait::async_trait;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64URL;
+use base64::Engine as _;
+use jsonwebtoken::jwk::JwkSet;
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use rsa::pkcs1::EncodeRsaPrivateKey;
+use rsa::traits::PublicKeyParts;
+use serde_json::{json, Value};
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+
+pub const ISSUER: &str = "https://idp.test";
+pub const AUDIENCE: &str = "session-manager";
+
+/// A signing key with its JWK.
+pub struct Key {
+    pub kid: String,
+    pub alg: Algorithm,
+    pub encoding: EncodingKey,
+    pub jwk: Value,
+    /// The public key as PEM (for the HMAC key-confusion test).
+    pub public_pem: String,
+}
+
+fn rsa_key(kid: &str) -> Key {
+    use rsa::pkcs8::EncodePublicKey;
+    let private = rsa::RsaPrivateKey::new(&mut rand::rngs::OsRng, 2048).unwrap();
+    let n = B64URL.encode(private.n().to_bytes_be());
+    let e = B64URL.encode(private.e().to_bytes_be());
+    Key {
+        kid: kid.into(),
+        alg: Algorithm::RS256,
+        encoding: EncodingKey::from_rsa_der(private.to_pkcs1_der().unwrap().as_bytes()),
+        jwk: json!({"kty":"RSA","alg":"RS256","use":"sig","kid":kid,"n":n,"e":e}),
+        public_pem: private
+            .to_public_key()
+            .to_public_key_pem(rsa::pkcs8::LineEnding::LF)
+            .unwrap(),
+    }
+}
+
+fn ec_key(kid: &str) -> Key {
+    let pair = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+    let raw = pair.public_key_raw();
+    Key {
+        kid: kid.into(),
+        alg: Algorithm::ES256,
+        encoding: EncodingKey::from_ec_der(&pair.serialize_der()),
+        jwk: json!({"kty":"EC","alg":"ES256","crv":"P-256","use":"sig","kid":kid,
+                    "x":B64URL.encode(&raw[1..33]),"y":B64URL.encode(&raw[33..65])}),
+        public_pem: pair.public_key_pem(),
+    }
+}
+
+/// Keys generated once per test binary (RSA generation is slow).
+pub struct Keys {
+    pub rsa: Key,
+    pub ec: Key,
+    pub rsa2: Key,
+}
+
+pub fn keys() -> &'static Keys {
+    static KEYS: OnceLock<Keys> = OnceLock::new();
+    KEYS.get_or_init(|| Keys {
+        rsa: rsa_key("rsa-1"),
+        ec: ec_key("ec-1"),
+        rsa2: rsa_key("rsa-2"),
+    })
+}
+
+pub fn jwks(list: &[&Key]) -> JwkSet {
+    serde_json::from_value(json!({"keys": list.iter().map(|k| k.jwk.clone()).collect::<Vec<_>>()}))
+        .unwrap()
+}
+
+/// Sign `claims` with `key`.
+pub fn sign(key: &Key, claims: &Value) -> String {
+    let mut header = Header::new(key.alg);
+    header.kid = Some(key.kid.clone());
+    jsonwebtoken::encode(&header, claims, &key.encoding).unwrap()
+}
+
+/// Standard claims for `sub`, issued at `iat` (unix seconds), valid `life` s.
+pub fn claims(sub: &str, iat: i64, life: i64) -> Value {
+    json!({"iss": ISSUER, "aud": AUDIENCE, "sub": sub, "iat": iat, "nbf": iat, "exp": iat + life,
+           "tid": "t1", "cid": "c1", "scope": "accounts:read"})
+}
+
+pub fn validator(fetcher: Arc<StaticJwks>, algorithms: Vec<Algorithm>) -> Validator {
+    struct Shared(Arc<StaticJwks>);
+    #[async_trait]
+    impl crate::token::JwksFetcher for Shared {
+        async fn fetch(&self) -> Result<JwkSet, Error> {
+            self.0.fetch().await
+        }
+    }
+    let cache = JwksCache::new(Box::new(Shared(fetcher)), Duration::from_millis(500));
+    Validator::new(
+        ISSUER,
+        AUDIENCE,
+        algorithms,
+        crate::engine::LEEWAY,
+        Arc::new(cache),
+    )
+}
+
+pub fn profile() -> Profile {
+    let text = "[profiles.test]\nprovider = \"finhub\"\nenvironment = \"integration\"\nbase_url = \"https://idp.test\"\ntenant_id = \"t1\"\naudience = \"session-manager\"\npins = [\"sha256/AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\"]\n";
+    Config::parse(text, Path::new("."))
+        .unwrap()
+        .profile(None)
+        .unwrap()
+        .clone()
+}
+
+/// A provider that issues real signed tokens and can be told to fail.
+pub struct ScriptedProvider {
+    pub clock: Arc<TestClock>,
+    pub lifetime: Mutex<i64>,
+    pub refresh_calls: AtomicU32,
+    pub fail_next: AtomicU32,
+    pub revoke: AtomicBool,
+    pub logout_fails: AtomicBool,
+    pub refresh_delay: Mutex<Duration>,
+    pub current_refresh: Mutex<String>,
+    pub issued: Mutex<Vec<String>>,
+    pub logouts: AtomicU32,
+}
+
+impl ScriptedProvider {
+    pub fn new(clock: Arc<TestClock>, lifetime: i64) -> Self {
+        Self {
+            clock,
+            lifetime: Mutex::new(lifetime),
+            refresh_calls: AtomicU32::new(0),
+            fail_next: AtomicU32::new(0),
+            revoke: AtomicBool::new(false),
+            logout_fails: AtomicBool::new(false),
+            refresh_delay: Mutex::new(Duration::ZERO),
+            current_refresh: Mutex::new(String::new()),
+            issued: Mutex::new(Vec::new()),
+            logouts: AtomicU32::new(0),
+        }
+    }
+
+    fn grant(&self, user: &str) -> Grant {
+        let iat = self.clock.now().timestamp();
+        let token = sign(
+            &keys().rsa,
+            &claims(user, iat, *self.lifetime.lock().unwrap()),
+        );
+        let refresh = format!("rt-{}", uuid::Uuid::new_v4());
+        *self.current_refresh.lock().unwrap() = refresh.clone();
+        self.issued
+            .lock()
+            .unwrap()
+            .extend([token.clone(), refresh.clone()]);
+        Grant {
+            bearer: Secret::new(token),
+            refresh: Some(Secret::new(refresh)),
+            id_token: None,
+            expires_in: Some(*self.lifetime.lock().unwrap() as u64),
+            scope: Some("accounts:read".into()),
+            tenant: Some("t1".into()),
+            customer: Some("c1".into()),
+        }
+    }
+}
+
+#[async_trait]
+impl Provider for ScriptedProvider {
+    fn name(&self) -> &'static str {
+        "scripted"
+    }
+
+    async fn sign_in(
+        &self,
+        credentials: &Credentials,
+        _flow: &FlowContext,
+    ) -> Result<Grant, Error> {
+        let Credentials::Password { username, password } = credentials;
+        if password.expose() != "pw" {
+            return Err(Error::InvalidCredentials("wrong password".into()));
+        }
+        Ok(self.grant(username))
+    }
+
+    async fn refresh(&self, refresh: &Secret, _flow: &FlowContext) -> Result<Grant, Error> {
+        self.refresh_calls.fetch_add(1, Ordering::SeqCst);
+        let delay = *self.refresh_delay.lock().unwrap();
+        if !delay.is_zero() {
+            tokio::time::sleep(delay).await;
+        }
+        if self.revoke.load(Ordering::SeqCst) {
+            return Err(Error::Revoked("revoked by test".into()));
+        }
+        if self.fail_next.load(Ordering::SeqCst) > 0 {
+            self.fail_next.fetch_sub(1, Ordering::SeqCst);
+            return Err(Error::Server {
+                status: 503,
+                message: "injected".into(),
+            });
+        }
+        if refresh.expose() != *self.current_refresh.lock().unwrap() {
+            return Err(Error::Revoked("refresh token reuse detected".into()));
+        }
+        Ok(self.grant("alice"))
+    }
+
+    async fn sign_out(&self, _tokens: &SessionTokens, _flow: &FlowContext) -> Result<(), Error> {
+        self.logouts.fetch_add(1, Ordering::SeqCst);
+        if self.logout_fails.load(Ordering::SeqCst) {
+            return Err(Error::Network {
+                host: "idp.test:443".into(),
+                detail: "connection refused".into(),
+            });
+        }
+        Ok(())
+    }
+
+    async fn call(
+        &self,
+        _request: &ApiRequest,
+        _bearer: &Secret,
+        _flow: &FlowContext,
+    ) -> Result<ApiResponse, Error> {
+        Ok(ApiResponse {
+            status: 200,
+            content_type: None,
+            body: "{}".into(),
+        })
+    }
+}

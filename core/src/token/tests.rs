@@ -1,0 +1,253 @@
+//! The JWT matrix: every way a token can be wrong, each refused with the
+//! check that failed.
+
+use super::*;
+use crate::error::Error;
+use crate::testkit::{self, claims, keys, sign, AUDIENCE, ISSUER};
+use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64URL;
+use base64::Engine as _;
+use jsonwebtoken::Algorithm;
+use serde_json::json;
+use std::sync::Arc;
+
+fn now() -> chrono::DateTime<chrono::Utc> {
+    chrono::Utc::now()
+}
+
+fn setup(algs: Vec<Algorithm>) -> (Arc<StaticJwks>, Validator) {
+    let k = keys();
+    let jwks = Arc::new(StaticJwks::new(testkit::jwks(&[&k.rsa, &k.ec])));
+    let v = testkit::validator(jwks.clone(), algs);
+    (jwks, v)
+}
+
+async fn check(v: &Validator, token: String) -> Result<Claims, TokenError> {
+    match v.validate(&Secret::new(token), now()).await {
+        Ok(c) => Ok(c),
+        Err(Error::Token(t)) => Err(t),
+        Err(other) => panic!("not a token error: {other}"),
+    }
+}
+
+fn b64(v: &serde_json::Value) -> String {
+    B64URL.encode(serde_json::to_vec(v).unwrap())
+}
+
+#[tokio::test]
+async fn valid_rs256_and_es256_tokens_pass() {
+    let (_, v) = setup(vec![Algorithm::RS256, Algorithm::ES256]);
+    let t = now().timestamp();
+    let c = check(&v, sign(&keys().rsa, &claims("alice", t, 60)))
+        .await
+        .unwrap();
+    assert_eq!(c.subject, "alice");
+    assert_eq!(c.str("tid"), Some("t1"));
+    check(&v, sign(&keys().ec, &claims("alice", t, 60)))
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn alg_none_is_refused() {
+    let (_, v) = setup(vec![Algorithm::RS256]);
+    let t = now().timestamp();
+    let token = format!(
+        "{}.{}.",
+        b64(&json!({"alg":"none","kid":"rsa-1"})),
+        b64(&claims("alice", t, 60))
+    );
+    assert!(
+        matches!(check(&v, token).await, Err(TokenError::AlgorithmNotAllowed { alg, .. }) if alg == "none")
+    );
+}
+
+#[tokio::test]
+async fn hs256_signed_with_the_public_key_is_refused() {
+    let (_, v) = setup(vec![Algorithm::RS256, Algorithm::ES256]);
+    let t = now().timestamp();
+    let mut header = jsonwebtoken::Header::new(Algorithm::HS256);
+    header.kid = Some("rsa-1".into());
+    let key = jsonwebtoken::EncodingKey::from_secret(keys().rsa.public_pem.as_bytes());
+    let token = jsonwebtoken::encode(&header, &claims("alice", t, 60), &key).unwrap();
+    let err = check(&v, token).await.unwrap_err();
+    assert!(
+        matches!(&err, TokenError::AlgorithmNotAllowed { alg, .. } if alg == "HS256"),
+        "{err}"
+    );
+    assert!(err.to_string().contains("algorithm check failed"));
+}
+
+#[tokio::test]
+async fn algorithm_off_the_allow_list_is_refused_even_if_signed_correctly() {
+    let (_, v) = setup(vec![Algorithm::ES256]);
+    let t = now().timestamp();
+    let err = check(&v, sign(&keys().rsa, &claims("alice", t, 60)))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, TokenError::AlgorithmNotAllowed { .. }),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn header_alg_that_does_not_fit_the_key_is_refused() {
+    let (_, v) = setup(vec![Algorithm::RS256, Algorithm::ES256]);
+    let t = now().timestamp();
+    // An ES256 signature that claims the RSA key's kid.
+    let mut header = jsonwebtoken::Header::new(Algorithm::ES256);
+    header.kid = Some("rsa-1".into());
+    let token =
+        jsonwebtoken::encode(&header, &claims("alice", t, 60), &keys().ec.encoding).unwrap();
+    assert!(matches!(
+        check(&v, token).await,
+        Err(TokenError::KeyMismatch { .. })
+    ));
+}
+
+#[tokio::test]
+async fn wrong_iss_aud_and_kid_are_named() {
+    let (_, v) = setup(vec![Algorithm::RS256]);
+    let t = now().timestamp();
+    let mut c = claims("alice", t, 60);
+    c["iss"] = json!("https://evil.test");
+    let err = check(&v, sign(&keys().rsa, &c)).await.unwrap_err();
+    assert!(
+        matches!(&err, TokenError::WrongIssuer { found, .. } if found == "https://evil.test"),
+        "{err}"
+    );
+    assert!(err.to_string().starts_with("issuer check failed"));
+
+    let mut c = claims("alice", t, 60);
+    c["aud"] = json!(["other-app"]);
+    let err = check(&v, sign(&keys().rsa, &c)).await.unwrap_err();
+    assert!(matches!(err, TokenError::WrongAudience { .. }), "{err}");
+    let mut c = claims("alice", t, 60);
+    c["aud"] = json!(["other-app", AUDIENCE]);
+    check(&v, sign(&keys().rsa, &c)).await.unwrap();
+
+    let err = check(&v, sign(&keys().rsa2, &claims("alice", t, 60)))
+        .await
+        .unwrap_err();
+    assert_eq!(err, TokenError::UnknownKid("rsa-2".into()));
+    let _ = ISSUER;
+}
+
+#[tokio::test]
+async fn expired_and_not_yet_valid_are_refused_with_leeway() {
+    let (_, v) = setup(vec![Algorithm::RS256]);
+    let t = now().timestamp();
+    // Expired 10 s ago: within the 30 s leeway, accepted.
+    check(&v, sign(&keys().rsa, &claims("alice", t - 70, 60)))
+        .await
+        .unwrap();
+    // Expired 2 minutes ago: refused.
+    let err = check(&v, sign(&keys().rsa, &claims("alice", t - 180, 60)))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, TokenError::Expired(_)), "{err}");
+    assert!(err.to_string().starts_with("expiry check failed"));
+    // Not valid for another 5 minutes.
+    let mut c = claims("alice", t, 600);
+    c["nbf"] = json!(t + 300);
+    let err = check(&v, sign(&keys().rsa, &c)).await.unwrap_err();
+    assert!(matches!(err, TokenError::NotYetValid(_)), "{err}");
+    // A token without exp is refused.
+    let mut c = claims("alice", t, 600);
+    c.as_object_mut().unwrap().remove("exp");
+    assert_eq!(
+        check(&v, sign(&keys().rsa, &c)).await.unwrap_err(),
+        TokenError::MissingClaim("exp")
+    );
+}
+
+#[tokio::test]
+async fn leeway_is_capped_at_sixty_seconds() {
+    let k = keys();
+    let jwks = Arc::new(StaticJwks::new(testkit::jwks(&[&k.rsa])));
+    struct Shared(Arc<StaticJwks>);
+    #[async_trait::async_trait]
+    impl JwksFetcher for Shared {
+        async fn fetch(&self) -> Result<jsonwebtoken::jwk::JwkSet, Error> {
+            self.0.fetch().await
+        }
+    }
+    let cache = Arc::new(JwksCache::new(
+        Box::new(Shared(jwks)),
+        std::time::Duration::from_millis(10),
+    ));
+    let v = Validator::new(
+        ISSUER,
+        AUDIENCE,
+        vec![Algorithm::RS256],
+        std::time::Duration::from_secs(3600),
+        cache,
+    );
+    let t = now().timestamp();
+    let err = check(&v, sign(&k.rsa, &claims("alice", t - 200, 100)))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, TokenError::Expired(_)));
+}
+
+#[tokio::test]
+async fn tampered_payload_and_stripped_signature_are_refused() {
+    let (_, v) = setup(vec![Algorithm::RS256]);
+    let t = now().timestamp();
+    let token = sign(&keys().rsa, &claims("alice", t, 60));
+    let parts: Vec<&str> = token.split('.').collect();
+    let mut evil = claims("mallory", t, 60);
+    evil["scope"] = json!("admin");
+    let tampered = format!("{}.{}.{}", parts[0], b64(&evil), parts[2]);
+    assert_eq!(
+        check(&v, tampered).await.unwrap_err(),
+        TokenError::BadSignature("rsa-1".into())
+    );
+    let stripped = format!("{}.{}.", parts[0], parts[1]);
+    assert!(
+        matches!(check(&v, stripped).await.unwrap_err(), TokenError::Malformed(m) if m.contains("signature"))
+    );
+    let two_parts = format!("{}.{}", parts[0], parts[1]);
+    assert!(matches!(
+        check(&v, two_parts).await.unwrap_err(),
+        TokenError::Malformed(_)
+    ));
+    assert!(matches!(
+        check(&v, "garbage".into()).await.unwrap_err(),
+        TokenError::Malformed(_)
+    ));
+}
+
+#[tokio::test(start_paused = true)]
+async fn unknown_kid_refetches_once_rate_limited() {
+    let k = keys();
+    let (jwks, v) = setup(vec![Algorithm::RS256, Algorithm::ES256]);
+    let t = now().timestamp();
+    check(&v, sign(&k.rsa, &claims("alice", t, 600)))
+        .await
+        .unwrap();
+    assert_eq!(v.jwks().fetch_count(), 1);
+    // Cached: no fetch.
+    check(&v, sign(&k.rsa, &claims("alice", t, 600)))
+        .await
+        .unwrap();
+    assert_eq!(v.jwks().fetch_count(), 1);
+    // The provider rotates to rsa-2: one refetch, then it validates.
+    jwks.replace(testkit::jwks(&[&k.rsa2]));
+    let started = tokio::time::Instant::now();
+    check(&v, sign(&k.rsa2, &claims("alice", t, 600)))
+        .await
+        .unwrap();
+    assert_eq!(v.jwks().fetch_count(), 2);
+    // A kid nobody publishes: one more fetch, spaced by the rate limit, then refused.
+    let err = check(&v, sign(&k.ec, &claims("alice", t, 600)))
+        .await
+        .unwrap_err();
+    assert_eq!(err, TokenError::UnknownKid("ec-1".into()));
+    assert_eq!(v.jwks().fetch_count(), 3);
+    assert!(
+        started.elapsed() >= std::time::Duration::from_millis(500),
+        "fetches were not spaced: {:?}",
+        started.elapsed()
+    );
+}
