@@ -1,1 +1,391 @@
+//! The engine against the Playground over real TLS on loopback.
 
+use integration::*;
+use playground::{Mode, Options};
+use session_core::audit::AuditEvent;
+use session_core::vault::MemoryStore;
+use session_core::{ErrorCode, Phase, Secret};
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+const PW: &str = "alice-pw-1";
+
+fn audit_events(engine: &session_core::Engine) -> Vec<AuditEvent> {
+    engine
+        .audit_log()
+        .recent(10_000)
+        .unwrap()
+        .into_iter()
+        .map(|r| r.event)
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn login_refreshes_itself_then_logs_out() {
+    let pg = playground(3).await;
+    let dir = tempfile::tempdir().unwrap();
+    let (engine, store) = memory_engine(&pg, dir.path());
+    let view = engine.sign_in("alice", Secret::new(PW)).await.unwrap();
+    assert_eq!(view.state, Phase::Active);
+    assert_eq!(view.customer.as_deref(), Some("cust-1001"));
+    assert_eq!(view.tenant.as_deref(), Some("tenant-acme"));
+    let _scheduler = engine.start();
+    let view = wait_for(
+        &engine,
+        "three automatic refreshes",
+        Duration::from_secs(20),
+        |v| v.refresh_count >= 3,
+    )
+    .await;
+    assert_eq!(view.state, Phase::Active);
+    assert!(pg.refresh_calls() >= 3);
+    // The session works for API calls.
+    let accounts = engine
+        .call(reqwest::Method::GET, "/api/v2/accounts", None)
+        .await
+        .unwrap();
+    assert_eq!(accounts.status, 200, "{}", accounts.body);
+    assert!(accounts.body.contains("cust-1001"));
+    let report = engine.sign_out().await.unwrap();
+    assert_eq!(report.server_error, None);
+    assert_eq!(report.view.state, Phase::SignedOut);
+    assert!(store.entries().is_empty());
+    assert!(pg.sessions().iter().all(|s| s.signed_out));
+    // Nothing leaked into the data directory (the audit log).
+    let tokens = pg.issued_tokens();
+    for (path, text) in files_text(dir.path()) {
+        assert_no_token(&tokens, &path.display().to_string(), &text);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn every_request_carries_well_formed_headers() {
+    let pg = playground(60).await;
+    let dir = tempfile::tempdir().unwrap();
+    let (engine, _) = memory_engine(&pg, dir.path());
+    engine.sign_in("alice", Secret::new(PW)).await.unwrap();
+    engine
+        .call(reqwest::Method::GET, "/api/v2/accounts", None)
+        .await
+        .unwrap();
+    engine.refresh_now().await.unwrap();
+    engine
+        .call(reqwest::Method::GET, "/api/v2/accounts", None)
+        .await
+        .unwrap();
+    engine.sign_out().await.unwrap();
+    let requests = pg.requests();
+    assert_eq!(requests.len(), 5);
+    let mut request_ids = BTreeSet::new();
+    for r in &requests {
+        assert!(
+            r.problems.is_empty(),
+            "{} {}: {:?}",
+            r.method,
+            r.path,
+            r.problems
+        );
+        assert_eq!(r.status, 200, "{} {}", r.method, r.path);
+        assert!(
+            request_ids.insert(r.headers["x-request-id"].clone()),
+            "X-Request-ID reused"
+        );
+    }
+    // One activity per flow: sign-in, call, refresh, call, sign-out all differ.
+    let activities: BTreeSet<_> = requests
+        .iter()
+        .map(|r| r.headers["x-activity-id"].clone())
+        .collect();
+    assert_eq!(activities.len(), 5);
+    // The correlation id is the engine's, the session id the session's.
+    let non_logout: Vec<_> = requests
+        .iter()
+        .filter(|r| !r.path.ends_with("/logout"))
+        .collect();
+    assert_eq!(
+        non_logout
+            .iter()
+            .map(|r| &r.headers["x-correlation-id"])
+            .collect::<BTreeSet<_>>()
+            .len(),
+        1
+    );
+    assert_eq!(
+        non_logout
+            .iter()
+            .map(|r| &r.headers["x-session-id"])
+            .collect::<BTreeSet<_>>()
+            .len(),
+        1
+    );
+    for r in requests.iter().filter(|r| r.path == "/api/v2/accounts") {
+        assert!(r.headers["authorization"].starts_with("present sha256:"));
+    }
+    // Logout carries exactly the headers the API lists.
+    let logout = requests
+        .iter()
+        .find(|r| r.path == "/api/v2/auth/logout")
+        .unwrap();
+    let names: BTreeSet<&str> = logout.headers.keys().map(String::as_str).collect();
+    assert_eq!(
+        names,
+        BTreeSet::from([
+            "x-activity-id",
+            "x-request-id",
+            "x-session-active",
+            "x-tenant-id",
+            "x-user-session-token"
+        ])
+    );
+    assert_eq!(logout.headers["x-session-active"], "true");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn refresh_503s_are_retried_and_recover_before_expiry() {
+    let pg = playground(10).await;
+    let dir = tempfile::tempdir().unwrap();
+    let (engine, _) = memory_engine(&pg, dir.path());
+    engine.sign_in("alice", Secret::new(PW)).await.unwrap();
+    pg.fail_next_refreshes(3);
+    let mut states = engine.subscribe();
+    let _scheduler = engine.start();
+    let view = wait_for(
+        &engine,
+        "a successful refresh after three 503s",
+        Duration::from_secs(15),
+        |v| v.refresh_count >= 1,
+    )
+    .await;
+    assert_eq!(view.state, Phase::Active);
+    assert_eq!(pg.refresh_calls(), 4);
+    while let Ok(v) = states.try_recv() {
+        assert_ne!(v.state, Phase::Expired);
+    }
+    let failed: Vec<u32> = audit_events(&engine)
+        .into_iter()
+        .filter_map(|e| match e {
+            AuditEvent::RefreshFailed { attempt, .. } => Some(attempt),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(failed.len(), 3, "{failed:?}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn revoked_session_moves_to_revoked_through_a_401() {
+    let pg = playground(60).await;
+    let dir = tempfile::tempdir().unwrap();
+    let (engine, store) = memory_engine(&pg, dir.path());
+    engine.sign_in("alice", Secret::new(PW)).await.unwrap();
+    assert_eq!(pg.revoke(Some("alice")), 1);
+    // The API answers 401, the engine refreshes once, the refresh says
+    // invalid_grant: the session is revoked.
+    let err = engine
+        .call(reqwest::Method::GET, "/api/v2/accounts", None)
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), ErrorCode::SessionRevoked);
+    assert_eq!(engine.view().state, Phase::Revoked);
+    assert!(engine
+        .view()
+        .last_error
+        .unwrap()
+        .message
+        .contains("revoked by an administrator"));
+    assert!(store.entries().is_empty());
+    assert_eq!(pg.refresh_calls(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn reused_refresh_token_is_detected_and_revokes_the_session() {
+    let pg = playground(60).await;
+    let dir = tempfile::tempdir().unwrap();
+    let (engine, store) = memory_engine(&pg, dir.path());
+    engine.sign_in("alice", Secret::new(PW)).await.unwrap();
+    let stolen = store.entries();
+    engine.refresh_now().await.unwrap();
+    // A copy of the old keychain entry (an attacker's, or a stale process's).
+    let other_dir = tempfile::tempdir().unwrap();
+    let copy = engine_for_entries(&pg, other_dir.path(), stolen);
+    assert_eq!(copy.restore().await.unwrap().state, Phase::Active);
+    let err = copy.refresh_now().await.unwrap_err();
+    assert_eq!(err.code(), ErrorCode::SessionRevoked);
+    assert!(err.to_string().contains("reuse"), "{err}");
+    // The legitimate holder is revoked as well.
+    let err = engine.refresh_now().await.unwrap_err();
+    assert_eq!(err.code(), ErrorCode::SessionRevoked);
+    assert!(pg.sessions()[0].revoked);
+}
+
+fn engine_for_entries(
+    pg: &playground::Playground,
+    dir: &std::path::Path,
+    entries: std::collections::HashMap<String, String>,
+) -> session_core::Engine {
+    engine(
+        profile(pg, |t| t),
+        dir,
+        Arc::new(MemoryStore::with_entries(entries)),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn pin_mismatch_fails_with_the_presented_pin_and_stores_nothing() {
+    let pg = playground(60).await;
+    let dir = tempfile::tempdir().unwrap();
+    let real_pins = pg.info().pins.clone();
+    let wrong = profile(&pg, |t| {
+        t.replace(
+            &real_pins[0],
+            "sha256/AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=",
+        )
+        .replace(
+            &real_pins[1],
+            "sha256/BBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBA=",
+        )
+    });
+    let store = Arc::new(MemoryStore::default());
+    let engine = engine(wrong, dir.path(), store.clone());
+    let err = engine.sign_in("alice", Secret::new(PW)).await.unwrap_err();
+    assert_eq!(err.code(), ErrorCode::PinMismatch);
+    let message = err.to_string();
+    assert!(
+        message.contains(&real_pins[0]),
+        "the presented pin is not named: {message}"
+    );
+    assert!(store.entries().is_empty());
+    assert_eq!(engine.view().state, Phase::SignedOut);
+    assert!(audit_events(&engine).iter().any(|e| matches!(e, AuditEvent::PinMismatch { presented, .. } if presented.contains(&real_pins[0]))));
+    // The server never saw a login (the handshake failed first).
+    assert!(pg.requests().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn backup_pin_alone_is_enough() {
+    let pg = playground(60).await;
+    let dir = tempfile::tempdir().unwrap();
+    let pins = pg.info().pins.clone();
+    // The "current" pin is a key the server does not have; the backup is the
+    // server's real key.
+    let p = profile(&pg, |t| {
+        t.replace(
+            &format!("pins = [\"{}\", \"{}\"]", pins[0], pins[1]),
+            &format!(
+                "pins = [\"sha256/AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\", \"{}\"]",
+                pins[0]
+            ),
+        )
+    });
+    assert!(!p.pins.iter().any(|x| x.to_string() == pins[1]));
+    let e = engine(p, dir.path(), Arc::new(MemoryStore::default()));
+    e.sign_in("alice", Secret::new(PW)).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn untrusted_ca_is_refused_even_with_a_matching_pin() {
+    let pg = playground(60).await;
+    let other = playground(60).await;
+    let dir = tempfile::tempdir().unwrap();
+    // pg's pins, but the other Playground's CA.
+    let other_ca = other.info().ca_cert.clone();
+    let p = profile(&pg, |t| t.replace(&pg.info().ca_cert, &other_ca));
+    let e = engine(p, dir.path(), Arc::new(MemoryStore::default()));
+    let err = e.sign_in("alice", Secret::new(PW)).await.unwrap_err();
+    assert_eq!(err.code(), ErrorCode::TlsFailure, "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn production_limits_concurrent_sessions() {
+    let pg = playground_with(Options {
+        mode: Mode::Production,
+        session_limit: 2,
+        ..Options::default()
+    })
+    .await;
+    assert!(pg.config().contains("environment = \"production\""));
+    let dirs: Vec<_> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+    let engines: Vec<_> = dirs
+        .iter()
+        .map(|d| memory_engine(&pg, d.path()).0)
+        .collect();
+    engines[0].sign_in("alice", Secret::new(PW)).await.unwrap();
+    engines[1].sign_in("alice", Secret::new(PW)).await.unwrap();
+    let err = engines[2]
+        .sign_in("alice", Secret::new(PW))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), ErrorCode::SessionLimit);
+    assert!(err.to_string().contains("limit is 2"), "{err}");
+    // Another user is not affected; signing out frees a slot.
+    engines[0].sign_out().await.unwrap();
+    engines[2].sign_in("alice", Secret::new(PW)).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn key_rotation_is_picked_up_through_the_jwks() {
+    let pg = playground(60).await;
+    let dir = tempfile::tempdir().unwrap();
+    let (engine, _) = memory_engine(&pg, dir.path());
+    engine.sign_in("alice", Secret::new(PW)).await.unwrap();
+    pg.rotate_keys().await;
+    engine.refresh_now().await.unwrap();
+    assert_eq!(engine.view().refresh_count, 1);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn es256_tokens_validate() {
+    let pg = playground_with(Options {
+        signing_alg: jsonwebtoken_alg_es256(),
+        ..Options::default()
+    })
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let (engine, _) = memory_engine(&pg, dir.path());
+    engine
+        .sign_in("bob", Secret::new("bob-pw-2"))
+        .await
+        .unwrap();
+    assert_eq!(engine.view().customer.as_deref(), Some("cust-1002"));
+    // A profile that allows only RS256 refuses them.
+    let strict = profile(&pg, |t| {
+        t.replace(
+            "algorithms = [\"RS256\", \"ES256\"]",
+            "algorithms = [\"RS256\"]",
+        )
+    });
+    let e = integration::engine(strict, dir.path(), Arc::new(MemoryStore::default()));
+    let err = e.sign_in("bob", Secret::new("bob-pw-2")).await.unwrap_err();
+    assert!(err.to_string().contains("algorithm check failed"), "{err}");
+}
+
+fn jsonwebtoken_alg_es256() -> playground::Algorithm {
+    playground::Algorithm::ES256
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn wrong_password_and_unreachable_server_have_their_own_errors() {
+    let pg = playground(60).await;
+    let dir = tempfile::tempdir().unwrap();
+    let (engine, store) = memory_engine(&pg, dir.path());
+    let err = engine
+        .sign_in("alice", Secret::new("wrong"))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), ErrorCode::InvalidCredentials);
+    assert!(store.entries().is_empty());
+    // A port nobody listens on.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let closed_port = closed.local_addr().unwrap().port();
+    drop(closed);
+    let p = profile(&pg, |t| {
+        t.replace(
+            &format!("base_url = \"{}\"", pg.base_url()),
+            &format!("base_url = \"https://127.0.0.1:{closed_port}\""),
+        )
+    });
+    assert_eq!(p.base_url.port(), Some(closed_port));
+    let e = integration::engine(p, dir.path(), Arc::new(MemoryStore::default()));
+    let err = e.sign_in("alice", Secret::new(PW)).await.unwrap_err();
+    assert_eq!(err.code(), ErrorCode::NetworkUnreachable, "{err}");
+}

@@ -107,6 +107,15 @@ impl Engine {
     /// the OS keychain (namespace from `SESSION_MANAGER_KEYCHAIN_SERVICE`),
     /// the audit log in `data_dir`, the system clock.
     pub fn open(profile: Profile, data_dir: &Path) -> Result<Self, Error> {
+        Self::open_with_store(profile, data_dir, Arc::new(KeyringStore::from_env()))
+    }
+
+    /// The real engine for `profile`, keeping its session in `store`.
+    pub fn open_with_store(
+        profile: Profile,
+        data_dir: &Path,
+        store: Arc<dyn SecretStore>,
+    ) -> Result<Self, Error> {
         let profile = Arc::new(profile);
         let client = PinnedClient::for_profile(&profile)?;
         let jwks = JwksCache::new(
@@ -128,7 +137,7 @@ impl Engine {
             profile,
             provider,
             validator,
-            store: Arc::new(KeyringStore::from_env()),
+            store,
             audit: Arc::new(AuditLog::in_dir(data_dir)),
             clock: Arc::new(SystemClock),
             data_dir: data_dir.to_owned(),

@@ -127,6 +127,14 @@ pub struct MemoryStore {
 }
 
 impl MemoryStore {
+    /// A store holding `entries`.
+    pub fn with_entries(entries: HashMap<String, String>) -> Self {
+        Self {
+            entries: Mutex::new(entries),
+            ..Self::default()
+        }
+    }
+
     /// A snapshot of every entry.
     pub fn entries(&self) -> HashMap<String, String> {
         self.entries

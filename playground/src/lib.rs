@@ -10,9 +10,9 @@ mod keys;
 mod server;
 mod tls;
 
-pub use server::RecordedRequest;
+pub use jsonwebtoken::Algorithm;
+pub use server::{RecordedRequest, SessionInfo};
 
-use jsonwebtoken::Algorithm;
 use serde::Serialize;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

@@ -1,1 +1,107 @@
+//! Shared helpers of the cross-crate tests: a Playground, an engine pointed at
+//! it, and waits on explicit conditions.
 
+use playground::{Options, Playground};
+use session_core::profile::Config;
+use session_core::vault::{MemoryStore, SecretStore};
+use session_core::{Engine, Profile, SessionView};
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Start a Playground with tokens of `lifetime_secs`.
+pub async fn playground(lifetime_secs: u64) -> Playground {
+    playground_with(Options {
+        token_lifetime: Duration::from_secs(lifetime_secs),
+        ..Options::default()
+    })
+    .await
+}
+
+/// Start a Playground with `options`.
+pub async fn playground_with(options: Options) -> Playground {
+    Playground::start(options)
+        .await
+        .expect("the Playground starts")
+}
+
+/// The `playground` profile of a running Playground, optionally edited.
+pub fn profile(pg: &Playground, edit: impl FnOnce(String) -> String) -> Profile {
+    let text = edit(pg.config().to_owned());
+    Config::parse(&text, Path::new("/"))
+        .expect("the Playground's config is valid")
+        .profile(Some("playground"))
+        .unwrap()
+        .clone()
+}
+
+/// An engine on the real pinned client and provider, with `store` as keychain.
+pub fn engine(profile: Profile, dir: &Path, store: Arc<dyn SecretStore>) -> Engine {
+    Engine::open_with_store(profile, dir, store).expect("the engine opens")
+}
+
+/// An engine on a fresh in-memory keychain.
+pub fn memory_engine(pg: &Playground, dir: &Path) -> (Engine, Arc<MemoryStore>) {
+    let store = Arc::new(MemoryStore::default());
+    (engine(profile(pg, |t| t), dir, store.clone()), store)
+}
+
+/// Wait until `engine`'s view satisfies `done`, or fail after `timeout`
+/// naming `what`. Returns the view that satisfied it.
+pub async fn wait_for(
+    engine: &Engine,
+    what: &str,
+    timeout: Duration,
+    mut done: impl FnMut(&SessionView) -> bool,
+) -> SessionView {
+    let mut rx = engine.subscribe();
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        let view = engine.view();
+        if done(&view) {
+            return view;
+        }
+        match tokio::time::timeout_at(deadline, rx.recv()).await {
+            Ok(_) => {}
+            Err(_) => panic!(
+                "timed out after {timeout:?} waiting for {what}; last view: {:?}",
+                engine.view()
+            ),
+        }
+    }
+}
+
+/// Every file under `dir`, read as lossy text.
+pub fn files_text(dir: &Path) -> Vec<(std::path::PathBuf, String)> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_owned()];
+    while let Some(d) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if let Ok(bytes) = std::fs::read(&p) {
+                out.push((p, String::from_utf8_lossy(&bytes).into_owned()));
+            }
+        }
+    }
+    out
+}
+
+/// Fail if any of `tokens` appears in `haystack`.
+pub fn assert_no_token(tokens: &[String], what: &str, haystack: &str) {
+    assert!(
+        !tokens.is_empty(),
+        "no token was issued, the leak check would prove nothing"
+    );
+    for t in tokens {
+        assert!(
+            !haystack.contains(t.as_str()),
+            "a token (fingerprint {}) leaked into {what}",
+            session_core::token::fingerprint(t.as_bytes())
+        );
+    }
+}

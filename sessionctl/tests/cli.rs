@@ -1,0 +1,327 @@
+//! `sessionctl` as a person runs it: separate processes, the real keychain
+//! (Secret Service in the D-Bus session the test command starts), the
+//! Playground over real TLS.
+
+use playground::{Options, Playground};
+use session_core::vault::{KeyringStore, SecretStore};
+use std::path::{Path, PathBuf};
+use std::process::Output;
+use std::time::Duration;
+
+struct Cli {
+    config: PathBuf,
+    data: tempfile::TempDir,
+    _dir: tempfile::TempDir,
+    keychain: String,
+    /// Everything any run printed, for the leak check.
+    printed: std::sync::Mutex<String>,
+}
+
+impl Cli {
+    fn new(pg: &Playground) -> Self {
+        Self::with_config(pg.config())
+    }
+
+    fn with_config(config: &str) -> Self {
+        assert!(
+            std::env::var_os("DBUS_SESSION_BUS_ADDRESS").is_some(),
+            "these tests need a Secret Service on the D-Bus session bus; run them through `bash scripts/test.sh`"
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("config.toml");
+        std::fs::write(&path, config).unwrap();
+        Self {
+            config: path,
+            data: tempfile::tempdir().unwrap(),
+            _dir: dir,
+            keychain: format!("session-manager-test-{}", uuid::Uuid::new_v4()),
+            printed: Default::default(),
+        }
+    }
+
+    async fn run_env(&self, args: &[&str], stdin: Option<&str>, env: &[(&str, &str)]) -> Output {
+        use tokio::io::AsyncWriteExt;
+        let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_sessionctl"));
+        cmd.arg("--config")
+            .arg(&self.config)
+            .arg("--data-dir")
+            .arg(self.data.path())
+            .args(args);
+        cmd.env("SESSION_MANAGER_KEYCHAIN_SERVICE", &self.keychain);
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        cmd.stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        let mut child = cmd.spawn().expect("sessionctl starts");
+        let mut input = child.stdin.take().unwrap();
+        if let Some(s) = stdin {
+            input.write_all(s.as_bytes()).await.unwrap();
+        }
+        drop(input);
+        let out = tokio::time::timeout(Duration::from_secs(60), child.wait_with_output())
+            .await
+            .expect("sessionctl finished")
+            .unwrap();
+        let mut printed = self.printed.lock().unwrap();
+        printed.push_str(&String::from_utf8_lossy(&out.stdout));
+        printed.push_str(&String::from_utf8_lossy(&out.stderr));
+        out
+    }
+
+    async fn run(&self, args: &[&str], stdin: Option<&str>) -> Output {
+        self.run_env(args, stdin, &[]).await
+    }
+
+    fn stored(&self) -> Option<String> {
+        KeyringStore::new(&self.keychain)
+            .get("profile:playground")
+            .unwrap()
+    }
+}
+
+impl Drop for Cli {
+    fn drop(&mut self) {
+        let _ = session_core::vault::Vault::new(
+            std::sync::Arc::new(KeyringStore::new(&self.keychain)),
+            "playground",
+        )
+        .clear();
+    }
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn json(o: &Output) -> serde_json::Value {
+    let text = stdout(o);
+    serde_json::from_str(text.lines().last().unwrap_or_default())
+        .unwrap_or_else(|e| panic!("not JSON ({e}): {text}"))
+}
+
+fn assert_no_token_in(pg: &Playground, what: &str, text: &str) {
+    let tokens = pg.issued_tokens();
+    assert!(!tokens.is_empty());
+    for t in tokens {
+        assert!(!text.contains(&t), "a token leaked into {what}");
+    }
+}
+
+fn files_under(dir: &Path) -> Vec<(PathBuf, String)> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap().flatten() {
+        if e.path().is_file() {
+            out.push((
+                e.path(),
+                String::from_utf8_lossy(&std::fs::read(e.path()).unwrap()).into_owned(),
+            ));
+        }
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn login_persists_across_processes_with_4k_tokens_then_logout_deletes() {
+    let pg = Playground::start(Options {
+        token_padding: 4096,
+        ..Options::default()
+    })
+    .await
+    .unwrap();
+    let cli = Cli::new(&pg);
+    let out = cli
+        .run(
+            &["--json", "login", "--username", "alice", "--password-stdin"],
+            Some("alice-pw-1\n"),
+        )
+        .await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    let view = json(&out);
+    assert_eq!(view["state"], "active");
+    assert_eq!(view["persistence"], "keychain");
+    assert!(cli.stored().is_some(), "nothing in the keychain");
+    assert!(pg.issued_tokens()[0].len() > 4096);
+
+    // A new process finds the session in the keychain.
+    let out = cli.run(&["status"], None).await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("State        : active"),
+        "{}",
+        stdout(&out)
+    );
+    assert!(stdout(&out).contains("cust-1001"));
+
+    let out = cli
+        .run(&["--json", "call", "GET", "/api/v2/accounts"], None)
+        .await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(json(&out)["status"], 200);
+    assert_eq!(json(&out)["body"]["customerId"], "cust-1001");
+
+    let out = cli.run(&["--json", "refresh"], None).await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(json(&out)["refresh_count"], 1);
+
+    let out = cli.run(&["logout"], None).await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(cli.stored(), None, "the keychain entry survived logout");
+    assert!(pg.sessions().iter().all(|s| s.signed_out));
+
+    let out = cli.run(&["--json", "status"], None).await;
+    assert_eq!(json(&out)["state"], "signed_out");
+
+    let out = cli.run(&["audit"], None).await;
+    let audit = stdout(&out);
+    for line in [
+        "Signed in",
+        "Session restored",
+        "Session refreshed (refresh #1)",
+        "Signed out (server logout: ok)",
+    ] {
+        assert!(audit.contains(line), "audit lacks '{line}':\n{audit}");
+    }
+
+    // Nothing of any token in what was printed or written.
+    assert_no_token_in(&pg, "the output", &cli.printed.lock().unwrap());
+    for (path, text) in files_under(cli.data.path()) {
+        assert_no_token_in(&pg, &path.display().to_string(), &text);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn wrong_password_fails_with_a_stable_code_and_stores_nothing() {
+    let pg = Playground::start(Options::default()).await.unwrap();
+    let cli = Cli::new(&pg);
+    let out = cli
+        .run(
+            &["login", "--username", "alice", "--password-stdin"],
+            Some("nope\n"),
+        )
+        .await;
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).starts_with("error[invalid_credentials]: "),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(cli.stored(), None);
+    let out = cli
+        .run(
+            &["--json", "login", "--username", "alice", "--password-stdin"],
+            Some(""),
+        )
+        .await;
+    assert_eq!(json(&out)["error"]["code"], "invalid_credentials");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn pin_mismatch_names_the_presented_pin() {
+    let pg = Playground::start(Options::default()).await.unwrap();
+    let pins = &pg.info().pins;
+    let config = pg.config().replace(
+        &pins[0],
+        "sha256/AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=",
+    );
+    let cli = Cli::with_config(&config);
+    let out = cli
+        .run(
+            &["login", "--username", "alice", "--password-stdin"],
+            Some("alice-pw-1\n"),
+        )
+        .await;
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(err.starts_with("error[pin_mismatch]: "), "{err}");
+    assert!(err.contains(&pins[0]), "{err}");
+    assert_eq!(cli.stored(), None);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn invalid_config_names_profile_field_and_fix() {
+    let pg = Playground::start(Options::default()).await.unwrap();
+    let cli = Cli::with_config(&pg.config().replace("audience = ", "audiense = "));
+    let out = cli.run(&["status"], None).await;
+    assert_eq!(out.status.code(), Some(2));
+    let err = stderr(&out);
+    assert!(err.starts_with("error[config_invalid]: "), "{err}");
+    assert!(
+        err.contains("profile 'playground'")
+            && err.contains("field 'audiense'")
+            && err.contains("Fix:"),
+        "{err}"
+    );
+    let cli = Cli::new(&pg);
+    let out = cli.run(&["--profile", "nope", "status"], None).await;
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("use one of: playground"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn without_a_keychain_the_session_lives_in_memory_and_nothing_is_written() {
+    let pg = Playground::start(Options::default()).await.unwrap();
+    let cli = Cli::new(&pg);
+    let no_bus = [("DBUS_SESSION_BUS_ADDRESS", "unix:path=/nonexistent/bus")];
+    let out = cli
+        .run_env(
+            &["login", "--username", "alice", "--password-stdin"],
+            Some("alice-pw-1\n"),
+            &no_bus,
+        )
+        .await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("warning[keychain_unavailable]"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(stdout(&out).contains("memory only"), "{}", stdout(&out));
+    // Nothing went to the keychain, and no file holds a token.
+    assert_eq!(cli.stored(), None);
+    for (path, text) in files_under(cli.data.path()) {
+        assert_no_token_in(&pg, &path.display().to_string(), &text);
+    }
+    let out = cli.run(&["--json", "status"], None).await;
+    assert_eq!(json(&out)["state"], "signed_out");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn expired_session_is_reported_with_its_code() {
+    let pg = Playground::start(Options {
+        token_lifetime: Duration::from_secs(2),
+        ..Options::default()
+    })
+    .await
+    .unwrap();
+    let cli = Cli::new(&pg);
+    let out = cli
+        .run(
+            &["login", "--username", "alice", "--password-stdin"],
+            Some("alice-pw-1\n"),
+        )
+        .await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    // This test is about time passing: let the 2 s token expire.
+    tokio::time::sleep(Duration::from_millis(3200)).await;
+    let out = cli.run(&["call", "GET", "/api/v2/accounts"], None).await;
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).starts_with("error[session_expired]"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(
+        cli.stored(),
+        None,
+        "an expired session stays in the keychain"
+    );
+}
