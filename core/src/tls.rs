@@ -73,8 +73,16 @@ impl FromStr for Pin {
     }
 }
 
-/// One DER TLV: (tag, the whole element, its content).
-fn der_element(input: &[u8]) -> Option<(u8, &[u8], &[u8], &[u8])> {
+/// One DER element: its tag, the whole element, its content, and what follows.
+struct Der<'a> {
+    tag: u8,
+    whole: &'a [u8],
+    rest: &'a [u8],
+    content: &'a [u8],
+}
+
+/// Read one DER TLV from the front of `input`.
+fn der_element(input: &[u8]) -> Option<Der<'_>> {
     let tag = *input.first()?;
     let first_len = *input.get(1)?;
     let (len, header) = if first_len & 0x80 == 0 {
@@ -89,9 +97,12 @@ fn der_element(input: &[u8]) -> Option<(u8, &[u8], &[u8], &[u8])> {
         (len, 2 + n)
     };
     let end = header.checked_add(len)?;
-    let whole = input.get(..end)?;
-    let content = input.get(header..end)?;
-    Some((tag, whole, content, input.get(end..)?))
+    Some(Der {
+        tag,
+        whole: input.get(..end)?,
+        content: input.get(header..end)?,
+        rest: input.get(end..)?,
+    })
 }
 
 /// The DER SubjectPublicKeyInfo inside a DER X.509 certificate (RFC 5280
@@ -99,21 +110,21 @@ fn der_element(input: &[u8]) -> Option<(u8, &[u8], &[u8], &[u8])> {
 /// when the optional version is absent).
 pub fn spki_of_certificate(cert_der: &[u8]) -> Result<&[u8], String> {
     let bad = || "the certificate is not valid DER X.509".to_owned();
-    let (_, _, cert, _) = der_element(cert_der).ok_or_else(bad)?;
-    let (_, _, mut tbs, _) = der_element(cert).ok_or_else(bad)?;
-    let (tag, _, _, rest) = der_element(tbs).ok_or_else(bad)?;
-    if tag == 0xa0 {
-        tbs = rest; // skip [0] EXPLICIT version
+    let cert = der_element(cert_der).ok_or_else(bad)?;
+    let tbs = der_element(cert.content).ok_or_else(bad)?;
+    let mut field = der_element(tbs.content).ok_or_else(bad)?;
+    if field.tag == 0xa0 {
+        // skip [0] EXPLICIT version
+        field = der_element(field.rest).ok_or_else(bad)?;
     }
     // serialNumber, signature, issuer, validity, subject
     for _ in 0..5 {
-        let (_, _, _, rest) = der_element(tbs).ok_or_else(bad)?;
-        tbs = rest;
+        field = der_element(field.rest).ok_or_else(bad)?;
     }
-    let (tag, spki, _, _) = der_element(tbs).ok_or_else(bad)?;
-    if tag != 0x30 {
+    if field.tag != 0x30 {
         return Err(bad());
     }
+    let spki = field.whole;
     Ok(spki)
 }
 

@@ -30,6 +30,9 @@ struct Args {
     /// Print one JSON line {base_url, ca_cert, pins, users, admin_url, config}.
     #[arg(long)]
     json: bool,
+    /// Also write the config file (profile `playground`) to this path.
+    #[arg(long)]
+    write_config: Option<PathBuf>,
 }
 
 #[tokio::main]
@@ -68,6 +71,12 @@ async fn main() {
         }
     };
     let info = pg.info();
+    if let Some(path) = &args.write_config {
+        if let Err(e) = std::fs::write(path, &info.config) {
+            eprintln!("error: cannot write the config to {}: {e}", path.display());
+            std::process::exit(1);
+        }
+    }
     if args.json {
         println!("{}", serde_json::to_string(info).unwrap_or_default());
     } else {

@@ -540,14 +540,13 @@ struct RevokeBody {
     user: Option<String>,
 }
 
-fn admin_body<T: serde::de::DeserializeOwned>(body: &str, shape: &str) -> Result<T, Response> {
-    serde_json::from_str(body).map_err(|e| {
-        error(
-            StatusCode::BAD_REQUEST,
-            "invalid_request",
-            format!("{e}; send JSON {shape}"),
-        )
-    })
+/// Parse an admin request body; the error says what shape to send.
+fn admin_body<T: serde::de::DeserializeOwned>(body: &str, shape: &str) -> Result<T, String> {
+    serde_json::from_str(body).map_err(|e| format!("{e}; send JSON {shape}"))
+}
+
+fn bad_request(message: String) -> Response {
+    error(StatusCode::BAD_REQUEST, "invalid_request", message)
 }
 
 async fn admin_fail_refresh(State(state): State<Arc<AppState>>, body: String) -> Response {
@@ -556,7 +555,7 @@ async fn admin_fail_refresh(State(state): State<Arc<AppState>>, body: String) ->
             state.fail_refreshes.store(c.count, Ordering::SeqCst);
             Json(json!({"fail_next_refreshes": c.count})).into_response()
         }
-        Err(r) => r,
+        Err(e) => bad_request(e),
     }
 }
 
@@ -566,7 +565,7 @@ async fn admin_latency(State(state): State<Arc<AppState>>, body: String) -> Resp
             state.latency_ms.store(m.ms, Ordering::SeqCst);
             Json(json!({"latency_ms": m.ms})).into_response()
         }
-        Err(r) => r,
+        Err(e) => bad_request(e),
     }
 }
 
@@ -581,7 +580,7 @@ async fn admin_lifetime(State(state): State<Arc<AppState>>, body: String) -> Res
             "invalid_request",
             "seconds must be at least 1",
         ),
-        Err(r) => r,
+        Err(e) => bad_request(e),
     }
 }
 
@@ -594,7 +593,7 @@ async fn admin_revoke(State(state): State<Arc<AppState>>, body: String) -> Respo
     match parsed {
         Ok(b) => Json(json!({"revoked": state.revoke(b.session_id.as_deref(), b.user.as_deref())}))
             .into_response(),
-        Err(r) => r,
+        Err(e) => bad_request(e),
     }
 }
 

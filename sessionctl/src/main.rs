@@ -125,7 +125,7 @@ fn open(cli: &Cli) -> Result<Engine, Failure> {
     let config = Config::load(&config_path).map_err(Error::from)?;
     let profile = config
         .profile(cli.profile.as_deref())
-        .map_err(|e| Error::Config(e))?
+        .map_err(Error::Config)?
         .clone();
     let data_dir = cli
         .data_dir

@@ -1,1 +1,159 @@
-fn main() {}
+//! Benchmarks: `cargo bench -p integration`. Prints figures and ratios measured
+//! in one run; asserts nothing about time (the machines are shared and noisy).
+//!
+//! 1. JWT validation per token, RS256 and ES256 (validator with a warm JWKS).
+//! 2. Authenticated calls through the engine vs plain reqwest with the same
+//!    pinned TLS config, against the Playground: throughput ratio (target ≥ 0.95).
+//! 3. Refresh requests per expiry with 1000 concurrent callers (target: 1).
+
+use integration::{memory_engine, playground, playground_with, profile};
+use session_core::headers;
+use session_core::tls::PinnedClient;
+use session_core::token::{HttpJwksFetcher, JwksCache, Validator};
+use session_core::Secret;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+async fn jwt_per_token(alg: playground::Algorithm, n: usize) -> Duration {
+    let pg = playground_with(playground::Options {
+        signing_alg: alg,
+        ..Default::default()
+    })
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let (engine, _) = memory_engine(&pg, dir.path());
+    engine
+        .sign_in("alice", Secret::new("alice-pw-1"))
+        .await
+        .unwrap();
+    let token = Secret::new(pg.issued_tokens()[0].clone());
+    let p = profile(&pg, |t| t);
+    let client = PinnedClient::for_profile(&p).unwrap();
+    let cache = JwksCache::new(
+        Box::new(HttpJwksFetcher::new(client, p.jwks_url.clone())),
+        JwksCache::DEFAULT_MIN_INTERVAL,
+    );
+    let v = Validator::new(
+        &p.issuer,
+        &p.audience,
+        p.algorithms.clone(),
+        Duration::from_secs(30),
+        Arc::new(cache),
+    );
+    let now = chrono::Utc::now();
+    v.validate(&token, now).await.unwrap(); // warm the JWKS cache
+    let start = Instant::now();
+    for _ in 0..n {
+        v.validate(&token, now).await.unwrap();
+    }
+    start.elapsed() / n as u32
+}
+
+async fn call_throughput(rounds: usize, per_round: usize) -> (f64, f64) {
+    let pg = playground(3600).await;
+    let dir = tempfile::tempdir().unwrap();
+    let (engine, _) = memory_engine(&pg, dir.path());
+    engine
+        .sign_in("alice", Secret::new("alice-pw-1"))
+        .await
+        .unwrap();
+    let bearer = pg.issued_tokens()[0].clone();
+    let p = profile(&pg, |t| t);
+    let plain = PinnedClient::for_profile(&p).unwrap();
+    let url = p.base_url.join("/api/v2/accounts").unwrap();
+    let (session, correlation) = (
+        uuid::Uuid::new_v4().to_string(),
+        uuid::Uuid::new_v4().to_string(),
+    );
+    let (mut engine_time, mut plain_time) = (Duration::ZERO, Duration::ZERO);
+    // Interleave rounds so both sides see the same machine load.
+    for _ in 0..rounds {
+        let start = Instant::now();
+        for _ in 0..per_round {
+            let r = engine
+                .call(reqwest::Method::GET, "/api/v2/accounts", None)
+                .await
+                .unwrap();
+            assert_eq!(r.status, 200);
+        }
+        engine_time += start.elapsed();
+        let start = Instant::now();
+        for _ in 0..per_round {
+            let r = plain
+                .http()
+                .get(url.clone())
+                .header(headers::AUTHORIZATION, format!("Bearer {bearer}"))
+                .header(headers::X_ACTIVITY_ID, uuid::Uuid::new_v4().to_string())
+                .header(headers::X_TENANT_ID, &p.tenant_id)
+                .header(headers::X_REQUEST_ID, uuid::Uuid::new_v4().to_string())
+                .header(headers::X_SESSION_ID, &session)
+                .header(headers::X_CORRELATION_ID, &correlation)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), 200);
+            r.text().await.unwrap();
+        }
+        plain_time += start.elapsed();
+    }
+    let total = (rounds * per_round) as f64;
+    (
+        total / engine_time.as_secs_f64(),
+        total / plain_time.as_secs_f64(),
+    )
+}
+
+async fn refreshes_per_expiry(callers: usize) -> usize {
+    let pg = playground(2).await;
+    let dir = tempfile::tempdir().unwrap();
+    let (engine, _) = memory_engine(&pg, dir.path());
+    engine
+        .sign_in("alice", Secret::new("alice-pw-1"))
+        .await
+        .unwrap();
+    // No scheduler: let the token expire at the server, so every caller gets a
+    // 401 and asks for a refresh at the same moment.
+    tokio::time::sleep(Duration::from_millis(3100)).await;
+    pg.set_token_lifetime(Duration::from_secs(3600));
+    let before = pg.refresh_calls();
+    let tasks: Vec<_> = (0..callers)
+        .map(|_| {
+            let e = engine.clone();
+            tokio::spawn(
+                async move { e.call(reqwest::Method::GET, "/api/v2/accounts", None).await },
+            )
+        })
+        .collect();
+    let mut ok = 0;
+    for t in tasks {
+        if matches!(t.await.unwrap(), Ok(r) if r.status == 200) {
+            ok += 1;
+        }
+    }
+    assert_eq!(ok, callers, "some callers failed");
+    pg.refresh_calls() - before
+}
+
+#[tokio::main(flavor = "multi_thread")]
+async fn main() {
+    if std::env::args().any(|a| a == "--list") {
+        return; // `cargo test --benches` probes with --list
+    }
+    println!("JWT validation (warm JWKS cache):");
+    for (name, alg) in [
+        ("RS256", playground::Algorithm::RS256),
+        ("ES256", playground::Algorithm::ES256),
+    ] {
+        let per = jwt_per_token(alg, 2000).await;
+        println!(
+            "  {name}: {:>8.1} µs per token ({:.0} tokens/s)",
+            per.as_secs_f64() * 1e6,
+            1.0 / per.as_secs_f64()
+        );
+    }
+    let (engine, plain) = call_throughput(6, 250).await;
+    println!("Authenticated GET /api/v2/accounts over pinned TLS (1500 calls each, interleaved):");
+    println!("  engine: {engine:.0} calls/s, plain reqwest: {plain:.0} calls/s, ratio {:.3} (target >= 0.95)", engine / plain);
+    let n = refreshes_per_expiry(1000).await;
+    println!("Refresh requests per expiry with 1000 concurrent callers: {n} (target: exactly 1)");
+}

@@ -173,20 +173,21 @@ impl Validator {
             .key(kid)
             .await?
             .ok_or_else(|| TokenError::UnknownKid(kid.to_owned()))?;
-        let key_fits = match (&jwk.algorithm, alg) {
+        let key_fits = matches!(
+            (&jwk.algorithm, alg),
             (
                 AlgorithmParameters::RSA(_),
                 Algorithm::RS256
-                | Algorithm::RS384
-                | Algorithm::RS512
-                | Algorithm::PS256
-                | Algorithm::PS384
-                | Algorithm::PS512,
-            ) => true,
-            (AlgorithmParameters::EllipticCurve(_), Algorithm::ES256 | Algorithm::ES384) => true,
-            (AlgorithmParameters::OctetKeyPair(_), Algorithm::EdDSA) => true,
-            _ => false,
-        };
+                    | Algorithm::RS384
+                    | Algorithm::RS512
+                    | Algorithm::PS256
+                    | Algorithm::PS384
+                    | Algorithm::PS512,
+            ) | (
+                AlgorithmParameters::EllipticCurve(_),
+                Algorithm::ES256 | Algorithm::ES384
+            ) | (AlgorithmParameters::OctetKeyPair(_), Algorithm::EdDSA)
+        );
         let declared_fits = jwk
             .common
             .key_algorithm

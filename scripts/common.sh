@@ -1,0 +1,55 @@
+# Shared by scripts/run.sh and scripts/test.sh. Source it; do not run it.
+
+# Debian/Ubuntu packages the build and the tests need:
+# - build-essential, pkg-config, libdbus-1-dev: build the keyring crate's
+#   Secret Service backend (it talks D-Bus through libdbus);
+# - dbus-daemon, dbus-x11: a private session bus (dbus-run-session);
+# - gnome-keyring: the Secret Service the tests store sessions in;
+# - libsecret-tools: `secret-tool`, to look into the keychain by hand.
+BASE_PACKAGES=(build-essential pkg-config libdbus-1-dev dbus-daemon dbus-x11 gnome-keyring libsecret-tools ca-certificates)
+
+say() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
+
+# Install the Debian packages among "$@" that are missing (as root, or with sudo).
+ensure_packages() {
+  local missing=()
+  for p in "$@"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+  done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  if ! command -v apt-get >/dev/null; then
+    say "missing packages: ${missing[*]}; this is not a Debian/Ubuntu system, install them yourself"
+    return 1
+  fi
+  local sudo=()
+  [ "$(id -u)" -eq 0 ] || sudo=(sudo)
+  say "installing ${missing[*]}"
+  "${sudo[@]}" apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq "${missing[@]}" >/dev/null
+}
+
+# Make sure a Rust toolchain is there (it cannot come from apt: Debian's is too old).
+ensure_rust() {
+  [ -f "$HOME/.cargo/env" ] && . "$HOME/.cargo/env"
+  if ! command -v cargo >/dev/null; then
+    say "cargo is missing: install Rust 1.89 or newer with rustup (https://rustup.rs), then run this again"
+    exit 1
+  fi
+}
+
+# Run "$@" with a Secret Service: a private D-Bus session with a fresh,
+# unlocked gnome-keyring whose files live in a throwaway folder, so nothing
+# touches the user's own keychain and every run starts empty.
+with_test_keyring() {
+  local tmp
+  tmp=$(mktemp -d)
+  mkdir -m 700 "$tmp/run"
+  XDG_DATA_HOME="$tmp/data" XDG_RUNTIME_DIR="$tmp/run" dbus-run-session -- bash -c '
+    # gnome-keyring creates and unlocks a "login" keyring with this password;
+    # it becomes the default collection that the keyring crate writes to.
+    printf %s throwaway | gnome-keyring-daemon --unlock --components=secrets >/dev/null || exit 1
+    "$@"' _ "$@"
+  local rc=$?
+  rm -rf "$tmp"
+  return $rc
+}
