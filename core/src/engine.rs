@@ -60,6 +60,8 @@ struct State {
     persistence: Persistence,
     /// Identity kept after the session ended, for the view.
     last_user: Option<String>,
+    /// Provider clock minus local clock, from the last token answer.
+    clock_offset_ms: i64,
 }
 
 struct Inner {
@@ -168,6 +170,7 @@ impl Engine {
                     last_error: None,
                     persistence: Persistence::Keychain,
                     last_user: None,
+                    clock_offset_ms: 0,
                 }),
                 refresh_gate: tokio::sync::Mutex::new(()),
                 vault_gate: tokio::sync::Mutex::new(()),
@@ -237,6 +240,7 @@ impl Engine {
             last_refresh: st.last_refresh.clone(),
             last_error: st.last_error.clone(),
             persistence: st.persistence,
+            clock_offset_ms: st.clock_offset_ms,
         }
     }
 
@@ -385,6 +389,14 @@ impl Engine {
         self.inner.validator.validate(token, self.now()).await
     }
 
+    /// The provider's clock minus ours, from a grant's `Date` (whole seconds,
+    /// so half a second is added to centre the error).
+    fn clock_offset(&self, grant: &Grant) -> Option<i64> {
+        grant
+            .server_date
+            .map(|d| (d + chrono::Duration::milliseconds(500) - self.now()).num_milliseconds())
+    }
+
     /// Turn a validated grant into the session record.
     fn record_from(
         &self,
@@ -529,7 +541,11 @@ impl Engine {
         let result = async {
             let grant = self.inner.provider.sign_in(&credentials, &flow).await?;
             let claims = self.validate(&grant.bearer).await?;
-            Ok::<_, Error>(self.record_from(grant, &claims, session_id, 0, None))
+            let offset = self.clock_offset(&grant);
+            Ok::<_, Error>((
+                self.record_from(grant, &claims, session_id, 0, None),
+                offset,
+            ))
         }
         .await;
         let generation = {
@@ -549,7 +565,8 @@ impl Engine {
                     self.publish(&st);
                     return Err(e);
                 }
-                Ok(record) => {
+                Ok((record, offset)) => {
+                    st.clock_offset_ms = offset.unwrap_or(0);
                     st.last_user = Some(record.user.clone());
                     st.session = Some(record);
                     st.phase = Phase::Active;
@@ -647,13 +664,15 @@ impl Engine {
         let result = async {
             let grant = self.inner.provider.refresh(&refresh_token, &flow).await?;
             let claims = self.validate(&grant.bearer).await?;
-            Ok::<_, Error>(self.record_from(
+            let offset = self.clock_offset(&grant);
+            let record = self.record_from(
                 grant,
                 &claims,
                 current.session_id,
                 current.refresh_count + 1,
                 current.refresh.clone(),
-            ))
+            );
+            Ok::<_, Error>((record, offset))
         }
         .await;
         let now = self.now();
@@ -665,7 +684,10 @@ impl Engine {
                 return Err(Error::NotSignedIn);
             }
             match result {
-                Ok(record) => {
+                Ok((record, offset)) => {
+                    if let Some(offset) = offset {
+                        st.clock_offset_ms = offset;
+                    }
                     let count = record.refresh_count;
                     st.session = Some(record);
                     st.phase = Phase::Active;

@@ -90,6 +90,12 @@ async fn sign_in_stores_the_session_and_publishes_views() {
         (Some("t1"), Some("c1"))
     );
     assert_eq!(view.persistence, Persistence::Keychain);
+    // The scripted provider's clock runs 7 s ahead (its Date header).
+    assert!(
+        (7000..=8000).contains(&view.clock_offset_ms),
+        "{}",
+        view.clock_offset_ms
+    );
     let first = rx.recv().await.unwrap();
     assert_eq!(first.state, Phase::SigningIn);
     assert_eq!(rx.recv().await.unwrap().state, Phase::Active);

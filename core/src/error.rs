@@ -79,6 +79,22 @@ impl std::fmt::Display for ErrorCode {
 pub struct ErrorInfo {
     pub code: ErrorCode,
     pub message: String,
+    /// Machine-readable detail for some codes: for `pin_mismatch`, the SPKI
+    /// pins the server presented (comma separated), so a UI can show them
+    /// without parsing the message.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+}
+
+impl ErrorInfo {
+    /// An error with no detail.
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        Self {
+            code,
+            message: message.into(),
+            detail: None,
+        }
+    }
 }
 
 /// Everything that can go wrong in the engine.
@@ -153,6 +169,10 @@ impl Error {
         ErrorInfo {
             code: self.code(),
             message: self.to_string(),
+            detail: match self {
+                Error::PinMismatch { presented, .. } => Some(presented.clone()),
+                _ => None,
+            },
         }
     }
 }

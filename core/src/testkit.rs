@@ -173,6 +173,7 @@ impl ScriptedProvider {
             scope: Some("accounts:read".into()),
             tenant: Some("t1".into()),
             customer: Some("c1".into()),
+            server_date: Some(self.clock.now() + chrono::Duration::seconds(7)),
         }
     }
 }

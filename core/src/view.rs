@@ -61,4 +61,8 @@ pub struct SessionView {
     pub last_refresh: Option<RefreshOutcome>,
     pub last_error: Option<ErrorInfo>,
     pub persistence: Persistence,
+    /// The provider's clock minus this machine's, in milliseconds, from the
+    /// `Date` header of its last token answer (0 when unknown). A countdown
+    /// to `expires_at` (provider time) uses `local now + clock_offset_ms`.
+    pub clock_offset_ms: i64,
 }

@@ -84,10 +84,7 @@ impl From<Error> for Failure {
 }
 
 fn failure(code: ErrorCode, message: impl Into<String>) -> Failure {
-    Failure(ErrorInfo {
-        code,
-        message: message.into(),
-    })
+    Failure(ErrorInfo::new(code, message))
 }
 
 #[tokio::main]

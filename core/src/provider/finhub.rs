@@ -216,6 +216,7 @@ impl FinHub {
             scope: parsed.scope,
             tenant: parsed.tenant_id,
             customer: parsed.customer_id,
+            server_date,
         })
     }
 }

@@ -38,6 +38,8 @@ pub struct Grant {
     pub scope: Option<String>,
     pub tenant: Option<String>,
     pub customer: Option<String>,
+    /// The server's clock when it answered (its `Date` header), if known.
+    pub server_date: Option<crate::clock::Timestamp>,
 }
 
 /// The tokens of a session, as a provider needs them to end it.
