@@ -31,12 +31,9 @@ async fn login_refreshes_itself_then_logs_out() {
     assert_eq!(view.customer.as_deref(), Some("cust-1001"));
     assert_eq!(view.tenant.as_deref(), Some("tenant-acme"));
     let _scheduler = engine.start();
-    let view = wait_for(
-        &engine,
-        "three automatic refreshes",
-        Duration::from_secs(20),
-        |v| v.refresh_count >= 3,
-    )
+    let view = wait_for(&engine, "three automatic refreshes", Duration::from_secs(20), |v| {
+        v.refresh_count >= 3
+    })
     .await;
     assert_eq!(view.state, Phase::Active);
     assert!(pg.refresh_calls() >= 3);
@@ -79,13 +76,7 @@ async fn every_request_carries_well_formed_headers() {
     assert_eq!(requests.len(), 5);
     let mut request_ids = BTreeSet::new();
     for r in &requests {
-        assert!(
-            r.problems.is_empty(),
-            "{} {}: {:?}",
-            r.method,
-            r.path,
-            r.problems
-        );
+        assert!(r.problems.is_empty(), "{} {}: {:?}", r.method, r.path, r.problems);
         assert_eq!(r.status, 200, "{} {}", r.method, r.path);
         assert!(
             request_ids.insert(r.headers["x-request-id"].clone()),
@@ -93,16 +84,10 @@ async fn every_request_carries_well_formed_headers() {
         );
     }
     // One activity per flow: sign-in, call, refresh, call, sign-out all differ.
-    let activities: BTreeSet<_> = requests
-        .iter()
-        .map(|r| r.headers["x-activity-id"].clone())
-        .collect();
+    let activities: BTreeSet<_> = requests.iter().map(|r| r.headers["x-activity-id"].clone()).collect();
     assert_eq!(activities.len(), 5);
     // The correlation id is the engine's, the session id the session's.
-    let non_logout: Vec<_> = requests
-        .iter()
-        .filter(|r| !r.path.ends_with("/logout"))
-        .collect();
+    let non_logout: Vec<_> = requests.iter().filter(|r| !r.path.ends_with("/logout")).collect();
     assert_eq!(
         non_logout
             .iter()
@@ -123,10 +108,7 @@ async fn every_request_carries_well_formed_headers() {
         assert!(r.headers["authorization"].starts_with("present sha256:"));
     }
     // Logout carries exactly the headers the API lists.
-    let logout = requests
-        .iter()
-        .find(|r| r.path == "/api/v2/auth/logout")
-        .unwrap();
+    let logout = requests.iter().find(|r| r.path == "/api/v2/auth/logout").unwrap();
     let names: BTreeSet<&str> = logout.headers.keys().map(String::as_str).collect();
     assert_eq!(
         names,
@@ -223,11 +205,7 @@ fn engine_for_entries(
     dir: &std::path::Path,
     entries: std::collections::HashMap<String, String>,
 ) -> session_core::Engine {
-    engine(
-        profile(pg, |t| t),
-        dir,
-        Arc::new(MemoryStore::with_entries(entries)),
-    )
+    engine(profile(pg, |t| t), dir, Arc::new(MemoryStore::with_entries(entries)))
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -236,14 +214,8 @@ async fn pin_mismatch_fails_with_the_presented_pin_and_stores_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let real_pins = pg.info().pins.clone();
     let wrong = profile(&pg, |t| {
-        t.replace(
-            &real_pins[0],
-            "sha256/AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=",
-        )
-        .replace(
-            &real_pins[1],
-            "sha256/BBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBA=",
-        )
+        t.replace(&real_pins[0], "sha256/AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=")
+            .replace(&real_pins[1], "sha256/BBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBA=")
     });
     let store = Arc::new(MemoryStore::default());
     let engine = engine(wrong, dir.path(), store.clone());
@@ -256,7 +228,9 @@ async fn pin_mismatch_fails_with_the_presented_pin_and_stores_nothing() {
     );
     assert!(store.entries().is_empty());
     assert_eq!(engine.view().state, Phase::SignedOut);
-    assert!(audit_events(&engine).iter().any(|e| matches!(e, AuditEvent::PinMismatch { presented, .. } if presented.contains(&real_pins[0]))));
+    assert!(audit_events(&engine)
+        .iter()
+        .any(|e| matches!(e, AuditEvent::PinMismatch { presented, .. } if presented.contains(&real_pins[0]))));
     // The server never saw a login (the handshake failed first).
     assert!(pg.requests().is_empty());
 }
@@ -305,16 +279,10 @@ async fn production_limits_concurrent_sessions() {
     .await;
     assert!(pg.config().contains("environment = \"production\""));
     let dirs: Vec<_> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
-    let engines: Vec<_> = dirs
-        .iter()
-        .map(|d| memory_engine(&pg, d.path()).0)
-        .collect();
+    let engines: Vec<_> = dirs.iter().map(|d| memory_engine(&pg, d.path()).0).collect();
     engines[0].sign_in("alice", Secret::new(PW)).await.unwrap();
     engines[1].sign_in("alice", Secret::new(PW)).await.unwrap();
-    let err = engines[2]
-        .sign_in("alice", Secret::new(PW))
-        .await
-        .unwrap_err();
+    let err = engines[2].sign_in("alice", Secret::new(PW)).await.unwrap_err();
     assert_eq!(err.code(), ErrorCode::SessionLimit);
     assert!(err.to_string().contains("limit is 2"), "{err}");
     // Another user is not affected; signing out frees a slot.
@@ -342,17 +310,11 @@ async fn es256_tokens_validate() {
     .await;
     let dir = tempfile::tempdir().unwrap();
     let (engine, _) = memory_engine(&pg, dir.path());
-    engine
-        .sign_in("bob", Secret::new("bob-pw-2"))
-        .await
-        .unwrap();
+    engine.sign_in("bob", Secret::new("bob-pw-2")).await.unwrap();
     assert_eq!(engine.view().customer.as_deref(), Some("cust-1002"));
     // A profile that allows only RS256 refuses them.
     let strict = profile(&pg, |t| {
-        t.replace(
-            "algorithms = [\"RS256\", \"ES256\"]",
-            "algorithms = [\"RS256\"]",
-        )
+        t.replace("algorithms = [\"RS256\", \"ES256\"]", "algorithms = [\"RS256\"]")
     });
     let e = integration::engine(strict, dir.path(), Arc::new(MemoryStore::default()));
     let err = e.sign_in("bob", Secret::new("bob-pw-2")).await.unwrap_err();
@@ -368,10 +330,7 @@ async fn wrong_password_and_unreachable_server_have_their_own_errors() {
     let pg = playground(60).await;
     let dir = tempfile::tempdir().unwrap();
     let (engine, store) = memory_engine(&pg, dir.path());
-    let err = engine
-        .sign_in("alice", Secret::new("wrong"))
-        .await
-        .unwrap_err();
+    let err = engine.sign_in("alice", Secret::new("wrong")).await.unwrap_err();
     assert_eq!(err.code(), ErrorCode::InvalidCredentials);
     assert!(store.entries().is_empty());
     // A port nobody listens on.

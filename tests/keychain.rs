@@ -51,10 +51,7 @@ fn four_kilobyte_tokens_round_trip_through_secret_service() {
     let manifest = ns.0.get("profile:playground").unwrap().expect("manifest");
     assert!(manifest.contains("\"chunks\""));
     for i in 0..9 {
-        let chunk =
-            ns.0.get(&format!("profile:playground#1#{i}"))
-                .unwrap()
-                .expect("chunk");
+        let chunk = ns.0.get(&format!("profile:playground#1#{i}")).unwrap().expect("chunk");
         assert!(chunk.len() <= 1000);
     }
     // A fresh store object (as a new process would) reads the same.

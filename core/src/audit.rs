@@ -61,9 +61,7 @@ impl AuditEvent {
                 format!("Session refreshed (refresh #{refresh_count})")
             }
             AuditEvent::SessionAdopted => "Took over a refresh made by another process".into(),
-            AuditEvent::RefreshFailed {
-                reason, attempt, ..
-            } => format!("Refresh attempt {attempt} failed: {reason}"),
+            AuditEvent::RefreshFailed { reason, attempt, .. } => format!("Refresh attempt {attempt} failed: {reason}"),
             AuditEvent::SessionExpired => "Session expired".into(),
             AuditEvent::SessionRevoked { reason } => format!("Session revoked: {reason}"),
             AuditEvent::SignedOut { server_logout } => {
@@ -151,10 +149,7 @@ impl AuditLog {
             }
             fs::rename(&self.path, self.rotated(1))?;
         }
-        let mut file = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&self.path)?;
+        let mut file = OpenOptions::new().create(true).append(true).open(&self.path)?;
         file.write_all(line.as_bytes())
     }
 
@@ -163,9 +158,7 @@ impl AuditLog {
     pub fn recent(&self, limit: usize) -> std::io::Result<Vec<AuditRecord>> {
         let _guard = self.lock.lock().unwrap_or_else(|e| e.into_inner());
         let mut out = Vec::new();
-        for path in
-            std::iter::once(self.path.clone()).chain((1..=Self::KEEP).map(|n| self.rotated(n)))
-        {
+        for path in std::iter::once(self.path.clone()).chain((1..=Self::KEEP).map(|n| self.rotated(n))) {
             let file = match fs::File::open(&path) {
                 Ok(f) => f,
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
@@ -211,11 +204,7 @@ mod tests {
         }
         assert!(fs::metadata(log.path()).unwrap().len() <= 600);
         assert!(log.rotated(1).exists() && log.rotated(3).exists());
-        assert!(
-            !log.rotated(4).exists(),
-            "keeps only {} old files",
-            AuditLog::KEEP
-        );
+        assert!(!log.rotated(4).exists(), "keeps only {} old files", AuditLog::KEEP);
         let recent = log.recent(5).unwrap();
         let counts: Vec<_> = recent
             .iter()

@@ -113,18 +113,11 @@ impl Engine {
     }
 
     /// The real engine for `profile`, keeping its session in `store`.
-    pub fn open_with_store(
-        profile: Profile,
-        data_dir: &Path,
-        store: Arc<dyn SecretStore>,
-    ) -> Result<Self, Error> {
+    pub fn open_with_store(profile: Profile, data_dir: &Path, store: Arc<dyn SecretStore>) -> Result<Self, Error> {
         let profile = Arc::new(profile);
         let client = PinnedClient::for_profile(&profile)?;
         let jwks = JwksCache::new(
-            Box::new(HttpJwksFetcher::new(
-                client.clone(),
-                profile.jwks_url.clone(),
-            )),
+            Box::new(HttpJwksFetcher::new(client.clone(), profile.jwks_url.clone())),
             JwksCache::DEFAULT_MIN_INTERVAL,
         );
         let validator = Validator::new(
@@ -273,37 +266,24 @@ impl Engine {
                     presented: presented.clone(),
                 },
             ),
-            Error::Token(t) => self.audit(
-                st,
-                AuditEvent::ValidationFailed {
-                    check: t.to_string(),
-                },
-            ),
+            Error::Token(t) => self.audit(st, AuditEvent::ValidationFailed { check: t.to_string() }),
             _ => {}
         }
     }
 
     fn flow(&self, session_id: Uuid) -> FlowContext {
-        FlowContext::new(
-            &self.inner.profile.tenant_id,
-            session_id,
-            self.inner.correlation_id,
-        )
+        FlowContext::new(&self.inner.profile.tenant_id, session_id, self.inner.correlation_id)
     }
 
     fn schedule(&self, st: &mut State) {
-        st.next_refresh_at = st
-            .session
-            .as_ref()
-            .filter(|s| s.refresh.is_some())
-            .map(|s| {
-                refresh::refresh_at(
-                    s.issued_at,
-                    s.expires_at,
-                    self.inner.profile.refresh_lead,
-                    &mut rand::thread_rng(),
-                )
-            });
+        st.next_refresh_at = st.session.as_ref().filter(|s| s.refresh.is_some()).map(|s| {
+            refresh::refresh_at(
+                s.issued_at,
+                s.expires_at,
+                self.inner.profile.refresh_lead,
+                &mut rand::thread_rng(),
+            )
+        });
         st.retry_attempt = 0;
     }
 
@@ -368,12 +348,7 @@ impl Engine {
         let mut st = self.state();
         if st.persistence == Persistence::Keychain {
             st.persistence = Persistence::MemoryOnly;
-            self.audit(
-                &st,
-                AuditEvent::KeychainUnavailable {
-                    reason: e.to_string(),
-                },
-            );
+            self.audit(&st, AuditEvent::KeychainUnavailable { reason: e.to_string() });
             st.last_error = Some(Error::Vault(e).info());
             self.publish(&st);
         }
@@ -410,15 +385,9 @@ impl Engine {
         SessionRecord {
             session_id,
             user: claims.subject.clone(),
-            tenant: grant
-                .tenant
-                .or_else(|| claims.str("tid").map(str::to_owned)),
-            customer: grant
-                .customer
-                .or_else(|| claims.str("cid").map(str::to_owned)),
-            scope: grant
-                .scope
-                .or_else(|| claims.str("scope").map(str::to_owned)),
+            tenant: grant.tenant.or_else(|| claims.str("tid").map(str::to_owned)),
+            customer: grant.customer.or_else(|| claims.str("cid").map(str::to_owned)),
+            scope: grant.scope.or_else(|| claims.str("scope").map(str::to_owned)),
             issued_at: claims.issued_at.unwrap_or(now).min(now),
             expires_at: claims.expires_at,
             refresh_count,
@@ -450,9 +419,7 @@ impl Engine {
         };
         let now = self.now();
         let verdict = if now >= record.expires_at {
-            Err(Error::Token(TokenError::Expired(
-                record.expires_at.to_rfc3339(),
-            )))
+            Err(Error::Token(TokenError::Expired(record.expires_at.to_rfc3339())))
         } else {
             self.validate(&record.bearer).await.map(|_| ())
         };
@@ -512,18 +479,11 @@ impl Engine {
         {
             let mut st = self.state();
             match st.phase {
-                Phase::SigningIn => {
-                    return Err(Error::InvalidState(
-                        "a sign-in is already in progress".into(),
-                    ))
-                }
+                Phase::SigningIn => return Err(Error::InvalidState("a sign-in is already in progress".into())),
                 Phase::Active | Phase::Refreshing => {
                     return Err(Error::InvalidState(format!(
                         "already signed in as {}; sign out first",
-                        st.session
-                            .as_ref()
-                            .map(|s| s.user.as_str())
-                            .unwrap_or("someone")
+                        st.session.as_ref().map(|s| s.user.as_str()).unwrap_or("someone")
                     )))
                 }
                 _ => {}
@@ -542,10 +502,7 @@ impl Engine {
             let grant = self.inner.provider.sign_in(&credentials, &flow).await?;
             let claims = self.validate(&grant.bearer).await?;
             let offset = self.clock_offset(&grant);
-            Ok::<_, Error>((
-                self.record_from(grant, &claims, session_id, 0, None),
-                offset,
-            ))
+            Ok::<_, Error>((self.record_from(grant, &claims, session_id, 0, None), offset))
         }
         .await;
         let generation = {
@@ -613,10 +570,7 @@ impl Engine {
                     Phase::Active | Phase::Refreshing => Ok(()),
                     Phase::Expired => Err(Error::Expired("an earlier time".into())),
                     Phase::Revoked => Err(Error::Revoked(
-                        st.last_error
-                            .as_ref()
-                            .map(|e| e.message.clone())
-                            .unwrap_or_default(),
+                        st.last_error.as_ref().map(|e| e.message.clone()).unwrap_or_default(),
                     )),
                     _ => Err(Error::NotSignedIn),
                 };
@@ -628,8 +582,7 @@ impl Engine {
         };
         let Some(refresh_token) = current.refresh.clone() else {
             return Err(Error::InvalidState(
-                "the provider issued no refresh token; sign in again when the session expires"
-                    .into(),
+                "the provider issued no refresh token; sign in again when the session expires".into(),
             ));
         };
         let _process_lock = ProcessLock::acquire(self.inner.lock_path.clone()).await?;
@@ -695,21 +648,11 @@ impl Engine {
                     st.last_error = None;
                     st.last_refresh = Some(RefreshOutcome { at: now, ok: true });
                     self.schedule(&mut st);
-                    self.audit(
-                        &st,
-                        AuditEvent::SessionRefreshed {
-                            refresh_count: count,
-                        },
-                    );
+                    self.audit(&st, AuditEvent::SessionRefreshed { refresh_count: count });
                     (Some(st.generation), Ok(()))
                 }
                 Err(e @ Error::Revoked(_)) => {
-                    self.audit(
-                        &st,
-                        AuditEvent::SessionRevoked {
-                            reason: e.to_string(),
-                        },
-                    );
+                    self.audit(&st, AuditEvent::SessionRevoked { reason: e.to_string() });
                     self.end(&mut st, Phase::Revoked, e.info());
                     (None, Err(e))
                 }
@@ -731,18 +674,10 @@ impl Engine {
                     // Retry with backoff until expiry; the session stays usable
                     // while its token is valid.
                     if let Some(s) = &st.session {
-                        let lifetime = (s.expires_at - s.issued_at)
-                            .to_std()
-                            .unwrap_or(Duration::from_secs(1));
-                        let delay = refresh::backoff(
-                            refresh::backoff_base(lifetime),
-                            attempt,
-                            &mut rand::thread_rng(),
-                        );
-                        st.next_refresh_at = Some(
-                            (now + chrono::Duration::from_std(delay).unwrap_or_default())
-                                .min(s.expires_at),
-                        );
+                        let lifetime = (s.expires_at - s.issued_at).to_std().unwrap_or(Duration::from_secs(1));
+                        let delay = refresh::backoff(refresh::backoff_base(lifetime), attempt, &mut rand::thread_rng());
+                        st.next_refresh_at =
+                            Some((now + chrono::Duration::from_std(delay).unwrap_or_default()).min(s.expires_at));
                     }
                     self.publish(&st);
                     return Err(e);
@@ -777,8 +712,7 @@ impl Engine {
         let now = self.now();
         {
             let mut st = self.state();
-            let due = st.phase == Phase::Active
-                && st.session.as_ref().is_some_and(|s| now >= s.expires_at);
+            let due = st.phase == Phase::Active && st.session.as_ref().is_some_and(|s| now >= s.expires_at);
             if !due {
                 return;
             }
@@ -814,12 +748,7 @@ impl Engine {
                     bearer: s.bearer.clone(),
                     refresh: s.refresh.clone(),
                 };
-                Some(
-                    self.inner
-                        .provider
-                        .sign_out(&tokens, &self.flow(s.session_id))
-                        .await,
-                )
+                Some(self.inner.provider.sign_out(&tokens, &self.flow(s.session_id)).await)
             }
             None => None,
         };
@@ -835,12 +764,7 @@ impl Engine {
             };
             // Audit with the ended session's identity.
             st.session = Some(s);
-            self.audit(
-                &st,
-                AuditEvent::SignedOut {
-                    server_logout: outcome,
-                },
-            );
+            self.audit(&st, AuditEvent::SignedOut { server_logout: outcome });
             st.session = None;
         }
         if let Err(e) = vault_result {
@@ -884,15 +808,10 @@ impl Engine {
     fn current_bearer(&self) -> Result<(Secret, u64, Uuid), Error> {
         let st = self.state();
         match (&st.session, st.phase) {
-            (Some(s), Phase::Active | Phase::Refreshing) => {
-                Ok((s.bearer.clone(), st.generation, s.session_id))
-            }
+            (Some(s), Phase::Active | Phase::Refreshing) => Ok((s.bearer.clone(), st.generation, s.session_id)),
             (_, Phase::Expired) => Err(Error::Expired("an earlier time".into())),
             (_, Phase::Revoked) => Err(Error::Revoked(
-                st.last_error
-                    .as_ref()
-                    .map(|e| e.message.clone())
-                    .unwrap_or_default(),
+                st.last_error.as_ref().map(|e| e.message.clone()).unwrap_or_default(),
             )),
             _ => Err(Error::NotSignedIn),
         }

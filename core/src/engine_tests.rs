@@ -25,8 +25,7 @@ fn rig_with(
     clock: Arc<TestClock>,
     provider: Option<Arc<ScriptedProvider>>,
 ) -> Rig {
-    let provider =
-        provider.unwrap_or_else(|| Arc::new(ScriptedProvider::new(clock.clone(), lifetime)));
+    let provider = provider.unwrap_or_else(|| Arc::new(ScriptedProvider::new(clock.clone(), lifetime)));
     let k = keys();
     let jwks = Arc::new(StaticJwks::new(testkit::jwks(&[&k.rsa, &k.ec])));
     let engine = Engine::new(EngineParts {
@@ -72,10 +71,7 @@ fn events(rig: &Rig) -> Vec<AuditEvent> {
 }
 
 async fn sign_in(rig: &Rig) -> SessionView {
-    rig.engine
-        .sign_in("alice", Secret::new("pw"))
-        .await
-        .unwrap()
+    rig.engine.sign_in("alice", Secret::new("pw")).await.unwrap()
 }
 
 #[tokio::test(start_paused = true)]
@@ -106,11 +102,7 @@ async fn sign_in_stores_the_session_and_publishes_views() {
 #[tokio::test(start_paused = true)]
 async fn wrong_password_stays_signed_out_and_stores_nothing() {
     let rig = rig(60);
-    let err = rig
-        .engine
-        .sign_in("alice", Secret::new("nope"))
-        .await
-        .unwrap_err();
+    let err = rig.engine.sign_in("alice", Secret::new("nope")).await.unwrap_err();
     assert_eq!(err.code(), crate::ErrorCode::InvalidCredentials);
     assert_eq!(rig.engine.view().state, Phase::SignedOut);
     assert_eq!(
@@ -118,10 +110,7 @@ async fn wrong_password_stays_signed_out_and_stores_nothing() {
         crate::ErrorCode::InvalidCredentials
     );
     assert!(rig.store.entries().is_empty());
-    assert!(matches!(
-        events(&rig)[..],
-        [AuditEvent::SignInFailed { .. }]
-    ));
+    assert!(matches!(events(&rig)[..], [AuditEvent::SignInFailed { .. }]));
 }
 
 #[tokio::test(start_paused = true)]
@@ -180,10 +169,7 @@ async fn wall_clock_jump_past_expiry_expires_within_two_seconds() {
     tokio::time::sleep(Duration::from_millis(2000)).await;
     let view = rig.engine.view();
     assert_eq!(view.state, Phase::Expired);
-    assert_eq!(
-        view.last_error.unwrap().code,
-        crate::ErrorCode::SessionExpired
-    );
+    assert_eq!(view.last_error.unwrap().code, crate::ErrorCode::SessionExpired);
     assert!(
         rig.store.entries().is_empty(),
         "an expired session stays in the keychain"
@@ -211,9 +197,7 @@ async fn hundred_concurrent_callers_share_one_refresh() {
     assert_eq!(rig.engine.view().refresh_count, 1);
 }
 
-async fn futures_join<T: Send + 'static>(
-    handles: impl Iterator<Item = tokio::task::JoinHandle<T>>,
-) -> Vec<T> {
+async fn futures_join<T: Send + 'static>(handles: impl Iterator<Item = tokio::task::JoinHandle<T>>) -> Vec<T> {
     let mut out = Vec::new();
     for h in handles.collect::<Vec<_>>() {
         out.push(h.await.unwrap());
@@ -278,10 +262,7 @@ async fn invalid_grant_moves_to_revoked_and_clears_the_keychain() {
     assert_eq!(view.state, Phase::Revoked);
     assert!(view.last_error.unwrap().message.contains("revoked by test"));
     assert!(rig.store.entries().is_empty());
-    assert!(matches!(
-        events(&rig).last(),
-        Some(AuditEvent::SessionRevoked { .. })
-    ));
+    assert!(matches!(events(&rig).last(), Some(AuditEvent::SessionRevoked { .. })));
     assert_eq!(
         rig.engine
             .call(reqwest::Method::GET, "/x", None)
@@ -299,10 +280,7 @@ async fn sign_out_clears_everything_even_when_the_server_is_down() {
     rig.provider.logout_fails.store(true, Ordering::SeqCst);
     let report = rig.engine.sign_out().await.unwrap();
     assert_eq!(report.view.state, Phase::SignedOut);
-    assert_eq!(
-        report.server_error.unwrap().code,
-        crate::ErrorCode::NetworkUnreachable
-    );
+    assert_eq!(report.server_error.unwrap().code, crate::ErrorCode::NetworkUnreachable);
     assert!(rig.store.entries().is_empty());
     assert_eq!(rig.engine.view().expires_at, None);
     match events(&rig).last() {
@@ -324,11 +302,7 @@ async fn refresh_finishing_after_sign_out_does_not_resurrect_the_session() {
     rig.engine.sign_out().await.unwrap();
     let _ = refresh.await.unwrap();
     assert_eq!(rig.engine.view().state, Phase::SignedOut);
-    assert!(
-        rig.store.entries().is_empty(),
-        "{:?}",
-        rig.store.entries().keys()
-    );
+    assert!(rig.store.entries().is_empty(), "{:?}", rig.store.entries().keys());
 }
 
 #[tokio::test(start_paused = true)]
@@ -338,10 +312,7 @@ async fn missing_keychain_keeps_the_session_in_memory_only() {
     let view = sign_in(&rig).await;
     assert_eq!(view.state, Phase::Active);
     assert_eq!(view.persistence, Persistence::MemoryOnly);
-    assert_eq!(
-        view.last_error.unwrap().code,
-        crate::ErrorCode::KeychainUnavailable
-    );
+    assert_eq!(view.last_error.unwrap().code, crate::ErrorCode::KeychainUnavailable);
     rig.engine.refresh_now().await.unwrap();
     assert!(events(&rig)
         .iter()

@@ -254,11 +254,7 @@ impl Config {
         for (name, value) in raw.profiles {
             let raw: RawProfile = value.try_into().map_err(|e: toml::de::Error| {
                 let msg = e.message().to_owned();
-                let field = msg
-                    .split('`')
-                    .nth(1)
-                    .unwrap_or("(unknown)")
-                    .to_owned();
+                let field = msg.split('`').nth(1).unwrap_or("(unknown)").to_owned();
                 ConfigError::new(
                     &name,
                     &field,
@@ -296,12 +292,7 @@ impl Config {
         let names = || self.profiles.keys().cloned().collect::<Vec<_>>().join(", ");
         let wanted = match name.or(self.default_profile.as_deref()) {
             Some(n) => n,
-            None if self.profiles.len() == 1 => self
-                .profiles
-                .keys()
-                .next()
-                .map(String::as_str)
-                .unwrap_or_default(),
+            None if self.profiles.len() == 1 => self.profiles.keys().next().map(String::as_str).unwrap_or_default(),
             None => {
                 return Err(ConfigError::general(
                     "several profiles are defined and none was chosen",
@@ -390,7 +381,12 @@ fn validate(name: &str, raw: RawProfile, base: &Path) -> Result<Profile, ConfigE
         .iter()
         .map(|p| {
             p.parse::<Pin>().map_err(|problem| {
-                ConfigError::new(name, "pins", problem, "write each pin as sha256/<base64 of the SHA-256 of the certificate's SubjectPublicKeyInfo>")
+                ConfigError::new(
+                    name,
+                    "pins",
+                    problem,
+                    "write each pin as sha256/<base64 of the SHA-256 of the certificate's SubjectPublicKeyInfo>",
+                )
             })
         })
         .collect::<Result<Vec<_>, _>>()?;
@@ -432,9 +428,7 @@ fn validate(name: &str, raw: RawProfile, base: &Path) -> Result<Profile, ConfigE
             "remove min_tls or set it to \"1.3\"",
         ));
     }
-    let ca_file = raw
-        .ca_file
-        .map(|p| if p.is_relative() { base.join(p) } else { p });
+    let ca_file = raw.ca_file.map(|p| if p.is_relative() { base.join(p) } else { p });
     if let Some(ca) = &ca_file {
         if !ca.is_file() {
             return Err(ConfigError::new(
@@ -447,9 +441,9 @@ fn validate(name: &str, raw: RawProfile, base: &Path) -> Result<Profile, ConfigE
     }
     let jwks_url = match &raw.jwks_url {
         Some(u) => https_url(name, "jwks_url", u)?,
-        None => base_url.join("/.well-known/jwks.json").map_err(|e| {
-            ConfigError::new(name, "jwks_url", e.to_string(), "set jwks_url explicitly")
-        })?,
+        None => base_url
+            .join("/.well-known/jwks.json")
+            .map_err(|e| ConfigError::new(name, "jwks_url", e.to_string(), "set jwks_url explicitly"))?,
     };
     let issuer = raw
         .issuer
@@ -557,10 +551,7 @@ mod tests {
         assert_eq!(p.min_tls, TlsVersion::V1_2);
         assert_eq!(p.refresh_lead, DEFAULT_REFRESH_LEAD);
         assert_eq!(p.issuer, "https://idp.example");
-        assert_eq!(
-            p.jwks_url.as_str(),
-            "https://idp.example/.well-known/jwks.json"
-        );
+        assert_eq!(p.jwks_url.as_str(), "https://idp.example/.well-known/jwks.json");
         assert_eq!(p.algorithms, vec![Algorithm::RS256, Algorithm::ES256]);
     }
 
@@ -590,10 +581,7 @@ mod tests {
 
     #[test]
     fn unknown_field_is_named() {
-        let e = err(&profile(
-            "integration",
-            &format!("pins = [\"{PIN_A}\"]\npinz = []"),
-        ));
+        let e = err(&profile("integration", &format!("pins = [\"{PIN_A}\"]\npinz = []")));
         assert_eq!(e.profile.as_deref(), Some("p"));
         assert_eq!(e.field.as_deref(), Some("pinz"));
     }

@@ -36,12 +36,7 @@ pub fn effective_lead(lead: Duration, lifetime: Duration) -> Duration {
 /// When to refresh a token issued at `issued_at` that expires at
 /// `expires_at`: `exp − lead`, made earlier by a random jitter of up to 10 %
 /// of the lead so that many clients do not refresh in the same second.
-pub fn refresh_at(
-    issued_at: Timestamp,
-    expires_at: Timestamp,
-    lead: Duration,
-    rng: &mut impl Rng,
-) -> Timestamp {
+pub fn refresh_at(issued_at: Timestamp, expires_at: Timestamp, lead: Duration, rng: &mut impl Rng) -> Timestamp {
     let lifetime = (expires_at - issued_at).to_std().unwrap_or(Duration::ZERO);
     let lead = effective_lead(lead, lifetime);
     let jitter = lead.mul_f64(rng.gen_range(0.0..=0.1));
@@ -96,25 +91,24 @@ impl ProcessLock {
         let deadline = tokio::time::Instant::now() + Self::WAIT;
         loop {
             let p = path.clone();
-            let attempt =
-                tokio::task::spawn_blocking(move || -> std::io::Result<Option<std::fs::File>> {
-                    if let Some(dir) = p.parent() {
-                        std::fs::create_dir_all(dir)?;
-                    }
-                    let file = std::fs::OpenOptions::new()
-                        .create(true)
-                        .truncate(false)
-                        .write(true)
-                        .open(&p)?;
-                    match file.try_lock() {
-                        Ok(()) => Ok(Some(file)),
-                        Err(std::fs::TryLockError::WouldBlock) => Ok(None),
-                        Err(std::fs::TryLockError::Error(e)) => Err(e),
-                    }
-                })
-                .await
-                .map_err(|e| Error::Internal(format!("refresh lock task failed: {e}")))?
-                .map_err(|e| Error::Internal(format!("cannot lock {}: {e}", path.display())))?;
+            let attempt = tokio::task::spawn_blocking(move || -> std::io::Result<Option<std::fs::File>> {
+                if let Some(dir) = p.parent() {
+                    std::fs::create_dir_all(dir)?;
+                }
+                let file = std::fs::OpenOptions::new()
+                    .create(true)
+                    .truncate(false)
+                    .write(true)
+                    .open(&p)?;
+                match file.try_lock() {
+                    Ok(()) => Ok(Some(file)),
+                    Err(std::fs::TryLockError::WouldBlock) => Ok(None),
+                    Err(std::fs::TryLockError::Error(e)) => Err(e),
+                }
+            })
+            .await
+            .map_err(|e| Error::Internal(format!("refresh lock task failed: {e}")))?
+            .map_err(|e| Error::Internal(format!("cannot lock {}: {e}", path.display())))?;
             if let Some(file) = attempt {
                 return Ok(Self { _file: file });
             }
@@ -199,10 +193,7 @@ pub fn spawn(engine: Engine) -> SchedulerGuard {
             }
         }
     });
-    SchedulerGuard {
-        stop,
-        task: Some(task),
-    }
+    SchedulerGuard { stop, task: Some(task) }
 }
 
 #[cfg(test)]
@@ -248,10 +239,7 @@ mod tests {
             let d = backoff(base, attempt, &mut rng);
             assert!(d >= full / 2 && d <= full, "attempt {attempt}: {d:?}");
         }
-        assert_eq!(
-            backoff_base(Duration::from_secs(6)),
-            Duration::from_millis(150)
-        );
+        assert_eq!(backoff_base(Duration::from_secs(6)), Duration::from_millis(150));
         assert!(backoff(base, 40, &mut rng) <= MAX_BACKOFF);
     }
 
@@ -263,10 +251,7 @@ mod tests {
         let held = ProcessLock::acquire(path.clone()).await.unwrap();
         // A second descriptor cannot take it while the first holds it.
         let file = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
-        assert!(matches!(
-            file.try_lock(),
-            Err(std::fs::TryLockError::WouldBlock)
-        ));
+        assert!(matches!(file.try_lock(), Err(std::fs::TryLockError::WouldBlock)));
         drop(held);
         assert!(file.try_lock().is_ok());
     }

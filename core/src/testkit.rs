@@ -79,8 +79,7 @@ pub fn keys() -> &'static Keys {
 }
 
 pub fn jwks(list: &[&Key]) -> JwkSet {
-    serde_json::from_value(json!({"keys": list.iter().map(|k| k.jwk.clone()).collect::<Vec<_>>()}))
-        .unwrap()
+    serde_json::from_value(json!({"keys": list.iter().map(|k| k.jwk.clone()).collect::<Vec<_>>()})).unwrap()
 }
 
 /// Sign `claims` with `key`.
@@ -105,13 +104,7 @@ pub fn validator(fetcher: Arc<StaticJwks>, algorithms: Vec<Algorithm>) -> Valida
         }
     }
     let cache = JwksCache::new(Box::new(Shared(fetcher)), Duration::from_millis(500));
-    Validator::new(
-        ISSUER,
-        AUDIENCE,
-        algorithms,
-        crate::engine::LEEWAY,
-        Arc::new(cache),
-    )
+    Validator::new(ISSUER, AUDIENCE, algorithms, crate::engine::LEEWAY, Arc::new(cache))
 }
 
 pub fn profile() -> Profile {
@@ -155,16 +148,10 @@ impl ScriptedProvider {
 
     fn grant(&self, user: &str) -> Grant {
         let iat = self.clock.now().timestamp();
-        let token = sign(
-            &keys().rsa,
-            &claims(user, iat, *self.lifetime.lock().unwrap()),
-        );
+        let token = sign(&keys().rsa, &claims(user, iat, *self.lifetime.lock().unwrap()));
         let refresh = format!("rt-{}", uuid::Uuid::new_v4());
         *self.current_refresh.lock().unwrap() = refresh.clone();
-        self.issued
-            .lock()
-            .unwrap()
-            .extend([token.clone(), refresh.clone()]);
+        self.issued.lock().unwrap().extend([token.clone(), refresh.clone()]);
         Grant {
             bearer: Secret::new(token),
             refresh: Some(Secret::new(refresh)),
@@ -184,11 +171,7 @@ impl Provider for ScriptedProvider {
         "scripted"
     }
 
-    async fn sign_in(
-        &self,
-        credentials: &Credentials,
-        _flow: &FlowContext,
-    ) -> Result<Grant, Error> {
+    async fn sign_in(&self, credentials: &Credentials, _flow: &FlowContext) -> Result<Grant, Error> {
         let Credentials::Password { username, password } = credentials;
         if password.expose() != "pw" {
             return Err(Error::InvalidCredentials("wrong password".into()));
@@ -229,12 +212,7 @@ impl Provider for ScriptedProvider {
         Ok(())
     }
 
-    async fn call(
-        &self,
-        _request: &ApiRequest,
-        _bearer: &Secret,
-        _flow: &FlowContext,
-    ) -> Result<ApiResponse, Error> {
+    async fn call(&self, _request: &ApiRequest, _bearer: &Secret, _flow: &FlowContext) -> Result<ApiResponse, Error> {
         Ok(ApiResponse {
             status: 200,
             content_type: None,

@@ -66,9 +66,9 @@ impl FromStr for Pin {
         let bytes = B64
             .decode(b64)
             .map_err(|e| format!("'{s}' is not valid base64 ({e})"))?;
-        let hash: [u8; 32] = bytes.try_into().map_err(|b: Vec<u8>| {
-            format!("'{s}' decodes to {} bytes, a SHA-256 hash has 32", b.len())
-        })?;
+        let hash: [u8; 32] = bytes
+            .try_into()
+            .map_err(|b: Vec<u8>| format!("'{s}' decodes to {} bytes, a SHA-256 hash has 32", b.len()))?;
         Ok(Pin(hash))
     }
 }
@@ -146,11 +146,7 @@ pub mod danger {
 
     impl PinnedVerifier {
         /// A verifier that trusts `roots` and requires one of `pins`.
-        pub fn new(
-            roots: RootCertStore,
-            pins: Vec<Pin>,
-            provider: Arc<CryptoProvider>,
-        ) -> Result<Self, String> {
+        pub fn new(roots: RootCertStore, pins: Vec<Pin>, provider: Arc<CryptoProvider>) -> Result<Self, String> {
             let inner = WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider)
                 .build()
                 .map_err(|e| format!("cannot build the certificate verifier: {e}"))?;
@@ -163,10 +159,7 @@ pub mod danger {
 
         /// The pins of the last chain that matched none; `None` if there was none.
         pub fn last_mismatch(&self) -> Option<Vec<Pin>> {
-            self.last_mismatch
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .clone()
+            self.last_mismatch.lock().unwrap_or_else(|e| e.into_inner()).clone()
         }
     }
 
@@ -181,20 +174,14 @@ pub mod danger {
         ) -> Result<ServerCertVerified, rustls::Error> {
             // Step 1: the ordinary WebPKI checks (chain to a trusted root,
             // validity period, name). A pin never rescues a bad chain.
-            self.inner.verify_server_cert(
-                end_entity,
-                intermediates,
-                server_name,
-                ocsp_response,
-                now,
-            )?;
+            self.inner
+                .verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now)?;
             // Step 2: one certificate of the presented chain must carry a
             // pinned public key.
             let mut presented = Vec::new();
             for cert in std::iter::once(end_entity).chain(intermediates) {
-                let pin = Pin::of_certificate(cert).map_err(|_| {
-                    rustls::Error::InvalidCertificate(CertificateError::BadEncoding)
-                })?;
+                let pin = Pin::of_certificate(cert)
+                    .map_err(|_| rustls::Error::InvalidCertificate(CertificateError::BadEncoding))?;
                 if self.pins.contains(&pin) {
                     return Ok(ServerCertVerified::assertion());
                 }
@@ -245,17 +232,13 @@ pub fn root_store(extra_ca: Option<&Path>) -> Result<RootCertStore, String> {
     };
     if let Some(path) = extra_ca {
         let mut added = 0;
-        for cert in CertificateDer::pem_file_iter(path)
-            .map_err(|e| format!("cannot read CA file {}: {e}", path.display()))?
+        for cert in
+            CertificateDer::pem_file_iter(path).map_err(|e| format!("cannot read CA file {}: {e}", path.display()))?
         {
-            let cert =
-                cert.map_err(|e| format!("CA file {} is not valid PEM: {e}", path.display()))?;
-            roots.add(cert).map_err(|e| {
-                format!(
-                    "CA file {} holds an unusable certificate: {e}",
-                    path.display()
-                )
-            })?;
+            let cert = cert.map_err(|e| format!("CA file {} is not valid PEM: {e}", path.display()))?;
+            roots
+                .add(cert)
+                .map_err(|e| format!("CA file {} holds an unusable certificate: {e}", path.display()))?;
             added += 1;
         }
         if added == 0 {
@@ -267,10 +250,7 @@ pub fn root_store(extra_ca: Option<&Path>) -> Result<RootCertStore, String> {
 
 /// A rustls client config that verifies with `verifier` and speaks only the
 /// allowed TLS versions.
-pub fn client_config(
-    verifier: Arc<PinnedVerifier>,
-    min_tls: TlsVersion,
-) -> Result<ClientConfig, String> {
+pub fn client_config(verifier: Arc<PinnedVerifier>, min_tls: TlsVersion) -> Result<ClientConfig, String> {
     let versions: &[&rustls::SupportedProtocolVersion] = match min_tls {
         TlsVersion::V1_3 => &[&rustls::version::TLS13],
         TlsVersion::V1_2 => &[&rustls::version::TLS13, &rustls::version::TLS12],
@@ -333,16 +313,13 @@ impl PinnedClient {
     /// Send a request, mapping transport failures (pin mismatch, TLS, network)
     /// to engine errors.
     pub async fn send(&self, request: reqwest::RequestBuilder) -> Result<reqwest::Response, Error> {
-        let request = request.build().map_err(|e| {
-            Error::Internal(format!("cannot build the request: {}", e.without_url()))
-        })?;
+        let request = request
+            .build()
+            .map_err(|e| Error::Internal(format!("cannot build the request: {}", e.without_url())))?;
         let host = request.url().host_str().unwrap_or("the server").to_owned();
         let port = request.url().port_or_known_default().unwrap_or(443);
         let host = format!("{host}:{port}");
-        self.http
-            .execute(request)
-            .await
-            .map_err(|e| self.classify(&host, e))
+        self.http.execute(request).await.map_err(|e| self.classify(&host, e))
     }
 
     /// Map a reqwest error to an engine error.
@@ -350,9 +327,7 @@ impl PinnedClient {
         if let Some(tls) = find_rustls_error(&err) {
             if matches!(
                 tls,
-                rustls::Error::InvalidCertificate(
-                    rustls::CertificateError::ApplicationVerificationFailure
-                )
+                rustls::Error::InvalidCertificate(rustls::CertificateError::ApplicationVerificationFailure)
             ) {
                 let presented = self
                     .verifier
@@ -396,10 +371,7 @@ fn find_rustls_error<'a>(err: &'a (dyn std::error::Error + 'static)) -> Option<&
         if let Some(tls) = e.downcast_ref::<rustls::Error>() {
             return Some(tls);
         }
-        if let Some(inner) = e
-            .downcast_ref::<std::io::Error>()
-            .and_then(|io| io.get_ref())
-        {
+        if let Some(inner) = e.downcast_ref::<std::io::Error>().and_then(|io| io.get_ref()) {
             if let Some(tls) = find_rustls_error(inner) {
                 return Some(tls);
             }
@@ -472,16 +444,10 @@ mod tests {
             .with_protocol_versions(server_versions)
             .unwrap()
             .with_no_client_auth()
-            .with_single_cert(
-                vec![pki.leaf_der.clone(), pki.ca_der.clone()],
-                pki.leaf_key.clone_key(),
-            )
+            .with_single_cert(vec![pki.leaf_der.clone(), pki.ca_der.clone()], pki.leaf_key.clone_key())
             .unwrap();
-        let mut client = ClientConnection::new(
-            Arc::new(client_cfg),
-            ServerName::try_from("idp.test").unwrap(),
-        )
-        .unwrap();
+        let mut client =
+            ClientConnection::new(Arc::new(client_cfg), ServerName::try_from("idp.test").unwrap()).unwrap();
         let mut server = ServerConnection::new(Arc::new(server_cfg)).unwrap();
         for _ in 0..10 {
             let mut buf = Vec::new();
@@ -514,8 +480,7 @@ mod tests {
         panic!("handshake did not finish");
     }
 
-    const BOTH: &[&rustls::SupportedProtocolVersion] =
-        &[&rustls::version::TLS13, &rustls::version::TLS12];
+    const BOTH: &[&rustls::SupportedProtocolVersion] = &[&rustls::version::TLS13, &rustls::version::TLS12];
 
     #[test]
     fn spki_extraction_matches_the_key() {
@@ -553,18 +518,10 @@ mod tests {
     fn no_matching_pin_is_refused_and_recorded() {
         let p = pki();
         let other = pki();
-        let err = handshake(
-            &p,
-            vec![other.leaf_pin, other.ca_pin],
-            TlsVersion::V1_2,
-            BOTH,
-        )
-        .unwrap_err();
+        let err = handshake(&p, vec![other.leaf_pin, other.ca_pin], TlsVersion::V1_2, BOTH).unwrap_err();
         assert_eq!(
             err,
-            rustls::Error::InvalidCertificate(
-                rustls::CertificateError::ApplicationVerificationFailure
-            )
+            rustls::Error::InvalidCertificate(rustls::CertificateError::ApplicationVerificationFailure)
         );
     }
 

@@ -105,9 +105,7 @@ impl SecretStore for KeyringStore {
     }
 
     fn set(&self, account: &str, value: &str) -> Result<(), VaultError> {
-        self.entry(account)?
-            .set_password(value)
-            .map_err(map_keyring)
+        self.entry(account)?.set_password(value).map_err(map_keyring)
     }
 
     fn delete(&self, account: &str) -> Result<(), VaultError> {
@@ -137,10 +135,7 @@ impl MemoryStore {
 
     /// A snapshot of every entry.
     pub fn entries(&self) -> HashMap<String, String> {
-        self.entries
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
+        self.entries.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
     fn check(&self) -> Result<(), VaultError> {
@@ -173,10 +168,7 @@ impl SecretStore for MemoryStore {
     }
     fn delete(&self, account: &str) -> Result<(), VaultError> {
         self.check()?;
-        self.entries
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(account);
+        self.entries.lock().unwrap_or_else(|e| e.into_inner()).remove(account);
         Ok(())
     }
 }
@@ -280,10 +272,7 @@ impl Vault {
         let chars: Vec<char> = json.chars().collect();
         let old = self.manifest().ok().flatten();
         let generation = old.as_ref().map(|m| m.generation + 1).unwrap_or(1);
-        let chunks: Vec<String> = chars
-            .chunks(CHUNK_CHARS)
-            .map(|c| c.iter().collect())
-            .collect();
+        let chunks: Vec<String> = chars.chunks(CHUNK_CHARS).map(|c| c.iter().collect()).collect();
         for (i, chunk) in chunks.iter().enumerate() {
             self.store.set(&self.chunk_account(generation, i), chunk)?;
         }
@@ -314,13 +303,11 @@ impl Vault {
             let chunk = self
                 .store
                 .get(&self.chunk_account(manifest.generation, i))?
-                .ok_or_else(|| {
-                    VaultError::Corrupt(format!("chunk {i} of {} is missing", manifest.chunks))
-                })?;
+                .ok_or_else(|| VaultError::Corrupt(format!("chunk {i} of {} is missing", manifest.chunks)))?;
             json.push_str(&chunk);
         }
-        let s: Stored = serde_json::from_str(&json)
-            .map_err(|e| VaultError::Corrupt(format!("record: {}", e.classify_name())))?;
+        let s: Stored =
+            serde_json::from_str(&json).map_err(|e| VaultError::Corrupt(format!("record: {}", e.classify_name())))?;
         Ok(Some(SessionRecord {
             session_id: s.session_id,
             user: s.user,
@@ -391,10 +378,7 @@ mod tests {
         assert_eq!(vault.load().unwrap(), None);
         let rec = record(4096);
         vault.save(&rec).unwrap();
-        assert!(store
-            .entries()
-            .values()
-            .all(|v| v.chars().count() <= CHUNK_CHARS));
+        assert!(store.entries().values().all(|v| v.chars().count() <= CHUNK_CHARS));
         assert!(store.entries().len() > 8);
         assert_eq!(vault.load().unwrap(), Some(rec.clone()));
         // A rewrite replaces the old generation's chunks.

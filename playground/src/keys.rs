@@ -26,8 +26,7 @@ fn kid() -> String {
 impl SigningKey {
     /// A fresh RSA 2048 key for RS256.
     pub fn rsa() -> Self {
-        let private =
-            rsa::RsaPrivateKey::new(&mut rand::rngs::OsRng, 2048).expect("RSA key generation");
+        let private = rsa::RsaPrivateKey::new(&mut rand::rngs::OsRng, 2048).expect("RSA key generation");
         let der = private.to_pkcs1_der().expect("PKCS#1 encoding");
         let n = B64URL.encode(private.n().to_bytes_be());
         let e = B64URL.encode(private.e().to_bytes_be());
@@ -43,8 +42,7 @@ impl SigningKey {
 
     /// A fresh P-256 key for ES256.
     pub fn ec() -> Self {
-        let pair = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)
-            .expect("EC key generation");
+        let pair = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).expect("EC key generation");
         let raw = pair.public_key_raw(); // 0x04 || x || y
         let x = B64URL.encode(&raw[1..33]);
         let y = B64URL.encode(&raw[33..65]);
@@ -100,9 +98,7 @@ impl KeyRing {
     }
 
     fn all(&self) -> impl Iterator<Item = &SigningKey> {
-        [&self.rsa, &self.ec]
-            .into_iter()
-            .chain(self.previous.iter())
+        [&self.rsa, &self.ec].into_iter().chain(self.previous.iter())
     }
 
     /// The published key set.
@@ -119,8 +115,7 @@ impl KeyRing {
         audience: &str,
         check_exp: bool,
     ) -> Result<serde_json::Map<String, Value>, String> {
-        let header =
-            jsonwebtoken::decode_header(token).map_err(|e| format!("malformed token: {e}"))?;
+        let header = jsonwebtoken::decode_header(token).map_err(|e| format!("malformed token: {e}"))?;
         let kid = header.kid.ok_or("the token has no kid")?;
         let key = self
             .all()

@@ -84,19 +84,12 @@ fn fingerprint(s: &str) -> String {
     let d = Sha256::digest(s.as_bytes());
     format!(
         "sha256:{}",
-        d[..6]
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect::<String>()
+        d[..6].iter().map(|b| format!("{b:02x}")).collect::<String>()
     )
 }
 
 fn error(status: StatusCode, code: &str, message: impl Into<String>) -> Response {
-    (
-        status,
-        Json(json!({"error": code, "message": message.into()})),
-    )
-        .into_response()
+    (status, Json(json!({"error": code, "message": message.into()}))).into_response()
 }
 
 fn now() -> i64 {
@@ -133,10 +126,7 @@ impl AppState {
     }
 
     pub fn sessions(&self) -> Vec<SessionInfo> {
-        let mut list: Vec<_> = lock(&self.sessions)
-            .values()
-            .map(|s| s.info.clone())
-            .collect();
+        let mut list: Vec<_> = lock(&self.sessions).values().map(|s| s.info.clone()).collect();
         list.sort_by_key(|s| s.created);
         list
     }
@@ -144,8 +134,7 @@ impl AppState {
     pub fn revoke(&self, session_id: Option<&str>, user: Option<&str>) -> usize {
         let mut n = 0;
         for s in lock(&self.sessions).values_mut() {
-            let hit = session_id.is_none_or(|id| s.info.id == id)
-                && user.is_none_or(|u| s.info.user == u);
+            let hit = session_id.is_none_or(|id| s.info.id == id) && user.is_none_or(|u| s.info.user == u);
             if hit && !s.info.revoked {
                 s.info.revoked = true;
                 s.info.revoke_reason = Some("revoked by an administrator".into());
@@ -157,10 +146,7 @@ impl AppState {
 
     pub async fn rotate_keys(&self) {
         if let Ok(fresh) = tokio::task::spawn_blocking(KeyRing::generate).await {
-            self.keys
-                .write()
-                .unwrap_or_else(|e| e.into_inner())
-                .rotate(fresh);
+            self.keys.write().unwrap_or_else(|e| e.into_inner()).rotate(fresh);
         }
     }
 
@@ -215,12 +201,11 @@ impl AppState {
 
     /// The live session of a valid session token, or why there is none.
     fn session_of(&self, token: &str, check_exp: bool) -> Result<String, String> {
-        let claims = self.keys.read().unwrap_or_else(|e| e.into_inner()).verify(
-            token,
-            &self.issuer,
-            AUDIENCE,
-            check_exp,
-        )?;
+        let claims =
+            self.keys
+                .read()
+                .unwrap_or_else(|e| e.into_inner())
+                .verify(token, &self.issuer, AUDIENCE, check_exp)?;
         let sid = claims
             .get("sid")
             .and_then(Value::as_str)
@@ -252,9 +237,7 @@ fn check_headers(path: &str, headers: &HeaderMap) -> Vec<String> {
         None => problems.push(format!("{name} is missing")),
         Some(v) => match Uuid::parse_str(v) {
             Err(_) => problems.push(format!("{name} is not a UUID: '{v}'")),
-            Ok(u) if v4 && u.get_version_num() != 4 => {
-                problems.push(format!("{name} is not a UUID v4: '{v}'"))
-            }
+            Ok(u) if v4 && u.get_version_num() != 4 => problems.push(format!("{name} is not a UUID v4: '{v}'")),
             Ok(_) => {}
         },
     };
@@ -262,9 +245,9 @@ fn check_headers(path: &str, headers: &HeaderMap) -> Vec<String> {
     uuid("x-activity-id", false, &mut problems);
     match get("x-tenant-id") {
         None => problems.push("X-Tenant-ID is missing".into()),
-        Some(t) if t != TENANT => problems.push(format!(
-            "X-Tenant-ID '{t}' is not this Playground's tenant '{TENANT}'"
-        )),
+        Some(t) if t != TENANT => {
+            problems.push(format!("X-Tenant-ID '{t}' is not this Playground's tenant '{TENANT}'"))
+        }
         Some(_) => {}
     }
     if path == "/api/v2/auth/logout" {
@@ -280,9 +263,7 @@ fn check_headers(path: &str, headers: &HeaderMap) -> Vec<String> {
         if path == "/api/v2/accounts" {
             match get("authorization") {
                 None => problems.push("Authorization is missing".into()),
-                Some(v) if !v.starts_with("Bearer ") => {
-                    problems.push("Authorization is not 'Bearer <token>'".into())
-                }
+                Some(v) if !v.starts_with("Bearer ") => problems.push("Authorization is not 'Bearer <token>'".into()),
                 Some(_) => {}
             }
         }
@@ -301,11 +282,7 @@ async fn api_guard(State(state): State<Arc<AppState>>, request: Request, next: N
     let headers: BTreeMap<String, String> = request
         .headers()
         .iter()
-        .filter(|(k, _)| {
-            k.as_str().starts_with("x-")
-                || k.as_str() == "authorization"
-                || k.as_str() == "content-type"
-        })
+        .filter(|(k, _)| k.as_str().starts_with("x-") || k.as_str() == "authorization" || k.as_str() == "content-type")
         .map(|(k, v)| {
             let v = v.to_str().unwrap_or("(not text)");
             let shown = if SECRET_HEADERS.contains(&k.as_str()) {
@@ -338,11 +315,7 @@ struct LoginBody {
     password: String,
 }
 
-async fn login(
-    State(state): State<Arc<AppState>>,
-    headers: HeaderMap,
-    body: Option<Json<LoginBody>>,
-) -> Response {
+async fn login(State(state): State<Arc<AppState>>, headers: HeaderMap, body: Option<Json<LoginBody>>) -> Response {
     let Some(Json(body)) = body else {
         return error(
             StatusCode::BAD_REQUEST,
@@ -371,7 +344,10 @@ async fn login(
             return error(
                 StatusCode::CONFLICT,
                 "session_limit",
-                format!("{} already has {live} active sessions, the production limit is {}; sign out of one first", user.username, state.session_limit),
+                format!(
+                    "{} already has {live} active sessions, the production limit is {}; sign out of one first",
+                    user.username, state.session_limit
+                ),
             );
         }
     }
@@ -434,11 +410,7 @@ async fn refresh(State(state): State<Arc<AppState>>, body: Option<Json<RefreshBo
         .get(&body.refresh_token)
         .map(|e| (e.session.clone(), e.current));
     let Some((sid, current)) = entry else {
-        return error(
-            StatusCode::BAD_REQUEST,
-            "invalid_grant",
-            "unknown refresh token",
-        );
+        return error(StatusCode::BAD_REQUEST, "invalid_grant", "unknown refresh token");
     };
     let mut sessions = lock(&state.sessions);
     let Some(session) = sessions.get_mut(&sid) else {
@@ -463,11 +435,7 @@ async fn refresh(State(state): State<Arc<AppState>>, body: Option<Json<RefreshBo
         );
     }
     if session.info.signed_out {
-        return error(
-            StatusCode::BAD_REQUEST,
-            "invalid_grant",
-            "the session was signed out",
-        );
+        return error(StatusCode::BAD_REQUEST, "invalid_grant", "the session was signed out");
     }
     session.info.refresh_count += 1;
     state.token_response(session)
@@ -575,11 +543,7 @@ async fn admin_lifetime(State(state): State<Arc<AppState>>, body: String) -> Res
             state.lifetime_ms.store(s.seconds * 1000, Ordering::SeqCst);
             Json(json!({"token_lifetime_seconds": s.seconds})).into_response()
         }
-        Ok(_) => error(
-            StatusCode::BAD_REQUEST,
-            "invalid_request",
-            "seconds must be at least 1",
-        ),
+        Ok(_) => error(StatusCode::BAD_REQUEST, "invalid_request", "seconds must be at least 1"),
         Err(e) => bad_request(e),
     }
 }
@@ -591,8 +555,7 @@ async fn admin_revoke(State(state): State<Arc<AppState>>, body: String) -> Respo
         admin_body::<RevokeBody>(&body, "{\"session_id\": ID} or {\"user\": NAME} or {}")
     };
     match parsed {
-        Ok(b) => Json(json!({"revoked": state.revoke(b.session_id.as_deref(), b.user.as_deref())}))
-            .into_response(),
+        Ok(b) => Json(json!({"revoked": state.revoke(b.session_id.as_deref(), b.user.as_deref())})).into_response(),
         Err(e) => bad_request(e),
     }
 }
@@ -611,11 +574,7 @@ async fn admin_requests(State(state): State<Arc<AppState>>) -> Response {
 }
 
 async fn admin_config(State(state): State<Arc<AppState>>) -> Response {
-    (
-        [("content-type", "text/plain; charset=utf-8")],
-        state.config.clone(),
-    )
-        .into_response()
+    ([("content-type", "text/plain; charset=utf-8")], state.config.clone()).into_response()
 }
 
 async fn not_found() -> Response {

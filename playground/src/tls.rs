@@ -5,8 +5,7 @@ use crate::Mode;
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine as _;
 use rcgen::{
-    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair,
-    KeyUsagePurpose, SanType,
+    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair, KeyUsagePurpose, SanType,
 };
 use rustls::ServerConfig;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
@@ -43,9 +42,7 @@ impl Pki {
         let leaf_key = KeyPair::generate()?;
         let mut leaf = CertificateParams::new(vec!["localhost".to_owned()])?;
         leaf.subject_alt_names
-            .push(SanType::IpAddress(std::net::IpAddr::V4(
-                std::net::Ipv4Addr::LOCALHOST,
-            )));
+            .push(SanType::IpAddress(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST)));
         leaf.distinguished_name
             .push(DnType::CommonName, "Session Manager Playground");
         leaf.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
@@ -67,14 +64,13 @@ impl Pki {
             Mode::Production => &[&rustls::version::TLS13],
             Mode::Playground => &[&rustls::version::TLS13, &rustls::version::TLS12],
         };
-        let mut config =
-            ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-                .with_protocol_versions(versions)?
-                .with_no_client_auth()
-                .with_single_cert(
-                    vec![self.leaf_der.clone(), self.ca_der.clone()],
-                    self.leaf_key.clone_key(),
-                )?;
+        let mut config = ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+            .with_protocol_versions(versions)?
+            .with_no_client_auth()
+            .with_single_cert(
+                vec![self.leaf_der.clone(), self.ca_der.clone()],
+                self.leaf_key.clone_key(),
+            )?;
         config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
         Ok(Arc::new(config))
     }

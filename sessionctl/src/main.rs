@@ -99,41 +99,26 @@ async fn main() -> ExitCode {
             } else {
                 eprintln!("error[{}]: {}", info.code, info.message);
             }
-            ExitCode::from(if info.code == ErrorCode::ConfigInvalid {
-                2
-            } else {
-                1
-            })
+            ExitCode::from(if info.code == ErrorCode::ConfigInvalid { 2 } else { 1 })
         }
     }
 }
 
 fn open(cli: &Cli) -> Result<Engine, Failure> {
-    let config_path = cli
-        .config
-        .clone()
-        .or_else(paths::default_config_file)
-        .ok_or_else(|| {
-            failure(
-                ErrorCode::ConfigInvalid,
-                "no config file: pass --config FILE or set SESSION_MANAGER_CONFIG",
-            )
-        })?;
+    let config_path = cli.config.clone().or_else(paths::default_config_file).ok_or_else(|| {
+        failure(
+            ErrorCode::ConfigInvalid,
+            "no config file: pass --config FILE or set SESSION_MANAGER_CONFIG",
+        )
+    })?;
     let config = Config::load(&config_path).map_err(Error::from)?;
-    let profile = config
-        .profile(cli.profile.as_deref())
-        .map_err(Error::Config)?
-        .clone();
-    let data_dir = cli
-        .data_dir
-        .clone()
-        .or_else(paths::default_data_dir)
-        .ok_or_else(|| {
-            failure(
-                ErrorCode::ConfigInvalid,
-                "no data directory: pass --data-dir DIR or set SESSION_MANAGER_DATA_DIR",
-            )
-        })?;
+    let profile = config.profile(cli.profile.as_deref()).map_err(Error::Config)?.clone();
+    let data_dir = cli.data_dir.clone().or_else(paths::default_data_dir).ok_or_else(|| {
+        failure(
+            ErrorCode::ConfigInvalid,
+            "no data directory: pass --data-dir DIR or set SESSION_MANAGER_DATA_DIR",
+        )
+    })?;
     Ok(Engine::open(profile, &data_dir)?)
 }
 
@@ -189,8 +174,7 @@ fn print_view(view: &SessionView, json: bool) {
             "Keychain     : {}",
             match view.persistence {
                 Persistence::Keychain => "stored in the OS keychain",
-                Persistence::MemoryOnly =>
-                    "UNAVAILABLE: memory only, this session will not survive a restart",
+                Persistence::MemoryOnly => "UNAVAILABLE: memory only, this session will not survive a restart",
             }
         );
     }
@@ -212,10 +196,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         let records: Vec<AuditRecord> = engine.audit_log().recent(*limit).map_err(|e| {
             failure(
                 ErrorCode::Internal,
-                format!(
-                    "cannot read the audit log {}: {e}",
-                    engine.audit_log().path().display()
-                ),
+                format!("cannot read the audit log {}: {e}", engine.audit_log().path().display()),
             )
         })?;
         for r in records {
@@ -226,10 +207,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
                     "{}  {:<8} {:<10} {}",
                     r.time.format("%Y-%m-%d %H:%M:%S"),
                     r.user.as_deref().unwrap_or("-"),
-                    r.fingerprint
-                        .as_deref()
-                        .map(|f| &f[..f.len().min(19)])
-                        .unwrap_or("-"),
+                    r.fingerprint.as_deref().map(|f| &f[..f.len().min(19)]).unwrap_or("-"),
                     r.event.describe()
                 );
             }
@@ -240,15 +218,12 @@ async fn run(cli: Cli) -> Result<(), Failure> {
     match cli.command {
         Command::Login { username, .. } => {
             let mut password = String::new();
-            std::io::stdin()
-                .lock()
-                .read_line(&mut password)
-                .map_err(|e| {
-                    failure(
-                        ErrorCode::InvalidCredentials,
-                        format!("cannot read the password from standard input: {e}"),
-                    )
-                })?;
+            std::io::stdin().lock().read_line(&mut password).map_err(|e| {
+                failure(
+                    ErrorCode::InvalidCredentials,
+                    format!("cannot read the password from standard input: {e}"),
+                )
+            })?;
             let password = password.trim_end_matches(['\n', '\r']).to_owned();
             if password.is_empty() {
                 return Err(failure(ErrorCode::InvalidCredentials, "no password on standard input; pipe it in, e.g. `printf %s \"$PW\" | sessionctl login --username U --password-stdin`"));
@@ -275,7 +250,10 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             let report = engine.sign_out().await?;
             if let Some(e) = &report.server_error {
                 if !json {
-                    eprintln!("warning[{}]: the local session is cleared, but the provider's logout failed: {}", e.code, e.message);
+                    eprintln!(
+                        "warning[{}]: the local session is cleared, but the provider's logout failed: {}",
+                        e.code, e.message
+                    );
                 }
             }
             if json {
@@ -288,9 +266,10 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             let method = reqwest_method(&method)?;
             let body = match data {
                 None => None,
-                Some(d) => Some(serde_json::from_str(&d).map_err(|e| {
-                    failure(ErrorCode::InvalidState, format!("--data is not JSON: {e}"))
-                })?),
+                Some(d) => Some(
+                    serde_json::from_str(&d)
+                        .map_err(|e| failure(ErrorCode::InvalidState, format!("--data is not JSON: {e}")))?,
+                ),
             };
             let view = engine.restore().await?;
             if view.state != Phase::Active {
@@ -298,12 +277,9 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             }
             let response = engine.call(method, &path, body).await?;
             if json {
-                let body: serde_json::Value = serde_json::from_str(&response.body)
-                    .unwrap_or(serde_json::Value::String(response.body.clone()));
-                println!(
-                    "{}",
-                    serde_json::json!({"status": response.status, "body": body})
-                );
+                let body: serde_json::Value =
+                    serde_json::from_str(&response.body).unwrap_or(serde_json::Value::String(response.body.clone()));
+                println!("{}", serde_json::json!({"status": response.status, "body": body}));
             } else {
                 println!("{}", response.body);
             }
@@ -357,10 +333,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
 
 fn not_active(view: &SessionView) -> Failure {
     match view.state {
-        Phase::Expired => failure(
-            ErrorCode::SessionExpired,
-            "the session has expired; sign in again",
-        ),
+        Phase::Expired => failure(ErrorCode::SessionExpired, "the session has expired; sign in again"),
         Phase::Revoked => failure(
             ErrorCode::SessionRevoked,
             format!(

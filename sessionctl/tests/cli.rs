@@ -75,19 +75,14 @@ impl Cli {
     }
 
     fn stored(&self) -> Option<String> {
-        KeyringStore::new(&self.keychain)
-            .get("profile:playground")
-            .unwrap()
+        KeyringStore::new(&self.keychain).get("profile:playground").unwrap()
     }
 }
 
 impl Drop for Cli {
     fn drop(&mut self) {
-        let _ = session_core::vault::Vault::new(
-            std::sync::Arc::new(KeyringStore::new(&self.keychain)),
-            "playground",
-        )
-        .clear();
+        let _ = session_core::vault::Vault::new(std::sync::Arc::new(KeyringStore::new(&self.keychain)), "playground")
+            .clear();
     }
 }
 
@@ -100,8 +95,7 @@ fn stderr(o: &Output) -> String {
 
 fn json(o: &Output) -> serde_json::Value {
     let text = stdout(o);
-    serde_json::from_str(text.lines().last().unwrap_or_default())
-        .unwrap_or_else(|e| panic!("not JSON ({e}): {text}"))
+    serde_json::from_str(text.lines().last().unwrap_or_default()).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"))
 }
 
 fn assert_no_token_in(pg: &Playground, what: &str, text: &str) {
@@ -150,16 +144,10 @@ async fn login_persists_across_processes_with_4k_tokens_then_logout_deletes() {
     // A new process finds the session in the keychain.
     let out = cli.run(&["status"], None).await;
     assert!(out.status.success(), "{}", stderr(&out));
-    assert!(
-        stdout(&out).contains("State        : active"),
-        "{}",
-        stdout(&out)
-    );
+    assert!(stdout(&out).contains("State        : active"), "{}", stdout(&out));
     assert!(stdout(&out).contains("cust-1001"));
 
-    let out = cli
-        .run(&["--json", "call", "GET", "/api/v2/accounts"], None)
-        .await;
+    let out = cli.run(&["--json", "call", "GET", "/api/v2/accounts"], None).await;
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(json(&out)["status"], 200);
     assert_eq!(json(&out)["body"]["customerId"], "cust-1001");
@@ -199,10 +187,7 @@ async fn wrong_password_fails_with_a_stable_code_and_stores_nothing() {
     let pg = Playground::start(Options::default()).await.unwrap();
     let cli = Cli::new(&pg);
     let out = cli
-        .run(
-            &["login", "--username", "alice", "--password-stdin"],
-            Some("nope\n"),
-        )
+        .run(&["login", "--username", "alice", "--password-stdin"], Some("nope\n"))
         .await;
     assert_eq!(out.status.code(), Some(1));
     assert!(
@@ -224,10 +209,9 @@ async fn wrong_password_fails_with_a_stable_code_and_stores_nothing() {
 async fn pin_mismatch_names_the_presented_pin() {
     let pg = Playground::start(Options::default()).await.unwrap();
     let pins = &pg.info().pins;
-    let config = pg.config().replace(
-        &pins[0],
-        "sha256/AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=",
-    );
+    let config = pg
+        .config()
+        .replace(&pins[0], "sha256/AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=");
     let cli = Cli::with_config(&config);
     let out = cli
         .run(
@@ -251,19 +235,13 @@ async fn invalid_config_names_profile_field_and_fix() {
     let err = stderr(&out);
     assert!(err.starts_with("error[config_invalid]: "), "{err}");
     assert!(
-        err.contains("profile 'playground'")
-            && err.contains("field 'audiense'")
-            && err.contains("Fix:"),
+        err.contains("profile 'playground'") && err.contains("field 'audiense'") && err.contains("Fix:"),
         "{err}"
     );
     let cli = Cli::new(&pg);
     let out = cli.run(&["--profile", "nope", "status"], None).await;
     assert_eq!(out.status.code(), Some(2));
-    assert!(
-        stderr(&out).contains("use one of: playground"),
-        "{}",
-        stderr(&out)
-    );
+    assert!(stderr(&out).contains("use one of: playground"), "{}", stderr(&out));
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -314,14 +292,6 @@ async fn expired_session_is_reported_with_its_code() {
     tokio::time::sleep(Duration::from_millis(3200)).await;
     let out = cli.run(&["call", "GET", "/api/v2/accounts"], None).await;
     assert_eq!(out.status.code(), Some(1));
-    assert!(
-        stderr(&out).starts_with("error[session_expired]"),
-        "{}",
-        stderr(&out)
-    );
-    assert_eq!(
-        cli.stored(),
-        None,
-        "an expired session stays in the keychain"
-    );
+    assert!(stderr(&out).starts_with("error[session_expired]"), "{}", stderr(&out));
+    assert_eq!(cli.stored(), None, "an expired session stays in the keychain");
 }

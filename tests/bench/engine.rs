@@ -22,10 +22,7 @@ async fn jwt_per_token(alg: playground::Algorithm, n: usize) -> Duration {
     .await;
     let dir = tempfile::tempdir().unwrap();
     let (engine, _) = memory_engine(&pg, dir.path());
-    engine
-        .sign_in("alice", Secret::new("alice-pw-1"))
-        .await
-        .unwrap();
+    engine.sign_in("alice", Secret::new("alice-pw-1")).await.unwrap();
     let token = Secret::new(pg.issued_tokens()[0].clone());
     let p = profile(&pg, |t| t);
     let client = PinnedClient::for_profile(&p).unwrap();
@@ -53,18 +50,12 @@ async fn call_throughput(rounds: usize, per_round: usize) -> (f64, f64) {
     let pg = playground(3600).await;
     let dir = tempfile::tempdir().unwrap();
     let (engine, _) = memory_engine(&pg, dir.path());
-    engine
-        .sign_in("alice", Secret::new("alice-pw-1"))
-        .await
-        .unwrap();
+    engine.sign_in("alice", Secret::new("alice-pw-1")).await.unwrap();
     let bearer = pg.issued_tokens()[0].clone();
     let p = profile(&pg, |t| t);
     let plain = PinnedClient::for_profile(&p).unwrap();
     let url = p.base_url.join("/api/v2/accounts").unwrap();
-    let (session, correlation) = (
-        uuid::Uuid::new_v4().to_string(),
-        uuid::Uuid::new_v4().to_string(),
-    );
+    let (session, correlation) = (uuid::Uuid::new_v4().to_string(), uuid::Uuid::new_v4().to_string());
     let (mut engine_time, mut plain_time) = (Duration::ZERO, Duration::ZERO);
     // Interleave rounds so both sides see the same machine load.
     for _ in 0..rounds {
@@ -97,20 +88,14 @@ async fn call_throughput(rounds: usize, per_round: usize) -> (f64, f64) {
         plain_time += start.elapsed();
     }
     let total = (rounds * per_round) as f64;
-    (
-        total / engine_time.as_secs_f64(),
-        total / plain_time.as_secs_f64(),
-    )
+    (total / engine_time.as_secs_f64(), total / plain_time.as_secs_f64())
 }
 
 async fn refreshes_per_expiry(callers: usize) -> usize {
     let pg = playground(2).await;
     let dir = tempfile::tempdir().unwrap();
     let (engine, _) = memory_engine(&pg, dir.path());
-    engine
-        .sign_in("alice", Secret::new("alice-pw-1"))
-        .await
-        .unwrap();
+    engine.sign_in("alice", Secret::new("alice-pw-1")).await.unwrap();
     // No scheduler: let the token expire at the server, so every caller gets a
     // 401 and asks for a refresh at the same moment.
     tokio::time::sleep(Duration::from_millis(3100)).await;
@@ -119,9 +104,7 @@ async fn refreshes_per_expiry(callers: usize) -> usize {
     let tasks: Vec<_> = (0..callers)
         .map(|_| {
             let e = engine.clone();
-            tokio::spawn(
-                async move { e.call(reqwest::Method::GET, "/api/v2/accounts", None).await },
-            )
+            tokio::spawn(async move { e.call(reqwest::Method::GET, "/api/v2/accounts", None).await })
         })
         .collect();
     let mut ok = 0;
@@ -153,7 +136,10 @@ async fn main() {
     }
     let (engine, plain) = call_throughput(6, 250).await;
     println!("Authenticated GET /api/v2/accounts over pinned TLS (1500 calls each, interleaved):");
-    println!("  engine: {engine:.0} calls/s, plain reqwest: {plain:.0} calls/s, ratio {:.3} (target >= 0.95)", engine / plain);
+    println!(
+        "  engine: {engine:.0} calls/s, plain reqwest: {plain:.0} calls/s, ratio {:.3} (target >= 0.95)",
+        engine / plain
+    );
     let n = refreshes_per_expiry(1000).await;
     println!("Refresh requests per expiry with 1000 concurrent callers: {n} (target: exactly 1)");
 }

@@ -20,9 +20,7 @@ pub async fn playground(lifetime_secs: u64) -> Playground {
 
 /// Start a Playground with `options`.
 pub async fn playground_with(options: Options) -> Playground {
-    Playground::start(options)
-        .await
-        .expect("the Playground starts")
+    Playground::start(options).await.expect("the Playground starts")
 }
 
 /// The `playground` profile of a running Playground, optionally edited.

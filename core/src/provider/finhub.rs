@@ -113,12 +113,8 @@ impl FinHub {
         let url = base
             .join(path)
             .map_err(|e| Error::InvalidState(format!("'{path}' is not a valid path: {e}")))?;
-        if url.host_str() != base.host_str()
-            || url.port_or_known_default() != base.port_or_known_default()
-        {
-            return Err(Error::InvalidState(format!(
-                "'{path}' leaves the provider's host"
-            )));
+        if url.host_str() != base.host_str() || url.port_or_known_default() != base.port_or_known_default() {
+            return Err(Error::InvalidState(format!("'{path}' leaves the provider's host")));
         }
         Ok(url)
     }
@@ -134,10 +130,7 @@ impl FinHub {
     ) -> Result<reqwest::Response, Error> {
         let mut last = None;
         for base in self.bases() {
-            let mut request = self
-                .client
-                .http()
-                .request(method.clone(), Self::url(base, path)?);
+            let mut request = self.client.http().request(method.clone(), Self::url(base, path)?);
             for (name, value) in &headers {
                 request = request.header(*name, value);
             }
@@ -165,20 +158,9 @@ impl FinHub {
         ]
     }
 
-    async fn token_call(
-        &self,
-        call: Call,
-        path: &str,
-        body: Value,
-        flow: &FlowContext,
-    ) -> Result<Grant, Error> {
+    async fn token_call(&self, call: Call, path: &str, body: Value, flow: &FlowContext) -> Result<Grant, Error> {
         let response = self
-            .send(
-                reqwest::Method::POST,
-                path,
-                Self::flow_headers(flow),
-                Some(&body),
-            )
+            .send(reqwest::Method::POST, path, Self::flow_headers(flow), Some(&body))
             .await?;
         let status = response.status().as_u16();
         let location = response
@@ -186,6 +168,12 @@ impl FinHub {
             .get("location")
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned);
+        let server_date = response
+            .headers()
+            .get("date")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| chrono::DateTime::parse_from_rfc2822(v).ok())
+            .map(|d| d.with_timezone(&chrono::Utc));
         let text = response.text().await.map_err(|e| Error::Network {
             host: self.profile.base_url.to_string(),
             detail: e.without_url().to_string(),
@@ -203,9 +191,7 @@ impl FinHub {
         })?;
         if let Some(tt) = &parsed.token_type {
             if !tt.eq_ignore_ascii_case("bearer") {
-                return Err(Error::Protocol(format!(
-                    "token_type is '{tt}', expected 'Bearer'"
-                )));
+                return Err(Error::Protocol(format!("token_type is '{tt}', expected 'Bearer'")));
             }
         }
         Ok(Grant {
@@ -235,8 +221,7 @@ impl Provider for FinHub {
 
     async fn refresh(&self, refresh: &Secret, flow: &FlowContext) -> Result<Grant, Error> {
         let body = json!({ "refreshToken": refresh.expose() });
-        self.token_call(Call::Refresh, REFRESH_PATH, body, flow)
-            .await
+        self.token_call(Call::Refresh, REFRESH_PATH, body, flow).await
     }
 
     async fn sign_out(&self, tokens: &SessionTokens, flow: &FlowContext) -> Result<(), Error> {
@@ -244,14 +229,9 @@ impl Provider for FinHub {
             (headers::X_TENANT_ID, flow.tenant_id.clone()),
             (headers::X_ACTIVITY_ID, flow.activity_id.to_string()),
             (headers::X_SESSION_ACTIVE, "true".to_owned()),
-            (
-                headers::X_USER_SESSION_TOKEN,
-                tokens.bearer.expose().to_owned(),
-            ),
+            (headers::X_USER_SESSION_TOKEN, tokens.bearer.expose().to_owned()),
         ];
-        let response = self
-            .send(reqwest::Method::POST, LOGOUT_PATH, headers, None)
-            .await?;
+        let response = self.send(reqwest::Method::POST, LOGOUT_PATH, headers, None).await?;
         let status = response.status().as_u16();
         if (200..300).contains(&status) {
             return Ok(());
@@ -265,24 +245,11 @@ impl Provider for FinHub {
         Err(error_for(Call::Logout, status, &text, location.as_deref()))
     }
 
-    async fn call(
-        &self,
-        request: &ApiRequest,
-        bearer: &Secret,
-        flow: &FlowContext,
-    ) -> Result<ApiResponse, Error> {
+    async fn call(&self, request: &ApiRequest, bearer: &Secret, flow: &FlowContext) -> Result<ApiResponse, Error> {
         let mut headers = Self::flow_headers(flow);
-        headers.push((
-            headers::AUTHORIZATION,
-            format!("Bearer {}", bearer.expose()),
-        ));
+        headers.push((headers::AUTHORIZATION, format!("Bearer {}", bearer.expose())));
         let response = self
-            .send(
-                request.method.clone(),
-                &request.path,
-                headers,
-                request.body.as_ref(),
-            )
+            .send(request.method.clone(), &request.path, headers, request.body.as_ref())
             .await?;
         let status = response.status().as_u16();
         let content_type = response
@@ -309,13 +276,8 @@ mod tests {
     #[test]
     fn statuses_map_to_errors() {
         let body = r#"{"error":"invalid_grant","message":"refresh token reuse detected"}"#;
-        assert!(
-            matches!(error_for(Call::Refresh, 400, body, None), Error::Revoked(m) if m.contains("reuse"))
-        );
-        assert!(matches!(
-            error_for(Call::Refresh, 401, "", None),
-            Error::Revoked(_)
-        ));
+        assert!(matches!(error_for(Call::Refresh, 400, body, None), Error::Revoked(m) if m.contains("reuse")));
+        assert!(matches!(error_for(Call::Refresh, 401, "", None), Error::Revoked(_)));
         assert!(error_for(Call::Refresh, 503, "", None).is_transient());
         assert!(error_for(Call::Refresh, 429, "", None).is_transient());
         assert!(
@@ -339,17 +301,9 @@ mod tests {
     fn paths_cannot_leave_the_host() {
         let base = reqwest::Url::parse("https://idp.example:8443/").unwrap();
         assert!(FinHub::url(&base, "/api/v2/accounts").is_ok());
-        for bad in [
-            "//evil.example/x",
-            "https://evil.example/",
-            "api",
-            "/\\evil.example",
-        ] {
+        for bad in ["//evil.example/x", "https://evil.example/", "api", "/\\evil.example"] {
             let r = FinHub::url(&base, bad);
-            assert!(
-                r.is_err() || r.unwrap().host_str() == Some("idp.example"),
-                "{bad}"
-            );
+            assert!(r.is_err() || r.unwrap().host_str() == Some("idp.example"), "{bad}");
         }
     }
 }

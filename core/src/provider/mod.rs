@@ -84,10 +84,5 @@ pub trait Provider: Send + Sync {
     async fn sign_out(&self, tokens: &SessionTokens, flow: &FlowContext) -> Result<(), Error>;
 
     /// Call the provider's API with the session's credentials and headers.
-    async fn call(
-        &self,
-        request: &ApiRequest,
-        bearer: &Secret,
-        flow: &FlowContext,
-    ) -> Result<ApiResponse, Error>;
+    async fn call(&self, request: &ApiRequest, bearer: &Secret, flow: &FlowContext) -> Result<ApiResponse, Error>;
 }

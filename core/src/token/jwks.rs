@@ -36,10 +36,7 @@ impl HttpJwksFetcher {
 #[async_trait]
 impl JwksFetcher for HttpJwksFetcher {
     async fn fetch(&self) -> Result<JwkSet, Error> {
-        let response = self
-            .client
-            .send(self.client.http().get(self.url.clone()))
-            .await?;
+        let response = self.client.send(self.client.http().get(self.url.clone())).await?;
         let status = response.status();
         if !status.is_success() {
             return Err(Error::Server {
@@ -47,9 +44,10 @@ impl JwksFetcher for HttpJwksFetcher {
                 message: format!("fetching the JWKS from {} failed", self.url),
             });
         }
-        let body = response.bytes().await.map_err(|e| {
-            Error::Protocol(format!("reading the JWKS failed: {}", e.without_url()))
-        })?;
+        let body = response
+            .bytes()
+            .await
+            .map_err(|e| Error::Protocol(format!("reading the JWKS failed: {}", e.without_url())))?;
         serde_json::from_slice(&body)
             .map_err(|e| Error::Protocol(format!("the JWKS at {} is not a JWK set: {e}", self.url)))
     }
@@ -116,11 +114,7 @@ impl JwksCache {
     }
 
     fn cached(&self, kid: &str) -> Option<Jwk> {
-        self.keys
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(kid)
-            .cloned()
+        self.keys.read().unwrap_or_else(|e| e.into_inner()).get(kid).cloned()
     }
 
     /// The key with id `kid`. An unknown id triggers one fetch; fetches are
@@ -142,8 +136,7 @@ impl JwksCache {
         let set = self.fetcher.fetch().await;
         *last = Some(Instant::now());
         let set = set?;
-        self.fetches
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.fetches.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let map: HashMap<String, Jwk> = set
             .keys
             .into_iter()

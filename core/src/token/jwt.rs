@@ -86,16 +86,11 @@ fn decode_json_part(part: &str, what: &str) -> Result<serde_json::Map<String, Va
         .map_err(|_| TokenError::Malformed(format!("the {what} is not base64url")))?;
     match serde_json::from_slice(&bytes) {
         Ok(Value::Object(map)) => Ok(map),
-        _ => Err(TokenError::Malformed(format!(
-            "the {what} is not a JSON object"
-        ))),
+        _ => Err(TokenError::Malformed(format!("the {what} is not a JSON object"))),
     }
 }
 
-fn time_claim(
-    claims: &serde_json::Map<String, Value>,
-    name: &'static str,
-) -> Result<Option<Timestamp>, TokenError> {
+fn time_claim(claims: &serde_json::Map<String, Value>, name: &'static str) -> Result<Option<Timestamp>, TokenError> {
     match claims.get(name) {
         None => Ok(None),
         Some(v) => v
@@ -135,18 +130,11 @@ impl Validator {
         let raw = token.expose();
         let parts: Vec<&str> = raw.split('.').collect();
         if parts.len() != 3 {
-            return Err(TokenError::Malformed(format!(
-                "a JWS has 3 parts, this token has {}",
-                parts.len()
-            ))
-            .into());
+            return Err(TokenError::Malformed(format!("a JWS has 3 parts, this token has {}", parts.len())).into());
         }
         let header = decode_json_part(parts[0], "header")?;
         // RFC 8725 3.1: the allow-list decides, not the header.
-        let alg_name = header
-            .get("alg")
-            .and_then(Value::as_str)
-            .unwrap_or("(missing)");
+        let alg_name = header.get("alg").and_then(Value::as_str).unwrap_or("(missing)");
         let allowed = || {
             self.algorithms
                 .iter()
@@ -211,13 +199,12 @@ impl Validator {
         validation.validate_nbf = false;
         validation.validate_aud = false;
         validation.required_spec_claims.clear();
-        let data = jsonwebtoken::decode::<serde_json::Map<String, Value>>(raw, &key, &validation)
-            .map_err(|e| {
+        let data = jsonwebtoken::decode::<serde_json::Map<String, Value>>(raw, &key, &validation).map_err(|e| {
             use jsonwebtoken::errors::ErrorKind;
             match e.kind() {
-                ErrorKind::InvalidSignature
-                | ErrorKind::InvalidEcdsaKey
-                | ErrorKind::InvalidRsaKey(_) => TokenError::BadSignature(kid.to_owned()),
+                ErrorKind::InvalidSignature | ErrorKind::InvalidEcdsaKey | ErrorKind::InvalidRsaKey(_) => {
+                    TokenError::BadSignature(kid.to_owned())
+                }
                 ErrorKind::InvalidAlgorithm => TokenError::AlgorithmNotAllowed {
                     alg: alg_name.to_owned(),
                     allowed: allowed(),
@@ -239,9 +226,7 @@ impl Validator {
         }
         let aud_ok = match claims.get("aud") {
             Some(Value::String(a)) => *a == self.audience,
-            Some(Value::Array(list)) => list
-                .iter()
-                .any(|a| a.as_str() == Some(self.audience.as_str())),
+            Some(Value::Array(list)) => list.iter().any(|a| a.as_str() == Some(self.audience.as_str())),
             _ => false,
         };
         if !aud_ok {

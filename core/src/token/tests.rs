@@ -37,14 +37,10 @@ fn b64(v: &serde_json::Value) -> String {
 async fn valid_rs256_and_es256_tokens_pass() {
     let (_, v) = setup(vec![Algorithm::RS256, Algorithm::ES256]);
     let t = now().timestamp();
-    let c = check(&v, sign(&keys().rsa, &claims("alice", t, 60)))
-        .await
-        .unwrap();
+    let c = check(&v, sign(&keys().rsa, &claims("alice", t, 60))).await.unwrap();
     assert_eq!(c.subject, "alice");
     assert_eq!(c.str("tid"), Some("t1"));
-    check(&v, sign(&keys().ec, &claims("alice", t, 60)))
-        .await
-        .unwrap();
+    check(&v, sign(&keys().ec, &claims("alice", t, 60))).await.unwrap();
 }
 
 #[tokio::test]
@@ -56,9 +52,7 @@ async fn alg_none_is_refused() {
         b64(&json!({"alg":"none","kid":"rsa-1"})),
         b64(&claims("alice", t, 60))
     );
-    assert!(
-        matches!(check(&v, token).await, Err(TokenError::AlgorithmNotAllowed { alg, .. }) if alg == "none")
-    );
+    assert!(matches!(check(&v, token).await, Err(TokenError::AlgorithmNotAllowed { alg, .. }) if alg == "none"));
 }
 
 #[tokio::test]
@@ -81,13 +75,8 @@ async fn hs256_signed_with_the_public_key_is_refused() {
 async fn algorithm_off_the_allow_list_is_refused_even_if_signed_correctly() {
     let (_, v) = setup(vec![Algorithm::ES256]);
     let t = now().timestamp();
-    let err = check(&v, sign(&keys().rsa, &claims("alice", t, 60)))
-        .await
-        .unwrap_err();
-    assert!(
-        matches!(err, TokenError::AlgorithmNotAllowed { .. }),
-        "{err}"
-    );
+    let err = check(&v, sign(&keys().rsa, &claims("alice", t, 60))).await.unwrap_err();
+    assert!(matches!(err, TokenError::AlgorithmNotAllowed { .. }), "{err}");
 }
 
 #[tokio::test]
@@ -97,12 +86,8 @@ async fn header_alg_that_does_not_fit_the_key_is_refused() {
     // An ES256 signature that claims the RSA key's kid.
     let mut header = jsonwebtoken::Header::new(Algorithm::ES256);
     header.kid = Some("rsa-1".into());
-    let token =
-        jsonwebtoken::encode(&header, &claims("alice", t, 60), &keys().ec.encoding).unwrap();
-    assert!(matches!(
-        check(&v, token).await,
-        Err(TokenError::KeyMismatch { .. })
-    ));
+    let token = jsonwebtoken::encode(&header, &claims("alice", t, 60), &keys().ec.encoding).unwrap();
+    assert!(matches!(check(&v, token).await, Err(TokenError::KeyMismatch { .. })));
 }
 
 #[tokio::test]
@@ -204,9 +189,7 @@ async fn tampered_payload_and_stripped_signature_are_refused() {
         TokenError::BadSignature("rsa-1".into())
     );
     let stripped = format!("{}.{}.", parts[0], parts[1]);
-    assert!(
-        matches!(check(&v, stripped).await.unwrap_err(), TokenError::Malformed(m) if m.contains("signature"))
-    );
+    assert!(matches!(check(&v, stripped).await.unwrap_err(), TokenError::Malformed(m) if m.contains("signature")));
     let two_parts = format!("{}.{}", parts[0], parts[1]);
     assert!(matches!(
         check(&v, two_parts).await.unwrap_err(),
@@ -223,26 +206,18 @@ async fn unknown_kid_refetches_once_rate_limited() {
     let k = keys();
     let (jwks, v) = setup(vec![Algorithm::RS256, Algorithm::ES256]);
     let t = now().timestamp();
-    check(&v, sign(&k.rsa, &claims("alice", t, 600)))
-        .await
-        .unwrap();
+    check(&v, sign(&k.rsa, &claims("alice", t, 600))).await.unwrap();
     assert_eq!(v.jwks().fetch_count(), 1);
     // Cached: no fetch.
-    check(&v, sign(&k.rsa, &claims("alice", t, 600)))
-        .await
-        .unwrap();
+    check(&v, sign(&k.rsa, &claims("alice", t, 600))).await.unwrap();
     assert_eq!(v.jwks().fetch_count(), 1);
     // The provider rotates to rsa-2: one refetch, then it validates.
     jwks.replace(testkit::jwks(&[&k.rsa2]));
     let started = tokio::time::Instant::now();
-    check(&v, sign(&k.rsa2, &claims("alice", t, 600)))
-        .await
-        .unwrap();
+    check(&v, sign(&k.rsa2, &claims("alice", t, 600))).await.unwrap();
     assert_eq!(v.jwks().fetch_count(), 2);
     // A kid nobody publishes: one more fetch, spaced by the rate limit, then refused.
-    let err = check(&v, sign(&k.ec, &claims("alice", t, 600)))
-        .await
-        .unwrap_err();
+    let err = check(&v, sign(&k.ec, &claims("alice", t, 600))).await.unwrap_err();
     assert_eq!(err, TokenError::UnknownKid("ec-1".into()));
     assert_eq!(v.jwks().fetch_count(), 3);
     assert!(
