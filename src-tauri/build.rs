@@ -1,0 +1,20 @@
+fn main() {
+    // tauri.conf.json lives at the repository root (paths inside it are
+    // relative to the root). The app manifest lists this app's own commands,
+    // which generates one `allow-<command>` permission each; the main
+    // window's capability (capabilities/main.json) grants exactly those.
+    tauri_build::try_build(
+        tauri_build::Attributes::new()
+            .config_path("../tauri.conf.json")
+            .app_manifest(tauri_build::AppManifest::new().commands(&[
+                "session_view",
+                "sign_in",
+                "sign_out",
+                "refresh_now",
+                "recent_activity",
+                "list_profiles",
+                "switch_profile",
+            ])),
+    )
+    .expect("tauri-build failed");
+}

@@ -1,0 +1,458 @@
+//! What the desktop app does, without Tauri: the profiles (the config file's
+//! and the embedded Playground's), the current profile's engine with its
+//! scheduler, and one event stream of `SessionView`s across profile switches.
+//! The Tauri commands in `commands.rs` delegate here in one line each.
+
+use playground::{DemoUser, Playground};
+use serde::Serialize;
+use session_core::audit::AuditRecord;
+use session_core::engine::SignOutReport;
+use session_core::profile::Config;
+use session_core::refresh::SchedulerGuard;
+use session_core::{paths, Engine, Error, ErrorCode, ErrorInfo, Phase, Profile, Secret, SessionView};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+use tokio::sync::broadcast;
+
+/// The name of the embedded Playground's profile.
+pub const PLAYGROUND_PROFILE: &str = "playground";
+/// Token lifetime of the embedded Playground, unless
+/// `SESSION_MANAGER_PLAYGROUND_LIFETIME` says otherwise: short enough to see
+/// refreshes happen within a couple of minutes.
+pub const DEFAULT_PLAYGROUND_LIFETIME: Duration = Duration::from_secs(120);
+
+/// How the app starts.
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    /// `--config FILE` (else `SESSION_MANAGER_CONFIG`, else the platform's
+    /// config file, used only if it exists).
+    pub config: Option<PathBuf>,
+    /// `--data-dir DIR` (else `SESSION_MANAGER_DATA_DIR`, else the platform's).
+    pub data_dir: Option<PathBuf>,
+    /// `--profile NAME`: the profile selected at start.
+    pub profile: Option<String>,
+    /// Token lifetime of the embedded Playground.
+    pub playground_lifetime: Option<Duration>,
+}
+
+impl Options {
+    /// Parse the command line (`--config`, `--data-dir`, `--profile`) and
+    /// `SESSION_MANAGER_PLAYGROUND_LIFETIME`.
+    pub fn from_args(args: impl IntoIterator<Item = String>) -> Result<Self, String> {
+        let mut o = Options::default();
+        let mut args = args.into_iter().skip(1);
+        while let Some(arg) = args.next() {
+            let mut value = |name: &str| args.next().ok_or_else(|| format!("{name} needs a value"));
+            match arg.as_str() {
+                "--config" => o.config = Some(value("--config")?.into()),
+                "--data-dir" => o.data_dir = Some(value("--data-dir")?.into()),
+                "--profile" => o.profile = Some(value("--profile")?),
+                // Arguments the platform or a WebDriver may add are ignored.
+                _ => {}
+            }
+        }
+        if let Ok(secs) = std::env::var("SESSION_MANAGER_PLAYGROUND_LIFETIME") {
+            let secs: u64 = secs.parse().ok().filter(|s| *s > 0).ok_or_else(|| {
+                format!("SESSION_MANAGER_PLAYGROUND_LIFETIME='{secs}' is not a number of seconds above 0")
+            })?;
+            o.playground_lifetime = Some(Duration::from_secs(secs));
+        }
+        Ok(o)
+    }
+}
+
+/// A profile as the profile picker shows it.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct ProfileInfo {
+    pub name: String,
+    pub environment: String,
+    pub provider: String,
+    pub selected: bool,
+    /// The demo users, for the embedded Playground only.
+    pub demo_users: Vec<DemoUserInfo>,
+}
+
+/// A demo user's credentials (the embedded Playground's; not secrets).
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct DemoUserInfo {
+    pub username: String,
+    pub password: String,
+}
+
+/// The profile list and any problem with the config file.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct ProfileList {
+    pub profiles: Vec<ProfileInfo>,
+    /// Why the config file's profiles are missing, if they are.
+    pub config_error: Option<ErrorInfo>,
+}
+
+/// One line of the Activity list.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct ActivityItem {
+    pub time: chrono::DateTime<chrono::Utc>,
+    /// The event's kind, e.g. `session_refreshed`.
+    pub kind: String,
+    /// For people, e.g. "Session refreshed (refresh #2)".
+    pub text: String,
+    pub user: Option<String>,
+}
+
+impl From<AuditRecord> for ActivityItem {
+    fn from(r: AuditRecord) -> Self {
+        let kind = serde_json::to_value(&r.event)
+            .ok()
+            .and_then(|v| v.get("event").and_then(|e| e.as_str()).map(str::to_owned))
+            .unwrap_or_default();
+        Self {
+            time: r.time,
+            kind,
+            text: r.event.describe(),
+            user: r.user,
+        }
+    }
+}
+
+struct Current {
+    engine: Engine,
+    _scheduler: SchedulerGuard,
+    forward: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Current {
+    fn drop(&mut self) {
+        self.forward.abort();
+    }
+}
+
+/// The desktop app's state.
+pub struct Backend {
+    profiles: BTreeMap<String, Profile>,
+    demo_users: Vec<DemoUser>,
+    config_error: Option<ErrorInfo>,
+    data_dir: PathBuf,
+    current: RwLock<Arc<Current>>,
+    switching: tokio::sync::Mutex<()>,
+    events: broadcast::Sender<SessionView>,
+    playground: Option<Playground>,
+}
+
+fn err(e: Error) -> ErrorInfo {
+    e.info()
+}
+
+impl Backend {
+    /// Start: load the config file if there is one, start the embedded
+    /// Playground, open and restore the selected profile's session.
+    pub async fn start(options: Options) -> Result<Self, ErrorInfo> {
+        let data_dir = options
+            .data_dir
+            .clone()
+            .or_else(paths::default_data_dir)
+            .ok_or_else(|| {
+                ErrorInfo::new(
+                    ErrorCode::ConfigInvalid,
+                    "no data directory: pass --data-dir DIR or set SESSION_MANAGER_DATA_DIR",
+                )
+            })?;
+        let mut profiles = BTreeMap::new();
+        let mut config_error = None;
+        let mut default_profile = None;
+        let explicit = options.config.is_some() || std::env::var_os(paths::CONFIG_ENV).is_some();
+        if let Some(path) = options.config.clone().or_else(paths::default_config_file) {
+            if explicit || path.exists() {
+                match Config::load(&path) {
+                    Ok(config) => {
+                        default_profile = config.default_profile.clone();
+                        profiles = config.profiles;
+                    }
+                    Err(e) => config_error = Some(Error::Config(e).info()),
+                }
+            }
+        }
+        let mut playground = None;
+        if !profiles.contains_key(PLAYGROUND_PROFILE) {
+            let pg = Playground::start(playground::Options {
+                token_lifetime: options.playground_lifetime.unwrap_or(DEFAULT_PLAYGROUND_LIFETIME),
+                dir: Some(data_dir.join("playground")),
+                ..playground::Options::default()
+            })
+            .await
+            .map_err(|e| {
+                ErrorInfo::new(
+                    ErrorCode::Internal,
+                    format!("cannot start the built-in Playground: {e}"),
+                )
+            })?;
+            // QA and tests find the admin API, CA and pins here.
+            eprintln!("playground: {}", serde_json::to_string(pg.info()).unwrap_or_default());
+            let config = Config::parse(pg.config(), &data_dir).map_err(|e| Error::Config(e).info())?;
+            profiles.extend(config.profiles);
+            playground = Some(pg);
+        }
+        let selected = options
+            .profile
+            .clone()
+            .or(default_profile)
+            .filter(|p| profiles.contains_key(p))
+            .unwrap_or_else(|| PLAYGROUND_PROFILE.to_owned());
+        if let Some(wanted) = &options.profile {
+            if !profiles.contains_key(wanted) {
+                return Err(ErrorInfo::new(
+                    ErrorCode::ConfigInvalid,
+                    format!(
+                        "there is no profile named '{wanted}'; use one of: {}",
+                        profiles.keys().cloned().collect::<Vec<_>>().join(", ")
+                    ),
+                ));
+            }
+        }
+        let (events, _) = broadcast::channel(64);
+        let first = Self::open(&profiles, &selected, &data_dir, &events).await?;
+        Ok(Self {
+            demo_users: playground.as_ref().map(|p| p.info().users.clone()).unwrap_or_default(),
+            profiles,
+            config_error,
+            data_dir,
+            current: RwLock::new(Arc::new(first)),
+            switching: tokio::sync::Mutex::new(()),
+            events,
+            playground,
+        })
+    }
+
+    async fn open(
+        profiles: &BTreeMap<String, Profile>,
+        name: &str,
+        data_dir: &std::path::Path,
+        events: &broadcast::Sender<SessionView>,
+    ) -> Result<Current, ErrorInfo> {
+        let profile = profiles
+            .get(name)
+            .cloned()
+            .ok_or_else(|| ErrorInfo::new(ErrorCode::ConfigInvalid, format!("there is no profile named '{name}'")))?;
+        let engine = Engine::open(profile, data_dir).map_err(err)?;
+        let mut rx = engine.subscribe();
+        let tx = events.clone();
+        let forward = tokio::spawn(async move {
+            loop {
+                match rx.recv().await {
+                    Ok(view) => {
+                        let _ = tx.send(view);
+                    }
+                    Err(broadcast::error::RecvError::Lagged(_)) => continue,
+                    Err(broadcast::error::RecvError::Closed) => return,
+                }
+            }
+        });
+        let scheduler = engine.start();
+        let current = Current {
+            engine,
+            _scheduler: scheduler,
+            forward,
+        };
+        current.engine.restore().await.map_err(err)?;
+        let _ = events.send(current.engine.view());
+        Ok(current)
+    }
+
+    fn engine(&self) -> Engine {
+        self.current.read().unwrap_or_else(|e| e.into_inner()).engine.clone()
+    }
+
+    /// Session views of whichever profile is current.
+    pub fn subscribe(&self) -> broadcast::Receiver<SessionView> {
+        self.events.subscribe()
+    }
+
+    /// The embedded Playground, if it runs.
+    pub fn playground(&self) -> Option<&Playground> {
+        self.playground.as_ref()
+    }
+
+    /// The data directory.
+    pub fn data_dir(&self) -> &std::path::Path {
+        &self.data_dir
+    }
+
+    /// The current session view.
+    pub fn view(&self) -> SessionView {
+        self.engine().view()
+    }
+
+    /// Sign in to the current profile.
+    pub async fn sign_in(&self, username: &str, password: String) -> Result<SessionView, ErrorInfo> {
+        if username.trim().is_empty() || password.is_empty() {
+            return Err(ErrorInfo::new(
+                ErrorCode::InvalidCredentials,
+                "enter a username and a password",
+            ));
+        }
+        self.engine()
+            .sign_in(username.trim(), Secret::new(password))
+            .await
+            .map_err(err)
+    }
+
+    /// Sign out of the current profile (local state always cleared).
+    pub async fn sign_out(&self) -> Result<SignOutReport, ErrorInfo> {
+        self.engine().sign_out().await.map_err(err)
+    }
+
+    /// Refresh now.
+    pub async fn refresh_now(&self) -> Result<SessionView, ErrorInfo> {
+        self.engine().refresh_now().await.map_err(err)
+    }
+
+    /// The newest audit records of the current profile, newest first.
+    pub async fn recent_activity(&self, limit: usize) -> Result<Vec<ActivityItem>, ErrorInfo> {
+        let engine = self.engine();
+        let name = engine.profile().name.clone();
+        tokio::task::spawn_blocking(move || engine.audit_log().recent(limit.clamp(1, 500) * 4))
+            .await
+            .map_err(|e| ErrorInfo::new(ErrorCode::Internal, e.to_string()))?
+            .map(|records| {
+                records
+                    .into_iter()
+                    .filter(|r| r.profile == name)
+                    .take(limit)
+                    .map(ActivityItem::from)
+                    .collect()
+            })
+            .map_err(|e| ErrorInfo::new(ErrorCode::Internal, format!("cannot read the audit log: {e}")))
+    }
+
+    /// The profiles, the selected one marked.
+    pub fn list_profiles(&self) -> ProfileList {
+        let selected = self.engine().profile().name.clone();
+        let demo: Vec<DemoUserInfo> = self
+            .demo_users
+            .iter()
+            .map(|u| DemoUserInfo {
+                username: u.username.clone(),
+                password: u.password.clone(),
+            })
+            .collect();
+        ProfileList {
+            profiles: self
+                .profiles
+                .values()
+                .map(|p| ProfileInfo {
+                    name: p.name.clone(),
+                    environment: p.environment.as_str().to_owned(),
+                    provider: "finhub".to_owned(),
+                    selected: p.name == selected,
+                    demo_users: if p.name == PLAYGROUND_PROFILE && self.playground.is_some() {
+                        demo.clone()
+                    } else {
+                        Vec::new()
+                    },
+                })
+                .collect(),
+            config_error: self.config_error.clone(),
+        }
+    }
+
+    /// Make `name` the current profile; its stored session is restored.
+    pub async fn switch_profile(&self, name: &str) -> Result<SessionView, ErrorInfo> {
+        let _one_at_a_time = self.switching.lock().await;
+        if self.engine().profile().name == name {
+            return Ok(self.view());
+        }
+        let next = Self::open(&self.profiles, name, &self.data_dir, &self.events).await?;
+        let view = next.engine.view();
+        *self.current.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(next);
+        Ok(view)
+    }
+}
+
+/// The warning to show as a desktop notification, if any: the session will
+/// expire within two minutes and refreshing it keeps failing (or is not
+/// possible).
+pub fn expiry_warning(view: &SessionView, now: chrono::DateTime<chrono::Utc>) -> Option<String> {
+    if view.state != Phase::Active {
+        return None;
+    }
+    let expires_at = view.expires_at?;
+    let left = (expires_at - now).num_seconds();
+    let failing = view.last_refresh.as_ref().is_some_and(|r| !r.ok) || view.next_refresh_at.is_none();
+    (failing && (0..=120).contains(&left)).then(|| {
+        format!(
+            "Your {} session ends in {} s and cannot be refreshed{}. Save your work and sign in again.",
+            view.profile,
+            left,
+            view.last_error
+                .as_ref()
+                .map(|e| format!(" ({})", e.message))
+                .unwrap_or_default()
+        )
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use session_core::view::{Persistence, RefreshOutcome};
+
+    fn view(state: Phase, secs_left: i64, last_ok: Option<bool>, next: bool) -> SessionView {
+        let now = chrono::Utc::now();
+        SessionView {
+            profile: "p".into(),
+            environment: "playground".into(),
+            provider: "finhub".into(),
+            state,
+            user: Some("alice".into()),
+            tenant: None,
+            customer: None,
+            scope: None,
+            session_id: Some("s1".into()),
+            issued_at: Some(now - chrono::Duration::seconds(60)),
+            expires_at: Some(now + chrono::Duration::seconds(secs_left)),
+            next_refresh_at: next.then_some(now),
+            refresh_count: 0,
+            last_refresh: last_ok.map(|ok| RefreshOutcome { at: now, ok }),
+            last_error: None,
+            persistence: Persistence::Keychain,
+            clock_offset_ms: 0,
+        }
+    }
+
+    #[test]
+    fn warns_only_when_expiry_is_near_and_refresh_fails() {
+        let now = chrono::Utc::now();
+        assert!(expiry_warning(&view(Phase::Active, 90, Some(false), true), now).is_some());
+        assert!(
+            expiry_warning(&view(Phase::Active, 90, None, false), now).is_some(),
+            "no refresh possible"
+        );
+        assert!(expiry_warning(&view(Phase::Active, 90, Some(true), true), now).is_none());
+        assert!(expiry_warning(&view(Phase::Active, 900, Some(false), true), now).is_none());
+        assert!(expiry_warning(&view(Phase::Expired, 90, Some(false), true), now).is_none());
+    }
+
+    #[test]
+    fn options_parse_flags_and_ignore_the_rest() {
+        let o = Options::from_args(
+            [
+                "app",
+                "--config",
+                "c.toml",
+                "--data-dir",
+                "d",
+                "--profile",
+                "prod",
+                "--other",
+            ]
+            .map(String::from),
+        )
+        .unwrap();
+        assert_eq!(o.config, Some("c.toml".into()));
+        assert_eq!(o.data_dir, Some("d".into()));
+        assert_eq!(o.profile.as_deref(), Some("prod"));
+        assert!(Options::from_args(["app", "--config"].map(String::from))
+            .unwrap_err()
+            .contains("--config needs a value"));
+    }
+}

@@ -1,0 +1,165 @@
+//! The desktop shell: Tauri commands that delegate to [`backend::Backend`] in
+//! one line each, engine events forwarded to the webview as
+//! `session://changed`, the window title, the tray and the expiry
+//! notification. No session logic lives here, and no token crosses IPC:
+//! commands return `SessionView`s, lists and `{code, message}` errors.
+
+pub mod backend;
+mod tray;
+
+use backend::{ActivityItem, Backend, ProfileList};
+use session_core::engine::SignOutReport;
+use session_core::{ErrorInfo, SessionView};
+use std::sync::Arc;
+use tauri::{Emitter, Manager, Runtime, State};
+
+/// The event that carries every new `SessionView` to the webview.
+pub const SESSION_EVENT: &str = "session://changed";
+
+type Backed<'a> = State<'a, Arc<Backend>>;
+
+/// The current session.
+#[tauri::command]
+async fn session_view(backend: Backed<'_>) -> Result<SessionView, ErrorInfo> {
+    Ok(backend.view())
+}
+
+/// Sign in to the current profile.
+#[tauri::command]
+async fn sign_in(backend: Backed<'_>, username: String, password: String) -> Result<SessionView, ErrorInfo> {
+    backend.sign_in(&username, password).await
+}
+
+/// Sign out (local state is always cleared).
+#[tauri::command]
+async fn sign_out(backend: Backed<'_>) -> Result<SignOutReport, ErrorInfo> {
+    backend.sign_out().await
+}
+
+/// Refresh now.
+#[tauri::command]
+async fn refresh_now(backend: Backed<'_>) -> Result<SessionView, ErrorInfo> {
+    backend.refresh_now().await
+}
+
+/// The newest audit events of the current profile.
+#[tauri::command]
+async fn recent_activity(backend: Backed<'_>, limit: Option<usize>) -> Result<Vec<ActivityItem>, ErrorInfo> {
+    backend.recent_activity(limit.unwrap_or(20)).await
+}
+
+/// The profiles to choose from.
+#[tauri::command]
+async fn list_profiles(backend: Backed<'_>) -> Result<ProfileList, ErrorInfo> {
+    Ok(backend.list_profiles())
+}
+
+/// Switch to another profile.
+#[tauri::command]
+async fn switch_profile(backend: Backed<'_>, name: String) -> Result<SessionView, ErrorInfo> {
+    backend.switch_profile(&name).await
+}
+
+/// The window title for a view: the environment is always visible.
+pub fn window_title(view: &SessionView) -> String {
+    let env = match view.environment.as_str() {
+        "production" => "PRODUCTION",
+        "integration" => "Integration",
+        _ => "Playground",
+    };
+    format!("Session Manager — {} [{env}]", view.profile)
+}
+
+/// The app without a runtime chosen: the real one in [`run`], the mock one in
+/// tests. `on_view` runs in the shell for every new view (title, tray,
+/// notification).
+pub fn build<R: Runtime>(
+    builder: tauri::Builder<R>,
+    backend: Arc<Backend>,
+    on_view: impl Fn(&tauri::AppHandle<R>, &SessionView) + Send + Sync + 'static,
+) -> tauri::Builder<R> {
+    let events = backend.subscribe();
+    builder
+        .manage(backend)
+        .invoke_handler(tauri::generate_handler![
+            session_view,
+            sign_in,
+            sign_out,
+            refresh_now,
+            recent_activity,
+            list_profiles,
+            switch_profile
+        ])
+        .setup(move |app| {
+            let handle = app.handle().clone();
+            let mut events = events.resubscribe();
+            tauri::async_runtime::spawn(async move {
+                loop {
+                    match events.recv().await {
+                        Ok(view) => {
+                            on_view(&handle, &view);
+                            let _ = handle.emit(SESSION_EVENT, &view);
+                        }
+                        Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+                        Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+                    }
+                }
+            });
+            Ok(())
+        })
+}
+
+/// Run the desktop app.
+pub fn run() {
+    let options = match backend::Options::from_args(std::env::args()) {
+        Ok(o) => o,
+        Err(e) => {
+            eprintln!("error[config_invalid]: {e}");
+            std::process::exit(2);
+        }
+    };
+    let builder = tauri::Builder::default()
+        // First: a second launch hands over to the first instance (which
+        // shows its window) and exits before it touches any session.
+        .plugin(tauri_plugin_single_instance::init(|app, _args, _cwd| {
+            if let Some(w) = app.get_webview_window("main") {
+                let _ = w.unminimize();
+                let _ = w.show();
+                let _ = w.set_focus();
+            }
+        }))
+        .plugin(tauri_plugin_notification::init());
+    // The engine needs the async runtime Tauri runs on.
+    let backend = match tauri::async_runtime::block_on(Backend::start(options)) {
+        Ok(b) => Arc::new(b),
+        Err(e) => {
+            eprintln!("error[{}]: {}", e.code, e.message);
+            std::process::exit(if e.code == session_core::ErrorCode::ConfigInvalid {
+                2
+            } else {
+                1
+            });
+        }
+    };
+    let first_view = backend.view();
+    let app = build(builder, backend, tray::on_view)
+        .setup(move |app| {
+            if let Some(w) = app.get_webview_window("main") {
+                let _ = w.set_title(&window_title(&first_view));
+            }
+            // A tray needs a status notifier host; without one the app works
+            // on, just without the icon.
+            if let Err(e) = tray::create(app.handle(), &first_view) {
+                eprintln!("warning: no tray icon: {e}");
+            }
+            Ok(())
+        })
+        .build(tauri::generate_context!("../tauri.conf.json"));
+    match app {
+        Ok(app) => app.run(|_, _| {}),
+        Err(e) => {
+            eprintln!("error[internal]: cannot start the window: {e}");
+            std::process::exit(1);
+        }
+    }
+}

@@ -1,0 +1,121 @@
+//! The tray icon (state, time left, Sign out) and the desktop notification
+//! when a session is about to expire and cannot be refreshed.
+
+use crate::backend::{expiry_warning, Backend};
+use session_core::{Phase, SessionView};
+use std::sync::{Arc, Mutex};
+use tauri::menu::{Menu, MenuItem, PredefinedMenuItem};
+use tauri::tray::TrayIconBuilder;
+use tauri::{AppHandle, Manager, Runtime};
+use tauri_plugin_notification::NotificationExt;
+
+/// The tray's status line for a view.
+pub fn status_line(view: &SessionView, now: chrono::DateTime<chrono::Utc>) -> String {
+    let state = match view.state {
+        Phase::SignedOut => "Signed out",
+        Phase::SigningIn => "Signing in…",
+        Phase::Active => "Active",
+        Phase::Refreshing => "Refreshing…",
+        Phase::Expired => "Expired",
+        Phase::Revoked => "Revoked",
+    };
+    match (view.state.has_session(), view.expires_at) {
+        (true, Some(exp)) => {
+            let left = (exp - now).num_seconds().max(0);
+            format!("{} · {state} · {}:{:02} left", view.profile, left / 60, left % 60)
+        }
+        _ => format!("{} · {state}", view.profile),
+    }
+}
+
+struct TrayState<R: Runtime> {
+    status: MenuItem<R>,
+    sign_out: MenuItem<R>,
+    warned_session: Mutex<Option<String>>,
+}
+
+/// Create the tray icon with its menu.
+pub fn create<R: Runtime>(app: &AppHandle<R>, view: &SessionView) -> tauri::Result<()> {
+    let status = MenuItem::with_id(
+        app,
+        "status",
+        status_line(view, chrono::Utc::now()),
+        false,
+        None::<&str>,
+    )?;
+    let show = MenuItem::with_id(app, "show", "Show window", true, None::<&str>)?;
+    let sign_out = MenuItem::with_id(app, "sign_out", "Sign out", view.state.has_session(), None::<&str>)?;
+    let quit = MenuItem::with_id(app, "quit", "Quit", true, None::<&str>)?;
+    let menu = Menu::with_items(
+        app,
+        &[&status, &PredefinedMenuItem::separator(app)?, &show, &sign_out, &quit],
+    )?;
+    let mut tray = TrayIconBuilder::with_id("main")
+        .menu(&menu)
+        .tooltip("Session Manager")
+        .on_menu_event(|app, event| match event.id().as_ref() {
+            "show" => {
+                if let Some(w) = app.get_webview_window("main") {
+                    let _ = w.show();
+                    let _ = w.set_focus();
+                }
+            }
+            "sign_out" => {
+                let backend = app.state::<Arc<Backend>>().inner().clone();
+                tauri::async_runtime::spawn(async move {
+                    let _ = backend.sign_out().await;
+                });
+            }
+            "quit" => app.exit(0),
+            _ => {}
+        });
+    if let Some(icon) = app.default_window_icon() {
+        tray = tray.icon(icon.clone());
+    }
+    tray.build(app)?;
+    app.manage(TrayState {
+        status,
+        sign_out,
+        warned_session: Mutex::new(None),
+    });
+    // The time left moves: refresh the status line twice a minute (no IPC).
+    let handle = app.clone();
+    tauri::async_runtime::spawn(async move {
+        let mut tick = tokio::time::interval(std::time::Duration::from_secs(30));
+        loop {
+            tick.tick().await;
+            let view = handle.state::<Arc<Backend>>().view();
+            update(&handle, &view);
+        }
+    });
+    Ok(())
+}
+
+fn update<R: Runtime>(app: &AppHandle<R>, view: &SessionView) {
+    let now = chrono::Utc::now();
+    if let Some(tray) = app.try_state::<TrayState<R>>() {
+        let _ = tray.status.set_text(status_line(view, now));
+        let _ = tray.sign_out.set_enabled(view.state.has_session());
+        if let Some(message) = expiry_warning(view, now) {
+            let mut warned = tray.warned_session.lock().unwrap_or_else(|e| e.into_inner());
+            if *warned != view.session_id {
+                *warned = view.session_id.clone();
+                // No notification daemon (a bare X server) is not an error.
+                let _ = app
+                    .notification()
+                    .builder()
+                    .title("Session about to expire")
+                    .body(message)
+                    .show();
+            }
+        }
+    }
+}
+
+/// The shell's reaction to a new view: window title, tray, notification.
+pub fn on_view<R: Runtime>(app: &AppHandle<R>, view: &SessionView) {
+    if let Some(w) = app.get_webview_window("main") {
+        let _ = w.set_title(&crate::window_title(view));
+    }
+    update(app, view);
+}

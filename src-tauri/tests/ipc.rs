@@ -1,0 +1,205 @@
+//! The real shell on Tauri's mock runtime: the app's own commands, its
+//! capability (ACL) and its event forwarding, driven the way the webview
+//! drives them. Commands answer `SessionView`s or `{code, message}` errors,
+//! and no token appears in any response or event payload.
+
+use session_manager::backend::{Backend, Options};
+use std::sync::{Arc, Mutex};
+use tauri::test::{get_ipc_response, MockRuntime, INVOKE_KEY};
+use tauri::webview::InvokeRequest;
+use tauri::{Listener, Manager, WebviewWindow};
+
+fn invoke(
+    window: &WebviewWindow<MockRuntime>,
+    cmd: &str,
+    args: serde_json::Value,
+) -> Result<serde_json::Value, serde_json::Value> {
+    get_ipc_response(
+        window,
+        InvokeRequest {
+            cmd: cmd.into(),
+            callback: tauri::ipc::CallbackFn(0),
+            error: tauri::ipc::CallbackFn(1),
+            // The origin of the app's own pages on Linux.
+            url: "tauri://localhost".parse().unwrap(),
+            body: tauri::ipc::InvokeBody::Json(args),
+            headers: Default::default(),
+            invoke_key: INVOKE_KEY.to_string(),
+        },
+    )
+    .map(|b| b.deserialize::<serde_json::Value>().unwrap())
+}
+
+#[test]
+fn commands_answer_views_or_coded_errors_and_never_a_token() {
+    assert!(
+        std::env::var_os("DBUS_SESSION_BUS_ADDRESS").is_some(),
+        "this test needs a Secret Service on the D-Bus session bus; run it through `bash scripts/test.sh`"
+    );
+    // SAFETY of the test: set before any thread reads it.
+    std::env::set_var(
+        "SESSION_MANAGER_KEYCHAIN_SERVICE",
+        format!("session-manager-test-{}", std::process::id()),
+    );
+    let data = tempfile::tempdir().unwrap();
+    let config = data.path().join("absent.toml");
+    std::fs::write(&config, "").unwrap();
+    let backend = tauri::async_runtime::block_on(Backend::start(Options {
+        // An empty config file: invalid, reported, and the Playground still runs.
+        config: Some(config),
+        data_dir: Some(data.path().to_owned()),
+        ..Options::default()
+    }))
+    .expect("the backend starts");
+    let backend = Arc::new(backend);
+    let mut app = session_manager::build(tauri::test::mock_builder(), backend.clone(), |_, _| {})
+        .build(tauri::generate_context!("../tauri.conf.json", test = true))
+        .expect("the app builds");
+    // One event-loop turn: Tauri runs the setup hooks (the event forwarder)
+    // and opens the config's windows on "Ready".
+    app.run_iteration(|_, _| {});
+    let events = Arc::new(Mutex::new(Vec::<String>::new()));
+    let sink = events.clone();
+    app.listen_any(session_manager::SESSION_EVENT, move |event| {
+        sink.lock().unwrap().push(event.payload().to_owned())
+    });
+    let window = app.get_webview_window("main").expect("the config's main window");
+    let mut seen = Vec::new();
+
+    let view = invoke(&window, "session_view", serde_json::json!({})).unwrap();
+    assert_eq!(view["state"], "signed_out");
+    assert_eq!(view["environment"], "playground");
+
+    let profiles = invoke(&window, "list_profiles", serde_json::json!({})).unwrap();
+    assert_eq!(profiles["profiles"][0]["name"], "playground");
+    assert_eq!(profiles["profiles"][0]["demo_users"][0]["username"], "alice");
+    assert_eq!(profiles["config_error"]["code"], "config_invalid");
+
+    let err = invoke(
+        &window,
+        "sign_in",
+        serde_json::json!({"username": "alice", "password": "wrong"}),
+    )
+    .unwrap_err();
+    assert_eq!(err["code"], "invalid_credentials", "{err}");
+    assert!(err["message"].as_str().unwrap().contains("wrong password"));
+
+    let view = invoke(
+        &window,
+        "sign_in",
+        serde_json::json!({"username": "alice", "password": "alice-pw-1"}),
+    )
+    .unwrap();
+    assert_eq!(view["state"], "active");
+    assert_eq!(view["customer"], "cust-1001");
+    seen.push(view.to_string());
+    let view = invoke(&window, "refresh_now", serde_json::json!({})).unwrap();
+    assert_eq!(view["refresh_count"], 1);
+    seen.push(view.to_string());
+    let activity = invoke(&window, "recent_activity", serde_json::json!({"limit": 10})).unwrap();
+    assert_eq!(activity[0]["kind"], "session_refreshed");
+    seen.push(activity.to_string());
+    let err = invoke(&window, "switch_profile", serde_json::json!({"name": "nope"})).unwrap_err();
+    assert_eq!(err["code"], "config_invalid");
+    let report = invoke(&window, "sign_out", serde_json::json!({})).unwrap();
+    assert_eq!(report["view"]["state"], "signed_out");
+    seen.push(report.to_string());
+
+    // A command that is not this app's is refused by the capability.
+    let refused = invoke(
+        &window,
+        "plugin:notification|notify",
+        serde_json::json!({"options": {"title": "x"}}),
+    );
+    assert!(refused.is_err(), "the webview may not use the notification plugin");
+
+    // Events: one per transition, each a SessionView.
+    let events = events.lock().unwrap().clone();
+    assert!(
+        events.iter().any(|e| e.contains("\"state\":\"refreshing\"")),
+        "{events:?}"
+    );
+    assert!(events.iter().any(|e| e.contains("\"state\":\"signed_out\"")));
+    seen.extend(events);
+
+    let tokens = backend.playground().unwrap().issued_tokens();
+    assert!(tokens.len() >= 4);
+    for payload in &seen {
+        for token in &tokens {
+            assert!(!payload.contains(token.as_str()), "a token crossed IPC");
+        }
+    }
+}
+
+#[test]
+fn the_main_window_may_use_only_this_apps_commands_and_core_essentials() {
+    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/capabilities/main.json")).unwrap();
+    let cap: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let mut granted: Vec<&str> = cap["permissions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p.as_str().unwrap())
+        .collect();
+    granted.sort();
+    assert_eq!(
+        granted,
+        vec![
+            "allow-list-profiles",
+            "allow-recent-activity",
+            "allow-refresh-now",
+            "allow-session-view",
+            "allow-sign-in",
+            "allow-sign-out",
+            "allow-switch-profile",
+            "core:default",
+        ]
+    );
+    assert_eq!(cap["windows"], serde_json::json!(["main"]));
+    assert!(cap.get("remote").is_none(), "no remote origin may call commands");
+}
+
+#[test]
+fn csp_is_strict_and_the_ui_has_no_inline_script() {
+    let conf: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../tauri.conf.json")).unwrap(),
+    )
+    .unwrap();
+    let csp = conf["app"]["security"]["csp"].as_str().expect("a CSP is set");
+    for bad in ["unsafe-inline", "unsafe-eval", "http:", "https:", "*"] {
+        assert!(
+            !csp.split([' ', ';']).any(|t| t == bad || t == format!("'{bad}'")),
+            "CSP allows {bad}: {csp}"
+        );
+    }
+    assert!(
+        csp.contains("script-src 'self'") && csp.contains("default-src 'self'"),
+        "{csp}"
+    );
+    assert_eq!(conf["app"]["withGlobalTauri"], true);
+    let ui = concat!(env!("CARGO_MANIFEST_DIR"), "/../ui");
+    for entry in std::fs::read_dir(ui).unwrap().flatten() {
+        let text = std::fs::read_to_string(entry.path()).unwrap();
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name.ends_with(".html") {
+            assert!(
+                !text.contains("<script>") && !text.contains("<script type=\"module\">"),
+                "{name}: inline script"
+            );
+            assert!(
+                !text.contains(" onclick=") && !text.contains(" onload=") && !text.contains("javascript:"),
+                "{name}: inline handler"
+            );
+            assert!(
+                !text.contains("http://") && !text.contains("https://"),
+                "{name}: a remote origin"
+            );
+        }
+        if name.ends_with(".js") {
+            assert!(
+                !text.contains("eval(") && !text.contains("new Function") && !text.contains("innerHTML"),
+                "{name}: eval or innerHTML"
+            );
+        }
+    }
+}

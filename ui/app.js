@@ -1,0 +1,184 @@
+// The UI: renders SessionViews it is given, forwards clicks to commands.
+// It holds no token and no session logic beyond the countdown.
+import { errorText, STATE_TEXT, remainingMs, fractionLeft, formatCountdown, clockTime } from './render.js';
+
+const { invoke } = window.__TAURI__.core;
+const { listen } = window.__TAURI__.event;
+const $ = (id) => document.getElementById(id);
+
+let view = null;
+let profiles = [];
+let pinError = null;
+let lastAnnounced = '';
+
+function show(el, on) { el.hidden = !on; }
+
+function setError(el, err) {
+  if (err) { el.textContent = errorText(err); show(el, true); } else { el.textContent = ''; show(el, false); }
+}
+
+function announce(text) {
+  if (text !== lastAnnounced) { lastAnnounced = text; $('live-region').textContent = text; }
+}
+
+function selectedProfile() { return profiles.find((p) => p.selected) || profiles[0]; }
+
+function renderProfiles() {
+  const select = $('profile-select');
+  select.replaceChildren(...profiles.map((p) => {
+    const o = document.createElement('option');
+    o.value = p.name;
+    o.textContent = `${p.name} (${p.environment})`;
+    o.selected = p.selected;
+    return o;
+  }));
+  const users = (selectedProfile() || {}).demo_users || [];
+  const list = $('demo-list');
+  list.replaceChildren(...users.map((u) => {
+    const li = document.createElement('li');
+    const a = document.createElement('code'); a.textContent = u.username;
+    const b = document.createElement('code'); b.textContent = u.password;
+    li.append(a, ' / ', b);
+    return li;
+  }));
+  show($('demo-credentials'), users.length > 0);
+}
+
+function render() {
+  if (!view) return;
+  document.getElementById('app').setAttribute('aria-busy', 'false');
+  const env = $('env-badge');
+  env.textContent = view.environment;
+  env.className = `env ${view.environment}`;
+  show($('keychain-banner'), view.persistence === 'memory_only');
+
+  const inSession = view.state === 'active' || view.state === 'refreshing';
+  show($('screen-pin'), !!pinError);
+  show($('screen-signin'), !pinError && !inSession);
+  show($('screen-session'), !pinError && inSession);
+  if (pinError) $('pin-presented').textContent = pinError.detail || '(not reported)';
+
+  // Sign-in screen
+  $('signin-button').disabled = view.state === 'signing_in';
+  $('signin-button').textContent = view.state === 'signing_in' ? 'Signing in…' : 'Sign in';
+  const notice = $('session-notice');
+  if (view.state === 'expired' || view.state === 'revoked') {
+    notice.textContent = errorText(view.last_error || { code: view.state === 'expired' ? 'session_expired' : 'session_revoked' });
+    show(notice, true);
+  } else {
+    show(notice, false);
+  }
+
+  // Session screen
+  const badge = $('state-badge');
+  badge.textContent = STATE_TEXT[view.state] || view.state;
+  badge.className = `state ${view.state}`;
+  $('user-value').textContent = view.user || '—';
+  $('customer-value').textContent = view.customer || '—';
+  $('tenant-value').textContent = view.tenant || '—';
+  $('scope-value').textContent = view.scope || '—';
+  $('next-refresh').textContent = view.next_refresh_at ? clockTime(view.next_refresh_at) : 'none planned';
+  $('refresh-count').textContent = String(view.refresh_count);
+  const last = view.last_refresh;
+  $('last-refresh').textContent = last ? `${last.ok ? 'Succeeded' : 'Failed'} at ${clockTime(last.at)}` : 'Not yet';
+  const sessionError = inSession && view.last_error && view.last_error.code !== 'keychain_unavailable' ? view.last_error : null;
+  setError($('session-error'), sessionError);
+  $('refresh-button').disabled = view.state !== 'active';
+  tick();
+  announce(`${STATE_TEXT[view.state]}${inSession ? `, ${Math.ceil(remainingMs(view, Date.now()) / 60000)} minutes left` : ''}`);
+}
+
+// The countdown: computed here from expires_at, once a second, no IPC.
+let timer = null;
+function tick() {
+  clearTimeout(timer);
+  if (!view || !(view.state === 'active' || view.state === 'refreshing')) return;
+  const now = Date.now();
+  const left = remainingMs(view, now);
+  $('countdown').textContent = formatCountdown(left);
+  const fraction = fractionLeft(view, now);
+  $('progress-fill').style.width = `${(fraction * 100).toFixed(1)}%`;
+  $('progress-bar').setAttribute('aria-valuenow', String(Math.round(fraction * 100)));
+  $('progress-bar').classList.toggle('low', fraction < 0.2);
+  // Announce whole minutes only.
+  const minutes = Math.ceil(left / 60000);
+  if (left > 0 && left % 60000 > 59000) announce(`${STATE_TEXT[view.state]}, ${minutes} minutes left`);
+  timer = setTimeout(tick, 1000 - (now % 1000) + 5);
+}
+
+async function loadActivity() {
+  let items = [];
+  try { items = await invoke('recent_activity', { limit: 20 }); } catch (e) { items = []; }
+  const list = $('activity-list');
+  if (items.length === 0) {
+    const li = document.createElement('li'); li.className = 'empty'; li.textContent = 'Nothing yet.';
+    list.replaceChildren(li);
+    return;
+  }
+  list.replaceChildren(...items.map((item) => {
+    const li = document.createElement('li');
+    li.dataset.testid = 'activity-item';
+    li.dataset.kind = item.kind;
+    const t = document.createElement('time'); t.dateTime = item.time; t.textContent = clockTime(item.time);
+    const s = document.createElement('span'); s.textContent = item.text;
+    li.append(t, s);
+    return li;
+  }));
+}
+
+async function run(button, action, errorEl) {
+  button.disabled = true;
+  setError(errorEl, null);
+  try { return await action(); }
+  catch (err) {
+    if (err && err.code === 'pin_mismatch') { pinError = err; render(); }
+    else setError(errorEl, err);
+  } finally { button.disabled = false; render(); }
+}
+
+function wire() {
+  $('signin-form').addEventListener('submit', (ev) => {
+    ev.preventDefault();
+    const username = $('username').value;
+    const password = $('password');
+    run($('signin-button'), async () => {
+      try { view = await invoke('sign_in', { username, password: password.value }); }
+      finally { password.value = ''; }
+    }, $('signin-error'));
+  });
+  $('profile-select').addEventListener('change', (ev) => {
+    run($('profile-select'), async () => {
+      view = await invoke('switch_profile', { name: ev.target.value });
+      profiles = (await invoke('list_profiles')).profiles;
+      renderProfiles();
+      loadActivity();
+    }, $('signin-error'));
+  });
+  $('refresh-button').addEventListener('click', () => run($('refresh-button'), async () => { view = await invoke('refresh_now'); }, $('session-error')));
+  $('signout-button').addEventListener('click', () => run($('signout-button'), async () => {
+    const report = await invoke('sign_out');
+    view = report.view;
+    loadActivity();
+  }, $('session-error')));
+  $('pin-back').addEventListener('click', () => { pinError = null; render(); $('username').focus(); });
+}
+
+async function init() {
+  wire();
+  const list = await invoke('list_profiles');
+  profiles = list.profiles;
+  const configBanner = $('config-error-banner');
+  if (list.config_error) { configBanner.textContent = errorText(list.config_error); show(configBanner, true); }
+  renderProfiles();
+  await listen('session://changed', (event) => {
+    const previous = view && view.state;
+    view = event.payload;
+    render();
+    if (previous !== view.state || view.state === 'active') loadActivity();
+  });
+  view = await invoke('session_view');
+  render();
+  loadActivity();
+}
+
+init().catch((err) => { document.body.textContent = 'The app could not start: ' + errorText(err); });

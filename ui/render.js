@@ -1,0 +1,62 @@
+// Pure helpers: text for codes and states, countdown arithmetic. No IPC here.
+
+/** What to tell people for each error code (the UI never reads messages to decide). */
+export const ERROR_TEXT = {
+  invalid_credentials: 'The username or password is not right. Check them and try again.',
+  network_unreachable: 'The identity provider cannot be reached. Check your network connection, then try again.',
+  tls_failure: 'A secure connection to the identity provider could not be set up. Check the profile\'s certificate settings or ask your administrator.',
+  server_error: 'The identity provider reported a problem. Try again in a moment.',
+  protocol_error: 'The identity provider answered in an unexpected way. Ask your administrator to check the profile.',
+  token_invalid: 'The identity provider sent a token that failed validation, so it was not used. Ask your administrator.',
+  session_expired: 'Your session has expired. Sign in again.',
+  session_revoked: 'Your session was ended by the identity provider. Sign in again.',
+  not_signed_in: 'You are not signed in.',
+  session_limit: 'You already have the most sessions allowed. Sign out on another device, then try again.',
+  keychain_unavailable: 'The system keychain is not available: this session will not survive a restart.',
+  config_invalid: 'The configuration file has a problem:',
+  invalid_state: 'That cannot be done right now:',
+  internal: 'Something went wrong inside the app:',
+  pin_mismatch: 'The server\'s certificate does not match the pinned keys.',
+};
+
+/** Codes whose server message is worth showing under the friendly text. */
+const SHOW_DETAIL = new Set(['config_invalid', 'invalid_state', 'internal', 'session_revoked', 'session_limit', 'server_error']);
+
+export function errorText(err) {
+  if (!err || typeof err !== 'object') return ERROR_TEXT.internal + ' ' + String(err);
+  const base = ERROR_TEXT[err.code] || ERROR_TEXT.internal;
+  return SHOW_DETAIL.has(err.code) && err.message ? `${base} ${err.message}` : base;
+}
+
+export const STATE_TEXT = {
+  signed_out: 'Signed out', signing_in: 'Signing in…', active: 'Active',
+  refreshing: 'Refreshing…', expired: 'Expired', revoked: 'Revoked',
+};
+
+/** Milliseconds left, with "now" corrected to the provider's clock. */
+export function remainingMs(view, nowMs) {
+  if (!view || !view.expires_at) return 0;
+  return Date.parse(view.expires_at) - (nowMs + (view.clock_offset_ms || 0));
+}
+
+/** Fraction of the token's lifetime left, 0..1. */
+export function fractionLeft(view, nowMs) {
+  if (!view || !view.expires_at || !view.issued_at) return 0;
+  const life = Date.parse(view.expires_at) - Date.parse(view.issued_at);
+  return life > 0 ? Math.min(1, Math.max(0, remainingMs(view, nowMs) / life)) : 0;
+}
+
+const pad = (n) => String(n).padStart(2, '0');
+
+/** mm:ss (minutes may pass 59: 75:00 for a 75-minute token). */
+export function formatCountdown(ms) {
+  const s = Math.max(0, Math.ceil(ms / 1000));
+  return `${pad(Math.floor(s / 60))}:${pad(s % 60)}`;
+}
+
+/** Local wall-clock time of an RFC 3339 instant, e.g. 14:03:07. */
+export function clockTime(iso) {
+  if (!iso) return '—';
+  const d = new Date(iso);
+  return `${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}`;
+}
