@@ -7,6 +7,10 @@
 # - gnome-keyring: the Secret Service the tests store sessions in;
 # - libsecret-tools: `secret-tool`, to look into the keychain by hand.
 BASE_PACKAGES=(build-essential pkg-config libdbus-1-dev dbus-daemon dbus-x11 gnome-keyring libsecret-tools ca-certificates)
+# The desktop app (Tauri v2 on WebKitGTK, tray icon through libayatana).
+APP_PACKAGES=(libwebkit2gtk-4.1-dev librsvg2-dev libxdo-dev libayatana-appindicator3-dev)
+# End-to-end tests: WebKitWebDriver and a virtual X server.
+E2E_PACKAGES=(webkit2gtk-driver xvfb)
 
 say() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 
@@ -35,6 +39,29 @@ ensure_rust() {
     say "cargo is missing: install Rust 1.89 or newer with rustup (https://rustup.rs), then run this again"
     exit 1
   fi
+}
+
+# tauri-driver, the WebDriver front for Tauri apps (from crates.io).
+ensure_tauri_driver() {
+  export PATH="$HOME/.cargo/bin:$PATH"
+  command -v tauri-driver >/dev/null && return 0
+  say "installing tauri-driver"
+  cargo install tauri-driver --locked --quiet
+}
+
+# Start a virtual X server on a free display unless DISPLAY is set; sets
+# DISPLAY and XVFB_PID.
+ensure_display() {
+  [ -n "${DISPLAY:-}" ] && return 0
+  local n
+  for n in $(seq 99 140); do
+    [ -e "/tmp/.X11-unix/X$n" ] || [ -e "/tmp/.X$n-lock" ] || break
+  done
+  Xvfb ":$n" -screen 0 1280x900x24 -nolisten tcp >/dev/null 2>&1 &
+  XVFB_PID=$!
+  for _ in $(seq 100); do [ -e "/tmp/.X11-unix/X$n" ] && break; sleep 0.05; done
+  export DISPLAY=":$n"
+  say "started Xvfb on $DISPLAY"
 }
 
 # Run "$@" with a Secret Service: a private D-Bus session with a fresh,

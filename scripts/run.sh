@@ -1,20 +1,40 @@
 #!/usr/bin/env bash
-# Installs what is missing, builds, starts the Playground identity provider
-# and signs in to it with sessionctl, then keeps the session alive and shows
-# every refresh until Ctrl-C (or for DEMO_SECONDS seconds), and signs out.
+# Installs what is missing, builds, and opens the desktop app on its built-in
+# Playground identity provider (sign in as alice / alice-pw-1).
+#   bash scripts/run.sh          the desktop app
+#   bash scripts/run.sh --cli    the same flow in a terminal with sessionctl
+#                                (for machines without a display)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/common.sh
 
-if [ -z "${SESSION_MANAGER_IN_KEYRING:-}" ] && [ -z "${DBUS_SESSION_BUS_ADDRESS:-}" ]; then
+mode=app
+[ "${1:-}" = --cli ] && mode=cli
+
+if [ "$mode" = app ]; then
+  ensure_packages "${BASE_PACKAGES[@]}" "${APP_PACKAGES[@]}"
+else
   ensure_packages "${BASE_PACKAGES[@]}"
+fi
+ensure_rust
+
+if [ -z "${SESSION_MANAGER_IN_KEYRING:-}" ] && [ -z "${DBUS_SESSION_BUS_ADDRESS:-}" ]; then
   say "no desktop session bus: using a private one with a throwaway gnome-keyring"
   SESSION_MANAGER_IN_KEYRING=1 with_test_keyring bash "$0" "$@"
   exit $?
 fi
 
-ensure_packages "${BASE_PACKAGES[@]}"
-ensure_rust
+if [ "$mode" = app ]; then
+  if [ -z "${DISPLAY:-}" ] && [ -z "${WAYLAND_DISPLAY:-}" ]; then
+    say "no display (DISPLAY or WAYLAND_DISPLAY): the desktop app needs one. On a headless machine use: bash scripts/run.sh --cli"
+    exit 1
+  fi
+  say "building the app"
+  cargo build --locked --quiet -p session-manager
+  say "opening Session Manager on the built-in Playground (demo user alice / alice-pw-1; tokens live ${SESSION_MANAGER_PLAYGROUND_LIFETIME:-120} s)"
+  exec ./target/debug/session-manager "$@"
+fi
+
 say "building"
 cargo build --locked --quiet -p playground -p sessionctl
 

@@ -434,7 +434,6 @@ impl Engine {
                     st.phase = Phase::Expired;
                     st.generation += 1;
                     st.last_error = Some(Error::Expired(now.to_rfc3339()).info());
-                    self.publish(&st);
                     None
                 }
                 Err(e @ Error::Token(_)) => {
@@ -443,7 +442,6 @@ impl Engine {
                     st.phase = Phase::SignedOut;
                     st.generation += 1;
                     st.last_error = Some(e.info());
-                    self.publish(&st);
                     None
                 }
                 other => {
@@ -463,6 +461,7 @@ impl Engine {
         match generation {
             None => {
                 let _ = self.forget().await;
+                self.publish(&self.state());
             }
             Some(generation) => {
                 if matches!(self.next_step(self.now()), Next::Refresh(_)) {
@@ -691,12 +690,15 @@ impl Engine {
             }
             None => {
                 let _ = self.forget().await;
+                self.publish(&self.state());
             }
         }
         outcome
     }
 
-    /// End the session locally (state and view; the caller clears the vault).
+    /// End the session in memory. The caller clears the keychain and then
+    /// publishes, so that whoever sees the ended session also finds the
+    /// keychain empty.
     fn end(&self, st: &mut State, phase: Phase, error: ErrorInfo) {
         st.session = None;
         st.phase = phase;
@@ -704,7 +706,6 @@ impl Engine {
         st.next_refresh_at = None;
         st.retry_attempt = 0;
         st.last_error = Some(error);
-        self.publish(st);
     }
 
     /// Move an Active session whose token has expired to Expired.
@@ -725,6 +726,7 @@ impl Engine {
             self.end(&mut st, Phase::Expired, Error::Expired(at).info());
         }
         let _ = self.forget().await;
+        self.publish(&self.state());
     }
 
     /// Sign out: local state (memory, keychain, view) is cleared first and

@@ -425,3 +425,27 @@ async fn views_and_audit_records_carry_no_token() {
     // Fingerprints stand in for tokens.
     assert!(audit.contains("\"fingerprint\":\"sha256:"));
 }
+
+#[tokio::test(start_paused = true)]
+async fn an_ended_session_is_gone_from_the_keychain_before_anyone_hears_of_it() {
+    let rig = rig(60);
+    sign_in(&rig).await;
+    // The view is published after the keychain was cleared: a listener that
+    // reacts at once (a UI, a test) finds nothing stored.
+    let store = rig.store.clone();
+    let mut rx2 = rig.engine.subscribe();
+    rig.clock.jump(chrono::Duration::hours(2));
+    let watcher = tokio::spawn(async move {
+        loop {
+            let v = rx2.recv().await.unwrap();
+            if v.state == Phase::Expired {
+                return store.entries().is_empty();
+            }
+        }
+    });
+    let _scheduler = rig.engine.start();
+    assert!(
+        watcher.await.unwrap(),
+        "Expired was published while the keychain still held the session"
+    );
+}

@@ -70,43 +70,82 @@ pub fn window_title(view: &SessionView) -> String {
     format!("Session Manager — {} [{env}]", view.profile)
 }
 
-/// The app without a runtime chosen: the real one in [`run`], the mock one in
-/// tests. `on_view` runs in the shell for every new view (title, tray,
-/// notification).
+/// The app's commands, for any runtime.
+fn with_commands<R: Runtime>(builder: tauri::Builder<R>) -> tauri::Builder<R> {
+    builder.invoke_handler(tauri::generate_handler![
+        session_view,
+        sign_in,
+        sign_out,
+        refresh_now,
+        recent_activity,
+        list_profiles,
+        switch_profile
+    ])
+}
+
+/// Hand `backend` to the app: manage it, forward its views to the webview
+/// (and to `on_view` in the shell: title, tray, notification), then open the
+/// main window, so the UI never runs before the commands have their state.
+fn attach<R: Runtime>(
+    app: &tauri::AppHandle<R>,
+    backend: Arc<Backend>,
+    on_view: impl Fn(&tauri::AppHandle<R>, &SessionView) + Send + Sync + 'static,
+) -> tauri::Result<()> {
+    let mut events = backend.subscribe();
+    let first = backend.view();
+    app.manage(backend);
+    let handle = app.clone();
+    tauri::async_runtime::spawn(async move {
+        loop {
+            match events.recv().await {
+                Ok(view) => {
+                    on_view(&handle, &view);
+                    let _ = handle.emit(SESSION_EVENT, &view);
+                }
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+            }
+        }
+    });
+    if let Some(config) = app.config().app.windows.iter().find(|w| w.label == "main") {
+        tauri::WebviewWindowBuilder::from_config(app, config)?
+            .title(window_title(&first))
+            .build()?;
+    }
+    Ok(())
+}
+
+/// The app on any runtime with a ready backend (tests use the mock runtime).
 pub fn build<R: Runtime>(
     builder: tauri::Builder<R>,
     backend: Arc<Backend>,
     on_view: impl Fn(&tauri::AppHandle<R>, &SessionView) + Send + Sync + 'static,
 ) -> tauri::Builder<R> {
-    let events = backend.subscribe();
-    builder
-        .manage(backend)
-        .invoke_handler(tauri::generate_handler![
-            session_view,
-            sign_in,
-            sign_out,
-            refresh_now,
-            recent_activity,
-            list_profiles,
-            switch_profile
-        ])
-        .setup(move |app| {
-            let handle = app.handle().clone();
-            let mut events = events.resubscribe();
-            tauri::async_runtime::spawn(async move {
-                loop {
-                    match events.recv().await {
-                        Ok(view) => {
-                            on_view(&handle, &view);
-                            let _ = handle.emit(SESSION_EVENT, &view);
-                        }
-                        Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
-                        Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
-                    }
-                }
-            });
-            Ok(())
-        })
+    with_commands(builder).setup(move |app| Ok(attach(app.handle(), backend, on_view)?))
+}
+
+/// One instance per keychain namespace: a second launch hands over to the
+/// first (which shows its window) and exits before it touches any session,
+/// so two instances never refresh with the same token. Apps with different
+/// namespaces (`SESSION_MANAGER_KEYCHAIN_SERVICE`, which tests set) share no
+/// session and may run side by side. On Linux the plugin owns a D-Bus name;
+/// without a session bus it cannot find other instances and says so.
+fn single_instance<R: Runtime>() -> tauri::plugin::TauriPlugin<R> {
+    let mut builder = tauri_plugin_single_instance::Builder::new().callback(|app, _args, _cwd| {
+        if let Some(w) = app.get_webview_window("main") {
+            let _ = w.unminimize();
+            let _ = w.show();
+            let _ = w.set_focus();
+        }
+    });
+    if let Ok(ns) = std::env::var(session_core::vault::SERVICE_ENV) {
+        let ns: String = ns
+            .chars()
+            .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+            .collect();
+        builder = builder.dbus_id(format!("dev.session_manager.desktop.n{ns}"));
+    }
+    builder.build()
 }
 
 /// Run the desktop app.
@@ -119,34 +158,26 @@ pub fn run() {
         }
     };
     let builder = tauri::Builder::default()
-        // First: a second launch hands over to the first instance (which
-        // shows its window) and exits before it touches any session.
-        .plugin(tauri_plugin_single_instance::init(|app, _args, _cwd| {
-            if let Some(w) = app.get_webview_window("main") {
-                let _ = w.unminimize();
-                let _ = w.show();
-                let _ = w.set_focus();
-            }
-        }))
+        // Plugins set up before the app's own setup: a second launch hands
+        // over to the first instance and exits before any session is touched.
+        .plugin(single_instance())
         .plugin(tauri_plugin_notification::init());
-    // The engine needs the async runtime Tauri runs on.
-    let backend = match tauri::async_runtime::block_on(Backend::start(options)) {
-        Ok(b) => Arc::new(b),
-        Err(e) => {
-            eprintln!("error[{}]: {}", e.code, e.message);
-            std::process::exit(if e.code == session_core::ErrorCode::ConfigInvalid {
-                2
-            } else {
-                1
-            });
-        }
-    };
-    let first_view = backend.view();
-    let app = build(builder, backend, tray::on_view)
+    let app = with_commands(builder)
         .setup(move |app| {
-            if let Some(w) = app.get_webview_window("main") {
-                let _ = w.set_title(&window_title(&first_view));
-            }
+            // The engine runs on the async runtime Tauri runs on.
+            let backend = match tauri::async_runtime::block_on(Backend::start(options)) {
+                Ok(b) => Arc::new(b),
+                Err(e) => {
+                    eprintln!("error[{}]: {}", e.code, e.message);
+                    std::process::exit(if e.code == session_core::ErrorCode::ConfigInvalid {
+                        2
+                    } else {
+                        1
+                    });
+                }
+            };
+            let first_view = backend.view();
+            attach(app.handle(), backend, tray::on_view)?;
             // A tray needs a status notifier host; without one the app works
             // on, just without the icon.
             if let Err(e) = tray::create(app.handle(), &first_view) {

@@ -1,0 +1,192 @@
+//! Desktop benchmarks: `cargo bench -p e2e --bench desktop` (needs what the
+//! end-to-end tests need: a display, tauri-driver, a Secret Service; and
+//! `cargo build -p session-manager -p minimal-tauri-app` first). Prints
+//! figures and ratios from one run; asserts nothing about time.
+//!
+//! - cold start to a rendered sign-in screen, vs a minimal Tauri v2 app (one
+//!   static page) built the same way (debug), median of 3 alternating starts;
+//! - resident memory of the app's processes (the app and its WebKit
+//!   children) after sign-in and one minute of countdown, vs the minimal app
+//!   after one minute;
+//! - CPU of those processes over that minute.
+
+use e2e::fantoccini::{Client, Locator};
+use e2e::{connect_to, free_port, root, wait_port};
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+struct Driver {
+    child: tokio::process::Child,
+    port: u16,
+}
+
+async fn driver(env: &[(&str, &Path)]) -> Driver {
+    let port = free_port();
+    let log = std::env::temp_dir().join(format!("desktop-bench-{port}.log"));
+    let mut cmd = tokio::process::Command::new("tauri-driver");
+    cmd.args(["--port", &port.to_string(), "--native-port", &free_port().to_string()])
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .kill_on_drop(true);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let child = cmd.spawn().expect("tauri-driver");
+    wait_port(port, "tauri-driver", &log).await;
+    Driver { child, port }
+}
+
+/// Start `app`, wait for `ready` (a CSS selector) to be displayed; returns the
+/// client and the time from the session request to that moment.
+async fn cold_start(d: &Driver, app: &Path, ready: &str) -> (Client, Duration) {
+    let start = Instant::now();
+    let client = connect_to(d.port, app).await;
+    loop {
+        if let Ok(e) = client.find(Locator::Css(ready)).await {
+            if e.is_displayed().await.unwrap_or(false) {
+                return (client, start.elapsed());
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// The process whose executable is `exe`, and all its descendants.
+fn tree_of(exe: &Path) -> Vec<u32> {
+    let procs: Vec<(u32, u32, PathBuf)> = std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| {
+            let pid: u32 = e.file_name().to_str()?.parse().ok()?;
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+            let ppid: u32 = stat.rsplit_once(')')?.1.split_whitespace().nth(1)?.parse().ok()?;
+            let exe = std::fs::read_link(format!("/proc/{pid}/exe")).unwrap_or_default();
+            Some((pid, ppid, exe))
+        })
+        .collect();
+    let mut tree: Vec<u32> = procs.iter().filter(|p| p.2 == exe).map(|p| p.0).collect();
+    let mut i = 0;
+    while i < tree.len() {
+        let parent = tree[i];
+        tree.extend(procs.iter().filter(|p| p.1 == parent).map(|p| p.0));
+        i += 1;
+    }
+    tree
+}
+
+fn rss_kib(pids: &[u32]) -> u64 {
+    pids.iter()
+        .filter_map(|p| std::fs::read_to_string(format!("/proc/{p}/status")).ok())
+        .filter_map(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
+        })
+        .sum()
+}
+
+/// utime + stime of `pids`, in clock ticks (1/100 s on Linux).
+fn cpu_ticks(pids: &[u32]) -> u64 {
+    pids.iter()
+        .filter_map(|p| std::fs::read_to_string(format!("/proc/{p}/stat")).ok())
+        .filter_map(|s| {
+            let f: Vec<&str> = s.rsplit_once(')')?.1.split_whitespace().collect();
+            Some(f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?)
+        })
+        .sum()
+}
+
+/// RSS after `idle`, and the CPU share over it.
+async fn settle(exe: &Path, idle: Duration) -> (u64, f64) {
+    let pids = tree_of(exe);
+    let before = cpu_ticks(&pids);
+    tokio::time::sleep(idle).await;
+    let pids = tree_of(exe);
+    let ticks = cpu_ticks(&pids).saturating_sub(before);
+    (rss_kib(&pids), ticks as f64 / 100.0 / idle.as_secs_f64() * 100.0)
+}
+
+fn median(mut v: Vec<Duration>) -> Duration {
+    v.sort();
+    v[v.len() / 2]
+}
+
+#[tokio::main(flavor = "multi_thread")]
+async fn main() {
+    if std::env::args().any(|a| a == "--list") {
+        return;
+    }
+    let app = root().join("target/debug/session-manager");
+    let minimal = root().join("target/debug/minimal-tauri-app");
+    for b in [&app, &minimal] {
+        assert!(
+            b.is_file(),
+            "build first: cargo build -p session-manager -p minimal-tauri-app ({} missing)",
+            b.display()
+        );
+    }
+    let data = tempfile::tempdir().unwrap();
+    let config_home = tempfile::tempdir().unwrap();
+    let env = [
+        ("SESSION_MANAGER_DATA_DIR", data.path()),
+        ("XDG_CONFIG_HOME", config_home.path()),
+    ];
+    let d = driver(&env).await;
+    let idle = Duration::from_secs(60);
+
+    let (mut app_starts, mut min_starts) = (Vec::new(), Vec::new());
+    for _ in 0..3 {
+        let (c, t) = cold_start(&d, &app, "[data-testid='screen-signin']").await;
+        app_starts.push(t);
+        c.close().await.unwrap();
+        let (c, t) = cold_start(&d, &minimal, "[data-testid='ready']").await;
+        min_starts.push(t);
+        c.close().await.unwrap();
+    }
+    let (a, m) = (median(app_starts), median(min_starts));
+    println!("Cold start to a rendered first screen (median of 3, debug builds):");
+    println!(
+        "  Session Manager: {} ms, minimal Tauri app: {} ms, ratio {:.2} (target <= 1.3)",
+        a.as_millis(),
+        m.as_millis(),
+        a.as_secs_f64() / m.as_secs_f64()
+    );
+
+    // The app: sign in, then a minute of countdown.
+    let (c, _) = cold_start(&d, &app, "[data-testid='screen-signin']").await;
+    for (id, text) in [("username-input", "alice"), ("password-input", "alice-pw-1")] {
+        c.find(Locator::Css(&format!("[data-testid='{id}']")))
+            .await
+            .unwrap()
+            .send_keys(text)
+            .await
+            .unwrap();
+    }
+    c.find(Locator::Css("[data-testid='signin-button']"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    c.wait()
+        .for_element(Locator::Css("[data-testid='screen-session']:not([hidden])"))
+        .await
+        .unwrap();
+    let (app_rss, app_cpu) = settle(&app, idle).await;
+    c.close().await.unwrap();
+    let (c, _) = cold_start(&d, &minimal, "[data-testid='ready']").await;
+    let (min_rss, min_cpu) = settle(&minimal, idle).await;
+    c.close().await.unwrap();
+    println!("Resident memory of the app's processes after 60 s (sum of VmRSS, app + WebKit children):");
+    println!(
+        "  Session Manager (signed in, countdown running): {} MiB, minimal Tauri app: {} MiB, ratio {:.2} (target <= 1.3)",
+        app_rss / 1024,
+        min_rss / 1024,
+        app_rss as f64 / min_rss as f64
+    );
+    println!(
+        "CPU over those 60 s (share of one core): Session Manager {app_cpu:.2} %, minimal Tauri app {min_cpu:.2} %"
+    );
+    drop(d.child);
+}

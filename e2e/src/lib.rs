@@ -1,0 +1,407 @@
+//! The end-to-end harness: the real app binary, driven through `tauri-driver`
+//! and WebKitWebDriver, against a Playground of the scenario's own.
+//!
+//! A [`Scenario`] gets a fresh data directory, a fresh keychain namespace,
+//! its own Playground and its own `tauri-driver` (whose environment the app
+//! inherits). Scenarios take a file lock, so they run one at a time whatever
+//! the test runner does. Waits poll explicit conditions with a timeout. When
+//! a scenario fails, a screenshot and the app's log are saved under
+//! `target/e2e-artifacts/<scenario>/` and the failure message names them.
+//!
+//! Needs: `DISPLAY` (Xvfb or a real display), `tauri-driver` and
+//! `WebKitWebDriver` on PATH, a built `target/debug/session-manager`, and a
+//! Secret Service on the session bus. `scripts/test.sh` provides all of them.
+
+use fantoccini::{Client, ClientBuilder, Locator};
+use playground::{Options, Playground};
+use session_core::vault::{KeyringStore, SecretStore};
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+use tokio::time::Instant;
+
+pub use fantoccini;
+
+/// The repository root.
+pub fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_owned()
+}
+
+/// The app binary (built by `cargo build -p session-manager`, which
+/// `scripts/test.sh` does first).
+pub fn app_binary() -> PathBuf {
+    let p = std::env::var_os("SESSION_MANAGER_APP")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root().join("target/debug/session-manager"));
+    assert!(
+        p.is_file(),
+        "the app is not built at {}: run `cargo build -p session-manager` (scripts/test.sh does)",
+        p.display()
+    );
+    p
+}
+
+/// A free TCP port on 127.0.0.1.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Rewrites a Playground's config text.
+pub type ConfigEdit = Box<dyn Fn(&Playground, String) -> String + Send>;
+
+/// How a scenario starts.
+pub struct Setup {
+    pub playground: Options,
+    /// Rewrites the Playground's config before the app reads it.
+    pub edit_config: ConfigEdit,
+    /// Extra environment for the app (through tauri-driver).
+    pub env: Vec<(String, String)>,
+    /// Give the app no config file, so it runs its embedded Playground (the
+    /// scenario's own Playground then goes unused).
+    pub embedded: bool,
+}
+
+impl Default for Setup {
+    fn default() -> Self {
+        Self {
+            playground: Options::default(),
+            edit_config: Box::new(|_, c| c),
+            env: Vec::new(),
+            embedded: false,
+        }
+    }
+}
+
+/// One running scenario: its Playground, its app and its WebDriver session.
+pub struct Scenario {
+    pub name: String,
+    pub pg: Playground,
+    pub client: Client,
+    pub data: tempfile::TempDir,
+    pub keychain: String,
+    pub artifacts: PathBuf,
+    driver: Option<tokio::process::Child>,
+    driver_port: u16,
+    _dir: tempfile::TempDir,
+    _lock: std::fs::File,
+    log: PathBuf,
+}
+
+/// The global lock that keeps scenarios from overlapping.
+fn scenario_lock() -> std::fs::File {
+    let path = std::env::temp_dir().join("session-manager-e2e.lock");
+    let f = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(path)
+        .unwrap();
+    f.lock().unwrap();
+    f
+}
+
+/// Wait until something listens on `port`.
+pub async fn wait_port(port: u16, what: &str, log: &Path) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "{what} did not listen on port {port} within 20 s; its log: {}",
+            log.display()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+impl Scenario {
+    /// Start everything for scenario `name`.
+    pub async fn start(name: &str, setup: Setup) -> Scenario {
+        assert!(
+            std::env::var_os("DISPLAY").is_some(),
+            "no DISPLAY: run through `bash scripts/test.sh`, or start `Xvfb :99 &` and set DISPLAY=:99 (or use your own display to watch)"
+        );
+        let lock = tokio::task::spawn_blocking(scenario_lock).await.unwrap();
+        let artifacts = root().join("target/e2e-artifacts").join(name);
+        let _ = std::fs::remove_dir_all(&artifacts);
+        std::fs::create_dir_all(&artifacts).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let data = tempfile::tempdir().unwrap();
+        let pg = Playground::start(Options {
+            dir: Some(dir.path().join("pg")),
+            ..setup.playground
+        })
+        .await
+        .unwrap();
+        let config = dir.path().join("config.toml");
+        std::fs::write(&config, (setup.edit_config)(&pg, pg.config().to_owned())).unwrap();
+        let keychain = format!("session-manager-e2e-{}", uuid::Uuid::new_v4().simple());
+        let (port, native_port) = (free_port(), free_port());
+        let log = artifacts.join("app.log");
+        let log_file = std::fs::File::create(&log).unwrap();
+        let mut cmd = tokio::process::Command::new("tauri-driver");
+        cmd.args(["--port", &port.to_string(), "--native-port", &native_port.to_string()])
+            .env("SESSION_MANAGER_KEYCHAIN_SERVICE", &keychain)
+            .env("SESSION_MANAGER_DATA_DIR", data.path())
+            .stdin(Stdio::null())
+            .stdout(log_file.try_clone().unwrap())
+            .stderr(log_file)
+            .kill_on_drop(true);
+        if setup.embedded {
+            // No config anywhere: an empty config home, no override.
+            cmd.env_remove("SESSION_MANAGER_CONFIG")
+                .env("XDG_CONFIG_HOME", dir.path().join("empty-config-home"));
+        } else {
+            cmd.env("SESSION_MANAGER_CONFIG", &config);
+        }
+        for (k, v) in &setup.env {
+            cmd.env(k, v);
+        }
+        let driver = cmd
+            .spawn()
+            .expect("tauri-driver starts (cargo install tauri-driver --locked)");
+        wait_port(port, "tauri-driver", &log).await;
+        let client = connect(port).await;
+        Scenario {
+            name: name.to_owned(),
+            pg,
+            client,
+            data,
+            keychain,
+            artifacts,
+            driver: Some(driver),
+            driver_port: port,
+            _dir: dir,
+            _lock: lock,
+            log,
+        }
+    }
+
+    /// Close the app (the WebDriver session) and open it again, same data,
+    /// same keychain: a restart.
+    pub async fn restart_app(&mut self) {
+        let _ = self.client.clone().close().await;
+        self.client = connect(self.driver_port).await;
+    }
+
+    /// The keychain entry of the `playground` profile, if any.
+    pub fn stored(&self) -> Option<String> {
+        KeyringStore::new(&self.keychain)
+            .get("profile:playground")
+            .unwrap_or(None)
+    }
+
+    /// The app's log so far.
+    pub fn app_log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Run the scenario's body; on failure save a screenshot, the page source
+    /// and the app log, and fail naming them.
+    pub async fn run<F, Fut>(mut self, body: F)
+    where
+        F: FnOnce(Scenario) -> Fut + Send + 'static,
+        Fut: Future<Output = Scenario> + Send + 'static,
+    {
+        let client = self.client.clone();
+        let artifacts = self.artifacts.clone();
+        let log = self.log.clone();
+        let keychain = self.keychain.clone();
+        let name = self.name.clone();
+        // Keep the driver alive outside the body, to stop it last.
+        let driver = self.driver.take();
+        let outcome = tokio::spawn(body(self)).await;
+        if let Err(e) = &outcome {
+            let shot = artifacts.join("failure.png");
+            if let Ok(png) = client.screenshot().await {
+                let _ = std::fs::write(&shot, png);
+            }
+            if let Ok(source) = client.source().await {
+                let _ = std::fs::write(artifacts.join("page.html"), source);
+            }
+            let _ = client.clone().close().await;
+            clean_keychain(&keychain);
+            drop(driver);
+            let why = e.to_string();
+            panic!(
+                "scenario '{name}' failed: {why}\n  screenshot: {}\n  app log:    {}",
+                shot.display(),
+                log.display()
+            );
+        }
+        let scenario = outcome.unwrap();
+        let _ = scenario.client.clone().close().await;
+        clean_keychain(&keychain);
+        drop(driver);
+    }
+
+    /// The element with `data-testid`.
+    pub async fn el(&self, testid: &str) -> fantoccini::elements::Element {
+        self.client
+            .wait()
+            .at_most(Duration::from_secs(10))
+            .for_element(Locator::Css(&format!("[data-testid='{testid}']")))
+            .await
+            .unwrap_or_else(|e| panic!("no element [data-testid='{testid}'] within 10 s: {e}"))
+    }
+
+    /// The text of the element with `data-testid` (empty when hidden).
+    pub async fn text(&self, testid: &str) -> String {
+        self.el(testid).await.text().await.unwrap_or_default()
+    }
+
+    /// Whether the element with `data-testid` is displayed.
+    pub async fn visible(&self, testid: &str) -> bool {
+        match self
+            .client
+            .find(Locator::Css(&format!("[data-testid='{testid}']")))
+            .await
+        {
+            Ok(e) => e.is_displayed().await.unwrap_or(false),
+            Err(_) => false,
+        }
+    }
+
+    /// Wait until `check` holds, polling every 100 ms; fail after `timeout`
+    /// naming `what`.
+    pub async fn wait_until<F, Fut>(&self, what: &str, timeout: Duration, mut check: F)
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = bool>,
+    {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if check().await {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "timed out after {timeout:?} waiting for {what}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Wait until the element's text satisfies `check`; returns the text.
+    pub async fn wait_text(&self, testid: &str, what: &str, timeout: Duration, check: impl Fn(&str) -> bool) -> String {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let text = self.text(testid).await;
+            if check(&text) {
+                return text;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "timed out after {timeout:?} waiting for {what}; [data-testid='{testid}'] reads '{text}'"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Wait until the element with `data-testid` is displayed.
+    pub async fn wait_visible(&self, testid: &str, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        while !self.visible(testid).await {
+            assert!(
+                Instant::now() < deadline,
+                "timed out after {timeout:?} waiting for [data-testid='{testid}'] to show"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Type into an input.
+    pub async fn fill(&self, testid: &str, text: &str) {
+        let e = self.el(testid).await;
+        e.clear().await.unwrap();
+        e.send_keys(text).await.unwrap();
+    }
+
+    /// Click a button.
+    pub async fn click(&self, testid: &str) {
+        self.el(testid)
+            .await
+            .click()
+            .await
+            .unwrap_or_else(|e| panic!("cannot click [data-testid='{testid}']: {e}"));
+    }
+
+    /// Sign in through the form and wait for the session screen.
+    pub async fn sign_in(&self, username: &str, password: &str) {
+        self.wait_visible("screen-signin", Duration::from_secs(20)).await;
+        self.fill("username-input", username).await;
+        self.fill("password-input", password).await;
+        self.click("signin-button").await;
+    }
+
+    /// Save a screenshot as `artifacts/<file>`.
+    pub async fn screenshot(&self, file: &str) -> PathBuf {
+        let path = self.artifacts.join(file);
+        std::fs::write(&path, self.client.screenshot().await.unwrap()).unwrap();
+        path
+    }
+
+    /// Fail if any token the Playground issued appears in `text`.
+    pub fn assert_no_token(&self, what: &str, text: &str) {
+        for t in self.pg.issued_tokens() {
+            assert!(
+                !text.contains(&t),
+                "a token (fingerprint {}) appears in {what}",
+                session_core::token::fingerprint(t.as_bytes())
+            );
+        }
+    }
+
+    /// Every file in the data directory, as text.
+    pub fn data_files(&self) -> Vec<(PathBuf, String)> {
+        let mut out = Vec::new();
+        let mut stack = vec![self.data.path().to_owned()];
+        while let Some(d) = stack.pop() {
+            for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+                if e.path().is_dir() {
+                    stack.push(e.path());
+                } else if let Ok(b) = std::fs::read(e.path()) {
+                    out.push((e.path(), String::from_utf8_lossy(&b).into_owned()));
+                }
+            }
+        }
+        out
+    }
+}
+
+fn clean_keychain(keychain: &str) {
+    let _ = session_core::vault::Vault::new(std::sync::Arc::new(KeyringStore::new(keychain)), "playground").clear();
+}
+
+async fn connect(port: u16) -> Client {
+    connect_to(port, &app_binary()).await
+}
+
+/// A WebDriver session on the tauri-driver at `port` that launches `application`.
+pub async fn connect_to(port: u16, application: &Path) -> Client {
+    let mut caps = fantoccini::wd::Capabilities::new();
+    caps.insert("browserName".into(), "wry".into());
+    caps.insert(
+        "tauri:options".into(),
+        serde_json::json!({ "application": application }),
+    );
+    let mut last = None;
+    // WebKitWebDriver may still be starting right after tauri-driver listens.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < deadline {
+        match ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
+            .capabilities(caps.clone())
+            .connect(&format!("http://127.0.0.1:{port}"))
+            .await
+        {
+            Ok(c) => return c,
+            Err(e) => last = Some(e.to_string()),
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    panic!("no WebDriver session within 30 s: {}", last.unwrap_or_default())
+}

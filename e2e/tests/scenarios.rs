@@ -1,0 +1,376 @@
+//! Every user-visible flow, through the real app. Add a scenario by copying
+//! one: `Scenario::start(name, Setup)`, then `.run(|s| async move { …; s })`.
+
+use e2e::{Scenario, Setup};
+use playground::Options;
+use std::time::Duration;
+use tokio::time::Instant;
+
+const ALICE: (&str, &str) = ("alice", "alice-pw-1");
+const T: Duration = Duration::from_secs(20);
+/// How often a wait looks again.
+const POLL: Duration = Duration::from_millis(100);
+
+fn lifetime(secs: u64) -> Setup {
+    Setup {
+        playground: Options {
+            token_lifetime: Duration::from_secs(secs),
+            ..Options::default()
+        },
+        ..Setup::default()
+    }
+}
+
+/// Seconds shown by the countdown (mm:ss).
+fn seconds(countdown: &str) -> Option<u64> {
+    let (m, s) = countdown.trim().split_once(':')?;
+    Some(m.parse::<u64>().ok()? * 60 + s.parse::<u64>().ok()?)
+}
+
+/// Checks every scenario ends with: no token in the page, the app log or the
+/// data directory.
+async fn assert_nothing_leaked(s: &Scenario) {
+    s.assert_no_token("the page source", &s.client.source().await.unwrap());
+    s.assert_no_token("the app log", &s.app_log());
+    for (path, text) in s.data_files() {
+        s.assert_no_token(&path.display().to_string(), &text);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn s01_sign_in_with_the_demo_user() {
+    Scenario::start("s01_sign_in", lifetime(600))
+        .await
+        .run(|s| async move {
+            s.wait_visible("screen-signin", T).await;
+            s.sign_in(ALICE.0, ALICE.1).await;
+            s.wait_text("state-badge", "Active", T, |t| t == "Active").await;
+            assert_eq!(s.text("user-value").await, "alice");
+            assert_eq!(s.text("tenant-value").await, "tenant-acme");
+            assert_eq!(s.text("customer-value").await, "cust-1001");
+            assert_eq!(s.text("env-badge").await.to_lowercase(), "playground");
+            let first = seconds(&s.text("countdown").await).expect("mm:ss");
+            assert!((590..=600).contains(&first), "countdown {first}");
+            // The countdown decreases with time (a test about time: 2 s).
+            s.wait_text(
+                "countdown",
+                "the countdown to go down by 2 s",
+                Duration::from_secs(6),
+                |t| seconds(t).is_some_and(|now| now + 2 <= first),
+            )
+            .await;
+            s.screenshot("2-active.png").await;
+            assert!(s.stored().is_some(), "the session is not in the keychain");
+            assert_nothing_leaked(&s).await;
+            s
+        })
+        .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn s02_wrong_password() {
+    Scenario::start("s02_wrong_password", lifetime(600))
+        .await
+        .run(|s| async move {
+            s.sign_in("alice", "not-her-password").await;
+            let msg = s
+                .wait_text("signin-error", "the sign-in error", T, |t| !t.is_empty())
+                .await;
+            assert!(msg.contains("username or password"), "{msg}");
+            assert!(s.visible("screen-signin").await);
+            assert!(!s.visible("screen-session").await);
+            assert_eq!(s.text("password-input").await, "", "the password field is cleared");
+            assert_eq!(s.stored(), None, "something was stored in the keychain");
+            s.screenshot("error.png").await;
+            s
+        })
+        .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn s03_proactive_refresh_with_6s_tokens() {
+    Scenario::start("s03_proactive_refresh", lifetime(6))
+        .await
+        .run(|s| async move {
+            s.sign_in(ALICE.0, ALICE.1).await;
+            s.wait_text("state-badge", "Active", T, |t| t == "Active").await;
+            // Watch the countdown: it must go up again (a reset) after a refresh.
+            let deadline = Instant::now() + Duration::from_secs(25);
+            let mut last = seconds(&s.text("countdown").await).unwrap_or(0);
+            let mut resets = 0;
+            loop {
+                if let Some(now) = seconds(&s.text("countdown").await) {
+                    if now > last {
+                        resets += 1;
+                    }
+                    last = now;
+                }
+                let count: u32 = s.text("refresh-count").await.parse().unwrap_or(0);
+                if count >= 2 && resets >= 1 {
+                    break;
+                }
+                assert!(
+                    Instant::now() < deadline,
+                    "no two refreshes with a countdown reset in 25 s (count {count}, resets {resets})"
+                );
+                tokio::time::sleep(POLL).await;
+            }
+            assert_eq!(s.text("state-badge").await, "Active");
+            assert!(s.text("last-refresh").await.starts_with("Succeeded"));
+            let kinds = s
+                .client
+                .execute(
+                    "return [...document.querySelectorAll('[data-testid=activity-item]')].map(e => e.dataset.kind)",
+                    vec![],
+                )
+                .await
+                .unwrap();
+            let refreshed = kinds
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|k| *k == "session_refreshed")
+                .count();
+            assert!(refreshed >= 2, "the Activity list shows {refreshed} refreshes: {kinds}");
+            s.screenshot("activity.png").await;
+            assert_nothing_leaked(&s).await;
+            s
+        })
+        .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn s04_refresh_503s_recover_before_expiry() {
+    Scenario::start("s04_refresh_503", lifetime(8))
+        .await
+        .run(|s| async move {
+            s.sign_in(ALICE.0, ALICE.1).await;
+            s.wait_text("state-badge", "Active", T, |t| t == "Active").await;
+            s.pg.fail_next_refreshes(3);
+            let deadline = Instant::now() + Duration::from_secs(20);
+            let mut saw_expired = false;
+            loop {
+                if s.text("state-badge").await == "Expired" || s.visible("session-notice").await {
+                    saw_expired = true;
+                }
+                if s.text("refresh-count").await.parse::<u32>().unwrap_or(0) >= 1 {
+                    break;
+                }
+                assert!(
+                    Instant::now() < deadline,
+                    "no successful refresh within 20 s of three 503s"
+                );
+                tokio::time::sleep(POLL).await;
+            }
+            assert!(!saw_expired, "the session showed Expired");
+            assert_eq!(s.pg.refresh_calls(), 4, "three failures and one success");
+            assert_eq!(s.text("state-badge").await, "Active");
+            s
+        })
+        .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn s05_revoked_by_the_provider() {
+    Scenario::start("s05_revoked", lifetime(600))
+        .await
+        .run(|s| async move {
+            s.sign_in(ALICE.0, ALICE.1).await;
+            s.wait_text("state-badge", "Active", T, |t| t == "Active").await;
+            assert!(s.stored().is_some());
+            assert_eq!(s.pg.revoke(Some("alice")), 1);
+            s.click("refresh-button").await;
+            s.wait_visible("screen-signin", T).await;
+            let notice = s.text("session-notice").await;
+            assert!(
+                notice.contains("ended by the identity provider") && notice.contains("revoked by an administrator"),
+                "{notice}"
+            );
+            assert_eq!(s.stored(), None, "the keychain entry survived the revocation");
+            s.screenshot("revoked.png").await;
+            s
+        })
+        .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn s06_pin_mismatch_blocks_and_shows_the_hash() {
+    let setup = Setup {
+        edit_config: Box::new(|pg, config| {
+            let pins = &pg.info().pins;
+            config
+                .replace(&pins[0], "sha256/AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=")
+                .replace(&pins[1], "sha256/BBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBA=")
+        }),
+        ..Setup::default()
+    };
+    Scenario::start("s06_pin_mismatch", setup)
+        .await
+        .run(|s| async move {
+            s.sign_in(ALICE.0, ALICE.1).await;
+            s.wait_visible("screen-pin-mismatch", T).await;
+            assert!(!s.visible("screen-signin").await, "the pin screen must block");
+            let presented = s.text("pin-presented").await;
+            assert!(
+                presented.contains(&s.pg.info().pins[0]),
+                "presented '{presented}', server key {}",
+                s.pg.info().pins[0]
+            );
+            assert_eq!(s.stored(), None);
+            assert!(
+                s.pg.requests().is_empty(),
+                "the Playground received a request despite the mismatch"
+            );
+            s.screenshot("pin-mismatch.png").await;
+            s
+        })
+        .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn s07_sign_out() {
+    Scenario::start("s07_sign_out", lifetime(600))
+        .await
+        .run(|s| async move {
+            s.sign_in(ALICE.0, ALICE.1).await;
+            s.wait_text("state-badge", "Active", T, |t| t == "Active").await;
+            s.click("signout-button").await;
+            s.wait_visible("screen-signin", T).await;
+            assert_eq!(s.stored(), None, "the keychain entry survived sign-out");
+            let logout =
+                s.pg.requests()
+                    .into_iter()
+                    .find(|r| r.path == "/api/v2/auth/logout")
+                    .expect("the Playground saw a logout");
+            assert!(logout.problems.is_empty(), "{:?}", logout.problems);
+            for h in [
+                "x-tenant-id",
+                "x-activity-id",
+                "x-request-id",
+                "x-session-active",
+                "x-user-session-token",
+            ] {
+                assert!(logout.headers.contains_key(h), "logout lacks {h}");
+            }
+            let audit = std::fs::read_to_string(s.data.path().join("audit.jsonl")).unwrap();
+            assert!(audit.contains("\"event\":\"signed_out\""), "{audit}");
+            s.wait_until("the Activity list to show the sign-out", T, || {
+                let s = &s;
+                async move {
+                    s.client
+                        .source()
+                        .await
+                        .unwrap_or_default()
+                        .contains("data-kind=\"signed_out\"")
+                }
+            })
+            .await;
+            assert_nothing_leaked(&s).await;
+            s
+        })
+        .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn s08_restart_restores_from_the_keychain() {
+    Scenario::start("s08_restart", lifetime(600))
+        .await
+        .run(|mut s| async move {
+            s.sign_in(ALICE.0, ALICE.1).await;
+            s.wait_text("state-badge", "Active", T, |t| t == "Active").await;
+            let logins = s.pg.requests().iter().filter(|r| r.path.ends_with("/login")).count();
+            s.restart_app().await;
+            s.wait_visible("screen-session", T).await;
+            s.wait_text("state-badge", "Active", T, |t| t == "Active").await;
+            assert_eq!(s.text("user-value").await, "alice");
+            let after = s.pg.requests().iter().filter(|r| r.path.ends_with("/login")).count();
+            assert_eq!(after, logins, "the restarted app signed in again instead of restoring");
+            let audit = std::fs::read_to_string(s.data.path().join("audit.jsonl")).unwrap();
+            assert!(audit.contains("\"event\":\"session_restored\""));
+            s
+        })
+        .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn s09_no_token_reaches_the_page() {
+    Scenario::start("s09_no_leak", lifetime(5))
+        .await
+        .run(|s| async move {
+            s.sign_in(ALICE.0, ALICE.1).await;
+            s.wait_text("refresh-count", "two refreshes", T, |t| {
+                t.parse::<u32>().unwrap_or(0) >= 2
+            })
+            .await;
+            // Everything the page can ask for over IPC, as the page sees it.
+            let seen = s
+                .client
+                .execute_async(
+                    r#"const done = arguments[arguments.length - 1];
+                       const { invoke } = window.__TAURI__.core;
+                       Promise.all([invoke('session_view'), invoke('recent_activity', { limit: 50 }),
+                                    invoke('list_profiles'), invoke('refresh_now')])
+                         .then((r) => done(JSON.stringify(r)), (e) => done('ERROR ' + JSON.stringify(e)));"#,
+                    vec![],
+                )
+                .await
+                .unwrap();
+            let seen = seen.as_str().unwrap().to_owned();
+            assert!(!seen.starts_with("ERROR"), "{seen}");
+            s.assert_no_token("IPC responses", &seen);
+            s.click("signout-button").await;
+            s.wait_visible("screen-signin", T).await;
+            assert!(s.pg.issued_tokens().len() >= 6);
+            assert_nothing_leaked(&s).await;
+            s
+        })
+        .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn s10_keychain_unavailable() {
+    let setup = Setup {
+        env: vec![(
+            "DBUS_SESSION_BUS_ADDRESS".into(),
+            "unix:path=/nonexistent/session-bus".into(),
+        )],
+        ..lifetime(600)
+    };
+    Scenario::start("s10_no_keychain", setup)
+        .await
+        .run(|s| async move {
+            s.sign_in(ALICE.0, ALICE.1).await;
+            s.wait_text("state-badge", "Active", T, |t| t == "Active").await;
+            s.wait_visible("keychain-banner", T).await;
+            assert!(s.text("keychain-banner").await.contains("will not survive a restart"));
+            assert_eq!(s.stored(), None);
+            assert_nothing_leaked(&s).await;
+            s.screenshot("no-keychain.png").await;
+            s
+        })
+        .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn s11_embedded_playground_out_of_the_box() {
+    let setup = Setup {
+        embedded: true,
+        env: vec![("SESSION_MANAGER_PLAYGROUND_LIFETIME".into(), "300".into())],
+        ..Setup::default()
+    };
+    Scenario::start("s11_embedded_playground", setup)
+        .await
+        .run(|s| async move {
+            s.wait_visible("demo-credentials", T).await;
+            let demo = s.text("demo-credentials").await;
+            assert!(demo.contains("alice") && demo.contains("alice-pw-1"), "{demo}");
+            s.screenshot("sign-in.png").await;
+            s.sign_in(ALICE.0, ALICE.1).await;
+            s.wait_text("state-badge", "Active", T, |t| t == "Active").await;
+            let left = seconds(&s.text("countdown").await).unwrap();
+            assert!((280..=300).contains(&left), "{left}");
+            s.screenshot("active.png").await;
+            s
+        })
+        .await;
+}
