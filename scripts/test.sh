@@ -6,7 +6,7 @@
 # Usage: bash scripts/test.sh            everything
 #        E2E=only bash scripts/test.sh   only the end-to-end scenarios
 #        E2E=skip bash scripts/test.sh   everything but them
-# Extra arguments go to the end-to-end `cargo test` (e.g. a scenario name).
+# Extra arguments go to the test binaries (e.g. a test or scenario name).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/common.sh
@@ -22,17 +22,19 @@ if [ "$E2E" != only ]; then
   say "cargo clippy"
   cargo clippy --workspace --all-targets --locked -- -D warnings
 fi
-say "building the app"
-cargo build --locked -p session-manager
-cargo test --locked --workspace --no-run --quiet
+# One `cargo test` for everything, so every crate is built once with the
+# same features. The end-to-end scenarios take a lock and run one at a time.
+case "$E2E" in
+  skip) what=(--workspace --exclude e2e) ;;
+  only) what=(-p e2e) ;;
+  *) what=(--workspace) ;;
+esac
+say "building the app and the tests"
+if [ "$E2E" = only ]; then cargo build --locked -p session-manager; fi
+cargo test --locked "${what[@]}" --no-run --quiet
 
 ensure_display
 trap '[ -n "${XVFB_PID:-}" ] && kill "$XVFB_PID" 2>/dev/null || true' EXIT
 
-steps=()
-[ "$E2E" != only ] && steps+=("cargo test --locked --workspace --exclude e2e")
-# Scenarios take a lock and run one at a time anyway; one thread keeps their
-# output in order.
-[ "$E2E" != skip ] && steps+=("cargo test --locked -p e2e -- --test-threads=1 $*")
 say "running the tests inside a private D-Bus session with gnome-keyring"
-with_test_keyring bash -c "set -e; $(printf '%s; ' "${steps[@]}")"
+with_test_keyring cargo test --locked "${what[@]}" -- "$@"

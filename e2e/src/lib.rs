@@ -90,6 +90,7 @@ pub struct Scenario {
     _dir: tempfile::TempDir,
     _lock: std::fs::File,
     log: PathBuf,
+    config: PathBuf,
 }
 
 /// The global lock that keeps scenarios from overlapping.
@@ -178,6 +179,7 @@ impl Scenario {
             _dir: dir,
             _lock: lock,
             log,
+            config,
         }
     }
 
@@ -193,6 +195,11 @@ impl Scenario {
         KeyringStore::new(&self.keychain)
             .get("profile:playground")
             .unwrap_or(None)
+    }
+
+    /// The config file the app reads.
+    pub fn config_path(&self) -> &Path {
+        &self.config
     }
 
     /// The app's log so far.

@@ -374,3 +374,37 @@ async fn s11_embedded_playground_out_of_the_box() {
         })
         .await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn s12_a_second_instance_hands_over_and_exits() {
+    Scenario::start("s12_single_instance", lifetime(600))
+        .await
+        .run(|s| async move {
+            s.sign_in(ALICE.0, ALICE.1).await;
+            s.wait_text("state-badge", "Active", T, |t| t == "Active").await;
+            let requests = s.pg.requests().len();
+            // Launch the app again, as a person would, with the same keychain.
+            let second = tokio::process::Command::new(e2e::app_binary())
+                .env("SESSION_MANAGER_KEYCHAIN_SERVICE", &s.keychain)
+                .env("SESSION_MANAGER_DATA_DIR", s.data.path())
+                .env("SESSION_MANAGER_CONFIG", s.config_path())
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::piped())
+                .kill_on_drop(true)
+                .output();
+            let out = tokio::time::timeout(Duration::from_secs(30), second)
+                .await
+                .expect("the second instance did not exit: it runs beside the first")
+                .unwrap();
+            assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+            assert_eq!(
+                s.pg.requests().len(),
+                requests,
+                "the second instance talked to the provider"
+            );
+            // The first instance is untouched.
+            assert_eq!(s.text("state-badge").await, "Active");
+            s
+        })
+        .await;
+}

@@ -205,3 +205,69 @@ fn csp_is_strict_and_the_ui_has_no_inline_script() {
         }
     }
 }
+
+#[test]
+fn profiles_from_the_config_file_join_the_playground_and_can_be_switched_to() {
+    assert!(
+        std::env::var_os("DBUS_SESSION_BUS_ADDRESS").is_some(),
+        "needs a Secret Service; run `bash scripts/test.sh`"
+    );
+    std::env::set_var(
+        "SESSION_MANAGER_KEYCHAIN_SERVICE",
+        format!("session-manager-test-{}", std::process::id()),
+    );
+    let data = tempfile::tempdir().unwrap();
+    // Another provider, as a config file would name an Integration one.
+    let other = tauri::async_runtime::block_on(playground::Playground::start(playground::Options::default())).unwrap();
+    let config = data.path().join("config.toml");
+    std::fs::write(
+        &config,
+        other
+            .config()
+            .replace("[profiles.playground]", "[profiles.second]")
+            .replace("default_profile = \"playground\"\n", ""),
+    )
+    .unwrap();
+    let backend = tauri::async_runtime::block_on(Backend::start(Options {
+        config: Some(config),
+        data_dir: Some(data.path().to_owned()),
+        ..Options::default()
+    }))
+    .expect("the backend starts");
+    let mut app = session_manager::build(tauri::test::mock_builder(), Arc::new(backend), |_, _| {})
+        .build(tauri::generate_context!("../tauri.conf.json", test = true))
+        .expect("the app builds");
+    #[allow(deprecated)]
+    app.run_iteration(|_, _| {});
+    let window = app.get_webview_window("main").unwrap();
+    let list = invoke(&window, "list_profiles", serde_json::json!({})).unwrap();
+    let names: Vec<&str> = list["profiles"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, vec!["playground", "second"]);
+    assert_eq!(list["config_error"], serde_json::Value::Null);
+    let view = invoke(&window, "switch_profile", serde_json::json!({"name": "second"})).unwrap();
+    assert_eq!(view["profile"], "second");
+    let view = invoke(
+        &window,
+        "sign_in",
+        serde_json::json!({"username": "bob", "password": "bob-pw-2"}),
+    )
+    .unwrap();
+    assert_eq!(
+        (view["state"].as_str(), view["customer"].as_str()),
+        (Some("active"), Some("cust-1002"))
+    );
+    assert_eq!(other.sessions().len(), 1, "the sign-in went to the second provider");
+    let list = invoke(&window, "list_profiles", serde_json::json!({})).unwrap();
+    assert_eq!(list["profiles"][1]["selected"], true);
+    assert_eq!(
+        list["profiles"][1]["demo_users"],
+        serde_json::json!([]),
+        "demo users only for the built-in Playground"
+    );
+    invoke(&window, "sign_out", serde_json::json!({})).unwrap();
+}
