@@ -68,15 +68,19 @@ ensure_display() {
 # unlocked gnome-keyring whose files live in a throwaway folder, so nothing
 # touches the user's own keychain and every run starts empty.
 with_test_keyring() {
-  local tmp
+  local tmp rc=0
   tmp=$(mktemp -d)
   mkdir -m 700 "$tmp/run"
-  XDG_DATA_HOME="$tmp/data" XDG_RUNTIME_DIR="$tmp/run" dbus-run-session -- bash -c '
+  # NO_AT_BRIDGE: no accessibility bus on this private bus, so GTK should not look for one.
+  XDG_DATA_HOME="$tmp/data" XDG_RUNTIME_DIR="$tmp/run" NO_AT_BRIDGE=1 \
+    dbus-run-session --config-file="$(dirname "${BASH_SOURCE[0]}")/session-bus.conf" -- bash -c '
     # gnome-keyring creates and unlocks a "login" keyring with this password;
     # it becomes the default collection that the keyring crate writes to.
     printf %s throwaway | gnome-keyring-daemon --unlock --components=secrets >/dev/null || exit 1
-    "$@"' _ "$@"
-  local rc=$?
-  rm -rf "$tmp"
+    "$@"' _ "$@" || rc=$?
+  # Anything that mounted itself under the runtime dir (a document portal
+  # started elsewhere) must not make the cleanup fail the run.
+  if mountpoint -q "$tmp/run/doc" 2>/dev/null; then fusermount -u "$tmp/run/doc" 2>/dev/null || true; fi
+  rm -rf "$tmp" 2>/dev/null || true
   return $rc
 }

@@ -345,6 +345,18 @@ impl Scenario {
         self.click("signin-button").await;
     }
 
+    /// Sign in and wait until the state badge reads Active.
+    pub async fn sign_in_active(&self, username: &str, password: &str) {
+        self.sign_in(username, password).await;
+        self.wait_text(
+            "state-badge",
+            "the state badge to read Active",
+            Duration::from_secs(20),
+            |t| t == "Active",
+        )
+        .await;
+    }
+
     /// Save a screenshot as `artifacts/<file>`.
     pub async fn screenshot(&self, file: &str) -> PathBuf {
         let path = self.artifacts.join(file);

@@ -43,8 +43,7 @@ async fn s01_sign_in_with_the_demo_user() {
         .await
         .run(|s| async move {
             s.wait_visible("screen-signin", T).await;
-            s.sign_in(ALICE.0, ALICE.1).await;
-            s.wait_text("state-badge", "Active", T, |t| t == "Active").await;
+            s.sign_in_active(ALICE.0, ALICE.1).await;
             assert_eq!(s.text("user-value").await, "alice");
             assert_eq!(s.text("tenant-value").await, "tenant-acme");
             assert_eq!(s.text("customer-value").await, "cust-1001");
@@ -92,8 +91,7 @@ async fn s03_proactive_refresh_with_6s_tokens() {
     Scenario::start("s03_proactive_refresh", lifetime(6))
         .await
         .run(|s| async move {
-            s.sign_in(ALICE.0, ALICE.1).await;
-            s.wait_text("state-badge", "Active", T, |t| t == "Active").await;
+            s.sign_in_active(ALICE.0, ALICE.1).await;
             // Watch the countdown: it must go up again (a reset) after a refresh.
             let deadline = Instant::now() + Duration::from_secs(25);
             let mut last = seconds(&s.text("countdown").await).unwrap_or(0);
@@ -144,8 +142,7 @@ async fn s04_refresh_503s_recover_before_expiry() {
     Scenario::start("s04_refresh_503", lifetime(8))
         .await
         .run(|s| async move {
-            s.sign_in(ALICE.0, ALICE.1).await;
-            s.wait_text("state-badge", "Active", T, |t| t == "Active").await;
+            s.sign_in_active(ALICE.0, ALICE.1).await;
             s.pg.fail_next_refreshes(3);
             let deadline = Instant::now() + Duration::from_secs(20);
             let mut saw_expired = false;
@@ -175,8 +172,7 @@ async fn s05_revoked_by_the_provider() {
     Scenario::start("s05_revoked", lifetime(600))
         .await
         .run(|s| async move {
-            s.sign_in(ALICE.0, ALICE.1).await;
-            s.wait_text("state-badge", "Active", T, |t| t == "Active").await;
+            s.sign_in_active(ALICE.0, ALICE.1).await;
             assert!(s.stored().is_some());
             assert_eq!(s.pg.revoke(Some("alice")), 1);
             s.click("refresh-button").await;
@@ -232,8 +228,7 @@ async fn s07_sign_out() {
     Scenario::start("s07_sign_out", lifetime(600))
         .await
         .run(|s| async move {
-            s.sign_in(ALICE.0, ALICE.1).await;
-            s.wait_text("state-badge", "Active", T, |t| t == "Active").await;
+            s.sign_in_active(ALICE.0, ALICE.1).await;
             s.click("signout-button").await;
             s.wait_visible("screen-signin", T).await;
             assert_eq!(s.stored(), None, "the keychain entry survived sign-out");
@@ -276,8 +271,7 @@ async fn s08_restart_restores_from_the_keychain() {
     Scenario::start("s08_restart", lifetime(600))
         .await
         .run(|mut s| async move {
-            s.sign_in(ALICE.0, ALICE.1).await;
-            s.wait_text("state-badge", "Active", T, |t| t == "Active").await;
+            s.sign_in_active(ALICE.0, ALICE.1).await;
             let logins = s.pg.requests().iter().filter(|r| r.path.ends_with("/login")).count();
             s.restart_app().await;
             s.wait_visible("screen-session", T).await;
@@ -339,8 +333,7 @@ async fn s10_keychain_unavailable() {
     Scenario::start("s10_no_keychain", setup)
         .await
         .run(|s| async move {
-            s.sign_in(ALICE.0, ALICE.1).await;
-            s.wait_text("state-badge", "Active", T, |t| t == "Active").await;
+            s.sign_in_active(ALICE.0, ALICE.1).await;
             s.wait_visible("keychain-banner", T).await;
             assert!(s.text("keychain-banner").await.contains("will not survive a restart"));
             assert_eq!(s.stored(), None);
@@ -365,8 +358,7 @@ async fn s11_embedded_playground_out_of_the_box() {
             let demo = s.text("demo-credentials").await;
             assert!(demo.contains("alice") && demo.contains("alice-pw-1"), "{demo}");
             s.screenshot("sign-in.png").await;
-            s.sign_in(ALICE.0, ALICE.1).await;
-            s.wait_text("state-badge", "Active", T, |t| t == "Active").await;
+            s.sign_in_active(ALICE.0, ALICE.1).await;
             let left = seconds(&s.text("countdown").await).unwrap();
             assert!((280..=300).contains(&left), "{left}");
             s.screenshot("active.png").await;
@@ -380,8 +372,7 @@ async fn s12_a_second_instance_hands_over_and_exits() {
     Scenario::start("s12_single_instance", lifetime(600))
         .await
         .run(|s| async move {
-            s.sign_in(ALICE.0, ALICE.1).await;
-            s.wait_text("state-badge", "Active", T, |t| t == "Active").await;
+            s.sign_in_active(ALICE.0, ALICE.1).await;
             let requests = s.pg.requests().len();
             // Launch the app again, as a person would, with the same keychain.
             let second = tokio::process::Command::new(e2e::app_binary())

@@ -74,6 +74,16 @@ impl Cli {
         self.run_env(args, stdin, &[]).await
     }
 
+    /// `login` as alice, `--json` when asked.
+    async fn login_alice(&self, json: bool) -> Output {
+        let args: &[&str] = if json {
+            &["--json", "login", "--username", "alice", "--password-stdin"]
+        } else {
+            &["login", "--username", "alice", "--password-stdin"]
+        };
+        self.run(args, Some("alice-pw-1\n")).await
+    }
+
     fn stored(&self) -> Option<String> {
         KeyringStore::new(&self.keychain).get("profile:playground").unwrap()
     }
@@ -128,12 +138,7 @@ async fn login_persists_across_processes_with_4k_tokens_then_logout_deletes() {
     .await
     .unwrap();
     let cli = Cli::new(&pg);
-    let out = cli
-        .run(
-            &["--json", "login", "--username", "alice", "--password-stdin"],
-            Some("alice-pw-1\n"),
-        )
-        .await;
+    let out = cli.login_alice(true).await;
     assert!(out.status.success(), "{}", stderr(&out));
     let view = json(&out);
     assert_eq!(view["state"], "active");
@@ -213,12 +218,7 @@ async fn pin_mismatch_names_the_presented_pin() {
         .config()
         .replace(&pins[0], "sha256/AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=");
     let cli = Cli::with_config(&config);
-    let out = cli
-        .run(
-            &["login", "--username", "alice", "--password-stdin"],
-            Some("alice-pw-1\n"),
-        )
-        .await;
+    let out = cli.login_alice(false).await;
     assert_eq!(out.status.code(), Some(1));
     let err = stderr(&out);
     assert!(err.starts_with("error[pin_mismatch]: "), "{err}");
@@ -281,12 +281,7 @@ async fn expired_session_is_reported_with_its_code() {
     .await
     .unwrap();
     let cli = Cli::new(&pg);
-    let out = cli
-        .run(
-            &["login", "--username", "alice", "--password-stdin"],
-            Some("alice-pw-1\n"),
-        )
-        .await;
+    let out = cli.login_alice(false).await;
     assert!(out.status.success(), "{}", stderr(&out));
     // This test is about time passing: let the 2 s token expire.
     tokio::time::sleep(Duration::from_millis(3200)).await;

@@ -30,17 +30,35 @@ fn invoke(
     .map(|b| b.deserialize::<serde_json::Value>().unwrap())
 }
 
-#[test]
-fn commands_answer_views_or_coded_errors_and_never_a_token() {
+/// A keychain namespace of this test process's own on the session bus.
+fn own_keychain_namespace() {
     assert!(
         std::env::var_os("DBUS_SESSION_BUS_ADDRESS").is_some(),
         "this test needs a Secret Service on the D-Bus session bus; run it through `bash scripts/test.sh`"
     );
-    // SAFETY of the test: set before any thread reads it.
     std::env::set_var(
         "SESSION_MANAGER_KEYCHAIN_SERVICE",
         format!("session-manager-test-{}", std::process::id()),
     );
+}
+
+/// The real shell with `backend` on the mock runtime, after one event-loop
+/// turn (Tauri runs the setup hooks, which open the main window, on "Ready";
+/// `run_iteration` is deprecated because a loop of it busy-waits, and a single
+/// turn is exactly what is needed here).
+fn mock_app(backend: Arc<Backend>) -> (tauri::App<MockRuntime>, WebviewWindow<MockRuntime>) {
+    let mut app = session_manager::build(tauri::test::mock_builder(), backend, |_, _| {})
+        .build(tauri::generate_context!("../tauri.conf.json", test = true))
+        .expect("the app builds");
+    #[allow(deprecated)]
+    app.run_iteration(|_, _| {});
+    let window = app.get_webview_window("main").expect("the main window");
+    (app, window)
+}
+
+#[test]
+fn commands_answer_views_or_coded_errors_and_never_a_token() {
+    own_keychain_namespace();
     let data = tempfile::tempdir().unwrap();
     let config = data.path().join("absent.toml");
     std::fs::write(&config, "").unwrap();
@@ -52,20 +70,12 @@ fn commands_answer_views_or_coded_errors_and_never_a_token() {
     }))
     .expect("the backend starts");
     let backend = Arc::new(backend);
-    let mut app = session_manager::build(tauri::test::mock_builder(), backend.clone(), |_, _| {})
-        .build(tauri::generate_context!("../tauri.conf.json", test = true))
-        .expect("the app builds");
-    // One event-loop turn: Tauri runs the setup hooks (the event forwarder)
-    // and opens the config's windows on "Ready". It is deprecated because a
-    // loop of it busy-waits; a single turn is exactly what this test needs.
-    #[allow(deprecated)]
-    app.run_iteration(|_, _| {});
+    let (app, window) = mock_app(backend.clone());
     let events = Arc::new(Mutex::new(Vec::<String>::new()));
     let sink = events.clone();
     app.listen_any(session_manager::SESSION_EVENT, move |event| {
         sink.lock().unwrap().push(event.payload().to_owned())
     });
-    let window = app.get_webview_window("main").expect("the config's main window");
     let mut seen = Vec::new();
 
     let view = invoke(&window, "session_view", serde_json::json!({})).unwrap();
@@ -208,14 +218,7 @@ fn csp_is_strict_and_the_ui_has_no_inline_script() {
 
 #[test]
 fn profiles_from_the_config_file_join_the_playground_and_can_be_switched_to() {
-    assert!(
-        std::env::var_os("DBUS_SESSION_BUS_ADDRESS").is_some(),
-        "needs a Secret Service; run `bash scripts/test.sh`"
-    );
-    std::env::set_var(
-        "SESSION_MANAGER_KEYCHAIN_SERVICE",
-        format!("session-manager-test-{}", std::process::id()),
-    );
+    own_keychain_namespace();
     let data = tempfile::tempdir().unwrap();
     // Another provider, as a config file would name an Integration one.
     let other = tauri::async_runtime::block_on(playground::Playground::start(playground::Options::default())).unwrap();
@@ -234,12 +237,7 @@ fn profiles_from_the_config_file_join_the_playground_and_can_be_switched_to() {
         ..Options::default()
     }))
     .expect("the backend starts");
-    let mut app = session_manager::build(tauri::test::mock_builder(), Arc::new(backend), |_, _| {})
-        .build(tauri::generate_context!("../tauri.conf.json", test = true))
-        .expect("the app builds");
-    #[allow(deprecated)]
-    app.run_iteration(|_, _| {});
-    let window = app.get_webview_window("main").unwrap();
+    let (_app, window) = mock_app(Arc::new(backend));
     let list = invoke(&window, "list_profiles", serde_json::json!({})).unwrap();
     let names: Vec<&str> = list["profiles"]
         .as_array()
