@@ -16,48 +16,68 @@ use tauri::{Emitter, Manager, Runtime, State};
 /// The event that carries every new `SessionView` to the webview.
 pub const SESSION_EVENT: &str = "session://changed";
 
-type Backed<'a> = State<'a, Arc<Backend>>;
+/// The backend once it has started, or why it could not. The window opens
+/// while the backend starts (the built-in Playground generates keys, the
+/// session is restored from the keychain); commands wait for it.
+#[derive(Clone)]
+pub struct Started(tokio::sync::watch::Receiver<Option<Result<Arc<Backend>, ErrorInfo>>>);
+
+impl Started {
+    /// The backend, waiting for it to start if need be.
+    pub async fn get(&self) -> Result<Arc<Backend>, ErrorInfo> {
+        let mut rx = self.0.clone();
+        let ready = rx
+            .wait_for(Option::is_some)
+            .await
+            .map_err(|_| ErrorInfo::new(session_core::ErrorCode::Internal, "the app is shutting down"))?;
+        ready
+            .clone()
+            .unwrap_or_else(|| Err(ErrorInfo::new(session_core::ErrorCode::Internal, "not started")))
+    }
+}
+
+type Backed<'a> = State<'a, Started>;
 
 /// The current session.
 #[tauri::command]
 async fn session_view(backend: Backed<'_>) -> Result<SessionView, ErrorInfo> {
-    Ok(backend.view())
+    Ok(backend.get().await?.view())
 }
 
 /// Sign in to the current profile.
 #[tauri::command]
 async fn sign_in(backend: Backed<'_>, username: String, password: String) -> Result<SessionView, ErrorInfo> {
-    backend.sign_in(&username, password).await
+    backend.get().await?.sign_in(&username, password).await
 }
 
 /// Sign out (local state is always cleared).
 #[tauri::command]
 async fn sign_out(backend: Backed<'_>) -> Result<SignOutReport, ErrorInfo> {
-    backend.sign_out().await
+    backend.get().await?.sign_out().await
 }
 
 /// Refresh now.
 #[tauri::command]
 async fn refresh_now(backend: Backed<'_>) -> Result<SessionView, ErrorInfo> {
-    backend.refresh_now().await
+    backend.get().await?.refresh_now().await
 }
 
 /// The newest audit events of the current profile.
 #[tauri::command]
 async fn recent_activity(backend: Backed<'_>, limit: Option<usize>) -> Result<Vec<ActivityItem>, ErrorInfo> {
-    backend.recent_activity(limit.unwrap_or(20)).await
+    backend.get().await?.recent_activity(limit.unwrap_or(20)).await
 }
 
 /// The profiles to choose from.
 #[tauri::command]
 async fn list_profiles(backend: Backed<'_>) -> Result<ProfileList, ErrorInfo> {
-    Ok(backend.list_profiles())
+    Ok(backend.get().await?.list_profiles())
 }
 
 /// Switch to another profile.
 #[tauri::command]
 async fn switch_profile(backend: Backed<'_>, name: String) -> Result<SessionView, ErrorInfo> {
-    backend.switch_profile(&name).await
+    backend.get().await?.switch_profile(&name).await
 }
 
 /// The window title for a view: the environment is always visible.
@@ -83,19 +103,39 @@ fn with_commands<R: Runtime>(builder: tauri::Builder<R>) -> tauri::Builder<R> {
     ])
 }
 
-/// Hand `backend` to the app: manage it, forward its views to the webview
-/// (and to `on_view` in the shell: title, tray, notification), then open the
-/// main window, so the UI never runs before the commands have their state.
-fn attach<R: Runtime>(
+/// Open the main window at once and start the backend beside it. When the
+/// backend is up, its views are forwarded to the webview (and to `on_view` in
+/// the shell: title, tray, notification), `on_ready` runs, and the commands
+/// that were waiting go ahead.
+fn attach<R: Runtime, F>(
     app: &tauri::AppHandle<R>,
-    backend: Arc<Backend>,
+    start: F,
     on_view: impl Fn(&tauri::AppHandle<R>, &SessionView) + Send + Sync + 'static,
-) -> tauri::Result<()> {
-    let mut events = backend.subscribe();
-    let first = backend.view();
-    app.manage(backend);
+    on_ready: impl FnOnce(&tauri::AppHandle<R>, &Arc<Backend>) + Send + 'static,
+) -> tauri::Result<()>
+where
+    F: std::future::Future<Output = Result<Arc<Backend>, ErrorInfo>> + Send + 'static,
+{
+    let (ready, started) = tokio::sync::watch::channel(None);
+    app.manage(Started(started));
+    if let Some(config) = app.config().app.windows.iter().find(|w| w.label == "main") {
+        tauri::WebviewWindowBuilder::from_config(app, config)?.build()?;
+    }
     let handle = app.clone();
     tauri::async_runtime::spawn(async move {
+        let backend = match start.await {
+            Ok(b) => b,
+            Err(e) => {
+                eprintln!("error[{}]: {}", e.code, e.message);
+                let _ = ready.send(Some(Err(e)));
+                return;
+            }
+        };
+        // Subscribe before any command can run, so no transition is missed.
+        let mut events = backend.subscribe();
+        on_view(&handle, &backend.view());
+        on_ready(&handle, &backend);
+        let _ = ready.send(Some(Ok(backend)));
         loop {
             match events.recv().await {
                 Ok(view) => {
@@ -107,11 +147,6 @@ fn attach<R: Runtime>(
             }
         }
     });
-    if let Some(config) = app.config().app.windows.iter().find(|w| w.label == "main") {
-        tauri::WebviewWindowBuilder::from_config(app, config)?
-            .title(window_title(&first))
-            .build()?;
-    }
     Ok(())
 }
 
@@ -121,7 +156,7 @@ pub fn build<R: Runtime>(
     backend: Arc<Backend>,
     on_view: impl Fn(&tauri::AppHandle<R>, &SessionView) + Send + Sync + 'static,
 ) -> tauri::Builder<R> {
-    with_commands(builder).setup(move |app| Ok(attach(app.handle(), backend, on_view)?))
+    with_commands(builder).setup(move |app| Ok(attach(app.handle(), async move { Ok(backend) }, on_view, |_, _| {})?))
 }
 
 /// One instance per keychain namespace: a second launch hands over to the
@@ -164,25 +199,14 @@ pub fn run() {
         .plugin(tauri_plugin_notification::init());
     let app = with_commands(builder)
         .setup(move |app| {
-            // The engine runs on the async runtime Tauri runs on.
-            let backend = match tauri::async_runtime::block_on(Backend::start(options)) {
-                Ok(b) => Arc::new(b),
-                Err(e) => {
-                    eprintln!("error[{}]: {}", e.code, e.message);
-                    std::process::exit(if e.code == session_core::ErrorCode::ConfigInvalid {
-                        2
-                    } else {
-                        1
-                    });
+            let start = async move { Backend::start(options).await.map(Arc::new) };
+            attach(app.handle(), start, tray::on_view, |app, backend| {
+                // A tray needs a status notifier host; without one the app
+                // works on, just without the icon.
+                if let Err(e) = tray::create(app, backend) {
+                    eprintln!("warning: no tray icon: {e}");
                 }
-            };
-            let first_view = backend.view();
-            attach(app.handle(), backend, tray::on_view)?;
-            // A tray needs a status notifier host; without one the app works
-            // on, just without the icon.
-            if let Err(e) = tray::create(app.handle(), &first_view) {
-                eprintln!("warning: no tray icon: {e}");
-            }
+            })?;
             Ok(())
         })
         .build(tauri::generate_context!("../tauri.conf.json"));

@@ -35,7 +35,8 @@ struct TrayState<R: Runtime> {
 }
 
 /// Create the tray icon with its menu.
-pub fn create<R: Runtime>(app: &AppHandle<R>, view: &SessionView) -> tauri::Result<()> {
+pub fn create<R: Runtime>(app: &AppHandle<R>, backend: &Arc<Backend>) -> tauri::Result<()> {
+    let view = &backend.view();
     let status = MenuItem::with_id(
         app,
         "status",
@@ -50,10 +51,11 @@ pub fn create<R: Runtime>(app: &AppHandle<R>, view: &SessionView) -> tauri::Resu
         app,
         &[&status, &PredefinedMenuItem::separator(app)?, &show, &sign_out, &quit],
     )?;
+    let for_menu = backend.clone();
     let mut tray = TrayIconBuilder::with_id("main")
         .menu(&menu)
         .tooltip("Session Manager")
-        .on_menu_event(|app, event| match event.id().as_ref() {
+        .on_menu_event(move |app, event| match event.id().as_ref() {
             "show" => {
                 if let Some(w) = app.get_webview_window("main") {
                     let _ = w.show();
@@ -61,7 +63,7 @@ pub fn create<R: Runtime>(app: &AppHandle<R>, view: &SessionView) -> tauri::Resu
                 }
             }
             "sign_out" => {
-                let backend = app.state::<Arc<Backend>>().inner().clone();
+                let backend = for_menu.clone();
                 tauri::async_runtime::spawn(async move {
                     let _ = backend.sign_out().await;
                 });
@@ -80,12 +82,12 @@ pub fn create<R: Runtime>(app: &AppHandle<R>, view: &SessionView) -> tauri::Resu
     });
     // The time left moves: refresh the status line twice a minute (no IPC).
     let handle = app.clone();
+    let backend = backend.clone();
     tauri::async_runtime::spawn(async move {
         let mut tick = tokio::time::interval(std::time::Duration::from_secs(30));
         loop {
             tick.tick().await;
-            let view = handle.state::<Arc<Backend>>().view();
-            update(&handle, &view);
+            update(&handle, &backend.view());
         }
     });
     Ok(())
