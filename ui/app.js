@@ -165,17 +165,21 @@ function wire() {
 
 async function init() {
   wire();
-  const list = await invoke('list_profiles');
+  // Both answers are needed for the first screen: ask for them together.
+  const [list, first] = await Promise.all([invoke('list_profiles'), invoke('session_view')]);
   profiles = list.profiles;
   const configBanner = $('config-error-banner');
   if (list.config_error) { configBanner.textContent = errorText(list.config_error); show(configBanner, true); }
   renderProfiles();
+  view = first;
+  render();
   await listen('session://changed', (event) => {
     const previous = view && view.state;
     view = event.payload;
     render();
     if (previous !== view.state || view.state === 'active') loadActivity();
   });
+  // A transition between the first answer and the listener is not lost.
   view = await invoke('session_view');
   render();
   loadActivity();

@@ -4,7 +4,8 @@
 //! figures and ratios from one run; asserts nothing about time.
 //!
 //! - cold start to a rendered sign-in screen, vs a minimal Tauri v2 app (one
-//!   static page) built the same way (debug), median of 3 alternating starts;
+//!   static page) built the same way (debug, or release with
+//!   `DESKTOP_BENCH_PROFILE=release`), median of 7 alternating starts;
 //! - resident memory of the app's processes (the app and its WebKit
 //!   children) after sign-in and one minute of countdown, vs the minimal app
 //!   after one minute;
@@ -107,6 +108,9 @@ async fn settle(exe: &Path, idle: Duration) -> (u64, f64) {
     (rss_kib(&pids), ticks as f64 / 100.0 / idle.as_secs_f64() * 100.0)
 }
 
+/// Cold starts per app, alternating.
+const RUNS: usize = 7;
+
 fn median(mut v: Vec<Duration>) -> Duration {
     v.sort();
     v[v.len() / 2]
@@ -142,7 +146,7 @@ async fn main() {
     );
 
     let (mut app_starts, mut min_starts) = (Vec::new(), Vec::new());
-    for _ in 0..3 {
+    for _ in 0..RUNS {
         let (c, t) = cold_start(&d, &app, "[data-testid='screen-signin']").await;
         app_starts.push(t);
         c.close().await.unwrap();
@@ -151,7 +155,7 @@ async fn main() {
         c.close().await.unwrap();
     }
     let (a, m) = (median(app_starts), median(min_starts));
-    println!("Cold start to a rendered first screen (median of 3, debug builds):");
+    println!("Cold start to a rendered first screen (median of {RUNS}, {profile} builds):");
     println!(
         "  Session Manager: {} ms, minimal Tauri app: {} ms, ratio {:.2} (target <= 1.3)",
         a.as_millis(),

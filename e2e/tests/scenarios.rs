@@ -59,6 +59,25 @@ async fn s01_sign_in_with_the_demo_user() {
             )
             .await;
             s.screenshot("2-active.png").await;
+            // Readable at 200 % zoom: nothing runs off the side.
+            let overflow = s
+                .client
+                .execute(
+                    "document.documentElement.style.zoom = '2'; \
+                     return document.documentElement.scrollWidth - document.documentElement.clientWidth;",
+                    vec![],
+                )
+                .await
+                .unwrap();
+            s.screenshot("3-zoom-200.png").await;
+            assert!(
+                overflow.as_i64().unwrap_or(1) <= 0,
+                "the page is {overflow} px wider than the window at 200 %"
+            );
+            s.client
+                .execute("document.documentElement.style.zoom = '1'; return 0;", vec![])
+                .await
+                .unwrap();
             assert!(s.stored().is_some(), "the session is not in the keychain");
             assert_nothing_leaked(&s).await;
             s

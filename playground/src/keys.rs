@@ -66,7 +66,8 @@ impl SigningKey {
 
 /// The current keys and the previous generation.
 pub struct KeyRing {
-    pub rsa: SigningKey,
+    /// `None` while it is being generated (see [`KeyRing::ec_first`]).
+    pub rsa: Option<SigningKey>,
     pub ec: SigningKey,
     previous: Vec<SigningKey>,
 }
@@ -74,31 +75,46 @@ pub struct KeyRing {
 impl KeyRing {
     pub fn generate() -> Self {
         Self {
-            rsa: SigningKey::rsa(),
+            rsa: Some(SigningKey::rsa()),
             ec: SigningKey::ec(),
             previous: Vec::new(),
         }
     }
 
+    /// Only the EC key; the caller adds the RSA key with [`KeyRing::set_rsa`]
+    /// once generated (RSA generation takes 0.1 to 0.4 s, which an ES256
+    /// Playground need not wait for).
+    pub fn ec_first() -> Self {
+        Self {
+            rsa: None,
+            ec: SigningKey::ec(),
+            previous: Vec::new(),
+        }
+    }
+
+    /// Add the RSA key generated in the background.
+    pub fn set_rsa(&mut self, key: SigningKey) {
+        self.rsa.get_or_insert(key);
+    }
+
     /// Replace the current keys; the old ones stay published for one more
     /// generation.
     pub fn rotate(&mut self, fresh: KeyRing) {
-        let old_rsa = std::mem::replace(&mut self.rsa, fresh.rsa);
         let old_ec = std::mem::replace(&mut self.ec, fresh.ec);
-        self.previous = vec![old_rsa, old_ec];
+        let old_rsa = std::mem::replace(&mut self.rsa, fresh.rsa);
+        self.previous = old_rsa.into_iter().chain(Some(old_ec)).collect();
     }
 
-    /// The key that signs with `alg`.
+    /// The key that signs with `alg` (EC until an RSA key exists).
     pub fn signer(&self, alg: Algorithm) -> &SigningKey {
-        if alg == Algorithm::ES256 {
-            &self.ec
-        } else {
-            &self.rsa
+        match (&self.rsa, alg) {
+            (Some(rsa), Algorithm::RS256) => rsa,
+            _ => &self.ec,
         }
     }
 
     fn all(&self) -> impl Iterator<Item = &SigningKey> {
-        [&self.rsa, &self.ec].into_iter().chain(self.previous.iter())
+        self.rsa.iter().chain([&self.ec]).chain(self.previous.iter())
     }
 
     /// The published key set.

@@ -126,14 +126,28 @@ impl Playground {
         let listener = tokio::net::TcpListener::bind(("127.0.0.1", options.port)).await?;
         let port = listener.local_addr()?.port();
         let base_url = format!("https://127.0.0.1:{port}");
-        let keys = tokio::task::spawn_blocking(keys::KeyRing::generate)
-            .await
-            .map_err(std::io::Error::other)?;
+        // An ES256 Playground signs with its EC key at once and publishes the
+        // RSA key when it is ready; an RS256 one waits for its RSA key.
+        let keys = if options.signing_alg == Algorithm::ES256 {
+            keys::KeyRing::ec_first()
+        } else {
+            tokio::task::spawn_blocking(keys::KeyRing::generate)
+                .await
+                .map_err(std::io::Error::other)?
+        };
         let pins = vec![pki.leaf_pin.clone(), pki.backup_pin.clone()];
         let config = config_text(&base_url, &pins, &ca_path, options.mode);
         let state = Arc::new(server::AppState::new(&options, base_url.clone(), keys, config.clone()));
         let server_config = pki.server_config(options.mode).map_err(std::io::Error::other)?;
         let (stop, stopped) = tokio::sync::oneshot::channel();
+        if options.signing_alg == Algorithm::ES256 {
+            let state = state.clone();
+            tokio::spawn(async move {
+                if let Ok(rsa) = tokio::task::spawn_blocking(keys::SigningKey::rsa).await {
+                    state.add_rsa_key(rsa);
+                }
+            });
+        }
         server::serve(listener, server_config, state.clone(), stopped);
         Ok(Self {
             info: Info {

@@ -144,6 +144,11 @@ impl AppState {
         n
     }
 
+    /// Publish the RSA key that was generated after start.
+    pub fn add_rsa_key(&self, key: crate::keys::SigningKey) {
+        self.keys.write().unwrap_or_else(|e| e.into_inner()).set_rsa(key);
+    }
+
     pub async fn rotate_keys(&self) {
         if let Ok(fresh) = tokio::task::spawn_blocking(KeyRing::generate).await {
             self.keys.write().unwrap_or_else(|e| e.into_inner()).rotate(fresh);

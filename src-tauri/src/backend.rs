@@ -177,6 +177,8 @@ impl Backend {
             let pg = Playground::start(playground::Options {
                 token_lifetime: options.playground_lifetime.unwrap_or(DEFAULT_PLAYGROUND_LIFETIME),
                 dir: Some(data_dir.join("playground")),
+                // ES256 signs at once; the RSA key follows in the background.
+                signing_alg: playground::Algorithm::ES256,
                 ..playground::Options::default()
             })
             .await
