@@ -121,12 +121,16 @@ async fn main() {
     if std::env::args().any(|a| a == "--list") {
         return;
     }
-    let app = root().join("target/debug/session-manager");
-    let minimal = root().join("target/debug/minimal-tauri-app");
+    // DESKTOP_BENCH_PROFILE=release compares release builds (what people
+    // run); the default compares the debug builds the tests use.
+    let profile = std::env::var("DESKTOP_BENCH_PROFILE").unwrap_or_else(|_| "debug".into());
+    let app = root().join("target").join(&profile).join("session-manager");
+    let minimal = root().join("target").join(&profile).join("minimal-tauri-app");
     for b in [&app, &minimal] {
+        let flag = if profile == "release" { "--release " } else { "" };
         assert!(
             b.is_file(),
-            "build first: cargo build -p session-manager -p minimal-tauri-app ({} missing)",
+            "build first: cargo build {flag}-p session-manager -p minimal-tauri-app ({} missing)",
             b.display()
         );
     }
