@@ -348,3 +348,48 @@ async fn wrong_password_and_unreachable_server_have_their_own_errors() {
     let err = e.sign_in("alice", Secret::new(PW)).await.unwrap_err();
     assert_eq!(err.code(), ErrorCode::NetworkUnreachable, "{err}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_401_on_an_expired_token_refreshes_once_and_retries() {
+    let pg = playground(2).await;
+    let dir = tempfile::tempdir().unwrap();
+    let (engine, _) = memory_engine(&pg, dir.path());
+    engine.sign_in("alice", Secret::new(PW)).await.unwrap();
+    pg.set_token_lifetime(Duration::from_secs(600));
+    // No scheduler: the token expires at the provider while the engine still
+    // holds it (a test about time passing).
+    tokio::time::sleep(Duration::from_millis(3100)).await;
+    let r = engine
+        .call(reqwest::Method::GET, "/api/v2/accounts", None)
+        .await
+        .unwrap();
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(pg.refresh_calls(), 1);
+    let accounts: Vec<_> = pg
+        .requests()
+        .into_iter()
+        .filter(|r| r.path == "/api/v2/accounts")
+        .collect();
+    assert_eq!(accounts.iter().map(|r| r.status).collect::<Vec<_>>(), vec![401, 200]);
+    assert_eq!(
+        accounts[0].headers["x-activity-id"], accounts[1].headers["x-activity-id"],
+        "the retry belongs to the same flow"
+    );
+    assert_ne!(accounts[0].headers["x-request-id"], accounts[1].headers["x-request-id"]);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn redirects_are_not_followed() {
+    let pg = playground(60).await;
+    let dir = tempfile::tempdir().unwrap();
+    let (engine, _) = memory_engine(&pg, dir.path());
+    engine.sign_in("alice", Secret::new(PW)).await.unwrap();
+    let r = engine.call(reqwest::Method::GET, "/api/v2/moved", None).await.unwrap();
+    assert_eq!(r.status, 302, "the redirect was followed");
+    // A path that tries to leave the provider's host is refused before sending.
+    let err = engine
+        .call(reqwest::Method::GET, "//evil.example/x", None)
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), ErrorCode::InvalidState);
+}

@@ -487,6 +487,11 @@ async fn accounts(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Res
     }
 }
 
+/// A redirect off the provider (clients must not follow it).
+async fn moved() -> Response {
+    (StatusCode::FOUND, [("location", "https://127.0.0.1:9/elsewhere")], "").into_response()
+}
+
 async fn jwks(State(state): State<Arc<AppState>>) -> Response {
     Json(state.keys.read().unwrap_or_else(|e| e.into_inner()).jwks()).into_response()
 }
@@ -596,6 +601,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/api/v2/auth/refresh", post(refresh))
         .route("/api/v2/auth/logout", post(logout))
         .route("/api/v2/accounts", get(accounts))
+        .route("/api/v2/moved", get(moved))
         .route_layer(middleware::from_fn_with_state(state.clone(), api_guard));
     let admin = Router::new()
         .route("/admin/sessions", get(admin_sessions))
