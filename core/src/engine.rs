@@ -62,6 +62,8 @@ struct State {
     last_user: Option<String>,
     /// Provider clock minus local clock, from the last token answer.
     clock_offset_ms: i64,
+    /// The provider's reason, when it revoked the session.
+    revoked_reason: Option<String>,
 }
 
 struct Inner {
@@ -164,6 +166,7 @@ impl Engine {
                     persistence: Persistence::Keychain,
                     last_user: None,
                     clock_offset_ms: 0,
+                    revoked_reason: None,
                 }),
                 refresh_gate: tokio::sync::Mutex::new(()),
                 vault_gate: tokio::sync::Mutex::new(()),
@@ -548,9 +551,7 @@ impl Engine {
             let st = self.state();
             match st.phase {
                 Phase::Active | Phase::Refreshing => st.generation,
-                Phase::Expired => return Err(Error::Expired("an earlier time".into())),
-                Phase::Revoked => return Err(Error::Revoked("earlier".into())),
-                _ => return Err(Error::NotSignedIn),
+                _ => return Err(no_session(&st)),
             }
         };
         self.refresh_generation(generation).await?;
@@ -567,11 +568,7 @@ impl Engine {
             if st.generation != seen {
                 return match st.phase {
                     Phase::Active | Phase::Refreshing => Ok(()),
-                    Phase::Expired => Err(Error::Expired("an earlier time".into())),
-                    Phase::Revoked => Err(Error::Revoked(
-                        st.last_error.as_ref().map(|e| e.message.clone()).unwrap_or_default(),
-                    )),
-                    _ => Err(Error::NotSignedIn),
+                    _ => Err(no_session(&st)),
                 };
             }
             match (&st.session, st.phase) {
@@ -650,7 +647,9 @@ impl Engine {
                     self.audit(&st, AuditEvent::SessionRefreshed { refresh_count: count });
                     (Some(st.generation), Ok(()))
                 }
-                Err(e @ Error::Revoked(_)) => {
+                Err(Error::Revoked(reason)) => {
+                    let e = Error::Revoked(reason.clone());
+                    st.revoked_reason = Some(reason);
                     self.audit(&st, AuditEvent::SessionRevoked { reason: e.to_string() });
                     self.end(&mut st, Phase::Revoked, e.info());
                     (None, Err(e))
@@ -811,12 +810,17 @@ impl Engine {
         let st = self.state();
         match (&st.session, st.phase) {
             (Some(s), Phase::Active | Phase::Refreshing) => Ok((s.bearer.clone(), st.generation, s.session_id)),
-            (_, Phase::Expired) => Err(Error::Expired("an earlier time".into())),
-            (_, Phase::Revoked) => Err(Error::Revoked(
-                st.last_error.as_ref().map(|e| e.message.clone()).unwrap_or_default(),
-            )),
-            _ => Err(Error::NotSignedIn),
+            _ => Err(no_session(&st)),
         }
+    }
+}
+
+/// Why an operation that needs a session cannot run in this state.
+fn no_session(st: &State) -> Error {
+    match st.phase {
+        Phase::Expired => Error::Expired("an earlier time".into()),
+        Phase::Revoked => Error::Revoked(st.revoked_reason.clone().unwrap_or_else(|| "reason unknown".into())),
+        _ => Error::NotSignedIn,
     }
 }
 

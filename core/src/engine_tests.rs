@@ -263,14 +263,9 @@ async fn invalid_grant_moves_to_revoked_and_clears_the_keychain() {
     assert!(view.last_error.unwrap().message.contains("revoked by test"));
     assert!(rig.store.entries().is_empty());
     assert!(matches!(events(&rig).last(), Some(AuditEvent::SessionRevoked { .. })));
-    assert_eq!(
-        rig.engine
-            .call(reqwest::Method::GET, "/x", None)
-            .await
-            .unwrap_err()
-            .code(),
-        crate::ErrorCode::SessionRevoked
-    );
+    let err = rig.engine.call(reqwest::Method::GET, "/x", None).await.unwrap_err();
+    assert_eq!(err.code(), crate::ErrorCode::SessionRevoked);
+    assert_eq!(err.to_string().matches("revoked by test").count(), 1, "{err}");
 }
 
 #[tokio::test(start_paused = true)]
