@@ -62,11 +62,6 @@ impl Clock for TestClock {
     }
 }
 
-/// Seconds since the Unix epoch, as JWT claims count them.
-pub fn unix_seconds(t: Timestamp) -> i64 {
-    t.timestamp()
-}
-
 /// The timestamp of a JWT `NumericDate`, if it is in range.
 pub fn from_unix_seconds(secs: i64) -> Option<Timestamp> {
     DateTime::from_timestamp(secs, 0)

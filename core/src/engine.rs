@@ -245,11 +245,15 @@ impl Engine {
     }
 
     fn audit(&self, st: &State, event: AuditEvent) {
-        let s = st.session.as_ref();
+        self.audit_session(st.session.as_ref(), st.last_user.clone(), event)
+    }
+
+    /// One audit record about `session` (or, with none, about `last_user`).
+    fn audit_session(&self, s: Option<&SessionRecord>, last_user: Option<String>, event: AuditEvent) {
         let record = AuditRecord {
             time: self.now(),
             profile: self.inner.profile.name.clone(),
-            user: s.map(|s| s.user.clone()).or_else(|| st.last_user.clone()),
+            user: s.map(|s| s.user.clone()).or(last_user),
             session_id: s.map(|s| s.session_id.to_string()),
             fingerprint: s.map(|s| s.bearer.fingerprint()),
             event,
@@ -764,9 +768,7 @@ impl Engine {
                 Some(e) => format!("failed: {}", e.message),
             };
             // Audit with the ended session's identity.
-            st.session = Some(s);
-            self.audit(&st, AuditEvent::SignedOut { server_logout: outcome });
-            st.session = None;
+            self.audit_session(Some(&s), None, AuditEvent::SignedOut { server_logout: outcome });
         }
         if let Err(e) = vault_result {
             if matches!(e, VaultError::Unavailable(_)) {

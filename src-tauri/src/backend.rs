@@ -274,11 +274,6 @@ impl Backend {
         self.playground.as_ref()
     }
 
-    /// The data directory.
-    pub fn data_dir(&self) -> &std::path::Path {
-        &self.data_dir
-    }
-
     /// The current session view.
     pub fn view(&self) -> SessionView {
         self.engine().view()

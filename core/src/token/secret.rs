@@ -30,16 +30,6 @@ impl Secret {
     pub fn fingerprint(&self) -> String {
         fingerprint(self.0.as_bytes())
     }
-
-    /// The length in bytes (useful for diagnostics, reveals nothing).
-    pub fn len(&self) -> usize {
-        self.0.len()
-    }
-
-    /// Whether the secret is empty.
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
 }
 
 impl fmt::Debug for Secret {
