@@ -21,6 +21,11 @@ pub enum AuditEvent {
     SessionRefreshed {
         refresh_count: u32,
     },
+    /// Re-authenticate mode: a new sign-in extended the session.
+    SessionReauthenticated {
+        count: u32,
+        silent: bool,
+    },
     /// Another process refreshed; this one took over its result.
     SessionAdopted,
     RefreshFailed {
@@ -60,6 +65,10 @@ impl AuditEvent {
             AuditEvent::SessionRefreshed { refresh_count } => {
                 format!("Session refreshed (refresh #{refresh_count})")
             }
+            AuditEvent::SessionReauthenticated { count, silent } => format!(
+                "Session extended by {} sign-in (#{count})",
+                if *silent { "a silent" } else { "a new" }
+            ),
             AuditEvent::SessionAdopted => "Took over a refresh made by another process".into(),
             AuditEvent::RefreshFailed { reason, attempt, .. } => format!("Refresh attempt {attempt} failed: {reason}"),
             AuditEvent::SessionExpired => "Session expired".into(),

@@ -17,19 +17,22 @@ use crate::audit::{AuditEvent, AuditLog, AuditRecord};
 use crate::clock::{Clock, SystemClock, Timestamp};
 use crate::error::{Error, ErrorInfo};
 use crate::headers::FlowContext;
-use crate::profile::Profile;
+use crate::profile::{ExtendAccess, Profile, ProviderKind};
 use crate::provider::finhub::FinHub;
-use crate::provider::{ApiRequest, ApiResponse, Credentials, Grant, Provider, SessionTokens};
+use crate::provider::oidc::discovery::{DiscoveredJwks, DiscoveryCache};
+use crate::provider::oidc::{Oidc, SILENT_TIMEOUT};
+use crate::provider::opener::{Opener, SystemOpener};
+use crate::provider::{ApiRequest, ApiResponse, BrowserSignIn, Credentials, Grant, Provider, SessionTokens};
 use crate::refresh::{self, Next, ProcessLock, SchedulerGuard};
 use crate::tls::PinnedClient;
 use crate::token::{Claims, HttpJwksFetcher, JwksCache, Secret, TokenError, Validator};
 use crate::vault::{KeyringStore, SecretStore, SessionRecord, Vault, VaultError};
-use crate::view::{Persistence, Phase, RefreshOutcome, SessionView};
+use crate::view::{BrowserWait, Persistence, Phase, RefreshOutcome, SessionView, SignInMethod};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::sync::{broadcast, Notify};
+use tokio::sync::{broadcast, watch, Notify};
 use uuid::Uuid;
 
 /// The leeway for token time checks.
@@ -46,6 +49,17 @@ pub struct EngineParts {
     pub clock: Arc<dyn Clock>,
     /// Where the cross-process refresh lock lives.
     pub data_dir: PathBuf,
+    /// Opens the provider's pages in a browser (OIDC).
+    pub opener: Arc<dyn Opener>,
+}
+
+/// How a session is extended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Extend {
+    /// The profile's policy: a refresh token, or a silent sign-in.
+    Auto,
+    /// A sign-in the person asked for, with the provider's page.
+    Interactive,
 }
 
 struct State {
@@ -64,6 +78,10 @@ struct State {
     clock_offset_ms: i64,
     /// The provider's reason, when it revoked the session.
     revoked_reason: Option<String>,
+    /// A browser sign-in waiting for the person.
+    browser: Option<BrowserWait>,
+    /// Silent re-authentication failed: the person must sign in.
+    reauth_needed: bool,
 }
 
 struct Inner {
@@ -81,6 +99,9 @@ struct Inner {
     events: broadcast::Sender<SessionView>,
     wake: Notify,
     refresh_requests: AtomicU64,
+    opener: Arc<dyn Opener>,
+    /// Cancels the browser sign-in in progress.
+    cancel: Mutex<Option<watch::Sender<bool>>>,
 }
 
 /// A handle to one profile's session engine. Cheap to clone.
@@ -116,12 +137,35 @@ impl Engine {
 
     /// The real engine for `profile`, keeping its session in `store`.
     pub fn open_with_store(profile: Profile, data_dir: &Path, store: Arc<dyn SecretStore>) -> Result<Self, Error> {
+        Self::open_with(profile, data_dir, store, Arc::new(SystemOpener))
+    }
+
+    /// The real engine for `profile`, keeping its session in `store` and
+    /// opening provider pages with `opener`.
+    pub fn open_with(
+        profile: Profile,
+        data_dir: &Path,
+        store: Arc<dyn SecretStore>,
+        opener: Arc<dyn Opener>,
+    ) -> Result<Self, Error> {
         let profile = Arc::new(profile);
         let client = PinnedClient::for_profile(&profile)?;
-        let jwks = JwksCache::new(
-            Box::new(HttpJwksFetcher::new(client.clone(), profile.jwks_url.clone())),
-            JwksCache::DEFAULT_MIN_INTERVAL,
-        );
+        let discovery = profile.oidc.as_ref().map(|o| {
+            Arc::new(DiscoveryCache::new(
+                client.clone(),
+                o.discovery_url.clone(),
+                profile.issuer.clone(),
+            ))
+        });
+        let fetcher: Box<dyn crate::token::JwksFetcher> = match (&profile.jwks_url, &discovery) {
+            (Some(url), _) => Box::new(HttpJwksFetcher::new(client.clone(), url.clone())),
+            (None, Some(d)) => Box::new(DiscoveredJwks {
+                client: client.clone(),
+                discovery: d.clone(),
+            }),
+            (None, None) => return Err(Error::Internal(format!("profile '{}' has no JWKS", profile.name))),
+        };
+        let jwks = JwksCache::new(fetcher, JwksCache::DEFAULT_MIN_INTERVAL);
         let validator = Validator::new(
             &profile.issuer,
             &profile.audience,
@@ -129,7 +173,10 @@ impl Engine {
             LEEWAY,
             Arc::new(jwks),
         );
-        let provider = Arc::new(FinHub::new(profile.clone(), client));
+        let provider: Arc<dyn Provider> = match (profile.provider, discovery) {
+            (ProviderKind::Oidc, Some(d)) => Arc::new(Oidc::new(profile.clone(), client, d, &validator)?),
+            _ => Arc::new(FinHub::new(profile.clone(), client)),
+        };
         Ok(Self::new(EngineParts {
             profile,
             provider,
@@ -138,6 +185,7 @@ impl Engine {
             audit: Arc::new(AuditLog::in_dir(data_dir)),
             clock: Arc::new(SystemClock),
             data_dir: data_dir.to_owned(),
+            opener,
         }))
     }
 
@@ -167,12 +215,16 @@ impl Engine {
                     last_user: None,
                     clock_offset_ms: 0,
                     revoked_reason: None,
+                    browser: None,
+                    reauth_needed: false,
                 }),
                 refresh_gate: tokio::sync::Mutex::new(()),
                 vault_gate: tokio::sync::Mutex::new(()),
                 events,
                 wake: Notify::new(),
                 refresh_requests: AtomicU64::new(0),
+                opener: parts.opener,
+                cancel: Mutex::new(None),
             }),
         }
     }
@@ -237,7 +289,26 @@ impl Engine {
             last_error: st.last_error.clone(),
             persistence: st.persistence,
             clock_offset_ms: st.clock_offset_ms,
+            sign_in_method: match p.provider {
+                ProviderKind::Finhub => SignInMethod::Password,
+                ProviderKind::Oidc => SignInMethod::Browser,
+            },
+            extend_access: self.policy(),
+            name: s.and_then(|s| s.name.clone()),
+            email: s.and_then(|s| s.email.clone()),
+            browser: st.browser.clone(),
+            reauth_needed: s.is_some() && st.reauth_needed,
         }
+    }
+
+    /// How this profile's sessions are extended.
+    fn policy(&self) -> ExtendAccess {
+        self.inner
+            .profile
+            .oidc
+            .as_ref()
+            .map(|o| o.extend_access)
+            .unwrap_or(ExtendAccess::Refresh)
     }
 
     fn publish(&self, st: &State) {
@@ -283,7 +354,15 @@ impl Engine {
     }
 
     fn schedule(&self, st: &mut State) {
-        st.next_refresh_at = st.session.as_ref().filter(|s| s.refresh.is_some()).map(|s| {
+        let reauthenticate = self.policy() == ExtendAccess::Reauthenticate;
+        let can_extend = |s: &SessionRecord| {
+            if reauthenticate {
+                !st.reauth_needed
+            } else {
+                s.refresh.is_some()
+            }
+        };
+        st.next_refresh_at = st.session.as_ref().filter(|s| can_extend(s)).map(|s| {
             refresh::refresh_at(
                 s.issued_at,
                 s.expires_at,
@@ -371,6 +450,90 @@ impl Engine {
         self.inner.validator.validate(token, self.now()).await
     }
 
+    /// Whether the bearer token must be validated as a JWT: always for
+    /// FinHub; for OIDC when it is one (an opaque access token is only
+    /// readable by the provider, RFC 6749 section 1.4).
+    fn bearer_is_checked(&self, token: &Secret) -> bool {
+        self.inner.profile.provider == ProviderKind::Finhub || looks_like_jwt(token)
+    }
+
+    /// Check a grant before it is used: its bearer token (when checkable),
+    /// and, when it extends a session, that it is for the same person.
+    async fn verify_grant(&self, grant: &Grant, same_user: Option<&str>) -> Result<Claims, Error> {
+        let claims = if self.bearer_is_checked(&grant.bearer) {
+            self.validate(&grant.bearer).await?
+        } else {
+            let now = self.now();
+            let lifetime = grant
+                .expires_in
+                .map(Duration::from_secs)
+                .unwrap_or_else(|| self.inner.profile.environment.token_lifetime());
+            Claims {
+                subject: grant.subject.clone().ok_or(TokenError::MissingClaim("sub"))?,
+                issued_at: Some(now),
+                expires_at: now + chrono::Duration::from_std(lifetime).unwrap_or_default(),
+                not_before: None,
+                all: Default::default(),
+            }
+        };
+        if let Some(expected) = same_user {
+            let found = grant.subject.as_deref().unwrap_or(&claims.subject);
+            if found != expected {
+                return Err(TokenError::WrongSubject {
+                    expected: expected.to_owned(),
+                    found: found.to_owned(),
+                }
+                .into());
+            }
+        }
+        Ok(claims)
+    }
+
+    /// A browser sign-in request whose page the view shows, cancellable with
+    /// [`Engine::cancel_sign_in`].
+    fn browser_request(&self, silent: bool) -> BrowserSignIn {
+        let (tx, rx) = watch::channel(false);
+        *self.inner.cancel.lock().unwrap_or_else(|e| e.into_inner()) = Some(tx);
+        let timeout = if silent {
+            SILENT_TIMEOUT
+        } else {
+            self.inner
+                .profile
+                .oidc
+                .as_ref()
+                .map(|o| o.sign_in_timeout)
+                .unwrap_or(SILENT_TIMEOUT)
+        };
+        BrowserSignIn {
+            silent,
+            opener: Arc::new(ViewOpener {
+                engine: self.clone(),
+                silent,
+                timeout,
+            }),
+            cancel: rx,
+        }
+    }
+
+    /// Stop waiting for the browser: the sign-in in progress ends with
+    /// `sign_in_cancelled`.
+    pub fn cancel_sign_in(&self) -> Result<SessionView, Error> {
+        let cancel = self.inner.cancel.lock().unwrap_or_else(|e| e.into_inner()).take();
+        match cancel {
+            Some(tx) => {
+                let _ = tx.send(true);
+                Ok(self.view())
+            }
+            None => Err(Error::InvalidState("no browser sign-in is waiting".into())),
+        }
+    }
+
+    /// The browser step is over.
+    fn browser_done(&self, st: &mut State) {
+        st.browser = None;
+        *self.inner.cancel.lock().unwrap_or_else(|e| e.into_inner()) = None;
+    }
+
     /// The provider's clock minus ours, from a grant's `Date` (whole seconds,
     /// so half a second is added to centre the error).
     fn clock_offset(&self, grant: &Grant) -> Option<i64> {
@@ -386,12 +549,15 @@ impl Engine {
         claims: &Claims,
         session_id: Uuid,
         refresh_count: u32,
-        old_refresh: Option<Secret>,
+        previous: Option<&SessionRecord>,
     ) -> SessionRecord {
         let now = self.now();
+        let old_refresh = previous.and_then(|p| p.refresh.clone());
         SessionRecord {
             session_id,
-            user: claims.subject.clone(),
+            user: grant.subject.clone().unwrap_or_else(|| claims.subject.clone()),
+            name: grant.name.or_else(|| previous.and_then(|p| p.name.clone())),
+            email: grant.email.or_else(|| previous.and_then(|p| p.email.clone())),
             tenant: grant.tenant.or_else(|| claims.str("tid").map(str::to_owned)),
             customer: grant.customer.or_else(|| claims.str("cid").map(str::to_owned)),
             scope: grant.scope.or_else(|| claims.str("scope").map(str::to_owned)),
@@ -401,7 +567,7 @@ impl Engine {
             bearer: grant.bearer,
             // A provider that does not rotate keeps the old refresh token valid.
             refresh: grant.refresh.or(old_refresh),
-            id_token: grant.id_token,
+            id_token: grant.id_token.or_else(|| previous.and_then(|p| p.id_token.clone())),
         }
     }
 
@@ -427,8 +593,10 @@ impl Engine {
         let now = self.now();
         let verdict = if now >= record.expires_at {
             Err(Error::Token(TokenError::Expired(record.expires_at.to_rfc3339())))
-        } else {
+        } else if self.bearer_is_checked(&record.bearer) {
             self.validate(&record.bearer).await.map(|_| ())
+        } else {
+            Ok(())
         };
         let generation = {
             let mut st = self.state();
@@ -482,6 +650,33 @@ impl Engine {
 
     /// Sign in with a username and password.
     pub async fn sign_in(&self, username: &str, password: Secret) -> Result<SessionView, Error> {
+        self.sign_in_with(Credentials::Password {
+            username: username.to_owned(),
+            password,
+        })
+        .await
+    }
+
+    /// Sign in through the browser (OpenID Connect). In re-authenticate mode
+    /// with a live session, this is the one-click sign-in that extends it.
+    pub async fn sign_in_browser(&self) -> Result<SessionView, Error> {
+        if self.inner.profile.provider != ProviderKind::Oidc {
+            return Err(Error::InvalidState(
+                "this profile signs in with a username and password".into(),
+            ));
+        }
+        let live = {
+            let st = self.state();
+            (st.phase.has_session() && self.policy() == ExtendAccess::Reauthenticate).then_some(st.generation)
+        };
+        if let Some(generation) = live {
+            self.extend(generation, Extend::Interactive).await?;
+            return Ok(self.view());
+        }
+        self.sign_in_with(Credentials::Browser(self.browser_request(false))).await
+    }
+
+    async fn sign_in_with(&self, credentials: Credentials) -> Result<SessionView, Error> {
         {
             let mut st = self.state();
             match st.phase {
@@ -500,19 +695,16 @@ impl Engine {
         }
         let session_id = Uuid::new_v4();
         let flow = self.flow(session_id);
-        let credentials = Credentials::Password {
-            username: username.to_owned(),
-            password,
-        };
         let result = async {
             let grant = self.inner.provider.sign_in(&credentials, &flow).await?;
-            let claims = self.validate(&grant.bearer).await?;
+            let claims = self.verify_grant(&grant, None).await?;
             let offset = self.clock_offset(&grant);
             Ok::<_, Error>((self.record_from(grant, &claims, session_id, 0, None), offset))
         }
         .await;
         let generation = {
             let mut st = self.state();
+            self.browser_done(&mut st);
             match result {
                 Err(e) => {
                     st.phase = Phase::SignedOut;
@@ -536,6 +728,7 @@ impl Engine {
                     st.generation += 1;
                     st.last_refresh = None;
                     st.persistence = Persistence::Keychain;
+                    st.reauth_needed = false;
                     self.schedule(&mut st);
                     self.audit(&st, AuditEvent::SessionCreated);
                     st.generation
@@ -566,6 +759,14 @@ impl Engine {
     /// the same generation share one refresh: the first does it, the others
     /// find the generation moved on and take its result.
     pub async fn refresh_generation(&self, seen: u64) -> Result<(), Error> {
+        self.extend(seen, Extend::Auto).await
+    }
+
+    /// Extend the session of generation `seen`: with the refresh token, or
+    /// in re-authenticate mode with a new sign-in (silent for
+    /// [`Extend::Auto`]). One implementation for every provider: the same
+    /// single flight, process lock, adoption and backoff.
+    async fn extend(&self, seen: u64, how: Extend) -> Result<(), Error> {
         let _gate = self.inner.refresh_gate.lock().await;
         let (current, persistent) = {
             let st = self.state();
@@ -580,10 +781,15 @@ impl Engine {
                 _ => return Err(Error::NotSignedIn),
             }
         };
-        let Some(refresh_token) = current.refresh.clone() else {
-            return Err(Error::InvalidState(
-                "the provider issued no refresh token; sign in again when the session expires".into(),
-            ));
+        let reauthenticate = self.policy() == ExtendAccess::Reauthenticate;
+        let refresh_token = if reauthenticate {
+            None
+        } else {
+            Some(current.refresh.clone().ok_or_else(|| {
+                Error::InvalidState(
+                    "the provider issued no refresh token; sign in again when the session expires".into(),
+                )
+            })?)
         };
         let _process_lock = ProcessLock::acquire(self.inner.lock_path.clone()).await?;
         if persistent {
@@ -614,16 +820,28 @@ impl Engine {
         }
         let flow = self.flow(current.session_id);
         self.inner.refresh_requests.fetch_add(1, Ordering::SeqCst);
+        let silent = how == Extend::Auto;
         let result = async {
-            let grant = self.inner.provider.refresh(&refresh_token, &flow).await?;
-            let claims = self.validate(&grant.bearer).await?;
+            let grant = match &refresh_token {
+                Some(token) => self.inner.provider.refresh(token, &flow).await?,
+                None => {
+                    let credentials = Credentials::Browser(self.browser_request(silent));
+                    match self.inner.provider.sign_in(&credentials, &flow).await {
+                        Err(Error::SignInCancelled) if silent => {
+                            return Err(Error::ReauthRequired("the silent sign-in was cancelled".into()))
+                        }
+                        other => other?,
+                    }
+                }
+            };
+            let claims = self.verify_grant(&grant, Some(&current.user)).await?;
             let offset = self.clock_offset(&grant);
             let record = self.record_from(
                 grant,
                 &claims,
                 current.session_id,
                 current.refresh_count + 1,
-                current.refresh.clone(),
+                Some(&current),
             );
             Ok::<_, Error>((record, offset))
         }
@@ -632,6 +850,9 @@ impl Engine {
         // Decide under the lock, then do the keychain work without it.
         let (persist, outcome) = {
             let mut st = self.state();
+            if reauthenticate {
+                self.browser_done(&mut st);
+            }
             if st.generation != seen {
                 // Signed out (or replaced) while the request was in flight.
                 return Err(Error::NotSignedIn);
@@ -647,8 +868,14 @@ impl Engine {
                     st.generation += 1;
                     st.last_error = None;
                     st.last_refresh = Some(RefreshOutcome { at: now, ok: true });
+                    st.reauth_needed = false;
                     self.schedule(&mut st);
-                    self.audit(&st, AuditEvent::SessionRefreshed { refresh_count: count });
+                    let event = if reauthenticate {
+                        AuditEvent::SessionReauthenticated { count, silent }
+                    } else {
+                        AuditEvent::SessionRefreshed { refresh_count: count }
+                    };
+                    self.audit(&st, event);
                     (Some(st.generation), Ok(()))
                 }
                 Err(Error::Revoked(reason)) => {
@@ -657,6 +884,27 @@ impl Engine {
                     self.audit(&st, AuditEvent::SessionRevoked { reason: e.to_string() });
                     self.end(&mut st, Phase::Revoked, e.info());
                     (None, Err(e))
+                }
+                Err(e) if matches!(e, Error::ReauthRequired(_)) || how == Extend::Interactive => {
+                    // No retry: the person has to act (sign in, or try again).
+                    if let Error::ReauthRequired(_) = e {
+                        st.reauth_needed = true;
+                        st.next_refresh_at = None;
+                        st.last_refresh = Some(RefreshOutcome { at: now, ok: false });
+                    }
+                    self.audit_failure(&st, &e);
+                    self.audit(
+                        &st,
+                        AuditEvent::RefreshFailed {
+                            reason: e.to_string(),
+                            code: e.code().to_string(),
+                            attempt: st.retry_attempt + 1,
+                        },
+                    );
+                    st.phase = Phase::Active;
+                    st.last_error = Some(e.info());
+                    self.publish(&st);
+                    return Err(e);
                 }
                 Err(e) => {
                     st.retry_attempt += 1;
@@ -752,8 +1000,10 @@ impl Engine {
                 let tokens = SessionTokens {
                     bearer: s.bearer.clone(),
                     refresh: s.refresh.clone(),
+                    id_token: s.id_token.clone(),
                 };
-                Some(self.inner.provider.sign_out(&tokens, &self.flow(s.session_id)).await)
+                let flow = self.flow(s.session_id);
+                Some(self.inner.provider.sign_out(&tokens, &flow, &*self.inner.opener).await)
             }
             None => None,
         };
@@ -815,6 +1065,53 @@ impl Engine {
             _ => Err(no_session(&st)),
         }
     }
+}
+
+/// Records the browser page in the view, then opens it with the engine's
+/// opener; a failure to start the browser is shown, not fatal.
+struct ViewOpener {
+    engine: Engine,
+    silent: bool,
+    timeout: Duration,
+}
+
+impl Opener for ViewOpener {
+    fn open(&self, url: &str) -> Result<(), String> {
+        {
+            let mut st = self.engine.state();
+            st.browser = Some(BrowserWait {
+                url: url.to_owned(),
+                deadline: self.engine.now() + chrono::Duration::from_std(self.timeout).unwrap_or_default(),
+                silent: self.silent,
+                open_error: None,
+            });
+            self.engine.publish(&st);
+        }
+        let result = self.engine.inner.opener.open(url);
+        if let Err(e) = &result {
+            let mut st = self.engine.state();
+            if let Some(b) = st.browser.as_mut() {
+                b.open_error = Some(e.clone());
+            }
+            self.engine.publish(&st);
+        }
+        result
+    }
+}
+
+/// Whether `token` has the shape of a JWS: three parts and a JSON header
+/// that names an algorithm.
+fn looks_like_jwt(token: &Secret) -> bool {
+    use base64::Engine as _;
+    let mut parts = token.expose().split('.');
+    let (Some(header), Some(_), Some(_), None) = (parts.next(), parts.next(), parts.next(), parts.next()) else {
+        return false;
+    };
+    base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(header)
+        .ok()
+        .and_then(|h| serde_json::from_slice::<serde_json::Value>(&h).ok())
+        .is_some_and(|h| h.get("alg").is_some())
 }
 
 /// Why an operation that needs a session cannot run in this state.

@@ -25,17 +25,29 @@ fn rig_with(
     clock: Arc<TestClock>,
     provider: Option<Arc<ScriptedProvider>>,
 ) -> Rig {
+    rig_for(testkit::profile(), lifetime, store, dir, clock, provider)
+}
+
+fn rig_for(
+    profile: Profile,
+    lifetime: i64,
+    store: Arc<MemoryStore>,
+    dir: tempfile::TempDir,
+    clock: Arc<TestClock>,
+    provider: Option<Arc<ScriptedProvider>>,
+) -> Rig {
     let provider = provider.unwrap_or_else(|| Arc::new(ScriptedProvider::new(clock.clone(), lifetime)));
     let k = keys();
     let jwks = Arc::new(StaticJwks::new(testkit::jwks(&[&k.rsa, &k.ec])));
     let engine = Engine::new(EngineParts {
-        profile: Arc::new(testkit::profile()),
+        profile: Arc::new(profile),
         provider: provider.clone(),
         validator: testkit::validator(jwks, vec![Algorithm::RS256, Algorithm::ES256]),
         store: store.clone(),
         audit: Arc::new(AuditLog::in_dir(dir.path())),
         clock: clock.clone(),
         data_dir: dir.path().to_owned(),
+        opener: Arc::new(crate::provider::opener::NoOpener),
     });
     Rig {
         engine,
@@ -397,6 +409,7 @@ fn parts_of(rig: &Rig) -> EngineParts {
         )),
         clock: rig.clock.clone(),
         data_dir: rig.dir.path().to_owned(),
+        opener: Arc::new(crate::provider::opener::NoOpener),
     }
 }
 
@@ -443,4 +456,74 @@ async fn an_ended_session_is_gone_from_the_keychain_before_anyone_hears_of_it() 
         watcher.await.unwrap(),
         "Expired was published while the keychain still held the session"
     );
+}
+
+fn reauth_rig(lifetime: i64) -> Rig {
+    rig_for(
+        testkit::oidc_profile("reauthenticate"),
+        lifetime,
+        Arc::new(MemoryStore::default()),
+        tempfile::tempdir().unwrap(),
+        Arc::new(TestClock::new(chrono::Utc::now())),
+        None,
+    )
+}
+
+#[tokio::test(start_paused = true)]
+async fn reauthenticate_mode_extends_with_a_silent_sign_in_not_the_refresh_token() {
+    let rig = reauth_rig(60);
+    let view = rig.engine.sign_in_browser().await.unwrap();
+    assert_eq!(view.state, Phase::Active);
+    assert_eq!(view.extend_access, ExtendAccess::Reauthenticate);
+    assert_eq!(view.sign_in_method, SignInMethod::Browser);
+    assert!(view.next_refresh_at.is_some(), "a silent sign-in is planned");
+    let _scheduler = rig.engine.start();
+    tokio::time::sleep(Duration::from_secs(45)).await;
+    assert_eq!(rig.provider.silent_sign_ins.load(Ordering::SeqCst), 1);
+    assert_eq!(rig.provider.refresh_calls.load(Ordering::SeqCst), 0, "the refresh token was used");
+    let view = rig.engine.view();
+    assert_eq!((view.state, view.refresh_count, view.reauth_needed), (Phase::Active, 1, false));
+    assert!(events(&rig).contains(&AuditEvent::SessionReauthenticated { count: 1, silent: true }));
+}
+
+#[tokio::test(start_paused = true)]
+async fn reauthenticate_mode_asks_the_person_when_silent_fails_then_ends_at_expiry() {
+    let rig = reauth_rig(60);
+    rig.engine.sign_in_browser().await.unwrap();
+    rig.provider.silent_fails.store(true, Ordering::SeqCst);
+    let _scheduler = rig.engine.start();
+    tokio::time::sleep(Duration::from_secs(45)).await;
+    let view = rig.engine.view();
+    assert_eq!(view.state, Phase::Active, "the session lives on until expiry");
+    assert!(view.reauth_needed);
+    assert_eq!(view.next_refresh_at, None);
+    assert_eq!(view.last_error.unwrap().code, crate::ErrorCode::ReauthRequired);
+    // No retry storm: one silent attempt, then the person decides.
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    assert_eq!(rig.provider.silent_sign_ins.load(Ordering::SeqCst), 1);
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    assert_eq!(rig.engine.view().state, Phase::Expired);
+    assert!(rig.store.entries().is_empty(), "an ended session stays in the keychain");
+}
+
+#[tokio::test(start_paused = true)]
+async fn reauthenticate_mode_one_click_sign_in_extends_the_same_session() {
+    let rig = reauth_rig(60);
+    let first = rig.engine.sign_in_browser().await.unwrap();
+    rig.provider.silent_fails.store(true, Ordering::SeqCst);
+    rig.engine.refresh_now().await.unwrap_err();
+    assert!(rig.engine.view().reauth_needed);
+    let view = rig.engine.sign_in_browser().await.unwrap();
+    assert_eq!(view.session_id, first.session_id, "the same session, extended");
+    assert!(!view.reauth_needed);
+    assert!(view.next_refresh_at.is_some());
+    assert_eq!(rig.provider.browser_sign_ins.load(Ordering::SeqCst), 3);
+    assert_eq!(rig.provider.silent_sign_ins.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn browser_sign_in_is_refused_for_a_password_profile_and_cancel_needs_a_wait() {
+    let rig = rig(60);
+    assert_eq!(rig.engine.sign_in_browser().await.unwrap_err().code(), crate::ErrorCode::InvalidState);
+    assert_eq!(rig.engine.cancel_sign_in().unwrap_err().code(), crate::ErrorCode::InvalidState);
 }

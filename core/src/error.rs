@@ -41,6 +41,15 @@ pub enum ErrorCode {
     KeychainUnavailable,
     /// The operation does not fit the session's current state.
     InvalidState,
+    /// The identity provider refused the sign-in (an OAuth `error` such as
+    /// `access_denied`); the message carries its `error_description`.
+    AuthorizationFailed,
+    /// The person cancelled the browser sign-in.
+    SignInCancelled,
+    /// The browser sign-in did not come back in time.
+    SignInTimeout,
+    /// The session cannot be extended silently; the person must sign in.
+    ReauthRequired,
     /// Anything else (a bug or an I/O failure).
     Internal,
 }
@@ -63,6 +72,10 @@ impl ErrorCode {
             ErrorCode::SessionLimit => "session_limit",
             ErrorCode::KeychainUnavailable => "keychain_unavailable",
             ErrorCode::InvalidState => "invalid_state",
+            ErrorCode::AuthorizationFailed => "authorization_failed",
+            ErrorCode::SignInCancelled => "sign_in_cancelled",
+            ErrorCode::SignInTimeout => "sign_in_timeout",
+            ErrorCode::ReauthRequired => "reauth_required",
             ErrorCode::Internal => "internal",
         }
     }
@@ -126,6 +139,14 @@ pub enum Error {
     SessionLimit(String),
     #[error(transparent)]
     Vault(#[from] VaultError),
+    #[error("the identity provider refused the sign-in: {error}{}", description.as_ref().map(|d| format!(" ({d})")).unwrap_or_default())]
+    Authorization { error: String, description: Option<String> },
+    #[error("the sign-in was cancelled")]
+    SignInCancelled,
+    #[error("the browser sign-in did not finish within {0} s; start it again")]
+    SignInTimedOut(u64),
+    #[error("the session cannot be extended without you: {0}. Sign in again before it expires")]
+    ReauthRequired(String),
     #[error("{0}")]
     InvalidState(String),
     #[error("{0}")]
@@ -151,6 +172,10 @@ impl Error {
             Error::Vault(VaultError::Unavailable(_)) => ErrorCode::KeychainUnavailable,
             Error::Vault(_) => ErrorCode::Internal,
             Error::InvalidState(_) => ErrorCode::InvalidState,
+            Error::Authorization { .. } => ErrorCode::AuthorizationFailed,
+            Error::SignInCancelled => ErrorCode::SignInCancelled,
+            Error::SignInTimedOut(_) => ErrorCode::SignInTimeout,
+            Error::ReauthRequired(_) => ErrorCode::ReauthRequired,
             Error::Internal(_) => ErrorCode::Internal,
         }
     }

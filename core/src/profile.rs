@@ -104,6 +104,57 @@ impl ConfigError {
 pub enum ProviderKind {
     /// The FinHub session API.
     Finhub,
+    /// A standards-compliant OpenID Connect provider (Transmit Security, …).
+    Oidc,
+}
+
+impl ProviderKind {
+    /// The name as the config file spells it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ProviderKind::Finhub => "finhub",
+            ProviderKind::Oidc => "oidc",
+        }
+    }
+}
+
+/// How an OpenID Connect session is extended before its access token expires.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ExtendAccess {
+    /// Use the refresh token (needs the `offline_access` scope or the
+    /// provider's equivalent).
+    Refresh,
+    /// Sign in again: silently (`prompt=none`) when the provider allows it,
+    /// else the person is asked to. Transmit's advice: refresh tokens are for
+    /// offline access, not for extending sessions.
+    Reauthenticate,
+}
+
+/// The OpenID Connect settings of a profile.
+#[derive(Debug, Clone)]
+pub struct OidcSettings {
+    pub client_id: String,
+    /// Only for confidential clients; a native app cannot keep a secret
+    /// (RFC 8252 section 8.5), so public clients with PKCE are the norm.
+    pub client_secret: Option<crate::token::Secret>,
+    /// Always contains `openid`.
+    pub scopes: Vec<String>,
+    /// Sent as the RFC 8707 `resource` parameter.
+    pub resource: Option<String>,
+    /// The loopback port of the redirect URI; 0 picks a free one.
+    pub redirect_port: u16,
+    pub extend_access: ExtendAccess,
+    /// Where the discovery document lives.
+    pub discovery_url: reqwest::Url,
+    /// Transmit's `POST /cis/v1/auth/logout`, called with the access token.
+    pub logout_url: Option<reqwest::Url>,
+    /// Open the provider's `end_session_endpoint` in the browser at sign-out.
+    pub end_session_in_browser: bool,
+    /// How long to wait for the browser.
+    pub sign_in_timeout: Duration,
+    /// Where `call` sends API requests with the access token.
+    pub api_base_url: Option<reqwest::Url>,
 }
 
 /// The provider's environment; it sets defaults and requirements.
@@ -177,8 +228,9 @@ pub struct Profile {
     pub pins: Vec<Pin>,
     /// An extra CA (PEM) trusted besides the public WebPKI roots.
     pub ca_file: Option<PathBuf>,
-    /// Where the provider publishes its signing keys.
-    pub jwks_url: reqwest::Url,
+    /// Where the provider publishes its signing keys (OIDC: from discovery
+    /// unless set).
+    pub jwks_url: Option<reqwest::Url>,
     /// The expected `iss` claim.
     pub issuer: String,
     /// The expected `aud` claim.
@@ -189,6 +241,8 @@ pub struct Profile {
     pub refresh_lead: Duration,
     /// The lowest TLS version to negotiate.
     pub min_tls: TlsVersion,
+    /// The OpenID Connect settings (provider `oidc` only).
+    pub oidc: Option<OidcSettings>,
 }
 
 #[derive(Deserialize)]
@@ -204,19 +258,69 @@ struct RawFile {
 struct RawProfile {
     provider: String,
     environment: String,
-    base_url: String,
-    #[serde(default)]
-    backup_urls: Vec<String>,
-    tenant_id: String,
+    base_url: Option<String>,
+    backup_urls: Option<Vec<String>>,
+    tenant_id: Option<String>,
     #[serde(default)]
     pins: Vec<String>,
     ca_file: Option<PathBuf>,
     jwks_url: Option<String>,
     issuer: Option<String>,
-    audience: String,
+    audience: Option<String>,
     algorithms: Option<Vec<String>>,
     refresh_lead_secs: Option<u64>,
     min_tls: Option<String>,
+    // OpenID Connect
+    client_id: Option<String>,
+    client_secret: Option<String>,
+    scopes: Option<Vec<String>>,
+    resource: Option<String>,
+    redirect_port: Option<u16>,
+    extend_access: Option<String>,
+    discovery_url: Option<String>,
+    logout_url: Option<String>,
+    end_session_in_browser: Option<bool>,
+    sign_in_timeout_secs: Option<u64>,
+    api_base_url: Option<String>,
+}
+
+/// The fields only one provider kind takes.
+const FINHUB_ONLY: [&str; 3] = ["base_url", "backup_urls", "tenant_id"];
+const OIDC_ONLY: [&str; 11] = [
+    "client_id",
+    "client_secret",
+    "scopes",
+    "resource",
+    "redirect_port",
+    "extend_access",
+    "discovery_url",
+    "logout_url",
+    "end_session_in_browser",
+    "sign_in_timeout_secs",
+    "api_base_url",
+];
+
+impl RawProfile {
+    /// Whether the field named `name` is set.
+    fn has(&self, name: &str) -> bool {
+        match name {
+            "base_url" => self.base_url.is_some(),
+            "backup_urls" => self.backup_urls.is_some(),
+            "tenant_id" => self.tenant_id.is_some(),
+            "client_id" => self.client_id.is_some(),
+            "client_secret" => self.client_secret.is_some(),
+            "scopes" => self.scopes.is_some(),
+            "resource" => self.resource.is_some(),
+            "redirect_port" => self.redirect_port.is_some(),
+            "extend_access" => self.extend_access.is_some(),
+            "discovery_url" => self.discovery_url.is_some(),
+            "logout_url" => self.logout_url.is_some(),
+            "end_session_in_browser" => self.end_session_in_browser.is_some(),
+            "sign_in_timeout_secs" => self.sign_in_timeout_secs.is_some(),
+            "api_base_url" => self.api_base_url.is_some(),
+            _ => false,
+        }
+    }
 }
 
 /// A loaded config file: named profiles.
@@ -337,18 +441,44 @@ fn https_url(profile: &str, field: &str, value: &str) -> Result<reqwest::Url, Co
     Ok(url)
 }
 
+fn required<'a>(name: &str, provider: &str, field: &str, value: &'a Option<String>, fix: &str) -> Result<&'a str, ConfigError> {
+    match value.as_deref().map(str::trim) {
+        Some(v) if !v.is_empty() => Ok(v),
+        Some(_) => Err(ConfigError::new(name, field, format!("{field} is empty"), fix)),
+        None => Err(ConfigError::new(
+            name,
+            field,
+            format!("a {provider} profile needs {field}"),
+            fix,
+        )),
+    }
+}
+
 fn validate(name: &str, raw: RawProfile, base: &Path) -> Result<Profile, ConfigError> {
     let provider = match raw.provider.as_str() {
         "finhub" => ProviderKind::Finhub,
+        "oidc" => ProviderKind::Oidc,
         other => {
             return Err(ConfigError::new(
                 name,
                 "provider",
                 format!("unknown provider '{other}'"),
-                "use provider = \"finhub\"",
+                "use provider = \"finhub\" or provider = \"oidc\"",
             ))
         }
     };
+    let (foreign, other): (&[&str], &str) = match provider {
+        ProviderKind::Finhub => (&OIDC_ONLY, "oidc"),
+        ProviderKind::Oidc => (&FINHUB_ONLY, "finhub"),
+    };
+    if let Some(field) = foreign.iter().find(|f| raw.has(f)) {
+        return Err(ConfigError::new(
+            name,
+            field,
+            format!("{field} applies to {other} profiles only, and this profile's provider is {}", provider.as_str()),
+            format!("remove {field}, or set provider = \"{other}\""),
+        ));
+    }
     let environment = match raw.environment.as_str() {
         "playground" => Environment::Playground,
         "integration" => Environment::Integration,
@@ -362,20 +492,6 @@ fn validate(name: &str, raw: RawProfile, base: &Path) -> Result<Profile, ConfigE
             ))
         }
     };
-    let base_url = https_url(name, "base_url", &raw.base_url)?;
-    let backup_urls = raw
-        .backup_urls
-        .iter()
-        .map(|u| https_url(name, "backup_urls", u))
-        .collect::<Result<Vec<_>, _>>()?;
-    if raw.tenant_id.trim().is_empty() {
-        return Err(ConfigError::new(
-            name,
-            "tenant_id",
-            "the tenant id is empty",
-            "set tenant_id to the tenant you sign in to",
-        ));
-    }
     let pins = raw
         .pins
         .iter()
@@ -428,7 +544,7 @@ fn validate(name: &str, raw: RawProfile, base: &Path) -> Result<Profile, ConfigE
             "remove min_tls or set it to \"1.3\"",
         ));
     }
-    let ca_file = raw.ca_file.map(|p| if p.is_relative() { base.join(p) } else { p });
+    let ca_file = raw.ca_file.clone().map(|p| if p.is_relative() { base.join(p) } else { p });
     if let Some(ca) = &ca_file {
         if !ca.is_file() {
             return Err(ConfigError::new(
@@ -439,24 +555,8 @@ fn validate(name: &str, raw: RawProfile, base: &Path) -> Result<Profile, ConfigE
             ));
         }
     }
-    let jwks_url = match &raw.jwks_url {
-        Some(u) => https_url(name, "jwks_url", u)?,
-        None => base_url
-            .join("/.well-known/jwks.json")
-            .map_err(|e| ConfigError::new(name, "jwks_url", e.to_string(), "set jwks_url explicitly"))?,
-    };
-    let issuer = raw
-        .issuer
-        .unwrap_or_else(|| raw.base_url.trim_end_matches('/').to_owned());
-    if raw.audience.trim().is_empty() {
-        return Err(ConfigError::new(
-            name,
-            "audience",
-            "the audience is empty",
-            "set audience to the `aud` your provider puts in tokens",
-        ));
-    }
-    let algorithms = match raw.algorithms {
+    let jwks_url = raw.jwks_url.as_deref().map(|u| https_url(name, "jwks_url", u)).transpose()?;
+    let algorithms = match &raw.algorithms {
         None => vec![Algorithm::RS256, Algorithm::ES256],
         Some(list) if list.is_empty() => {
             return Err(ConfigError::new(name, "algorithms", "the list is empty", "list the algorithms your provider signs with, e.g. [\"RS256\"]"))
@@ -489,22 +589,123 @@ fn validate(name: &str, raw: RawProfile, base: &Path) -> Result<Profile, ConfigE
         }
         Some(s) => Duration::from_secs(s),
     };
-    Ok(Profile {
+    let mut profile = Profile {
         name: name.to_owned(),
         provider,
         environment,
-        base_url,
-        backup_urls,
-        tenant_id: raw.tenant_id,
+        base_url: reqwest::Url::parse("https://unset.invalid").expect("a valid URL"),
+        backup_urls: Vec::new(),
+        tenant_id: String::new(),
         pins,
         ca_file,
         jwks_url,
-        issuer,
-        audience: raw.audience,
+        issuer: String::new(),
+        audience: String::new(),
         algorithms,
         refresh_lead,
         min_tls,
-    })
+        oidc: None,
+    };
+    match provider {
+        ProviderKind::Finhub => finhub_fields(&mut profile, raw)?,
+        ProviderKind::Oidc => oidc_fields(&mut profile, raw)?,
+    }
+    Ok(profile)
+}
+
+fn finhub_fields(p: &mut Profile, raw: RawProfile) -> Result<(), ConfigError> {
+    let name = p.name.clone();
+    let name = name.as_str();
+    let base = required(name, "finhub", "base_url", &raw.base_url, "set base_url to the provider's https:// address")?;
+    p.base_url = https_url(name, "base_url", base)?;
+    p.backup_urls = raw
+        .backup_urls
+        .unwrap_or_default()
+        .iter()
+        .map(|u| https_url(name, "backup_urls", u))
+        .collect::<Result<Vec<_>, _>>()?;
+    p.tenant_id = required(name, "finhub", "tenant_id", &raw.tenant_id, "set tenant_id to the tenant you sign in to")?.to_owned();
+    if p.jwks_url.is_none() {
+        p.jwks_url = Some(
+            p.base_url
+                .join("/.well-known/jwks.json")
+                .map_err(|e| ConfigError::new(name, "jwks_url", e.to_string(), "set jwks_url explicitly"))?,
+        );
+    }
+    p.issuer = raw.issuer.unwrap_or_else(|| base.trim_end_matches('/').to_owned());
+    p.audience = required(name, "finhub", "audience", &raw.audience, "set audience to the `aud` your provider puts in tokens")?.to_owned();
+    Ok(())
+}
+
+fn oidc_fields(p: &mut Profile, raw: RawProfile) -> Result<(), ConfigError> {
+    let name = p.name.clone();
+    let name = name.as_str();
+    let issuer = required(name, "oidc", "issuer", &raw.issuer, "set issuer to the provider's issuer identifier, e.g. https://idp.example.com")?;
+    let issuer_url = https_url(name, "issuer", issuer)?;
+    if issuer_url.query().is_some() || issuer_url.fragment().is_some() {
+        return Err(ConfigError::new(name, "issuer", "an issuer has no query or fragment (OpenID Connect Discovery 2)", "remove the ?… or #… part"));
+    }
+    let client_id = required(name, "oidc", "client_id", &raw.client_id, "set client_id to the client id your provider registered for this app")?.to_owned();
+    let client_secret = match raw.client_secret {
+        Some(s) if s.is_empty() => {
+            return Err(ConfigError::new(name, "client_secret", "client_secret is empty", "remove it: native apps are public clients with PKCE"))
+        }
+        s => s.map(crate::token::Secret::new),
+    };
+    let mut scopes = raw.scopes.unwrap_or_else(|| vec!["openid".into(), "profile".into(), "email".into()]);
+    if let Some(bad) = scopes.iter().find(|s| s.is_empty() || s.contains(|c: char| c.is_whitespace() || c == '"' || c == '\\')) {
+        return Err(ConfigError::new(name, "scopes", format!("'{bad}' is not a scope"), "list scopes one per string, e.g. [\"openid\", \"offline_access\"]"));
+    }
+    if !scopes.iter().any(|s| s == "openid") {
+        scopes.insert(0, "openid".into());
+    }
+    let extend_access = match raw.extend_access.as_deref() {
+        None | Some("refresh") => ExtendAccess::Refresh,
+        Some("reauthenticate") => ExtendAccess::Reauthenticate,
+        Some(other) => {
+            return Err(ConfigError::new(name, "extend_access", format!("unknown policy '{other}'"), "use \"refresh\" or \"reauthenticate\""))
+        }
+    };
+    let discovery_url = match raw.discovery_url.as_deref() {
+        Some(u) => https_url(name, "discovery_url", u)?,
+        None => https_url(
+            name,
+            "issuer",
+            &format!("{}/.well-known/openid-configuration", issuer.trim_end_matches('/')),
+        )?,
+    };
+    let logout_url = raw.logout_url.as_deref().map(|u| https_url(name, "logout_url", u)).transpose()?;
+    let api_base_url = raw.api_base_url.as_deref().map(|u| https_url(name, "api_base_url", u)).transpose()?;
+    let sign_in_timeout = match raw.sign_in_timeout_secs {
+        None => Duration::from_secs(300),
+        Some(s) if (10..=3600).contains(&s) => Duration::from_secs(s),
+        Some(s) => {
+            return Err(ConfigError::new(name, "sign_in_timeout_secs", format!("{s} s is outside 10..3600"), "use a timeout between 10 and 3600 seconds (default 300)"))
+        }
+    };
+    p.base_url = api_base_url.clone().unwrap_or_else(|| issuer_url.clone());
+    p.issuer = issuer.to_owned();
+    // Access tokens name their API in `aud`; with no audience configured the
+    // client id is expected, as most providers do for first-party apps.
+    p.audience = match raw.audience.as_deref().map(str::trim) {
+        Some("") => return Err(ConfigError::new(name, "audience", "the audience is empty", "remove it (the client id is then expected) or set it to your API's identifier")),
+        Some(a) => a.to_owned(),
+        None => client_id.clone(),
+    };
+    p.oidc = Some(OidcSettings {
+        client_id,
+        client_secret,
+        scopes,
+        resource: raw.resource.filter(|r| !r.trim().is_empty()),
+        redirect_port: raw.redirect_port.unwrap_or(0),
+        extend_access,
+        discovery_url,
+        logout_url,
+        end_session_in_browser: raw.end_session_in_browser.unwrap_or(true),
+        sign_in_timeout,
+        api_base_url,
+    });
+    Ok(())
 }
 
 /// Parse an algorithm name, refusing `none` and the symmetric HMAC family: a
@@ -551,7 +752,7 @@ mod tests {
         assert_eq!(p.min_tls, TlsVersion::V1_2);
         assert_eq!(p.refresh_lead, DEFAULT_REFRESH_LEAD);
         assert_eq!(p.issuer, "https://idp.example");
-        assert_eq!(p.jwks_url.as_str(), "https://idp.example/.well-known/jwks.json");
+        assert_eq!(p.jwks_url.as_ref().unwrap().as_str(), "https://idp.example/.well-known/jwks.json");
         assert_eq!(p.algorithms, vec![Algorithm::RS256, Algorithm::ES256]);
     }
 

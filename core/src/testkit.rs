@@ -116,6 +116,16 @@ pub fn profile() -> Profile {
         .clone()
 }
 
+/// An OIDC profile for the scripted provider, with `extend_access`.
+pub fn oidc_profile(extend_access: &str) -> Profile {
+    let text = format!("[profiles.test]\nprovider = \"oidc\"\nenvironment = \"integration\"\nissuer = \"https://idp.test\"\nclient_id = \"app\"\naudience = \"session-manager\"\nextend_access = \"{extend_access}\"\npins = [\"sha256/AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\"]\n");
+    Config::parse(&text, Path::new("."))
+        .unwrap()
+        .profile(None)
+        .unwrap()
+        .clone()
+}
+
 /// A provider that issues real signed tokens and can be told to fail.
 pub struct ScriptedProvider {
     pub clock: Arc<TestClock>,
@@ -128,6 +138,11 @@ pub struct ScriptedProvider {
     pub current_refresh: Mutex<String>,
     pub issued: Mutex<Vec<String>>,
     pub logouts: AtomicU32,
+    /// Browser sign-ins: silent ones answer `login_required` when set.
+    pub silent_fails: AtomicBool,
+    /// Browser sign-ins made, and how many of them were silent.
+    pub browser_sign_ins: AtomicU32,
+    pub silent_sign_ins: AtomicU32,
 }
 
 impl ScriptedProvider {
@@ -143,6 +158,9 @@ impl ScriptedProvider {
             current_refresh: Mutex::new(String::new()),
             issued: Mutex::new(Vec::new()),
             logouts: AtomicU32::new(0),
+            silent_fails: AtomicBool::new(false),
+            browser_sign_ins: AtomicU32::new(0),
+            silent_sign_ins: AtomicU32::new(0),
         }
     }
 
@@ -161,6 +179,9 @@ impl ScriptedProvider {
             tenant: Some("t1".into()),
             customer: Some("c1".into()),
             server_date: Some(self.clock.now() + chrono::Duration::seconds(7)),
+            subject: None,
+            name: None,
+            email: None,
         }
     }
 }
@@ -172,7 +193,19 @@ impl Provider for ScriptedProvider {
     }
 
     async fn sign_in(&self, credentials: &Credentials, _flow: &FlowContext) -> Result<Grant, Error> {
-        let Credentials::Password { username, password } = credentials;
+        let (username, password) = match credentials {
+            Credentials::Password { username, password } => (username, password),
+            Credentials::Browser(b) => {
+                self.browser_sign_ins.fetch_add(1, Ordering::SeqCst);
+                if b.silent {
+                    self.silent_sign_ins.fetch_add(1, Ordering::SeqCst);
+                    if self.silent_fails.load(Ordering::SeqCst) {
+                        return Err(Error::ReauthRequired("the provider answered login_required".into()));
+                    }
+                }
+                return Ok(self.grant("alice"));
+            }
+        };
         if password.expose() != "pw" {
             return Err(Error::InvalidCredentials("wrong password".into()));
         }
@@ -201,7 +234,12 @@ impl Provider for ScriptedProvider {
         Ok(self.grant("alice"))
     }
 
-    async fn sign_out(&self, _tokens: &SessionTokens, _flow: &FlowContext) -> Result<(), Error> {
+    async fn sign_out(
+        &self,
+        _tokens: &SessionTokens,
+        _flow: &FlowContext,
+        _opener: &dyn crate::provider::opener::Opener,
+    ) -> Result<(), Error> {
         self.logouts.fetch_add(1, Ordering::SeqCst);
         if self.logout_fails.load(Ordering::SeqCst) {
             return Err(Error::Network {

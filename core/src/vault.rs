@@ -188,6 +188,9 @@ pub struct SessionRecord {
     pub bearer: Secret,
     pub refresh: Option<Secret>,
     pub id_token: Option<Secret>,
+    /// The person's name and email, when the provider gave them (OIDC).
+    pub name: Option<String>,
+    pub email: Option<String>,
 }
 
 /// The serialized form; it exists only inside this module, on its way to the
@@ -206,6 +209,10 @@ struct Stored {
     bearer: String,
     refresh: Option<String>,
     id_token: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    email: Option<String>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -267,6 +274,8 @@ impl Vault {
             bearer: record.bearer.expose().to_owned(),
             refresh: record.refresh.as_ref().map(|s| s.expose().to_owned()),
             id_token: record.id_token.as_ref().map(|s| s.expose().to_owned()),
+            name: record.name.clone(),
+            email: record.email.clone(),
         };
         let json = serde_json::to_string(&stored).map_err(|e| VaultError::Failed(e.to_string()))?;
         let chars: Vec<char> = json.chars().collect();
@@ -320,6 +329,8 @@ impl Vault {
             bearer: Secret::new(s.bearer),
             refresh: s.refresh.map(Secret::new),
             id_token: s.id_token.map(Secret::new),
+            name: s.name,
+            email: s.email,
         }))
     }
 
@@ -368,6 +379,8 @@ mod tests {
             bearer: Secret::new("b".repeat(token_len)),
             refresh: Some(Secret::new("r".repeat(token_len))),
             id_token: None,
+            name: None,
+            email: None,
         }
     }
 

@@ -2,6 +2,7 @@
 
 use crate::clock::Timestamp;
 use crate::error::ErrorInfo;
+pub use crate::profile::ExtendAccess;
 use serde::{Deserialize, Serialize};
 
 /// Where a session is in its lifecycle:
@@ -65,4 +66,39 @@ pub struct SessionView {
     /// `Date` header of its last token answer (0 when unknown). A countdown
     /// to `expires_at` (provider time) uses `local now + clock_offset_ms`.
     pub clock_offset_ms: i64,
+    /// How the person signs in: `password` (FinHub) or `browser` (OIDC).
+    pub sign_in_method: SignInMethod,
+    /// How the session is extended before it expires.
+    pub extend_access: ExtendAccess,
+    /// The person's name and email, when the provider gave them.
+    pub name: Option<String>,
+    pub email: Option<String>,
+    /// While a browser sign-in waits for the person.
+    pub browser: Option<BrowserWait>,
+    /// Re-authenticate mode: the session could not be extended silently, so
+    /// the person must sign in again before `expires_at`.
+    pub reauth_needed: bool,
+}
+
+/// How a profile signs in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SignInMethod {
+    Password,
+    Browser,
+}
+
+/// A browser sign-in in progress.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BrowserWait {
+    /// The provider's sign-in page the browser was sent to (no secret: the
+    /// PKCE verifier never leaves the engine).
+    pub url: String,
+    /// When the app stops waiting.
+    pub deadline: Timestamp,
+    /// `prompt=none`: no page should need the person.
+    pub silent: bool,
+    /// Why the browser could not be started, if it could not: the person can
+    /// open `url` by hand.
+    pub open_error: Option<String>,
 }

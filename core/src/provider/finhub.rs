@@ -102,21 +102,8 @@ impl FinHub {
         std::iter::once(&self.profile.base_url).chain(self.profile.backup_urls.iter())
     }
 
-    /// `path` joined to `base`, refusing anything that would leave the
-    /// provider's host (`//other.host/…`, absolute URLs).
     fn url(base: &reqwest::Url, path: &str) -> Result<reqwest::Url, Error> {
-        if !path.starts_with('/') || path.starts_with("//") {
-            return Err(Error::InvalidState(format!(
-                "'{path}' is not a path below the provider's base URL; write it as /api/…"
-            )));
-        }
-        let url = base
-            .join(path)
-            .map_err(|e| Error::InvalidState(format!("'{path}' is not a valid path: {e}")))?;
-        if url.host_str() != base.host_str() || url.port_or_known_default() != base.port_or_known_default() {
-            return Err(Error::InvalidState(format!("'{path}' leaves the provider's host")));
-        }
-        Ok(url)
+        super::join_below(base, path)
     }
 
     /// Send to the base URL, falling back to the backups when one cannot be
@@ -203,6 +190,9 @@ impl FinHub {
             tenant: parsed.tenant_id,
             customer: parsed.customer_id,
             server_date,
+            subject: None,
+            name: None,
+            email: None,
         })
     }
 }
@@ -214,7 +204,11 @@ impl Provider for FinHub {
     }
 
     async fn sign_in(&self, credentials: &Credentials, flow: &FlowContext) -> Result<Grant, Error> {
-        let Credentials::Password { username, password } = credentials;
+        let Credentials::Password { username, password } = credentials else {
+            return Err(Error::InvalidState(
+                "this profile signs in with a username and password, not through the browser".into(),
+            ));
+        };
         let body = json!({ "username": username, "password": password.expose() });
         self.token_call(Call::Login, LOGIN_PATH, body, flow).await
     }
@@ -224,7 +218,7 @@ impl Provider for FinHub {
         self.token_call(Call::Refresh, REFRESH_PATH, body, flow).await
     }
 
-    async fn sign_out(&self, tokens: &SessionTokens, flow: &FlowContext) -> Result<(), Error> {
+    async fn sign_out(&self, tokens: &SessionTokens, flow: &FlowContext, _opener: &dyn super::opener::Opener) -> Result<(), Error> {
         let headers = vec![
             (headers::X_TENANT_ID, flow.tenant_id.clone()),
             (headers::X_ACTIVITY_ID, flow.activity_id.to_string()),

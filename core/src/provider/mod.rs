@@ -1,12 +1,13 @@
 //! Identity providers: the wire protocols behind one seam.
 //!
 //! The session model knows bearer tokens, refresh tokens and identities; it
-//! never sees a provider's field names. FinHub ([`finhub::FinHub`]) is the
-//! first provider; an OpenID Connect provider (Authorization Code + PKCE with
-//! refresh-token rotation) fits the same trait: [`Credentials`] grows an
-//! interactive variant and [`Grant`] already carries an optional `id_token`.
+//! never sees a provider's field names. FinHub ([`finhub::FinHub`]) signs in
+//! with a password; OpenID Connect ([`oidc::Oidc`]) through the browser
+//! ([`Credentials::Browser`], with an [`opener::Opener`]).
 
 pub mod finhub;
+pub mod oidc;
+pub mod opener;
 
 /// The HTTP method type of [`ApiRequest`].
 pub use reqwest::Method;
@@ -15,19 +16,58 @@ use crate::error::Error;
 use crate::headers::FlowContext;
 use crate::token::Secret;
 use async_trait::async_trait;
+use opener::Opener;
+use std::sync::Arc;
 
 /// What a person signs in with.
 #[derive(Debug, Clone)]
 pub enum Credentials {
     /// A username and a password (FinHub).
     Password { username: String, password: Secret },
+    /// The browser (OpenID Connect).
+    Browser(BrowserSignIn),
+}
+
+/// A browser sign-in: where to open the provider's page, and how to stop
+/// waiting for it.
+#[derive(Clone)]
+pub struct BrowserSignIn {
+    /// `prompt=none`: the provider must answer without asking the person.
+    pub silent: bool,
+    pub opener: Arc<dyn Opener>,
+    /// Becomes `true` when the person cancels.
+    pub cancel: tokio::sync::watch::Receiver<bool>,
+}
+
+impl std::fmt::Debug for BrowserSignIn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BrowserSignIn").field("silent", &self.silent).finish_non_exhaustive()
+    }
+}
+
+/// `path` joined to `base`, refusing anything that would leave the
+/// provider's host (`//other.host/…`, absolute URLs).
+pub fn join_below(base: &reqwest::Url, path: &str) -> Result<reqwest::Url, Error> {
+    if !path.starts_with('/') || path.starts_with("//") {
+        return Err(Error::InvalidState(format!(
+            "'{path}' is not a path below the provider's base URL; write it as /api/…"
+        )));
+    }
+    let url = base
+        .join(path)
+        .map_err(|e| Error::InvalidState(format!("'{path}' is not a valid path: {e}")))?;
+    if url.host_str() != base.host_str() || url.port_or_known_default() != base.port_or_known_default() {
+        return Err(Error::InvalidState(format!("'{path}' leaves the provider's host")));
+    }
+    Ok(url)
 }
 
 /// What a provider hands out at sign-in and at each refresh.
 #[derive(Debug, Clone)]
 pub struct Grant {
     /// The token sent as `Authorization: Bearer` (FinHub's `userSessionToken`,
-    /// an OIDC access token). Always a JWT the engine validates.
+    /// an OIDC access token). FinHub's is always a JWT the engine validates;
+    /// an OIDC access token may be opaque.
     pub bearer: Secret,
     /// The refresh token, if the provider issues one.
     pub refresh: Option<Secret>,
@@ -40,6 +80,11 @@ pub struct Grant {
     pub customer: Option<String>,
     /// The server's clock when it answered (its `Date` header), if known.
     pub server_date: Option<crate::clock::Timestamp>,
+    /// The validated ID token's `sub` (OpenID Connect).
+    pub subject: Option<String>,
+    /// The person's name and email (ID token or userinfo).
+    pub name: Option<String>,
+    pub email: Option<String>,
 }
 
 /// The tokens of a session, as a provider needs them to end it.
@@ -47,6 +92,7 @@ pub struct Grant {
 pub struct SessionTokens {
     pub bearer: Secret,
     pub refresh: Option<Secret>,
+    pub id_token: Option<Secret>,
 }
 
 /// A call to the provider's API on the session's behalf.
@@ -80,8 +126,9 @@ pub trait Provider: Send + Sync {
     /// are transient ([`Error::is_transient`]).
     async fn refresh(&self, refresh: &Secret, flow: &FlowContext) -> Result<Grant, Error>;
 
-    /// End the session at the provider.
-    async fn sign_out(&self, tokens: &SessionTokens, flow: &FlowContext) -> Result<(), Error>;
+    /// End the session at the provider. `opener` shows the provider's own
+    /// sign-out page when the protocol ends sessions in the browser.
+    async fn sign_out(&self, tokens: &SessionTokens, flow: &FlowContext, opener: &dyn Opener) -> Result<(), Error>;
 
     /// Call the provider's API with the session's credentials and headers.
     async fn call(&self, request: &ApiRequest, bearer: &Secret, flow: &FlowContext) -> Result<ApiResponse, Error>;

@@ -50,6 +50,14 @@ pub enum TokenError {
     NotYetValid(String),
     #[error("claim check failed: the required claim '{0}' is missing or not of the right type")]
     MissingClaim(&'static str),
+    #[error("nonce check failed: the ID token's nonce is not the one this sign-in sent")]
+    WrongNonce,
+    #[error("authorized-party check failed: {0}")]
+    WrongAzp(String),
+    #[error("issued-at check failed: the token says it was issued at {0}, which is in the future")]
+    IssuedInFuture(String),
+    #[error("subject check failed: the token is for '{found}', the session is for '{expected}'")]
+    WrongSubject { expected: String, found: String },
 }
 
 /// The claims the engine uses from a validated token.
@@ -117,6 +125,19 @@ impl Validator {
             algorithms,
             leeway: leeway.min(MAX_LEEWAY),
             jwks,
+        }
+    }
+
+    /// The clock leeway of time checks.
+    pub fn leeway(&self) -> Duration {
+        self.leeway
+    }
+
+    /// The same checks and keys, for tokens meant for `audience`.
+    pub fn for_audience(&self, audience: &str) -> Self {
+        Self {
+            audience: audience.to_owned(),
+            ..self.clone()
         }
     }
 

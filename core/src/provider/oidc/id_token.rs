@@ -1,0 +1,158 @@
+//! ID token validation, OpenID Connect Core 1.0 section 3.1.3.7.
+//!
+//! [`Validator`] does the JWS part: the algorithm from the profile's
+//! allow-list (never the header's choice, never `none`), the key by `kid`
+//! from the JWKS with one rate-limited refetch for an unknown `kid`, the
+//! signature, `iss` equal to the issuer, `aud` containing the client id and
+//! `exp`. This module adds what is particular to ID tokens:
+//! - several audiences need an `azp`, and an `azp` must be the client id;
+//! - `iat` is required and may not lie in the future (beyond the leeway);
+//! - the `nonce` must be the one the authorization request sent.
+//!   (On a refresh there was no request: OIDC Core 12.2 then asks for the
+//!   same `sub`, which the engine checks.)
+
+use super::pkce::constant_time_eq;
+use crate::clock::Timestamp;
+use crate::error::Error;
+use crate::token::{Claims, Secret, TokenError, Validator};
+use serde_json::Value;
+
+/// Validate `token` as an ID token for `client_id`; `validator` must expect
+/// `client_id` as audience. `nonce` is the sign-in's, `None` on refresh.
+pub async fn verify(
+    validator: &Validator,
+    token: &Secret,
+    client_id: &str,
+    nonce: Option<&str>,
+    now: Timestamp,
+) -> Result<Claims, Error> {
+    let claims = validator.validate(token, now).await?;
+    let several = matches!(claims.all.get("aud"), Some(Value::Array(a)) if a.len() > 1);
+    match claims.all.get("azp") {
+        Some(Value::String(azp)) if azp != client_id => {
+            return Err(TokenError::WrongAzp(format!("azp is '{azp}', not this app's client id '{client_id}'")).into())
+        }
+        Some(Value::String(_)) => {}
+        Some(_) => return Err(TokenError::WrongAzp("azp is not a string".into()).into()),
+        None if several => {
+            return Err(TokenError::WrongAzp("the token has several audiences and no azp".into()).into())
+        }
+        None => {}
+    }
+    let iat = claims.issued_at.ok_or(TokenError::MissingClaim("iat"))?;
+    let leeway = chrono::Duration::from_std(validator.leeway()).unwrap_or_default();
+    if iat > now + leeway {
+        return Err(TokenError::IssuedInFuture(iat.to_rfc3339()).into());
+    }
+    if let Some(expected) = nonce {
+        match claims.str("nonce") {
+            Some(found) if constant_time_eq(found, expected) => {}
+            _ => return Err(TokenError::WrongNonce.into()),
+        }
+    }
+    Ok(claims)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testkit::{self, keys, sign, ISSUER};
+    use crate::token::StaticJwks;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64URL;
+    use base64::Engine as _;
+    use jsonwebtoken::Algorithm;
+    use serde_json::json;
+    use std::sync::Arc;
+
+    const CLIENT: &str = "desktop-app";
+    const NONCE: &str = "n-0S6_WzA2Mj";
+
+    fn setup() -> (Arc<StaticJwks>, Validator) {
+        let k = keys();
+        let jwks = Arc::new(StaticJwks::new(testkit::jwks(&[&k.rsa, &k.ec])));
+        let v = testkit::validator(jwks.clone(), vec![Algorithm::RS256, Algorithm::ES256]).for_audience(CLIENT);
+        (jwks, v)
+    }
+
+    fn good() -> Value {
+        let now = chrono::Utc::now().timestamp();
+        json!({"iss": ISSUER, "sub": "alice", "aud": CLIENT, "exp": now + 300, "iat": now, "nonce": NONCE})
+    }
+
+    fn with(mut claims: Value, key: &str, value: Value) -> Value {
+        if value.is_null() {
+            claims.as_object_mut().unwrap().remove(key);
+        } else {
+            claims[key] = value;
+        }
+        claims
+    }
+
+    async fn check(v: &Validator, token: String, nonce: Option<&str>) -> Result<Claims, Error> {
+        verify(v, &Secret::new(token), CLIENT, nonce, chrono::Utc::now()).await
+    }
+
+    fn token_error(r: Result<Claims, Error>) -> TokenError {
+        match r {
+            Err(Error::Token(t)) => t,
+            other => panic!("expected a token error, got {other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn the_matrix_of_oidc_core_3_1_3_7() {
+        let (_, v) = setup();
+        let k = keys();
+        let now = chrono::Utc::now().timestamp();
+        assert_eq!(check(&v, sign(&k.rsa, &good()), Some(NONCE)).await.unwrap().subject, "alice");
+        assert!(check(&v, sign(&k.ec, &good()), Some(NONCE)).await.is_ok(), "ES256");
+        // Several audiences with our azp pass.
+        let multi = with(with(good(), "aud", json!([CLIENT, "api"])), "azp", json!(CLIENT));
+        assert!(check(&v, sign(&k.rsa, &multi), Some(NONCE)).await.is_ok());
+
+        let cases: Vec<(&str, Value, fn(&TokenError) -> bool)> = vec![
+            ("wrong iss", with(good(), "iss", json!("https://evil.test")), |e| matches!(e, TokenError::WrongIssuer { .. })),
+            ("wrong aud", with(good(), "aud", json!("other-app")), |e| matches!(e, TokenError::WrongAudience { .. })),
+            ("several aud, no azp", with(good(), "aud", json!([CLIENT, "api"])), |e| matches!(e, TokenError::WrongAzp(_))),
+            ("wrong azp", with(good(), "azp", json!("other-app")), |e| matches!(e, TokenError::WrongAzp(_))),
+            ("wrong nonce", with(good(), "nonce", json!("replayed")), |e| matches!(e, TokenError::WrongNonce)),
+            ("no nonce", with(good(), "nonce", Value::Null), |e| matches!(e, TokenError::WrongNonce)),
+            ("expired", with(with(good(), "exp", json!(now - 120)), "iat", json!(now - 400)), |e| matches!(e, TokenError::Expired(_))),
+            ("no iat", with(good(), "iat", Value::Null), |e| matches!(e, TokenError::MissingClaim("iat"))),
+            ("iat in the future", with(good(), "iat", json!(now + 600)), |e| matches!(e, TokenError::IssuedInFuture(_))),
+        ];
+        for (name, claims, expected) in cases {
+            let e = token_error(check(&v, sign(&k.rsa, &claims), Some(NONCE)).await);
+            assert!(expected(&e), "{name}: {e}");
+        }
+    }
+
+    #[tokio::test]
+    async fn alg_none_is_refused() {
+        let (_, v) = setup();
+        let header = B64URL.encode(br#"{"alg":"none","kid":"rsa-1"}"#);
+        let body = B64URL.encode(good().to_string());
+        let e = token_error(check(&v, format!("{header}.{body}."), Some(NONCE)).await);
+        assert!(matches!(e, TokenError::AlgorithmNotAllowed { .. }), "{e}");
+    }
+
+    #[tokio::test]
+    async fn unknown_kid_refetches_the_jwks_then_validates() {
+        let (jwks, v) = setup();
+        let k = keys();
+        // Warm the cache with the old set, then the provider rotates to rsa-2.
+        check(&v, sign(&k.rsa, &good()), Some(NONCE)).await.unwrap();
+        jwks.replace(testkit::jwks(&[&k.rsa2]));
+        let fetches = v.jwks().fetch_count();
+        let claims = check(&v, sign(&k.rsa2, &good()), Some(NONCE)).await.unwrap();
+        assert_eq!(claims.subject, "alice");
+        assert_eq!(v.jwks().fetch_count(), fetches + 1, "one refetch for the new kid");
+    }
+
+    #[tokio::test]
+    async fn refresh_id_tokens_need_no_nonce() {
+        let (_, v) = setup();
+        let token = sign(&keys().rsa, &with(good(), "nonce", Value::Null));
+        assert!(check(&v, token, None).await.is_ok());
+    }
+}

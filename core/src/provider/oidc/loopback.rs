@@ -1,0 +1,332 @@
+//! The loopback redirect of RFC 8252 section 7.3: a listener on
+//! `http://127.0.0.1:{port}/callback` for one sign-in.
+//!
+//! - It binds to the IPv4 loopback literal, never `localhost` (section 8.3),
+//!   before the browser is opened; port 0 takes any free port.
+//! - It accepts exactly one valid callback: a request whose `state` matches.
+//!   A callback with another `state` (a stale tab, a forged link) is refused
+//!   with a page that says so, and the listener keeps waiting.
+//! - `error` and `error_description` reach the caller as the provider sent
+//!   them (RFC 6749 section 4.1.2.1).
+//! - With an `iss` parameter (RFC 9207) it must be the expected issuer.
+//! - It ends on the first valid callback, the deadline, or cancellation.
+
+use super::pkce::constant_time_eq;
+use crate::error::Error;
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{mpsc, oneshot, watch};
+
+/// The path of the redirect URI.
+pub const CALLBACK_PATH: &str = "/callback";
+/// The most a request head may take.
+const MAX_HEAD: usize = 16 * 1024;
+/// How long one connection may take to send its request.
+const READ_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// What the provider sent back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Callback {
+    pub code: String,
+}
+
+/// A bound listener, waiting to be told what to expect.
+pub struct Loopback {
+    listener: TcpListener,
+    port: u16,
+}
+
+struct Incoming {
+    target: String,
+    respond: oneshot::Sender<(u16, String)>,
+}
+
+impl Loopback {
+    /// Listen on `127.0.0.1:port` (0 for any free port).
+    pub async fn bind(port: u16) -> Result<Self, Error> {
+        let listener = TcpListener::bind(("127.0.0.1", port)).await.map_err(|e| {
+            Error::InvalidState(format!(
+                "cannot listen for the sign-in callback on 127.0.0.1:{port} ({e}); close what uses that port, or set the profile's redirect_port to 0"
+            ))
+        })?;
+        let port = listener
+            .local_addr()
+            .map_err(|e| Error::Internal(format!("loopback listener: {e}")))?
+            .port();
+        Ok(Self { listener, port })
+    }
+
+    /// `http://127.0.0.1:{port}/callback`.
+    pub fn redirect_uri(&self) -> String {
+        format!("http://127.0.0.1:{}{CALLBACK_PATH}", self.port)
+    }
+
+    /// Wait for the one callback with `state`.
+    pub async fn wait(
+        self,
+        state: &str,
+        issuer: &str,
+        require_iss: bool,
+        timeout: Duration,
+        mut cancel: watch::Receiver<bool>,
+    ) -> Result<Callback, Error> {
+        let (tx, mut rx) = mpsc::channel::<Incoming>(8);
+        let listener = self.listener;
+        let accept = tokio::spawn(async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else { continue };
+                let tx = tx.clone();
+                tokio::spawn(serve(stream, tx));
+            }
+        });
+        let deadline = tokio::time::Instant::now() + timeout;
+        let result = loop {
+            tokio::select! {
+                incoming = rx.recv() => {
+                    let Some(incoming) = incoming else {
+                        break Err(Error::Internal("the callback listener stopped".into()));
+                    };
+                    let (decision, status, page) = decide(&incoming.target, state, issuer, require_iss);
+                    let _ = incoming.respond.send((status, page));
+                    if let Some(done) = decision {
+                        break done;
+                    }
+                }
+                _ = tokio::time::sleep_until(deadline) => {
+                    break Err(Error::SignInTimedOut(timeout.as_secs()));
+                }
+                changed = cancel.changed() => {
+                    if changed.is_err() || *cancel.borrow() {
+                        break Err(Error::SignInCancelled);
+                    }
+                }
+            }
+        };
+        // Give the last page a moment to be written before the listener goes.
+        tokio::task::yield_now().await;
+        accept.abort();
+        result
+    }
+}
+
+/// What a request means: `Some` ends the wait. Also the page to answer with.
+fn decide(target: &str, state: &str, issuer: &str, require_iss: bool) -> (Option<Result<Callback, Error>>, u16, String) {
+    let Ok(url) = reqwest::Url::parse(&format!("http://127.0.0.1{target}")) else {
+        return (None, 400, page("Not a sign-in response", "This address is not one Session Manager understands."));
+    };
+    if url.path() != CALLBACK_PATH {
+        return (None, 404, page("Not found", "Session Manager only listens for the sign-in response here."));
+    }
+    let param = |name: &str| url.query_pairs().find(|(k, _)| k == name).map(|(_, v)| v.into_owned());
+    let stale = page(
+        "This sign-in response is not the one Session Manager is waiting for",
+        "It may come from an older browser tab, or from a link someone else made. Nothing was done with it. Start the sign-in again from Session Manager if you need to.",
+    );
+    match param("state") {
+        Some(s) if constant_time_eq(&s, state) => {}
+        _ => return (None, 400, stale),
+    }
+    match param("iss") {
+        Some(iss) if iss != issuer => {
+            let e = Error::Protocol(format!(
+                "the sign-in response names issuer '{iss}', not '{issuer}' (RFC 9207); it was refused"
+            ));
+            return (Some(Err(e)), 400, page("Sign-in refused", "The response came from another identity provider than the one this profile uses. Return to Session Manager."));
+        }
+        None if require_iss => {
+            let e = Error::Protocol("the provider promises an iss parameter in sign-in responses (RFC 9207) but sent none".into());
+            return (Some(Err(e)), 400, page("Sign-in refused", "The response lacks the issuer the provider promised. Return to Session Manager."));
+        }
+        _ => {}
+    }
+    if let Some(error) = param("error") {
+        let description = param("error_description");
+        let text = match &description {
+            Some(d) => format!("The identity provider said: {error}: {d}. You can close this tab and return to Session Manager."),
+            None => format!("The identity provider said: {error}. You can close this tab and return to Session Manager."),
+        };
+        let e = Error::Authorization {
+            error: error.chars().take(100).collect(),
+            description: description.map(|d| d.chars().take(300).collect()),
+        };
+        return (Some(Err(e)), 200, page("Sign-in was not completed", &text));
+    }
+    match param("code") {
+        Some(code) if !code.is_empty() => (
+            Some(Ok(Callback { code })),
+            200,
+            page("You are signed in", "You can close this tab and return to Session Manager."),
+        ),
+        _ => (
+            Some(Err(Error::Protocol("the sign-in response has neither a code nor an error".into()))),
+            400,
+            page("Sign-in failed", "The identity provider's response had no authorization code. Return to Session Manager and try again."),
+        ),
+    }
+}
+
+/// Read one request head, hand it over, write the answer.
+async fn serve(mut stream: TcpStream, tx: mpsc::Sender<Incoming>) {
+    let mut head = Vec::with_capacity(1024);
+    let read = tokio::time::timeout(READ_TIMEOUT, async {
+        let mut buf = [0u8; 2048];
+        loop {
+            let n = stream.read(&mut buf).await.ok()?;
+            if n == 0 {
+                return None;
+            }
+            head.extend_from_slice(&buf[..n]);
+            if head.windows(4).any(|w| w == b"\r\n\r\n") {
+                return Some(());
+            }
+            if head.len() > MAX_HEAD {
+                return None;
+            }
+        }
+    })
+    .await;
+    if !matches!(read, Ok(Some(()))) {
+        return;
+    }
+    let text = String::from_utf8_lossy(&head);
+    let mut parts = text.lines().next().unwrap_or_default().split(' ');
+    let (method, target) = (parts.next().unwrap_or_default(), parts.next().unwrap_or_default());
+    let (status, body) = if method != "GET" || !target.starts_with('/') {
+        (405, page("Not allowed", "Session Manager only accepts the browser's sign-in redirect here."))
+    } else {
+        let (respond, answer) = oneshot::channel();
+        if tx
+            .send(Incoming {
+                target: target.to_owned(),
+                respond,
+            })
+            .await
+            .is_err()
+        {
+            return;
+        }
+        match answer.await {
+            Ok(a) => a,
+            Err(_) => return,
+        }
+    };
+    let reason = match status {
+        200 => "OK",
+        400 => "Bad Request",
+        404 => "Not Found",
+        _ => "Method Not Allowed",
+    };
+    let response = format!(
+        "HTTP/1.1 {status} {reason}\r\nContent-Type: text/html; charset=utf-8\r\nContent-Length: {}\r\nCache-Control: no-store\r\nReferrer-Policy: no-referrer\r\nContent-Security-Policy: default-src 'none'; style-src 'unsafe-inline'\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    let _ = stream.write_all(response.as_bytes()).await;
+    let _ = stream.shutdown().await;
+}
+
+/// Escape text for HTML.
+pub fn html_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+fn page(title: &str, text: &str) -> String {
+    format!(
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>Session Manager: {t}</title>\
+         <style>body{{font:16px/1.5 system-ui,sans-serif;max-width:36em;margin:4em auto;padding:0 1em}}</style></head>\
+         <body><h1>{t}</h1><p>{x}</p></body></html>",
+        t = html_escape(title),
+        x = html_escape(text)
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn get(port: u16, target: &str) -> (u16, String) {
+        let mut s = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+        s.write_all(format!("GET {target} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n").as_bytes())
+            .await
+            .unwrap();
+        let mut out = String::new();
+        s.read_to_string(&mut out).await.unwrap();
+        let status = out[9..12].parse().unwrap();
+        (status, out)
+    }
+
+    fn port_of(lb: &Loopback) -> u16 {
+        lb.port
+    }
+
+    #[tokio::test]
+    async fn wrong_state_is_refused_and_the_right_one_accepted() {
+        let lb = Loopback::bind(0).await.unwrap();
+        let port = port_of(&lb);
+        assert_eq!(lb.redirect_uri(), format!("http://127.0.0.1:{port}/callback"));
+        let (_c, cancel) = watch::channel(false);
+        let wait = tokio::spawn(lb.wait("good-state", "https://idp", false, Duration::from_secs(10), cancel));
+        let (status, body) = get(port, "/callback?code=attacker&state=forged").await;
+        assert_eq!(status, 400);
+        assert!(body.contains("not the one Session Manager is waiting for"), "{body}");
+        let (status, _) = get(port, "/favicon.ico").await;
+        assert_eq!(status, 404);
+        let (status, body) = get(port, "/callback?code=the-code&state=good-state").await;
+        assert_eq!(status, 200);
+        assert!(body.contains("return to Session Manager"));
+        assert_eq!(wait.await.unwrap().unwrap(), Callback { code: "the-code".into() });
+        // Exactly one: the listener is gone.
+        assert!(TcpStream::connect(("127.0.0.1", port)).await.is_err());
+    }
+
+    #[tokio::test]
+    async fn provider_errors_reach_the_caller_escaped_in_the_page() {
+        let lb = Loopback::bind(0).await.unwrap();
+        let port = port_of(&lb);
+        let (_c, cancel) = watch::channel(false);
+        let wait = tokio::spawn(lb.wait("s", "https://idp", false, Duration::from_secs(10), cancel));
+        let (_, body) = get(port, "/callback?error=access_denied&error_description=%3Cb%3Enope%3C%2Fb%3E&state=s").await;
+        assert!(body.contains("&lt;b&gt;nope"), "{body}");
+        match wait.await.unwrap() {
+            Err(Error::Authorization { error, description }) => {
+                assert_eq!(error, "access_denied");
+                assert_eq!(description.as_deref(), Some("<b>nope</b>"));
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn wrong_issuer_is_a_mix_up() {
+        let lb = Loopback::bind(0).await.unwrap();
+        let port = port_of(&lb);
+        let (_c, cancel) = watch::channel(false);
+        let wait = tokio::spawn(lb.wait("s", "https://idp", false, Duration::from_secs(10), cancel));
+        get(port, "/callback?code=c&state=s&iss=https%3A%2F%2Fevil").await;
+        assert!(matches!(wait.await.unwrap(), Err(Error::Protocol(m)) if m.contains("RFC 9207")));
+    }
+
+    #[tokio::test]
+    async fn cancel_and_timeout_end_the_wait() {
+        let lb = Loopback::bind(0).await.unwrap();
+        let (c, cancel) = watch::channel(false);
+        let wait = tokio::spawn(lb.wait("s", "i", false, Duration::from_secs(30), cancel));
+        c.send(true).unwrap();
+        assert!(matches!(wait.await.unwrap(), Err(Error::SignInCancelled)));
+        let lb = Loopback::bind(0).await.unwrap();
+        let (_c, cancel) = watch::channel(false);
+        let r = lb.wait("s", "i", false, Duration::from_millis(50), cancel).await;
+        assert!(matches!(r, Err(Error::SignInTimedOut(_))));
+    }
+}
