@@ -6,11 +6,14 @@
 //! detects their reuse, and has an admin API for fault injection. See the
 //! README's "Playground" and "QA guide" sections.
 
+pub mod browser;
 mod keys;
+mod oidc;
 mod server;
 mod tls;
 
 pub use jsonwebtoken::Algorithm;
+pub use oidc::CLIENT_ID;
 pub use server::{RecordedRequest, SessionInfo};
 
 use serde::Serialize;
@@ -67,6 +70,9 @@ pub struct DemoUser {
     pub password: String,
     pub tenant: String,
     pub customer: String,
+    /// For the OpenID Connect side's ID tokens and userinfo.
+    pub name: String,
+    pub email: String,
 }
 
 /// The tenant every demo user belongs to.
@@ -76,14 +82,19 @@ pub const AUDIENCE: &str = "session-manager";
 
 /// The demo users; their credentials are printed at start.
 pub fn demo_users() -> Vec<DemoUser> {
-    [("alice", "alice-pw-1", "cust-1001"), ("bob", "bob-pw-2", "cust-1002")]
-        .into_iter()
-        .map(|(u, p, c)| DemoUser {
-            username: u.into(),
-            password: p.into(),
-            tenant: TENANT.into(),
-            customer: c.into(),
-        })
+    [
+        ("alice", "alice-pw-1", "cust-1001", "Alice Adams"),
+        ("bob", "bob-pw-2", "cust-1002", "Bob Brown"),
+    ]
+    .into_iter()
+    .map(|(u, p, c, n)| DemoUser {
+        username: u.into(),
+        password: p.into(),
+        tenant: TENANT.into(),
+        customer: c.into(),
+        name: n.into(),
+        email: format!("{u}@playground.test"),
+    })
         .collect()
 }
 
@@ -97,8 +108,11 @@ pub struct Info {
     pub pins: Vec<String>,
     pub users: Vec<DemoUser>,
     pub admin_url: String,
-    /// A complete config file with a profile named `playground`.
+    /// A complete config file with the profiles `playground` (FinHub) and
+    /// `playground-oidc` (OpenID Connect).
     pub config: String,
+    /// The OpenID Connect issuer, `{base_url}/oidc`.
+    pub oidc_issuer: String,
 }
 
 /// A running Playground. Dropping it stops the server.
@@ -152,6 +166,7 @@ impl Playground {
         Ok(Self {
             info: Info {
                 admin_url: format!("{base_url}/admin"),
+                oidc_issuer: format!("{base_url}/oidc"),
                 base_url,
                 ca_cert: ca_path.display().to_string(),
                 pins,
@@ -226,6 +241,21 @@ impl Playground {
         self.state.rotate_keys().await
     }
 
+    /// Issue opaque OIDC access tokens instead of JWTs.
+    pub fn set_opaque_access_tokens(&self, on: bool) {
+        self.state.oidc.opaque_access_tokens.store(on, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// Answer (and advertise) `prompt=none`.
+    pub fn set_prompt_none(&self, on: bool) {
+        self.state.oidc.prompt_none.store(on, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// How many requests reached `path`.
+    pub fn calls_to(&self, path: &str) -> usize {
+        self.requests().iter().filter(|r| r.path == path).count()
+    }
+
     /// The sessions the Playground knows.
     pub fn sessions(&self) -> Vec<server::SessionInfo> {
         self.state.sessions()
@@ -259,6 +289,18 @@ fn config_text(base_url: &str, pins: &[String], ca: &Path, mode: Mode) -> String
          jwks_url = \"{base_url}/.well-known/jwks.json\"\n\
          issuer = \"{base_url}\"\n\
          audience = \"{AUDIENCE}\"\n\
+         algorithms = [\"RS256\", \"ES256\"]\n\n\
+         # OpenID Connect: sign in through the browser (the Playground's page).\n\
+         [profiles.playground-oidc]\n\
+         provider = \"oidc\"\n\
+         environment = \"{environment}\"\n\
+         issuer = \"{base_url}/oidc\"\n\
+         client_id = \"{CLIENT_ID}\"\n\
+         scopes = [\"openid\", \"profile\", \"email\", \"offline_access\"]\n\
+         extend_access = \"refresh\"\n\
+         logout_url = \"{base_url}/cis/v1/auth/logout\"\n\
+         pins = [{pins}]\n\
+         ca_file = {ca}\n\
          algorithms = [\"RS256\", \"ES256\"]\n",
         ca = toml_string(&ca.display().to_string()),
     )

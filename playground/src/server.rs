@@ -47,36 +47,39 @@ pub struct SessionInfo {
     pub revoke_reason: Option<String>,
 }
 
-struct Session {
-    info: SessionInfo,
-    customer: String,
-    current_refresh: String,
+pub(crate) struct Session {
+    pub(crate) info: SessionInfo,
+    pub(crate) customer: String,
+    pub(crate) current_refresh: String,
+    /// OpenID Connect sessions only.
+    pub(crate) oidc: Option<crate::oidc::OidcSession>,
 }
 
-struct RefreshEntry {
-    session: String,
-    current: bool,
+pub(crate) struct RefreshEntry {
+    pub(crate) session: String,
+    pub(crate) current: bool,
 }
 
 pub struct AppState {
-    issuer: String,
+    pub(crate) issuer: String,
     mode: Mode,
     session_limit: usize,
-    alg: Algorithm,
+    pub(crate) alg: Algorithm,
     padding: usize,
-    keys: RwLock<KeyRing>,
+    pub(crate) keys: RwLock<KeyRing>,
     pub fail_refreshes: AtomicU32,
     pub latency_ms: AtomicU64,
     pub lifetime_ms: AtomicU64,
-    sessions: Mutex<HashMap<String, Session>>,
-    refresh_index: Mutex<HashMap<String, RefreshEntry>>,
-    issued: Mutex<Vec<String>>,
+    pub(crate) sessions: Mutex<HashMap<String, Session>>,
+    pub(crate) refresh_index: Mutex<HashMap<String, RefreshEntry>>,
+    pub(crate) issued: Mutex<Vec<String>>,
     requests: Mutex<Vec<RecordedRequest>>,
-    users: Vec<DemoUser>,
+    pub(crate) users: Vec<DemoUser>,
     config: String,
+    pub(crate) oidc: crate::oidc::OidcState,
 }
 
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
@@ -92,12 +95,13 @@ fn error(status: StatusCode, code: &str, message: impl Into<String>) -> Response
     (status, Json(json!({"error": code, "message": message.into()}))).into_response()
 }
 
-fn now() -> i64 {
+pub(crate) fn now() -> i64 {
     chrono::Utc::now().timestamp()
 }
 
 impl AppState {
     pub fn new(options: &Options, issuer: String, keys: KeyRing, config: String) -> Self {
+        let oidc = crate::oidc::OidcState::new(&issuer);
         Self {
             issuer,
             mode: options.mode,
@@ -114,6 +118,7 @@ impl AppState {
             requests: Mutex::new(Vec::new()),
             users: demo_users(),
             config,
+            oidc,
         }
     }
 
@@ -175,23 +180,40 @@ impl AppState {
             .unwrap_or_else(|e| e.into_inner())
             .signer(self.alg)
             .sign(&claims);
-        let refresh = format!("rt_{}", B64URL.encode(rand::random::<[u8; 32]>()));
-        {
-            let mut index = lock(&self.refresh_index);
-            if let Some(old) = index.get_mut(&session.current_refresh) {
-                old.current = false;
-            }
-            index.insert(
-                refresh.clone(),
-                RefreshEntry {
-                    session: session.info.id.clone(),
-                    current: true,
-                },
-            );
-        }
-        session.current_refresh = refresh.clone();
+        let refresh = self.rotate_refresh(session);
         lock(&self.issued).extend([token.clone(), refresh.clone()]);
         (token, refresh, (exp - iat) as u64)
+    }
+
+    /// A new refresh token for `session`; the previous one is spent (using
+    /// it again is reuse).
+    pub(crate) fn rotate_refresh(&self, session: &mut Session) -> String {
+        let refresh = format!("rt_{}", B64URL.encode(rand::random::<[u8; 32]>()));
+        let mut index = lock(&self.refresh_index);
+        if let Some(old) = index.get_mut(&session.current_refresh) {
+            old.current = false;
+        }
+        index.insert(
+            refresh.clone(),
+            RefreshEntry {
+                session: session.info.id.clone(),
+                current: true,
+            },
+        );
+        session.current_refresh = refresh.clone();
+        refresh
+    }
+
+    /// Consume one injected refresh failure, if any is left: the answer to
+    /// send instead of refreshing.
+    pub(crate) fn injected_refresh_failure(&self) -> Option<String> {
+        let left = self.fail_refreshes.load(Ordering::SeqCst);
+        (left > 0
+            && self
+                .fail_refreshes
+                .compare_exchange(left, left - 1, Ordering::SeqCst, Ordering::SeqCst)
+                .is_ok())
+        .then(|| format!("injected failure ({} more to come)", left - 1))
     }
 
     fn token_response(&self, session: &mut Session) -> Response {
@@ -278,6 +300,16 @@ fn check_headers(path: &str, headers: &HeaderMap) -> Vec<String> {
 
 /// Record every API request, apply latency, and refuse bad headers.
 async fn api_guard(State(state): State<Arc<AppState>>, request: Request, next: Next) -> Response {
+    guard(state, request, next, true).await
+}
+
+/// Record every OpenID Connect request and apply latency (the FinHub header
+/// rules do not apply to it).
+pub(crate) async fn oidc_guard(State(state): State<Arc<AppState>>, request: Request, next: Next) -> Response {
+    guard(state, request, next, false).await
+}
+
+async fn guard(state: Arc<AppState>, request: Request, next: Next, finhub: bool) -> Response {
     let latency = state.latency_ms.load(Ordering::SeqCst);
     if latency > 0 {
         tokio::time::sleep(std::time::Duration::from_millis(latency)).await;
@@ -298,7 +330,11 @@ async fn api_guard(State(state): State<Arc<AppState>>, request: Request, next: N
             (k.as_str().to_owned(), shown)
         })
         .collect();
-    let problems = check_headers(&path, request.headers());
+    let problems = if finhub {
+        check_headers(&path, request.headers())
+    } else {
+        Vec::new()
+    };
     let response = if let Some(first) = problems.first() {
         error(StatusCode::BAD_REQUEST, "invalid_header", first.clone())
     } else {
@@ -378,6 +414,7 @@ async fn login(State(state): State<Arc<AppState>>, headers: HeaderMap, body: Opt
         },
         customer: user.customer.clone(),
         current_refresh: String::new(),
+        oidc: None,
     };
     let response = state.token_response(&mut session);
     sessions.insert(id, session);
@@ -398,18 +435,8 @@ async fn refresh(State(state): State<Arc<AppState>>, body: Option<Json<RefreshBo
             "the body must be JSON {\"refreshToken\"}",
         );
     };
-    let left = state.fail_refreshes.load(Ordering::SeqCst);
-    if left > 0
-        && state
-            .fail_refreshes
-            .compare_exchange(left, left - 1, Ordering::SeqCst, Ordering::SeqCst)
-            .is_ok()
-    {
-        return error(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "unavailable",
-            format!("injected failure ({} more to come)", left - 1),
-        );
+    if let Some(message) = state.injected_refresh_failure() {
+        return error(StatusCode::SERVICE_UNAVAILABLE, "unavailable", message);
     }
     let entry = lock(&state.refresh_index)
         .get(&body.refresh_token)
@@ -615,6 +642,7 @@ pub fn router(state: Arc<AppState>) -> Router {
     Router::new()
         .merge(api)
         .merge(admin)
+        .merge(crate::oidc::router(state.clone()))
         .route("/.well-known/jwks.json", get(jwks))
         .fallback(not_found)
         .with_state(state)

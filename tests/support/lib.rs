@@ -103,3 +103,96 @@ pub fn assert_no_token(tokens: &[String], what: &str, haystack: &str) {
         );
     }
 }
+
+/// The `playground-oidc` profile of a running Playground, optionally edited.
+pub fn oidc_profile(pg: &Playground, edit: impl FnOnce(String) -> String) -> Profile {
+    let text = edit(pg.config().to_owned());
+    Config::parse(&text, Path::new("/"))
+        .expect("the Playground's config is valid")
+        .profile(Some("playground-oidc"))
+        .unwrap()
+        .clone()
+}
+
+/// What the test browser does with a sign-in page.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BrowserStep {
+    SignIn(String, String),
+    Cancel,
+    /// Leave the page alone (the person walked away).
+    Ignore,
+}
+
+/// The opener seam played by [`playground::browser::Browser`]: each URL the
+/// engine opens is visited in the background, with the cookie jar kept
+/// between visits (so `prompt=none` finds the Playground's SSO session).
+pub struct BrowserOpener {
+    pub browser: Arc<playground::browser::Browser>,
+    pub step: std::sync::Mutex<BrowserStep>,
+    pub opened: std::sync::Mutex<Vec<String>>,
+    pub visits: Arc<std::sync::Mutex<Vec<Result<playground::browser::Visit, String>>>>,
+}
+
+impl BrowserOpener {
+    pub fn new(pg: &Playground, step: BrowserStep) -> Arc<Self> {
+        Arc::new(Self {
+            browser: Arc::new(playground::browser::Browser::for_playground(pg)),
+            step: std::sync::Mutex::new(step),
+            opened: Default::default(),
+            visits: Default::default(),
+        })
+    }
+
+    pub fn set_step(&self, step: BrowserStep) {
+        *self.step.lock().unwrap() = step;
+    }
+
+    pub fn opened(&self) -> Vec<String> {
+        self.opened.lock().unwrap().clone()
+    }
+
+    /// The pages the browser ended on.
+    pub fn pages(&self) -> Vec<String> {
+        self.visits
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|v| match v {
+                Ok(v) => v.body.clone(),
+                Err(e) => e.clone(),
+            })
+            .collect()
+    }
+}
+
+impl session_core::provider::opener::Opener for BrowserOpener {
+    fn open(&self, url: &str) -> Result<(), String> {
+        use playground::browser::Action;
+        self.opened.lock().unwrap().push(url.to_owned());
+        let step = self.step.lock().unwrap().clone();
+        if step == BrowserStep::Ignore {
+            return Ok(());
+        }
+        let (browser, visits, url) = (self.browser.clone(), self.visits.clone(), url.to_owned());
+        tokio::spawn(async move {
+            let action = match &step {
+                BrowserStep::SignIn(u, p) => Action::SignIn { username: u, password: p },
+                _ => Action::Cancel,
+            };
+            let visit = browser.open(&url, action).await;
+            visits.lock().unwrap().push(visit);
+        });
+        Ok(())
+    }
+}
+
+/// An OIDC engine on a fresh in-memory keychain, with `opener` as browser.
+pub fn oidc_engine(
+    profile: Profile,
+    dir: &Path,
+    opener: Arc<BrowserOpener>,
+) -> (Engine, Arc<MemoryStore>) {
+    let store = Arc::new(MemoryStore::default());
+    let engine = Engine::open_with(profile, dir, store.clone(), opener).expect("the engine opens");
+    (engine, store)
+}
