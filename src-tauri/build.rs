@@ -9,6 +9,8 @@ fn main() {
             .app_manifest(tauri_build::AppManifest::new().commands(&[
                 "session_view",
                 "sign_in",
+                "sign_in_browser",
+                "cancel_sign_in",
                 "sign_out",
                 "refresh_now",
                 "recent_activity",

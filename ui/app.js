@@ -1,6 +1,6 @@
 // The UI: renders SessionViews it is given, forwards clicks to commands.
 // It holds no token and no session logic beyond the countdown.
-import { errorText, STATE_TEXT, remainingMs, fractionLeft, formatCountdown, clockTime } from './render.js';
+import { errorText, STATE_TEXT, POLICY_TEXT, remainingMs, fractionLeft, formatCountdown, clockTime } from './render.js';
 
 const { invoke } = window.__TAURI__.core;
 const { listen } = window.__TAURI__.event;
@@ -53,14 +53,27 @@ function render() {
   show($('keychain-banner'), view.persistence === 'memory_only');
 
   const inSession = view.state === 'active' || view.state === 'refreshing';
+  // A browser sign-in in progress (a new one, or one that extends a session).
+  const waiting = !pinError && !!view.browser;
   show($('screen-pin'), !!pinError);
-  show($('screen-signin'), !pinError && !inSession);
-  show($('screen-session'), !pinError && inSession);
+  show($('screen-browser'), waiting);
+  show($('screen-signin'), !pinError && !inSession && !waiting);
+  show($('screen-session'), !pinError && inSession && !waiting);
   if (pinError) $('pin-presented').textContent = pinError.detail || '(not reported)';
+  if (waiting) {
+    $('browser-url').textContent = view.browser.url;
+    $('browser-deadline').textContent = clockTime(view.browser.deadline);
+    const openError = view.browser.open_error;
+    $('browser-open-error').textContent = openError ? `No browser could be started: ${openError}` : '';
+    show($('browser-open-error'), !!openError);
+  }
 
   // Sign-in screen
+  const browser = view.sign_in_method === 'browser';
+  show($('password-fields'), !browser);
+  show($('browser-hint'), browser);
   $('signin-button').disabled = view.state === 'signing_in';
-  $('signin-button').textContent = view.state === 'signing_in' ? 'Signing in…' : 'Sign in';
+  $('signin-button').textContent = view.state === 'signing_in' ? 'Signing in…' : (browser ? 'Continue in your browser' : 'Sign in');
   const notice = $('session-notice');
   if (view.state === 'expired' || view.state === 'revoked') {
     notice.textContent = errorText(view.last_error || { code: view.state === 'expired' ? 'session_expired' : 'session_revoked' });
@@ -74,10 +87,17 @@ function render() {
   badge.textContent = STATE_TEXT[view.state] || view.state;
   badge.className = `state ${view.state}`;
   $('user-value').textContent = view.user || '—';
+  $('name-value').textContent = [view.name, view.email && `<${view.email}>`].filter(Boolean).join(' ') || '—';
+  const reauthenticate = view.extend_access === 'reauthenticate';
+  $('policy-value').textContent = POLICY_TEXT[view.extend_access] || view.extend_access;
+  $('next-refresh-label').textContent = reauthenticate ? 'Next silent sign-in' : 'Next refresh';
+  show($('reauth-banner'), inSession && view.reauth_needed);
+  if (view.reauth_needed) $('reauth-deadline').textContent = clockTime(view.expires_at);
   $('customer-value').textContent = view.customer || '—';
   $('tenant-value').textContent = view.tenant || '—';
   $('scope-value').textContent = view.scope || '—';
-  $('next-refresh').textContent = view.next_refresh_at ? clockTime(view.next_refresh_at) : 'none planned';
+  $('next-refresh').textContent = view.next_refresh_at ? clockTime(view.next_refresh_at)
+    : (reauthenticate ? `none: sign in again before ${clockTime(view.expires_at)}` : 'none planned');
   $('refresh-count').textContent = String(view.refresh_count);
   const last = view.last_refresh;
   $('last-refresh').textContent = last ? `${last.ok ? 'Succeeded' : 'Failed'} at ${clockTime(last.at)}` : 'Not yet';
@@ -139,6 +159,10 @@ async function run(button, action, errorEl) {
 function wire() {
   $('signin-form').addEventListener('submit', (ev) => {
     ev.preventDefault();
+    if (view && view.sign_in_method === 'browser') {
+      run($('signin-button'), async () => { view = await invoke('sign_in_browser'); }, $('signin-error'));
+      return;
+    }
     const username = $('username').value;
     const password = $('password');
     run($('signin-button'), async () => {
@@ -160,6 +184,8 @@ function wire() {
     view = report.view;
     loadActivity();
   }, $('session-error')));
+  $('cancel-signin').addEventListener('click', () => run($('cancel-signin'), async () => { view = await invoke('cancel_sign_in'); }, $('signin-error')));
+  $('reauth-button').addEventListener('click', () => run($('reauth-button'), async () => { view = await invoke('sign_in_browser'); }, $('session-error')));
   $('pin-back').addEventListener('click', () => { pinError = null; render(); $('username').focus(); });
 }
 

@@ -17,10 +17,20 @@ export const ERROR_TEXT = {
   invalid_state: 'That cannot be done right now:',
   internal: 'Something went wrong inside the app:',
   pin_mismatch: 'The server\'s certificate does not match the pinned keys.',
+  authorization_failed: 'The identity provider did not complete the sign-in.',
+  sign_in_cancelled: 'The sign-in was cancelled.',
+  sign_in_timeout: 'The sign-in in the browser took too long. Start it again.',
+  reauth_required: 'Your session cannot be extended without you. Sign in again before it expires.',
+};
+
+/** How a session is kept alive, for people. */
+export const POLICY_TEXT = {
+  refresh: 'Refresh token',
+  reauthenticate: 'Signing in again (re-authentication)',
 };
 
 /** Codes whose server message is worth showing under the friendly text. */
-const SHOW_DETAIL = new Set(['config_invalid', 'invalid_state', 'internal', 'session_revoked', 'session_limit', 'server_error']);
+const SHOW_DETAIL = new Set(['config_invalid', 'invalid_state', 'internal', 'session_revoked', 'session_limit', 'server_error', 'authorization_failed', 'protocol_error']);
 
 export function errorText(err) {
   if (!err || typeof err !== 'object') return ERROR_TEXT.internal + ' ' + String(err);

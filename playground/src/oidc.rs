@@ -392,7 +392,7 @@ impl AppState {
             "access_token": access, "token_type": "Bearer", "expires_in": lifetime,
             "id_token": id_token, "scope": scope,
         });
-        let mut issued = vec![access.clone()];
+        let mut issued = vec![access.clone(), id_token.clone()];
         if scope.split(' ').any(|s| s == "offline_access") {
             let refresh = self.rotate_refresh(session);
             issued.push(refresh.clone());

@@ -7,7 +7,9 @@
 use clap::{Parser, Subcommand};
 use session_core::audit::AuditRecord;
 use session_core::paths;
-use session_core::view::Persistence;
+use session_core::provider::opener::{NoOpener, Opener, SystemOpener, Tee};
+use session_core::vault::KeyringStore;
+use session_core::view::{ExtendAccess, Persistence, SignInMethod};
 use session_core::{Config, Engine, Error, ErrorCode, ErrorInfo, Phase, Secret, SessionView};
 use std::io::BufRead;
 use std::path::PathBuf;
@@ -32,18 +34,22 @@ struct Cli {
     /// Print JSON (a SessionView, a response or an error) instead of text.
     #[arg(long, global = true)]
     json: bool,
+    /// Do not start a browser (OpenID Connect): print the page to open instead.
+    #[arg(long, global = true)]
+    no_browser: bool,
     #[command(subcommand)]
     command: Command,
 }
 
 #[derive(Subcommand)]
 enum Command {
-    /// Sign in; the password is read from standard input.
+    /// Sign in. FinHub profiles: --username with the password on standard
+    /// input. OpenID Connect profiles: in the browser (the URL is printed).
     Login {
         #[arg(long)]
-        username: String,
+        username: Option<String>,
         /// Read the password from the first line of standard input.
-        #[arg(long, required = true)]
+        #[arg(long)]
         password_stdin: bool,
     },
     /// Show the session (restores it from the keychain, refreshes it if due).
@@ -119,7 +125,48 @@ fn open(cli: &Cli) -> Result<Engine, Failure> {
             "no data directory: pass --data-dir DIR or set SESSION_MANAGER_DATA_DIR",
         )
     })?;
-    Ok(Engine::open(profile, &data_dir)?)
+    let inner: std::sync::Arc<dyn Opener> = if cli.no_browser {
+        std::sync::Arc::new(NoOpener)
+    } else {
+        std::sync::Arc::new(SystemOpener)
+    };
+    let opened = cli.no_browser;
+    // The URL always goes to stderr, so it can be opened by hand (on another
+    // machine, or when no browser starts).
+    let opener = Tee::new(inner, move |url| {
+        // A sign-out page carries the ID token as a hint: it is not printed
+        // (the provider asks for confirmation without it).
+        let shown = without_param(url, "id_token_hint");
+        if opened {
+            eprintln!("Open this page in your browser:\n  {shown}");
+        } else {
+            eprintln!("Opening your browser at:\n  {shown}");
+        }
+    });
+    Ok(Engine::open_with(
+        profile,
+        &data_dir,
+        std::sync::Arc::new(KeyringStore::from_env()),
+        std::sync::Arc::new(opener),
+    )?)
+}
+
+/// `url` without the query parameter `name`.
+fn without_param(url: &str, name: &str) -> String {
+    let Ok(mut parsed) = reqwest_url(url) else {
+        return "(an address that could not be shown)".into();
+    };
+    let kept: Vec<(String, String)> = parsed
+        .query_pairs()
+        .filter(|(k, _)| k != name)
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect();
+    parsed.query_pairs_mut().clear().extend_pairs(kept);
+    parsed.to_string()
+}
+
+fn reqwest_url(url: &str) -> Result<session_core::provider::Url, ()> {
+    session_core::provider::Url::parse(url).map_err(|_| ())
 }
 
 fn when(t: Option<chrono::DateTime<chrono::Utc>>, now: chrono::DateTime<chrono::Utc>) -> String {
@@ -155,12 +202,35 @@ fn print_view(view: &SessionView, json: bool) {
     if let Some(user) = &view.user {
         println!("User         : {user}");
     }
+    if view.name.is_some() || view.email.is_some() {
+        let name = [view.name.clone(), view.email.as_ref().map(|e| format!("<{e}>"))]
+            .into_iter()
+            .flatten()
+            .collect::<Vec<_>>()
+            .join(" ");
+        println!("Name         : {name}");
+    }
     if view.state.has_session() {
         println!("Customer     : {}", view.customer.as_deref().unwrap_or("-"));
         println!("Tenant       : {}", view.tenant.as_deref().unwrap_or("-"));
         println!("Scope        : {}", view.scope.as_deref().unwrap_or("-"));
         println!("Expires      : {}", when(view.expires_at, now));
-        println!("Next refresh : {}", when(view.next_refresh_at, now));
+        match view.extend_access {
+            ExtendAccess::Refresh => {
+                println!("Kept alive by: refresh token");
+                println!("Next refresh : {}", when(view.next_refresh_at, now));
+            }
+            ExtendAccess::Reauthenticate => {
+                println!("Kept alive by: signing in again (re-authentication)");
+                println!("Next silent  : {}", when(view.next_refresh_at, now));
+                if view.reauth_needed {
+                    println!(
+                        "Sign in by   : {} (run `sessionctl login`)",
+                        when(view.expires_at, now)
+                    );
+                }
+            }
+        }
         let last = match &view.last_refresh {
             None => String::new(),
             Some(r) => format!(
@@ -216,7 +286,26 @@ async fn run(cli: Cli) -> Result<(), Failure> {
     }
     let engine = open(&cli)?;
     match cli.command {
-        Command::Login { username, .. } => {
+        Command::Login { username, password_stdin } => {
+            let restored = engine.restore().await?;
+            if restored.sign_in_method == SignInMethod::Browser {
+                if username.is_some() || password_stdin {
+                    return Err(failure(
+                        ErrorCode::InvalidState,
+                        "this profile signs in through the browser (OpenID Connect); run `sessionctl login` without --username and --password-stdin",
+                    ));
+                }
+                let view = browser_login(&engine, json).await?;
+                warn_memory_only(&view, json);
+                print_view(&view, json);
+                return Ok(());
+            }
+            let (Some(username), true) = (username, password_stdin) else {
+                return Err(failure(
+                    ErrorCode::InvalidState,
+                    "this profile signs in with a password: pass --username U --password-stdin and pipe the password in",
+                ));
+            };
             let mut password = String::new();
             std::io::stdin().lock().read_line(&mut password).map_err(|e| {
                 failure(
@@ -228,7 +317,6 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             if password.is_empty() {
                 return Err(failure(ErrorCode::InvalidCredentials, "no password on standard input; pipe it in, e.g. `printf %s \"$PW\" | sessionctl login --username U --password-stdin`"));
             }
-            engine.restore().await?;
             let view = engine.sign_in(&username, Secret::new(password)).await?;
             warn_memory_only(&view, json);
             print_view(&view, json);
@@ -331,6 +419,22 @@ async fn run(cli: Cli) -> Result<(), Failure> {
     Ok(())
 }
 
+/// Sign in through the browser; Ctrl-C cancels.
+async fn browser_login(engine: &Engine, json: bool) -> Result<SessionView, Failure> {
+    if !json {
+        eprintln!("Signing in through your browser (Ctrl-C cancels).");
+    }
+    let sign_in = engine.sign_in_browser();
+    tokio::pin!(sign_in);
+    tokio::select! {
+        result = &mut sign_in => Ok(result?),
+        _ = tokio::signal::ctrl_c() => {
+            let _ = engine.cancel_sign_in();
+            Ok(sign_in.await?)
+        }
+    }
+}
+
 fn not_active(view: &SessionView) -> Failure {
     match view.state {
         Phase::Expired => failure(ErrorCode::SessionExpired, "the session has expired; sign in again"),
@@ -346,7 +450,7 @@ fn not_active(view: &SessionView) -> Failure {
         ),
         _ => failure(
             ErrorCode::NotSignedIn,
-            "not signed in; run `sessionctl login --username U --password-stdin` first",
+            "not signed in; run `sessionctl login` first",
         ),
     }
 }

@@ -91,8 +91,10 @@ impl Cli {
 
 impl Drop for Cli {
     fn drop(&mut self) {
-        let _ = session_core::vault::Vault::new(std::sync::Arc::new(KeyringStore::new(&self.keychain)), "playground")
-            .clear();
+        for profile in ["playground", "playground-oidc"] {
+            let _ = session_core::vault::Vault::new(std::sync::Arc::new(KeyringStore::new(&self.keychain)), profile)
+                .clear();
+        }
     }
 }
 
@@ -289,4 +291,64 @@ async fn expired_session_is_reported_with_its_code() {
     assert_eq!(out.status.code(), Some(1));
     assert!(stderr(&out).starts_with("error[session_expired]"), "{}", stderr(&out));
     assert_eq!(cli.stored(), None, "an expired session stays in the keychain");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn oidc_login_prints_the_page_and_completes_in_the_browser() {
+    use tokio::io::AsyncBufReadExt;
+    let pg = Playground::start(Options::default()).await.unwrap();
+    let cli = Cli::new(&pg);
+    // A password is refused for a browser profile, with what to do instead.
+    let out = cli
+        .run(&["--profile", "playground-oidc", "login", "--username", "alice", "--password-stdin"], Some("x\n"))
+        .await;
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("error[invalid_state]") && stderr(&out).contains("through the browser"), "{}", stderr(&out));
+
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_sessionctl"))
+        .arg("--config")
+        .arg(&cli.config)
+        .arg("--data-dir")
+        .arg(cli.data.path())
+        .args(["--no-browser", "--profile", "playground-oidc", "login"])
+        .env("SESSION_MANAGER_KEYCHAIN_SERVICE", &cli.keychain)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = tokio::io::BufReader::new(child.stderr.take().unwrap()).lines();
+    let url = tokio::time::timeout(Duration::from_secs(30), async {
+        while let Some(line) = lines.next_line().await.unwrap() {
+            if let Some(url) = line.trim().strip_prefix("https://") {
+                return format!("https://{url}");
+            }
+        }
+        panic!("sessionctl printed no URL");
+    })
+    .await
+    .expect("the URL in time");
+    assert!(url.starts_with(&format!("{}/authorize?", pg.info().oidc_issuer)), "{url}");
+    let browser = playground::browser::Browser::for_playground(&pg);
+    let page = browser.sign_in(&url, "alice", "alice-pw-1").await.unwrap();
+    assert!(page.body.contains("You are signed in"), "{}", page.body);
+    let out = tokio::time::timeout(Duration::from_secs(30), child.wait_with_output()).await.unwrap().unwrap();
+    let text = stdout(&out);
+    assert!(out.status.success(), "{text}");
+    for line in ["State        : active", "User         : alice", "Name         : Alice Adams <alice@playground.test>", "Kept alive by: refresh token"] {
+        assert!(text.contains(line), "missing '{line}' in:\n{text}");
+    }
+    cli.printed.lock().unwrap().push_str(&text);
+    // Another process finds it in the keychain.
+    let out = cli.run(&["--profile", "playground-oidc", "status"], None).await;
+    assert!(stdout(&out).contains("State        : active"), "{}", stdout(&out));
+    // Sign-out: all three styles; the sign-out page is shown without the ID token.
+    let out = cli.run(&["--no-browser", "--profile", "playground-oidc", "logout"], None).await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stderr(&out).contains("/oidc/end-session?") && !stderr(&out).contains("id_token_hint"), "{}", stderr(&out));
+    assert_eq!(pg.calls_to("/cis/v1/auth/logout"), 1);
+    assert_eq!(pg.calls_to("/oidc/revoke"), 2);
+    assert!(KeyringStore::new(&cli.keychain).get("profile:playground-oidc").unwrap().is_none());
+    assert_no_token_in(&pg, "the output", &cli.printed.lock().unwrap());
 }

@@ -8,6 +8,8 @@ use serde::Serialize;
 use session_core::audit::AuditRecord;
 use session_core::engine::SignOutReport;
 use session_core::profile::Config;
+use session_core::provider::opener::{Opener, SystemOpener};
+use session_core::vault::KeyringStore;
 use session_core::refresh::SchedulerGuard;
 use session_core::{paths, Engine, Error, ErrorCode, ErrorInfo, Phase, Profile, Secret, SessionView};
 use std::collections::BTreeMap;
@@ -137,6 +139,23 @@ pub struct Backend {
     switching: tokio::sync::Mutex<()>,
     events: broadcast::Sender<SessionView>,
     playground: Option<Playground>,
+    opener: Arc<dyn Opener>,
+}
+
+/// The environment variable that, in builds with the `test-opener` feature
+/// only, makes the app write browser URLs to numbered files in a folder
+/// instead of opening a browser (end-to-end tests play the browser).
+pub const TEST_OPENER_ENV: &str = "SESSION_MANAGER_TEST_OPENER_DIR";
+
+/// The system browser; in `test-opener` builds, the folder named by
+/// [`TEST_OPENER_ENV`] if it is set. Release and normal builds never read it.
+pub fn choose_opener() -> Arc<dyn Opener> {
+    #[cfg(feature = "test-opener")]
+    if let Some(dir) = std::env::var_os(TEST_OPENER_ENV) {
+        eprintln!("warning: test build: browser pages are written to {dir:?}, not opened");
+        return Arc::new(session_core::provider::opener::FolderOpener::new(dir));
+    }
+    Arc::new(SystemOpener)
 }
 
 fn err(e: Error) -> ErrorInfo {
@@ -212,7 +231,8 @@ impl Backend {
             }
         }
         let (events, _) = broadcast::channel(64);
-        let first = Self::open(&profiles, &selected, &data_dir, &events).await?;
+        let opener = choose_opener();
+        let first = Self::open(&profiles, &selected, &data_dir, &events, &opener).await?;
         Ok(Self {
             demo_users: playground.as_ref().map(|p| p.info().users.clone()).unwrap_or_default(),
             profiles,
@@ -222,6 +242,7 @@ impl Backend {
             switching: tokio::sync::Mutex::new(()),
             events,
             playground,
+            opener,
         })
     }
 
@@ -230,12 +251,13 @@ impl Backend {
         name: &str,
         data_dir: &std::path::Path,
         events: &broadcast::Sender<SessionView>,
+        opener: &Arc<dyn Opener>,
     ) -> Result<Current, ErrorInfo> {
         let profile = profiles
             .get(name)
             .cloned()
             .ok_or_else(|| ErrorInfo::new(ErrorCode::ConfigInvalid, format!("there is no profile named '{name}'")))?;
-        let engine = Engine::open(profile, data_dir).map_err(err)?;
+        let engine = Engine::open_with(profile, data_dir, Arc::new(KeyringStore::from_env()), opener.clone()).map_err(err)?;
         let mut rx = engine.subscribe();
         let tx = events.clone();
         let forward = tokio::spawn(async move {
@@ -293,6 +315,16 @@ impl Backend {
             .map_err(err)
     }
 
+    /// Sign in to the current (OpenID Connect) profile through the browser.
+    pub async fn sign_in_browser(&self) -> Result<SessionView, ErrorInfo> {
+        self.engine().sign_in_browser().await.map_err(err)
+    }
+
+    /// Stop waiting for the browser.
+    pub fn cancel_sign_in(&self) -> Result<SessionView, ErrorInfo> {
+        self.engine().cancel_sign_in().map_err(err)
+    }
+
     /// Sign out of the current profile (local state always cleared).
     pub async fn sign_out(&self) -> Result<SignOutReport, ErrorInfo> {
         self.engine().sign_out().await.map_err(err)
@@ -339,9 +371,9 @@ impl Backend {
                 .map(|p| ProfileInfo {
                     name: p.name.clone(),
                     environment: p.environment.as_str().to_owned(),
-                    provider: "finhub".to_owned(),
+                    provider: p.provider.as_str().to_owned(),
                     selected: p.name == selected,
-                    demo_users: if p.name == PLAYGROUND_PROFILE && self.playground.is_some() {
+                    demo_users: if p.name.starts_with(PLAYGROUND_PROFILE) && self.playground.is_some() {
                         demo.clone()
                     } else {
                         Vec::new()
@@ -358,7 +390,7 @@ impl Backend {
         if self.engine().profile().name == name {
             return Ok(self.view());
         }
-        let next = Self::open(&self.profiles, name, &self.data_dir, &self.events).await?;
+        let next = Self::open(&self.profiles, name, &self.data_dir, &self.events, &self.opener).await?;
         let view = next.engine.view();
         *self.current.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(next);
         Ok(view)
@@ -373,6 +405,15 @@ pub fn expiry_warning(view: &SessionView, now: chrono::DateTime<chrono::Utc>) ->
         return None;
     }
     let expires_at = view.expires_at?;
+    if view.reauth_needed && expires_at > now {
+        // Re-authenticate mode: say so at once, with the time, not only in
+        // the last two minutes.
+        let local = expires_at.with_timezone(&chrono::Local).format("%H:%M");
+        return Some(format!(
+            "Your {} session could not be extended without you. Sign in again before {local} to keep it.",
+            view.profile
+        ));
+    }
     let left = (expires_at - now).num_seconds();
     let failing = view.last_refresh.as_ref().is_some_and(|r| !r.ok) || view.next_refresh_at.is_none();
     (failing && (0..=120).contains(&left)).then(|| {
@@ -413,6 +454,12 @@ mod tests {
             last_error: None,
             persistence: Persistence::Keychain,
             clock_offset_ms: 0,
+            sign_in_method: session_core::view::SignInMethod::Password,
+            extend_access: session_core::view::ExtendAccess::Refresh,
+            name: None,
+            email: None,
+            browser: None,
+            reauth_needed: false,
         }
     }
 
@@ -427,6 +474,10 @@ mod tests {
         assert!(expiry_warning(&view(Phase::Active, 90, Some(true), true), now).is_none());
         assert!(expiry_warning(&view(Phase::Active, 900, Some(false), true), now).is_none());
         assert!(expiry_warning(&view(Phase::Expired, 90, Some(false), true), now).is_none());
+        // Re-authenticate mode: as soon as the person is needed, long before the end.
+        let mut reauth = view(Phase::Active, 900, Some(false), false);
+        reauth.reauth_needed = true;
+        assert!(expiry_warning(&reauth, now).unwrap().contains("Sign in again before"));
     }
 
     #[test]

@@ -50,6 +50,18 @@ async fn sign_in(backend: Backed<'_>, username: String, password: String) -> Res
     backend.get().await?.sign_in(&username, password).await
 }
 
+/// Sign in through the browser (OpenID Connect profiles).
+#[tauri::command]
+async fn sign_in_browser(backend: Backed<'_>) -> Result<SessionView, ErrorInfo> {
+    backend.get().await?.sign_in_browser().await
+}
+
+/// Stop waiting for the browser.
+#[tauri::command]
+async fn cancel_sign_in(backend: Backed<'_>) -> Result<SessionView, ErrorInfo> {
+    backend.get().await?.cancel_sign_in()
+}
+
 /// Sign out (local state is always cleared).
 #[tauri::command]
 async fn sign_out(backend: Backed<'_>) -> Result<SignOutReport, ErrorInfo> {
@@ -95,6 +107,8 @@ fn with_commands<R: Runtime>(builder: tauri::Builder<R>) -> tauri::Builder<R> {
     builder.invoke_handler(tauri::generate_handler![
         session_view,
         sign_in,
+        sign_in_browser,
+        cancel_sign_in,
         sign_out,
         refresh_now,
         recent_activity,

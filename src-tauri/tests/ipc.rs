@@ -157,11 +157,13 @@ fn the_main_window_may_use_only_this_apps_commands_and_core_essentials() {
     assert_eq!(
         granted,
         vec![
+            "allow-cancel-sign-in",
             "allow-list-profiles",
             "allow-recent-activity",
             "allow-refresh-now",
             "allow-session-view",
             "allow-sign-in",
+            "allow-sign-in-browser",
             "allow-sign-out",
             "allow-switch-profile",
             "core:default",
@@ -245,7 +247,15 @@ fn profiles_from_the_config_file_join_the_playground_and_can_be_switched_to() {
         .iter()
         .map(|p| p["name"].as_str().unwrap())
         .collect();
-    assert_eq!(names, vec!["playground", "second"]);
+    // The built-in Playground brings its FinHub and its OpenID Connect profile.
+    assert_eq!(names, vec!["playground", "playground-oidc", "second"]);
+    let providers: Vec<&str> = list["profiles"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["provider"].as_str().unwrap())
+        .collect();
+    assert_eq!(providers, vec!["finhub", "oidc", "finhub"]);
     assert_eq!(list["config_error"], serde_json::Value::Null);
     let view = invoke(&window, "switch_profile", serde_json::json!({"name": "second"})).unwrap();
     assert_eq!(view["profile"], "second");
@@ -261,9 +271,9 @@ fn profiles_from_the_config_file_join_the_playground_and_can_be_switched_to() {
     );
     assert_eq!(other.sessions().len(), 1, "the sign-in went to the second provider");
     let list = invoke(&window, "list_profiles", serde_json::json!({})).unwrap();
-    assert_eq!(list["profiles"][1]["selected"], true);
+    assert_eq!(list["profiles"][2]["selected"], true);
     assert_eq!(
-        list["profiles"][1]["demo_users"],
+        list["profiles"][2]["demo_users"],
         serde_json::json!([]),
         "demo users only for the built-in Playground"
     );

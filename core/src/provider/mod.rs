@@ -11,6 +11,8 @@ pub mod opener;
 
 /// The HTTP method type of [`ApiRequest`].
 pub use reqwest::Method;
+/// URLs as the providers use them.
+pub use reqwest::Url;
 
 use crate::error::Error;
 use crate::headers::FlowContext;
