@@ -35,7 +35,9 @@ fn record(len: usize) -> SessionRecord {
         refresh_count: 0,
         bearer: Secret::new("b".repeat(len)),
         refresh: Some(Secret::new("r".repeat(len))),
-        id_token: None,
+        id_token: Some(Secret::new("i".repeat(len))),
+        name: Some("Alice Adams".into()),
+        email: Some("alice@playground.test".into()),
     }
 }
 

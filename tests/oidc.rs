@@ -15,10 +15,7 @@ fn alice() -> BrowserStep {
 }
 
 fn reauth(text: String) -> String {
-    text.replace(
-        "extend_access = \"refresh\"",
-        "extend_access = \"reauthenticate\"",
-    )
+    text.replace("extend_access = \"refresh\"", "extend_access = \"reauthenticate\"")
 }
 
 fn query(url: &str, name: &str) -> Option<String> {
@@ -48,14 +45,23 @@ async fn code_flow_with_pkce_signs_in_and_fills_the_view() {
     assert!(view.browser.is_none(), "the wait is over");
     // The authorization request: code flow, PKCE S256, state, nonce, loopback.
     let url = &opener.opened()[0];
-    assert!(url.starts_with(&format!("{}/authorize?", pg.info().oidc_issuer)), "{url}");
+    assert!(
+        url.starts_with(&format!("{}/authorize?", pg.info().oidc_issuer)),
+        "{url}"
+    );
     assert_eq!(query(url, "response_type").as_deref(), Some("code"));
     assert_eq!(query(url, "code_challenge_method").as_deref(), Some("S256"));
     assert_eq!(query(url, "code_challenge").unwrap().len(), 43);
-    assert!(query(url, "code_verifier").is_none(), "the verifier never leaves the app");
+    assert!(
+        query(url, "code_verifier").is_none(),
+        "the verifier never leaves the app"
+    );
     assert!(query(url, "state").unwrap().len() >= 43 && query(url, "nonce").unwrap().len() >= 43);
     let redirect = query(url, "redirect_uri").unwrap();
-    assert!(redirect.starts_with("http://127.0.0.1:") && redirect.ends_with("/callback"), "{redirect}");
+    assert!(
+        redirect.starts_with("http://127.0.0.1:") && redirect.ends_with("/callback"),
+        "{redirect}"
+    );
     // The person saw the app's page in the browser.
     assert!(opener.pages()[0].contains("You are signed in"), "{:?}", opener.pages());
     // While it waited, the view carried the page to open.
@@ -90,7 +96,11 @@ async fn refresh_rotates_and_a_stolen_copy_revokes_the_session() {
     assert_eq!((view.state, view.refresh_count), (Phase::Active, 2));
     let after = Vault::new(store.clone(), "playground-oidc").load().unwrap().unwrap();
     assert_ne!(before.refresh, after.refresh, "the refresh token rotates");
-    assert_eq!(after.name.as_deref(), Some("Alice Adams"), "identity kept across refreshes");
+    assert_eq!(
+        after.name.as_deref(),
+        Some("Alice Adams"),
+        "identity kept across refreshes"
+    );
     // A copy of the first refresh token is used: the provider sees reuse.
     let thief = Engine::open_with(oidc_profile(&pg, |t| t), dir.path(), stolen, opener.clone()).unwrap();
     thief.restore().await.unwrap();
@@ -115,7 +125,10 @@ async fn reauthenticate_mode_uses_prompt_none_then_asks_the_person() {
     assert!(first.next_refresh_at.is_some());
     // Silent: the browser still has the Playground's session cookie.
     let view = engine.refresh_now().await.unwrap();
-    assert_eq!((view.state, view.refresh_count, view.reauth_needed), (Phase::Active, 1, false));
+    assert_eq!(
+        (view.state, view.refresh_count, view.reauth_needed),
+        (Phase::Active, 1, false)
+    );
     assert_eq!(view.session_id, first.session_id);
     let silent = &opener.opened()[1];
     assert_eq!(query(silent, "prompt").as_deref(), Some("none"), "{silent}");
@@ -167,7 +180,10 @@ async fn sign_out_uses_all_three_logout_styles() {
     assert_eq!(pg.calls_to("/oidc/revoke"), 2);
     // RP-initiated logout in the browser, with the ID token as hint.
     let end = opener.opened().last().unwrap().clone();
-    assert!(end.starts_with(&format!("{}/end-session?", pg.info().oidc_issuer)), "{end}");
+    assert!(
+        end.starts_with(&format!("{}/end-session?", pg.info().oidc_issuer)),
+        "{end}"
+    );
     assert!(query(&end, "id_token_hint").is_some());
     // The browser's visit ends the provider's SSO session: a silent sign-in
     // now needs the person.
@@ -176,7 +192,10 @@ async fn sign_out_uses_all_three_logout_styles() {
     assert!(pg.sessions().iter().all(|s| s.signed_out));
     let visit = opener
         .browser
-        .open(&opener.opened()[0].replace("response_type=code", "prompt=none&response_type=code"), playground::browser::Action::Look)
+        .open(
+            &opener.opened()[0].replace("response_type=code", "prompt=none&response_type=code"),
+            playground::browser::Action::Look,
+        )
         .await;
     // The provider answers with a redirect carrying login_required (the
     // app's listener for that old request is gone, so following it fails;
@@ -197,7 +216,10 @@ async fn provider_errors_cancel_and_opaque_tokens() {
     let (engine, store) = oidc_engine(oidc_profile(&pg, |t| t), dir.path(), opener.clone());
     let e = engine.sign_in_browser().await.unwrap_err();
     assert_eq!(e.code(), ErrorCode::AuthorizationFailed);
-    assert!(e.to_string().contains("access_denied") && e.to_string().contains("cancelled"), "{e}");
+    assert!(
+        e.to_string().contains("access_denied") && e.to_string().contains("cancelled"),
+        "{e}"
+    );
     assert_eq!(engine.view().state, Phase::SignedOut);
     // The person walks away and presses Cancel in the app.
     opener.set_step(BrowserStep::Ignore);
@@ -205,7 +227,10 @@ async fn provider_errors_cancel_and_opaque_tokens() {
         let engine = engine.clone();
         async move { engine.sign_in_browser().await }
     });
-    wait_for(&engine, "the browser wait", Duration::from_secs(10), |v| v.browser.is_some()).await;
+    wait_for(&engine, "the browser wait", Duration::from_secs(10), |v| {
+        v.browser.is_some()
+    })
+    .await;
     engine.cancel_sign_in().unwrap();
     let e = waiting.await.unwrap().unwrap_err();
     assert_eq!(e.code(), ErrorCode::SignInCancelled);
@@ -218,7 +243,11 @@ async fn provider_errors_cancel_and_opaque_tokens() {
     assert_eq!(view.state, Phase::Active);
     let left = (view.expires_at.unwrap() - chrono::Utc::now()).num_seconds();
     assert!((590..=600).contains(&left), "{left}");
-    assert_eq!(view.name.as_deref(), Some("Alice Adams"), "userinfo accepts the opaque token");
+    assert_eq!(
+        view.name.as_deref(),
+        Some("Alice Adams"),
+        "userinfo accepts the opaque token"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -237,7 +266,10 @@ async fn discovery_issuer_must_match_exactly() {
     let e = engine.sign_in_browser().await.unwrap_err();
     assert_eq!(e.code(), ErrorCode::ProtocolError);
     assert!(e.to_string().contains("must be equal exactly"), "{e}");
-    assert!(opener.opened().is_empty(), "no browser for a provider that failed discovery");
+    assert!(
+        opener.opened().is_empty(),
+        "no browser for a provider that failed discovery"
+    );
 }
 
 /// Poll `done` (a condition on test state, not on time) for up to 10 s.

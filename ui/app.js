@@ -88,6 +88,9 @@ function render() {
   badge.className = `state ${view.state}`;
   $('user-value').textContent = view.user || '—';
   $('name-value').textContent = [view.name, view.email && `<${view.email}>`].filter(Boolean).join(' ') || '—';
+  // FinHub has customers and tenants; OpenID Connect has names and emails.
+  for (const el of document.querySelectorAll('.finhub-only')) el.hidden = browser;
+  for (const el of document.querySelectorAll('.oidc-only')) el.hidden = !browser;
   const reauthenticate = view.extend_access === 'reauthenticate';
   $('policy-value').textContent = POLICY_TEXT[view.extend_access] || view.extend_access;
   $('next-refresh-label').textContent = reauthenticate ? 'Next silent sign-in' : 'Next refresh';

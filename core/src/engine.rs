@@ -673,7 +673,8 @@ impl Engine {
             self.extend(generation, Extend::Interactive).await?;
             return Ok(self.view());
         }
-        self.sign_in_with(Credentials::Browser(self.browser_request(false))).await
+        self.sign_in_with(Credentials::Browser(self.browser_request(false)))
+            .await
     }
 
     async fn sign_in_with(&self, credentials: Credentials) -> Result<SessionView, Error> {

@@ -480,9 +480,16 @@ async fn reauthenticate_mode_extends_with_a_silent_sign_in_not_the_refresh_token
     let _scheduler = rig.engine.start();
     tokio::time::sleep(Duration::from_secs(45)).await;
     assert_eq!(rig.provider.silent_sign_ins.load(Ordering::SeqCst), 1);
-    assert_eq!(rig.provider.refresh_calls.load(Ordering::SeqCst), 0, "the refresh token was used");
+    assert_eq!(
+        rig.provider.refresh_calls.load(Ordering::SeqCst),
+        0,
+        "the refresh token was used"
+    );
     let view = rig.engine.view();
-    assert_eq!((view.state, view.refresh_count, view.reauth_needed), (Phase::Active, 1, false));
+    assert_eq!(
+        (view.state, view.refresh_count, view.reauth_needed),
+        (Phase::Active, 1, false)
+    );
     assert!(events(&rig).contains(&AuditEvent::SessionReauthenticated { count: 1, silent: true }));
 }
 
@@ -524,6 +531,12 @@ async fn reauthenticate_mode_one_click_sign_in_extends_the_same_session() {
 #[tokio::test(start_paused = true)]
 async fn browser_sign_in_is_refused_for_a_password_profile_and_cancel_needs_a_wait() {
     let rig = rig(60);
-    assert_eq!(rig.engine.sign_in_browser().await.unwrap_err().code(), crate::ErrorCode::InvalidState);
-    assert_eq!(rig.engine.cancel_sign_in().unwrap_err().code(), crate::ErrorCode::InvalidState);
+    assert_eq!(
+        rig.engine.sign_in_browser().await.unwrap_err().code(),
+        crate::ErrorCode::InvalidState
+    );
+    assert_eq!(
+        rig.engine.cancel_sign_in().unwrap_err().code(),
+        crate::ErrorCode::InvalidState
+    );
 }

@@ -19,6 +19,28 @@
 //! min_tls = "1.3"                        # optional: "1.2" or "1.3"
 //! ```
 //!
+//! An OpenID Connect profile (Transmit Security or any compliant provider):
+//!
+//! ```toml
+//! [profiles.transmit]
+//! provider = "oidc"
+//! environment = "production"
+//! issuer = "https://userid.security"    # compared exactly with discovery's
+//! discovery_url = "https://api.transmitsecurity.io/cis/oidc/.well-known/openid-configuration"  # optional
+//! client_id = "<client id>"
+//! # client_secret = "…"                 # discouraged: a native app cannot keep a secret
+//! scopes = ["openid", "email", "offline_access"]  # openid is always sent
+//! audience = "<expected aud of JWT access tokens>"  # optional, default client_id
+//! resource = "https://api.example"      # optional RFC 8707 resource
+//! redirect_port = 0                     # loopback port, 0 = any free one
+//! extend_access = "refresh"             # or "reauthenticate"
+//! logout_url = "https://api.transmitsecurity.io/cis/v1/auth/logout"  # optional
+//! end_session_in_browser = true         # optional
+//! sign_in_timeout_secs = 300            # optional
+//! api_base_url = "https://api.example"  # optional, for `call`
+//! pins = ["sha256/…", "sha256/…"]
+//! ```
+//!
 //! The environment sets the defaults of the design brief: Integration tokens
 //! live 3600 s, Production tokens 1800 s; Production requires TLS 1.3 and at
 //! least two pins (current and backup) and refuses anything less at load time.
@@ -441,7 +463,13 @@ fn https_url(profile: &str, field: &str, value: &str) -> Result<reqwest::Url, Co
     Ok(url)
 }
 
-fn required<'a>(name: &str, provider: &str, field: &str, value: &'a Option<String>, fix: &str) -> Result<&'a str, ConfigError> {
+fn required<'a>(
+    name: &str,
+    provider: &str,
+    field: &str,
+    value: &'a Option<String>,
+    fix: &str,
+) -> Result<&'a str, ConfigError> {
     match value.as_deref().map(str::trim) {
         Some(v) if !v.is_empty() => Ok(v),
         Some(_) => Err(ConfigError::new(name, field, format!("{field} is empty"), fix)),
@@ -475,7 +503,10 @@ fn validate(name: &str, raw: RawProfile, base: &Path) -> Result<Profile, ConfigE
         return Err(ConfigError::new(
             name,
             field,
-            format!("{field} applies to {other} profiles only, and this profile's provider is {}", provider.as_str()),
+            format!(
+                "{field} applies to {other} profiles only, and this profile's provider is {}",
+                provider.as_str()
+            ),
             format!("remove {field}, or set provider = \"{other}\""),
         ));
     }
@@ -544,7 +575,10 @@ fn validate(name: &str, raw: RawProfile, base: &Path) -> Result<Profile, ConfigE
             "remove min_tls or set it to \"1.3\"",
         ));
     }
-    let ca_file = raw.ca_file.clone().map(|p| if p.is_relative() { base.join(p) } else { p });
+    let ca_file = raw
+        .ca_file
+        .clone()
+        .map(|p| if p.is_relative() { base.join(p) } else { p });
     if let Some(ca) = &ca_file {
         if !ca.is_file() {
             return Err(ConfigError::new(
@@ -555,7 +589,11 @@ fn validate(name: &str, raw: RawProfile, base: &Path) -> Result<Profile, ConfigE
             ));
         }
     }
-    let jwks_url = raw.jwks_url.as_deref().map(|u| https_url(name, "jwks_url", u)).transpose()?;
+    let jwks_url = raw
+        .jwks_url
+        .as_deref()
+        .map(|u| https_url(name, "jwks_url", u))
+        .transpose()?;
     let algorithms = match &raw.algorithms {
         None => vec![Algorithm::RS256, Algorithm::ES256],
         Some(list) if list.is_empty() => {
@@ -616,7 +654,13 @@ fn validate(name: &str, raw: RawProfile, base: &Path) -> Result<Profile, ConfigE
 fn finhub_fields(p: &mut Profile, raw: RawProfile) -> Result<(), ConfigError> {
     let name = p.name.clone();
     let name = name.as_str();
-    let base = required(name, "finhub", "base_url", &raw.base_url, "set base_url to the provider's https:// address")?;
+    let base = required(
+        name,
+        "finhub",
+        "base_url",
+        &raw.base_url,
+        "set base_url to the provider's https:// address",
+    )?;
     p.base_url = https_url(name, "base_url", base)?;
     p.backup_urls = raw
         .backup_urls
@@ -624,7 +668,14 @@ fn finhub_fields(p: &mut Profile, raw: RawProfile) -> Result<(), ConfigError> {
         .iter()
         .map(|u| https_url(name, "backup_urls", u))
         .collect::<Result<Vec<_>, _>>()?;
-    p.tenant_id = required(name, "finhub", "tenant_id", &raw.tenant_id, "set tenant_id to the tenant you sign in to")?.to_owned();
+    p.tenant_id = required(
+        name,
+        "finhub",
+        "tenant_id",
+        &raw.tenant_id,
+        "set tenant_id to the tenant you sign in to",
+    )?
+    .to_owned();
     if p.jwks_url.is_none() {
         p.jwks_url = Some(
             p.base_url
@@ -633,28 +684,68 @@ fn finhub_fields(p: &mut Profile, raw: RawProfile) -> Result<(), ConfigError> {
         );
     }
     p.issuer = raw.issuer.unwrap_or_else(|| base.trim_end_matches('/').to_owned());
-    p.audience = required(name, "finhub", "audience", &raw.audience, "set audience to the `aud` your provider puts in tokens")?.to_owned();
+    p.audience = required(
+        name,
+        "finhub",
+        "audience",
+        &raw.audience,
+        "set audience to the `aud` your provider puts in tokens",
+    )?
+    .to_owned();
     Ok(())
 }
 
 fn oidc_fields(p: &mut Profile, raw: RawProfile) -> Result<(), ConfigError> {
     let name = p.name.clone();
     let name = name.as_str();
-    let issuer = required(name, "oidc", "issuer", &raw.issuer, "set issuer to the provider's issuer identifier, e.g. https://idp.example.com")?;
+    let issuer = required(
+        name,
+        "oidc",
+        "issuer",
+        &raw.issuer,
+        "set issuer to the provider's issuer identifier, e.g. https://idp.example.com",
+    )?;
     let issuer_url = https_url(name, "issuer", issuer)?;
     if issuer_url.query().is_some() || issuer_url.fragment().is_some() {
-        return Err(ConfigError::new(name, "issuer", "an issuer has no query or fragment (OpenID Connect Discovery 2)", "remove the ?… or #… part"));
+        return Err(ConfigError::new(
+            name,
+            "issuer",
+            "an issuer has no query or fragment (OpenID Connect Discovery 2)",
+            "remove the ?… or #… part",
+        ));
     }
-    let client_id = required(name, "oidc", "client_id", &raw.client_id, "set client_id to the client id your provider registered for this app")?.to_owned();
+    let client_id = required(
+        name,
+        "oidc",
+        "client_id",
+        &raw.client_id,
+        "set client_id to the client id your provider registered for this app",
+    )?
+    .to_owned();
     let client_secret = match raw.client_secret {
         Some(s) if s.is_empty() => {
-            return Err(ConfigError::new(name, "client_secret", "client_secret is empty", "remove it: native apps are public clients with PKCE"))
+            return Err(ConfigError::new(
+                name,
+                "client_secret",
+                "client_secret is empty",
+                "remove it: native apps are public clients with PKCE",
+            ))
         }
         s => s.map(crate::token::Secret::new),
     };
-    let mut scopes = raw.scopes.unwrap_or_else(|| vec!["openid".into(), "profile".into(), "email".into()]);
-    if let Some(bad) = scopes.iter().find(|s| s.is_empty() || s.contains(|c: char| c.is_whitespace() || c == '"' || c == '\\')) {
-        return Err(ConfigError::new(name, "scopes", format!("'{bad}' is not a scope"), "list scopes one per string, e.g. [\"openid\", \"offline_access\"]"));
+    let mut scopes = raw
+        .scopes
+        .unwrap_or_else(|| vec!["openid".into(), "profile".into(), "email".into()]);
+    if let Some(bad) = scopes
+        .iter()
+        .find(|s| s.is_empty() || s.contains(|c: char| c.is_whitespace() || c == '"' || c == '\\'))
+    {
+        return Err(ConfigError::new(
+            name,
+            "scopes",
+            format!("'{bad}' is not a scope"),
+            "list scopes one per string, e.g. [\"openid\", \"offline_access\"]",
+        ));
     }
     if !scopes.iter().any(|s| s == "openid") {
         scopes.insert(0, "openid".into());
@@ -663,7 +754,12 @@ fn oidc_fields(p: &mut Profile, raw: RawProfile) -> Result<(), ConfigError> {
         None | Some("refresh") => ExtendAccess::Refresh,
         Some("reauthenticate") => ExtendAccess::Reauthenticate,
         Some(other) => {
-            return Err(ConfigError::new(name, "extend_access", format!("unknown policy '{other}'"), "use \"refresh\" or \"reauthenticate\""))
+            return Err(ConfigError::new(
+                name,
+                "extend_access",
+                format!("unknown policy '{other}'"),
+                "use \"refresh\" or \"reauthenticate\"",
+            ))
         }
     };
     let discovery_url = match raw.discovery_url.as_deref() {
@@ -674,13 +770,26 @@ fn oidc_fields(p: &mut Profile, raw: RawProfile) -> Result<(), ConfigError> {
             &format!("{}/.well-known/openid-configuration", issuer.trim_end_matches('/')),
         )?,
     };
-    let logout_url = raw.logout_url.as_deref().map(|u| https_url(name, "logout_url", u)).transpose()?;
-    let api_base_url = raw.api_base_url.as_deref().map(|u| https_url(name, "api_base_url", u)).transpose()?;
+    let logout_url = raw
+        .logout_url
+        .as_deref()
+        .map(|u| https_url(name, "logout_url", u))
+        .transpose()?;
+    let api_base_url = raw
+        .api_base_url
+        .as_deref()
+        .map(|u| https_url(name, "api_base_url", u))
+        .transpose()?;
     let sign_in_timeout = match raw.sign_in_timeout_secs {
         None => Duration::from_secs(300),
         Some(s) if (10..=3600).contains(&s) => Duration::from_secs(s),
         Some(s) => {
-            return Err(ConfigError::new(name, "sign_in_timeout_secs", format!("{s} s is outside 10..3600"), "use a timeout between 10 and 3600 seconds (default 300)"))
+            return Err(ConfigError::new(
+                name,
+                "sign_in_timeout_secs",
+                format!("{s} s is outside 10..3600"),
+                "use a timeout between 10 and 3600 seconds (default 300)",
+            ))
         }
     };
     p.base_url = api_base_url.clone().unwrap_or_else(|| issuer_url.clone());
@@ -688,7 +797,14 @@ fn oidc_fields(p: &mut Profile, raw: RawProfile) -> Result<(), ConfigError> {
     // Access tokens name their API in `aud`; with no audience configured the
     // client id is expected, as most providers do for first-party apps.
     p.audience = match raw.audience.as_deref().map(str::trim) {
-        Some("") => return Err(ConfigError::new(name, "audience", "the audience is empty", "remove it (the client id is then expected) or set it to your API's identifier")),
+        Some("") => {
+            return Err(ConfigError::new(
+                name,
+                "audience",
+                "the audience is empty",
+                "remove it (the client id is then expected) or set it to your API's identifier",
+            ))
+        }
         Some(a) => a.to_owned(),
         None => client_id.clone(),
     };
@@ -752,7 +868,10 @@ mod tests {
         assert_eq!(p.min_tls, TlsVersion::V1_2);
         assert_eq!(p.refresh_lead, DEFAULT_REFRESH_LEAD);
         assert_eq!(p.issuer, "https://idp.example");
-        assert_eq!(p.jwks_url.as_ref().unwrap().as_str(), "https://idp.example/.well-known/jwks.json");
+        assert_eq!(
+            p.jwks_url.as_ref().unwrap().as_str(),
+            "https://idp.example/.well-known/jwks.json"
+        );
         assert_eq!(p.algorithms, vec![Algorithm::RS256, Algorithm::ES256]);
     }
 
@@ -818,5 +937,81 @@ mod tests {
         .unwrap();
         let e = c.profile(Some("nope")).unwrap_err();
         assert!(e.to_string().contains("use one of: p"), "{e}");
+    }
+
+    fn oidc(extra: &str) -> String {
+        format!("[profiles.o]\nprovider = \"oidc\"\nenvironment = \"integration\"\nissuer = \"https://idp.example/tenant\"\nclient_id = \"desktop\"\npins = [\"{PIN_A}\"]\n{extra}\n")
+    }
+
+    #[test]
+    fn oidc_profile_gets_defaults() {
+        let c = Config::parse(&oidc("scopes = [\"profile\", \"offline_access\"]"), Path::new(".")).unwrap();
+        let p = c.profile(None).unwrap();
+        assert_eq!(p.provider, ProviderKind::Oidc);
+        assert_eq!(p.issuer, "https://idp.example/tenant");
+        assert_eq!(
+            p.audience, "desktop",
+            "access tokens are for the client unless audience says otherwise"
+        );
+        assert_eq!(p.jwks_url, None, "from discovery");
+        let o = p.oidc.as_ref().unwrap();
+        assert_eq!(
+            o.scopes,
+            vec!["openid", "profile", "offline_access"],
+            "openid is always asked for"
+        );
+        assert_eq!(
+            o.discovery_url.as_str(),
+            "https://idp.example/tenant/.well-known/openid-configuration"
+        );
+        assert_eq!(
+            (o.redirect_port, o.extend_access, o.end_session_in_browser),
+            (0, ExtendAccess::Refresh, true)
+        );
+        assert!(o.client_secret.is_none());
+        assert_eq!(o.sign_in_timeout, Duration::from_secs(300));
+        let c = Config::parse(
+            &oidc("extend_access = \"reauthenticate\"\naudience = \"https://api.example\"\nredirect_port = 8765"),
+            Path::new("."),
+        )
+        .unwrap();
+        let p = c.profile(None).unwrap();
+        let o = p.oidc.as_ref().unwrap();
+        assert_eq!((o.extend_access, o.redirect_port), (ExtendAccess::Reauthenticate, 8765));
+        assert_eq!(p.audience, "https://api.example");
+    }
+
+    #[test]
+    fn oidc_errors_name_field_and_fix() {
+        let cases = [
+            (oidc("extend_access = \"sometimes\""), "extend_access"),
+            (oidc("sign_in_timeout_secs = 5"), "sign_in_timeout_secs"),
+            (oidc("tenant_id = \"t\""), "tenant_id"),
+            (oidc("base_url = \"https://idp.example\""), "base_url"),
+            (oidc("client_secret = \"\""), "client_secret"),
+            (oidc("scopes = [\"open id\"]"), "scopes"),
+            (oidc("logout_url = \"http://idp.example/logout\""), "logout_url"),
+            (oidc("").replace("client_id = \"desktop\"\n", ""), "client_id"),
+            (
+                oidc("").replace(
+                    "issuer = \"https://idp.example/tenant\"",
+                    "issuer = \"http://idp.example\"",
+                ),
+                "issuer",
+            ),
+            (
+                oidc("").replace("issuer = \"https://idp.example/tenant\"\n", ""),
+                "issuer",
+            ),
+            (
+                profile("integration", &format!("pins = [\"{PIN_A}\"]\nclient_id = \"x\"")),
+                "client_id",
+            ),
+        ];
+        for (text, field) in cases {
+            let e = err(&text);
+            assert_eq!(e.field.as_deref(), Some(field), "{e}");
+            assert!(!e.fix.is_empty(), "{e}");
+        }
     }
 }

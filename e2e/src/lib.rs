@@ -192,8 +192,13 @@ impl Scenario {
 
     /// The keychain entry of the `playground` profile, if any.
     pub fn stored(&self) -> Option<String> {
+        self.stored_for("playground")
+    }
+
+    /// The keychain entry of `profile`, if any.
+    pub fn stored_for(&self, profile: &str) -> Option<String> {
         KeyringStore::new(&self.keychain)
-            .get("profile:playground")
+            .get(&format!("profile:{profile}"))
             .unwrap_or(None)
     }
 
@@ -393,7 +398,9 @@ impl Scenario {
 }
 
 fn clean_keychain(keychain: &str) {
-    let _ = session_core::vault::Vault::new(std::sync::Arc::new(KeyringStore::new(keychain)), "playground").clear();
+    for profile in ["playground", "playground-oidc"] {
+        let _ = session_core::vault::Vault::new(std::sync::Arc::new(KeyringStore::new(keychain)), profile).clear();
+    }
 }
 
 async fn connect(port: u16) -> Client {

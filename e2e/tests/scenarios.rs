@@ -418,3 +418,90 @@ async fn s12_a_second_instance_hands_over_and_exits() {
         })
         .await;
 }
+
+/// The newest URL the app handed to its (test) browser, waiting for the
+/// `n`-th one.
+async fn opened_url(dir: &std::path::Path, n: usize) -> String {
+    let file = dir.join(format!("{n:04}.url"));
+    let deadline = Instant::now() + T;
+    loop {
+        if let Ok(url) = std::fs::read_to_string(&file) {
+            return url;
+        }
+        assert!(Instant::now() < deadline, "the app opened no browser page #{n}");
+        tokio::time::sleep(POLL).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn s13_sign_in_through_the_browser_with_openid_connect() {
+    let opened = tempfile::tempdir().unwrap();
+    let setup = Setup {
+        playground: Options {
+            token_lifetime: Duration::from_secs(600),
+            ..Options::default()
+        },
+        edit_config: Box::new(|_, c| {
+            c.replace(
+                "default_profile = \"playground\"",
+                "default_profile = \"playground-oidc\"",
+            )
+        }),
+        env: vec![(
+            "SESSION_MANAGER_TEST_OPENER_DIR".into(),
+            opened.path().display().to_string(),
+        )],
+        ..Setup::default()
+    };
+    Scenario::start("s13_oidc", setup)
+        .await
+        .run(|s| async move {
+            s.wait_visible("screen-signin", T).await;
+            assert_eq!(s.text("signin-button").await, "Continue in your browser");
+            assert!(
+                !s.visible("username-input").await,
+                "no password field for a browser profile"
+            );
+            // Cancel while the browser waits: nothing is stored.
+            s.click("signin-button").await;
+            s.wait_visible("screen-browser-wait", T).await;
+            let first = opened_url(opened.path(), 1).await;
+            assert_eq!(s.text("browser-url").await, first);
+            s.screenshot("waiting.png").await;
+            s.click("cancel-signin-button").await;
+            s.wait_text("signin-error", "the cancelled notice", T, |t| t.contains("cancelled"))
+                .await;
+            assert!(s.stored_for("playground-oidc").is_none());
+            // Sign in: the test plays the browser on the Playground's page.
+            s.click("signin-button").await;
+            s.wait_visible("screen-browser-wait", T).await;
+            let url = opened_url(opened.path(), 2).await;
+            assert!(
+                url.starts_with(&format!("{}/authorize?", s.pg.info().oidc_issuer)),
+                "{url}"
+            );
+            let browser = playground::browser::Browser::for_playground(&s.pg);
+            let page = browser.sign_in(&url, ALICE.0, ALICE.1).await.unwrap();
+            assert!(page.body.contains("return to Session Manager"), "{}", page.body);
+            s.wait_text("state-badge", "the state badge to read Active", T, |t| t == "Active")
+                .await;
+            assert_eq!(s.text("user-value").await, "alice");
+            assert_eq!(s.text("name-value").await, "Alice Adams <alice@playground.test>");
+            assert_eq!(s.text("policy-value").await, "Refresh token");
+            assert!(
+                s.stored_for("playground-oidc").is_some(),
+                "the session is in the keychain"
+            );
+            s.screenshot("active.png").await;
+            // Sign out: the provider's sign-out page goes to the browser.
+            s.click("signout-button").await;
+            s.wait_visible("screen-signin", T).await;
+            let end = opened_url(opened.path(), 3).await;
+            assert!(end.contains("/oidc/end-session?"), "{end}");
+            assert_eq!(s.pg.calls_to("/cis/v1/auth/logout"), 1);
+            assert!(s.stored_for("playground-oidc").is_none());
+            assert_nothing_leaked(&s).await;
+            s
+        })
+        .await;
+}

@@ -22,7 +22,10 @@ pub struct Visit {
 pub enum Action<'a> {
     /// Do not touch the page.
     Look,
-    SignIn { username: &'a str, password: &'a str },
+    SignIn {
+        username: &'a str,
+        password: &'a str,
+    },
     Cancel,
 }
 
@@ -62,12 +65,20 @@ impl Browser {
 
     fn cookie_header(&self) -> String {
         let jar = self.cookies.lock().unwrap_or_else(|e| e.into_inner());
-        jar.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join("; ")
+        jar.iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join("; ")
     }
 
     fn keep_cookies(&self, response: &reqwest::Response) {
         let mut jar = self.cookies.lock().unwrap_or_else(|e| e.into_inner());
-        for v in response.headers().get_all("set-cookie").iter().filter_map(|v| v.to_str().ok()) {
+        for v in response
+            .headers()
+            .get_all("set-cookie")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+        {
             let first = v.split(';').next().unwrap_or_default();
             if let Some((k, value)) = first.split_once('=') {
                 if value.is_empty() || v.contains("Max-Age=0") {

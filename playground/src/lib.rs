@@ -95,7 +95,7 @@ pub fn demo_users() -> Vec<DemoUser> {
         name: n.into(),
         email: format!("{u}@playground.test"),
     })
-        .collect()
+    .collect()
 }
 
 /// What the Playground prints with `--json`.
@@ -243,12 +243,18 @@ impl Playground {
 
     /// Issue opaque OIDC access tokens instead of JWTs.
     pub fn set_opaque_access_tokens(&self, on: bool) {
-        self.state.oidc.opaque_access_tokens.store(on, std::sync::atomic::Ordering::SeqCst);
+        self.state
+            .oidc
+            .opaque_access_tokens
+            .store(on, std::sync::atomic::Ordering::SeqCst);
     }
 
     /// Answer (and advertise) `prompt=none`.
     pub fn set_prompt_none(&self, on: bool) {
-        self.state.oidc.prompt_none.store(on, std::sync::atomic::Ordering::SeqCst);
+        self.state
+            .oidc
+            .prompt_none
+            .store(on, std::sync::atomic::Ordering::SeqCst);
     }
 
     /// How many requests reached `path`.

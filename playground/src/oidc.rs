@@ -131,10 +131,15 @@ fn page(status: StatusCode, title: &str, body: &str) -> Response {
 
 /// A loopback redirect URI of RFC 8252 section 7.3 with path `/callback`.
 fn valid_redirect(uri: &str) -> bool {
-    let Some(rest) = uri.strip_prefix("http://127.0.0.1:").or_else(|| uri.strip_prefix("http://[::1]:")) else {
+    let Some(rest) = uri
+        .strip_prefix("http://127.0.0.1:")
+        .or_else(|| uri.strip_prefix("http://[::1]:"))
+    else {
         return false;
     };
-    let Some((port, path)) = rest.split_once('/') else { return false };
+    let Some((port, path)) = rest.split_once('/') else {
+        return false;
+    };
     port.parse::<u16>().is_ok_and(|p| p > 0) && path == "callback"
 }
 
@@ -142,16 +147,31 @@ fn valid_redirect(uri: &str) -> bool {
 fn back_to_client(redirect_uri: &str, state: Option<&str>, issuer: &str, params: &[(&str, &str)]) -> Response {
     let mut url = match reqwest_free_url(redirect_uri) {
         Some(u) => u,
-        None => return page(StatusCode::BAD_REQUEST, "Bad redirect", "<p>The redirect URI is not valid.</p>"),
+        None => {
+            return page(
+                StatusCode::BAD_REQUEST,
+                "Bad redirect",
+                "<p>The redirect URI is not valid.</p>",
+            )
+        }
     };
     for (k, v) in params {
-        url.push_str(&format!("{}{}={}", if url.contains('?') { "&" } else { "?" }, k, urlencode(v)));
+        url.push_str(&format!(
+            "{}{}={}",
+            if url.contains('?') { "&" } else { "?" },
+            k,
+            urlencode(v)
+        ));
     }
     if let Some(s) = state {
         url.push_str(&format!("&state={}", urlencode(s)));
     }
     url.push_str(&format!("&iss={}", urlencode(issuer)));
-    (StatusCode::FOUND, [("location", url), ("cache-control", "no-store".into())]).into_response()
+    (
+        StatusCode::FOUND,
+        [("location", url), ("cache-control", "no-store".into())],
+    )
+        .into_response()
 }
 
 fn reqwest_free_url(uri: &str) -> Option<String> {
@@ -219,7 +239,13 @@ fn sign_in_form(tx: &str, error: Option<&str>, users: &[DemoUser]) -> Response {
         .unwrap_or_default();
     let demo: String = users
         .iter()
-        .map(|u| format!("<li><code>{}</code> / <code>{}</code></li>", escape(&u.username), escape(&u.password)))
+        .map(|u| {
+            format!(
+                "<li><code>{}</code> / <code>{}</code></li>",
+                escape(&u.username),
+                escape(&u.password)
+            )
+        })
         .collect();
     page(
         StatusCode::OK,
@@ -256,19 +282,38 @@ fn issue_code(state: &AppState, user: &str, sso: &str, auth_time: i64, params: A
     back_to_client(&redirect, st.as_deref(), &state.oidc.issuer, &[("code", &code)])
 }
 
-async fn authorize(State(state): State<Arc<AppState>>, headers: HeaderMap, Query(q): Query<HashMap<String, String>>) -> Response {
+async fn authorize(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
     let get = |k: &str| q.get(k).map(String::as_str);
     // Until client and redirect URI are known good, errors stay here
     // (RFC 6749 section 4.1.2.1: never redirect to an unchecked URI).
     if get("client_id") != Some(CLIENT_ID) {
-        return page(StatusCode::BAD_REQUEST, "Unknown client", &format!("<p>client_id must be <code>{CLIENT_ID}</code>.</p>"));
+        return page(
+            StatusCode::BAD_REQUEST,
+            "Unknown client",
+            &format!("<p>client_id must be <code>{CLIENT_ID}</code>.</p>"),
+        );
     }
     let Some(redirect_uri) = get("redirect_uri").filter(|r| valid_redirect(r)) else {
-        return page(StatusCode::BAD_REQUEST, "Redirect URI not registered", "<p>Only http://127.0.0.1:PORT/callback is registered.</p>");
+        return page(
+            StatusCode::BAD_REQUEST,
+            "Redirect URI not registered",
+            "<p>Only http://127.0.0.1:PORT/callback is registered.</p>",
+        );
     };
     let st = get("state");
     let issuer = &state.oidc.issuer;
-    let fail = |error: &str, description: &str| back_to_client(redirect_uri, st, issuer, &[("error", error), ("error_description", description)]);
+    let fail = |error: &str, description: &str| {
+        back_to_client(
+            redirect_uri,
+            st,
+            issuer,
+            &[("error", error), ("error_description", description)],
+        )
+    };
     if get("response_type") != Some("code") {
         return fail("unsupported_response_type", "only response_type=code is supported");
     }
@@ -298,7 +343,10 @@ async fn authorize(State(state): State<Arc<AppState>>, headers: HeaderMap, Query
         Some("none") => {
             return match (signed_in, sso) {
                 (Some(user), Some(sso)) => issue_code(&state, &user, &sso, now(), params),
-                _ => fail("login_required", "nobody is signed in to the Playground in this browser"),
+                _ => fail(
+                    "login_required",
+                    "nobody is signed in to the Playground in this browser",
+                ),
             }
         }
         Some("login") => {}
@@ -317,7 +365,11 @@ async fn authorize_post(State(state): State<Arc<AppState>>, Form(f): Form<HashMa
     let get = |k: &str| f.get(k).map(String::as_str).unwrap_or_default();
     let tx_id = get("tx").to_owned();
     let Some(params) = lock(&state.oidc.transactions).get(&tx_id).map(|t| t.params.clone()) else {
-        return page(StatusCode::BAD_REQUEST, "Sign-in expired", "<p>Start the sign-in again from the app.</p>");
+        return page(
+            StatusCode::BAD_REQUEST,
+            "Sign-in expired",
+            "<p>Start the sign-in again from the app.</p>",
+        );
     };
     if get("action") == "cancel" {
         lock(&state.oidc.transactions).remove(&tx_id);
@@ -325,7 +377,10 @@ async fn authorize_post(State(state): State<Arc<AppState>>, Form(f): Form<HashMa
             &params.redirect_uri,
             params.state.as_deref(),
             &state.oidc.issuer,
-            &[("error", "access_denied"), ("error_description", "the person cancelled the sign-in")],
+            &[
+                ("error", "access_denied"),
+                ("error_description", "the person cancelled the sign-in"),
+            ],
         );
     }
     let user = state
@@ -351,7 +406,11 @@ impl AppState {
     /// token for `session`, as a token response.
     fn oidc_tokens(&self, session: &mut Session, nonce: Option<&str>) -> Response {
         let Some(o) = &session.oidc else {
-            return oauth_error(StatusCode::BAD_REQUEST, "invalid_grant", "not an OpenID Connect session");
+            return oauth_error(
+                StatusCode::BAD_REQUEST,
+                "invalid_grant",
+                "not an OpenID Connect session",
+            );
         };
         let (scope, auth_time) = (o.scope.clone(), o.auth_time);
         let user = user_named(self, &session.info.user).cloned();
@@ -399,7 +458,12 @@ impl AppState {
             body["refresh_token"] = json!(refresh);
         }
         lock(&self.issued).extend(issued);
-        (StatusCode::OK, [("cache-control", "no-store"), ("pragma", "no-cache")], Json(body)).into_response()
+        (
+            StatusCode::OK,
+            [("cache-control", "no-store"), ("pragma", "no-cache")],
+            Json(body),
+        )
+            .into_response()
     }
 
     /// The live session of an access token.
@@ -410,12 +474,17 @@ impl AppState {
             }
             sid
         } else {
-            let claims = self
-                .keys
-                .read()
-                .unwrap_or_else(|e| e.into_inner())
-                .verify(token, &self.oidc.issuer, CLIENT_ID, true)?;
-            claims.get("sid").and_then(Value::as_str).ok_or("the token has no sid")?.to_owned()
+            let claims = self.keys.read().unwrap_or_else(|e| e.into_inner()).verify(
+                token,
+                &self.oidc.issuer,
+                CLIENT_ID,
+                true,
+            )?;
+            claims
+                .get("sid")
+                .and_then(Value::as_str)
+                .ok_or("the token has no sid")?
+                .to_owned()
         };
         let sessions = lock(&self.sessions);
         let s = sessions.get(&sid).ok_or("unknown session")?;
@@ -436,12 +505,20 @@ impl AppState {
 async fn token(State(state): State<Arc<AppState>>, Form(f): Form<HashMap<String, String>>) -> Response {
     let get = |k: &str| f.get(k).map(String::as_str);
     if get("client_id") != Some(CLIENT_ID) {
-        return oauth_error(StatusCode::UNAUTHORIZED, "invalid_client", format!("client_id must be {CLIENT_ID}"));
+        return oauth_error(
+            StatusCode::UNAUTHORIZED,
+            "invalid_client",
+            format!("client_id must be {CLIENT_ID}"),
+        );
     }
     match get("grant_type") {
         Some("authorization_code") => code_grant(&state, &f),
         Some("refresh_token") => refresh_grant(&state, get("refresh_token").unwrap_or_default()),
-        Some(other) => oauth_error(StatusCode::BAD_REQUEST, "unsupported_grant_type", format!("'{other}' is not supported")),
+        Some(other) => oauth_error(
+            StatusCode::BAD_REQUEST,
+            "unsupported_grant_type",
+            format!("'{other}' is not supported"),
+        ),
         None => oauth_error(StatusCode::BAD_REQUEST, "invalid_request", "grant_type is missing"),
     }
 }
@@ -458,17 +535,33 @@ fn code_grant(state: &AppState, f: &HashMap<String, String>) -> Response {
             s.info.revoked = true;
             s.info.revoke_reason = Some("authorization code reuse detected".into());
         }
-        return oauth_error(StatusCode::BAD_REQUEST, "invalid_grant", "the authorization code was already used");
+        return oauth_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_grant",
+            "the authorization code was already used",
+        );
     }
     if now() >= code.expires {
-        return oauth_error(StatusCode::BAD_REQUEST, "invalid_grant", "the authorization code expired");
+        return oauth_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_grant",
+            "the authorization code expired",
+        );
     }
     if get("redirect_uri") != code.params.redirect_uri {
-        return oauth_error(StatusCode::BAD_REQUEST, "invalid_grant", "redirect_uri differs from the authorization request's");
+        return oauth_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_grant",
+            "redirect_uri differs from the authorization request's",
+        );
     }
     let computed = B64URL.encode(Sha256::digest(get("code_verifier").as_bytes()));
     if get("code_verifier").len() < 43 || computed != code.params.challenge {
-        return oauth_error(StatusCode::BAD_REQUEST, "invalid_grant", "PKCE verification failed: code_verifier does not match code_challenge");
+        return oauth_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_grant",
+            "PKCE verification failed: code_verifier does not match code_challenge",
+        );
     }
     let Some(user) = user_named(state, &code.user).cloned() else {
         return oauth_error(StatusCode::BAD_REQUEST, "invalid_grant", "unknown user");
@@ -504,7 +597,9 @@ fn refresh_grant(state: &AppState, refresh: &str) -> Response {
     if let Some(message) = state.injected_refresh_failure() {
         return oauth_error(StatusCode::SERVICE_UNAVAILABLE, "temporarily_unavailable", message);
     }
-    let entry = lock(&state.refresh_index).get(refresh).map(|e| (e.session.clone(), e.current));
+    let entry = lock(&state.refresh_index)
+        .get(refresh)
+        .map(|e| (e.session.clone(), e.current));
     let Some((sid, current)) = entry else {
         return oauth_error(StatusCode::BAD_REQUEST, "invalid_grant", "unknown refresh token");
     };
@@ -515,11 +610,23 @@ fn refresh_grant(state: &AppState, refresh: &str) -> Response {
     if !current {
         session.info.revoked = true;
         session.info.revoke_reason = Some("refresh token reuse detected".into());
-        return oauth_error(StatusCode::BAD_REQUEST, "invalid_grant", "refresh token reuse detected; the session has been revoked");
+        return oauth_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_grant",
+            "refresh token reuse detected; the session has been revoked",
+        );
     }
     if session.info.revoked || session.info.signed_out {
-        let why = session.info.revoke_reason.clone().unwrap_or_else(|| "signed out".into());
-        return oauth_error(StatusCode::BAD_REQUEST, "invalid_grant", format!("the session has ended: {why}"));
+        let why = session
+            .info
+            .revoke_reason
+            .clone()
+            .unwrap_or_else(|| "signed out".into());
+        return oauth_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_grant",
+            format!("the session has ended: {why}"),
+        );
     }
     session.info.refresh_count += 1;
     state.oidc_tokens(session, None)
@@ -536,15 +643,22 @@ fn bearer(headers: &HeaderMap) -> &str {
 async fn userinfo(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Response {
     match state.oidc_session_of(bearer(&headers)) {
         Ok(sid) => {
-            let name = lock(&state.sessions).get(&sid).map(|s| s.info.user.clone()).unwrap_or_default();
+            let name = lock(&state.sessions)
+                .get(&sid)
+                .map(|s| s.info.user.clone())
+                .unwrap_or_default();
             let Some(u) = user_named(&state, &name) else {
                 return oauth_error(StatusCode::UNAUTHORIZED, "invalid_token", "unknown user");
             };
-            Json(json!({"sub": u.username, "name": u.name, "email": u.email, "preferred_username": u.username})).into_response()
+            Json(json!({"sub": u.username, "name": u.name, "email": u.email, "preferred_username": u.username}))
+                .into_response()
         }
         Err(why) => (
             StatusCode::UNAUTHORIZED,
-            [("www-authenticate", format!("Bearer error=\"invalid_token\", error_description=\"{why}\""))],
+            [(
+                "www-authenticate",
+                format!("Bearer error=\"invalid_token\", error_description=\"{why}\""),
+            )],
         )
             .into_response(),
     }
@@ -552,7 +666,11 @@ async fn userinfo(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Res
 
 async fn revoke(State(state): State<Arc<AppState>>, Form(f): Form<HashMap<String, String>>) -> Response {
     if f.get("client_id").map(String::as_str) != Some(CLIENT_ID) {
-        return oauth_error(StatusCode::UNAUTHORIZED, "invalid_client", format!("client_id must be {CLIENT_ID}"));
+        return oauth_error(
+            StatusCode::UNAUTHORIZED,
+            "invalid_client",
+            format!("client_id must be {CLIENT_ID}"),
+        );
     }
     let token = f.get("token").map(String::as_str).unwrap_or_default();
     let by_refresh = lock(&state.refresh_index).get(token).map(|e| e.session.clone());
@@ -563,14 +681,22 @@ async fn revoke(State(state): State<Arc<AppState>>, Form(f): Form<HashMap<String
     StatusCode::OK.into_response()
 }
 
-async fn end_session(State(state): State<Arc<AppState>>, headers: HeaderMap, Query(q): Query<HashMap<String, String>>) -> Response {
+async fn end_session(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
     if let Some(hint) = q.get("id_token_hint") {
-        let claims = state
-            .keys
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .verify(hint, &state.oidc.issuer, CLIENT_ID, false);
-        if let Some(sid) = claims.ok().and_then(|c| c.get("sid").and_then(Value::as_str).map(str::to_owned)) {
+        let claims =
+            state
+                .keys
+                .read()
+                .unwrap_or_else(|e| e.into_inner())
+                .verify(hint, &state.oidc.issuer, CLIENT_ID, false);
+        if let Some(sid) = claims
+            .ok()
+            .and_then(|c| c.get("sid").and_then(Value::as_str).map(str::to_owned))
+        {
             state.end_oidc_session(&sid);
         }
     }
@@ -585,7 +711,11 @@ async fn end_session(State(state): State<Arc<AppState>>, headers: HeaderMap, Que
             state.end_oidc_session(&id);
         }
     }
-    let mut response = page(StatusCode::OK, "You are signed out", "<p>You are signed out of the Playground. You can close this tab.</p>");
+    let mut response = page(
+        StatusCode::OK,
+        "You are signed out",
+        "<p>You are signed out of the Playground. You can close this tab.</p>",
+    );
     if let Ok(v) = format!("{SSO_COOKIE}=; Path=/oidc; Secure; HttpOnly; SameSite=Lax; Max-Age=0").parse() {
         response.headers_mut().append("set-cookie", v);
     }

@@ -224,10 +224,7 @@ fn print_view(view: &SessionView, json: bool) {
                 println!("Kept alive by: signing in again (re-authentication)");
                 println!("Next silent  : {}", when(view.next_refresh_at, now));
                 if view.reauth_needed {
-                    println!(
-                        "Sign in by   : {} (run `sessionctl login`)",
-                        when(view.expires_at, now)
-                    );
+                    println!("Sign in by   : {} (run `sessionctl login`)", when(view.expires_at, now));
                 }
             }
         }
@@ -286,7 +283,10 @@ async fn run(cli: Cli) -> Result<(), Failure> {
     }
     let engine = open(&cli)?;
     match cli.command {
-        Command::Login { username, password_stdin } => {
+        Command::Login {
+            username,
+            password_stdin,
+        } => {
             let restored = engine.restore().await?;
             if restored.sign_in_method == SignInMethod::Browser {
                 if username.is_some() || password_stdin {
@@ -448,10 +448,7 @@ fn not_active(view: &SessionView) -> Failure {
                     .unwrap_or("by the provider")
             ),
         ),
-        _ => failure(
-            ErrorCode::NotSignedIn,
-            "not signed in; run `sessionctl login` first",
-        ),
+        _ => failure(ErrorCode::NotSignedIn, "not signed in; run `sessionctl login` first"),
     }
 }
 

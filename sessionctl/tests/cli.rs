@@ -300,10 +300,24 @@ async fn oidc_login_prints_the_page_and_completes_in_the_browser() {
     let cli = Cli::new(&pg);
     // A password is refused for a browser profile, with what to do instead.
     let out = cli
-        .run(&["--profile", "playground-oidc", "login", "--username", "alice", "--password-stdin"], Some("x\n"))
+        .run(
+            &[
+                "--profile",
+                "playground-oidc",
+                "login",
+                "--username",
+                "alice",
+                "--password-stdin",
+            ],
+            Some("x\n"),
+        )
         .await;
     assert!(!out.status.success());
-    assert!(stderr(&out).contains("error[invalid_state]") && stderr(&out).contains("through the browser"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("error[invalid_state]") && stderr(&out).contains("through the browser"),
+        "{}",
+        stderr(&out)
+    );
 
     let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_sessionctl"))
         .arg("--config")
@@ -329,14 +343,25 @@ async fn oidc_login_prints_the_page_and_completes_in_the_browser() {
     })
     .await
     .expect("the URL in time");
-    assert!(url.starts_with(&format!("{}/authorize?", pg.info().oidc_issuer)), "{url}");
+    assert!(
+        url.starts_with(&format!("{}/authorize?", pg.info().oidc_issuer)),
+        "{url}"
+    );
     let browser = playground::browser::Browser::for_playground(&pg);
     let page = browser.sign_in(&url, "alice", "alice-pw-1").await.unwrap();
     assert!(page.body.contains("You are signed in"), "{}", page.body);
-    let out = tokio::time::timeout(Duration::from_secs(30), child.wait_with_output()).await.unwrap().unwrap();
+    let out = tokio::time::timeout(Duration::from_secs(30), child.wait_with_output())
+        .await
+        .unwrap()
+        .unwrap();
     let text = stdout(&out);
     assert!(out.status.success(), "{text}");
-    for line in ["State        : active", "User         : alice", "Name         : Alice Adams <alice@playground.test>", "Kept alive by: refresh token"] {
+    for line in [
+        "State        : active",
+        "User         : alice",
+        "Name         : Alice Adams <alice@playground.test>",
+        "Kept alive by: refresh token",
+    ] {
         assert!(text.contains(line), "missing '{line}' in:\n{text}");
     }
     cli.printed.lock().unwrap().push_str(&text);
@@ -344,11 +369,20 @@ async fn oidc_login_prints_the_page_and_completes_in_the_browser() {
     let out = cli.run(&["--profile", "playground-oidc", "status"], None).await;
     assert!(stdout(&out).contains("State        : active"), "{}", stdout(&out));
     // Sign-out: all three styles; the sign-out page is shown without the ID token.
-    let out = cli.run(&["--no-browser", "--profile", "playground-oidc", "logout"], None).await;
+    let out = cli
+        .run(&["--no-browser", "--profile", "playground-oidc", "logout"], None)
+        .await;
     assert!(out.status.success(), "{}", stderr(&out));
-    assert!(stderr(&out).contains("/oidc/end-session?") && !stderr(&out).contains("id_token_hint"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("/oidc/end-session?") && !stderr(&out).contains("id_token_hint"),
+        "{}",
+        stderr(&out)
+    );
     assert_eq!(pg.calls_to("/cis/v1/auth/logout"), 1);
     assert_eq!(pg.calls_to("/oidc/revoke"), 2);
-    assert!(KeyringStore::new(&cli.keychain).get("profile:playground-oidc").unwrap().is_none());
+    assert!(KeyringStore::new(&cli.keychain)
+        .get("profile:playground-oidc")
+        .unwrap()
+        .is_none());
     assert_no_token_in(&pg, "the output", &cli.printed.lock().unwrap());
 }

@@ -9,8 +9,8 @@ use session_core::audit::AuditRecord;
 use session_core::engine::SignOutReport;
 use session_core::profile::Config;
 use session_core::provider::opener::{Opener, SystemOpener};
-use session_core::vault::KeyringStore;
 use session_core::refresh::SchedulerGuard;
+use session_core::vault::KeyringStore;
 use session_core::{paths, Engine, Error, ErrorCode, ErrorInfo, Phase, Profile, Secret, SessionView};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -257,7 +257,8 @@ impl Backend {
             .get(name)
             .cloned()
             .ok_or_else(|| ErrorInfo::new(ErrorCode::ConfigInvalid, format!("there is no profile named '{name}'")))?;
-        let engine = Engine::open_with(profile, data_dir, Arc::new(KeyringStore::from_env()), opener.clone()).map_err(err)?;
+        let engine =
+            Engine::open_with(profile, data_dir, Arc::new(KeyringStore::from_env()), opener.clone()).map_err(err)?;
         let mut rx = engine.subscribe();
         let tx = events.clone();
         let forward = tokio::spawn(async move {

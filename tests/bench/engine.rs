@@ -27,7 +27,10 @@ async fn jwt_per_token(alg: playground::Algorithm, n: usize) -> Duration {
     let p = profile(&pg, |t| t);
     let client = PinnedClient::for_profile(&p).unwrap();
     let cache = JwksCache::new(
-        Box::new(HttpJwksFetcher::new(client, p.jwks_url.clone())),
+        Box::new(HttpJwksFetcher::new(
+            client,
+            p.jwks_url.clone().expect("a FinHub profile has a JWKS URL"),
+        )),
         JwksCache::DEFAULT_MIN_INTERVAL,
     );
     let v = Validator::new(

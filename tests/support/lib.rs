@@ -176,7 +176,10 @@ impl session_core::provider::opener::Opener for BrowserOpener {
         let (browser, visits, url) = (self.browser.clone(), self.visits.clone(), url.to_owned());
         tokio::spawn(async move {
             let action = match &step {
-                BrowserStep::SignIn(u, p) => Action::SignIn { username: u, password: p },
+                BrowserStep::SignIn(u, p) => Action::SignIn {
+                    username: u,
+                    password: p,
+                },
                 _ => Action::Cancel,
             };
             let visit = browser.open(&url, action).await;
@@ -187,11 +190,7 @@ impl session_core::provider::opener::Opener for BrowserOpener {
 }
 
 /// An OIDC engine on a fresh in-memory keychain, with `opener` as browser.
-pub fn oidc_engine(
-    profile: Profile,
-    dir: &Path,
-    opener: Arc<BrowserOpener>,
-) -> (Engine, Arc<MemoryStore>) {
+pub fn oidc_engine(profile: Profile, dir: &Path, opener: Arc<BrowserOpener>) -> (Engine, Arc<MemoryStore>) {
     let store = Arc::new(MemoryStore::default());
     let engine = Engine::open_with(profile, dir, store.clone(), opener).expect("the engine opens");
     (engine, store)

@@ -218,7 +218,12 @@ impl Provider for FinHub {
         self.token_call(Call::Refresh, REFRESH_PATH, body, flow).await
     }
 
-    async fn sign_out(&self, tokens: &SessionTokens, flow: &FlowContext, _opener: &dyn super::opener::Opener) -> Result<(), Error> {
+    async fn sign_out(
+        &self,
+        tokens: &SessionTokens,
+        flow: &FlowContext,
+        _opener: &dyn super::opener::Opener,
+    ) -> Result<(), Error> {
         let headers = vec![
             (headers::X_TENANT_ID, flow.tenant_id.clone()),
             (headers::X_ACTIVITY_ID, flow.activity_id.to_string()),

@@ -43,7 +43,9 @@ pub struct BrowserSignIn {
 
 impl std::fmt::Debug for BrowserSignIn {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("BrowserSignIn").field("silent", &self.silent).finish_non_exhaustive()
+        f.debug_struct("BrowserSignIn")
+            .field("silent", &self.silent)
+            .finish_non_exhaustive()
     }
 }
 

@@ -71,8 +71,11 @@ impl Discovery {
         }
         let endpoint = |field: &str, value: Option<String>| -> Result<Option<reqwest::Url>, Error> {
             let Some(value) = value else { return Ok(None) };
-            let parsed = reqwest::Url::parse(&value)
-                .map_err(|e| Error::Protocol(format!("{field} '{value}' in the discovery document is not a URL ({e})")))?;
+            let parsed = reqwest::Url::parse(&value).map_err(|e| {
+                Error::Protocol(format!(
+                    "{field} '{value}' in the discovery document is not a URL ({e})"
+                ))
+            })?;
             if parsed.scheme() != "https" {
                 return Err(Error::Protocol(format!(
                     "{field} '{value}' in the discovery document is not https; the app only talks to providers over pinned TLS"
@@ -81,7 +84,8 @@ impl Discovery {
             Ok(Some(parsed))
         };
         let need = |field: &str, value: Option<String>| -> Result<reqwest::Url, Error> {
-            endpoint(field, value)?.ok_or_else(|| Error::Protocol(format!("the discovery document at {url} has no {field}")))
+            endpoint(field, value)?
+                .ok_or_else(|| Error::Protocol(format!("the discovery document at {url} has no {field}")))
         };
         Ok(Self {
             authorization_endpoint: need("authorization_endpoint", raw.authorization_endpoint)?,
@@ -102,7 +106,9 @@ impl Discovery {
     /// every provider to support `prompt`; a provider that lists its prompt
     /// values without `none` says it does not.
     pub fn supports_prompt_none(&self) -> bool {
-        self.prompt_values.as_ref().is_none_or(|v| v.iter().any(|p| p == "none"))
+        self.prompt_values
+            .as_ref()
+            .is_none_or(|v| v.iter().any(|p| p == "none"))
     }
 }
 
@@ -161,7 +167,9 @@ pub struct DiscoveredJwks {
 impl JwksFetcher for DiscoveredJwks {
     async fn fetch(&self) -> Result<JwkSet, Error> {
         let d = self.discovery.get().await?;
-        HttpJwksFetcher::new(self.client.clone(), d.jwks_uri.clone()).fetch().await
+        HttpJwksFetcher::new(self.client.clone(), d.jwks_uri.clone())
+            .fetch()
+            .await
     }
 }
 
@@ -187,10 +195,19 @@ mod tests {
 
     #[test]
     fn endpoints_must_be_https_and_present() {
-        let e = Discovery::parse(&doc("https://idp", r#","userinfo_endpoint":"http://idp/me""#), "https://idp", "u")
-            .unwrap_err();
+        let e = Discovery::parse(
+            &doc("https://idp", r#","userinfo_endpoint":"http://idp/me""#),
+            "https://idp",
+            "u",
+        )
+        .unwrap_err();
         assert!(e.to_string().contains("not https"), "{e}");
-        let e = Discovery::parse(br#"{"issuer":"https://idp","token_endpoint":"https://idp/t","jwks_uri":"https://idp/j"}"#, "https://idp", "u").unwrap_err();
+        let e = Discovery::parse(
+            br#"{"issuer":"https://idp","token_endpoint":"https://idp/t","jwks_uri":"https://idp/j"}"#,
+            "https://idp",
+            "u",
+        )
+        .unwrap_err();
         assert!(e.to_string().contains("authorization_endpoint"), "{e}");
     }
 
@@ -198,7 +215,12 @@ mod tests {
     fn prompt_none_support() {
         let d = Discovery::parse(&doc("https://idp", ""), "https://idp", "u").unwrap();
         assert!(d.supports_prompt_none());
-        let d = Discovery::parse(&doc("https://idp", r#","prompt_values_supported":["login","consent"]"#), "https://idp", "u").unwrap();
+        let d = Discovery::parse(
+            &doc("https://idp", r#","prompt_values_supported":["login","consent"]"#),
+            "https://idp",
+            "u",
+        )
+        .unwrap();
         assert!(!d.supports_prompt_none());
     }
 }

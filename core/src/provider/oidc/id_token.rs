@@ -104,22 +104,48 @@ mod tests {
         let (_, v) = setup();
         let k = keys();
         let now = chrono::Utc::now().timestamp();
-        assert_eq!(check(&v, sign(&k.rsa, &good()), Some(NONCE)).await.unwrap().subject, "alice");
+        assert_eq!(
+            check(&v, sign(&k.rsa, &good()), Some(NONCE)).await.unwrap().subject,
+            "alice"
+        );
         assert!(check(&v, sign(&k.ec, &good()), Some(NONCE)).await.is_ok(), "ES256");
         // Several audiences with our azp pass.
         let multi = with(with(good(), "aud", json!([CLIENT, "api"])), "azp", json!(CLIENT));
         assert!(check(&v, sign(&k.rsa, &multi), Some(NONCE)).await.is_ok());
 
-        let cases: Vec<(&str, Value, fn(&TokenError) -> bool)> = vec![
-            ("wrong iss", with(good(), "iss", json!("https://evil.test")), |e| matches!(e, TokenError::WrongIssuer { .. })),
-            ("wrong aud", with(good(), "aud", json!("other-app")), |e| matches!(e, TokenError::WrongAudience { .. })),
-            ("several aud, no azp", with(good(), "aud", json!([CLIENT, "api"])), |e| matches!(e, TokenError::WrongAzp(_))),
-            ("wrong azp", with(good(), "azp", json!("other-app")), |e| matches!(e, TokenError::WrongAzp(_))),
-            ("wrong nonce", with(good(), "nonce", json!("replayed")), |e| matches!(e, TokenError::WrongNonce)),
-            ("no nonce", with(good(), "nonce", Value::Null), |e| matches!(e, TokenError::WrongNonce)),
-            ("expired", with(with(good(), "exp", json!(now - 120)), "iat", json!(now - 400)), |e| matches!(e, TokenError::Expired(_))),
-            ("no iat", with(good(), "iat", Value::Null), |e| matches!(e, TokenError::MissingClaim("iat"))),
-            ("iat in the future", with(good(), "iat", json!(now + 600)), |e| matches!(e, TokenError::IssuedInFuture(_))),
+        type Case = (&'static str, Value, fn(&TokenError) -> bool);
+        let cases: Vec<Case> = vec![
+            ("wrong iss", with(good(), "iss", json!("https://evil.test")), |e| {
+                matches!(e, TokenError::WrongIssuer { .. })
+            }),
+            ("wrong aud", with(good(), "aud", json!("other-app")), |e| {
+                matches!(e, TokenError::WrongAudience { .. })
+            }),
+            (
+                "several aud, no azp",
+                with(good(), "aud", json!([CLIENT, "api"])),
+                |e| matches!(e, TokenError::WrongAzp(_)),
+            ),
+            ("wrong azp", with(good(), "azp", json!("other-app")), |e| {
+                matches!(e, TokenError::WrongAzp(_))
+            }),
+            ("wrong nonce", with(good(), "nonce", json!("replayed")), |e| {
+                matches!(e, TokenError::WrongNonce)
+            }),
+            ("no nonce", with(good(), "nonce", Value::Null), |e| {
+                matches!(e, TokenError::WrongNonce)
+            }),
+            (
+                "expired",
+                with(with(good(), "exp", json!(now - 120)), "iat", json!(now - 400)),
+                |e| matches!(e, TokenError::Expired(_)),
+            ),
+            ("no iat", with(good(), "iat", Value::Null), |e| {
+                matches!(e, TokenError::MissingClaim("iat"))
+            }),
+            ("iat in the future", with(good(), "iat", json!(now + 600)), |e| {
+                matches!(e, TokenError::IssuedInFuture(_))
+            }),
         ];
         for (name, claims, expected) in cases {
             let e = token_error(check(&v, sign(&k.rsa, &claims), Some(NONCE)).await);

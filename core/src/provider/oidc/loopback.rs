@@ -75,7 +75,9 @@ impl Loopback {
         let listener = self.listener;
         let accept = tokio::spawn(async move {
             loop {
-                let Ok((stream, _)) = listener.accept().await else { continue };
+                let Ok((stream, _)) = listener.accept().await else {
+                    continue;
+                };
                 let tx = tx.clone();
                 tokio::spawn(serve(stream, tx));
             }
@@ -111,12 +113,31 @@ impl Loopback {
 }
 
 /// What a request means: `Some` ends the wait. Also the page to answer with.
-fn decide(target: &str, state: &str, issuer: &str, require_iss: bool) -> (Option<Result<Callback, Error>>, u16, String) {
+fn decide(
+    target: &str,
+    state: &str,
+    issuer: &str,
+    require_iss: bool,
+) -> (Option<Result<Callback, Error>>, u16, String) {
     let Ok(url) = reqwest::Url::parse(&format!("http://127.0.0.1{target}")) else {
-        return (None, 400, page("Not a sign-in response", "This address is not one Session Manager understands."));
+        return (
+            None,
+            400,
+            page(
+                "Not a sign-in response",
+                "This address is not one Session Manager understands.",
+            ),
+        );
     };
     if url.path() != CALLBACK_PATH {
-        return (None, 404, page("Not found", "Session Manager only listens for the sign-in response here."));
+        return (
+            None,
+            404,
+            page(
+                "Not found",
+                "Session Manager only listens for the sign-in response here.",
+            ),
+        );
     }
     let param = |name: &str| url.query_pairs().find(|(k, _)| k == name).map(|(_, v)| v.into_owned());
     let stale = page(
@@ -135,16 +156,29 @@ fn decide(target: &str, state: &str, issuer: &str, require_iss: bool) -> (Option
             return (Some(Err(e)), 400, page("Sign-in refused", "The response came from another identity provider than the one this profile uses. Return to Session Manager."));
         }
         None if require_iss => {
-            let e = Error::Protocol("the provider promises an iss parameter in sign-in responses (RFC 9207) but sent none".into());
-            return (Some(Err(e)), 400, page("Sign-in refused", "The response lacks the issuer the provider promised. Return to Session Manager."));
+            let e = Error::Protocol(
+                "the provider promises an iss parameter in sign-in responses (RFC 9207) but sent none".into(),
+            );
+            return (
+                Some(Err(e)),
+                400,
+                page(
+                    "Sign-in refused",
+                    "The response lacks the issuer the provider promised. Return to Session Manager.",
+                ),
+            );
         }
         _ => {}
     }
     if let Some(error) = param("error") {
         let description = param("error_description");
         let text = match &description {
-            Some(d) => format!("The identity provider said: {error}: {d}. You can close this tab and return to Session Manager."),
-            None => format!("The identity provider said: {error}. You can close this tab and return to Session Manager."),
+            Some(d) => format!(
+                "The identity provider said: {error}: {d}. You can close this tab and return to Session Manager."
+            ),
+            None => {
+                format!("The identity provider said: {error}. You can close this tab and return to Session Manager.")
+            }
         };
         let e = Error::Authorization {
             error: error.chars().take(100).collect(),
@@ -156,12 +190,20 @@ fn decide(target: &str, state: &str, issuer: &str, require_iss: bool) -> (Option
         Some(code) if !code.is_empty() => (
             Some(Ok(Callback { code })),
             200,
-            page("You are signed in", "You can close this tab and return to Session Manager."),
+            page(
+                "You are signed in",
+                "You can close this tab and return to Session Manager.",
+            ),
         ),
         _ => (
-            Some(Err(Error::Protocol("the sign-in response has neither a code nor an error".into()))),
+            Some(Err(Error::Protocol(
+                "the sign-in response has neither a code nor an error".into(),
+            ))),
             400,
-            page("Sign-in failed", "The identity provider's response had no authorization code. Return to Session Manager and try again."),
+            page(
+                "Sign-in failed",
+                "The identity provider's response had no authorization code. Return to Session Manager and try again.",
+            ),
         ),
     }
 }
@@ -193,7 +235,13 @@ async fn serve(mut stream: TcpStream, tx: mpsc::Sender<Incoming>) {
     let mut parts = text.lines().next().unwrap_or_default().split(' ');
     let (method, target) = (parts.next().unwrap_or_default(), parts.next().unwrap_or_default());
     let (status, body) = if method != "GET" || !target.starts_with('/') {
-        (405, page("Not allowed", "Session Manager only accepts the browser's sign-in redirect here."))
+        (
+            405,
+            page(
+                "Not allowed",
+                "Session Manager only accepts the browser's sign-in redirect here.",
+            ),
+        )
     } else {
         let (respond, answer) = oneshot::channel();
         if tx
@@ -285,7 +333,12 @@ mod tests {
         let (status, body) = get(port, "/callback?code=the-code&state=good-state").await;
         assert_eq!(status, 200);
         assert!(body.contains("return to Session Manager"));
-        assert_eq!(wait.await.unwrap().unwrap(), Callback { code: "the-code".into() });
+        assert_eq!(
+            wait.await.unwrap().unwrap(),
+            Callback {
+                code: "the-code".into()
+            }
+        );
         // Exactly one: the listener is gone.
         assert!(TcpStream::connect(("127.0.0.1", port)).await.is_err());
     }
@@ -296,7 +349,11 @@ mod tests {
         let port = port_of(&lb);
         let (_c, cancel) = watch::channel(false);
         let wait = tokio::spawn(lb.wait("s", "https://idp", false, Duration::from_secs(10), cancel));
-        let (_, body) = get(port, "/callback?error=access_denied&error_description=%3Cb%3Enope%3C%2Fb%3E&state=s").await;
+        let (_, body) = get(
+            port,
+            "/callback?error=access_denied&error_description=%3Cb%3Enope%3C%2Fb%3E&state=s",
+        )
+        .await;
         assert!(body.contains("&lt;b&gt;nope"), "{body}");
         match wait.await.unwrap() {
             Err(Error::Authorization { error, description }) => {

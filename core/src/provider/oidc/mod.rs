@@ -64,7 +64,12 @@ impl Oidc {
     /// The provider for `profile` (which must be an `oidc` profile).
     /// `validator` is the engine's (access tokens); ID tokens get the same
     /// keys with the client id as audience.
-    pub fn new(profile: Arc<Profile>, client: PinnedClient, discovery: Arc<DiscoveryCache>, validator: &Validator) -> Result<Self, Error> {
+    pub fn new(
+        profile: Arc<Profile>,
+        client: PinnedClient,
+        discovery: Arc<DiscoveryCache>,
+        validator: &Validator,
+    ) -> Result<Self, Error> {
         let settings = profile
             .oidc
             .as_ref()
@@ -125,7 +130,11 @@ impl Oidc {
     /// a public client sends `client_id`; a confidential one uses
     /// `client_secret_basic` unless discovery offers only
     /// `client_secret_post` (RFC 6749 section 2.3.1).
-    async fn token_request(&self, d: &Discovery, mut form: Vec<(&'static str, String)>) -> Result<reqwest::Response, Error> {
+    async fn token_request(
+        &self,
+        d: &Discovery,
+        mut form: Vec<(&'static str, String)>,
+    ) -> Result<reqwest::Response, Error> {
         let s = self.settings();
         let mut request = self.client.http().post(d.token_endpoint.clone());
         match &s.client_secret {
@@ -182,7 +191,11 @@ impl Oidc {
             .ok_or_else(|| Error::Protocol("the token response has no access_token".into()))?;
         match string("token_type") {
             Some(t) if t.eq_ignore_ascii_case("bearer") => {}
-            Some(t) => return Err(Error::Protocol(format!("token_type is '{t}', only Bearer is supported"))),
+            Some(t) => {
+                return Err(Error::Protocol(format!(
+                    "token_type is '{t}', only Bearer is supported"
+                )))
+            }
             None => return Err(Error::Protocol("the token response has no token_type".into())),
         }
         let expires_in = match v.get("expires_in") {
@@ -203,7 +216,12 @@ impl Oidc {
     /// Name and email from the userinfo endpoint, if discovery names one.
     /// Its `sub` must be the ID token's (Core 5.3.2); otherwise, or when it
     /// fails, its values are not used and the ID token's claims stand.
-    async fn userinfo(&self, d: &Discovery, access: &Secret, subject: &str) -> Option<(Option<String>, Option<String>)> {
+    async fn userinfo(
+        &self,
+        d: &Discovery,
+        access: &Secret,
+        subject: &str,
+    ) -> Option<(Option<String>, Option<String>)> {
         let url = d.userinfo_endpoint.clone()?;
         let request = self
             .client
@@ -236,7 +254,9 @@ impl Oidc {
             // An authorization-code answer to an `openid` request must have
             // one (Core 3.1.3.3); a refresh answer may omit it (12.2).
             None if nonce.is_some() => {
-                return Err(Error::Protocol("the token response has no id_token, although the openid scope was requested".into()))
+                return Err(Error::Protocol(
+                    "the token response has no id_token, although the openid scope was requested".into(),
+                ))
             }
             None => (None, None, None),
         };
@@ -283,12 +303,18 @@ impl Oidc {
         // The opener reports its own failure to the person; the URL is shown
         // to copy by hand, so the wait goes on.
         let _ = b.opener.open(url.as_str());
-        let timeout = if b.silent { SILENT_TIMEOUT } else { self.settings().sign_in_timeout };
+        let timeout = if b.silent {
+            SILENT_TIMEOUT
+        } else {
+            self.settings().sign_in_timeout
+        };
         let callback = listener
             .wait(&state, &d.issuer, d.iss_parameter, timeout, b.cancel.clone())
             .await
             .map_err(|e| match e {
-                Error::Authorization { error, description } if b.silent && INTERACTION_ERRORS.contains(&error.as_str()) => {
+                Error::Authorization { error, description }
+                    if b.silent && INTERACTION_ERRORS.contains(&error.as_str()) =>
+                {
                     Error::ReauthRequired(format!(
                         "the provider answered {error}{}",
                         description.map(|d| format!(" ({d})")).unwrap_or_default()
@@ -313,7 +339,10 @@ impl Oidc {
     /// POST `form` to an RFC 7009 revocation endpoint.
     async fn revoke(&self, url: &reqwest::Url, token: &Secret, hint: &str) -> Result<(), String> {
         let s = self.settings();
-        let mut form = vec![("token", token.expose().to_owned()), ("token_type_hint", hint.to_owned())];
+        let mut form = vec![
+            ("token", token.expose().to_owned()),
+            ("token_type_hint", hint.to_owned()),
+        ];
         let mut request = self.client.http().post(url.clone());
         match &s.client_secret {
             None => form.push(("client_id", s.client_id.clone())),
@@ -344,7 +373,10 @@ struct TokenResponse {
 /// An RFC 6749 section 5.2 error answer as an engine error.
 fn token_error(call: TokenCall, status: u16, body: &str) -> Error {
     let v: Value = serde_json::from_str(body).unwrap_or(Value::Null);
-    let code = v.get("error").and_then(Value::as_str).map(|s| s.chars().take(100).collect::<String>());
+    let code = v
+        .get("error")
+        .and_then(Value::as_str)
+        .map(|s| s.chars().take(100).collect::<String>());
     let description = v
         .get("error_description")
         .and_then(Value::as_str)
@@ -507,12 +539,26 @@ mod tests {
 
     #[test]
     fn token_errors_map_per_rfc6749() {
-        let e = token_error(TokenCall::Refresh, 400, r#"{"error":"invalid_grant","error_description":"reused"}"#);
+        let e = token_error(
+            TokenCall::Refresh,
+            400,
+            r#"{"error":"invalid_grant","error_description":"reused"}"#,
+        );
         assert!(matches!(e, Error::Revoked(m) if m == "reused"));
-        let e = token_error(TokenCall::Code, 400, r#"{"error":"invalid_grant","error_description":"code used"}"#);
-        assert!(matches!(e, Error::Authorization { ref error, .. } if error == "invalid_grant"), "{e:?}");
+        let e = token_error(
+            TokenCall::Code,
+            400,
+            r#"{"error":"invalid_grant","error_description":"code used"}"#,
+        );
+        assert!(
+            matches!(e, Error::Authorization { ref error, .. } if error == "invalid_grant"),
+            "{e:?}"
+        );
         assert!(token_error(TokenCall::Refresh, 503, "").is_transient());
-        assert!(matches!(token_error(TokenCall::Code, 401, r#"{"error":"invalid_client"}"#), Error::Authorization { .. }));
+        assert!(matches!(
+            token_error(TokenCall::Code, 401, r#"{"error":"invalid_client"}"#),
+            Error::Authorization { .. }
+        ));
     }
 
     #[test]
