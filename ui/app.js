@@ -54,7 +54,8 @@ function render() {
 
   const inSession = view.state === 'active' || view.state === 'refreshing';
   // A browser sign-in in progress (a new one, or one that extends a session).
-  const waiting = !pinError && !!view.browser;
+  // A silent one (prompt=none) needs nobody, so it does not take the screen.
+  const waiting = !pinError && !!view.browser && !view.browser.silent;
   show($('screen-pin'), !!pinError);
   show($('screen-browser'), waiting);
   show($('screen-signin'), !pinError && !inSession && !waiting);
@@ -187,7 +188,9 @@ function wire() {
     view = report.view;
     loadActivity();
   }, $('session-error')));
-  $('cancel-signin').addEventListener('click', () => run($('cancel-signin'), async () => { view = await invoke('cancel_sign_in'); }, $('signin-error')));
+  // The outcome comes with the sign-in's own answer and the next event;
+  // cancel_sign_in answers nothing, so no stale view can come back here.
+  $('cancel-signin').addEventListener('click', () => run($('cancel-signin'), () => invoke('cancel_sign_in'), $('signin-error')));
   $('reauth-button').addEventListener('click', () => run($('reauth-button'), async () => { view = await invoke('sign_in_browser'); }, $('session-error')));
   $('pin-back').addEventListener('click', () => { pinError = null; render(); $('username').focus(); });
 }

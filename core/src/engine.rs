@@ -516,13 +516,16 @@ impl Engine {
     }
 
     /// Stop waiting for the browser: the sign-in in progress ends with
-    /// `sign_in_cancelled`.
-    pub fn cancel_sign_in(&self) -> Result<SessionView, Error> {
+    /// `sign_in_cancelled`, and its outcome arrives as usual (its own result,
+    /// a published view). Nothing is returned here on purpose: a view taken
+    /// now would still show the wait, and a front that applied it after the
+    /// outcome would go back in time.
+    pub fn cancel_sign_in(&self) -> Result<(), Error> {
         let cancel = self.inner.cancel.lock().unwrap_or_else(|e| e.into_inner()).take();
         match cancel {
             Some(tx) => {
                 let _ = tx.send(true);
-                Ok(self.view())
+                Ok(())
             }
             None => Err(Error::InvalidState("no browser sign-in is waiting".into())),
         }

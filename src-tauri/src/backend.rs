@@ -322,7 +322,7 @@ impl Backend {
     }
 
     /// Stop waiting for the browser.
-    pub fn cancel_sign_in(&self) -> Result<SessionView, ErrorInfo> {
+    pub fn cancel_sign_in(&self) -> Result<(), ErrorInfo> {
         self.engine().cancel_sign_in().map_err(err)
     }
 

@@ -56,9 +56,10 @@ async fn sign_in_browser(backend: Backed<'_>) -> Result<SessionView, ErrorInfo> 
     backend.get().await?.sign_in_browser().await
 }
 
-/// Stop waiting for the browser.
+/// Stop waiting for the browser; the sign-in's own answer and the next
+/// `session://changed` event carry the outcome.
 #[tauri::command]
-async fn cancel_sign_in(backend: Backed<'_>) -> Result<SessionView, ErrorInfo> {
+async fn cancel_sign_in(backend: Backed<'_>) -> Result<(), ErrorInfo> {
     backend.get().await?.cancel_sign_in()
 }
 
