@@ -280,3 +280,37 @@ async fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn automatic_refresh_and_the_admin_faults_work_on_the_oidc_side() {
+    let pg = playground(3).await;
+    let dir = tempfile::tempdir().unwrap();
+    let opener = BrowserOpener::new(&pg, alice());
+    let (engine, _store) = oidc_engine(oidc_profile(&pg, |t| t), dir.path(), opener.clone());
+    engine.sign_in_browser().await.unwrap();
+    // The scheduler refreshes 3 s tokens by itself.
+    let _scheduler = engine.start();
+    wait_for(&engine, "two automatic refreshes", Duration::from_secs(20), |v| {
+        v.refresh_count >= 2
+    })
+    .await;
+    // Injected 503s are retried with backoff and the session recovers.
+    pg.set_token_lifetime(Duration::from_secs(600));
+    pg.fail_next_refreshes(2);
+    let e = engine.refresh_now().await.unwrap_err();
+    assert_eq!(e.code(), ErrorCode::ServerError);
+    let view = wait_for(&engine, "a refresh after the failures", Duration::from_secs(20), |v| {
+        v.last_refresh.as_ref().is_some_and(|r| r.ok) && v.last_error.is_none()
+    })
+    .await;
+    assert_eq!(view.state, Phase::Active);
+    // Rotated signing keys: the new kid is fetched from discovery's jwks_uri.
+    pg.rotate_keys().await;
+    let view = engine.refresh_now().await.unwrap();
+    assert_eq!(view.state, Phase::Active);
+    // Revoked by an administrator: the next refresh ends the session.
+    assert_eq!(pg.revoke(Some("alice")), 1);
+    let e = engine.refresh_now().await.unwrap_err();
+    assert_eq!(e.code(), ErrorCode::SessionRevoked);
+    assert_eq!(engine.view().state, Phase::Revoked);
+}

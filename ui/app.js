@@ -95,6 +95,10 @@ function render() {
   const reauthenticate = view.extend_access === 'reauthenticate';
   $('policy-value').textContent = POLICY_TEXT[view.extend_access] || view.extend_access;
   $('next-refresh-label').textContent = reauthenticate ? 'Next silent sign-in' : 'Next refresh';
+  // Re-authenticate mode: when the person will have to sign in, unless a
+  // silent sign-in extends the session first.
+  for (const el of document.querySelectorAll('.reauth-only')) el.hidden = !reauthenticate;
+  $('signin-needed-value').textContent = clockTime(view.expires_at) + (view.reauth_needed || !view.next_refresh_at ? '' : ' (a silent sign-in will try first)');
   show($('reauth-banner'), inSession && view.reauth_needed);
   if (view.reauth_needed) $('reauth-deadline').textContent = clockTime(view.expires_at);
   $('customer-value').textContent = view.customer || '—';

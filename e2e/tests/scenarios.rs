@@ -49,7 +49,9 @@ async fn s01_sign_in_with_the_demo_user() {
             assert_eq!(s.text("customer-value").await, "cust-1001");
             assert_eq!(s.text("env-badge").await.to_lowercase(), "playground");
             let first = seconds(&s.text("countdown").await).expect("mm:ss");
-            assert!((590..=600).contains(&first), "countdown {first}");
+            // The countdown runs on the provider's clock, estimated from its
+            // `Date` header, which has whole seconds: it may read one more.
+            assert!((590..=601).contains(&first), "countdown {first}");
             // The countdown decreases with time (a test about time: 2 s).
             s.wait_text(
                 "countdown",
@@ -379,7 +381,8 @@ async fn s11_embedded_playground_out_of_the_box() {
             s.screenshot("sign-in.png").await;
             s.sign_in_active(ALICE.0, ALICE.1).await;
             let left = seconds(&s.text("countdown").await).unwrap();
-            assert!((280..=300).contains(&left), "{left}");
+            // One more than the lifetime is the `Date` header's resolution.
+            assert!((280..=301).contains(&left), "{left}");
             s.screenshot("active.png").await;
             s
         })

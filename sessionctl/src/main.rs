@@ -223,9 +223,12 @@ fn print_view(view: &SessionView, json: bool) {
             ExtendAccess::Reauthenticate => {
                 println!("Kept alive by: signing in again (re-authentication)");
                 println!("Next silent  : {}", when(view.next_refresh_at, now));
-                if view.reauth_needed {
-                    println!("Sign in by   : {} (run `sessionctl login`)", when(view.expires_at, now));
-                }
+                let note = if view.reauth_needed || view.next_refresh_at.is_none() {
+                    "run `sessionctl login`"
+                } else {
+                    "unless a silent sign-in extends it first"
+                };
+                println!("Sign in by   : {} ({note})", when(view.expires_at, now));
             }
         }
         let last = match &view.last_refresh {
