@@ -8,7 +8,8 @@
 # - libsecret-tools: `secret-tool`, to look into the keychain by hand.
 BASE_PACKAGES=(build-essential pkg-config libdbus-1-dev dbus-daemon dbus-x11 gnome-keyring libsecret-tools ca-certificates)
 # The desktop app (Tauri v2 on WebKitGTK, tray icon through libayatana).
-APP_PACKAGES=(libwebkit2gtk-4.1-dev librsvg2-dev libxdo-dev libayatana-appindicator3-dev)
+# xdg-utils: xdg-open, how OpenID Connect profiles reach the system browser.
+APP_PACKAGES=(libwebkit2gtk-4.1-dev librsvg2-dev libxdo-dev libayatana-appindicator3-dev xdg-utils)
 # End-to-end tests: WebKitWebDriver and a virtual X server.
 E2E_PACKAGES=(webkit2gtk-driver xvfb)
 
