@@ -104,12 +104,13 @@ function render() {
   $('customer-value').textContent = view.customer || '—';
   $('tenant-value').textContent = view.tenant || '—';
   $('scope-value').textContent = view.scope || '—';
-  $('next-refresh').textContent = view.next_refresh_at ? clockTime(view.next_refresh_at)
-    : (reauthenticate ? `none: sign in again before ${clockTime(view.expires_at)}` : 'none planned');
+  $('next-refresh').textContent = view.next_refresh_at ? clockTime(view.next_refresh_at) : 'none planned';
   $('refresh-count').textContent = String(view.refresh_count);
   const last = view.last_refresh;
   $('last-refresh').textContent = last ? `${last.ok ? 'Succeeded' : 'Failed'} at ${clockTime(last.at)}` : 'Not yet';
-  const sessionError = inSession && view.last_error && view.last_error.code !== 'keychain_unavailable' ? view.last_error : null;
+  // The keychain and re-authentication banners say these already.
+  const bannered = ['keychain_unavailable', 'reauth_required'];
+  const sessionError = inSession && view.last_error && !bannered.includes(view.last_error.code) ? view.last_error : null;
   setError($('session-error'), sessionError);
   $('refresh-button').disabled = view.state !== 'active';
   tick();

@@ -508,3 +508,71 @@ async fn s13_sign_in_through_the_browser_with_openid_connect() {
         })
         .await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn s14_reauthenticate_mode_asks_when_silent_sign_in_fails() {
+    let opened = tempfile::tempdir().unwrap();
+    let setup = Setup {
+        playground: Options {
+            token_lifetime: Duration::from_secs(600),
+            ..Options::default()
+        },
+        edit_config: Box::new(|_, c| {
+            c.replace(
+                "default_profile = \"playground\"",
+                "default_profile = \"playground-oidc\"",
+            )
+            .replace("extend_access = \"refresh\"", "extend_access = \"reauthenticate\"")
+        }),
+        env: vec![(
+            "SESSION_MANAGER_TEST_OPENER_DIR".into(),
+            opened.path().display().to_string(),
+        )],
+        ..Setup::default()
+    };
+    Scenario::start("s14_oidc_reauthenticate", setup)
+        .await
+        .run(|s| async move {
+            let browser = playground::browser::Browser::for_playground(&s.pg);
+            s.wait_visible("screen-signin", T).await;
+            s.click("signin-button").await;
+            let url = opened_url(opened.path(), 1).await;
+            browser.sign_in(&url, ALICE.0, ALICE.1).await.unwrap();
+            s.wait_text("state-badge", "the state badge to read Active", T, |t| t == "Active")
+                .await;
+            assert_eq!(s.text("policy-value").await, "Signing in again (re-authentication)");
+            assert!(s
+                .text("signin-needed-value")
+                .await
+                .contains("silent sign-in will try first"));
+            assert!(!s.visible("reauth-banner").await);
+            // The provider's session is gone from the browser; the silent
+            // sign-in (prompt=none) comes back with login_required.
+            browser.clear_cookies();
+            s.click("refresh-button").await;
+            let silent = opened_url(opened.path(), 2).await;
+            assert!(silent.contains("prompt=none"), "{silent}");
+            assert!(
+                s.visible("screen-session").await,
+                "a silent sign-in does not take the screen"
+            );
+            let landed = browser.open(&silent, playground::browser::Action::Look).await.unwrap();
+            assert!(landed.url.contains("error=login_required"), "{}", landed.url);
+            s.wait_visible("reauth-banner", T).await;
+            assert_eq!(s.text("state-badge").await, "Active", "the session lives until expiry");
+            s.screenshot("reauth-needed.png").await;
+            // One click: the browser asks the person, and the session goes on.
+            s.click("reauth-button").await;
+            s.wait_visible("screen-browser-wait", T).await;
+            let again = opened_url(opened.path(), 3).await;
+            assert!(!again.contains("prompt=none"), "{again}");
+            browser.sign_in(&again, ALICE.0, ALICE.1).await.unwrap();
+            s.wait_visible("screen-session", T).await;
+            s.wait_text("refresh-count", "the extension to count", T, |t| t == "1")
+                .await;
+            assert!(!s.visible("reauth-banner").await);
+            assert_nothing_leaked(&s).await;
+            s
+        })
+        .await;
+}
