@@ -314,3 +314,45 @@ async fn automatic_refresh_and_the_admin_faults_work_on_the_oidc_side() {
     assert_eq!(e.code(), ErrorCode::SessionRevoked);
     assert_eq!(engine.view().state, Phase::Revoked);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_confidential_client_authenticates_with_its_secret() {
+    let pg = playground(600).await;
+    let dir = tempfile::tempdir().unwrap();
+    let confidential = |secret: &str| {
+        let secret = secret.to_owned();
+        oidc_profile(&pg, move |t| {
+            t.replace(
+                &format!("client_id = \"{}\"", playground::CLIENT_ID),
+                &format!(
+                    "client_id = \"{}\"\nclient_secret = \"{secret}\"",
+                    playground::CONFIDENTIAL_CLIENT_ID
+                ),
+            )
+        })
+    };
+    // client_secret_basic (discovery offers it): sign-in, refresh, revocation.
+    let opener = BrowserOpener::new(&pg, alice());
+    let (engine, _) = oidc_engine(
+        confidential(playground::CONFIDENTIAL_CLIENT_SECRET),
+        dir.path(),
+        opener.clone(),
+    );
+    assert_eq!(engine.sign_in_browser().await.unwrap().state, Phase::Active);
+    assert_eq!(engine.refresh_now().await.unwrap().refresh_count, 1);
+    let token_calls: Vec<_> = pg.requests().into_iter().filter(|r| r.path == "/oidc/token").collect();
+    assert!(
+        token_calls.iter().all(|r| r
+            .headers
+            .get("authorization")
+            .is_some_and(|a| a.starts_with("present "))),
+        "the secret goes in an Authorization header"
+    );
+    assert_eq!(engine.sign_out().await.unwrap().server_error, None);
+    // A wrong secret: the provider's invalid_client reaches the person.
+    let (engine, store) = oidc_engine(confidential("not-the-secret"), dir.path(), opener);
+    let e = engine.sign_in_browser().await.unwrap_err();
+    assert_eq!(e.code(), ErrorCode::AuthorizationFailed);
+    assert!(e.to_string().contains("invalid_client"), "{e}");
+    assert!(store.entries().is_empty());
+}

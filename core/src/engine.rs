@@ -349,6 +349,19 @@ impl Engine {
         }
     }
 
+    /// A failed refresh (or re-authentication) in the audit log.
+    fn audit_refresh_failure(&self, st: &State, e: &Error, attempt: u32) {
+        self.audit_failure(st, e);
+        self.audit(
+            st,
+            AuditEvent::RefreshFailed {
+                reason: e.to_string(),
+                code: e.code().to_string(),
+                attempt,
+            },
+        );
+    }
+
     fn flow(&self, session_id: Uuid) -> FlowContext {
         FlowContext::new(&self.inner.profile.tenant_id, session_id, self.inner.correlation_id)
     }
@@ -896,15 +909,7 @@ impl Engine {
                         st.next_refresh_at = None;
                         st.last_refresh = Some(RefreshOutcome { at: now, ok: false });
                     }
-                    self.audit_failure(&st, &e);
-                    self.audit(
-                        &st,
-                        AuditEvent::RefreshFailed {
-                            reason: e.to_string(),
-                            code: e.code().to_string(),
-                            attempt: st.retry_attempt + 1,
-                        },
-                    );
+                    self.audit_refresh_failure(&st, &e, st.retry_attempt + 1);
                     st.phase = Phase::Active;
                     st.last_error = Some(e.info());
                     self.publish(&st);
@@ -913,15 +918,7 @@ impl Engine {
                 Err(e) => {
                     st.retry_attempt += 1;
                     let attempt = st.retry_attempt;
-                    self.audit_failure(&st, &e);
-                    self.audit(
-                        &st,
-                        AuditEvent::RefreshFailed {
-                            reason: e.to_string(),
-                            code: e.code().to_string(),
-                            attempt,
-                        },
-                    );
+                    self.audit_refresh_failure(&st, &e, attempt);
                     st.phase = Phase::Active;
                     st.last_error = Some(e.info());
                     st.last_refresh = Some(RefreshOutcome { at: now, ok: false });

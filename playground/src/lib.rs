@@ -13,7 +13,7 @@ mod server;
 mod tls;
 
 pub use jsonwebtoken::Algorithm;
-pub use oidc::CLIENT_ID;
+pub use oidc::{CLIENT_ID, CONFIDENTIAL_CLIENT_ID, CONFIDENTIAL_CLIENT_SECRET};
 pub use server::{RecordedRequest, SessionInfo};
 
 use serde::Serialize;

@@ -5,11 +5,15 @@
 //! revocation, RP-initiated end-session, and Transmit's
 //! `POST /cis/v1/auth/logout`.
 //!
-//! One public client is registered, [`CLIENT_ID`]; its redirect URIs are the
+//! Two clients are registered: the public [`CLIENT_ID`] (PKCE, no secret: what a
+//! desktop app should be) and the confidential [`CONFIDENTIAL_CLIENT_ID`] with
+//! [`CONFIDENTIAL_CLIENT_SECRET`] (`client_secret_basic` or
+//! `client_secret_post`), to test profiles that set `client_secret`. Their
+//! redirect URIs are the
 //! loopback ones of RFC 8252 section 7.3 (`http://127.0.0.1:{any port}/callback`).
 
 use crate::server::{lock, now, oidc_guard, AppState, Session};
-use crate::{DemoUser, SessionInfo};
+use crate::DemoUser;
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
@@ -26,6 +30,11 @@ use uuid::Uuid;
 
 /// The client id of the desktop app at the Playground.
 pub const CLIENT_ID: &str = "session-manager-desktop";
+/// A confidential client, for profiles with a `client_secret`.
+pub const CONFIDENTIAL_CLIENT_ID: &str = "session-manager-confidential";
+/// Its secret (a Playground value, not a secret).
+pub const CONFIDENTIAL_CLIENT_SECRET: &str = "playground-client-secret";
+const CLIENTS: [&str; 2] = [CLIENT_ID, CONFIDENTIAL_CLIENT_ID];
 /// The SSO cookie of the Playground's sign-in page.
 const SSO_COOKIE: &str = "pg_sso";
 /// How long an authorization code lives.
@@ -33,6 +42,7 @@ const CODE_LIFETIME: i64 = 60;
 
 /// What an OIDC session keeps besides the FinHub fields.
 pub(crate) struct OidcSession {
+    client_id: &'static str,
     scope: String,
     sso: String,
     auth_time: i64,
@@ -44,6 +54,7 @@ struct Transaction {
 
 #[derive(Clone)]
 struct AuthorizeParams {
+    client_id: &'static str,
     redirect_uri: String,
     state: Option<String>,
     nonce: Option<String>,
@@ -224,7 +235,7 @@ async fn discovery(State(state): State<Arc<AppState>>) -> Response {
         "subject_types_supported": ["public"],
         "id_token_signing_alg_values_supported": ["RS256", "ES256"],
         "code_challenge_methods_supported": ["S256"],
-        "token_endpoint_auth_methods_supported": ["none"],
+        "token_endpoint_auth_methods_supported": ["none", "client_secret_basic", "client_secret_post"],
         "scopes_supported": ["openid", "profile", "email", "offline_access"],
         "claims_supported": ["sub", "name", "email", "preferred_username"],
         "prompt_values_supported": prompts,
@@ -290,13 +301,13 @@ async fn authorize(
     let get = |k: &str| q.get(k).map(String::as_str);
     // Until client and redirect URI are known good, errors stay here
     // (RFC 6749 section 4.1.2.1: never redirect to an unchecked URI).
-    if get("client_id") != Some(CLIENT_ID) {
+    let Some(client_id) = CLIENTS.into_iter().find(|c| get("client_id") == Some(c)) else {
         return page(
             StatusCode::BAD_REQUEST,
             "Unknown client",
-            &format!("<p>client_id must be <code>{CLIENT_ID}</code>.</p>"),
+            &format!("<p>client_id must be <code>{CLIENT_ID}</code> or <code>{CONFIDENTIAL_CLIENT_ID}</code>.</p>"),
         );
-    }
+    };
     let Some(redirect_uri) = get("redirect_uri").filter(|r| valid_redirect(r)) else {
         return page(
             StatusCode::BAD_REQUEST,
@@ -328,6 +339,7 @@ async fn authorize(
         return fail("invalid_request", "code_challenge_method must be S256");
     }
     let params = AuthorizeParams {
+        client_id,
         redirect_uri: redirect_uri.to_owned(),
         state: st.map(str::to_owned),
         nonce: get("nonce").map(str::to_owned),
@@ -412,7 +424,7 @@ impl AppState {
                 "not an OpenID Connect session",
             );
         };
-        let (scope, auth_time) = (o.scope.clone(), o.auth_time);
+        let (scope, auth_time, client) = (o.scope.clone(), o.auth_time, o.client_id);
         let user = user_named(self, &session.info.user).cloned();
         let lifetime = (self.lifetime_ms.load(Ordering::SeqCst) / 1000).max(1) as i64;
         let iat = now();
@@ -431,12 +443,12 @@ impl AppState {
             t
         } else {
             signer(&json!({
-                "iss": issuer, "aud": CLIENT_ID, "sub": sub, "client_id": CLIENT_ID, "scope": scope,
+                "iss": issuer, "aud": client, "sub": sub, "client_id": client, "scope": scope,
                 "sid": session.info.id, "iat": iat, "exp": iat + lifetime, "jti": Uuid::new_v4().to_string(),
             }))
         };
         let mut id_claims = json!({
-            "iss": issuer, "aud": CLIENT_ID, "azp": CLIENT_ID, "sub": sub, "sid": session.info.id,
+            "iss": issuer, "aud": client, "azp": client, "sub": sub, "sid": session.info.id,
             "iat": iat, "exp": iat + lifetime, "auth_time": auth_time,
         });
         if let Some(n) = nonce {
@@ -474,12 +486,7 @@ impl AppState {
             }
             sid
         } else {
-            let claims = self.keys.read().unwrap_or_else(|e| e.into_inner()).verify(
-                token,
-                &self.oidc.issuer,
-                CLIENT_ID,
-                true,
-            )?;
+            let claims = self.verify_for_any_client(token, true)?;
             claims
                 .get("sid")
                 .and_then(Value::as_str)
@@ -494,6 +501,19 @@ impl AppState {
         Ok(sid)
     }
 
+    /// Verify a token this side issued to any of its clients.
+    fn verify_for_any_client(&self, token: &str, check_exp: bool) -> Result<serde_json::Map<String, Value>, String> {
+        let keys = self.keys.read().unwrap_or_else(|e| e.into_inner());
+        let mut last = String::new();
+        for client in CLIENTS {
+            match keys.verify(token, &self.oidc.issuer, client, check_exp) {
+                Ok(claims) => return Ok(claims),
+                Err(e) => last = e,
+            }
+        }
+        Err(last)
+    }
+
     /// Mark a session signed out.
     fn end_oidc_session(&self, sid: &str) {
         if let Some(s) = lock(&self.sessions).get_mut(sid) {
@@ -502,18 +522,55 @@ impl AppState {
     }
 }
 
-async fn token(State(state): State<Arc<AppState>>, Form(f): Form<HashMap<String, String>>) -> Response {
-    let get = |k: &str| f.get(k).map(String::as_str);
-    if get("client_id") != Some(CLIENT_ID) {
-        return oauth_error(
-            StatusCode::UNAUTHORIZED,
-            "invalid_client",
-            format!("client_id must be {CLIENT_ID}"),
-        );
+/// The client a token or revocation request authenticates as (RFC 6749
+/// section 2.3.1): HTTP Basic with form-encoded id and secret, or
+/// `client_id` (and `client_secret`) in the body.
+fn authenticate_client(headers: &HeaderMap, f: &HashMap<String, String>) -> Option<&'static str> {
+    let decode = |v: &str| {
+        reqwest::Url::parse(&format!("http://x/?v={v}"))
+            .ok()
+            .and_then(|u| u.query_pairs().next().map(|(_, v)| v.into_owned()))
+    };
+    let basic = headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Basic "))
+        .and_then(|b| base64::engine::general_purpose::STANDARD.decode(b).ok())
+        .and_then(|b| String::from_utf8(b).ok());
+    let (id, secret) = match &basic {
+        Some(pair) => {
+            let (id, secret) = pair.split_once(':').unwrap_or((pair.as_str(), ""));
+            (decode(id), decode(secret))
+        }
+        None => (f.get("client_id").cloned(), f.get("client_secret").cloned()),
+    };
+    match (id.as_deref(), secret.as_deref()) {
+        (Some(CLIENT_ID), None) => Some(CLIENT_ID),
+        (Some(CONFIDENTIAL_CLIENT_ID), Some(CONFIDENTIAL_CLIENT_SECRET)) => Some(CONFIDENTIAL_CLIENT_ID),
+        _ => None,
     }
+}
+
+fn invalid_client() -> Response {
+    oauth_error(
+        StatusCode::UNAUTHORIZED,
+        "invalid_client",
+        "client authentication failed: unknown client_id or wrong client_secret",
+    )
+}
+
+async fn token(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    Form(f): Form<HashMap<String, String>>,
+) -> Response {
+    let get = |k: &str| f.get(k).map(String::as_str);
+    let Some(client) = authenticate_client(&headers, &f) else {
+        return invalid_client();
+    };
     match get("grant_type") {
-        Some("authorization_code") => code_grant(&state, &f),
-        Some("refresh_token") => refresh_grant(&state, get("refresh_token").unwrap_or_default()),
+        Some("authorization_code") => code_grant(&state, &f, client),
+        Some("refresh_token") => refresh_grant(&state, get("refresh_token").unwrap_or_default(), client),
         Some(other) => oauth_error(
             StatusCode::BAD_REQUEST,
             "unsupported_grant_type",
@@ -523,7 +580,7 @@ async fn token(State(state): State<Arc<AppState>>, Form(f): Form<HashMap<String,
     }
 }
 
-fn code_grant(state: &AppState, f: &HashMap<String, String>) -> Response {
+fn code_grant(state: &AppState, f: &HashMap<String, String>, client: &'static str) -> Response {
     let get = |k: &str| f.get(k).map(String::as_str).unwrap_or_default();
     let mut codes = lock(&state.oidc.codes);
     let Some(code) = codes.get_mut(get("code")) else {
@@ -548,6 +605,13 @@ fn code_grant(state: &AppState, f: &HashMap<String, String>) -> Response {
             "the authorization code expired",
         );
     }
+    if client != code.params.client_id {
+        return oauth_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_grant",
+            "the code was issued to another client",
+        );
+    }
     if get("redirect_uri") != code.params.redirect_uri {
         return oauth_error(
             StatusCode::BAD_REQUEST,
@@ -569,31 +633,20 @@ fn code_grant(state: &AppState, f: &HashMap<String, String>) -> Response {
     let id = Uuid::new_v4().to_string();
     code.redeemed = Some(id.clone());
     let nonce = code.params.nonce.clone();
-    let mut session = Session {
-        info: SessionInfo {
-            id: id.clone(),
-            user: user.username.clone(),
-            created: now(),
-            refresh_count: 0,
-            revoked: false,
-            signed_out: false,
-            revoke_reason: None,
-        },
-        customer: user.customer.clone(),
-        current_refresh: String::new(),
-        oidc: Some(OidcSession {
-            scope: code.params.scope.clone(),
-            sso: code.sso.clone(),
-            auth_time: code.auth_time,
-        }),
+    let oidc = OidcSession {
+        client_id: client,
+        scope: code.params.scope.clone(),
+        sso: code.sso.clone(),
+        auth_time: code.auth_time,
     };
+    let mut session = Session::new(id.clone(), &user, Some(oidc));
     drop(codes);
     let response = state.oidc_tokens(&mut session, nonce.as_deref());
     lock(&state.sessions).insert(id, session);
     response
 }
 
-fn refresh_grant(state: &AppState, refresh: &str) -> Response {
+fn refresh_grant(state: &AppState, refresh: &str, client: &'static str) -> Response {
     if let Some(message) = state.injected_refresh_failure() {
         return oauth_error(StatusCode::SERVICE_UNAVAILABLE, "temporarily_unavailable", message);
     }
@@ -604,7 +657,10 @@ fn refresh_grant(state: &AppState, refresh: &str) -> Response {
         return oauth_error(StatusCode::BAD_REQUEST, "invalid_grant", "unknown refresh token");
     };
     let mut sessions = lock(&state.sessions);
-    let Some(session) = sessions.get_mut(&sid).filter(|s| s.oidc.is_some()) else {
+    let Some(session) = sessions
+        .get_mut(&sid)
+        .filter(|s| s.oidc.as_ref().is_some_and(|o| o.client_id == client))
+    else {
         return oauth_error(StatusCode::BAD_REQUEST, "invalid_grant", "unknown session");
     };
     if !current {
@@ -664,13 +720,13 @@ async fn userinfo(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Res
     }
 }
 
-async fn revoke(State(state): State<Arc<AppState>>, Form(f): Form<HashMap<String, String>>) -> Response {
-    if f.get("client_id").map(String::as_str) != Some(CLIENT_ID) {
-        return oauth_error(
-            StatusCode::UNAUTHORIZED,
-            "invalid_client",
-            format!("client_id must be {CLIENT_ID}"),
-        );
+async fn revoke(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    Form(f): Form<HashMap<String, String>>,
+) -> Response {
+    if authenticate_client(&headers, &f).is_none() {
+        return invalid_client();
     }
     let token = f.get("token").map(String::as_str).unwrap_or_default();
     let by_refresh = lock(&state.refresh_index).get(token).map(|e| e.session.clone());
@@ -687,12 +743,7 @@ async fn end_session(
     Query(q): Query<HashMap<String, String>>,
 ) -> Response {
     if let Some(hint) = q.get("id_token_hint") {
-        let claims =
-            state
-                .keys
-                .read()
-                .unwrap_or_else(|e| e.into_inner())
-                .verify(hint, &state.oidc.issuer, CLIENT_ID, false);
+        let claims = state.verify_for_any_client(hint, false);
         if let Some(sid) = claims
             .ok()
             .and_then(|c| c.get("sid").and_then(Value::as_str).map(str::to_owned))

@@ -55,6 +55,26 @@ pub(crate) struct Session {
     pub(crate) oidc: Option<crate::oidc::OidcSession>,
 }
 
+impl Session {
+    /// A new live session `id` of `user`.
+    pub(crate) fn new(id: String, user: &DemoUser, oidc: Option<crate::oidc::OidcSession>) -> Self {
+        Self {
+            info: SessionInfo {
+                id,
+                user: user.username.clone(),
+                created: now(),
+                refresh_count: 0,
+                revoked: false,
+                signed_out: false,
+                revoke_reason: None,
+            },
+            customer: user.customer.clone(),
+            current_refresh: String::new(),
+            oidc,
+        }
+    }
+}
+
 pub(crate) struct RefreshEntry {
     pub(crate) session: String,
     pub(crate) current: bool,
@@ -402,20 +422,7 @@ async fn login(State(state): State<Arc<AppState>>, headers: HeaderMap, body: Opt
     } else {
         requested
     };
-    let mut session = Session {
-        info: SessionInfo {
-            id: id.clone(),
-            user: user.username.clone(),
-            created: now(),
-            refresh_count: 0,
-            revoked: false,
-            signed_out: false,
-            revoke_reason: None,
-        },
-        customer: user.customer.clone(),
-        current_refresh: String::new(),
-        oidc: None,
-    };
+    let mut session = Session::new(id.clone(), user, None);
     let response = state.token_response(&mut session);
     sessions.insert(id, session);
     response

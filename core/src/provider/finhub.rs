@@ -155,12 +155,7 @@ impl FinHub {
             .get("location")
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned);
-        let server_date = response
-            .headers()
-            .get("date")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| chrono::DateTime::parse_from_rfc2822(v).ok())
-            .map(|d| d.with_timezone(&chrono::Utc));
+        let server_date = super::server_date(&response);
         let text = response.text().await.map_err(|e| Error::Network {
             host: self.profile.base_url.to_string(),
             detail: e.without_url().to_string(),
@@ -250,21 +245,7 @@ impl Provider for FinHub {
         let response = self
             .send(request.method.clone(), &request.path, headers, request.body.as_ref())
             .await?;
-        let status = response.status().as_u16();
-        let content_type = response
-            .headers()
-            .get("content-type")
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned);
-        let body = response.text().await.map_err(|e| Error::Network {
-            host: self.profile.base_url.to_string(),
-            detail: e.without_url().to_string(),
-        })?;
-        Ok(ApiResponse {
-            status,
-            content_type,
-            body,
-        })
+        super::read_api_response(response, self.profile.base_url.as_str()).await
     }
 }
 

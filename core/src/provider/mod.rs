@@ -49,6 +49,36 @@ impl std::fmt::Debug for BrowserSignIn {
     }
 }
 
+/// The server's clock from a response's `Date` header, if it has one.
+pub fn server_date(response: &reqwest::Response) -> Option<crate::clock::Timestamp> {
+    response
+        .headers()
+        .get("date")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| chrono::DateTime::parse_from_rfc2822(v).ok())
+        .map(|d| d.with_timezone(&chrono::Utc))
+}
+
+/// An API response as [`ApiResponse`]; `host` names the server in a
+/// network error.
+pub async fn read_api_response(response: reqwest::Response, host: &str) -> Result<ApiResponse, Error> {
+    let status = response.status().as_u16();
+    let content_type = response
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let body = response.text().await.map_err(|e| Error::Network {
+        host: host.to_owned(),
+        detail: e.without_url().to_string(),
+    })?;
+    Ok(ApiResponse {
+        status,
+        content_type,
+        body,
+    })
+}
+
 /// `path` joined to `base`, refusing anything that would leave the
 /// provider's host (`//other.host/…`, absolute URLs).
 pub fn join_below(base: &reqwest::Url, path: &str) -> Result<reqwest::Url, Error> {

@@ -126,33 +126,14 @@ impl Oidc {
         url
     }
 
-    /// POST a form to the token endpoint with the client's authentication:
-    /// a public client sends `client_id`; a confidential one uses
-    /// `client_secret_basic` unless discovery offers only
-    /// `client_secret_post` (RFC 6749 section 2.3.1).
+    /// POST a form to the token endpoint with the client's authentication.
     async fn token_request(
         &self,
         d: &Discovery,
         mut form: Vec<(&'static str, String)>,
     ) -> Result<reqwest::Response, Error> {
         let s = self.settings();
-        let mut request = self.client.http().post(d.token_endpoint.clone());
-        match &s.client_secret {
-            None => form.push(("client_id", s.client_id.clone())),
-            Some(secret) => {
-                let post_only = d.token_auth_methods.as_ref().is_some_and(|m| {
-                    !m.iter().any(|x| x == "client_secret_basic") && m.iter().any(|x| x == "client_secret_post")
-                });
-                if post_only {
-                    form.push(("client_id", s.client_id.clone()));
-                    form.push(("client_secret", secret.expose().to_owned()));
-                } else {
-                    let enc = |v: &str| form_urlencoded_component(v);
-                    let basic = B64.encode(format!("{}:{}", enc(&s.client_id), enc(secret.expose())));
-                    request = request.header("Authorization", format!("Basic {basic}"));
-                }
-            }
-        }
+        let request = self.authenticate(d, self.client.http().post(d.token_endpoint.clone()), &mut form);
         if let Some(r) = &s.resource {
             form.push(("resource", r.clone()));
         }
@@ -161,15 +142,38 @@ impl Oidc {
             .await
     }
 
+    /// The client's authentication on a token or revocation request: a
+    /// public client sends `client_id`; a confidential one uses
+    /// `client_secret_basic` unless discovery offers only
+    /// `client_secret_post` (RFC 6749 section 2.3.1).
+    fn authenticate(
+        &self,
+        d: &Discovery,
+        request: reqwest::RequestBuilder,
+        form: &mut Vec<(&'static str, String)>,
+    ) -> reqwest::RequestBuilder {
+        let s = self.settings();
+        let Some(secret) = &s.client_secret else {
+            form.push(("client_id", s.client_id.clone()));
+            return request;
+        };
+        let post_only = d.token_auth_methods.as_ref().is_some_and(|m| {
+            !m.iter().any(|x| x == "client_secret_basic") && m.iter().any(|x| x == "client_secret_post")
+        });
+        if post_only {
+            form.push(("client_id", s.client_id.clone()));
+            form.push(("client_secret", secret.expose().to_owned()));
+            return request;
+        }
+        let enc = |v: &str| form_urlencoded_component(v);
+        let basic = B64.encode(format!("{}:{}", enc(&s.client_id), enc(secret.expose())));
+        request.header("Authorization", format!("Basic {basic}"))
+    }
+
     /// Parse a token response (RFC 6749 section 5.1) or its error (5.2).
     async fn token_response(&self, call: TokenCall, response: reqwest::Response) -> Result<TokenResponse, Error> {
         let status = response.status().as_u16();
-        let server_date = response
-            .headers()
-            .get("date")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| chrono::DateTime::parse_from_rfc2822(v).ok())
-            .map(|d| d.with_timezone(&chrono::Utc));
+        let server_date = super::server_date(&response);
         let text = response.text().await.map_err(|e| Error::Network {
             host: self.profile.issuer.clone(),
             detail: e.without_url().to_string(),
@@ -337,21 +341,12 @@ impl Oidc {
     }
 
     /// POST `form` to an RFC 7009 revocation endpoint.
-    async fn revoke(&self, url: &reqwest::Url, token: &Secret, hint: &str) -> Result<(), String> {
-        let s = self.settings();
+    async fn revoke(&self, d: &Discovery, url: &reqwest::Url, token: &Secret, hint: &str) -> Result<(), String> {
         let mut form = vec![
             ("token", token.expose().to_owned()),
             ("token_type_hint", hint.to_owned()),
         ];
-        let mut request = self.client.http().post(url.clone());
-        match &s.client_secret {
-            None => form.push(("client_id", s.client_id.clone())),
-            Some(secret) => {
-                let enc = |v: &str| form_urlencoded_component(v);
-                let basic = B64.encode(format!("{}:{}", enc(&s.client_id), enc(secret.expose())));
-                request = request.header("Authorization", format!("Basic {basic}"));
-            }
-        }
+        let request = self.authenticate(d, self.client.http().post(url.clone()), &mut form);
         let response = self.client.send(request.form(&form)).await.map_err(|e| e.to_string())?;
         match response.status().as_u16() {
             200 => Ok(()),
@@ -466,11 +461,11 @@ impl Provider for Oidc {
         // 2. RFC 7009: the refresh token first (it outlives the access token).
         if let Some(url) = &d.revocation_endpoint {
             if let Some(r) = &tokens.refresh {
-                if let Err(e) = self.revoke(url, r, "refresh_token").await {
+                if let Err(e) = self.revoke(&d, url, r, "refresh_token").await {
                     failures.push(e);
                 }
             }
-            if let Err(e) = self.revoke(url, &tokens.bearer, "access_token").await {
+            if let Err(e) = self.revoke(&d, url, &tokens.bearer, "access_token").await {
                 failures.push(e);
             }
         }
@@ -515,21 +510,7 @@ impl Provider for Oidc {
             r = r.json(body);
         }
         let response = self.client.send(r).await?;
-        let status = response.status().as_u16();
-        let content_type = response
-            .headers()
-            .get("content-type")
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned);
-        let body = response.text().await.map_err(|e| Error::Network {
-            host: base.to_string(),
-            detail: e.without_url().to_string(),
-        })?;
-        Ok(ApiResponse {
-            status,
-            content_type,
-            body,
-        })
+        super::read_api_response(response, base.as_str()).await
     }
 }
 
