@@ -356,3 +356,33 @@ async fn a_confidential_client_authenticates_with_its_secret() {
     assert!(e.to_string().contains("invalid_client"), "{e}");
     assert!(store.entries().is_empty());
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn every_oidc_connection_is_pinned_and_sign_out_survives_a_dead_provider() {
+    let pg = playground(600).await;
+    let dir = tempfile::tempdir().unwrap();
+    // A pin of no key the Playground has: discovery is refused, no browser opens.
+    let wrong = oidc_profile(&pg, |t| {
+        let pins = t.lines().find(|l| l.starts_with("pins = ")).unwrap().to_owned();
+        t.replace(
+            &pins,
+            "pins = [\"sha256/AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\"]",
+        )
+    });
+    let opener = BrowserOpener::new(&pg, alice());
+    let (engine, _) = oidc_engine(wrong, dir.path(), opener.clone());
+    let e = engine.sign_in_browser().await.unwrap_err();
+    assert_eq!(e.code(), ErrorCode::PinMismatch, "{e}");
+    assert!(opener.opened().is_empty());
+    // Signed in, then the provider goes away: sign-out still clears everything
+    // and reports the failed server calls.
+    let (engine, store) = oidc_engine(oidc_profile(&pg, |t| t), dir.path(), opener.clone());
+    engine.sign_in_browser().await.unwrap();
+    assert!(!store.entries().is_empty());
+    drop(pg);
+    let report = engine.sign_out().await.unwrap();
+    assert_eq!(report.view.state, Phase::SignedOut);
+    assert!(store.entries().is_empty());
+    let server = report.server_error.expect("the failed logout is reported");
+    assert!(server.message.contains("logout endpoint"), "{}", server.message);
+}

@@ -664,22 +664,35 @@ pub fn serve(
 ) {
     let acceptor = tokio_rustls::TlsAcceptor::from(config);
     let app = router(state);
+    // Stopping also closes the open (keep-alive) connections, so a stopped
+    // Playground is really gone for its clients.
+    let (closing, closed) = tokio::sync::watch::channel(false);
     tokio::spawn(async move {
         loop {
             let accepted = tokio::select! {
                 a = listener.accept() => a,
-                _ = &mut stop => return,
+                _ = &mut stop => {
+                    let _ = closing.send(true);
+                    return;
+                }
             };
             let Ok((tcp, _)) = accepted else { continue };
             let acceptor = acceptor.clone();
             let app = app.clone();
+            let mut closed = closed.clone();
             tokio::spawn(async move {
                 // A failed handshake (a client that refused our pin, say) ends
                 // this connection only.
-                if let Ok(tls) = acceptor.accept(tcp).await {
-                    let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
-                        .serve_connection(TokioIo::new(tls), TowerToHyperService::new(app))
-                        .await;
+                let serve = async {
+                    if let Ok(tls) = acceptor.accept(tcp).await {
+                        let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
+                            .serve_connection(TokioIo::new(tls), TowerToHyperService::new(app))
+                            .await;
+                    }
+                };
+                tokio::select! {
+                    _ = serve => {}
+                    _ = closed.wait_for(|c| *c) => {}
                 }
             });
         }
