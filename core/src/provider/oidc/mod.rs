@@ -50,7 +50,6 @@ pub struct Oidc {
     discovery: Arc<DiscoveryCache>,
     /// Validates ID tokens: audience = client id.
     id_tokens: Validator,
-    clock: Arc<dyn Clock>,
 }
 
 /// Which token-endpoint call an error answer belongs to.
@@ -80,14 +79,7 @@ impl Oidc {
             client,
             discovery,
             id_tokens,
-            clock: Arc::new(SystemClock),
         })
-    }
-
-    /// Use `clock` for ID token time checks (tests).
-    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
-        self.clock = clock;
-        self
     }
 
     fn settings(&self) -> &OidcSettings {
@@ -251,7 +243,7 @@ impl Oidc {
         let s = self.settings();
         let (subject, mut name, mut email) = match &t.id_token {
             Some(id) => {
-                let claims = id_token::verify(&self.id_tokens, id, &s.client_id, nonce, self.clock.now()).await?;
+                let claims = id_token::verify(&self.id_tokens, id, &s.client_id, nonce, SystemClock.now()).await?;
                 let c = |n: &str| claims.str(n).map(str::to_owned);
                 (Some(claims.subject.clone()), c("name"), c("email"))
             }
