@@ -650,42 +650,12 @@ fn refresh_grant(state: &AppState, refresh: &str, client: &'static str) -> Respo
     if let Some(message) = state.injected_refresh_failure() {
         return oauth_error(StatusCode::SERVICE_UNAVAILABLE, "temporarily_unavailable", message);
     }
-    let entry = lock(&state.refresh_index)
-        .get(refresh)
-        .map(|e| (e.session.clone(), e.current));
-    let Some((sid, current)) = entry else {
-        return oauth_error(StatusCode::BAD_REQUEST, "invalid_grant", "unknown refresh token");
-    };
     let mut sessions = lock(&state.sessions);
-    let Some(session) = sessions
-        .get_mut(&sid)
-        .filter(|s| s.oidc.as_ref().is_some_and(|o| o.client_id == client))
-    else {
-        return oauth_error(StatusCode::BAD_REQUEST, "invalid_grant", "unknown session");
-    };
-    if !current {
-        session.info.revoked = true;
-        session.info.revoke_reason = Some("refresh token reuse detected".into());
-        return oauth_error(
-            StatusCode::BAD_REQUEST,
-            "invalid_grant",
-            "refresh token reuse detected; the session has been revoked",
-        );
+    let own = |s: &Session| s.oidc.as_ref().is_some_and(|o| o.client_id == client);
+    match state.redeem_refresh(&mut sessions, refresh, own) {
+        Ok(session) => state.oidc_tokens(session, None),
+        Err(why) => oauth_error(StatusCode::BAD_REQUEST, "invalid_grant", why),
     }
-    if session.info.revoked || session.info.signed_out {
-        let why = session
-            .info
-            .revoke_reason
-            .clone()
-            .unwrap_or_else(|| "signed out".into());
-        return oauth_error(
-            StatusCode::BAD_REQUEST,
-            "invalid_grant",
-            format!("the session has ended: {why}"),
-        );
-    }
-    session.info.refresh_count += 1;
-    state.oidc_tokens(session, None)
 }
 
 fn bearer(headers: &HeaderMap) -> &str {

@@ -224,6 +224,37 @@ impl AppState {
         refresh
     }
 
+    /// The session a refresh token may extend, counted as refreshed. A spent
+    /// (rotated) token is reuse: someone holds a copy, so its session is
+    /// revoked. `owner` says which sessions the caller may refresh. The error
+    /// is the `invalid_grant` description.
+    pub(crate) fn redeem_refresh<'a>(
+        &self,
+        sessions: &'a mut HashMap<String, Session>,
+        refresh: &str,
+        owner: impl Fn(&Session) -> bool,
+    ) -> Result<&'a mut Session, String> {
+        let entry = lock(&self.refresh_index)
+            .get(refresh)
+            .map(|e| (e.session.clone(), e.current));
+        let (sid, current) = entry.ok_or("unknown refresh token")?;
+        let session = sessions.get_mut(&sid).filter(|s| owner(s)).ok_or("unknown session")?;
+        if !current {
+            session.info.revoked = true;
+            session.info.revoke_reason = Some("refresh token reuse detected".into());
+            return Err("refresh token reuse detected; the session has been revoked".into());
+        }
+        if session.info.revoked {
+            let why = session.info.revoke_reason.clone().unwrap_or_default();
+            return Err(format!("the session was revoked: {why}"));
+        }
+        if session.info.signed_out {
+            return Err("the session was signed out".into());
+        }
+        session.info.refresh_count += 1;
+        Ok(session)
+    }
+
     /// Consume one injected refresh failure, if any is left: the answer to
     /// send instead of refreshing.
     pub(crate) fn injected_refresh_failure(&self) -> Option<String> {
@@ -445,39 +476,11 @@ async fn refresh(State(state): State<Arc<AppState>>, body: Option<Json<RefreshBo
     if let Some(message) = state.injected_refresh_failure() {
         return error(StatusCode::SERVICE_UNAVAILABLE, "unavailable", message);
     }
-    let entry = lock(&state.refresh_index)
-        .get(&body.refresh_token)
-        .map(|e| (e.session.clone(), e.current));
-    let Some((sid, current)) = entry else {
-        return error(StatusCode::BAD_REQUEST, "invalid_grant", "unknown refresh token");
-    };
     let mut sessions = lock(&state.sessions);
-    let Some(session) = sessions.get_mut(&sid) else {
-        return error(StatusCode::BAD_REQUEST, "invalid_grant", "unknown session");
-    };
-    if !current {
-        // Reuse of a rotated token: someone holds a copy. Revoke the session.
-        session.info.revoked = true;
-        session.info.revoke_reason = Some("refresh token reuse detected".into());
-        return error(
-            StatusCode::BAD_REQUEST,
-            "invalid_grant",
-            "refresh token reuse detected; the session has been revoked",
-        );
+    match state.redeem_refresh(&mut sessions, &body.refresh_token, |_| true) {
+        Ok(session) => state.token_response(session),
+        Err(why) => error(StatusCode::BAD_REQUEST, "invalid_grant", why),
     }
-    if session.info.revoked {
-        let why = session.info.revoke_reason.clone().unwrap_or_default();
-        return error(
-            StatusCode::BAD_REQUEST,
-            "invalid_grant",
-            format!("the session was revoked: {why}"),
-        );
-    }
-    if session.info.signed_out {
-        return error(StatusCode::BAD_REQUEST, "invalid_grant", "the session was signed out");
-    }
-    session.info.refresh_count += 1;
-    state.token_response(session)
 }
 
 async fn logout(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Response {
