@@ -436,26 +436,34 @@ async fn opened_url(dir: &std::path::Path, n: usize) -> String {
     }
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn s13_sign_in_through_the_browser_with_openid_connect() {
-    let opened = tempfile::tempdir().unwrap();
-    let setup = Setup {
+/// The Playground's OpenID Connect profile as the default, with
+/// `extend_access`, and browser pages written to `opened` (the app's
+/// test-opener feature).
+fn oidc_setup(opened: &std::path::Path, extend_access: &'static str) -> Setup {
+    Setup {
         playground: Options {
             token_lifetime: Duration::from_secs(600),
             ..Options::default()
         },
-        edit_config: Box::new(|_, c| {
+        edit_config: Box::new(move |_, c| {
             c.replace(
                 "default_profile = \"playground\"",
                 "default_profile = \"playground-oidc\"",
             )
+            .replace(
+                "extend_access = \"refresh\"",
+                &format!("extend_access = \"{extend_access}\""),
+            )
         }),
-        env: vec![(
-            "SESSION_MANAGER_TEST_OPENER_DIR".into(),
-            opened.path().display().to_string(),
-        )],
+        env: vec![("SESSION_MANAGER_TEST_OPENER_DIR".into(), opened.display().to_string())],
         ..Setup::default()
-    };
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn s13_sign_in_through_the_browser_with_openid_connect() {
+    let opened = tempfile::tempdir().unwrap();
+    let setup = oidc_setup(opened.path(), "refresh");
     Scenario::start("s13_oidc", setup)
         .await
         .run(|s| async move {
@@ -512,24 +520,7 @@ async fn s13_sign_in_through_the_browser_with_openid_connect() {
 #[tokio::test(flavor = "multi_thread")]
 async fn s14_reauthenticate_mode_asks_when_silent_sign_in_fails() {
     let opened = tempfile::tempdir().unwrap();
-    let setup = Setup {
-        playground: Options {
-            token_lifetime: Duration::from_secs(600),
-            ..Options::default()
-        },
-        edit_config: Box::new(|_, c| {
-            c.replace(
-                "default_profile = \"playground\"",
-                "default_profile = \"playground-oidc\"",
-            )
-            .replace("extend_access = \"refresh\"", "extend_access = \"reauthenticate\"")
-        }),
-        env: vec![(
-            "SESSION_MANAGER_TEST_OPENER_DIR".into(),
-            opened.path().display().to_string(),
-        )],
-        ..Setup::default()
-    };
+    let setup = oidc_setup(opened.path(), "reauthenticate");
     Scenario::start("s14_oidc_reauthenticate", setup)
         .await
         .run(|s| async move {
