@@ -154,6 +154,21 @@ async fn reauthenticate_mode_uses_prompt_none_then_asks_the_person() {
     assert!(!view.reauth_needed);
     assert_eq!(view.session_id, first.session_id);
     assert_eq!(query(opener.opened().last().unwrap(), "prompt"), None);
+    // A provider that does not offer prompt=none: no silent attempt at all,
+    // the person is asked at once (a new engine reads discovery afresh).
+    pg.set_prompt_none(false);
+    let (engine, _) = oidc_engine(oidc_profile(&pg, reauth), dir.path(), opener.clone());
+    engine.sign_in_browser().await.unwrap();
+    let opened = opener.opened().len();
+    let e = engine.refresh_now().await.unwrap_err();
+    assert_eq!(e.code(), ErrorCode::ReauthRequired);
+    assert!(e.to_string().contains("does not support silent sign-in"), "{e}");
+    assert_eq!(
+        opener.opened().len(),
+        opened,
+        "no browser for a silent attempt the provider refuses"
+    );
+    assert!(engine.view().reauth_needed);
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -125,6 +125,8 @@ pub enum Error {
     Network { host: String, detail: String },
     #[error("the server answered {status}: {message}")]
     Server { status: u16, message: String },
+    #[error("the provider's sign-out did not complete ({0}); the local session is cleared all the same")]
+    Logout(String),
     #[error("the server's answer does not follow the protocol: {0}")]
     Protocol(String),
     #[error("token rejected: {0}")]
@@ -162,7 +164,7 @@ impl Error {
             Error::PinMismatch { .. } => ErrorCode::PinMismatch,
             Error::Tls { .. } => ErrorCode::TlsFailure,
             Error::Network { .. } => ErrorCode::NetworkUnreachable,
-            Error::Server { .. } => ErrorCode::ServerError,
+            Error::Server { .. } | Error::Logout(_) => ErrorCode::ServerError,
             Error::Protocol(_) => ErrorCode::ProtocolError,
             Error::Token(_) => ErrorCode::TokenInvalid,
             Error::Expired(_) => ErrorCode::SessionExpired,

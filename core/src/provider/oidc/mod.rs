@@ -440,48 +440,40 @@ impl Provider for Oidc {
                 Err(e) => failures.push(format!("the logout endpoint: {e}")),
             }
         }
-        let d = match self.discovery.get().await {
-            Ok(d) => d,
-            Err(e) => {
-                failures.push(format!("discovery: {e}"));
-                return Err(Error::Server {
-                    status: 0,
-                    message: failures.join("; "),
-                });
-            }
-        };
-        // 2. RFC 7009: the refresh token first (it outlives the access token).
-        if let Some(url) = &d.revocation_endpoint {
-            if let Some(r) = &tokens.refresh {
-                if let Err(e) = self.revoke(&d, url, r, "refresh_token").await {
-                    failures.push(e);
+        match self.discovery.get().await {
+            Err(e) => failures.push(format!("discovery: {e}")),
+            Ok(d) => {
+                // 2. RFC 7009: the refresh token first (it outlives the access token).
+                if let Some(url) = &d.revocation_endpoint {
+                    if let Some(r) = &tokens.refresh {
+                        if let Err(e) = self.revoke(&d, url, r, "refresh_token").await {
+                            failures.push(e);
+                        }
+                    }
+                    if let Err(e) = self.revoke(&d, url, &tokens.bearer, "access_token").await {
+                        failures.push(e);
+                    }
                 }
-            }
-            if let Err(e) = self.revoke(&d, url, &tokens.bearer, "access_token").await {
-                failures.push(e);
-            }
-        }
-        // 3. RP-initiated logout: the browser holds the provider's session.
-        if let (Some(url), true) = (&d.end_session_endpoint, s.end_session_in_browser) {
-            let mut url = url.clone();
-            {
-                let mut q = url.query_pairs_mut();
-                if let Some(id) = &tokens.id_token {
-                    q.append_pair("id_token_hint", id.expose());
+                // 3. RP-initiated logout: the browser holds the provider's session.
+                if let (Some(url), true) = (&d.end_session_endpoint, s.end_session_in_browser) {
+                    let mut url = url.clone();
+                    {
+                        let mut q = url.query_pairs_mut();
+                        if let Some(id) = &tokens.id_token {
+                            q.append_pair("id_token_hint", id.expose());
+                        }
+                        q.append_pair("client_id", &s.client_id);
+                    }
+                    if let Err(e) = opener.open(url.as_str()) {
+                        failures.push(format!("opening the provider's sign-out page: {e}"));
+                    }
                 }
-                q.append_pair("client_id", &s.client_id);
-            }
-            if let Err(e) = opener.open(url.as_str()) {
-                failures.push(format!("opening the provider's sign-out page: {e}"));
             }
         }
         if failures.is_empty() {
             Ok(())
         } else {
-            Err(Error::Server {
-                status: 0,
-                message: failures.join("; "),
-            })
+            Err(Error::Logout(failures.join("; ")))
         }
     }
 
