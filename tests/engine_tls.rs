@@ -4,7 +4,7 @@ use integration::*;
 use playground::{Mode, Options};
 use session_core::audit::AuditEvent;
 use session_core::vault::MemoryStore;
-use session_core::{ErrorCode, Phase, Secret};
+use session_core::{ErrorCode, Password, Phase};
 use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
@@ -26,7 +26,7 @@ async fn login_refreshes_itself_then_logs_out() {
     let pg = playground(3).await;
     let dir = tempfile::tempdir().unwrap();
     let (engine, store) = memory_engine(&pg, dir.path());
-    let view = engine.sign_in("alice", Secret::new(PW)).await.unwrap();
+    let view = engine.sign_in("alice", Password::new(PW)).await.unwrap();
     assert_eq!(view.state, Phase::Active);
     assert_eq!(view.customer.as_deref(), Some("cust-1001"));
     assert_eq!(view.tenant.as_deref(), Some("tenant-acme"));
@@ -61,7 +61,7 @@ async fn every_request_carries_well_formed_headers() {
     let pg = playground(60).await;
     let dir = tempfile::tempdir().unwrap();
     let (engine, _) = memory_engine(&pg, dir.path());
-    engine.sign_in("alice", Secret::new(PW)).await.unwrap();
+    engine.sign_in("alice", Password::new(PW)).await.unwrap();
     engine
         .call(reqwest::Method::GET, "/api/v2/accounts", None)
         .await
@@ -128,7 +128,7 @@ async fn refresh_503s_are_retried_and_recover_before_expiry() {
     let pg = playground(10).await;
     let dir = tempfile::tempdir().unwrap();
     let (engine, _) = memory_engine(&pg, dir.path());
-    engine.sign_in("alice", Secret::new(PW)).await.unwrap();
+    engine.sign_in("alice", Password::new(PW)).await.unwrap();
     pg.fail_next_refreshes(3);
     let mut states = engine.subscribe();
     let _scheduler = engine.start();
@@ -159,7 +159,7 @@ async fn revoked_session_moves_to_revoked_through_a_401() {
     let pg = playground(60).await;
     let dir = tempfile::tempdir().unwrap();
     let (engine, store) = memory_engine(&pg, dir.path());
-    engine.sign_in("alice", Secret::new(PW)).await.unwrap();
+    engine.sign_in("alice", Password::new(PW)).await.unwrap();
     assert_eq!(pg.revoke(Some("alice")), 1);
     // The API answers 401, the engine refreshes once, the refresh says
     // invalid_grant: the session is revoked.
@@ -184,7 +184,7 @@ async fn reused_refresh_token_is_detected_and_revokes_the_session() {
     let pg = playground(60).await;
     let dir = tempfile::tempdir().unwrap();
     let (engine, store) = memory_engine(&pg, dir.path());
-    engine.sign_in("alice", Secret::new(PW)).await.unwrap();
+    engine.sign_in("alice", Password::new(PW)).await.unwrap();
     let stolen = store.entries();
     engine.refresh_now().await.unwrap();
     // A copy of the old keychain entry (an attacker's, or a stale process's).
@@ -219,7 +219,7 @@ async fn pin_mismatch_fails_with_the_presented_pin_and_stores_nothing() {
     });
     let store = Arc::new(MemoryStore::default());
     let engine = engine(wrong, dir.path(), store.clone());
-    let err = engine.sign_in("alice", Secret::new(PW)).await.unwrap_err();
+    let err = engine.sign_in("alice", Password::new(PW)).await.unwrap_err();
     assert_eq!(err.code(), ErrorCode::PinMismatch);
     let message = err.to_string();
     assert!(
@@ -253,7 +253,7 @@ async fn backup_pin_alone_is_enough() {
     });
     assert!(!p.pins.iter().any(|x| x.to_string() == pins[1]));
     let e = engine(p, dir.path(), Arc::new(MemoryStore::default()));
-    e.sign_in("alice", Secret::new(PW)).await.unwrap();
+    e.sign_in("alice", Password::new(PW)).await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -265,7 +265,7 @@ async fn untrusted_ca_is_refused_even_with_a_matching_pin() {
     let other_ca = other.info().ca_cert.clone();
     let p = profile(&pg, |t| t.replace(&pg.info().ca_cert, &other_ca));
     let e = engine(p, dir.path(), Arc::new(MemoryStore::default()));
-    let err = e.sign_in("alice", Secret::new(PW)).await.unwrap_err();
+    let err = e.sign_in("alice", Password::new(PW)).await.unwrap_err();
     assert_eq!(err.code(), ErrorCode::TlsFailure, "{err}");
 }
 
@@ -280,14 +280,14 @@ async fn production_limits_concurrent_sessions() {
     assert!(pg.config().contains("environment = \"production\""));
     let dirs: Vec<_> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
     let engines: Vec<_> = dirs.iter().map(|d| memory_engine(&pg, d.path()).0).collect();
-    engines[0].sign_in("alice", Secret::new(PW)).await.unwrap();
-    engines[1].sign_in("alice", Secret::new(PW)).await.unwrap();
-    let err = engines[2].sign_in("alice", Secret::new(PW)).await.unwrap_err();
+    engines[0].sign_in("alice", Password::new(PW)).await.unwrap();
+    engines[1].sign_in("alice", Password::new(PW)).await.unwrap();
+    let err = engines[2].sign_in("alice", Password::new(PW)).await.unwrap_err();
     assert_eq!(err.code(), ErrorCode::SessionLimit);
     assert!(err.to_string().contains("limit is 2"), "{err}");
     // Another user is not affected; signing out frees a slot.
     engines[0].sign_out().await.unwrap();
-    engines[2].sign_in("alice", Secret::new(PW)).await.unwrap();
+    engines[2].sign_in("alice", Password::new(PW)).await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -295,7 +295,7 @@ async fn key_rotation_is_picked_up_through_the_jwks() {
     let pg = playground(60).await;
     let dir = tempfile::tempdir().unwrap();
     let (engine, _) = memory_engine(&pg, dir.path());
-    engine.sign_in("alice", Secret::new(PW)).await.unwrap();
+    engine.sign_in("alice", Password::new(PW)).await.unwrap();
     pg.rotate_keys().await;
     engine.refresh_now().await.unwrap();
     assert_eq!(engine.view().refresh_count, 1);
@@ -310,14 +310,14 @@ async fn es256_tokens_validate() {
     .await;
     let dir = tempfile::tempdir().unwrap();
     let (engine, _) = memory_engine(&pg, dir.path());
-    engine.sign_in("bob", Secret::new("bob-pw-2")).await.unwrap();
+    engine.sign_in("bob", Password::new("bob-pw-2")).await.unwrap();
     assert_eq!(engine.view().customer.as_deref(), Some("cust-1002"));
     // A profile that allows only RS256 refuses them.
     let strict = profile(&pg, |t| {
         t.replace("algorithms = [\"RS256\", \"ES256\"]", "algorithms = [\"RS256\"]")
     });
     let e = integration::engine(strict, dir.path(), Arc::new(MemoryStore::default()));
-    let err = e.sign_in("bob", Secret::new("bob-pw-2")).await.unwrap_err();
+    let err = e.sign_in("bob", Password::new("bob-pw-2")).await.unwrap_err();
     assert!(err.to_string().contains("algorithm check failed"), "{err}");
 }
 
@@ -330,7 +330,7 @@ async fn wrong_password_and_unreachable_server_have_their_own_errors() {
     let pg = playground(60).await;
     let dir = tempfile::tempdir().unwrap();
     let (engine, store) = memory_engine(&pg, dir.path());
-    let err = engine.sign_in("alice", Secret::new("wrong")).await.unwrap_err();
+    let err = engine.sign_in("alice", Password::new("wrong")).await.unwrap_err();
     assert_eq!(err.code(), ErrorCode::InvalidCredentials);
     assert!(store.entries().is_empty());
     // A port nobody listens on.
@@ -345,7 +345,7 @@ async fn wrong_password_and_unreachable_server_have_their_own_errors() {
     });
     assert_eq!(p.base_url.port(), Some(closed_port));
     let e = integration::engine(p, dir.path(), Arc::new(MemoryStore::default()));
-    let err = e.sign_in("alice", Secret::new(PW)).await.unwrap_err();
+    let err = e.sign_in("alice", Password::new(PW)).await.unwrap_err();
     assert_eq!(err.code(), ErrorCode::NetworkUnreachable, "{err}");
 }
 
@@ -354,7 +354,7 @@ async fn a_401_on_an_expired_token_refreshes_once_and_retries() {
     let pg = playground(2).await;
     let dir = tempfile::tempdir().unwrap();
     let (engine, _) = memory_engine(&pg, dir.path());
-    engine.sign_in("alice", Secret::new(PW)).await.unwrap();
+    engine.sign_in("alice", Password::new(PW)).await.unwrap();
     pg.set_token_lifetime(Duration::from_secs(600));
     // No scheduler: the token expires at the provider while the engine still
     // holds it (a test about time passing).
@@ -383,7 +383,7 @@ async fn redirects_are_not_followed() {
     let pg = playground(60).await;
     let dir = tempfile::tempdir().unwrap();
     let (engine, _) = memory_engine(&pg, dir.path());
-    engine.sign_in("alice", Secret::new(PW)).await.unwrap();
+    engine.sign_in("alice", Password::new(PW)).await.unwrap();
     let r = engine.call(reqwest::Method::GET, "/api/v2/moved", None).await.unwrap();
     assert_eq!(r.status, 302, "the redirect was followed");
     // A path that tries to leave the provider's host is refused before sending.

@@ -193,18 +193,35 @@ async fn sign_out_uses_all_three_logout_styles() {
     assert!(logout[0].headers["authorization"].starts_with("present sha256:"));
     // RFC 7009: refresh token and access token.
     assert_eq!(pg.calls_to("/oidc/revoke"), 2);
-    // RP-initiated logout in the browser, with the ID token as hint.
+    // RP-initiated logout in the browser, with the ID token as hint: the
+    // browser opens a one-shot page on loopback that POSTs the request, so
+    // the token is in no URL (no command line, no history, no access log).
     let end = opener.opened().last().unwrap().clone();
     assert!(
-        end.starts_with(&format!("{}/end-session?", pg.info().oidc_issuer)),
+        end.starts_with("http://127.0.0.1:") && end.contains("/sign-out/"),
         "{end}"
     );
-    assert!(query(&end, "id_token_hint").is_some());
+    for token in pg.issued_tokens() {
+        assert!(!end.contains(&token), "a token in the sign-out URL");
+    }
     // The browser's visit ends the provider's SSO session: a silent sign-in
     // now needs the person.
     wait_until("the end-session page was visited", || opener.pages().len() >= 2).await;
     assert!(opener.pages().last().unwrap().contains("You are signed out"));
     assert!(pg.sessions().iter().all(|s| s.signed_out));
+    let end_session: Vec<_> = pg
+        .requests()
+        .into_iter()
+        .filter(|r| r.path == "/oidc/end-session")
+        .collect();
+    assert_eq!(end_session.len(), 1);
+    assert_eq!(end_session[0].method, "POST", "the ID token travels in a POST body");
+    // The page was served once: the listener is gone.
+    assert!(opener
+        .browser
+        .open(&end, playground::browser::Action::Look)
+        .await
+        .is_err());
     let visit = opener
         .browser
         .open(

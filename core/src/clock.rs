@@ -6,7 +6,6 @@
 //! tick is what lets the engine notice the jump.
 
 use chrono::{DateTime, Utc};
-use std::sync::Mutex;
 
 /// A point in wall-clock time, UTC.
 pub type Timestamp = DateTime<Utc>;
@@ -27,38 +26,46 @@ impl Clock for SystemClock {
     }
 }
 
-/// A clock for tests: it advances with tokio's clock (so `tokio::time::pause`
-/// and `advance` drive it) and can also jump, the way a wall clock does when a
-/// laptop wakes up or NTP corrects it, without tokio's timers noticing.
-#[derive(Debug)]
-pub struct TestClock {
-    start: Timestamp,
-    origin: tokio::time::Instant,
-    jumped: Mutex<chrono::Duration>,
-}
+#[cfg(any(test, feature = "test-support"))]
+pub use test_clock::TestClock;
 
-impl TestClock {
-    /// A clock that reads `start` now and then follows tokio's clock.
-    pub fn new(start: Timestamp) -> Self {
-        Self {
-            start,
-            origin: tokio::time::Instant::now(),
-            jumped: Mutex::new(chrono::Duration::zero()),
+#[cfg(any(test, feature = "test-support"))]
+mod test_clock {
+    use super::*;
+    use std::sync::Mutex;
+    /// A clock for tests: it advances with tokio's clock (so `tokio::time::pause`
+    /// and `advance` drive it) and can also jump, the way a wall clock does when a
+    /// laptop wakes up or NTP corrects it, without tokio's timers noticing.
+    #[derive(Debug)]
+    pub struct TestClock {
+        start: Timestamp,
+        origin: tokio::time::Instant,
+        jumped: Mutex<chrono::Duration>,
+    }
+
+    impl TestClock {
+        /// A clock that reads `start` now and then follows tokio's clock.
+        pub fn new(start: Timestamp) -> Self {
+            Self {
+                start,
+                origin: tokio::time::Instant::now(),
+                jumped: Mutex::new(chrono::Duration::zero()),
+            }
+        }
+
+        /// Move the wall clock by `by` without moving tokio's monotonic clock.
+        pub fn jump(&self, by: chrono::Duration) {
+            let mut jumped = self.jumped.lock().unwrap_or_else(|e| e.into_inner());
+            *jumped += by;
         }
     }
 
-    /// Move the wall clock by `by` without moving tokio's monotonic clock.
-    pub fn jump(&self, by: chrono::Duration) {
-        let mut jumped = self.jumped.lock().unwrap_or_else(|e| e.into_inner());
-        *jumped += by;
-    }
-}
-
-impl Clock for TestClock {
-    fn now(&self) -> Timestamp {
-        let elapsed = tokio::time::Instant::now().duration_since(self.origin);
-        let jumped = *self.jumped.lock().unwrap_or_else(|e| e.into_inner());
-        self.start + chrono::Duration::from_std(elapsed).unwrap_or_default() + jumped
+    impl Clock for TestClock {
+        fn now(&self) -> Timestamp {
+            let elapsed = tokio::time::Instant::now().duration_since(self.origin);
+            let jumped = *self.jumped.lock().unwrap_or_else(|e| e.into_inner());
+            self.start + chrono::Duration::from_std(elapsed).unwrap_or_default() + jumped
+        }
     }
 }
 

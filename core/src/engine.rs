@@ -25,7 +25,7 @@ use crate::provider::opener::{Opener, SystemOpener};
 use crate::provider::{ApiRequest, ApiResponse, BrowserSignIn, Credentials, Grant, Provider, SessionTokens};
 use crate::refresh::{self, Next, ProcessLock, SchedulerGuard};
 use crate::tls::PinnedClient;
-use crate::token::{Claims, HttpJwksFetcher, JwksCache, Secret, TokenError, Validator};
+use crate::token::{AccessToken, Claims, HttpJwksFetcher, JwksCache, Password, TokenError, Validator};
 use crate::vault::{KeyringStore, SecretStore, SessionRecord, Vault, VaultError};
 use crate::view::{BrowserWait, Persistence, Phase, RefreshOutcome, SessionView, SignInMethod};
 use std::path::{Path, PathBuf};
@@ -173,9 +173,14 @@ impl Engine {
             LEEWAY,
             Arc::new(jwks),
         );
-        let provider: Arc<dyn Provider> = match (profile.provider, discovery) {
-            (ProviderKind::Oidc, Some(d)) => Arc::new(Oidc::new(profile.clone(), client, d, &validator)?),
-            _ => Arc::new(FinHub::new(profile.clone(), client)),
+        let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+        let (provider, validator): (Arc<dyn Provider>, Validator) = match (profile.provider, discovery) {
+            (ProviderKind::Oidc, Some(d)) => (
+                Arc::new(Oidc::new(profile.clone(), client, d, &validator, clock.clone())?),
+                // RFC 8725 3.11: an OIDC bearer is checked as an access token.
+                validator.for_access_tokens(),
+            ),
+            _ => (Arc::new(FinHub::new(profile.clone(), client)), validator),
         };
         Ok(Self::new(EngineParts {
             profile,
@@ -183,7 +188,7 @@ impl Engine {
             validator,
             store,
             audit: Arc::new(AuditLog::in_dir(data_dir)),
-            clock: Arc::new(SystemClock),
+            clock,
             data_dir: data_dir.to_owned(),
             opener,
         }))
@@ -459,14 +464,14 @@ impl Engine {
         self.vault_op(|v| v.clear()).await
     }
 
-    async fn validate(&self, token: &Secret) -> Result<Claims, Error> {
+    async fn validate(&self, token: &AccessToken) -> Result<Claims, Error> {
         self.inner.validator.validate(token, self.now()).await
     }
 
     /// Whether the bearer token must be validated as a JWT: always for
     /// FinHub; for OIDC when it is one (an opaque access token is only
     /// readable by the provider, RFC 6749 section 1.4).
-    fn bearer_is_checked(&self, token: &Secret) -> bool {
+    fn bearer_is_checked(&self, token: &AccessToken) -> bool {
         self.inner.profile.provider == ProviderKind::Finhub || looks_like_jwt(token)
     }
 
@@ -476,15 +481,27 @@ impl Engine {
         let claims = if self.bearer_is_checked(&grant.bearer) {
             self.validate(&grant.bearer).await?
         } else {
+            // An opaque access token: its lifetime is what the provider
+            // announced (checked to be at most a year), and its subject is
+            // the ID token's, or, on a refresh that brings no ID token
+            // (OpenID Connect Core 12.2), the session's.
             let now = self.now();
             let lifetime = grant
                 .expires_in
                 .map(Duration::from_secs)
                 .unwrap_or_else(|| self.inner.profile.environment.token_lifetime());
+            let expires_at = chrono::Duration::from_std(lifetime)
+                .ok()
+                .and_then(|d| now.checked_add_signed(d))
+                .ok_or_else(|| Error::Protocol(format!("expires_in {lifetime:?} does not fit a date")))?;
             Claims {
-                subject: grant.subject.clone().ok_or(TokenError::MissingClaim("sub"))?,
+                subject: grant
+                    .subject
+                    .clone()
+                    .or_else(|| same_user.map(str::to_owned))
+                    .ok_or(TokenError::MissingClaim("sub"))?,
                 issued_at: Some(now),
-                expires_at: now + chrono::Duration::from_std(lifetime).unwrap_or_default(),
+                expires_at,
                 not_before: None,
                 all: Default::default(),
             }
@@ -665,7 +682,7 @@ impl Engine {
     }
 
     /// Sign in with a username and password.
-    pub async fn sign_in(&self, username: &str, password: Secret) -> Result<SessionView, Error> {
+    pub async fn sign_in(&self, username: &str, password: Password) -> Result<SessionView, Error> {
         self.sign_in_with(Credentials::Password {
             username: username.to_owned(),
             password,
@@ -1035,6 +1052,18 @@ impl Engine {
         })
     }
 
+    /// Wait, at most `timeout`, for what a sign-out left running (the
+    /// provider's sign-out page, which the browser has yet to load). Fronts
+    /// that exit right after signing out call it.
+    pub async fn settle(&self, timeout: Duration) {
+        self.inner.provider.settle(timeout).await
+    }
+
+    /// Whether a sign-out left a page the browser has yet to load.
+    pub fn sign_out_page_pending(&self) -> bool {
+        self.inner.provider.page_pending()
+    }
+
     /// Call the provider's API with the session's token and headers. A 401
     /// triggers one shared refresh and one retry.
     pub async fn call(
@@ -1059,7 +1088,7 @@ impl Engine {
         self.inner.provider.call(&request, &bearer, &flow).await
     }
 
-    fn current_bearer(&self) -> Result<(Secret, u64, Uuid), Error> {
+    fn current_bearer(&self) -> Result<(AccessToken, u64, Uuid), Error> {
         let st = self.state();
         match (&st.session, st.phase) {
             (Some(s), Phase::Active | Phase::Refreshing) => Ok((s.bearer.clone(), st.generation, s.session_id)),
@@ -1082,7 +1111,8 @@ impl Opener for ViewOpener {
             let mut st = self.engine.state();
             st.browser = Some(BrowserWait {
                 url: url.to_owned(),
-                deadline: self.engine.now() + chrono::Duration::from_std(self.timeout).unwrap_or_default(),
+                deadline: self.engine.now()
+                    + chrono::Duration::from_std(self.timeout).unwrap_or_else(|_| chrono::Duration::hours(1)),
                 silent: self.silent,
                 open_error: None,
             });
@@ -1102,7 +1132,7 @@ impl Opener for ViewOpener {
 
 /// Whether `token` has the shape of a JWS: three parts and a JSON header
 /// that names an algorithm.
-fn looks_like_jwt(token: &Secret) -> bool {
+fn looks_like_jwt(token: &AccessToken) -> bool {
     use base64::Engine as _;
     let mut parts = token.expose().split('.');
     let (Some(header), Some(_), Some(_), None) = (parts.next(), parts.next(), parts.next(), parts.next()) else {

@@ -83,7 +83,7 @@ fn events(rig: &Rig) -> Vec<AuditEvent> {
 }
 
 async fn sign_in(rig: &Rig) -> SessionView {
-    rig.engine.sign_in("alice", Secret::new("pw")).await.unwrap()
+    rig.engine.sign_in("alice", Password::new("pw")).await.unwrap()
 }
 
 #[tokio::test(start_paused = true)]
@@ -114,7 +114,7 @@ async fn sign_in_stores_the_session_and_publishes_views() {
 #[tokio::test(start_paused = true)]
 async fn wrong_password_stays_signed_out_and_stores_nothing() {
     let rig = rig(60);
-    let err = rig.engine.sign_in("alice", Secret::new("nope")).await.unwrap_err();
+    let err = rig.engine.sign_in("alice", Password::new("nope")).await.unwrap_err();
     assert_eq!(err.code(), crate::ErrorCode::InvalidCredentials);
     assert_eq!(rig.engine.view().state, Phase::SignedOut);
     assert_eq!(

@@ -21,8 +21,11 @@ pub enum ErrorCode {
     PinMismatch,
     /// TLS failed for another reason (untrusted CA, protocol version, …).
     TlsFailure,
-    /// The server could not be reached.
+    /// The server could not be reached (no connection).
     NetworkUnreachable,
+    /// A connection was made, but the server did not answer completely in
+    /// the profile's time (`timeout_secs`).
+    Timeout,
     /// The server answered with an error (5xx, 429, unexpected status).
     ServerError,
     /// The server's answer did not follow the protocol.
@@ -63,6 +66,7 @@ impl ErrorCode {
             ErrorCode::PinMismatch => "pin_mismatch",
             ErrorCode::TlsFailure => "tls_failure",
             ErrorCode::NetworkUnreachable => "network_unreachable",
+            ErrorCode::Timeout => "timeout",
             ErrorCode::ServerError => "server_error",
             ErrorCode::ProtocolError => "protocol_error",
             ErrorCode::TokenInvalid => "token_invalid",
@@ -123,8 +127,21 @@ pub enum Error {
     Tls { host: String, detail: String },
     #[error("cannot reach {host}: {detail}. Check the network and the profile's base_url")]
     Network { host: String, detail: String },
+    /// The connection broke after the request may have been sent: unlike
+    /// [`Error::Network`], the server may have processed it.
+    #[error("the connection to {host} broke before the answer was complete: {detail}")]
+    ConnectionLost { host: String, detail: String },
+    #[error("{host} {} within {secs} s; the provider may be overloaded or something between may be holding the connection. Try again, or raise the profile's timeout_secs", if *connected { "accepted the connection but did not answer completely" } else { "did not answer" })]
+    Timeout { host: String, secs: u64, connected: bool },
+    #[error("the answer from {url} is larger than {limit} bytes, so reading stopped there. {}", if *api { "If the answer is legitimate, raise the profile's max_response_bytes" } else { "An identity provider's protocol answer is far smaller: the provider, or something in front of it, is misbehaving" })]
+    ResponseTooLarge { url: String, limit: u64, api: bool },
     #[error("the server answered {status}: {message}")]
-    Server { status: u16, message: String },
+    Server {
+        status: u16,
+        message: String,
+        /// The answer's `Retry-After` (429, 503), if it had one.
+        retry_after: Option<std::time::Duration>,
+    },
     #[error("the provider's sign-out did not complete ({0}); the local session is cleared all the same")]
     Logout(String),
     #[error("the server's answer does not follow the protocol: {0}")]
@@ -163,7 +180,9 @@ impl Error {
             Error::InvalidCredentials(_) => ErrorCode::InvalidCredentials,
             Error::PinMismatch { .. } => ErrorCode::PinMismatch,
             Error::Tls { .. } => ErrorCode::TlsFailure,
-            Error::Network { .. } => ErrorCode::NetworkUnreachable,
+            Error::Network { .. } | Error::ConnectionLost { .. } => ErrorCode::NetworkUnreachable,
+            Error::Timeout { .. } => ErrorCode::Timeout,
+            Error::ResponseTooLarge { .. } => ErrorCode::ProtocolError,
             Error::Server { .. } | Error::Logout(_) => ErrorCode::ServerError,
             Error::Protocol(_) => ErrorCode::ProtocolError,
             Error::Token(_) => ErrorCode::TokenInvalid,
@@ -182,12 +201,20 @@ impl Error {
         }
     }
 
-    /// Network failures, 5xx and 429: worth retrying with backoff.
+    /// Network failures, timeouts, 5xx and 429: worth retrying with backoff.
     pub fn is_transient(&self) -> bool {
         match self {
-            Error::Network { .. } => true,
+            Error::Network { .. } | Error::ConnectionLost { .. } | Error::Timeout { .. } => true,
             Error::Server { status, .. } => *status == 429 || *status >= 500,
             _ => false,
+        }
+    }
+
+    /// How long the server asked to wait before the next attempt.
+    pub fn retry_after(&self) -> Option<std::time::Duration> {
+        match self {
+            Error::Server { retry_after, .. } => *retry_after,
+            _ => None,
         }
     }
 
@@ -200,6 +227,46 @@ impl Error {
                 Error::PinMismatch { presented, .. } => Some(presented.clone()),
                 _ => None,
             },
+        }
+    }
+}
+
+impl From<Error> for ErrorInfo {
+    fn from(e: Error) -> Self {
+        e.info()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn code_names_are_their_serde_names() {
+        let all = [
+            ErrorCode::ConfigInvalid,
+            ErrorCode::InvalidCredentials,
+            ErrorCode::PinMismatch,
+            ErrorCode::TlsFailure,
+            ErrorCode::NetworkUnreachable,
+            ErrorCode::Timeout,
+            ErrorCode::ServerError,
+            ErrorCode::ProtocolError,
+            ErrorCode::TokenInvalid,
+            ErrorCode::SessionExpired,
+            ErrorCode::SessionRevoked,
+            ErrorCode::NotSignedIn,
+            ErrorCode::SessionLimit,
+            ErrorCode::KeychainUnavailable,
+            ErrorCode::InvalidState,
+            ErrorCode::AuthorizationFailed,
+            ErrorCode::SignInCancelled,
+            ErrorCode::SignInTimeout,
+            ErrorCode::ReauthRequired,
+            ErrorCode::Internal,
+        ];
+        for code in all {
+            assert_eq!(serde_json::to_value(code).unwrap(), code.as_str(), "{code:?}");
         }
     }
 }

@@ -7,15 +7,19 @@
 //!
 //! Module map:
 //! - [`profile`]: environments, the TOML config file and its validation;
-//! - [`provider`]: the wire protocols (FinHub today) behind one seam;
-//! - [`token`]: secret newtypes, JWT validation and the JWKS cache;
+//! - [`pin`]: SPKI pins and the DER they need (depends on nothing else);
+//! - [`provider`]: the wire protocols (FinHub and OpenID Connect) behind
+//!   one seam;
+//! - [`token`]: secret newtypes by role, JWT validation and the JWKS cache;
 //! - [`refresh`]: refresh timing, backoff and the background scheduler;
 //! - [`engine`]: the session state machine that ties everything together;
 //! - [`tls`]: the pinning verifier and the pinned HTTP client;
 //! - [`vault`]: the keychain;
 //! - [`audit`]: the JSON Lines event log;
 //! - [`headers`]: request, activity and correlation ids;
-//! - [`clock`]: wall-clock time, injected so tests control it.
+//! - [`clock`]: wall-clock time, injected so tests control it;
+//! - [`paths`]: where files go, created private;
+//! - [`view`]: `SessionView`, the one serializable picture of a session.
 #![forbid(unsafe_code)]
 
 pub mod audit;
@@ -24,6 +28,7 @@ pub mod engine;
 pub mod error;
 pub mod headers;
 pub mod paths;
+pub mod pin;
 pub mod profile;
 pub mod provider;
 pub mod refresh;
@@ -35,7 +40,7 @@ pub mod view;
 pub use engine::{Engine, EngineParts};
 pub use error::{Error, ErrorCode, ErrorInfo};
 pub use profile::{Config, Environment, Profile};
-pub use token::Secret;
+pub use token::{AccessToken, IdToken, Password, RefreshToken};
 pub use view::{Phase, SessionView};
 
 #[cfg(test)]

@@ -5,7 +5,7 @@ use crate::error::Error;
 use crate::headers::FlowContext;
 use crate::profile::{Config, Profile};
 use crate::provider::{ApiRequest, ApiResponse, Credentials, Grant, Provider, SessionTokens};
-use crate::token::{JwksCache, Secret, StaticJwks, Validator};
+use crate::token::{AccessToken, JwksCache, RefreshToken, StaticJwks, Validator};
 use async_trait::async_trait;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64URL;
 use base64::Engine as _;
@@ -99,7 +99,7 @@ pub fn validator(fetcher: Arc<StaticJwks>, algorithms: Vec<Algorithm>) -> Valida
     struct Shared(Arc<StaticJwks>);
     #[async_trait]
     impl crate::token::JwksFetcher for Shared {
-        async fn fetch(&self) -> Result<JwkSet, Error> {
+        async fn fetch(&self) -> Result<crate::token::Fetched, Error> {
             self.0.fetch().await
         }
     }
@@ -171,8 +171,8 @@ impl ScriptedProvider {
         *self.current_refresh.lock().unwrap() = refresh.clone();
         self.issued.lock().unwrap().extend([token.clone(), refresh.clone()]);
         Grant {
-            bearer: Secret::new(token),
-            refresh: Some(Secret::new(refresh)),
+            bearer: AccessToken::new(token),
+            refresh: Some(RefreshToken::new(refresh)),
             id_token: None,
             expires_in: Some(*self.lifetime.lock().unwrap() as u64),
             scope: Some("accounts:read".into()),
@@ -212,7 +212,7 @@ impl Provider for ScriptedProvider {
         Ok(self.grant(username))
     }
 
-    async fn refresh(&self, refresh: &Secret, _flow: &FlowContext) -> Result<Grant, Error> {
+    async fn refresh(&self, refresh: &RefreshToken, _flow: &FlowContext) -> Result<Grant, Error> {
         self.refresh_calls.fetch_add(1, Ordering::SeqCst);
         let delay = *self.refresh_delay.lock().unwrap();
         if !delay.is_zero() {
@@ -226,6 +226,7 @@ impl Provider for ScriptedProvider {
             return Err(Error::Server {
                 status: 503,
                 message: "injected".into(),
+                retry_after: None,
             });
         }
         if refresh.expose() != *self.current_refresh.lock().unwrap() {
@@ -250,7 +251,12 @@ impl Provider for ScriptedProvider {
         Ok(())
     }
 
-    async fn call(&self, _request: &ApiRequest, _bearer: &Secret, _flow: &FlowContext) -> Result<ApiResponse, Error> {
+    async fn call(
+        &self,
+        _request: &ApiRequest,
+        _bearer: &AccessToken,
+        _flow: &FlowContext,
+    ) -> Result<ApiResponse, Error> {
         Ok(ApiResponse {
             status: 200,
             content_type: None,

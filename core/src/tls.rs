@@ -1,165 +1,114 @@
-//! Certificate-pinned TLS.
+//! Certificate-pinned TLS, and HTTP reads that are bounded in size and time.
 //!
 //! Every connection to an identity provider goes through [`PinnedClient`]:
 //! 1. standard WebPKI validation (public roots, plus the profile's own CA if
-//!    it names one, as the Playground does);
-//! 2. then a SHA-256 SubjectPublicKeyInfo pin must match a certificate in the
-//!    presented chain ([`danger::PinnedVerifier`]);
+//!    it names one, as the Playground does): webpki builds a certification
+//!    path from the server's certificate to a trust anchor;
+//! 2. then a SHA-256 SubjectPublicKeyInfo pin must match a certificate *of a
+//!    path webpki verified*: the leaf, an intermediate that path used, or its
+//!    trust anchor ([`danger::PinnedVerifier`]). Extra certificates the server
+//!    sent that are not on that path never count: an attacker with a
+//!    certificate from any trusted CA cannot pass by appending the genuine,
+//!    public certificate to its chain (the OkHttp CVE-2016-2402 pattern);
 //! 3. TLS 1.3 only when the profile asks (always in Production);
-//! 4. redirects are never followed.
+//! 4. redirects are never followed;
+//! 5. every answer is read with [`PinnedClient::read_body`], which stops at a
+//!    size cap and a deadline.
 //!
-//! A pin mismatch surfaces as [`Error::PinMismatch`] carrying the SPKI hash the
-//! server presented, so an operator can tell a key rotation from an attack.
+//! A pin mismatch surfaces as [`Error::PinMismatch`] carrying the SPKI pins
+//! of the verified path, so an operator can tell a key rotation from an
+//! attack. The pins travel inside the handshake's own error
+//! ([`PinMismatch`] in `CertificateError::Other`), so two handshakes at once
+//! never report each other's pins.
 
 use crate::error::Error;
-use crate::profile::{Profile, TlsVersion};
-use base64::engine::general_purpose::STANDARD as B64;
-use base64::Engine as _;
-use rustls::client::WebPkiServerVerifier;
+use crate::pin::Pin;
+use crate::profile::{ConfigError, Profile, TlsVersion};
 use rustls::crypto::CryptoProvider;
 use rustls::{ClientConfig, RootCertStore};
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::CertificateDer;
-use sha2::{Digest, Sha256};
-use std::fmt;
 use std::path::Path;
-use std::str::FromStr;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
-/// A SHA-256 hash of a certificate's DER-encoded SubjectPublicKeyInfo,
-/// written `sha256/<base64>` (the HPKP notation).
-#[derive(Clone, Copy, PartialEq, Eq, Hash)]
-pub struct Pin(pub [u8; 32]);
+/// The most an identity provider's protocol answer may hold: discovery,
+/// JWKS, token, userinfo, revocation and FinHub's auth answers are a few
+/// kilobytes; a megabyte leaves room for large tokens and key sets.
+pub const PROTOCOL_BODY_LIMIT: u64 = 1024 * 1024;
+/// The default cap of an API answer ([`Profile::max_response_bytes`]).
+pub const DEFAULT_API_BODY_LIMIT: u64 = 16 * 1024 * 1024;
+/// How long the TCP connection may take (TLS comes on top, within the
+/// profile's timeout).
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// The default time a request may take from sending to the last byte of the
+/// answer ([`Profile::timeout`]).
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
 
-impl Pin {
-    /// The pin of a DER-encoded SubjectPublicKeyInfo.
-    pub fn of_spki(spki_der: &[u8]) -> Self {
-        Pin(Sha256::digest(spki_der).into())
-    }
+/// The pins of a verified path that matched none of the profile's pins. It
+/// travels inside the handshake's error (`CertificateError::Other`), so each
+/// connection reports its own.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PinMismatch {
+    /// The pins of the verified path(s), leaf first, then the intermediates
+    /// used, then the trust anchor.
+    pub presented: Vec<Pin>,
+}
 
-    /// The pin of a DER-encoded X.509 certificate's public key.
-    pub fn of_certificate(cert_der: &[u8]) -> Result<Self, String> {
-        spki_of_certificate(cert_der).map(Self::of_spki)
+impl std::fmt::Display for PinMismatch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "no pin matches the verified path ({})", join_pins(&self.presented))
     }
 }
 
-impl fmt::Display for Pin {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "sha256/{}", B64.encode(self.0))
-    }
-}
+impl std::error::Error for PinMismatch {}
 
-impl fmt::Debug for Pin {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Display::fmt(self, f)
-    }
-}
-
-impl FromStr for Pin {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<Self, String> {
-        let b64 = s
-            .strip_prefix("sha256/")
-            .ok_or_else(|| format!("'{s}' does not start with sha256/"))?;
-        let bytes = B64
-            .decode(b64)
-            .map_err(|e| format!("'{s}' is not valid base64 ({e})"))?;
-        let hash: [u8; 32] = bytes
-            .try_into()
-            .map_err(|b: Vec<u8>| format!("'{s}' decodes to {} bytes, a SHA-256 hash has 32", b.len()))?;
-        Ok(Pin(hash))
-    }
-}
-
-/// One DER element: its tag, the whole element, its content, and what follows.
-struct Der<'a> {
-    tag: u8,
-    whole: &'a [u8],
-    rest: &'a [u8],
-    content: &'a [u8],
-}
-
-/// Read one DER TLV from the front of `input`.
-fn der_element(input: &[u8]) -> Option<Der<'_>> {
-    let tag = *input.first()?;
-    let first_len = *input.get(1)?;
-    let (len, header) = if first_len & 0x80 == 0 {
-        (first_len as usize, 2)
-    } else {
-        let n = (first_len & 0x7f) as usize;
-        if n == 0 || n > 4 {
-            return None;
-        }
-        let bytes = input.get(2..2 + n)?;
-        let len = bytes.iter().fold(0usize, |acc, b| (acc << 8) | *b as usize);
-        (len, 2 + n)
-    };
-    let end = header.checked_add(len)?;
-    Some(Der {
-        tag,
-        whole: input.get(..end)?,
-        content: input.get(header..end)?,
-        rest: input.get(end..)?,
-    })
-}
-
-/// The DER SubjectPublicKeyInfo inside a DER X.509 certificate (RFC 5280
-/// section 4.1: it is the seventh field of `tbsCertificate`, or the sixth
-/// when the optional version is absent).
-pub fn spki_of_certificate(cert_der: &[u8]) -> Result<&[u8], String> {
-    let bad = || "the certificate is not valid DER X.509".to_owned();
-    let cert = der_element(cert_der).ok_or_else(bad)?;
-    let tbs = der_element(cert.content).ok_or_else(bad)?;
-    let mut field = der_element(tbs.content).ok_or_else(bad)?;
-    if field.tag == 0xa0 {
-        // skip [0] EXPLICIT version
-        field = der_element(field.rest).ok_or_else(bad)?;
-    }
-    // serialNumber, signature, issuer, validity, subject
-    for _ in 0..5 {
-        field = der_element(field.rest).ok_or_else(bad)?;
-    }
-    if field.tag != 0x30 {
-        return Err(bad());
-    }
-    let spki = field.whole;
-    Ok(spki)
+fn join_pins(pins: &[Pin]) -> String {
+    pins.iter().map(Pin::to_string).collect::<Vec<_>>().join(", ")
 }
 
 /// Dangerous configuration: a custom certificate verifier. It never weakens
-/// WebPKI validation; it only adds the pin check after it.
+/// WebPKI validation; it only adds the pin check on the path WebPKI verified.
 pub mod danger {
     use super::*;
     use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-    use rustls::{CertificateError, DigitallySignedStruct, SignatureScheme};
+    use rustls::crypto::WebPkiSupportedAlgorithms;
+    use rustls::{CertificateError, DigitallySignedStruct, OtherError, SignatureScheme};
     use rustls_pki_types::{ServerName, UnixTime};
+    use std::cell::RefCell;
 
-    /// Wraps [`WebPkiServerVerifier`] and then requires a pin to match.
+    /// WebPKI path validation with a pin check on every candidate path.
     #[derive(Debug)]
     pub struct PinnedVerifier {
-        inner: Arc<WebPkiServerVerifier>,
+        roots: RootCertStore,
         pins: Vec<Pin>,
-        last_mismatch: Mutex<Option<Vec<Pin>>>,
+        algorithms: WebPkiSupportedAlgorithms,
     }
 
     impl PinnedVerifier {
-        /// A verifier that trusts `roots` and requires one of `pins`.
+        /// A verifier that trusts `roots` and requires one of `pins` on the
+        /// verified path.
         pub fn new(roots: RootCertStore, pins: Vec<Pin>, provider: Arc<CryptoProvider>) -> Result<Self, String> {
-            let inner = WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider)
-                .build()
-                .map_err(|e| format!("cannot build the certificate verifier: {e}"))?;
+            if roots.is_empty() {
+                return Err("cannot build the certificate verifier: no trust anchor".into());
+            }
             Ok(Self {
-                inner,
+                roots,
                 pins,
-                last_mismatch: Mutex::new(None),
+                algorithms: provider.signature_verification_algorithms,
             })
         }
 
-        /// The pins of the last chain that matched none; `None` if there was none.
-        pub fn last_mismatch(&self) -> Option<Vec<Pin>> {
-            self.last_mismatch.lock().unwrap_or_else(|e| e.into_inner()).clone()
+        /// The pins of one verified path: leaf, intermediates used, anchor.
+        fn path_pins(path: &webpki::VerifiedPath<'_>) -> Vec<Pin> {
+            let mut pins = vec![Pin::of_spki(path.end_entity().subject_public_key_info().as_ref())];
+            pins.extend(
+                path.intermediate_certificates()
+                    .map(|c| Pin::of_spki(c.subject_public_key_info().as_ref())),
+            );
+            // A trust anchor keeps its SPKI without the outer SEQUENCE.
+            pins.push(Pin::of_spki_content(path.anchor().subject_public_key_info.as_ref()));
+            pins
         }
     }
 
@@ -169,28 +118,56 @@ pub mod danger {
             end_entity: &CertificateDer<'_>,
             intermediates: &[CertificateDer<'_>],
             server_name: &ServerName<'_>,
-            ocsp_response: &[u8],
+            _ocsp_response: &[u8],
             now: UnixTime,
         ) -> Result<ServerCertVerified, rustls::Error> {
-            // Step 1: the ordinary WebPKI checks (chain to a trusted root,
-            // validity period, name). A pin never rescues a bad chain.
-            self.inner
-                .verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now)?;
-            // Step 2: one certificate of the presented chain must carry a
-            // pinned public key.
-            let mut presented = Vec::new();
-            for cert in std::iter::once(end_entity).chain(intermediates) {
-                let pin = Pin::of_certificate(cert)
-                    .map_err(|_| rustls::Error::InvalidCertificate(CertificateError::BadEncoding))?;
-                if self.pins.contains(&pin) {
-                    return Ok(ServerCertVerified::assertion());
+            let cert = webpki::EndEntityCert::try_from(end_entity).map_err(pki_error)?;
+            // Step 1: WebPKI builds a path to a trust anchor. webpki offers
+            // each candidate path it has verified (signatures, validity,
+            // usage, name constraints) to this callback; refusing one makes
+            // it try the next, so cross-signed chains still find a pinned
+            // path when there is one. Only certificates on the path count.
+            let unpinned: RefCell<Vec<Pin>> = RefCell::new(Vec::new());
+            let check_pins = |path: &webpki::VerifiedPath<'_>| {
+                let pins = Self::path_pins(path);
+                if pins.iter().any(|p| self.pins.contains(p)) {
+                    return Ok(());
                 }
-                presented.push(pin);
+                let mut seen = unpinned.borrow_mut();
+                for p in pins {
+                    if !seen.contains(&p) {
+                        seen.push(p);
+                    }
+                }
+                // Not fatal: webpki goes on with other candidate paths.
+                Err(webpki::Error::UnknownIssuer)
+            };
+            let verified = cert.verify_for_usage(
+                self.algorithms.all,
+                &self.roots.roots,
+                intermediates,
+                now,
+                webpki::KeyUsage::server_auth(),
+                None,
+                Some(&check_pins),
+            );
+            let presented = unpinned.into_inner();
+            if let Err(e) = &verified {
+                if presented.is_empty() {
+                    // No valid path at all: an ordinary WebPKI failure. A
+                    // pin never rescues a bad chain.
+                    return Err(pki_error(e.clone()));
+                }
             }
-            *self.last_mismatch.lock().unwrap_or_else(|e| e.into_inner()) = Some(presented);
-            Err(rustls::Error::InvalidCertificate(
-                CertificateError::ApplicationVerificationFailure,
-            ))
+            // Step 2: the name, as WebPKI requires, before any pin verdict.
+            cert.verify_is_valid_for_subject_name(server_name).map_err(pki_error)?;
+            match verified {
+                Ok(_) => Ok(ServerCertVerified::assertion()),
+                // Valid paths exist, but none carries a pinned key.
+                Err(_) => Err(rustls::Error::InvalidCertificate(CertificateError::Other(OtherError(
+                    Arc::new(PinMismatch { presented }),
+                )))),
+            }
         }
 
         fn verify_tls12_signature(
@@ -199,7 +176,7 @@ pub mod danger {
             cert: &CertificateDer<'_>,
             dss: &DigitallySignedStruct,
         ) -> Result<HandshakeSignatureValid, rustls::Error> {
-            self.inner.verify_tls12_signature(message, cert, dss)
+            rustls::crypto::verify_tls12_signature(message, cert, dss, &self.algorithms)
         }
 
         fn verify_tls13_signature(
@@ -208,12 +185,39 @@ pub mod danger {
             cert: &CertificateDer<'_>,
             dss: &DigitallySignedStruct,
         ) -> Result<HandshakeSignatureValid, rustls::Error> {
-            self.inner.verify_tls13_signature(message, cert, dss)
+            rustls::crypto::verify_tls13_signature(message, cert, dss, &self.algorithms)
         }
 
         fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-            self.inner.supported_verify_schemes()
+            self.algorithms.supported_schemes()
         }
+    }
+
+    /// A webpki error as the rustls error a handshake reports (the same
+    /// categories rustls' own verifier uses).
+    fn pki_error(error: webpki::Error) -> rustls::Error {
+        use webpki::Error as W;
+        let e = match error {
+            W::BadDer | W::BadDerTime | W::TrailingData(_) => CertificateError::BadEncoding,
+            W::CertNotValidYet { time, not_before } => CertificateError::NotValidYetContext { time, not_before },
+            W::CertExpired { time, not_after } => CertificateError::ExpiredContext { time, not_after },
+            W::InvalidCertValidity => CertificateError::Expired,
+            W::UnknownIssuer => CertificateError::UnknownIssuer,
+            W::CertNotValidForName(ctx) => CertificateError::NotValidForNameContext {
+                expected: ctx.expected,
+                presented: ctx.presented,
+            },
+            W::CertRevoked => CertificateError::Revoked,
+            W::InvalidSignatureForPublicKey => CertificateError::BadSignature,
+            #[allow(deprecated)]
+            W::UnsupportedSignatureAlgorithm | W::UnsupportedSignatureAlgorithmForPublicKey => {
+                CertificateError::UnsupportedSignatureAlgorithm
+            }
+            #[allow(deprecated)]
+            W::RequiredEkuNotFound | W::RequiredEkuNotFoundContext(_) => CertificateError::InvalidPurpose,
+            other => CertificateError::Other(OtherError(Arc::new(other))),
+        };
+        rustls::Error::InvalidCertificate(e)
     }
 }
 
@@ -249,59 +253,92 @@ pub fn root_store(extra_ca: Option<&Path>) -> Result<RootCertStore, String> {
 }
 
 /// A rustls client config that verifies with `verifier` and speaks only the
-/// allowed TLS versions.
+/// allowed TLS versions. It offers HTTP/1.1 only (ALPN): one protocol, one
+/// set of limits to reason about.
 pub fn client_config(verifier: Arc<PinnedVerifier>, min_tls: TlsVersion) -> Result<ClientConfig, String> {
     let versions: &[&rustls::SupportedProtocolVersion] = match min_tls {
         TlsVersion::V1_3 => &[&rustls::version::TLS13],
         TlsVersion::V1_2 => &[&rustls::version::TLS13, &rustls::version::TLS12],
     };
-    Ok(ClientConfig::builder_with_provider(crypto_provider())
+    let mut config = ClientConfig::builder_with_provider(crypto_provider())
         .with_protocol_versions(versions)
         .map_err(|e| format!("cannot configure TLS versions: {e}"))?
         .dangerous()
         .with_custom_certificate_verifier(verifier)
-        .with_no_client_auth())
+        .with_no_client_auth();
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(config)
 }
 
-/// An HTTP client whose every connection is pinned, that follows no redirect
-/// and that maps transport failures to the engine's errors.
+/// What kind of answer a body is, which decides its size cap.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BodyKind {
+    /// A protocol answer of the identity provider (discovery, JWKS, token,
+    /// userinfo, FinHub auth): at most [`PROTOCOL_BODY_LIMIT`].
+    Protocol,
+    /// An API answer (`Engine::call`, `sessionctl call`): at most the
+    /// profile's `max_response_bytes`.
+    Api,
+}
+
+/// An HTTP client whose every connection is pinned, that follows no redirect,
+/// reads every answer within a size cap and a deadline, and maps transport
+/// failures to the engine's errors.
 #[derive(Debug, Clone)]
 pub struct PinnedClient {
     http: reqwest::Client,
-    verifier: Arc<PinnedVerifier>,
+    timeout: Duration,
+    api_limit: u64,
 }
 
 impl PinnedClient {
     /// The pinned client for a profile.
     pub fn for_profile(profile: &Profile) -> Result<Self, Error> {
-        Self::new(&profile.pins, profile.ca_file.as_deref(), profile.min_tls).map_err(|problem| {
-            Error::Config(crate::profile::ConfigError {
-                file: None,
-                profile: Some(profile.name.clone()),
-                field: Some("ca_file".into()),
-                problem,
-                fix: "point ca_file at a PEM file with the CA certificate".into(),
+        Self::new(&profile.pins, profile.ca_file.as_deref(), profile.min_tls)
+            .map(|c| c.with_limits(profile.timeout, profile.max_response_bytes))
+            .map_err(|problem| {
+                Error::Config(ConfigError::new(
+                    &profile.name,
+                    "ca_file",
+                    problem,
+                    "point ca_file at a PEM file with the CA certificate",
+                ))
             })
-        })
     }
 
-    /// A pinned client from its parts.
+    /// A pinned client from its parts, with the default limits.
     pub fn new(pins: &[Pin], extra_ca: Option<&Path>, min_tls: TlsVersion) -> Result<Self, String> {
         let verifier = Arc::new(PinnedVerifier::new(
             root_store(extra_ca)?,
             pins.to_vec(),
             crypto_provider(),
         )?);
-        let config = client_config(verifier.clone(), min_tls)?;
+        let config = client_config(verifier, min_tls)?;
         let http = reqwest::Client::builder()
             .use_preconfigured_tls(config)
             .https_only(true)
             .redirect(reqwest::redirect::Policy::none())
-            .connect_timeout(Duration::from_secs(10))
-            .timeout(Duration::from_secs(30))
+            .connect_timeout(CONNECT_TIMEOUT)
+            .timeout(DEFAULT_TIMEOUT)
             .build()
             .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
-        Ok(Self { http, verifier })
+        Ok(Self {
+            http,
+            timeout: DEFAULT_TIMEOUT,
+            api_limit: DEFAULT_API_BODY_LIMIT,
+        })
+    }
+
+    /// The same client with another request timeout and API body cap.
+    pub fn with_limits(mut self, timeout: Duration, api_limit: u64) -> Self {
+        self.timeout = timeout;
+        self.api_limit = api_limit;
+        self
+    }
+
+    /// The time one request may take, from sending to the last byte.
+    pub fn timeout(&self) -> Duration {
+        self.timeout
     }
 
     /// The underlying client (already pinned); send with [`PinnedClient::send`]
@@ -310,36 +347,67 @@ impl PinnedClient {
         &self.http
     }
 
-    /// Send a request, mapping transport failures (pin mismatch, TLS, network)
-    /// to engine errors.
+    /// Send a request, mapping transport failures (pin mismatch, TLS, network,
+    /// timeout) to engine errors.
     pub async fn send(&self, request: reqwest::RequestBuilder) -> Result<reqwest::Response, Error> {
-        let request = request
+        let mut request = request
             .build()
             .map_err(|e| Error::Internal(format!("cannot build the request: {}", e.without_url())))?;
-        let host = request.url().host_str().unwrap_or("the server").to_owned();
-        let port = request.url().port_or_known_default().unwrap_or(443);
-        let host = format!("{host}:{port}");
-        self.http.execute(request).await.map_err(|e| self.classify(&host, e))
+        *request.timeout_mut() = Some(self.timeout);
+        let host = host_of(request.url());
+        match self.http.execute(request).await {
+            Ok(r) => Ok(r),
+            Err(e) => Err(self.classify(&host, e).await),
+        }
+    }
+
+    /// Read an answer's body, at most the cap of `kind` and within the
+    /// request timeout. Reading stops at the cap: a peer that streams forever
+    /// costs a bounded amount of memory and time.
+    pub async fn read_body(&self, mut response: reqwest::Response, kind: BodyKind) -> Result<Vec<u8>, Error> {
+        let limit = match kind {
+            BodyKind::Protocol => PROTOCOL_BODY_LIMIT,
+            BodyKind::Api => self.api_limit,
+        };
+        let url = shown_url(response.url());
+        let too_large = || Error::ResponseTooLarge {
+            url: url.clone(),
+            limit,
+            api: kind == BodyKind::Api,
+        };
+        if response.content_length().is_some_and(|n| n > limit) {
+            return Err(too_large());
+        }
+        let host = host_of(response.url());
+        let deadline = tokio::time::Instant::now() + self.timeout;
+        let mut body = Vec::new();
+        loop {
+            let chunk = match tokio::time::timeout_at(deadline, response.chunk()).await {
+                Err(_) => {
+                    return Err(Error::Timeout {
+                        host,
+                        secs: self.timeout.as_secs(),
+                        connected: true,
+                    })
+                }
+                Ok(Err(e)) => return Err(self.classify(&host, e).await),
+                Ok(Ok(None)) => return Ok(body),
+                Ok(Ok(Some(c))) => c,
+            };
+            if body.len() as u64 + chunk.len() as u64 > limit {
+                return Err(too_large());
+            }
+            body.extend_from_slice(&chunk);
+        }
     }
 
     /// Map a reqwest error to an engine error.
-    pub fn classify(&self, host: &str, err: reqwest::Error) -> Error {
+    pub async fn classify(&self, host: &str, err: reqwest::Error) -> Error {
         if let Some(tls) = find_rustls_error(&err) {
-            if matches!(
-                tls,
-                rustls::Error::InvalidCertificate(rustls::CertificateError::ApplicationVerificationFailure)
-            ) {
-                let presented = self
-                    .verifier
-                    .last_mismatch()
-                    .unwrap_or_default()
-                    .iter()
-                    .map(Pin::to_string)
-                    .collect::<Vec<_>>()
-                    .join(", ");
+            if let Some(presented) = mismatch_pins(tls) {
                 return Error::PinMismatch {
                     host: host.to_owned(),
-                    presented,
+                    presented: join_pins(presented),
                 };
             }
             return Error::Tls {
@@ -347,19 +415,64 @@ impl PinnedClient {
                 detail: tls.to_string(),
             };
         }
-        let timeout = err.is_timeout();
+        let (timeout, connect) = (err.is_timeout(), err.is_connect());
         let detail = error_chain(&err.without_url());
         if timeout {
+            // reqwest's connect timeout covers TCP and TLS together. Tell
+            // "nobody answers the connection attempt" from "a server took the
+            // connection and then said nothing" with one short probe.
+            let connected = !connect || tcp_answers(host).await;
+            if connected {
+                return Error::Timeout {
+                    host: host.to_owned(),
+                    secs: self.timeout.as_secs(),
+                    connected: true,
+                };
+            }
             return Error::Network {
                 host: host.to_owned(),
-                detail: format!("timed out ({detail})"),
+                detail: format!(
+                    "no answer to the connection attempt within {} s",
+                    CONNECT_TIMEOUT.as_secs()
+                ),
             };
         }
-        Error::Network {
+        if connect {
+            return Error::Network {
+                host: host.to_owned(),
+                detail,
+            };
+        }
+        // The connection was there: the request may have been processed.
+        Error::ConnectionLost {
             host: host.to_owned(),
             detail,
         }
     }
+}
+
+/// Whether a TCP connection to `host` (`name:port`) opens within 2 s.
+async fn tcp_answers(host: &str) -> bool {
+    matches!(
+        tokio::time::timeout(Duration::from_secs(2), tokio::net::TcpStream::connect(host)).await,
+        Ok(Ok(_))
+    )
+}
+
+/// `host:port` of a URL, for messages.
+fn host_of(url: &reqwest::Url) -> String {
+    let host = url.host_str().unwrap_or("the server");
+    let port = url.port_or_known_default().unwrap_or(443);
+    format!("{host}:{port}")
+}
+
+/// A URL as messages show it: without query or fragment, which may carry
+/// values the message should not repeat.
+fn shown_url(url: &reqwest::Url) -> String {
+    let mut u = url.clone();
+    u.set_query(None);
+    u.set_fragment(None);
+    u.to_string()
 }
 
 /// The first rustls error in an error's source chain. `io::Error::source`
@@ -394,87 +507,148 @@ fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
     parts.join(": ")
 }
 
+/// The pins a failed handshake's error carries, if it is a pin mismatch.
+pub fn mismatch_pins(err: &rustls::Error) -> Option<&[Pin]> {
+    match err {
+        rustls::Error::InvalidCertificate(rustls::CertificateError::Other(other)) => {
+            other.0.downcast_ref::<PinMismatch>().map(|m| m.presented.as_slice())
+        }
+        _ => None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair};
+    use rustls::client::danger::ServerCertVerifier;
     use rustls::{ClientConnection, ServerConfig, ServerConnection};
-    use rustls_pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer, ServerName};
+    use rustls_pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer, ServerName, UnixTime};
 
+    /// A root CA, an intermediate CA and a leaf for `idp.test`.
     struct Pki {
-        ca_der: CertificateDer<'static>,
+        root_der: CertificateDer<'static>,
+        mid_der: CertificateDer<'static>,
         leaf_der: CertificateDer<'static>,
         leaf_key: PrivateKeyDer<'static>,
+        root_pin: Pin,
+        mid_pin: Pin,
         leaf_pin: Pin,
-        ca_pin: Pin,
     }
 
-    fn pki() -> Pki {
-        let ca_key = KeyPair::generate().unwrap();
-        let mut ca = CertificateParams::new(vec![]).unwrap();
-        ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        ca.distinguished_name.push(DnType::CommonName, "test CA");
-        let ca_cert = ca.self_signed(&ca_key).unwrap();
+    fn ca_params(name: &str) -> CertificateParams {
+        let mut p = CertificateParams::new(vec![]).unwrap();
+        p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        p.distinguished_name.push(DnType::CommonName, name);
+        p
+    }
+
+    /// A fresh PKI; `name` tells two apart (both chains are for idp.test).
+    fn pki(name: &str) -> Pki {
+        let root_key = KeyPair::generate().unwrap();
+        let root = ca_params(&format!("{name} root")).self_signed(&root_key).unwrap();
+        let mid_key = KeyPair::generate().unwrap();
+        let mid = ca_params(&format!("{name} intermediate"))
+            .signed_by(&mid_key, &root, &root_key)
+            .unwrap();
         let leaf_key = KeyPair::generate().unwrap();
         let leaf = CertificateParams::new(vec!["idp.test".into()])
             .unwrap()
-            .signed_by(&leaf_key, &ca_cert, &ca_key)
+            .signed_by(&leaf_key, &mid, &mid_key)
             .unwrap();
         Pki {
+            root_pin: Pin::of_spki(&root_key.public_key_der()),
+            mid_pin: Pin::of_spki(&mid_key.public_key_der()),
             leaf_pin: Pin::of_spki(&leaf_key.public_key_der()),
-            ca_pin: Pin::of_spki(&ca_key.public_key_der()),
-            ca_der: ca_cert.der().clone(),
+            root_der: root.der().clone(),
+            mid_der: mid.der().clone(),
             leaf_der: leaf.der().clone(),
             leaf_key: PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(leaf_key.serialize_der())),
         }
     }
 
-    /// Run a TLS handshake between a client and a server entirely in memory.
-    fn handshake(
-        pki: &Pki,
-        pins: Vec<Pin>,
+    fn roots(trusted: &[&Pki]) -> RootCertStore {
+        let mut roots = RootCertStore::empty();
+        for p in trusted {
+            roots.add(p.root_der.clone()).unwrap();
+        }
+        roots
+    }
+
+    fn verifier(trusted: &[&Pki], pins: Vec<Pin>) -> Arc<PinnedVerifier> {
+        Arc::new(PinnedVerifier::new(roots(trusted), pins, crypto_provider()).unwrap())
+    }
+
+    /// Check `chain` (leaf first) directly with the verifier.
+    fn verify(v: &PinnedVerifier, chain: &[CertificateDer<'static>]) -> Result<(), rustls::Error> {
+        v.verify_server_cert(
+            &chain[0],
+            &chain[1..],
+            &ServerName::try_from("idp.test").unwrap(),
+            &[],
+            UnixTime::now(),
+        )
+        .map(|_| ())
+    }
+
+    /// A client with `verifier` and a server presenting `chain` with `key`.
+    fn connections(
+        verifier: Arc<PinnedVerifier>,
         client_min: TlsVersion,
         server_versions: &[&'static rustls::SupportedProtocolVersion],
-    ) -> Result<(), rustls::Error> {
-        let mut roots = RootCertStore::empty();
-        roots.add(pki.ca_der.clone()).unwrap();
-        let verifier = Arc::new(PinnedVerifier::new(roots, pins, crypto_provider()).unwrap());
+        chain: Vec<CertificateDer<'static>>,
+        key: &PrivateKeyDer<'static>,
+    ) -> (ClientConnection, ServerConnection) {
         let client_cfg = client_config(verifier, client_min).unwrap();
         let server_cfg = ServerConfig::builder_with_provider(crypto_provider())
             .with_protocol_versions(server_versions)
             .unwrap()
             .with_no_client_auth()
-            .with_single_cert(vec![pki.leaf_der.clone(), pki.ca_der.clone()], pki.leaf_key.clone_key())
+            .with_single_cert(chain, key.clone_key())
             .unwrap();
-        let mut client =
-            ClientConnection::new(Arc::new(client_cfg), ServerName::try_from("idp.test").unwrap()).unwrap();
-        let mut server = ServerConnection::new(Arc::new(server_cfg)).unwrap();
+        let client = ClientConnection::new(Arc::new(client_cfg), ServerName::try_from("idp.test").unwrap()).unwrap();
+        (client, ServerConnection::new(Arc::new(server_cfg)).unwrap())
+    }
+
+    /// Move one flight of records each way; `Some` once the handshake ends.
+    fn step(client: &mut ClientConnection, server: &mut ServerConnection) -> Option<Result<(), rustls::Error>> {
+        let mut buf = Vec::new();
+        while client.wants_write() {
+            client.write_tls(&mut buf).unwrap();
+        }
+        let mut rd = &buf[..];
+        while !rd.is_empty() {
+            server.read_tls(&mut rd).unwrap();
+        }
+        if let Err(e) = server.process_new_packets() {
+            return Some(Err(e));
+        }
+        let mut buf = Vec::new();
+        while server.wants_write() {
+            server.write_tls(&mut buf).unwrap();
+        }
+        let mut rd = &buf[..];
+        while !rd.is_empty() {
+            client.read_tls(&mut rd).unwrap();
+        }
+        if let Err(e) = client.process_new_packets() {
+            return Some(Err(e));
+        }
+        (!client.is_handshaking() && !server.is_handshaking()).then_some(Ok(()))
+    }
+
+    /// A whole TLS handshake in memory: the server presents `chain`.
+    fn handshake(
+        verifier: Arc<PinnedVerifier>,
+        client_min: TlsVersion,
+        server_versions: &[&'static rustls::SupportedProtocolVersion],
+        chain: Vec<CertificateDer<'static>>,
+        key: &PrivateKeyDer<'static>,
+    ) -> Result<(), rustls::Error> {
+        let (mut client, mut server) = connections(verifier, client_min, server_versions, chain, key);
         for _ in 0..10 {
-            let mut buf = Vec::new();
-            while client.wants_write() {
-                client.write_tls(&mut buf).unwrap();
-            }
-            let mut rd = &buf[..];
-            while !rd.is_empty() {
-                server.read_tls(&mut rd).unwrap();
-            }
-            if let Err(e) = server.process_new_packets() {
-                // Let the client see the server's alert before reporting.
-                let mut alert = Vec::new();
-                let _ = server.write_tls(&mut alert);
-                return Err(e);
-            }
-            let mut buf = Vec::new();
-            while server.wants_write() {
-                server.write_tls(&mut buf).unwrap();
-            }
-            let mut rd = &buf[..];
-            while !rd.is_empty() {
-                client.read_tls(&mut rd).unwrap();
-            }
-            client.process_new_packets()?;
-            if !client.is_handshaking() && !server.is_handshaking() {
-                return Ok(());
+            if let Some(done) = step(&mut client, &mut server) {
+                return done;
             }
         }
         panic!("handshake did not finish");
@@ -482,80 +656,169 @@ mod tests {
 
     const BOTH: &[&rustls::SupportedProtocolVersion] = &[&rustls::version::TLS13, &rustls::version::TLS12];
 
+    fn shake(v: Arc<PinnedVerifier>, p: &Pki, chain: Vec<CertificateDer<'static>>) -> Result<(), rustls::Error> {
+        handshake(v, TlsVersion::V1_2, BOTH, chain, &p.leaf_key)
+    }
+
+    fn usual(p: &Pki) -> Vec<CertificateDer<'static>> {
+        vec![p.leaf_der.clone(), p.mid_der.clone()]
+    }
+
     #[test]
     fn spki_extraction_matches_the_key() {
-        let p = pki();
+        let p = pki("a");
         assert_eq!(Pin::of_certificate(&p.leaf_der).unwrap(), p.leaf_pin);
-        assert_eq!(Pin::of_certificate(&p.ca_der).unwrap(), p.ca_pin);
-        assert!(Pin::of_certificate(b"\x30\x82\xff").is_err());
-        assert!(Pin::of_certificate(&[]).is_err());
+        assert_eq!(Pin::of_certificate(&p.root_der).unwrap(), p.root_pin);
     }
 
     #[test]
-    fn pin_round_trips_and_rejects_garbage() {
-        let pin = pki().leaf_pin;
-        assert_eq!(pin.to_string().parse::<Pin>().unwrap(), pin);
-        assert!("sha1/AAAA".parse::<Pin>().is_err());
-        assert!("sha256/AAAA".parse::<Pin>().is_err());
-        assert!("sha256/!!!".parse::<Pin>().is_err());
+    fn a_leaf_pin_matches() {
+        let p = pki("a");
+        shake(verifier(&[&p], vec![p.leaf_pin]), &p, usual(&p)).unwrap();
     }
 
     #[test]
-    fn leaf_pin_matches() {
-        let p = pki();
-        handshake(&p, vec![p.leaf_pin], TlsVersion::V1_2, BOTH).unwrap();
+    fn an_intermediate_pin_matches() {
+        let p = pki("a");
+        let other = pki("b");
+        shake(verifier(&[&p], vec![other.leaf_pin, p.mid_pin]), &p, usual(&p)).unwrap();
     }
 
     #[test]
-    fn backup_pin_matches() {
-        let p = pki();
-        let other = pki();
-        // The current pin is some other key; the backup is the CA in the chain.
-        handshake(&p, vec![other.leaf_pin, p.ca_pin], TlsVersion::V1_3, BOTH).unwrap();
+    fn a_root_pin_matches_although_the_server_does_not_send_the_root() {
+        let p = pki("a");
+        // The usual chain stops at the intermediate: the root comes from the
+        // trust store, and its pin still counts.
+        shake(verifier(&[&p], vec![p.root_pin]), &p, usual(&p)).unwrap();
+        // Sending the root too changes nothing.
+        let with_root = vec![p.leaf_der.clone(), p.mid_der.clone(), p.root_der.clone()];
+        shake(verifier(&[&p], vec![p.root_pin]), &p, with_root).unwrap();
     }
 
     #[test]
-    fn no_matching_pin_is_refused_and_recorded() {
-        let p = pki();
-        let other = pki();
-        let err = handshake(&p, vec![other.leaf_pin, other.ca_pin], TlsVersion::V1_2, BOTH).unwrap_err();
+    fn an_appended_genuine_leaf_does_not_satisfy_the_pin() {
+        let genuine = pki("genuine");
+        // Another publicly trusted CA issued the attacker a certificate for
+        // the same name; the genuine leaf is public and goes along unused.
+        let attacker = pki("attacker");
+        let v = verifier(&[&genuine, &attacker], vec![genuine.leaf_pin]);
+        let chain = vec![
+            attacker.leaf_der.clone(),
+            attacker.mid_der.clone(),
+            genuine.leaf_der.clone(),
+        ];
+        let err = verify(&v, &chain).unwrap_err();
+        let presented = mismatch_pins(&err).expect("a pin mismatch");
+        assert_eq!(presented, [attacker.leaf_pin, attacker.mid_pin, attacker.root_pin]);
+        // Over a real handshake too, with the attacker's key.
+        let err = shake(v, &attacker, chain).unwrap_err();
+        assert!(mismatch_pins(&err).is_some(), "{err:?}");
+    }
+
+    #[test]
+    fn an_appended_genuine_intermediate_does_not_satisfy_the_pin() {
+        let genuine = pki("genuine");
+        let attacker = pki("attacker");
+        let v = verifier(&[&genuine, &attacker], vec![genuine.mid_pin, genuine.root_pin]);
+        let chain = vec![
+            attacker.leaf_der.clone(),
+            attacker.mid_der.clone(),
+            genuine.mid_der.clone(),
+            genuine.root_der.clone(),
+        ];
+        let err = verify(&v, &chain).unwrap_err();
+        let presented = mismatch_pins(&err).expect("a pin mismatch");
+        assert!(!presented.contains(&genuine.mid_pin), "{presented:?}");
+        assert!(!presented.contains(&genuine.root_pin), "{presented:?}");
+    }
+
+    #[test]
+    fn no_matching_pin_is_refused_with_the_path_pins() {
+        let p = pki("a");
+        let other = pki("b");
+        let err = shake(verifier(&[&p], vec![other.leaf_pin, other.root_pin]), &p, usual(&p)).unwrap_err();
+        assert_eq!(
+            mismatch_pins(&err).expect("a pin mismatch"),
+            [p.leaf_pin, p.mid_pin, p.root_pin]
+        );
+    }
+
+    #[test]
+    fn a_pin_does_not_rescue_an_untrusted_chain() {
+        let p = pki("a");
+        let stranger = pki("b");
+        // Only the stranger's root is trusted; the chain's own leaf is pinned.
+        let v = verifier(&[&stranger], vec![p.leaf_pin, p.root_pin]);
+        let err = verify(&v, &usual(&p)).unwrap_err();
         assert_eq!(
             err,
-            rustls::Error::InvalidCertificate(rustls::CertificateError::ApplicationVerificationFailure)
+            rustls::Error::InvalidCertificate(rustls::CertificateError::UnknownIssuer)
+        );
+        assert!(mismatch_pins(&err).is_none());
+    }
+
+    #[test]
+    fn a_wrong_name_is_a_webpki_failure_not_a_pin_verdict() {
+        let p = pki("a");
+        let v = verifier(&[&p], vec![p.leaf_pin]);
+        let err = v
+            .verify_server_cert(
+                &p.leaf_der,
+                std::slice::from_ref(&p.mid_der),
+                &ServerName::try_from("other.test").unwrap(),
+                &[],
+                UnixTime::now(),
+            )
+            .unwrap_err();
+        assert!(
+            matches!(
+                err,
+                rustls::Error::InvalidCertificate(rustls::CertificateError::NotValidForNameContext { .. })
+            ),
+            "{err:?}"
         );
     }
 
     #[test]
-    fn pin_does_not_rescue_an_untrusted_chain() {
-        let p = pki();
-        let mut roots = RootCertStore::empty();
-        roots.add(pki().ca_der).unwrap(); // a different CA
-        let verifier = PinnedVerifier::new(roots, vec![p.leaf_pin], crypto_provider()).unwrap();
-        use rustls::client::danger::ServerCertVerifier;
-        let err = verifier
-            .verify_server_cert(
-                &p.leaf_der,
-                &[],
-                &ServerName::try_from("idp.test").unwrap(),
-                &[],
-                rustls_pki_types::UnixTime::now(),
-            )
-            .unwrap_err();
-        // WebPKI refuses it (a bad signature: the other CA has the same name).
-        assert!(
-            matches!(&err, rustls::Error::InvalidCertificate(e)
-                if *e != rustls::CertificateError::ApplicationVerificationFailure),
-            "{err:?}"
+    fn two_handshakes_at_once_report_their_own_pins() {
+        let a = pki("a");
+        let b = pki("b");
+        let nobody = pki("c");
+        // One verifier (one client) for both connections, as with backup
+        // URLs or parallel discovery and JWKS fetches.
+        let v = verifier(&[&a, &b], vec![nobody.leaf_pin]);
+        let (mut ca, mut sa) = connections(v.clone(), TlsVersion::V1_2, BOTH, usual(&a), &a.leaf_key);
+        let (mut cb, mut sb) = connections(v, TlsVersion::V1_2, BOTH, usual(&b), &b.leaf_key);
+        // Interleave the two handshakes flight by flight until both fail.
+        let (mut ra, mut rb) = (None, None);
+        for _ in 0..10 {
+            if ra.is_none() {
+                ra = step(&mut ca, &mut sa);
+            }
+            if rb.is_none() {
+                rb = step(&mut cb, &mut sb);
+            }
+        }
+        let (ea, eb) = (ra.unwrap().unwrap_err(), rb.unwrap().unwrap_err());
+        assert_eq!(
+            mismatch_pins(&ea).unwrap()[0],
+            a.leaf_pin,
+            "connection A got another's pins"
         );
-        assert!(verifier.last_mismatch().is_none());
+        assert_eq!(
+            mismatch_pins(&eb).unwrap()[0],
+            b.leaf_pin,
+            "connection B got another's pins"
+        );
     }
 
     #[test]
     fn tls12_only_server_is_refused_when_tls13_required() {
-        let p = pki();
+        let p = pki("a");
         let tls12: &[&rustls::SupportedProtocolVersion] = &[&rustls::version::TLS12];
-        assert!(handshake(&p, vec![p.leaf_pin], TlsVersion::V1_2, tls12).is_ok());
-        let err = handshake(&p, vec![p.leaf_pin], TlsVersion::V1_3, tls12).unwrap_err();
+        let v = || verifier(&[&p], vec![p.leaf_pin]);
+        assert!(handshake(v(), TlsVersion::V1_2, tls12, usual(&p), &p.leaf_key).is_ok());
+        let err = handshake(v(), TlsVersion::V1_3, tls12, usual(&p), &p.leaf_key).unwrap_err();
         assert!(
             matches!(
                 err,

@@ -119,9 +119,14 @@ impl Browser {
         Err(format!("{url}: too many redirects"))
     }
 
-    /// Open `url`; on the Playground's sign-in page, do `action`.
+    /// Open `url`; on the Playground's sign-in page, do `action`. A page
+    /// that submits its form by script (Session Manager's sign-out page) is
+    /// submitted, as a browser with scripts on does.
     pub async fn open(&self, url: &str, action: Action<'_>) -> Result<Visit, String> {
-        let visit = self.go(self.http.get(url), url.to_owned()).await?;
+        let mut visit = self.go(self.http.get(url), url.to_owned()).await?;
+        if let Some((target, fields)) = auto_submitted_form(&visit.body) {
+            visit = self.go(self.http.post(&target).form(&fields), target.clone()).await?;
+        }
         let Some(tx) = hidden_tx(&visit.body) else {
             return Ok(visit);
         };
@@ -153,4 +158,34 @@ fn hidden_tx(body: &str) -> Option<String> {
     let start = body.find("name=\"tx\" value=\"")? + "name=\"tx\" value=\"".len();
     let end = body[start..].find('"')?;
     Some(body[start..start + end].to_owned())
+}
+
+/// The action and hidden fields of a form the page submits by script
+/// (`….submit()`), values unescaped.
+pub fn auto_submitted_form(body: &str) -> Option<(String, Vec<(String, String)>)> {
+    if !body.contains(".submit()") {
+        return None;
+    }
+    let form = &body[body.find("<form")?..];
+    let form = &form[..form.find("</form>")?];
+    let attr = |tag: &str, name: &str| -> Option<String> {
+        let key = format!("{name}=\"");
+        let start = tag.find(&key)? + key.len();
+        Some(unescape(&tag[start..start + tag[start..].find('"')?]))
+    };
+    let action = attr(&form[..form.find('>')?], "action")?;
+    let fields = form
+        .split("<input")
+        .skip(1)
+        .filter_map(|input| Some((attr(input, "name")?, attr(input, "value")?)))
+        .collect();
+    Some((action, fields))
+}
+
+fn unescape(s: &str) -> String {
+    s.replace("&quot;", "\"")
+        .replace("&#39;", "'")
+        .replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&amp;", "&")
 }

@@ -712,6 +712,21 @@ async fn end_session(
     headers: HeaderMap,
     Query(q): Query<HashMap<String, String>>,
 ) -> Response {
+    sign_out_browser(&state, &headers, &q)
+}
+
+/// RP-Initiated Logout 1.0 section 2: the OP accepts the request as a POST
+/// too, which keeps the ID token out of the URL.
+async fn end_session_post(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    Form(f): Form<HashMap<String, String>>,
+) -> Response {
+    sign_out_browser(&state, &headers, &f)
+}
+
+/// End the sessions of the `id_token_hint` and of the browser's cookie.
+fn sign_out_browser(state: &AppState, headers: &HeaderMap, q: &HashMap<String, String>) -> Response {
     if let Some(hint) = q.get("id_token_hint") {
         let claims = state.verify_for_any_client(hint, false);
         if let Some(sid) = claims
@@ -721,7 +736,7 @@ async fn end_session(
             state.end_oidc_session(&sid);
         }
     }
-    if let Some(sso) = cookie(&headers, SSO_COOKIE) {
+    if let Some(sso) = cookie(headers, SSO_COOKIE) {
         lock(&state.oidc.sso).remove(&sso);
         let ended: Vec<String> = lock(&state.sessions)
             .iter()
@@ -797,7 +812,7 @@ pub(crate) fn router(state: Arc<AppState>) -> Router<Arc<AppState>> {
         .route("/oidc/jwks", get(jwks))
         .route("/oidc/userinfo", get(userinfo))
         .route("/oidc/revoke", post(revoke))
-        .route("/oidc/end-session", get(end_session))
+        .route("/oidc/end-session", get(end_session).post(end_session_post))
         .route("/cis/v1/auth/logout", post(transmit_logout))
         .route_layer(middleware::from_fn_with_state(state, oidc_guard))
         .route("/admin/oidc", post(admin_oidc))

@@ -10,7 +10,7 @@ use session_core::paths;
 use session_core::provider::opener::{NoOpener, Opener, SystemOpener, Tee};
 use session_core::vault::KeyringStore;
 use session_core::view::{ExtendAccess, Persistence, SignInMethod};
-use session_core::{Config, Engine, Error, ErrorCode, ErrorInfo, Phase, Secret, SessionView};
+use session_core::{Config, Engine, Error, ErrorCode, ErrorInfo, Password, Phase, SessionView};
 use std::io::BufRead;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -320,7 +320,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             if password.is_empty() {
                 return Err(failure(ErrorCode::InvalidCredentials, "no password on standard input; pipe it in, e.g. `printf %s \"$PW\" | sessionctl login --username U --password-stdin`"));
             }
-            let view = engine.sign_in(&username, Secret::new(password)).await?;
+            let view = engine.sign_in(&username, Password::new(password)).await?;
             warn_memory_only(&view, json);
             print_view(&view, json);
         }
@@ -339,6 +339,17 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         Command::Logout => {
             engine.restore().await?;
             let report = engine.sign_out().await?;
+            if engine.sign_out_page_pending() {
+                // The provider's sign-out goes through a page this process
+                // serves (it keeps the ID token out of URLs): stay for it.
+                if !json {
+                    eprintln!("Waiting for your browser to load the sign-out page (Ctrl-C to skip)…");
+                }
+                tokio::select! {
+                    _ = engine.settle(session_core::provider::oidc::SIGN_OUT_PAGE_TIMEOUT) => {}
+                    _ = tokio::signal::ctrl_c() => {}
+                }
+            }
             if let Some(e) = &report.server_error {
                 if !json {
                     eprintln!(

@@ -39,8 +39,8 @@ impl Cli {
         }
     }
 
-    async fn run_env(&self, args: &[&str], stdin: Option<&str>, env: &[(&str, &str)]) -> Output {
-        use tokio::io::AsyncWriteExt;
+    /// `sessionctl` with this config, data dir and keychain namespace.
+    fn command(&self, args: &[&str]) -> tokio::process::Command {
         let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_sessionctl"));
         cmd.arg("--config")
             .arg(&self.config)
@@ -48,6 +48,12 @@ impl Cli {
             .arg(self.data.path())
             .args(args);
         cmd.env("SESSION_MANAGER_KEYCHAIN_SERVICE", &self.keychain);
+        cmd
+    }
+
+    async fn run_env(&self, args: &[&str], stdin: Option<&str>, env: &[(&str, &str)]) -> Output {
+        use tokio::io::AsyncWriteExt;
+        let mut cmd = self.command(args);
         for (k, v) in env {
             cmd.env(k, v);
         }
@@ -319,13 +325,8 @@ async fn oidc_login_prints_the_page_and_completes_in_the_browser() {
         stderr(&out)
     );
 
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_sessionctl"))
-        .arg("--config")
-        .arg(&cli.config)
-        .arg("--data-dir")
-        .arg(cli.data.path())
-        .args(["--no-browser", "--profile", "playground-oidc", "login"])
-        .env("SESSION_MANAGER_KEYCHAIN_SERVICE", &cli.keychain)
+    let mut child = cli
+        .command(&["--no-browser", "--profile", "playground-oidc", "login"])
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
@@ -368,16 +369,42 @@ async fn oidc_login_prints_the_page_and_completes_in_the_browser() {
     // Another process finds it in the keychain.
     let out = cli.run(&["--profile", "playground-oidc", "status"], None).await;
     assert!(stdout(&out).contains("State        : active"), "{}", stdout(&out));
-    // Sign-out: all three styles; the sign-out page is shown without the ID token.
-    let out = cli
-        .run(&["--no-browser", "--profile", "playground-oidc", "logout"], None)
-        .await;
-    assert!(out.status.success(), "{}", stderr(&out));
-    assert!(
-        stderr(&out).contains("/oidc/end-session?") && !stderr(&out).contains("id_token_hint"),
-        "{}",
-        stderr(&out)
-    );
+    // Sign-out: all three styles. The sign-out page is one this process
+    // serves on loopback (the ID token travels in its POST, in no URL), and
+    // sessionctl waits for the browser to load it.
+    let mut child = cli
+        .command(&["--no-browser", "--profile", "playground-oidc", "logout"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = tokio::io::BufReader::new(child.stderr.take().unwrap()).lines();
+    let (url, mut printed) = tokio::time::timeout(Duration::from_secs(30), async {
+        let mut printed = String::new();
+        while let Some(line) = lines.next_line().await.unwrap() {
+            printed.push_str(&line);
+            printed.push('\n');
+            if let Some(url) = line.trim().strip_prefix("http://127.0.0.1:") {
+                return (format!("http://127.0.0.1:{url}"), printed);
+            }
+        }
+        panic!("sessionctl printed no sign-out page: {printed}");
+    })
+    .await
+    .expect("the sign-out page in time");
+    assert!(url.contains("/sign-out/"), "{url}");
+    let page = browser.open(&url, playground::browser::Action::Look).await.unwrap();
+    assert!(page.body.contains("You are signed out"), "{}", page.body);
+    let out = tokio::time::timeout(Duration::from_secs(30), child.wait_with_output())
+        .await
+        .unwrap()
+        .unwrap();
+    while let Ok(Some(line)) = lines.next_line().await {
+        printed.push_str(&line);
+    }
+    assert!(out.status.success(), "{printed}");
+    cli.printed.lock().unwrap().push_str(&printed);
     assert_eq!(pg.calls_to("/cis/v1/auth/logout"), 1);
     assert_eq!(pg.calls_to("/oidc/revoke"), 2);
     assert!(KeyringStore::new(&cli.keychain)

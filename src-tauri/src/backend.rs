@@ -1,7 +1,7 @@
 //! What the desktop app does, without Tauri: the profiles (the config file's
 //! and the embedded Playground's), the current profile's engine with its
 //! scheduler, and one event stream of `SessionView`s across profile switches.
-//! The Tauri commands in `commands.rs` delegate here in one line each.
+//! The Tauri commands in `lib.rs` delegate here in one line each.
 
 use playground::{DemoUser, Playground};
 use serde::Serialize;
@@ -11,7 +11,7 @@ use session_core::profile::Config;
 use session_core::provider::opener::{Opener, SystemOpener};
 use session_core::refresh::SchedulerGuard;
 use session_core::vault::KeyringStore;
-use session_core::{paths, Engine, Error, ErrorCode, ErrorInfo, Phase, Profile, Secret, SessionView};
+use session_core::{paths, Engine, Error, ErrorCode, ErrorInfo, Password, Phase, Profile, SessionView};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
@@ -158,10 +158,6 @@ pub fn choose_opener() -> Arc<dyn Opener> {
     Arc::new(SystemOpener)
 }
 
-fn err(e: Error) -> ErrorInfo {
-    e.info()
-}
-
 impl Backend {
     /// Start: load the config file if there is one, start the embedded
     /// Playground, open and restore the selected profile's session.
@@ -257,8 +253,7 @@ impl Backend {
             .get(name)
             .cloned()
             .ok_or_else(|| ErrorInfo::new(ErrorCode::ConfigInvalid, format!("there is no profile named '{name}'")))?;
-        let engine =
-            Engine::open_with(profile, data_dir, Arc::new(KeyringStore::from_env()), opener.clone()).map_err(err)?;
+        let engine = Engine::open_with(profile, data_dir, Arc::new(KeyringStore::from_env()), opener.clone())?;
         let mut rx = engine.subscribe();
         let tx = events.clone();
         let forward = tokio::spawn(async move {
@@ -278,7 +273,7 @@ impl Backend {
             _scheduler: scheduler,
             forward,
         };
-        current.engine.restore().await.map_err(err)?;
+        current.engine.restore().await?;
         let _ = events.send(current.engine.view());
         Ok(current)
     }
@@ -303,37 +298,34 @@ impl Backend {
     }
 
     /// Sign in to the current profile.
-    pub async fn sign_in(&self, username: &str, password: String) -> Result<SessionView, ErrorInfo> {
-        if username.trim().is_empty() || password.is_empty() {
+    pub async fn sign_in(&self, username: &str, password: Password) -> Result<SessionView, ErrorInfo> {
+        if username.trim().is_empty() || password.expose().is_empty() {
             return Err(ErrorInfo::new(
                 ErrorCode::InvalidCredentials,
                 "enter a username and a password",
             ));
         }
-        self.engine()
-            .sign_in(username.trim(), Secret::new(password))
-            .await
-            .map_err(err)
+        Ok(self.engine().sign_in(username.trim(), password).await?)
     }
 
     /// Sign in to the current (OpenID Connect) profile through the browser.
     pub async fn sign_in_browser(&self) -> Result<SessionView, ErrorInfo> {
-        self.engine().sign_in_browser().await.map_err(err)
+        Ok(self.engine().sign_in_browser().await?)
     }
 
     /// Stop waiting for the browser.
     pub fn cancel_sign_in(&self) -> Result<(), ErrorInfo> {
-        self.engine().cancel_sign_in().map_err(err)
+        Ok(self.engine().cancel_sign_in()?)
     }
 
     /// Sign out of the current profile (local state always cleared).
     pub async fn sign_out(&self) -> Result<SignOutReport, ErrorInfo> {
-        self.engine().sign_out().await.map_err(err)
+        Ok(self.engine().sign_out().await?)
     }
 
     /// Refresh now.
     pub async fn refresh_now(&self) -> Result<SessionView, ErrorInfo> {
-        self.engine().refresh_now().await.map_err(err)
+        Ok(self.engine().refresh_now().await?)
     }
 
     /// The newest audit records of the current profile, newest first.

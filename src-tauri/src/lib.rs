@@ -9,7 +9,7 @@ mod tray;
 
 use backend::{ActivityItem, Backend, ProfileList};
 use session_core::engine::SignOutReport;
-use session_core::{ErrorInfo, SessionView};
+use session_core::{ErrorInfo, Password, SessionView};
 use std::sync::Arc;
 use tauri::{Emitter, Manager, Runtime, State};
 
@@ -44,9 +44,10 @@ async fn session_view(backend: Backed<'_>) -> Result<SessionView, ErrorInfo> {
     Ok(backend.get().await?.view())
 }
 
-/// Sign in to the current profile.
+/// Sign in to the current profile. The password arrives as a `Password`: it
+/// can be deserialized from the page, never serialized or printed.
 #[tauri::command]
-async fn sign_in(backend: Backed<'_>, username: String, password: String) -> Result<SessionView, ErrorInfo> {
+async fn sign_in(backend: Backed<'_>, username: String, password: Password) -> Result<SessionView, ErrorInfo> {
     backend.get().await?.sign_in(&username, password).await
 }
 

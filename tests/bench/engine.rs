@@ -10,7 +10,7 @@ use integration::{memory_engine, playground, playground_with, profile};
 use session_core::headers;
 use session_core::tls::PinnedClient;
 use session_core::token::{HttpJwksFetcher, JwksCache, Validator};
-use session_core::Secret;
+use session_core::Password;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -22,8 +22,8 @@ async fn jwt_per_token(alg: playground::Algorithm, n: usize) -> Duration {
     .await;
     let dir = tempfile::tempdir().unwrap();
     let (engine, _) = memory_engine(&pg, dir.path());
-    engine.sign_in("alice", Secret::new("alice-pw-1")).await.unwrap();
-    let token = Secret::new(pg.issued_tokens()[0].clone());
+    engine.sign_in("alice", Password::new("alice-pw-1")).await.unwrap();
+    let token = session_core::AccessToken::new(pg.issued_tokens()[0].clone());
     let p = profile(&pg, |t| t);
     let client = PinnedClient::for_profile(&p).unwrap();
     let cache = JwksCache::new(
@@ -53,7 +53,7 @@ async fn call_throughput(rounds: usize, per_round: usize) -> (f64, f64) {
     let pg = playground(3600).await;
     let dir = tempfile::tempdir().unwrap();
     let (engine, _) = memory_engine(&pg, dir.path());
-    engine.sign_in("alice", Secret::new("alice-pw-1")).await.unwrap();
+    engine.sign_in("alice", Password::new("alice-pw-1")).await.unwrap();
     let bearer = pg.issued_tokens()[0].clone();
     let p = profile(&pg, |t| t);
     let plain = PinnedClient::for_profile(&p).unwrap();
@@ -98,7 +98,7 @@ async fn refreshes_per_expiry(callers: usize) -> usize {
     let pg = playground(2).await;
     let dir = tempfile::tempdir().unwrap();
     let (engine, _) = memory_engine(&pg, dir.path());
-    engine.sign_in("alice", Secret::new("alice-pw-1")).await.unwrap();
+    engine.sign_in("alice", Password::new("alice-pw-1")).await.unwrap();
     // No scheduler: let the token expire at the server, so every caller gets a
     // 401 and asks for a refresh at the same moment.
     tokio::time::sleep(Duration::from_millis(3100)).await;

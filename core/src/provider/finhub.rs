@@ -18,12 +18,14 @@ use super::{ApiRequest, ApiResponse, Credentials, Grant, Provider, SessionTokens
 use crate::error::Error;
 use crate::headers::{self, FlowContext};
 use crate::profile::Profile;
-use crate::tls::PinnedClient;
-use crate::token::Secret;
+use crate::tls::{BodyKind, PinnedClient};
+use crate::token::{AccessToken, RefreshToken};
 use async_trait::async_trait;
+use reqwest::header::HeaderValue;
 use serde::Deserialize;
 use serde_json::{json, Value};
 use std::sync::Arc;
+use std::time::Duration;
 
 pub const LOGIN_PATH: &str = "/api/v2/auth/login";
 pub const REFRESH_PATH: &str = "/api/v2/auth/refresh";
@@ -36,7 +38,8 @@ pub struct FinHub {
     client: PinnedClient,
 }
 
-/// The login and refresh answer. No `Debug`: it holds tokens.
+/// The login and refresh answer. No `Debug`: it holds tokens (which are
+/// wrapped in their secret types at once).
 #[derive(Deserialize)]
 struct TokenResponse {
     expires_in: Option<u64>,
@@ -74,7 +77,7 @@ fn server_message(body: &str) -> Option<(Option<String>, String)> {
     Some((code, message.chars().take(300).collect()))
 }
 
-fn error_for(call: Call, status: u16, body: &str, location: Option<&str>) -> Error {
+fn error_for(call: Call, status: u16, body: &str, location: Option<&str>, retry_after: Option<Duration>) -> Error {
     let (code, message) = server_message(body).unwrap_or((None, format!("HTTP {status}")));
     if (300..400).contains(&status) {
         return Error::Protocol(format!(
@@ -87,7 +90,32 @@ fn error_for(call: Call, status: u16, body: &str, location: Option<&str>) -> Err
         (_, 409) if code.as_deref() == Some("session_limit") => Error::SessionLimit(message),
         (Call::Refresh, 401) => Error::Revoked(message),
         (Call::Refresh, 400) if code.as_deref() == Some("invalid_grant") => Error::Revoked(message),
-        _ => Error::Server { status, message },
+        _ => Error::Server {
+            status,
+            message,
+            retry_after,
+        },
+    }
+}
+
+/// The parts of an answer an error needs, read within the protocol cap.
+async fn error_answer(client: &PinnedClient, call: Call, response: reqwest::Response) -> Error {
+    let status = response.status().as_u16();
+    let location = response
+        .headers()
+        .get("location")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let retry_after = super::retry_after(&response);
+    match client.read_body(response, BodyKind::Protocol).await {
+        Ok(body) => error_for(
+            call,
+            status,
+            &String::from_utf8_lossy(&body),
+            location.as_deref(),
+            retry_after,
+        ),
+        Err(e) => e,
     }
 }
 
@@ -106,20 +134,24 @@ impl FinHub {
         super::join_below(base, path)
     }
 
-    /// Send to the base URL, falling back to the backups when one cannot be
-    /// reached. TLS and pin failures do not fall back: they are not outages.
+    /// Send to the base URL, falling back to the backups only when the
+    /// request surely did not arrive: the connection could not be made. A
+    /// request that may have been processed (a timeout, a connection lost
+    /// after sending) is not replayed elsewhere: a refresh token presented
+    /// twice is a reuse that revokes the session. TLS and pin failures do
+    /// not fall back either: they are not outages.
     async fn send(
         &self,
         method: reqwest::Method,
         path: &str,
-        headers: Vec<(&'static str, String)>,
+        headers: Vec<(&'static str, HeaderValue)>,
         body: Option<&Value>,
     ) -> Result<reqwest::Response, Error> {
         let mut last = None;
         for base in self.bases() {
             let mut request = self.client.http().request(method.clone(), Self::url(base, path)?);
             for (name, value) in &headers {
-                request = request.header(*name, value);
+                request = request.header(*name, value.clone());
             }
             // X-Request-ID: fresh for every request, retries included.
             request = request.header(headers::X_REQUEST_ID, headers::request_id().to_string());
@@ -136,12 +168,12 @@ impl FinHub {
 
     /// The headers every request but logout carries (without `X-Request-ID`,
     /// which [`FinHub::send`] adds fresh).
-    fn flow_headers(flow: &FlowContext) -> Vec<(&'static str, String)> {
+    fn flow_headers(flow: &FlowContext) -> Vec<(&'static str, HeaderValue)> {
         vec![
-            (headers::X_ACTIVITY_ID, flow.activity_id.to_string()),
-            (headers::X_TENANT_ID, flow.tenant_id.clone()),
-            (headers::X_SESSION_ID, flow.session_id.to_string()),
-            (headers::X_CORRELATION_ID, flow.correlation_id.to_string()),
+            (headers::X_ACTIVITY_ID, plain(&flow.activity_id.to_string())),
+            (headers::X_TENANT_ID, plain(&flow.tenant_id)),
+            (headers::X_SESSION_ID, plain(&flow.session_id.to_string())),
+            (headers::X_CORRELATION_ID, plain(&flow.correlation_id.to_string())),
         ]
     }
 
@@ -149,21 +181,12 @@ impl FinHub {
         let response = self
             .send(reqwest::Method::POST, path, Self::flow_headers(flow), Some(&body))
             .await?;
-        let status = response.status().as_u16();
-        let location = response
-            .headers()
-            .get("location")
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned);
-        let server_date = super::server_date(&response);
-        let text = response.text().await.map_err(|e| Error::Network {
-            host: self.profile.base_url.to_string(),
-            detail: e.without_url().to_string(),
-        })?;
-        if status != 200 {
-            return Err(error_for(call, status, &text, location.as_deref()));
+        if response.status().as_u16() != 200 {
+            return Err(error_answer(&self.client, call, response).await);
         }
-        let parsed: TokenResponse = serde_json::from_str(&text).map_err(|e| {
+        let server_date = super::server_date(&response);
+        let text = self.client.read_body(response, BodyKind::Protocol).await?;
+        let parsed: TokenResponse = serde_json::from_slice(&text).map_err(|e| {
             // The category only: serde's message could quote a token.
             Error::Protocol(format!(
                 "the {path} answer is not the documented JSON (line {}, column {})",
@@ -177,10 +200,10 @@ impl FinHub {
             }
         }
         Ok(Grant {
-            bearer: Secret::new(parsed.user_session_token),
-            refresh: parsed.refresh_token.map(Secret::new),
+            expires_in: super::plausible_expires_in(parsed.expires_in, "expires_in")?,
+            bearer: AccessToken::new(parsed.user_session_token),
+            refresh: parsed.refresh_token.map(RefreshToken::new),
             id_token: None,
-            expires_in: parsed.expires_in,
             scope: parsed.scope,
             tenant: parsed.tenant_id,
             customer: parsed.customer_id,
@@ -208,7 +231,7 @@ impl Provider for FinHub {
         self.token_call(Call::Login, LOGIN_PATH, body, flow).await
     }
 
-    async fn refresh(&self, refresh: &Secret, flow: &FlowContext) -> Result<Grant, Error> {
+    async fn refresh(&self, refresh: &RefreshToken, flow: &FlowContext) -> Result<Grant, Error> {
         let body = json!({ "refreshToken": refresh.expose() });
         self.token_call(Call::Refresh, REFRESH_PATH, body, flow).await
     }
@@ -220,33 +243,33 @@ impl Provider for FinHub {
         _opener: &dyn super::opener::Opener,
     ) -> Result<(), Error> {
         let headers = vec![
-            (headers::X_TENANT_ID, flow.tenant_id.clone()),
-            (headers::X_ACTIVITY_ID, flow.activity_id.to_string()),
-            (headers::X_SESSION_ACTIVE, "true".to_owned()),
-            (headers::X_USER_SESSION_TOKEN, tokens.bearer.expose().to_owned()),
+            (headers::X_TENANT_ID, plain(&flow.tenant_id)),
+            (headers::X_ACTIVITY_ID, plain(&flow.activity_id.to_string())),
+            (headers::X_SESSION_ACTIVE, HeaderValue::from_static("true")),
+            (headers::X_USER_SESSION_TOKEN, super::sensitive(tokens.bearer.expose())),
         ];
         let response = self.send(reqwest::Method::POST, LOGOUT_PATH, headers, None).await?;
-        let status = response.status().as_u16();
-        if (200..300).contains(&status) {
+        if response.status().is_success() {
             return Ok(());
         }
-        let location = response
-            .headers()
-            .get("location")
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned);
-        let text = response.text().await.unwrap_or_default();
-        Err(error_for(Call::Logout, status, &text, location.as_deref()))
+        Err(error_answer(&self.client, Call::Logout, response).await)
     }
 
-    async fn call(&self, request: &ApiRequest, bearer: &Secret, flow: &FlowContext) -> Result<ApiResponse, Error> {
+    async fn call(&self, request: &ApiRequest, bearer: &AccessToken, flow: &FlowContext) -> Result<ApiResponse, Error> {
         let mut headers = Self::flow_headers(flow);
-        headers.push((headers::AUTHORIZATION, format!("Bearer {}", bearer.expose())));
+        headers.push((headers::AUTHORIZATION, super::bearer_header(bearer)));
         let response = self
             .send(request.method.clone(), &request.path, headers, request.body.as_ref())
             .await?;
-        super::read_api_response(response, self.profile.base_url.as_str()).await
+        super::read_api_response(&self.client, response).await
     }
+}
+
+/// A header value from text the engine made (ids, the tenant from the
+/// config); one that is not a valid header value becomes empty, which the
+/// server refuses as a bad header.
+fn plain(value: &str) -> HeaderValue {
+    HeaderValue::from_str(value).unwrap_or(HeaderValue::from_static(""))
 }
 
 #[cfg(test)]
@@ -256,24 +279,28 @@ mod tests {
     #[test]
     fn statuses_map_to_errors() {
         let body = r#"{"error":"invalid_grant","message":"refresh token reuse detected"}"#;
-        assert!(matches!(error_for(Call::Refresh, 400, body, None), Error::Revoked(m) if m.contains("reuse")));
-        assert!(matches!(error_for(Call::Refresh, 401, "", None), Error::Revoked(_)));
-        assert!(error_for(Call::Refresh, 503, "", None).is_transient());
-        assert!(error_for(Call::Refresh, 429, "", None).is_transient());
+        assert!(matches!(error_for(Call::Refresh, 400, body, None, None), Error::Revoked(m) if m.contains("reuse")));
+        assert!(matches!(
+            error_for(Call::Refresh, 401, "", None, None),
+            Error::Revoked(_)
+        ));
+        assert!(error_for(Call::Refresh, 503, "", None, None).is_transient());
+        assert!(error_for(Call::Refresh, 429, "", None, None).is_transient());
         assert!(
-            matches!(error_for(Call::Login, 401, r#"{"error":"invalid_credentials","message":"bad password"}"#, None), Error::InvalidCredentials(m) if m == "bad password")
+            matches!(error_for(Call::Login, 401, r#"{"error":"invalid_credentials","message":"bad password"}"#, None, None), Error::InvalidCredentials(m) if m == "bad password")
         );
         assert!(matches!(
             error_for(
                 Call::Login,
                 409,
                 r#"{"error":"session_limit","message":"2 sessions"}"#,
+                None,
                 None
             ),
             Error::SessionLimit(_)
         ));
         assert!(
-            matches!(error_for(Call::Logout, 302, "", Some("https://evil")), Error::Protocol(m) if m.contains("not followed"))
+            matches!(error_for(Call::Logout, 302, "", Some("https://evil"), None), Error::Protocol(m) if m.contains("not followed"))
         );
     }
 

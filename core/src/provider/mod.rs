@@ -16,16 +16,22 @@ pub use reqwest::Url;
 
 use crate::error::Error;
 use crate::headers::FlowContext;
-use crate::token::Secret;
+use crate::tls::{BodyKind, PinnedClient};
+use crate::token::{AccessToken, IdToken, Password, RefreshToken};
 use async_trait::async_trait;
 use opener::Opener;
 use std::sync::Arc;
+use std::time::Duration;
+
+/// The longest lifetime (`expires_in`) a provider may announce: a year. A
+/// larger number is a provider bug or an attack, never a real token.
+pub const MAX_EXPIRES_IN: u64 = 366 * 24 * 3600;
 
 /// What a person signs in with.
 #[derive(Debug, Clone)]
 pub enum Credentials {
     /// A username and a password (FinHub).
-    Password { username: String, password: Secret },
+    Password { username: String, password: Password },
     /// The browser (OpenID Connect).
     Browser(BrowserSignIn),
 }
@@ -59,23 +65,61 @@ pub fn server_date(response: &reqwest::Response) -> Option<crate::clock::Timesta
         .map(|d| d.with_timezone(&chrono::Utc))
 }
 
-/// An API response as [`ApiResponse`]; `host` names the server in a
-/// network error.
-pub async fn read_api_response(response: reqwest::Response, host: &str) -> Result<ApiResponse, Error> {
+/// How long the server asks to wait (`Retry-After`, RFC 9110 section
+/// 10.2.3: seconds, or an HTTP date), at most an hour.
+pub fn retry_after(response: &reqwest::Response) -> Option<Duration> {
+    let value = response.headers().get("retry-after")?.to_str().ok()?.trim();
+    let wait = match value.parse::<u64>() {
+        Ok(secs) => Duration::from_secs(secs),
+        Err(_) => {
+            let at = chrono::DateTime::parse_from_rfc2822(value).ok()?;
+            let base = server_date(response).unwrap_or_else(chrono::Utc::now);
+            (at.with_timezone(&chrono::Utc) - base)
+                .to_std()
+                .unwrap_or(Duration::ZERO)
+        }
+    };
+    Some(wait.min(Duration::from_secs(3600)))
+}
+
+/// A lifetime a provider announced, refused when it is not plausible.
+pub fn plausible_expires_in(value: Option<u64>, field: &str) -> Result<Option<u64>, Error> {
+    match value {
+        Some(v) if v > MAX_EXPIRES_IN => Err(Error::Protocol(format!(
+            "{field} is {v} s, more than a year; no real token lives that long"
+        ))),
+        other => Ok(other),
+    }
+}
+
+/// An `Authorization: Bearer` value, marked sensitive so that no `Debug` of
+/// a request shows it and HTTP/2 would never index it.
+pub fn bearer_header(token: &AccessToken) -> reqwest::header::HeaderValue {
+    sensitive(&format!("Bearer {}", token.expose()))
+}
+
+/// A header value marked sensitive; one that is not a valid header value
+/// (a control character in a token) becomes empty, which the server refuses.
+pub fn sensitive(value: &str) -> reqwest::header::HeaderValue {
+    let mut v = reqwest::header::HeaderValue::from_str(value).unwrap_or(reqwest::header::HeaderValue::from_static(""));
+    v.set_sensitive(true);
+    v
+}
+
+/// An API response as [`ApiResponse`], its body read within the profile's
+/// `max_response_bytes`.
+pub async fn read_api_response(client: &PinnedClient, response: reqwest::Response) -> Result<ApiResponse, Error> {
     let status = response.status().as_u16();
     let content_type = response
         .headers()
         .get("content-type")
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
-    let body = response.text().await.map_err(|e| Error::Network {
-        host: host.to_owned(),
-        detail: e.without_url().to_string(),
-    })?;
+    let body = client.read_body(response, BodyKind::Api).await?;
     Ok(ApiResponse {
         status,
         content_type,
-        body,
+        body: String::from_utf8_lossy(&body).into_owned(),
     })
 }
 
@@ -102,12 +146,12 @@ pub struct Grant {
     /// The token sent as `Authorization: Bearer` (FinHub's `userSessionToken`,
     /// an OIDC access token). FinHub's is always a JWT the engine validates;
     /// an OIDC access token may be opaque.
-    pub bearer: Secret,
+    pub bearer: AccessToken,
     /// The refresh token, if the provider issues one.
-    pub refresh: Option<Secret>,
+    pub refresh: Option<RefreshToken>,
     /// An OIDC `id_token`, if any.
-    pub id_token: Option<Secret>,
-    /// The lifetime the provider announced.
+    pub id_token: Option<IdToken>,
+    /// The lifetime the provider announced (checked: at most a year).
     pub expires_in: Option<u64>,
     pub scope: Option<String>,
     pub tenant: Option<String>,
@@ -124,9 +168,9 @@ pub struct Grant {
 /// The tokens of a session, as a provider needs them to end it.
 #[derive(Debug, Clone)]
 pub struct SessionTokens {
-    pub bearer: Secret,
-    pub refresh: Option<Secret>,
-    pub id_token: Option<Secret>,
+    pub bearer: AccessToken,
+    pub refresh: Option<RefreshToken>,
+    pub id_token: Option<IdToken>,
 }
 
 /// A call to the provider's API on the session's behalf.
@@ -158,12 +202,22 @@ pub trait Provider: Send + Sync {
     /// Exchange a refresh token for a new grant. A refresh token the provider
     /// no longer honours is [`Error::Revoked`]; network failures, 5xx and 429
     /// are transient ([`Error::is_transient`]).
-    async fn refresh(&self, refresh: &Secret, flow: &FlowContext) -> Result<Grant, Error>;
+    async fn refresh(&self, refresh: &RefreshToken, flow: &FlowContext) -> Result<Grant, Error>;
 
     /// End the session at the provider. `opener` shows the provider's own
     /// sign-out page when the protocol ends sessions in the browser.
     async fn sign_out(&self, tokens: &SessionTokens, flow: &FlowContext, opener: &dyn Opener) -> Result<(), Error>;
 
     /// Call the provider's API with the session's credentials and headers.
-    async fn call(&self, request: &ApiRequest, bearer: &Secret, flow: &FlowContext) -> Result<ApiResponse, Error>;
+    async fn call(&self, request: &ApiRequest, bearer: &AccessToken, flow: &FlowContext) -> Result<ApiResponse, Error>;
+
+    /// Wait, at most `timeout`, for work a sign-out left running: a sign-out
+    /// page the browser has yet to load. Fronts that exit right after a
+    /// sign-out (`sessionctl logout`) call it; the desktop app need not.
+    async fn settle(&self, _timeout: Duration) {}
+
+    /// Whether a sign-out left a page for the browser that it has not loaded.
+    fn page_pending(&self) -> bool {
+        false
+    }
 }

@@ -5,8 +5,7 @@
 //! RFC 8252 section 8.12: native apps must use an external user agent (the
 //! system browser), never an embedded web view, for the provider's page.
 
-use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 /// Opens a URL in a browser.
 pub trait Opener: Send + Sync {
@@ -37,33 +36,42 @@ impl Opener for NoOpener {
     }
 }
 
-/// Writes each URL to a new numbered file in a folder, for a test that plays
-/// the browser (the desktop app honours it only in builds made with its
-/// `test-opener` feature).
-#[derive(Debug)]
-pub struct FolderOpener {
-    dir: PathBuf,
-    count: Mutex<u32>,
-}
+#[cfg(any(test, feature = "test-support"))]
+pub use folder::FolderOpener;
 
-impl FolderOpener {
-    pub fn new(dir: impl Into<PathBuf>) -> Self {
-        Self {
-            dir: dir.into(),
-            count: Mutex::new(0),
+#[cfg(any(test, feature = "test-support"))]
+mod folder {
+    use super::*;
+    use std::path::PathBuf;
+    use std::sync::Mutex;
+    /// Writes each URL to a new numbered file in a folder, for a test that plays
+    /// the browser (the desktop app honours it only in builds made with its
+    /// `test-opener` feature).
+    #[derive(Debug)]
+    pub struct FolderOpener {
+        dir: PathBuf,
+        count: Mutex<u32>,
+    }
+
+    impl FolderOpener {
+        pub fn new(dir: impl Into<PathBuf>) -> Self {
+            Self {
+                dir: dir.into(),
+                count: Mutex::new(0),
+            }
         }
     }
-}
 
-impl Opener for FolderOpener {
-    fn open(&self, url: &str) -> Result<(), String> {
-        let mut count = self.count.lock().unwrap_or_else(|e| e.into_inner());
-        *count += 1;
-        std::fs::create_dir_all(&self.dir).map_err(|e| e.to_string())?;
-        // Write, then rename: a reader never sees half a URL.
-        let tmp = self.dir.join(format!(".{count}.tmp"));
-        std::fs::write(&tmp, url).map_err(|e| e.to_string())?;
-        std::fs::rename(&tmp, self.dir.join(format!("{count:04}.url"))).map_err(|e| e.to_string())
+    impl Opener for FolderOpener {
+        fn open(&self, url: &str) -> Result<(), String> {
+            let mut count = self.count.lock().unwrap_or_else(|e| e.into_inner());
+            *count += 1;
+            std::fs::create_dir_all(&self.dir).map_err(|e| e.to_string())?;
+            // Write, then rename: a reader never sees half a URL.
+            let tmp = self.dir.join(format!(".{count}.tmp"));
+            std::fs::write(&tmp, url).map_err(|e| e.to_string())?;
+            std::fs::rename(&tmp, self.dir.join(format!("{count:04}.url"))).map_err(|e| e.to_string())
+        }
     }
 }
 

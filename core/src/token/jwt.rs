@@ -7,9 +7,19 @@
 //! `kid`, and its type must fit the algorithm. Then the signature, `iss`,
 //! `aud`, `exp` and `nbf` are checked, with a leeway of at most 60 s. Each
 //! refusal names the check that failed.
+//!
+//! Also from RFC 8725 and RFC 7515:
+//! - a header with `crit` is refused: this validator implements no
+//!   extension, and section 4.1.11 of RFC 7515 says unknown critical ones
+//!   must be refused;
+//! - explicit typing (RFC 8725 section 3.11, RFC 9068): the validator knows
+//!   which [`TokenKind`] it expects. An ID token is never accepted as an
+//!   access token, nor the reverse (see [`Validator::validate`]);
+//! - time claims must be plausible (not negative, not more than ten years
+//!   ahead) before any arithmetic, so no value can overflow a date.
 
 use super::jwks::JwksCache;
-use super::secret::Secret;
+use super::secret::Jwt;
 use crate::clock::{from_unix_seconds, Timestamp};
 use crate::error::Error;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64URL;
@@ -23,6 +33,23 @@ use std::time::Duration;
 
 /// The largest clock leeway the engine accepts.
 pub const MAX_LEEWAY: Duration = Duration::from_secs(60);
+
+/// How far ahead a token's time claims may lie: further is not a real token.
+pub const MAX_FUTURE: Duration = Duration::from_secs(10 * 366 * 24 * 3600);
+
+/// What a validator expects a token to be (RFC 8725 section 3.11).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenKind {
+    /// FinHub's `userSessionToken`: no OpenID Connect tokens exist beside
+    /// it, so a header `typ` of `JWT` or `at+jwt` (or none) is accepted.
+    Session,
+    /// An OAuth access token. `typ: at+jwt` (RFC 9068) proves it. Without
+    /// it, a token that carries an ID token's marks (`nonce`, a payload
+    /// `typ` of `ID`) is refused.
+    Access,
+    /// An OpenID Connect ID token: `typ` absent or `JWT`, never `at+jwt`.
+    Id,
+}
 
 /// Why a token was refused. The message names the failed check; it never
 /// contains the token.
@@ -58,6 +85,16 @@ pub enum TokenError {
     IssuedInFuture(String),
     #[error("subject check failed: the token is for '{found}', the session is for '{expected}'")]
     WrongSubject { expected: String, found: String },
+    #[error("critical-header check failed: the token requires extensions this app does not implement ({0})")]
+    UnsupportedCritical(String),
+    #[error("type check failed: expected {expected}, the token is {found}")]
+    WrongType { expected: &'static str, found: String },
+    #[error("time check failed: the claim '{claim}' ({value}) is not a plausible time")]
+    ImplausibleTime { claim: &'static str, value: String },
+    #[error("at_hash check failed: the ID token's at_hash does not match the access token")]
+    WrongAtHash,
+    #[error("auth_time check failed: {0}")]
+    AuthTooOld(String),
 }
 
 /// The claims the engine uses from a validated token.
@@ -86,6 +123,7 @@ pub struct Validator {
     algorithms: Vec<Algorithm>,
     leeway: Duration,
     jwks: Arc<JwksCache>,
+    kind: TokenKind,
 }
 
 fn decode_json_part(part: &str, what: &str) -> Result<serde_json::Map<String, Value>, TokenError> {
@@ -98,15 +136,75 @@ fn decode_json_part(part: &str, what: &str) -> Result<serde_json::Map<String, Va
     }
 }
 
-fn time_claim(claims: &serde_json::Map<String, Value>, name: &'static str) -> Result<Option<Timestamp>, TokenError> {
-    match claims.get(name) {
-        None => Ok(None),
-        Some(v) => v
-            .as_i64()
-            .or_else(|| v.as_f64().map(|f| f as i64))
-            .and_then(from_unix_seconds)
-            .map(Some)
-            .ok_or(TokenError::MissingClaim(name)),
+/// A NumericDate claim, if present, refused when it is not a plausible time:
+/// negative, or more than [`MAX_FUTURE`] after `now`.
+fn time_claim(
+    claims: &serde_json::Map<String, Value>,
+    name: &'static str,
+    now: Timestamp,
+) -> Result<Option<Timestamp>, TokenError> {
+    let Some(v) = claims.get(name) else {
+        return Ok(None);
+    };
+    let implausible = || TokenError::ImplausibleTime {
+        claim: name,
+        value: v.to_string().chars().take(40).collect(),
+    };
+    let secs = match (v.as_i64(), v.as_f64()) {
+        (Some(s), _) => s,
+        (None, Some(f)) if f.is_finite() && f >= 0.0 && f < i64::MAX as f64 => f as i64,
+        _ => return Err(TokenError::MissingClaim(name)),
+    };
+    let latest = now.timestamp().saturating_add(MAX_FUTURE.as_secs() as i64);
+    if !(0..=latest).contains(&secs) {
+        return Err(implausible());
+    }
+    from_unix_seconds(secs).map(Some).ok_or_else(implausible)
+}
+
+/// A header's `typ`, lower case, without an `application/` prefix (RFC 7515
+/// section 4.1.9).
+fn media_type(header: &serde_json::Map<String, Value>) -> Option<String> {
+    header.get("typ").map(|t| {
+        let t = t.as_str().unwrap_or("(not text)").to_ascii_lowercase();
+        t.strip_prefix("application/").map(str::to_owned).unwrap_or(t)
+    })
+}
+
+/// Explicit typing: whether `header` and `claims` fit `kind`.
+fn check_type(
+    kind: TokenKind,
+    header: &serde_json::Map<String, Value>,
+    claims: &serde_json::Map<String, Value>,
+) -> Result<(), TokenError> {
+    let typ = media_type(header);
+    let payload_typ = claims.get("typ").and_then(Value::as_str).map(str::to_ascii_lowercase);
+    let found = |what: &str| TokenError::WrongType {
+        expected: match kind {
+            TokenKind::Session => "a session token",
+            TokenKind::Access => "an access token",
+            TokenKind::Id => "an ID token",
+        },
+        found: what.to_owned(),
+    };
+    match (kind, typ.as_deref()) {
+        (TokenKind::Id, None | Some("jwt")) if payload_typ.as_deref() == Some("bearer") => {
+            Err(found("an access token (payload typ Bearer)"))
+        }
+        (TokenKind::Id, None | Some("jwt")) => Ok(()),
+        (TokenKind::Id, Some("at+jwt")) => Err(found("an access token (typ at+jwt)")),
+        (TokenKind::Access, Some("at+jwt")) => Ok(()),
+        (TokenKind::Access, None | Some("jwt"))
+            if claims.contains_key("nonce") || payload_typ.as_deref() == Some("id") =>
+        {
+            Err(found("an ID token"))
+        }
+        (TokenKind::Access, None | Some("jwt")) => Ok(()),
+        (TokenKind::Session, None | Some("jwt") | Some("at+jwt")) => Ok(()),
+        (_, Some(other)) => Err(found(&format!(
+            "of type '{}'",
+            other.chars().take(40).collect::<String>()
+        ))),
     }
 }
 
@@ -125,20 +223,36 @@ impl Validator {
             algorithms,
             leeway: leeway.min(MAX_LEEWAY),
             jwks,
+            kind: TokenKind::Session,
         }
+    }
+
+    /// The same checks and keys, for OAuth access tokens.
+    pub fn for_access_tokens(&self) -> Self {
+        Self {
+            kind: TokenKind::Access,
+            ..self.clone()
+        }
+    }
+
+    /// The same keys, for ID tokens of the client `client_id` (which is
+    /// their audience).
+    pub fn for_id_tokens(&self, client_id: &str) -> Self {
+        Self {
+            audience: client_id.to_owned(),
+            kind: TokenKind::Id,
+            ..self.clone()
+        }
+    }
+
+    /// The kind of token this validator accepts.
+    pub fn kind(&self) -> TokenKind {
+        self.kind
     }
 
     /// The clock leeway of time checks.
     pub fn leeway(&self) -> Duration {
         self.leeway
-    }
-
-    /// The same checks and keys, for tokens meant for `audience`.
-    pub fn for_audience(&self, audience: &str) -> Self {
-        Self {
-            audience: audience.to_owned(),
-            ..self.clone()
-        }
     }
 
     /// The JWKS cache this validator uses.
@@ -147,13 +261,17 @@ impl Validator {
     }
 
     /// Validate `token` at time `now`.
-    pub async fn validate(&self, token: &Secret, now: Timestamp) -> Result<Claims, Error> {
-        let raw = token.expose();
+    pub async fn validate(&self, token: &impl Jwt, now: Timestamp) -> Result<Claims, Error> {
+        let raw = token.text();
         let parts: Vec<&str> = raw.split('.').collect();
         if parts.len() != 3 {
             return Err(TokenError::Malformed(format!("a JWS has 3 parts, this token has {}", parts.len())).into());
         }
         let header = decode_json_part(parts[0], "header")?;
+        // RFC 7515 4.1.11: no extension is implemented, so any is refused.
+        if let Some(crit) = header.get("crit") {
+            return Err(TokenError::UnsupportedCritical(crit.to_string().chars().take(100).collect()).into());
+        }
         // RFC 8725 3.1: the allow-list decides, not the header.
         let alg_name = header.get("alg").and_then(Value::as_str).unwrap_or("(missing)");
         let allowed = || {
@@ -234,6 +352,7 @@ impl Validator {
             }
         })?;
         let claims = data.claims;
+        check_type(self.kind, &header, &claims)?;
         let iss = claims
             .get("iss")
             .and_then(Value::as_str)
@@ -261,17 +380,18 @@ impl Validator {
             .into());
         }
         let leeway = chrono::Duration::from_std(self.leeway).unwrap_or_default();
-        let expires_at = time_claim(&claims, "exp")?.ok_or(TokenError::MissingClaim("exp"))?;
-        if now >= expires_at + leeway {
+        let expires_at = time_claim(&claims, "exp", now)?.ok_or(TokenError::MissingClaim("exp"))?;
+        // Plausible times cannot overflow with a leeway of a minute.
+        if expires_at.checked_add_signed(leeway).is_none_or(|latest| now >= latest) {
             return Err(TokenError::Expired(expires_at.to_rfc3339()).into());
         }
-        let not_before = time_claim(&claims, "nbf")?;
+        let not_before = time_claim(&claims, "nbf", now)?;
         if let Some(nbf) = not_before {
-            if now + leeway < nbf {
+            if now.checked_add_signed(leeway).is_none_or(|t| t < nbf) {
                 return Err(TokenError::NotYetValid(nbf.to_rfc3339()).into());
             }
         }
-        let issued_at = time_claim(&claims, "iat")?;
+        let issued_at = time_claim(&claims, "iat", now)?;
         let subject = claims
             .get("sub")
             .and_then(Value::as_str)

@@ -22,7 +22,7 @@ fn setup(algs: Vec<Algorithm>) -> (Arc<StaticJwks>, Validator) {
 }
 
 async fn check(v: &Validator, token: String) -> Result<Claims, TokenError> {
-    match v.validate(&Secret::new(token), now()).await {
+    match v.validate(&AccessToken::new(token), now()).await {
         Ok(c) => Ok(c),
         Err(Error::Token(t)) => Err(t),
         Err(other) => panic!("not a token error: {other}"),
@@ -153,7 +153,7 @@ async fn leeway_is_capped_at_sixty_seconds() {
     struct Shared(Arc<StaticJwks>);
     #[async_trait::async_trait]
     impl JwksFetcher for Shared {
-        async fn fetch(&self) -> Result<jsonwebtoken::jwk::JwkSet, Error> {
+        async fn fetch(&self) -> Result<Fetched, Error> {
             self.0.fetch().await
         }
     }
@@ -225,4 +225,164 @@ async fn unknown_kid_refetches_once_rate_limited() {
         "fetches were not spaced: {:?}",
         started.elapsed()
     );
+}
+
+fn signed_with(header: serde_json::Value, claims: &serde_json::Value) -> String {
+    // Sign header and claims as given (jsonwebtoken's Header cannot carry `crit`).
+    let input = format!("{}.{}", b64(&header), b64(claims));
+    let sig = jsonwebtoken::crypto::sign(input.as_bytes(), &keys().rsa.encoding, Algorithm::RS256).unwrap();
+    format!("{input}.{sig}")
+}
+
+#[tokio::test]
+async fn a_critical_header_extension_is_refused() {
+    let (_, v) = setup(vec![Algorithm::RS256]);
+    let t = now().timestamp();
+    let plain = signed_with(json!({"alg":"RS256","kid":"rsa-1"}), &claims("alice", t, 60));
+    check(&v, plain).await.unwrap();
+    let crit = signed_with(
+        json!({"alg":"RS256","kid":"rsa-1","crit":["x-unknown"],"x-unknown":1}),
+        &claims("alice", t, 60),
+    );
+    let err = check(&v, crit).await.unwrap_err();
+    assert!(matches!(err, TokenError::UnsupportedCritical(_)), "{err}");
+}
+
+#[tokio::test]
+async fn an_id_token_is_never_an_access_token_nor_the_reverse() {
+    let (_, v) = setup(vec![Algorithm::RS256]);
+    let access = v.for_access_tokens();
+    let id = v.for_id_tokens(AUDIENCE);
+    let t = now().timestamp();
+    let at = signed_with(
+        json!({"alg":"RS256","kid":"rsa-1","typ":"at+jwt"}),
+        &claims("alice", t, 60),
+    );
+    let mut id_claims = claims("alice", t, 60);
+    id_claims["nonce"] = json!("n-1");
+    let idt = signed_with(json!({"alg":"RS256","kid":"rsa-1","typ":"JWT"}), &id_claims);
+    // Each where it belongs.
+    check(&access, at.clone()).await.unwrap();
+    check(&id, idt.clone()).await.unwrap();
+    // And refused where it does not.
+    assert!(matches!(
+        check(&id, at).await.unwrap_err(),
+        TokenError::WrongType { .. }
+    ));
+    assert!(matches!(
+        check(&access, idt).await.unwrap_err(),
+        TokenError::WrongType { .. }
+    ));
+    // Keycloak marks its tokens in the payload: typ ID and typ Bearer.
+    let mut kc_id = claims("alice", t, 60);
+    kc_id["typ"] = json!("ID");
+    let kc_id = signed_with(json!({"alg":"RS256","kid":"rsa-1","typ":"JWT"}), &kc_id);
+    assert!(matches!(
+        check(&access, kc_id).await.unwrap_err(),
+        TokenError::WrongType { .. }
+    ));
+    let mut kc_at = claims("alice", t, 60);
+    kc_at["typ"] = json!("Bearer");
+    let kc_at = signed_with(json!({"alg":"RS256","kid":"rsa-1","typ":"JWT"}), &kc_at);
+    assert!(matches!(
+        check(&id, kc_at).await.unwrap_err(),
+        TokenError::WrongType { .. }
+    ));
+    // Some other JWT type (a logout token, say) is neither.
+    let other = signed_with(
+        json!({"alg":"RS256","kid":"rsa-1","typ":"logout+jwt"}),
+        &claims("alice", t, 60),
+    );
+    assert!(matches!(
+        check(&access, other).await.unwrap_err(),
+        TokenError::WrongType { .. }
+    ));
+}
+
+#[tokio::test]
+async fn implausible_times_are_refused_without_panicking() {
+    let (_, v) = setup(vec![Algorithm::RS256]);
+    let t = now().timestamp();
+    for (claim, value) in [
+        ("exp", json!(8_210_266_876_799_i64)),
+        ("exp", json!(i64::MAX)),
+        ("exp", json!(t + 20 * 366 * 24 * 3600)),
+        ("exp", json!(-5)),
+        ("nbf", json!(8_210_266_876_799_i64)),
+        ("iat", json!(1e300)),
+    ] {
+        let mut c = claims("alice", t, 60);
+        c[claim] = value.clone();
+        let err = check(&v, sign(&keys().rsa, &c)).await.unwrap_err();
+        assert!(
+            matches!(err, TokenError::ImplausibleTime { .. } | TokenError::MissingClaim(_)),
+            "{claim}={value}: {err}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn encryption_keys_never_verify_signatures() {
+    let k = keys();
+    let mut enc = k.rsa.jwk.clone();
+    enc["use"] = json!("enc");
+    let jwks = Arc::new(StaticJwks::new(serde_json::from_value(json!({"keys":[enc]})).unwrap()));
+    let v = testkit::validator(jwks.clone(), vec![Algorithm::RS256]);
+    let t = now().timestamp();
+    let err = check(&v, sign(&k.rsa, &claims("alice", t, 60))).await.unwrap_err();
+    assert_eq!(err, TokenError::UnknownKid("rsa-1".into()));
+    // key_ops without verify likewise.
+    let mut ops = k.rsa.jwk.clone();
+    ops["key_ops"] = json!(["encrypt"]);
+    jwks.replace(serde_json::from_value(json!({"keys":[ops]})).unwrap());
+    tokio::time::sleep(std::time::Duration::from_millis(600)).await;
+    let err = check(&v, sign(&k.rsa, &claims("alice", t, 60))).await.unwrap_err();
+    assert_eq!(err, TokenError::UnknownKid("rsa-1".into()));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_withdrawn_key_stops_being_trusted_when_the_key_set_ages() {
+    let k = keys();
+    let (jwks, v) = setup(vec![Algorithm::RS256, Algorithm::ES256]);
+    let t = now().timestamp();
+    let old = sign(&k.rsa, &claims("alice", t, 4 * 3600));
+    check(&v, old.clone()).await.unwrap();
+    // The provider withdraws rsa-1 (a compromise, say).
+    jwks.replace(testkit::jwks(&[&k.rsa2]));
+    tokio::time::advance(std::time::Duration::from_secs(30 * 60)).await;
+    check(&v, old.clone()).await.expect("still within the key set's hour");
+    tokio::time::advance(std::time::Duration::from_secs(31 * 60)).await;
+    assert_eq!(
+        check(&v, old).await.unwrap_err(),
+        TokenError::UnknownKid("rsa-1".into())
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_key_sets_max_age_is_honoured_within_bounds() {
+    let k = keys();
+    let (jwks, v) = setup(vec![Algorithm::RS256, Algorithm::ES256]);
+    jwks.set_max_age(Some(std::time::Duration::from_secs(600)));
+    let t = now().timestamp();
+    let token = sign(&k.rsa, &claims("alice", t, 4 * 3600));
+    check(&v, token.clone()).await.unwrap();
+    assert_eq!(v.jwks().fetch_count(), 1);
+    tokio::time::advance(std::time::Duration::from_secs(601)).await;
+    check(&v, token.clone()).await.unwrap();
+    assert_eq!(v.jwks().fetch_count(), 2, "refetched after max-age");
+    // A provider that forbids caching still gets the five-minute floor.
+    jwks.set_max_age(Some(std::time::Duration::ZERO));
+    tokio::time::advance(std::time::Duration::from_secs(601)).await;
+    check(&v, token.clone()).await.unwrap();
+    assert_eq!(v.jwks().fetch_count(), 3);
+    check(&v, token.clone()).await.unwrap();
+    tokio::time::advance(std::time::Duration::from_secs(200)).await;
+    check(&v, token).await.unwrap();
+    assert_eq!(v.jwks().fetch_count(), 3, "no fetch per token");
+    assert_eq!(
+        cache_max_age("public, max-age=120"),
+        Some(std::time::Duration::from_secs(120))
+    );
+    assert_eq!(cache_max_age("no-store"), Some(std::time::Duration::ZERO));
+    assert_eq!(cache_max_age("public"), None);
 }

@@ -6,10 +6,9 @@
 //! https. Redirects are not followed (the pinned client follows none).
 
 use crate::error::Error;
-use crate::tls::PinnedClient;
-use crate::token::{HttpJwksFetcher, JwksFetcher};
+use crate::tls::{BodyKind, PinnedClient};
+use crate::token::{Fetched, HttpJwksFetcher, JwksFetcher};
 use async_trait::async_trait;
-use jsonwebtoken::jwk::JwkSet;
 use serde::Deserialize;
 use std::sync::Arc;
 use std::time::Duration;
@@ -145,12 +144,10 @@ impl DiscoveryCache {
             return Err(Error::Server {
                 status,
                 message: format!("fetching the discovery document from {} failed", self.url),
+                retry_after: crate::provider::retry_after(&response),
             });
         }
-        let body = response
-            .bytes()
-            .await
-            .map_err(|e| Error::Protocol(format!("reading the discovery document failed: {}", e.without_url())))?;
+        let body = self.client.read_body(response, BodyKind::Protocol).await?;
         let d = Arc::new(Discovery::parse(&body, &self.issuer, self.url.as_str())?);
         *cached = Some((d.clone(), Instant::now()));
         Ok(d)
@@ -165,7 +162,7 @@ pub struct DiscoveredJwks {
 
 #[async_trait]
 impl JwksFetcher for DiscoveredJwks {
-    async fn fetch(&self) -> Result<JwkSet, Error> {
+    async fn fetch(&self) -> Result<Fetched, Error> {
         let d = self.discovery.get().await?;
         HttpJwksFetcher::new(self.client.clone(), d.jwks_uri.clone())
             .fetch()

@@ -14,14 +14,14 @@
 use super::pkce::constant_time_eq;
 use crate::clock::Timestamp;
 use crate::error::Error;
-use crate::token::{Claims, Secret, TokenError, Validator};
+use crate::token::{Claims, IdToken, TokenError, Validator};
 use serde_json::Value;
 
 /// Validate `token` as an ID token for `client_id`; `validator` must expect
 /// `client_id` as audience. `nonce` is the sign-in's, `None` on refresh.
 pub async fn verify(
     validator: &Validator,
-    token: &Secret,
+    token: &IdToken,
     client_id: &str,
     nonce: Option<&str>,
     now: Timestamp,
@@ -70,7 +70,7 @@ mod tests {
     fn setup() -> (Arc<StaticJwks>, Validator) {
         let k = keys();
         let jwks = Arc::new(StaticJwks::new(testkit::jwks(&[&k.rsa, &k.ec])));
-        let v = testkit::validator(jwks.clone(), vec![Algorithm::RS256, Algorithm::ES256]).for_audience(CLIENT);
+        let v = testkit::validator(jwks.clone(), vec![Algorithm::RS256, Algorithm::ES256]).for_id_tokens(CLIENT);
         (jwks, v)
     }
 
@@ -89,7 +89,7 @@ mod tests {
     }
 
     async fn check(v: &Validator, token: String, nonce: Option<&str>) -> Result<Claims, Error> {
-        verify(v, &Secret::new(token), CLIENT, nonce, chrono::Utc::now()).await
+        verify(v, &IdToken::new(token), CLIENT, nonce, chrono::Utc::now()).await
     }
 
     fn token_error(r: Result<Claims, Error>) -> TokenError {

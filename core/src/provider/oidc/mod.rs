@@ -14,13 +14,16 @@ pub mod loopback;
 pub mod pkce;
 
 use super::opener::Opener;
-use super::{join_below, ApiRequest, ApiResponse, BrowserSignIn, Credentials, Grant, Provider, SessionTokens};
-use crate::clock::{Clock, SystemClock};
+use super::{
+    bearer_header, join_below, plausible_expires_in, sensitive, ApiRequest, ApiResponse, BrowserSignIn, Credentials,
+    Grant, Provider, SessionTokens,
+};
+use crate::clock::Clock;
 use crate::error::Error;
 use crate::headers::FlowContext;
 use crate::profile::{OidcSettings, Profile};
-use crate::tls::PinnedClient;
-use crate::token::{Secret, Validator};
+use crate::tls::{BodyKind, PinnedClient};
+use crate::token::{AccessToken, IdToken, RefreshToken, Validator};
 use async_trait::async_trait;
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine as _;
@@ -28,8 +31,11 @@ use discovery::{Discovery, DiscoveryCache};
 use loopback::Loopback;
 use pkce::Pkce;
 use serde_json::Value;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
+
+/// How long the one-shot sign-out page waits for the browser to load it.
+pub const SIGN_OUT_PAGE_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// How long a silent (`prompt=none`) sign-in may take: the browser answers
 /// at once when it can.
@@ -48,8 +54,11 @@ pub struct Oidc {
     profile: Arc<Profile>,
     client: PinnedClient,
     discovery: Arc<DiscoveryCache>,
-    /// Validates ID tokens: audience = client id.
+    /// Validates ID tokens: audience = client id, kind ID token.
     id_tokens: Validator,
+    clock: Arc<dyn Clock>,
+    /// Sign-out pages waiting for the browser.
+    pages: Mutex<Vec<tokio::task::JoinHandle<bool>>>,
 }
 
 /// Which token-endpoint call an error answer belongs to.
@@ -62,23 +71,27 @@ enum TokenCall {
 impl Oidc {
     /// The provider for `profile` (which must be an `oidc` profile).
     /// `validator` is the engine's (access tokens); ID tokens get the same
-    /// keys with the client id as audience.
+    /// keys with the client id as audience. `clock` is the engine's: every
+    /// time check of a sign-in uses the same time.
     pub fn new(
         profile: Arc<Profile>,
         client: PinnedClient,
         discovery: Arc<DiscoveryCache>,
         validator: &Validator,
+        clock: Arc<dyn Clock>,
     ) -> Result<Self, Error> {
         let settings = profile
             .oidc
             .as_ref()
             .ok_or_else(|| Error::Internal(format!("profile '{}' is not an oidc profile", profile.name)))?;
-        let id_tokens = validator.for_audience(&settings.client_id);
+        let id_tokens = validator.for_id_tokens(&settings.client_id);
         Ok(Self {
             profile,
             client,
             discovery,
             id_tokens,
+            clock,
+            pages: Mutex::new(Vec::new()),
         })
     }
 
@@ -159,21 +172,19 @@ impl Oidc {
         }
         let enc = |v: &str| form_urlencoded_component(v);
         let basic = B64.encode(format!("{}:{}", enc(&s.client_id), enc(secret.expose())));
-        request.header("Authorization", format!("Basic {basic}"))
+        request.header("Authorization", sensitive(&format!("Basic {basic}")))
     }
 
     /// Parse a token response (RFC 6749 section 5.1) or its error (5.2).
     async fn token_response(&self, call: TokenCall, response: reqwest::Response) -> Result<TokenResponse, Error> {
         let status = response.status().as_u16();
         let server_date = super::server_date(&response);
-        let text = response.text().await.map_err(|e| Error::Network {
-            host: self.profile.issuer.clone(),
-            detail: e.without_url().to_string(),
-        })?;
+        let retry_after = super::retry_after(&response);
+        let body = self.client.read_body(response, BodyKind::Protocol).await?;
         if status != 200 {
-            return Err(token_error(call, status, &text));
+            return Err(token_error(call, status, &String::from_utf8_lossy(&body), retry_after));
         }
-        let v: Value = serde_json::from_str(&text).map_err(|e| {
+        let v: Value = serde_json::from_slice(&body).map_err(|e| {
             // The position only: serde's message could quote a token.
             Error::Protocol(format!(
                 "the token endpoint's answer is not JSON (line {}, column {})",
@@ -194,16 +205,16 @@ impl Oidc {
             }
             None => return Err(Error::Protocol("the token response has no token_type".into())),
         }
-        let expires_in = match v.get("expires_in") {
+        let seconds = |name: &str| match v.get(name) {
             Some(Value::Number(n)) => n.as_u64(),
             Some(Value::String(s)) => s.parse().ok(),
             _ => None,
         };
         Ok(TokenResponse {
-            access: Secret::new(access),
-            refresh: string("refresh_token").filter(|t| !t.is_empty()).map(Secret::new),
-            id_token: string("id_token").map(Secret::new),
-            expires_in,
+            access: AccessToken::new(access),
+            refresh: string("refresh_token").filter(|t| !t.is_empty()).map(RefreshToken::new),
+            id_token: string("id_token").map(IdToken::new),
+            expires_in: plausible_expires_in(seconds("expires_in"), "expires_in")?,
             scope: string("scope"),
             server_date,
         })
@@ -215,7 +226,7 @@ impl Oidc {
     async fn userinfo(
         &self,
         d: &Discovery,
-        access: &Secret,
+        access: &AccessToken,
         subject: &str,
     ) -> Option<(Option<String>, Option<String>)> {
         let url = d.userinfo_endpoint.clone()?;
@@ -223,13 +234,14 @@ impl Oidc {
             .client
             .http()
             .get(url)
-            .header("Authorization", format!("Bearer {}", access.expose()))
+            .header("Authorization", bearer_header(access))
             .header("Accept", "application/json");
         let response = self.client.send(request).await.ok()?;
         if response.status().as_u16() != 200 {
             return None;
         }
-        let v: Value = response.json().await.ok()?;
+        let body = self.client.read_body(response, BodyKind::Protocol).await.ok()?;
+        let v: Value = serde_json::from_slice(&body).ok()?;
         if v.get("sub").and_then(Value::as_str) != Some(subject) {
             return None;
         }
@@ -243,7 +255,7 @@ impl Oidc {
         let s = self.settings();
         let (subject, mut name, mut email) = match &t.id_token {
             Some(id) => {
-                let claims = id_token::verify(&self.id_tokens, id, &s.client_id, nonce, SystemClock.now()).await?;
+                let claims = id_token::verify(&self.id_tokens, id, &s.client_id, nonce, self.clock.now()).await?;
                 let c = |n: &str| claims.str(n).map(str::to_owned);
                 (Some(claims.subject.clone()), c("name"), c("email"))
             }
@@ -325,19 +337,16 @@ impl Oidc {
             ("grant_type", "authorization_code".to_owned()),
             ("code", callback.code),
             ("redirect_uri", redirect_uri),
-            ("code_verifier", pkce.verifier().to_owned()),
+            ("code_verifier", pkce.verifier().expose().to_owned()),
         ];
         let response = self.token_request(&d, form).await?;
         let tokens = self.token_response(TokenCall::Code, response).await?;
         self.grant(&d, tokens, Some(&nonce)).await
     }
 
-    /// POST `form` to an RFC 7009 revocation endpoint.
-    async fn revoke(&self, d: &Discovery, url: &reqwest::Url, token: &Secret, hint: &str) -> Result<(), String> {
-        let mut form = vec![
-            ("token", token.expose().to_owned()),
-            ("token_type_hint", hint.to_owned()),
-        ];
+    /// POST a token to an RFC 7009 revocation endpoint.
+    async fn revoke(&self, d: &Discovery, url: &reqwest::Url, token: &str, hint: &str) -> Result<(), String> {
+        let mut form = vec![("token", token.to_owned()), ("token_type_hint", hint.to_owned())];
         let request = self.authenticate(d, self.client.http().post(url.clone()), &mut form);
         let response = self.client.send(request.form(&form)).await.map_err(|e| e.to_string())?;
         match response.status().as_u16() {
@@ -345,20 +354,55 @@ impl Oidc {
             status => Err(format!("revoking the {hint} answered {status}")),
         }
     }
+
+    /// RP-initiated logout (OpenID Connect RP-Initiated Logout 1.0) in the
+    /// browser. With an ID token as hint, the request is a POST from a
+    /// one-shot page on loopback, so the token never travels in a URL (a
+    /// process command line, browser history, the provider's access log).
+    /// Without one, the page's address is enough: `client_id` only.
+    async fn end_session(
+        &self,
+        end_session: &reqwest::Url,
+        id_token: Option<&IdToken>,
+        opener: &dyn Opener,
+    ) -> Result<(), String> {
+        let client_id = &self.settings().client_id;
+        let Some(id_token) = id_token else {
+            let mut url = end_session.clone();
+            url.query_pairs_mut().append_pair("client_id", client_id);
+            return opener
+                .open(url.as_str())
+                .map_err(|e| format!("opening the provider's sign-out page: {e}"));
+        };
+        let listener = loopback::Loopback::bind(0).await.map_err(|e| e.to_string())?;
+        let path = format!("/sign-out/{}", pkce::random_token());
+        let url = format!("http://127.0.0.1:{}{path}", listener.port());
+        let (page, csp) = loopback::post_page(
+            "Signing you out",
+            "Session Manager is asking your identity provider to end its session in this browser.",
+            end_session.as_str(),
+            &[("id_token_hint", id_token.expose()), ("client_id", client_id)],
+        );
+        let served = listener.serve_once(path, page, csp, SIGN_OUT_PAGE_TIMEOUT);
+        self.pages.lock().unwrap_or_else(|e| e.into_inner()).push(served);
+        opener
+            .open(&url)
+            .map_err(|e| format!("opening the provider's sign-out page: {e}"))
+    }
 }
 
 /// A parsed token response. No `Debug`: it holds tokens.
 struct TokenResponse {
-    access: Secret,
-    refresh: Option<Secret>,
-    id_token: Option<Secret>,
+    access: AccessToken,
+    refresh: Option<RefreshToken>,
+    id_token: Option<IdToken>,
     expires_in: Option<u64>,
     scope: Option<String>,
     server_date: Option<crate::clock::Timestamp>,
 }
 
 /// An RFC 6749 section 5.2 error answer as an engine error.
-fn token_error(call: TokenCall, status: u16, body: &str) -> Error {
+fn token_error(call: TokenCall, status: u16, body: &str, retry_after: Option<Duration>) -> Error {
     let v: Value = serde_json::from_str(body).unwrap_or(Value::Null);
     let code = v
         .get("error")
@@ -375,6 +419,7 @@ fn token_error(call: TokenCall, status: u16, body: &str) -> Error {
         return Error::Server {
             status,
             message: description.or(code).unwrap_or_else(|| format!("HTTP {status}")),
+            retry_after,
         };
     }
     match (call, code) {
@@ -386,6 +431,7 @@ fn token_error(call: TokenCall, status: u16, body: &str) -> Error {
         (_, None) => Error::Server {
             status,
             message: format!("the token endpoint answered {status} without an OAuth error"),
+            retry_after,
         },
     }
 }
@@ -413,7 +459,7 @@ impl Provider for Oidc {
         }
     }
 
-    async fn refresh(&self, refresh: &Secret, _flow: &FlowContext) -> Result<Grant, Error> {
+    async fn refresh(&self, refresh: &RefreshToken, _flow: &FlowContext) -> Result<Grant, Error> {
         let d = self.discovery.get().await?;
         let form = vec![
             ("grant_type", "refresh_token".to_owned()),
@@ -433,7 +479,7 @@ impl Provider for Oidc {
                 .client
                 .http()
                 .post(url.clone())
-                .header("Authorization", format!("Bearer {}", tokens.bearer.expose()));
+                .header("Authorization", bearer_header(&tokens.bearer));
             match self.client.send(request).await {
                 Ok(r) if r.status().is_success() => {}
                 Ok(r) => failures.push(format!("the logout endpoint answered {}", r.status().as_u16())),
@@ -446,26 +492,18 @@ impl Provider for Oidc {
                 // 2. RFC 7009: the refresh token first (it outlives the access token).
                 if let Some(url) = &d.revocation_endpoint {
                     if let Some(r) = &tokens.refresh {
-                        if let Err(e) = self.revoke(&d, url, r, "refresh_token").await {
+                        if let Err(e) = self.revoke(&d, url, r.expose(), "refresh_token").await {
                             failures.push(e);
                         }
                     }
-                    if let Err(e) = self.revoke(&d, url, &tokens.bearer, "access_token").await {
+                    if let Err(e) = self.revoke(&d, url, tokens.bearer.expose(), "access_token").await {
                         failures.push(e);
                     }
                 }
                 // 3. RP-initiated logout: the browser holds the provider's session.
                 if let (Some(url), true) = (&d.end_session_endpoint, s.end_session_in_browser) {
-                    let mut url = url.clone();
-                    {
-                        let mut q = url.query_pairs_mut();
-                        if let Some(id) = &tokens.id_token {
-                            q.append_pair("id_token_hint", id.expose());
-                        }
-                        q.append_pair("client_id", &s.client_id);
-                    }
-                    if let Err(e) = opener.open(url.as_str()) {
-                        failures.push(format!("opening the provider's sign-out page: {e}"));
+                    if let Err(e) = self.end_session(url, tokens.id_token.as_ref(), opener).await {
+                        failures.push(e);
                     }
                 }
             }
@@ -477,7 +515,12 @@ impl Provider for Oidc {
         }
     }
 
-    async fn call(&self, request: &ApiRequest, bearer: &Secret, _flow: &FlowContext) -> Result<ApiResponse, Error> {
+    async fn call(
+        &self,
+        request: &ApiRequest,
+        bearer: &AccessToken,
+        _flow: &FlowContext,
+    ) -> Result<ApiResponse, Error> {
         let base = self.settings().api_base_url.clone().ok_or_else(|| {
             Error::InvalidState(format!(
                 "profile '{}' has no api_base_url; set it to the API that accepts this session's access token",
@@ -489,12 +532,30 @@ impl Provider for Oidc {
             .client
             .http()
             .request(request.method.clone(), url)
-            .header("Authorization", format!("Bearer {}", bearer.expose()));
+            .header("Authorization", bearer_header(bearer));
         if let Some(body) = &request.body {
             r = r.json(body);
         }
         let response = self.client.send(r).await?;
-        super::read_api_response(response, base.as_str()).await
+        super::read_api_response(&self.client, response).await
+    }
+
+    fn page_pending(&self) -> bool {
+        self.pages
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .any(|p| !p.is_finished())
+    }
+
+    async fn settle(&self, timeout: Duration) {
+        let pages: Vec<_> = std::mem::take(&mut *self.pages.lock().unwrap_or_else(|e| e.into_inner()));
+        let _ = tokio::time::timeout(timeout, async {
+            for page in pages {
+                let _ = page.await;
+            }
+        })
+        .await;
     }
 }
 
@@ -508,20 +569,22 @@ mod tests {
             TokenCall::Refresh,
             400,
             r#"{"error":"invalid_grant","error_description":"reused"}"#,
+            None,
         );
         assert!(matches!(e, Error::Revoked(m) if m == "reused"));
         let e = token_error(
             TokenCall::Code,
             400,
             r#"{"error":"invalid_grant","error_description":"code used"}"#,
+            None,
         );
         assert!(
             matches!(e, Error::Authorization { ref error, .. } if error == "invalid_grant"),
             "{e:?}"
         );
-        assert!(token_error(TokenCall::Refresh, 503, "").is_transient());
+        assert!(token_error(TokenCall::Refresh, 503, "", None).is_transient());
         assert!(matches!(
-            token_error(TokenCall::Code, 401, r#"{"error":"invalid_client"}"#),
+            token_error(TokenCall::Code, 401, r#"{"error":"invalid_client"}"#, None),
             Error::Authorization { .. }
         ));
     }

@@ -4,6 +4,7 @@
 //! 43..128 range of section 4.1); the challenge is `BASE64URL(SHA-256(verifier))`
 //! (method `S256`, section 4.2). `plain` is never used.
 
+use crate::token::PkceVerifier;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64URL;
 use base64::Engine as _;
 use rand::RngCore;
@@ -19,7 +20,7 @@ pub fn random_token() -> String {
 /// A PKCE pair. The verifier stays in memory for one sign-in; only the
 /// challenge travels in the authorization request.
 pub struct Pkce {
-    verifier: String,
+    verifier: PkceVerifier,
     challenge: String,
 }
 
@@ -32,10 +33,14 @@ impl Pkce {
     /// The pair for a given verifier (tests use the RFC's vector).
     pub fn from_verifier(verifier: String) -> Self {
         let challenge = B64URL.encode(Sha256::digest(verifier.as_bytes()));
-        Self { verifier, challenge }
+        Self {
+            verifier: PkceVerifier::new(verifier),
+            challenge,
+        }
     }
 
-    pub fn verifier(&self) -> &str {
+    /// The verifier, sent once with the code (RFC 7636 section 4.5).
+    pub fn verifier(&self) -> &PkceVerifier {
         &self.verifier
     }
 
@@ -50,11 +55,7 @@ impl Pkce {
 /// Compare two strings in time independent of where they differ (for
 /// `state` and `nonce`).
 pub fn constant_time_eq(a: &str, b: &str) -> bool {
-    let (a, b) = (a.as_bytes(), b.as_bytes());
-    if a.len() != b.len() {
-        return false;
-    }
-    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    crate::token::constant_time_eq(a.as_bytes(), b.as_bytes())
 }
 
 #[cfg(test)]
@@ -72,10 +73,13 @@ mod tests {
     fn generated_verifiers_are_fresh_and_well_formed() {
         let (a, b) = (Pkce::generate(), Pkce::generate());
         assert_ne!(a.verifier(), b.verifier());
-        assert_eq!(a.verifier().len(), 43);
+        assert_eq!(a.verifier().expose().len(), 43);
         let unreserved = |c: char| c.is_ascii_alphanumeric() || "-._~".contains(c);
-        assert!(a.verifier().chars().all(unreserved));
-        assert_eq!(Pkce::from_verifier(a.verifier().into()).challenge(), a.challenge());
+        assert!(a.verifier().expose().chars().all(unreserved));
+        assert_eq!(
+            Pkce::from_verifier(a.verifier().expose().into()).challenge(),
+            a.challenge()
+        );
     }
 
     #[test]

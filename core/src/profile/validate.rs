@@ -1,0 +1,517 @@
+//! From a [`RawProfile`] to a [`Profile`]: one named step per concern, each
+//! returning the error that names the profile, the field and the fix.
+
+use super::raw::{RawProfile, FINHUB_ONLY, OIDC_ONLY};
+use super::{
+    parse_algorithm, ConfigError, Environment, ExtendAccess, OidcSettings, Profile, ProviderKind, TlsVersion,
+    DEFAULT_REFRESH_LEAD,
+};
+use crate::pin::Pin;
+use crate::token::ClientSecret;
+use jsonwebtoken::Algorithm;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// The character that separates a profile name from its keychain chunk
+/// numbers (`profile:NAME#generation#index`), so no name may contain it.
+pub const CHUNK_SEPARATOR: char = '#';
+/// The default request timeout of a profile.
+pub const DEFAULT_TIMEOUT_SECS: u64 = 30;
+/// The largest request timeout a profile may set.
+pub const MAX_TIMEOUT_SECS: u64 = 300;
+/// The largest API answer a profile may accept.
+pub const MAX_RESPONSE_BYTES: u64 = 256 * 1024 * 1024;
+
+/// Validate the profile `name`; relative paths resolve against `base`.
+pub(super) fn validate(name: &str, raw: RawProfile, base: &Path) -> Result<Profile, ConfigError> {
+    profile_name(name)?;
+    let provider = provider_kind(name, &raw.provider)?;
+    reject_foreign_fields(name, provider, &raw)?;
+    let environment = environment(name, &raw.environment)?;
+    let mut profile = Profile {
+        name: name.to_owned(),
+        provider,
+        environment,
+        pins: pins(name, &raw.pins, environment)?,
+        min_tls: min_tls(name, raw.min_tls.as_deref(), environment)?,
+        ca_file: ca_file(name, raw.ca_file.as_deref(), base)?,
+        jwks_url: optional_url(name, "jwks_url", raw.jwks_url.as_deref())?,
+        algorithms: algorithms(name, raw.algorithms.as_deref())?,
+        refresh_lead: refresh_lead(name, raw.refresh_lead_secs, environment)?,
+        timeout: timeout(name, raw.timeout_secs)?,
+        max_response_bytes: max_response_bytes(name, raw.max_response_bytes)?,
+        // Set by the provider's own fields below.
+        base_url: reqwest::Url::parse("https://unset.invalid").expect("a valid URL"),
+        backup_urls: Vec::new(),
+        tenant_id: String::new(),
+        issuer: String::new(),
+        audience: String::new(),
+        oidc: None,
+    };
+    match provider {
+        ProviderKind::Finhub => finhub_fields(&mut profile, raw)?,
+        ProviderKind::Oidc => oidc_fields(&mut profile, raw)?,
+    }
+    Ok(profile)
+}
+
+/// A name that is one keychain account: not empty, no chunk separator, no
+/// control characters.
+fn profile_name(name: &str) -> Result<(), ConfigError> {
+    let bad = if name.trim().is_empty() {
+        Some("the profile name is empty".to_owned())
+    } else if name.contains(CHUNK_SEPARATOR) {
+        Some(format!(
+            "the name contains '{CHUNK_SEPARATOR}', which separates a profile from its keychain entries"
+        ))
+    } else if name.chars().any(char::is_control) {
+        Some("the name contains a control character".to_owned())
+    } else {
+        None
+    };
+    match bad {
+        None => Ok(()),
+        Some(problem) => Err(ConfigError::new(
+            name,
+            "(profile name)",
+            problem,
+            "rename the [profiles.NAME] table: letters, digits, '-', '_' and '.' are safe",
+        )),
+    }
+}
+
+fn provider_kind(name: &str, value: &str) -> Result<ProviderKind, ConfigError> {
+    match value {
+        "finhub" => Ok(ProviderKind::Finhub),
+        "oidc" => Ok(ProviderKind::Oidc),
+        other => Err(ConfigError::new(
+            name,
+            "provider",
+            format!("unknown provider '{other}'"),
+            "use provider = \"finhub\" or provider = \"oidc\"",
+        )),
+    }
+}
+
+/// A field of the other provider kind is a mistake worth naming.
+fn reject_foreign_fields(name: &str, provider: ProviderKind, raw: &RawProfile) -> Result<(), ConfigError> {
+    let (foreign, other): (&[&str], &str) = match provider {
+        ProviderKind::Finhub => (&OIDC_ONLY, "oidc"),
+        ProviderKind::Oidc => (&FINHUB_ONLY, "finhub"),
+    };
+    match foreign.iter().find(|f| raw.has(f)) {
+        None => Ok(()),
+        Some(field) => Err(ConfigError::new(
+            name,
+            field,
+            format!(
+                "{field} applies to {other} profiles only, and this profile's provider is {}",
+                provider.as_str()
+            ),
+            format!("remove {field}, or set provider = \"{other}\""),
+        )),
+    }
+}
+
+fn environment(name: &str, value: &str) -> Result<Environment, ConfigError> {
+    match value {
+        "playground" => Ok(Environment::Playground),
+        "integration" => Ok(Environment::Integration),
+        "production" => Ok(Environment::Production),
+        other => Err(ConfigError::new(
+            name,
+            "environment",
+            format!("unknown environment '{other}'"),
+            "use \"playground\", \"integration\" or \"production\"",
+        )),
+    }
+}
+
+/// Parsed pins, duplicates dropped, at least as many distinct ones as the
+/// environment asks for (Production: a current and a backup key).
+fn pins(name: &str, raw: &[String], environment: Environment) -> Result<Vec<Pin>, ConfigError> {
+    let mut pins: Vec<Pin> = Vec::new();
+    for text in raw {
+        let pin = text.parse::<Pin>().map_err(|problem| {
+            ConfigError::new(
+                name,
+                "pins",
+                problem,
+                "write each pin as sha256/<base64 of the SHA-256 of the certificate's SubjectPublicKeyInfo>",
+            )
+        })?;
+        if !pins.contains(&pin) {
+            pins.push(pin);
+        }
+    }
+    if pins.len() >= environment.min_pins() {
+        return Ok(pins);
+    }
+    let problem = match (environment, raw.len()) {
+        (_, 0) => "no pin is given; every connection must be pinned".to_owned(),
+        (Environment::Production, n) if n > pins.len() => format!(
+            "production needs at least two different pins (current and backup); the {n} given hold {} distinct",
+            pins.len()
+        ),
+        (Environment::Production, n) => {
+            format!("production needs at least two pins (current and backup); {n} given")
+        }
+        _ => "no pin is given; every connection must be pinned".to_owned(),
+    };
+    Err(ConfigError::new(
+        name,
+        "pins",
+        problem,
+        "add the SHA-256 SPKI hash of the provider's current key, and of its backup key, as sha256/<base64>",
+    ))
+}
+
+fn min_tls(name: &str, value: Option<&str>, environment: Environment) -> Result<TlsVersion, ConfigError> {
+    let version = match value {
+        None => environment.min_tls(),
+        Some("1.2") => TlsVersion::V1_2,
+        Some("1.3") => TlsVersion::V1_3,
+        Some(other) => {
+            return Err(ConfigError::new(
+                name,
+                "min_tls",
+                format!("unknown TLS version '{other}'"),
+                "use \"1.2\" or \"1.3\"",
+            ))
+        }
+    };
+    if version < environment.min_tls() {
+        return Err(ConfigError::new(
+            name,
+            "min_tls",
+            "production allows TLS 1.3 only",
+            "remove min_tls or set it to \"1.3\"",
+        ));
+    }
+    Ok(version)
+}
+
+fn ca_file(name: &str, value: Option<&Path>, base: &Path) -> Result<Option<PathBuf>, ConfigError> {
+    let Some(path) = value else { return Ok(None) };
+    let path = if path.is_relative() {
+        base.join(path)
+    } else {
+        path.to_owned()
+    };
+    if !path.is_file() {
+        return Err(ConfigError::new(
+            name,
+            "ca_file",
+            format!("{} does not exist or is not a file", path.display()),
+            "point ca_file at a PEM file with the extra CA certificate, or remove it",
+        ));
+    }
+    Ok(Some(path))
+}
+
+fn algorithms(name: &str, value: Option<&[String]>) -> Result<Vec<Algorithm>, ConfigError> {
+    match value {
+        None => Ok(vec![Algorithm::RS256, Algorithm::ES256]),
+        Some([]) => Err(ConfigError::new(
+            name,
+            "algorithms",
+            "the list is empty",
+            "list the algorithms your provider signs with, e.g. [\"RS256\"]",
+        )),
+        Some(list) => list
+            .iter()
+            .map(|a| {
+                parse_algorithm(a).map_err(|problem| {
+                    ConfigError::new(
+                        name,
+                        "algorithms",
+                        problem,
+                        "use asymmetric algorithms only: RS256, RS384, RS512, PS256, PS384, PS512, ES256, ES384 or EdDSA",
+                    )
+                })
+            })
+            .collect(),
+    }
+}
+
+fn refresh_lead(name: &str, value: Option<u64>, environment: Environment) -> Result<Duration, ConfigError> {
+    match value {
+        None => Ok(DEFAULT_REFRESH_LEAD),
+        Some(0) => Err(ConfigError::new(
+            name,
+            "refresh_lead_secs",
+            "a lead of 0 refreshes only after the token expired",
+            "use a lead of at least a few seconds (default 300)",
+        )),
+        Some(s) if s >= environment.token_lifetime().as_secs() => Err(ConfigError::new(
+            name,
+            "refresh_lead_secs",
+            format!(
+                "a lead of {s} s is not shorter than the {} s token lifetime",
+                environment.token_lifetime().as_secs()
+            ),
+            "use a lead well below the token lifetime (default 300)",
+        )),
+        Some(s) => Ok(Duration::from_secs(s)),
+    }
+}
+
+fn timeout(name: &str, value: Option<u64>) -> Result<Duration, ConfigError> {
+    match value.unwrap_or(DEFAULT_TIMEOUT_SECS) {
+        s @ 1..=MAX_TIMEOUT_SECS => Ok(Duration::from_secs(s)),
+        s => Err(ConfigError::new(
+            name,
+            "timeout_secs",
+            format!("{s} s is outside 1..{MAX_TIMEOUT_SECS}"),
+            format!("use a timeout between 1 and {MAX_TIMEOUT_SECS} seconds (default {DEFAULT_TIMEOUT_SECS})"),
+        )),
+    }
+}
+
+fn max_response_bytes(name: &str, value: Option<u64>) -> Result<u64, ConfigError> {
+    match value.unwrap_or(crate::tls::DEFAULT_API_BODY_LIMIT) {
+        n @ 1024..=MAX_RESPONSE_BYTES => Ok(n),
+        n => Err(ConfigError::new(
+            name,
+            "max_response_bytes",
+            format!("{n} bytes is outside 1024..{MAX_RESPONSE_BYTES}"),
+            format!(
+                "set the largest API answer to accept, between 1 KiB and 256 MiB (default {} bytes)",
+                crate::tls::DEFAULT_API_BODY_LIMIT
+            ),
+        )),
+    }
+}
+
+fn optional_url(name: &str, field: &str, value: Option<&str>) -> Result<Option<reqwest::Url>, ConfigError> {
+    value.map(|u| https_url(name, field, u)).transpose()
+}
+
+fn https_url(profile: &str, field: &str, value: &str) -> Result<reqwest::Url, ConfigError> {
+    let url = reqwest::Url::parse(value).map_err(|e| {
+        ConfigError::new(
+            profile,
+            field,
+            format!("'{value}' is not a URL ({e})"),
+            "write a full URL such as https://idp.example.com",
+        )
+    })?;
+    if url.scheme() != "https" {
+        return Err(ConfigError::new(
+            profile,
+            field,
+            format!("'{value}' does not use https"),
+            "the app talks to identity providers only over pinned TLS: use an https:// URL",
+        ));
+    }
+    if url.host_str().is_none() {
+        return Err(ConfigError::new(
+            profile,
+            field,
+            format!("'{value}' has no host"),
+            "write a full URL such as https://idp.example.com",
+        ));
+    }
+    Ok(url)
+}
+
+fn required<'a>(
+    name: &str,
+    provider: &str,
+    field: &str,
+    value: &'a Option<String>,
+    fix: &str,
+) -> Result<&'a str, ConfigError> {
+    match value.as_deref().map(str::trim) {
+        Some(v) if !v.is_empty() => Ok(v),
+        Some(_) => Err(ConfigError::new(name, field, format!("{field} is empty"), fix)),
+        None => Err(ConfigError::new(
+            name,
+            field,
+            format!("a {provider} profile needs {field}"),
+            fix,
+        )),
+    }
+}
+
+fn finhub_fields(p: &mut Profile, raw: RawProfile) -> Result<(), ConfigError> {
+    let name = p.name.clone();
+    let name = name.as_str();
+    let base = required(
+        name,
+        "finhub",
+        "base_url",
+        &raw.base_url,
+        "set base_url to the provider's https:// address",
+    )?;
+    p.base_url = https_url(name, "base_url", base)?;
+    p.backup_urls = raw
+        .backup_urls
+        .unwrap_or_default()
+        .iter()
+        .map(|u| https_url(name, "backup_urls", u))
+        .collect::<Result<Vec<_>, _>>()?;
+    p.tenant_id = required(
+        name,
+        "finhub",
+        "tenant_id",
+        &raw.tenant_id,
+        "set tenant_id to the tenant you sign in to",
+    )?
+    .to_owned();
+    if p.jwks_url.is_none() {
+        p.jwks_url = Some(
+            p.base_url
+                .join("/.well-known/jwks.json")
+                .map_err(|e| ConfigError::new(name, "jwks_url", e.to_string(), "set jwks_url explicitly"))?,
+        );
+    }
+    p.issuer = raw.issuer.unwrap_or_else(|| base.trim_end_matches('/').to_owned());
+    p.audience = required(
+        name,
+        "finhub",
+        "audience",
+        &raw.audience,
+        "set audience to the `aud` your provider puts in tokens",
+    )?
+    .to_owned();
+    Ok(())
+}
+
+fn oidc_fields(p: &mut Profile, raw: RawProfile) -> Result<(), ConfigError> {
+    let name = p.name.clone();
+    let name = name.as_str();
+    let issuer = oidc_issuer(name, &raw.issuer)?;
+    let client_id = required(
+        name,
+        "oidc",
+        "client_id",
+        &raw.client_id,
+        "set client_id to the client id your provider registered for this app",
+    )?
+    .to_owned();
+    let api_base_url = optional_url(name, "api_base_url", raw.api_base_url.as_deref())?;
+    p.base_url = api_base_url.clone().unwrap_or_else(|| issuer.1.clone());
+    p.issuer = issuer.0.to_owned();
+    p.audience = audience(name, raw.audience.as_deref(), &client_id)?;
+    p.oidc = Some(OidcSettings {
+        client_secret: client_secret(name, raw.client_secret)?,
+        scopes: scopes(name, raw.scopes)?,
+        resource: raw.resource.filter(|r| !r.trim().is_empty()),
+        redirect_port: raw.redirect_port.unwrap_or(0),
+        extend_access: extend_access(name, raw.extend_access.as_deref())?,
+        discovery_url: discovery_url(name, raw.discovery_url.as_deref(), issuer.0)?,
+        logout_url: optional_url(name, "logout_url", raw.logout_url.as_deref())?,
+        end_session_in_browser: raw.end_session_in_browser.unwrap_or(true),
+        sign_in_timeout: sign_in_timeout(name, raw.sign_in_timeout_secs)?,
+        api_base_url,
+        client_id,
+    });
+    Ok(())
+}
+
+/// The issuer as written and as a URL; OpenID Connect Discovery 2 allows
+/// neither query nor fragment.
+fn oidc_issuer<'a>(name: &str, value: &'a Option<String>) -> Result<(&'a str, reqwest::Url), ConfigError> {
+    let issuer = required(
+        name,
+        "oidc",
+        "issuer",
+        value,
+        "set issuer to the provider's issuer identifier, e.g. https://idp.example.com",
+    )?;
+    let url = https_url(name, "issuer", issuer)?;
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err(ConfigError::new(
+            name,
+            "issuer",
+            "an issuer has no query or fragment (OpenID Connect Discovery 2)",
+            "remove the ?… or #… part",
+        ));
+    }
+    Ok((issuer, url))
+}
+
+fn client_secret(name: &str, value: Option<String>) -> Result<Option<ClientSecret>, ConfigError> {
+    match value {
+        Some(s) if s.is_empty() => Err(ConfigError::new(
+            name,
+            "client_secret",
+            "client_secret is empty",
+            "remove it: native apps are public clients with PKCE",
+        )),
+        s => Ok(s.map(ClientSecret::new)),
+    }
+}
+
+/// The scopes, `openid` always among them.
+fn scopes(name: &str, value: Option<Vec<String>>) -> Result<Vec<String>, ConfigError> {
+    let mut scopes = value.unwrap_or_else(|| vec!["openid".into(), "profile".into(), "email".into()]);
+    if let Some(bad) = scopes
+        .iter()
+        .find(|s| s.is_empty() || s.contains(|c: char| c.is_whitespace() || c == '"' || c == '\\'))
+    {
+        return Err(ConfigError::new(
+            name,
+            "scopes",
+            format!("'{bad}' is not a scope"),
+            "list scopes one per string, e.g. [\"openid\", \"offline_access\"]",
+        ));
+    }
+    if !scopes.iter().any(|s| s == "openid") {
+        scopes.insert(0, "openid".into());
+    }
+    Ok(scopes)
+}
+
+fn extend_access(name: &str, value: Option<&str>) -> Result<ExtendAccess, ConfigError> {
+    match value {
+        None | Some("refresh") => Ok(ExtendAccess::Refresh),
+        Some("reauthenticate") => Ok(ExtendAccess::Reauthenticate),
+        Some(other) => Err(ConfigError::new(
+            name,
+            "extend_access",
+            format!("unknown policy '{other}'"),
+            "use \"refresh\" or \"reauthenticate\"",
+        )),
+    }
+}
+
+fn discovery_url(name: &str, value: Option<&str>, issuer: &str) -> Result<reqwest::Url, ConfigError> {
+    match value {
+        Some(u) => https_url(name, "discovery_url", u),
+        None => https_url(
+            name,
+            "issuer",
+            &format!("{}/.well-known/openid-configuration", issuer.trim_end_matches('/')),
+        ),
+    }
+}
+
+fn sign_in_timeout(name: &str, value: Option<u64>) -> Result<Duration, ConfigError> {
+    match value {
+        None => Ok(Duration::from_secs(300)),
+        Some(s) if (10..=3600).contains(&s) => Ok(Duration::from_secs(s)),
+        Some(s) => Err(ConfigError::new(
+            name,
+            "sign_in_timeout_secs",
+            format!("{s} s is outside 10..3600"),
+            "use a timeout between 10 and 3600 seconds (default 300)",
+        )),
+    }
+}
+
+/// Access tokens name their API in `aud`; with no audience configured the
+/// client id is expected, as most providers do for first-party apps.
+fn audience(name: &str, value: Option<&str>, client_id: &str) -> Result<String, ConfigError> {
+    match value.map(str::trim) {
+        Some("") => Err(ConfigError::new(
+            name,
+            "audience",
+            "the audience is empty",
+            "remove it (the client id is then expected) or set it to your API's identifier",
+        )),
+        Some(a) => Ok(a.to_owned()),
+        None => Ok(client_id.to_owned()),
+    }
+}
