@@ -16,6 +16,7 @@ fn main() {
                 "recent_activity",
                 "list_profiles",
                 "switch_profile",
+                "about",
             ])),
     )
     .expect("tauri-build failed");

@@ -155,6 +155,24 @@ async function loadActivity() {
   }));
 }
 
+/** The About panel; QA gets the built-in Playground's admin API. */
+async function loadAbout() {
+  let about;
+  try { about = await invoke('about'); } catch (e) { return; }
+  $('about-version').textContent = about.version;
+  $('about-data-dir').textContent = about.data_dir;
+  $('about-keychain').textContent = `service "${about.keychain_service}"`;
+  const qa = about.playground;
+  show($('qa-panel'), !!qa);
+  if (qa) {
+    $('qa-admin-url').textContent = qa.admin_url;
+    $('qa-admin-token').textContent = qa.admin_token;
+    $('qa-ca-cert').textContent = qa.ca_cert;
+    $('qa-example').textContent = `curl --cacert '${qa.ca_cert}' -H 'Authorization: Bearer ${qa.admin_token}' ${qa.admin_url}/sessions`;
+  }
+  setError($('qa-error'), about.playground_error);
+}
+
 async function run(button, action, errorEl) {
   button.disabled = true;
   setError(errorEl, null);
@@ -220,6 +238,7 @@ async function init() {
   view = await invoke('session_view');
   render();
   loadActivity();
+  loadAbout();
 }
 
 init().catch((err) => { document.body.textContent = 'The app could not start: ' + errorText(err); });

@@ -6,6 +6,7 @@
 //! [`AuditLog::KEEP`] old files).
 
 use crate::clock::Timestamp;
+use crate::paths;
 use serde::{Deserialize, Serialize};
 use std::fs::{self, OpenOptions};
 use std::io::{BufRead, BufReader, Write};
@@ -120,6 +121,16 @@ impl AuditLog {
         Self::new(dir.join("audit.jsonl"), Self::DEFAULT_MAX_BYTES)
     }
 
+    /// The log at `dir/audit.jsonl`, checked now: `dir` is made private to
+    /// this user (0700) and the file (0600) opens without following a link.
+    /// An error names what is wrong and what to do.
+    pub fn open_in(dir: &Path) -> std::io::Result<Self> {
+        let log = Self::in_dir(dir);
+        paths::private_dir(dir)?;
+        paths::open_private(&log.path, OpenOptions::new().create(true).append(true))?;
+        Ok(log)
+    }
+
     /// A log at `path`, rotated when it would pass `max_bytes`.
     pub fn new(path: PathBuf, max_bytes: u64) -> Self {
         Self {
@@ -146,7 +157,7 @@ impl AuditLog {
         line.push('\n');
         let _guard = self.lock.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(dir) = self.path.parent() {
-            fs::create_dir_all(dir)?;
+            paths::private_dir(dir)?;
         }
         let size = fs::metadata(&self.path).map(|m| m.len()).unwrap_or(0);
         if size > 0 && size + line.len() as u64 > self.max_bytes {
@@ -158,12 +169,13 @@ impl AuditLog {
             }
             fs::rename(&self.path, self.rotated(1))?;
         }
-        let mut file = OpenOptions::new().create(true).append(true).open(&self.path)?;
+        let mut file = paths::open_private(&self.path, OpenOptions::new().create(true).append(true))?;
         file.write_all(line.as_bytes())
     }
 
     /// The newest `limit` records, newest first (current file, then rotated
-    /// ones). Lines that do not parse are skipped.
+    /// ones). Lines that do not parse (damaged, not UTF-8) are skipped; the
+    /// records around them still count.
     pub fn recent(&self, limit: usize) -> std::io::Result<Vec<AuditRecord>> {
         let _guard = self.lock.lock().unwrap_or_else(|e| e.into_inner());
         let mut out = Vec::new();
@@ -174,9 +186,9 @@ impl AuditLog {
                 Err(e) => return Err(e),
             };
             let mut records: Vec<AuditRecord> = BufReader::new(file)
-                .lines()
+                .split(b'\n')
                 .map_while(Result::ok)
-                .filter_map(|l| serde_json::from_str(&l).ok())
+                .filter_map(|l| serde_json::from_slice(&l).ok())
                 .collect();
             records.reverse();
             out.extend(records);
@@ -223,6 +235,50 @@ mod tests {
             })
             .collect();
         assert_eq!(counts, vec![39, 38, 37, 36, 35]);
+    }
+
+    #[test]
+    fn a_damaged_line_hides_no_other_record() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = AuditLog::in_dir(dir.path());
+        log.append(&record(1)).unwrap();
+        fs::OpenOptions::new()
+            .append(true)
+            .open(log.path())
+            .unwrap()
+            .write_all(b"\xff\xfe not UTF-8\n{broken\n")
+            .unwrap();
+        log.append(&record(2)).unwrap();
+        assert_eq!(log.recent(10).unwrap().len(), 2);
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn files_are_private_and_a_planted_link_is_refused() {
+        use std::os::unix::fs::PermissionsExt;
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("data");
+        let log = AuditLog::open_in(&dir).unwrap();
+        log.append(&record(1)).unwrap();
+        let mode = |p: &Path| fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&dir), 0o700);
+        assert_eq!(mode(log.path()), 0o600);
+        // Rotated files keep it.
+        let small = AuditLog::new(dir.join("small.jsonl"), 200);
+        for n in 0..10 {
+            small.append(&record(n)).unwrap();
+        }
+        assert_eq!(mode(&small.rotated(1)), 0o600);
+        // Someone plants a link where the log goes: refused, target untouched.
+        let other = tmp.path().join("other");
+        fs::create_dir(&other).unwrap();
+        let victim = tmp.path().join("victim");
+        fs::write(&victim, "x").unwrap();
+        std::os::unix::fs::symlink(&victim, other.join("audit.jsonl")).unwrap();
+        let err = AuditLog::open_in(&other).unwrap_err();
+        assert!(err.to_string().contains("symbolic link"), "{err}");
+        assert!(AuditLog::in_dir(&other).append(&record(1)).is_err());
+        assert_eq!(fs::read_to_string(&victim).unwrap(), "x");
     }
 
     #[test]

@@ -182,12 +182,20 @@ impl Engine {
             ),
             _ => (Arc::new(FinHub::new(profile.clone(), client)), validator),
         };
+        // The data directory is this user's alone, and the audit log a file
+        // of its own (not a link planted there): checked before any session.
+        let audit = AuditLog::open_in(data_dir).map_err(|e| {
+            Error::Config(crate::profile::ConfigError::general(
+                format!("the data directory cannot be used: {e}"),
+                "pass --data-dir (or SESSION_MANAGER_DATA_DIR) with a directory of your own",
+            ))
+        })?;
         Ok(Self::new(EngineParts {
             profile,
             provider,
             validator,
             store,
-            audit: Arc::new(AuditLog::in_dir(data_dir)),
+            audit: Arc::new(audit),
             clock,
             data_dir: data_dir.to_owned(),
             opener,

@@ -540,3 +540,47 @@ async fn browser_sign_in_is_refused_for_a_password_profile_and_cancel_needs_a_wa
         crate::ErrorCode::InvalidState
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn an_opaque_refresh_without_an_id_token_keeps_the_sessions_subject() {
+    // OpenID Connect Core 12.2: a refresh answer may omit the ID token, and
+    // the access token may be opaque.
+    let clock = Arc::new(TestClock::new(chrono::Utc::now()));
+    let provider = Arc::new(ScriptedProvider::new(clock.clone(), 60));
+    let rig = rig_for(
+        testkit::oidc_profile("refresh"),
+        60,
+        Arc::new(MemoryStore::default()),
+        tempfile::tempdir().unwrap(),
+        clock,
+        Some(provider.clone()),
+    );
+    rig.engine.sign_in_browser().await.unwrap();
+    provider.opaque.store(true, Ordering::SeqCst);
+    let view = rig.engine.refresh_now().await.expect("the refresh keeps the session");
+    assert_eq!(view.user.as_deref(), Some("alice"));
+    assert_eq!(view.refresh_count, 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_huge_expires_in_is_an_error_not_a_panic_or_a_stuck_session() {
+    let clock = Arc::new(TestClock::new(chrono::Utc::now()));
+    let provider = Arc::new(ScriptedProvider::new(clock.clone(), 60));
+    let rig = rig_for(
+        testkit::oidc_profile("refresh"),
+        60,
+        Arc::new(MemoryStore::default()),
+        tempfile::tempdir().unwrap(),
+        clock,
+        Some(provider.clone()),
+    );
+    provider.opaque.store(true, Ordering::SeqCst);
+    *provider.expires_in.lock().unwrap() = Some(10_000_000_000_000);
+    let signing_in = tokio::spawn({
+        let engine = rig.engine.clone();
+        async move { engine.sign_in_browser().await }
+    });
+    let result = signing_in.await.expect("no panic");
+    assert!(result.is_err());
+    assert_eq!(rig.engine.view().state, Phase::SignedOut, "not stuck in SigningIn");
+}

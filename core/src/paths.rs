@@ -1,7 +1,7 @@
 //! Where the app keeps its files (the audit log and refresh locks; never a
 //! token).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// The environment variable that overrides the data directory.
 pub const DATA_DIR_ENV: &str = "SESSION_MANAGER_DATA_DIR";
@@ -43,4 +43,129 @@ fn platform_dir(xdg_var: &str, home_fallback: &str) -> Option<PathBuf> {
         return Some(PathBuf::from(xdg).join(APP_DIR));
     }
     home.map(|h| h.join(home_fallback).join(APP_DIR))
+}
+
+/// Create `dir` (and its parents) for this user's files only: mode 0700 on
+/// Unix, tightened if it exists with wider permissions. A directory that
+/// belongs to another user is refused: its owner could read or replace what
+/// the app writes there.
+pub fn private_dir(dir: &Path) -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
+        if !dir.exists() {
+            std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir)?;
+        }
+        let meta = std::fs::symlink_metadata(dir)?;
+        let me = rustix::process::getuid().as_raw();
+        if meta.uid() != me {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::PermissionDenied,
+                format!(
+                    "the data directory {} belongs to another user (uid {}, you are {me}); use a directory of your own with --data-dir or SESSION_MANAGER_DATA_DIR",
+                    dir.display(),
+                    meta.uid()
+                ),
+            ));
+        }
+        if !meta.is_dir() {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                format!("{} is not a directory; point --data-dir at a directory", dir.display()),
+            ));
+        }
+        if meta.mode() & 0o077 != 0 {
+            std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
+        }
+        Ok(())
+    }
+    #[cfg(not(unix))]
+    {
+        std::fs::create_dir_all(dir)
+    }
+}
+
+/// Open `path` for this user only (mode 0600 on Unix, tightened if wider),
+/// never through a symbolic link: a link planted in a shared directory
+/// would send the app's writes wherever it points.
+pub fn open_private(path: &Path, options: &mut std::fs::OpenOptions) -> std::io::Result<std::fs::File> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+        let file = options
+            .mode(0o600)
+            .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32)
+            .open(path)
+            .map_err(|e| {
+                if e.raw_os_error() == Some(rustix::io::Errno::LOOP.raw_os_error()) {
+                    std::io::Error::new(
+                        std::io::ErrorKind::PermissionDenied,
+                        format!(
+                            "{} is a symbolic link; the app writes only to its own files. Remove the link",
+                            path.display()
+                        ),
+                    )
+                } else {
+                    e
+                }
+            })?;
+        let meta = file.metadata()?;
+        if std::os::unix::fs::MetadataExt::mode(&meta) & 0o077 != 0 {
+            file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+        }
+        Ok(file)
+    }
+    #[cfg(not(unix))]
+    {
+        options.open(path)
+    }
+}
+
+#[cfg(all(test, unix))]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+
+    #[test]
+    fn a_private_dir_is_0700_and_a_wide_one_is_tightened() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("a/b");
+        private_dir(&dir).unwrap();
+        assert_eq!(std::fs::metadata(&dir).unwrap().mode() & 0o777, 0o700);
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+        private_dir(&dir).unwrap();
+        assert_eq!(std::fs::metadata(&dir).unwrap().mode() & 0o777, 0o700);
+    }
+
+    #[test]
+    fn a_private_file_is_0600_and_never_a_symlink() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("f");
+        let mut options = std::fs::OpenOptions::new();
+        open_private(&path, options.create(true).append(true)).unwrap();
+        assert_eq!(std::fs::metadata(&path).unwrap().mode() & 0o777, 0o600);
+        let target = tmp.path().join("elsewhere");
+        std::fs::write(&target, "x").unwrap();
+        let link = tmp.path().join("link");
+        std::os::unix::fs::symlink(&target, &link).unwrap();
+        let err = open_private(&link, std::fs::OpenOptions::new().create(true).append(true)).unwrap_err();
+        assert!(err.to_string().contains("symbolic link"), "{err}");
+        assert_eq!(std::fs::read_to_string(&target).unwrap(), "x");
+    }
+
+    #[test]
+    fn a_directory_of_another_user_is_refused() {
+        let tmp = tempfile::tempdir().unwrap();
+        let theirs = if rustix::process::getuid().is_root() {
+            // As root, make one that belongs to `nobody`.
+            let dir = tmp.path().join("theirs");
+            std::fs::create_dir(&dir).unwrap();
+            std::os::unix::fs::chown(&dir, Some(65534), Some(65534)).unwrap();
+            dir
+        } else {
+            std::path::PathBuf::from("/")
+        };
+        let err = private_dir(&theirs).unwrap_err();
+        assert!(err.to_string().contains("belongs to another user"), "{err}");
+    }
 }

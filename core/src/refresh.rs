@@ -93,13 +93,12 @@ impl ProcessLock {
             let p = path.clone();
             let attempt = tokio::task::spawn_blocking(move || -> std::io::Result<Option<std::fs::File>> {
                 if let Some(dir) = p.parent() {
-                    std::fs::create_dir_all(dir)?;
+                    crate::paths::private_dir(dir)?;
                 }
-                let file = std::fs::OpenOptions::new()
-                    .create(true)
-                    .truncate(false)
-                    .write(true)
-                    .open(&p)?;
+                let file = crate::paths::open_private(
+                    &p,
+                    std::fs::OpenOptions::new().create(true).truncate(false).write(true),
+                )?;
                 match file.try_lock() {
                     Ok(()) => Ok(Some(file)),
                     Err(std::fs::TryLockError::WouldBlock) => Ok(None),

@@ -143,6 +143,11 @@ pub struct ScriptedProvider {
     /// Browser sign-ins made, and how many of them were silent.
     pub browser_sign_ins: AtomicU32,
     pub silent_sign_ins: AtomicU32,
+    /// Hand out opaque access tokens with no subject and no ID token (an
+    /// OpenID Connect provider's refresh answer, Core 12.2).
+    pub opaque: AtomicBool,
+    /// The `expires_in` to announce instead of the lifetime.
+    pub expires_in: Mutex<Option<u64>>,
 }
 
 impl ScriptedProvider {
@@ -161,12 +166,18 @@ impl ScriptedProvider {
             silent_fails: AtomicBool::new(false),
             browser_sign_ins: AtomicU32::new(0),
             silent_sign_ins: AtomicU32::new(0),
+            opaque: AtomicBool::new(false),
+            expires_in: Mutex::new(None),
         }
     }
 
-    fn grant(&self, user: &str) -> Grant {
+    fn grant(&self, user: &str, refreshing: bool) -> Grant {
         let iat = self.clock.now().timestamp();
-        let token = sign(&keys().rsa, &claims(user, iat, *self.lifetime.lock().unwrap()));
+        let token = if self.opaque.load(Ordering::SeqCst) {
+            format!("opaque-{}", uuid::Uuid::new_v4())
+        } else {
+            sign(&keys().rsa, &claims(user, iat, *self.lifetime.lock().unwrap()))
+        };
         let refresh = format!("rt-{}", uuid::Uuid::new_v4());
         *self.current_refresh.lock().unwrap() = refresh.clone();
         self.issued.lock().unwrap().extend([token.clone(), refresh.clone()]);
@@ -174,12 +185,18 @@ impl ScriptedProvider {
             bearer: AccessToken::new(token),
             refresh: Some(RefreshToken::new(refresh)),
             id_token: None,
-            expires_in: Some(*self.lifetime.lock().unwrap() as u64),
+            expires_in: self
+                .expires_in
+                .lock()
+                .unwrap()
+                .or(Some(*self.lifetime.lock().unwrap() as u64)),
             scope: Some("accounts:read".into()),
             tenant: Some("t1".into()),
             customer: Some("c1".into()),
             server_date: Some(self.clock.now() + chrono::Duration::seconds(7)),
-            subject: None,
+            // An opaque token's subject comes with the sign-in's ID token;
+            // a refresh answer may bring none (OpenID Connect Core 12.2).
+            subject: (self.opaque.load(Ordering::SeqCst) && !refreshing).then(|| user.to_owned()),
             name: None,
             email: None,
         }
@@ -203,13 +220,13 @@ impl Provider for ScriptedProvider {
                         return Err(Error::ReauthRequired("the provider answered login_required".into()));
                     }
                 }
-                return Ok(self.grant("alice"));
+                return Ok(self.grant("alice", false));
             }
         };
         if password.expose() != "pw" {
             return Err(Error::InvalidCredentials("wrong password".into()));
         }
-        Ok(self.grant(username))
+        Ok(self.grant(username, false))
     }
 
     async fn refresh(&self, refresh: &RefreshToken, _flow: &FlowContext) -> Result<Grant, Error> {
@@ -232,7 +249,7 @@ impl Provider for ScriptedProvider {
         if refresh.expose() != *self.current_refresh.lock().unwrap() {
             return Err(Error::Revoked("refresh token reuse detected".into()));
         }
-        Ok(self.grant("alice"))
+        Ok(self.grant("alice", true))
     }
 
     async fn sign_out(

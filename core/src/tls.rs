@@ -354,10 +354,11 @@ impl PinnedClient {
             .build()
             .map_err(|e| Error::Internal(format!("cannot build the request: {}", e.without_url())))?;
         *request.timeout_mut() = Some(self.timeout);
-        let host = host_of(request.url());
+        // Kept for an error message only; formatted only if one is needed.
+        let url = request.url().clone();
         match self.http.execute(request).await {
             Ok(r) => Ok(r),
-            Err(e) => Err(self.classify(&host, e).await),
+            Err(e) => Err(self.classify(&host_of(&url), e).await),
         }
     }
 
@@ -369,28 +370,27 @@ impl PinnedClient {
             BodyKind::Protocol => PROTOCOL_BODY_LIMIT,
             BodyKind::Api => self.api_limit,
         };
-        let url = shown_url(response.url());
+        let url = response.url().clone();
         let too_large = || Error::ResponseTooLarge {
-            url: url.clone(),
+            url: shown_url(&url),
             limit,
             api: kind == BodyKind::Api,
         };
         if response.content_length().is_some_and(|n| n > limit) {
             return Err(too_large());
         }
-        let host = host_of(response.url());
         let deadline = tokio::time::Instant::now() + self.timeout;
-        let mut body = Vec::new();
+        let mut body = Vec::with_capacity(response.content_length().unwrap_or(0) as usize);
         loop {
             let chunk = match tokio::time::timeout_at(deadline, response.chunk()).await {
                 Err(_) => {
                     return Err(Error::Timeout {
-                        host,
+                        host: host_of(&url),
                         secs: self.timeout.as_secs(),
                         connected: true,
                     })
                 }
-                Ok(Err(e)) => return Err(self.classify(&host, e).await),
+                Ok(Err(e)) => return Err(self.classify(&host_of(&url), e).await),
                 Ok(Ok(None)) => return Ok(body),
                 Ok(Ok(Some(c))) => c,
             };

@@ -384,6 +384,29 @@ async fn s11_embedded_playground_out_of_the_box() {
             // One more than the lifetime is the `Date` header's resolution.
             assert!((280..=301).contains(&left), "{left}");
             s.screenshot("active.png").await;
+            // QA finds the admin API and its token in the About panel; the
+            // API answers with the token and refuses without it.
+            s.click("about-toggle").await;
+            s.wait_visible("qa-panel", T).await;
+            let (url, token, ca) = (
+                s.text("qa-admin-url").await,
+                s.text("qa-admin-token").await,
+                s.text("qa-ca-cert").await,
+            );
+            assert!(url.ends_with("/admin") && token.len() >= 40, "{url} {token}");
+            s.screenshot("about.png").await;
+            let http = playground::browser::Browser::trusting(std::path::Path::new(&ca));
+            let without = http.http().get(format!("{url}/sessions")).send().await.unwrap();
+            assert_eq!(without.status(), 401);
+            let with = http
+                .http()
+                .get(format!("{url}/sessions"))
+                .bearer_auth(&token)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(with.status(), 200);
+            assert!(with.text().await.unwrap().contains("alice"));
             s
         })
         .await;
@@ -504,11 +527,24 @@ async fn s13_sign_in_through_the_browser_with_openid_connect() {
                 "the session is in the keychain"
             );
             s.screenshot("active.png").await;
-            // Sign out: the provider's sign-out page goes to the browser.
+            // Sign out: the browser gets a one-shot page on loopback that
+            // POSTs the sign-out to the provider, the ID token in the body
+            // (so in no URL, command line or history).
             s.click("signout-button").await;
             s.wait_visible("screen-signin", T).await;
             let end = opened_url(opened.path(), 3).await;
-            assert!(end.contains("/oidc/end-session?"), "{end}");
+            assert!(
+                end.starts_with("http://127.0.0.1:") && end.contains("/sign-out/"),
+                "{end}"
+            );
+            s.assert_no_token("the sign-out page's address", &end);
+            let page = browser.open(&end, playground::browser::Action::Look).await.unwrap();
+            assert!(page.body.contains("You are signed out"), "{}", page.body);
+            assert!(s
+                .pg
+                .requests()
+                .iter()
+                .any(|r| r.path == "/oidc/end-session" && r.method == "POST"));
             assert_eq!(s.pg.calls_to("/cis/v1/auth/logout"), 1);
             assert!(s.stored_for("playground-oidc").is_none());
             assert_nothing_leaked(&s).await;

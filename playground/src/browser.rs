@@ -38,8 +38,14 @@ pub struct Browser {
 impl Browser {
     /// A browser that trusts `pg`'s CA.
     pub fn for_playground(pg: &Playground) -> Self {
+        Self::trusting(std::path::Path::new(&pg.info().ca_cert))
+    }
+
+    /// A browser that trusts the CA in the PEM file `ca_cert` (a Playground
+    /// running elsewhere, such as the one inside the desktop app).
+    pub fn trusting(ca_cert: &std::path::Path) -> Self {
         let mut roots = rustls::RootCertStore::empty();
-        for cert in CertificateDer::pem_file_iter(&pg.info().ca_cert).expect("the CA file") {
+        for cert in CertificateDer::pem_file_iter(ca_cert).expect("the CA file") {
             roots.add(cert.expect("a PEM certificate")).expect("a usable CA");
         }
         let tls = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
@@ -56,6 +62,12 @@ impl Browser {
             http,
             cookies: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// The HTTP client underneath (redirects not followed), for calls a
+    /// test makes itself, such as the admin API with its token.
+    pub fn http(&self) -> &reqwest::Client {
+        &self.http
     }
 
     /// Forget every cookie (a fresh browser profile).

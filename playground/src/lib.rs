@@ -108,6 +108,9 @@ pub struct Info {
     pub pins: Vec<String>,
     pub users: Vec<DemoUser>,
     pub admin_url: String,
+    /// The bearer secret every admin request needs
+    /// (`Authorization: Bearer <admin_token>`), made at start.
+    pub admin_token: String,
     /// A complete config file with the profiles `playground` (FinHub) and
     /// `playground-oidc` (OpenID Connect).
     pub config: String,
@@ -166,6 +169,7 @@ impl Playground {
         Ok(Self {
             info: Info {
                 admin_url: format!("{base_url}/admin"),
+                admin_token: state.admin_token.clone(),
                 oidc_issuer: format!("{base_url}/oidc"),
                 base_url,
                 ca_cert: ca_path.display().to_string(),

@@ -27,7 +27,8 @@ struct Args {
     /// Concurrent sessions per user in production mode.
     #[arg(long, default_value_t = 2)]
     session_limit: usize,
-    /// Print one JSON line {base_url, ca_cert, pins, users, admin_url, config}.
+    /// Print one JSON line {base_url, ca_cert, pins, users, admin_url,
+    /// admin_token, config, oidc_issuer}.
     #[arg(long)]
     json: bool,
     /// Also write the config file (profile `playground`) to this path.
@@ -86,6 +87,10 @@ async fn main() {
         );
         println!("  base URL : {}", info.base_url);
         println!("  admin API: {}", info.admin_url);
+        println!(
+            "  admin key: {}  (send it as Authorization: Bearer …)",
+            info.admin_token
+        );
         println!("  CA cert  : {}", info.ca_cert);
         println!("  pins     : {}", info.pins.join(", "));
         for u in &info.users {

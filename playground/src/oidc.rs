@@ -50,6 +50,24 @@ pub(crate) struct OidcSession {
 
 struct Transaction {
     params: AuthorizeParams,
+    created: i64,
+}
+
+/// The most pending sign-ins, codes, browser sessions and opaque tokens the
+/// Playground keeps; expired ones go first, then any.
+const MAX_ENTRIES: usize = 10_000;
+/// How long a sign-in page (a transaction) stays usable.
+const TRANSACTION_LIFETIME: i64 = 600;
+
+/// Make room in `map` for one more entry: drop what `expired` says, then,
+/// if still full, any entries.
+fn make_room<K: Clone + Eq + std::hash::Hash, V>(map: &mut HashMap<K, V>, expired: impl Fn(&V) -> bool) {
+    map.retain(|_, v| !expired(v));
+    let excess = (map.len() + 1).saturating_sub(MAX_ENTRIES);
+    let doomed: Vec<K> = map.keys().take(excess).cloned().collect();
+    for k in doomed {
+        map.remove(&k);
+    }
 }
 
 #[derive(Clone)]
@@ -279,7 +297,10 @@ fn sign_in_form(tx: &str, error: Option<&str>, users: &[DemoUser]) -> Response {
 fn issue_code(state: &AppState, user: &str, sso: &str, auth_time: i64, params: AuthorizeParams) -> Response {
     let code = random();
     let (redirect, st) = (params.redirect_uri.clone(), params.state.clone());
-    lock(&state.oidc.codes).insert(
+    let mut codes = lock(&state.oidc.codes);
+    // A redeemed code is kept until it expires, so its reuse is noticed.
+    make_room(&mut codes, |c| now() >= c.expires);
+    codes.insert(
         code.clone(),
         Code {
             user: user.to_owned(),
@@ -290,6 +311,7 @@ fn issue_code(state: &AppState, user: &str, sso: &str, auth_time: i64, params: A
             redeemed: None,
         },
     );
+    drop(codes);
     back_to_client(&redirect, st.as_deref(), &state.oidc.issuer, &[("code", &code)])
 }
 
@@ -369,7 +391,10 @@ async fn authorize(
         }
     }
     let tx = random();
-    lock(&state.oidc.transactions).insert(tx.clone(), Transaction { params });
+    let mut transactions = lock(&state.oidc.transactions);
+    make_room(&mut transactions, |t| now() - t.created > TRANSACTION_LIFETIME);
+    transactions.insert(tx.clone(), Transaction { params, created: now() });
+    drop(transactions);
     sign_in_form(&tx, None, &state.users)
 }
 
@@ -405,7 +430,10 @@ async fn authorize_post(State(state): State<Arc<AppState>>, Form(f): Form<HashMa
     };
     lock(&state.oidc.transactions).remove(&tx_id);
     let sso = random();
-    lock(&state.oidc.sso).insert(sso.clone(), user.clone());
+    let mut browsers = lock(&state.oidc.sso);
+    make_room(&mut browsers, |_| false);
+    browsers.insert(sso.clone(), user.clone());
+    drop(browsers);
     let mut response = issue_code(&state, &user, &sso, now(), params);
     if let Ok(v) = format!("{SSO_COOKIE}={sso}; Path=/oidc; Secure; HttpOnly; SameSite=Lax").parse() {
         response.headers_mut().append("set-cookie", v);
@@ -439,7 +467,9 @@ impl AppState {
         };
         let access = if self.oidc.opaque_access_tokens.load(Ordering::SeqCst) {
             let t = format!("at_{}", random());
-            lock(&self.oidc.opaque).insert(t.clone(), (session.info.id.clone(), iat + lifetime));
+            let mut opaque = lock(&self.oidc.opaque);
+            make_room(&mut opaque, |(_, exp)| now() >= *exp);
+            opaque.insert(t.clone(), (session.info.id.clone(), iat + lifetime));
             t
         } else {
             signer(&json!({
@@ -641,8 +671,16 @@ fn code_grant(state: &AppState, f: &HashMap<String, String>, client: &'static st
     };
     let mut session = Session::new(id.clone(), &user, Some(oidc));
     drop(codes);
+    let mut sessions = lock(&state.sessions);
+    if !state.room_for_a_session(&mut sessions) {
+        return oauth_error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "temporarily_unavailable",
+            "the Playground holds as many live sessions as it keeps",
+        );
+    }
     let response = state.oidc_tokens(&mut session, nonce.as_deref());
-    lock(&state.sessions).insert(id, session);
+    sessions.insert(id, session);
     response
 }
 
@@ -815,5 +853,9 @@ pub(crate) fn router(state: Arc<AppState>) -> Router<Arc<AppState>> {
         .route("/oidc/end-session", get(end_session).post(end_session_post))
         .route("/cis/v1/auth/logout", post(transmit_logout))
         .route_layer(middleware::from_fn_with_state(state, oidc_guard))
-        .route("/admin/oidc", post(admin_oidc))
+}
+
+/// The OpenID Connect side's admin routes (behind the admin guard).
+pub(crate) fn admin_router() -> Router<Arc<AppState>> {
+    Router::new().route("/admin/oidc", post(admin_oidc))
 }

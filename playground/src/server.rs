@@ -17,10 +17,54 @@ use jsonwebtoken::Algorithm;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
 use uuid::Uuid;
+
+/// The most connections served at once; more wait in the kernel's queue.
+pub const MAX_CONNECTIONS: usize = 256;
+/// How long a TLS handshake, and a request head, may take.
+pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long to wait after a failed `accept` (EMFILE and the like).
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
+/// How many requests, and issued tokens, the Playground remembers.
+pub const MAX_RECORDS: usize = 10_000;
+/// The most sessions it keeps; ended ones go first.
+pub const MAX_SESSIONS: usize = 10_000;
+
+/// A list that keeps only its newest `cap` items.
+pub(crate) struct Bounded<T> {
+    items: VecDeque<T>,
+    cap: usize,
+}
+
+impl<T: Clone> Bounded<T> {
+    pub(crate) fn new(cap: usize) -> Self {
+        Self {
+            items: VecDeque::new(),
+            cap,
+        }
+    }
+
+    pub(crate) fn push(&mut self, item: T) {
+        if self.items.len() == self.cap {
+            self.items.pop_front();
+        }
+        self.items.push_back(item);
+    }
+
+    pub(crate) fn extend(&mut self, items: impl IntoIterator<Item = T>) {
+        for item in items {
+            self.push(item);
+        }
+    }
+
+    pub(crate) fn to_vec(&self) -> Vec<T> {
+        self.items.iter().cloned().collect()
+    }
+}
 
 /// One API request as the Playground saw it. Secret header values are
 /// replaced by `present sha256:<fingerprint>`.
@@ -92,8 +136,10 @@ pub struct AppState {
     pub lifetime_ms: AtomicU64,
     pub(crate) sessions: Mutex<HashMap<String, Session>>,
     pub(crate) refresh_index: Mutex<HashMap<String, RefreshEntry>>,
-    pub(crate) issued: Mutex<Vec<String>>,
-    requests: Mutex<Vec<RecordedRequest>>,
+    pub(crate) issued: Mutex<Bounded<String>>,
+    requests: Mutex<Bounded<RecordedRequest>>,
+    /// The bearer secret the admin API requires, made at start.
+    pub(crate) admin_token: String,
     pub(crate) users: Vec<DemoUser>,
     config: String,
     pub(crate) oidc: crate::oidc::OidcState,
@@ -134,8 +180,9 @@ impl AppState {
             lifetime_ms: AtomicU64::new(options.token_lifetime.as_millis() as u64),
             sessions: Mutex::new(HashMap::new()),
             refresh_index: Mutex::new(HashMap::new()),
-            issued: Mutex::new(Vec::new()),
-            requests: Mutex::new(Vec::new()),
+            issued: Mutex::new(Bounded::new(MAX_RECORDS)),
+            requests: Mutex::new(Bounded::new(MAX_RECORDS)),
+            admin_token: B64URL.encode(rand::random::<[u8; 32]>()),
             users: demo_users(),
             config,
             oidc,
@@ -143,11 +190,31 @@ impl AppState {
     }
 
     pub fn issued_tokens(&self) -> Vec<String> {
-        lock(&self.issued).clone()
+        lock(&self.issued).to_vec()
     }
 
     pub fn recorded(&self) -> Vec<RecordedRequest> {
-        lock(&self.requests).clone()
+        lock(&self.requests).to_vec()
+    }
+
+    /// Make room for one more session: forget the oldest ended ones past
+    /// [`MAX_SESSIONS`]. `false` when every session is live and there is no
+    /// room.
+    pub(crate) fn room_for_a_session(&self, sessions: &mut HashMap<String, Session>) -> bool {
+        if sessions.len() < MAX_SESSIONS {
+            return true;
+        }
+        let mut ended: Vec<(i64, String)> = sessions
+            .iter()
+            .filter(|(_, s)| s.info.revoked || s.info.signed_out)
+            .map(|(id, s)| (s.info.created, id.clone()))
+            .collect();
+        ended.sort();
+        let excess = sessions.len() + 1 - MAX_SESSIONS;
+        for (_, id) in ended.into_iter().take(excess) {
+            sessions.remove(&id);
+        }
+        sessions.len() < MAX_SESSIONS
     }
 
     pub fn sessions(&self) -> Vec<SessionInfo> {
@@ -427,6 +494,13 @@ async fn login(State(state): State<Arc<AppState>>, headers: HeaderMap, body: Opt
         );
     };
     let mut sessions = lock(&state.sessions);
+    if !state.room_for_a_session(&mut sessions) {
+        return error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "too_many_sessions",
+            "the Playground holds as many live sessions as it keeps; revoke some through the admin API",
+        );
+    }
     if state.mode == Mode::Production {
         let live = sessions
             .values()
@@ -624,6 +698,33 @@ async fn admin_config(State(state): State<Arc<AppState>>) -> Response {
     ([("content-type", "text/plain; charset=utf-8")], state.config.clone()).into_response()
 }
 
+/// Every `/admin/*` request must carry `Authorization: Bearer <admin_token>`,
+/// the secret the Playground made at start (printed with `--json`, shown in
+/// the app's QA panel): loopback is shared by every local user.
+async fn admin_guard(State(state): State<Arc<AppState>>, request: Request, next: Next) -> Response {
+    let given = request
+        .headers()
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or_default();
+    let ok = given.len() == state.admin_token.len()
+        && given
+            .bytes()
+            .zip(state.admin_token.bytes())
+            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+            == 0;
+    if !ok {
+        return (
+            StatusCode::UNAUTHORIZED,
+            [("www-authenticate", "Bearer realm=\"playground-admin\"")],
+            Json(json!({"error": "unauthorized", "message": "the admin API needs Authorization: Bearer <admin_token>; the Playground prints admin_token with --json, and the app shows it in its QA panel"})),
+        )
+            .into_response();
+    }
+    next.run(request).await
+}
+
 async fn not_found() -> Response {
     error(
         StatusCode::NOT_FOUND,
@@ -648,7 +749,9 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/admin/latency", post(admin_latency))
         .route("/admin/token-lifetime", post(admin_lifetime))
         .route("/admin/revoke", post(admin_revoke))
-        .route("/admin/rotate-keys", post(admin_rotate));
+        .route("/admin/rotate-keys", post(admin_rotate))
+        .merge(crate::oidc::admin_router())
+        .route_layer(middleware::from_fn_with_state(state.clone(), admin_guard));
     Router::new()
         .merge(api)
         .merge(admin)
@@ -658,7 +761,12 @@ pub fn router(state: Arc<AppState>) -> Router {
         .with_state(state)
 }
 
-/// Accept TLS connections until `stop` fires.
+/// Accept TLS connections until `stop` fires. Loopback is reachable by every
+/// local user, and the Playground runs inside the desktop app: at most
+/// [`MAX_CONNECTIONS`] are served at once (more wait in the kernel's queue),
+/// a TLS handshake and each request head must arrive within
+/// [`HANDSHAKE_TIMEOUT`] (so an idle keep-alive connection closes too), and
+/// an accept error backs off instead of spinning.
 pub fn serve(
     listener: tokio::net::TcpListener,
     config: Arc<rustls::ServerConfig>,
@@ -667,11 +775,20 @@ pub fn serve(
 ) {
     let acceptor = tokio_rustls::TlsAcceptor::from(config);
     let app = router(state);
+    let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
     // Stopping also closes the open (keep-alive) connections, so a stopped
     // Playground is really gone for its clients.
     let (closing, closed) = tokio::sync::watch::channel(false);
     tokio::spawn(async move {
         loop {
+            let slot = tokio::select! {
+                s = slots.clone().acquire_owned() => s,
+                _ = &mut stop => {
+                    let _ = closing.send(true);
+                    return;
+                }
+            };
+            let Ok(slot) = slot else { return };
             let accepted = tokio::select! {
                 a = listener.accept() => a,
                 _ = &mut stop => {
@@ -679,19 +796,32 @@ pub fn serve(
                     return;
                 }
             };
-            let Ok((tcp, _)) = accepted else { continue };
+            let tcp = match accepted {
+                Ok((tcp, _)) => tcp,
+                Err(_) => {
+                    tokio::time::sleep(ACCEPT_BACKOFF).await;
+                    continue;
+                }
+            };
             let acceptor = acceptor.clone();
             let app = app.clone();
             let mut closed = closed.clone();
             tokio::spawn(async move {
-                // A failed handshake (a client that refused our pin, say) ends
-                // this connection only.
+                let _slot = slot;
+                // A failed handshake (a client that refused our pin, say)
+                // ends this connection only.
                 let serve = async {
-                    if let Ok(tls) = acceptor.accept(tcp).await {
-                        let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
-                            .serve_connection(TokioIo::new(tls), TowerToHyperService::new(app))
-                            .await;
-                    }
+                    let Ok(Ok(tls)) = tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await else {
+                        return;
+                    };
+                    let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new()).http1_only();
+                    builder
+                        .http1()
+                        .timer(hyper_util::rt::TokioTimer::new())
+                        .header_read_timeout(HANDSHAKE_TIMEOUT);
+                    let _ = builder
+                        .serve_connection(TokioIo::new(tls), TowerToHyperService::new(app))
+                        .await;
                 };
                 tokio::select! {
                     _ = serve => {}

@@ -71,7 +71,9 @@ impl Pki {
                 vec![self.leaf_der.clone(), self.ca_der.clone()],
                 self.leaf_key.clone_key(),
             )?;
-        config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+        // HTTP/1.1 only: one protocol, whose header and idle timeouts the
+        // server sets (see server::serve).
+        config.alpn_protocols = vec![b"http/1.1".to_vec()];
         Ok(Arc::new(config))
     }
 }

@@ -277,7 +277,10 @@ async fn run(cli: Cli) -> Result<(), Failure> {
                     "{}  {:<8} {:<10} {}",
                     r.time.format("%Y-%m-%d %H:%M:%S"),
                     r.user.as_deref().unwrap_or("-"),
-                    r.fingerprint.as_deref().map(|f| &f[..f.len().min(19)]).unwrap_or("-"),
+                    r.fingerprint
+                        .as_deref()
+                        .map(|f| f.chars().take(19).collect::<String>())
+                        .unwrap_or_else(|| "-".into()),
                     r.event.describe()
                 );
             }
@@ -400,7 +403,8 @@ async fn run(cli: Cli) -> Result<(), Failure> {
                 return Err(not_active(&view));
             }
             let _scheduler = engine.start();
-            let deadline = seconds.map(|s| tokio::time::Instant::now() + Duration::from_secs(s));
+            // A huge --seconds means "until the session ends", not a panic.
+            let deadline = seconds.and_then(|s| tokio::time::Instant::now().checked_add(Duration::from_secs(s)));
             loop {
                 let next = async {
                     match deadline {

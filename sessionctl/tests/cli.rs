@@ -413,3 +413,99 @@ async fn oidc_login_prints_the_page_and_completes_in_the_browser() {
         .is_none());
     assert_no_token_in(&pg, "the output", &cli.printed.lock().unwrap());
 }
+
+/// The peak resident memory (VmHWM) of process `pid`, in bytes, if it runs.
+fn peak_memory(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn login_against_an_endless_answer_stays_small_and_says_why() {
+    use integration::hostile::{Behaviour, Handshake, Hostile, Pki};
+    let hostile = Hostile::start(
+        Pki::new("idp"),
+        None,
+        Handshake::Tls,
+        vec![("/api/v2/auth/login", Behaviour::Endless)],
+    )
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("config.toml");
+    std::fs::write(&config, hostile.finhub_config(&hostile.pki.leaf_pin, "")).unwrap();
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_sessionctl"))
+        .arg("--config")
+        .arg(&config)
+        .arg("--data-dir")
+        .arg(dir.path())
+        .args(["login", "--username", "alice", "--password-stdin"])
+        .env(
+            "SESSION_MANAGER_KEYCHAIN_SERVICE",
+            format!("session-manager-test-{}", uuid::Uuid::new_v4()),
+        )
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let pid = child.id().unwrap();
+    {
+        use tokio::io::AsyncWriteExt;
+        let mut stdin = child.stdin.take().unwrap();
+        stdin.write_all(b"pw\n").await.unwrap();
+    }
+    // VmHWM only grows: the last reading before exit is the peak.
+    let mut peak = 0;
+    let out = loop {
+        if let Some(p) = peak_memory(pid) {
+            peak = peak.max(p);
+        }
+        if child.try_wait().unwrap().is_some() {
+            break child.wait_with_output().await.unwrap();
+        }
+        assert!(
+            peak < 64 << 20,
+            "sessionctl holds {} MiB and is still reading",
+            peak >> 20
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    };
+    assert!(peak < 64 << 20, "peak {} MiB", peak >> 20);
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(
+        err.contains("error[protocol_error]") && err.contains("1048576 bytes"),
+        "{err}"
+    );
+    eprintln!("peak resident memory: {:.1} MiB", peak as f64 / 1048576.0);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn odd_input_gets_an_answer_never_a_panic() {
+    let pg = Playground::start(Options {
+        token_lifetime: Duration::from_secs(6),
+        ..Options::default()
+    })
+    .await
+    .unwrap();
+    let cli = Cli::new(&pg);
+    // A hand-edited audit line with a multibyte character where the
+    // fingerprint is cut for display.
+    let line = r#"{"time":"2026-01-01T00:00:00Z","profile":"playground","user":"a","session_id":null,"fingerprint":"sha256:0123456789éééé","event":"session_created"}"#;
+    std::fs::write(cli.data.path().join("audit.jsonl"), format!("{line}\n")).unwrap();
+    let out = cli.run(&["audit"], None).await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(!stderr(&out).contains("panicked"), "{}", stderr(&out));
+    assert!(stdout(&out).contains("Signed in"), "{}", stdout(&out));
+    // A --seconds no clock can add: watched until the session ends (the
+    // Playground revokes it; the refresh after ~4 s finds out).
+    assert!(cli.login_alice(false).await.status.success());
+    pg.revoke(Some("alice"));
+    let out = cli.run(&["watch", "--seconds", "18446744073709551615"], None).await;
+    assert!(!stderr(&out).contains("panicked"), "{}", stderr(&out));
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("error[session_revoked]"), "{}", stderr(&out));
+}

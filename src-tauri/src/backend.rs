@@ -91,6 +91,32 @@ pub struct ProfileList {
     pub config_error: Option<ErrorInfo>,
 }
 
+/// The About panel: what this app is and where it keeps things, and for QA
+/// the built-in Playground's admin API. No session token: the admin token
+/// is the Playground's own secret, shown to the person at the keyboard as
+/// the Playground itself prints it.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct About {
+    pub version: String,
+    pub data_dir: String,
+    pub keychain_service: String,
+    /// The built-in Playground, when it runs.
+    pub playground: Option<PlaygroundQa>,
+    /// Why the built-in Playground is not running, if it failed to start.
+    pub playground_error: Option<ErrorInfo>,
+}
+
+/// How QA reaches the built-in Playground's admin API.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct PlaygroundQa {
+    pub base_url: String,
+    pub admin_url: String,
+    /// Send as `Authorization: Bearer <admin_token>`.
+    pub admin_token: String,
+    /// The CA to trust (`curl --cacert`).
+    pub ca_cert: String,
+}
+
 /// One line of the Activity list.
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct ActivityItem {
@@ -139,6 +165,7 @@ pub struct Backend {
     switching: tokio::sync::Mutex<()>,
     events: broadcast::Sender<SessionView>,
     playground: Option<Playground>,
+    playground_error: Option<ErrorInfo>,
     opener: Arc<dyn Opener>,
 }
 
@@ -188,26 +215,20 @@ impl Backend {
             }
         }
         let mut playground = None;
+        let mut playground_error = None;
         if !profiles.contains_key(PLAYGROUND_PROFILE) {
-            let pg = Playground::start(playground::Options {
-                token_lifetime: options.playground_lifetime.unwrap_or(DEFAULT_PLAYGROUND_LIFETIME),
-                dir: Some(data_dir.join("playground")),
-                // ES256 signs at once; the RSA key follows in the background.
-                signing_alg: playground::Algorithm::ES256,
-                ..playground::Options::default()
-            })
-            .await
-            .map_err(|e| {
-                ErrorInfo::new(
-                    ErrorCode::Internal,
-                    format!("cannot start the built-in Playground: {e}"),
-                )
-            })?;
-            // QA and tests find the admin API, CA and pins here.
-            eprintln!("playground: {}", serde_json::to_string(pg.info()).unwrap_or_default());
-            let config = Config::parse(pg.config(), &data_dir).map_err(|e| Error::Config(e).info())?;
-            profiles.extend(config.profiles);
-            playground = Some(pg);
+            match Self::start_playground(&options, &data_dir).await {
+                Ok((pg, config)) => {
+                    profiles.extend(config.profiles);
+                    playground = Some(pg);
+                }
+                // The config file's profiles still work without it.
+                Err(e) if !profiles.is_empty() => {
+                    eprintln!("warning[{}]: {}", e.code, e.message);
+                    playground_error = Some(e);
+                }
+                Err(e) => return Err(e),
+            }
         }
         let selected = options
             .profile
@@ -238,8 +259,35 @@ impl Backend {
             switching: tokio::sync::Mutex::new(()),
             events,
             playground,
+            playground_error,
             opener,
         })
+    }
+
+    /// Start the built-in Playground in `data_dir/playground` and announce
+    /// it on stdout (one JSON line, `admin_token` included) for QA.
+    async fn start_playground(
+        options: &Options,
+        data_dir: &std::path::Path,
+    ) -> Result<(Playground, Config), ErrorInfo> {
+        let pg = Playground::start(playground::Options {
+            token_lifetime: options.playground_lifetime.unwrap_or(DEFAULT_PLAYGROUND_LIFETIME),
+            dir: Some(data_dir.join("playground")),
+            // ES256 signs at once; the RSA key follows in the background.
+            signing_alg: playground::Algorithm::ES256,
+            ..playground::Options::default()
+        })
+        .await
+        .map_err(|e| {
+            ErrorInfo::new(
+                ErrorCode::Internal,
+                format!("the built-in Playground did not start ({e}); the profiles of the config file still work"),
+            )
+        })?;
+        // QA and tests find the admin API, its token, the CA and pins here.
+        println!("playground: {}", serde_json::to_string(pg.info()).unwrap_or_default());
+        let config = Config::parse(pg.config(), data_dir).map_err(|e| Error::Config(e).info())?;
+        Ok((pg, config))
     }
 
     async fn open(
@@ -290,6 +338,22 @@ impl Backend {
     /// The embedded Playground, if it runs.
     pub fn playground(&self) -> Option<&Playground> {
         self.playground.as_ref()
+    }
+
+    /// The About panel.
+    pub fn about(&self) -> About {
+        About {
+            version: env!("CARGO_PKG_VERSION").to_owned(),
+            data_dir: self.data_dir.display().to_string(),
+            keychain_service: KeyringStore::from_env().service().to_owned(),
+            playground: self.playground.as_ref().map(|pg| PlaygroundQa {
+                base_url: pg.info().base_url.clone(),
+                admin_url: pg.info().admin_url.clone(),
+                admin_token: pg.info().admin_token.clone(),
+                ca_cert: pg.info().ca_cert.clone(),
+            }),
+            playground_error: self.playground_error.clone(),
+        }
     }
 
     /// The current session view.
@@ -409,6 +473,9 @@ pub fn expiry_warning(view: &SessionView, now: chrono::DateTime<chrono::Utc>) ->
     }
     let left = (expires_at - now).num_seconds();
     let failing = view.last_refresh.as_ref().is_some_and(|r| !r.ok) || view.next_refresh_at.is_none();
+    // The provider writes part of the error text; some notification daemons
+    // render markup, so none may come through.
+    let plain = |t: &str| t.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;");
     (failing && (0..=120).contains(&left)).then(|| {
         format!(
             "Your {} session ends in {} s and cannot be refreshed{}. Save your work and sign in again.",
@@ -416,7 +483,7 @@ pub fn expiry_warning(view: &SessionView, now: chrono::DateTime<chrono::Utc>) ->
             left,
             view.last_error
                 .as_ref()
-                .map(|e| format!(" ({})", e.message))
+                .map(|e| format!(" ({})", plain(&e.message)))
                 .unwrap_or_default()
         )
     })
@@ -471,6 +538,19 @@ mod tests {
         let mut reauth = view(Phase::Active, 900, Some(false), false);
         reauth.reauth_needed = true;
         assert!(expiry_warning(&reauth, now).unwrap().contains("Sign in again before"));
+    }
+
+    #[test]
+    fn provider_text_reaches_a_notification_without_markup() {
+        let now = chrono::Utc::now();
+        let mut v = view(Phase::Active, 90, Some(false), true);
+        v.last_error = Some(ErrorInfo::new(
+            ErrorCode::ServerError,
+            "<a href=\"https://evil.example\">click</a> & more",
+        ));
+        let text = expiry_warning(&v, now).unwrap();
+        assert!(!text.contains('<') && !text.contains('>'), "{text}");
+        assert!(text.contains("&lt;a href") && text.contains("&amp; more"), "{text}");
     }
 
     #[test]

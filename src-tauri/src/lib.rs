@@ -7,7 +7,7 @@
 pub mod backend;
 mod tray;
 
-use backend::{ActivityItem, Backend, ProfileList};
+use backend::{About, ActivityItem, Backend, ProfileList};
 use session_core::engine::SignOutReport;
 use session_core::{ErrorInfo, Password, SessionView};
 use std::sync::Arc;
@@ -88,10 +88,27 @@ async fn list_profiles(backend: Backed<'_>) -> Result<ProfileList, ErrorInfo> {
     Ok(backend.get().await?.list_profiles())
 }
 
+/// The About panel (version, data directory, the built-in Playground's admin
+/// API for QA).
+#[tauri::command]
+async fn about(backend: Backed<'_>) -> Result<About, ErrorInfo> {
+    Ok(backend.get().await?.about())
+}
+
 /// Switch to another profile.
 #[tauri::command]
 async fn switch_profile(backend: Backed<'_>, name: String) -> Result<SessionView, ErrorInfo> {
     backend.get().await?.switch_profile(&name).await
+}
+
+/// Whether the main window may show `url`: only the app's own pages. A link
+/// or a script that tries to take the window elsewhere is refused (the
+/// provider's pages open in the system browser, RFC 8252 section 8.12).
+pub fn is_app_page(url: &tauri::Url) -> bool {
+    matches!(
+        (url.scheme(), url.host_str()),
+        ("tauri", Some("localhost")) | ("http" | "https", Some("tauri.localhost"))
+    )
 }
 
 /// The window title for a view: the environment is always visible.
@@ -115,7 +132,8 @@ fn with_commands<R: Runtime>(builder: tauri::Builder<R>) -> tauri::Builder<R> {
         refresh_now,
         recent_activity,
         list_profiles,
-        switch_profile
+        switch_profile,
+        about
     ])
 }
 
@@ -135,7 +153,9 @@ where
     let (ready, started) = tokio::sync::watch::channel(None);
     app.manage(Started(started));
     if let Some(config) = app.config().app.windows.iter().find(|w| w.label == "main") {
-        tauri::WebviewWindowBuilder::from_config(app, config)?.build()?;
+        tauri::WebviewWindowBuilder::from_config(app, config)?
+            .on_navigation(is_app_page)
+            .build()?;
     }
     let handle = app.clone();
     tauri::async_runtime::spawn(async move {

@@ -124,6 +124,41 @@ fn commands_answer_views_or_coded_errors_and_never_a_token() {
         serde_json::json!({"options": {"title": "x"}}),
     );
     assert!(refused.is_err(), "the webview may not use the notification plugin");
+    // Nor the core plugins a compromised page could misuse: the tray (hide
+    // or rewrite its Sign out), menus, images from any path, path lookups.
+    for (cmd, args) in [
+        ("plugin:tray|get_by_id", serde_json::json!({"id": "main"})),
+        ("plugin:tray|remove_by_id", serde_json::json!({"id": "main"})),
+        ("plugin:menu|new", serde_json::json!({"kind": "Menu", "options": {}})),
+        ("plugin:image|from_path", serde_json::json!({"path": "/etc/hostname"})),
+        ("plugin:path|resolve_directory", serde_json::json!({"directory": 13})),
+        (
+            "plugin:window|set_title",
+            serde_json::json!({"label": "main", "value": "x"}),
+        ),
+        ("plugin:webview|print", serde_json::json!({"label": "main"})),
+    ] {
+        let r = invoke(&window, cmd, args);
+        assert!(r.is_err(), "{cmd} is allowed: {r:?}");
+    }
+    // What the UI does need, listening to the app's event, is allowed.
+    invoke(
+        &window,
+        "plugin:event|listen",
+        serde_json::json!({"event": session_manager::SESSION_EVENT, "target": {"kind": "Any"}, "handler": 7}),
+    )
+    .expect("the UI may listen to session://changed");
+
+    // The About panel: the built-in Playground's admin API for QA.
+    let about = invoke(&window, "about", serde_json::json!({})).unwrap();
+    let qa = &about["playground"];
+    assert_eq!(qa["admin_token"], backend.playground().unwrap().info().admin_token);
+    assert!(qa["admin_url"].as_str().unwrap().ends_with("/admin"));
+    assert!(about["data_dir"]
+        .as_str()
+        .unwrap()
+        .contains(data.path().to_str().unwrap()));
+    seen.push(about.to_string());
 
     // Events: one per transition, each a SessionView.
     let events = events.lock().unwrap().clone();
@@ -157,6 +192,7 @@ fn the_main_window_may_use_only_this_apps_commands_and_core_essentials() {
     assert_eq!(
         granted,
         vec![
+            "allow-about",
             "allow-cancel-sign-in",
             "allow-list-profiles",
             "allow-recent-activity",
@@ -166,7 +202,8 @@ fn the_main_window_may_use_only_this_apps_commands_and_core_essentials() {
             "allow-sign-in-browser",
             "allow-sign-out",
             "allow-switch-profile",
-            "core:default",
+            "core:event:allow-listen",
+            "core:event:allow-unlisten",
         ]
     );
     assert_eq!(cap["windows"], serde_json::json!(["main"]));
@@ -278,4 +315,25 @@ fn profiles_from_the_config_file_join_the_playground_and_can_be_switched_to() {
         "demo users only for the built-in Playground"
     );
     invoke(&window, "sign_out", serde_json::json!({})).unwrap();
+}
+
+#[test]
+fn the_window_shows_only_the_apps_own_pages() {
+    use session_manager::is_app_page;
+    for ok in [
+        "tauri://localhost/index.html",
+        "http://tauri.localhost/",
+        "https://tauri.localhost/x",
+    ] {
+        assert!(is_app_page(&ok.parse().unwrap()), "{ok}");
+    }
+    for bad in [
+        "https://evil.example/",
+        "http://127.0.0.1:8080/",
+        "file:///etc/passwd",
+        "tauri://evil",
+        "https://tauri.localhost.evil.example/",
+    ] {
+        assert!(!is_app_page(&bad.parse().unwrap()), "{bad}");
+    }
 }

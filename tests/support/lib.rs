@@ -1,6 +1,8 @@
 //! Shared helpers of the cross-crate tests: a Playground, an engine pointed at
 //! it, and waits on explicit conditions.
 
+pub mod hostile;
+
 use playground::{Options, Playground};
 use session_core::profile::Config;
 use session_core::vault::{MemoryStore, SecretStore};

@@ -172,3 +172,47 @@ fn oidc_errors_name_field_and_fix() {
         assert!(!e.fix.is_empty(), "{e}");
     }
 }
+
+#[test]
+fn duplicate_pins_count_once_toward_productions_two() {
+    let e = err(&profile("production", &format!("pins = [\"{PIN_A}\", \"{PIN_A}\"]")));
+    assert_eq!(e.field.as_deref(), Some("pins"));
+    assert!(e.problem.contains("1 distinct"), "{e}");
+    let ok = Config::parse(
+        &profile("production", &format!("pins = [\"{PIN_A}\", \"{PIN_B}\", \"{PIN_A}\"]")),
+        Path::new("."),
+    )
+    .unwrap();
+    assert_eq!(ok.profile(None).unwrap().pins.len(), 2);
+}
+
+#[test]
+fn a_profile_name_may_not_hold_the_keychain_separator() {
+    let text = profile("integration", &format!("pins = [\"{PIN_A}\"]")).replace("[profiles.p]", "[profiles.\"a#2#0\"]");
+    let e = err(&text);
+    assert_eq!(e.profile.as_deref(), Some("a#2#0"));
+    assert!(e.problem.contains('#'), "{e}");
+}
+
+#[test]
+fn timeouts_and_answer_caps_have_sane_ranges() {
+    let p = |extra: &str| profile("integration", &format!("pins = [\"{PIN_A}\"]\n{extra}"));
+    let c = Config::parse(&p("timeout_secs = 5\nmax_response_bytes = 65536"), Path::new(".")).unwrap();
+    let prof = c.profile(None).unwrap();
+    assert_eq!((prof.timeout, prof.max_response_bytes), (Duration::from_secs(5), 65536));
+    let d = Config::parse(&p(""), Path::new(".")).unwrap();
+    assert_eq!(
+        d.profile(None).unwrap().timeout,
+        Duration::from_secs(DEFAULT_TIMEOUT_SECS)
+    );
+    for (extra, field) in [
+        ("timeout_secs = 0", "timeout_secs"),
+        ("timeout_secs = 100000", "timeout_secs"),
+        ("max_response_bytes = 10", "max_response_bytes"),
+        ("max_response_bytes = 99999999999", "max_response_bytes"),
+    ] {
+        let e = err(&p(extra));
+        assert_eq!(e.field.as_deref(), Some(field), "{e}");
+        assert!(!e.fix.is_empty());
+    }
+}

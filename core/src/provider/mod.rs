@@ -119,7 +119,7 @@ pub async fn read_api_response(client: &PinnedClient, response: reqwest::Respons
     Ok(ApiResponse {
         status,
         content_type,
-        body: String::from_utf8_lossy(&body).into_owned(),
+        body: String::from_utf8(body).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned()),
     })
 }
 
