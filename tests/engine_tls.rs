@@ -350,15 +350,40 @@ async fn wrong_password_and_unreachable_server_have_their_own_errors() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn a_401_on_an_expired_token_refreshes_once_and_retries() {
+async fn an_expired_token_is_renewed_before_the_call_not_sent() {
     let pg = playground(2).await;
     let dir = tempfile::tempdir().unwrap();
     let (engine, _) = memory_engine(&pg, dir.path());
     engine.sign_in("alice", Password::new(PW)).await.unwrap();
     pg.set_token_lifetime(Duration::from_secs(600));
-    // No scheduler: the token expires at the provider while the engine still
-    // holds it (a test about time passing).
+    // No scheduler: the token expires while the engine holds it (a test
+    // about time passing).
     tokio::time::sleep(Duration::from_millis(3100)).await;
+    let r = engine
+        .call(reqwest::Method::GET, "/api/v2/accounts", None)
+        .await
+        .unwrap();
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(pg.refresh_calls(), 1);
+    // The expired token never went to the API: renewed before use.
+    let accounts: Vec<_> = pg
+        .requests()
+        .into_iter()
+        .filter(|r| r.path == "/api/v2/accounts")
+        .collect();
+    assert_eq!(accounts.iter().map(|r| r.status).collect::<Vec<_>>(), vec![200]);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_401_for_a_token_the_engine_holds_valid_refreshes_once_and_retries() {
+    let pg = playground(600).await;
+    let dir = tempfile::tempdir().unwrap();
+    let (engine, _) = memory_engine(&pg, dir.path());
+    engine.sign_in("alice", Password::new(PW)).await.unwrap();
+    // The provider stops honouring the current token early (its own clock,
+    // or a key it withdrew): the API answers 401 while the engine still
+    // holds the token valid.
+    pg.reject_current_access_tokens();
     let r = engine
         .call(reqwest::Method::GET, "/api/v2/accounts", None)
         .await

@@ -38,6 +38,7 @@ fn record(len: usize) -> SessionRecord {
         id_token: Some(session_core::IdToken::new("i".repeat(len))),
         name: Some("Alice Adams".into()),
         email: Some("alice@playground.test".into()),
+        renewable_until: None,
     }
 }
 

@@ -114,8 +114,9 @@ impl ErrorInfo {
     }
 }
 
-/// Everything that can go wrong in the engine.
-#[derive(Debug, thiserror::Error)]
+/// Everything that can go wrong in the engine. `Clone`, so that every caller
+/// that shared one refresh gets the same outcome.
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum Error {
     #[error(transparent)]
     Config(#[from] ConfigError),
@@ -152,6 +153,16 @@ pub enum Error {
     Expired(String),
     #[error("the session was revoked by the provider ({0}); sign in again")]
     Revoked(String),
+    /// The provider refused the refresh token as expired or unknown
+    /// (`invalid_grant` without a word of revocation or reuse).
+    #[error("the session can no longer be renewed: the provider refused its refresh token ({0}); sign in again")]
+    RefreshRefused(String),
+    /// The session was ended in another process (a sign-out there).
+    #[error("the session was ended in another process ({0})")]
+    EndedElsewhere(String),
+    /// Another process holds the session lock, or it cannot be taken.
+    #[error("{0}")]
+    Lock(String),
     #[error("not signed in; sign in first")]
     NotSignedIn,
     #[error("the provider refused another session: {0}")]
@@ -188,6 +199,9 @@ impl Error {
             Error::Token(_) => ErrorCode::TokenInvalid,
             Error::Expired(_) => ErrorCode::SessionExpired,
             Error::Revoked(_) => ErrorCode::SessionRevoked,
+            Error::RefreshRefused(_) => ErrorCode::SessionExpired,
+            Error::EndedElsewhere(_) => ErrorCode::NotSignedIn,
+            Error::Lock(_) => ErrorCode::Internal,
             Error::NotSignedIn => ErrorCode::NotSignedIn,
             Error::SessionLimit(_) => ErrorCode::SessionLimit,
             Error::Vault(VaultError::Unavailable(_)) => ErrorCode::KeychainUnavailable,
@@ -204,7 +218,8 @@ impl Error {
     /// Network failures, timeouts, 5xx and 429: worth retrying with backoff.
     pub fn is_transient(&self) -> bool {
         match self {
-            Error::Network { .. } | Error::ConnectionLost { .. } | Error::Timeout { .. } => true,
+            Error::Network { .. } | Error::ConnectionLost { .. } | Error::Timeout { .. } | Error::Lock(_) => true,
+            Error::Vault(VaultError::Unavailable(_)) => true,
             Error::Server { status, .. } => *status == 429 || *status >= 500,
             _ => false,
         }

@@ -11,8 +11,10 @@
 //! - [`provider`]: the wire protocols (FinHub and OpenID Connect) behind
 //!   one seam;
 //! - [`token`]: secret newtypes by role, JWT validation and the JWKS cache;
-//! - [`refresh`]: refresh timing, backoff and the background scheduler;
-//! - [`engine`]: the session state machine that ties everything together;
+//! - [`refresh`]: refresh timing and backoff (pure);
+//! - [`engine`]: the session: state, commits, renewal, scheduler;
+//! - [`proclock`]: the cross-process lock and change notices of a keychain
+//!   record;
 //! - [`tls`]: the pinning verifier and the pinned HTTP client;
 //! - [`vault`]: the keychain;
 //! - [`audit`]: the JSON Lines event log;
@@ -29,6 +31,7 @@ pub mod error;
 pub mod headers;
 pub mod paths;
 pub mod pin;
+pub mod proclock;
 pub mod profile;
 pub mod provider;
 pub mod refresh;

@@ -45,6 +45,19 @@ fn platform_dir(xdg_var: &str, home_fallback: &str) -> Option<PathBuf> {
     home.map(|h| h.join(home_fallback).join(APP_DIR))
 }
 
+#[cfg(unix)]
+/// Register an owned descriptor with tokio. `AsyncFd::new` is deprecated
+/// (tokio#8587) because it accepts any `AsRawFd`, whose raw value might be
+/// closed or reused while tokio polls it (tokio#6984); its replacement,
+/// `register`, is `unsafe` and this crate forbids `unsafe`. For an
+/// [`std::os::fd::OwnedFd`] the condition `register` asks the caller to
+/// uphold holds by construction: the descriptor stays open, and the same,
+/// until the `AsyncFd` drops it. Only `OwnedFd` goes through here.
+#[allow(deprecated)]
+pub(crate) fn async_fd(fd: std::os::fd::OwnedFd) -> std::io::Result<tokio::io::unix::AsyncFd<std::os::fd::OwnedFd>> {
+    tokio::io::unix::AsyncFd::new(fd)
+}
+
 /// Create `dir` (and its parents) for this user's files only: mode 0700 on
 /// Unix, tightened if it exists with wider permissions. A directory that
 /// belongs to another user is refused: its owner could read or replace what

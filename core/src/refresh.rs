@@ -1,26 +1,19 @@
-//! Refresh timing, backoff, the cross-process refresh lock and the background
-//! scheduler.
+//! Refresh timing and backoff: pure functions of times and durations.
 //!
-//! The scheduler is a loop over `select!` of a short sleep, a wake-up
-//! [`tokio::sync::Notify`] and a shutdown signal. Deadlines are wall-clock
-//! times; the loop sleeps at most [`TICK`] at a time and reads the wall clock
-//! again, so a machine that slept through a refresh time (the monotonic clock
-//! stopped, the wall clock did not) refreshes, or expires the session, within
-//! a tick of waking.
+//! *When* a session is renewed is decided here and in
+//! [`crate::engine`]'s `next_step`; *how* is the engine's flight; *how the
+//! process wakes up* for it is [`crate::clock::Clock::sleep_until`].
 
 use crate::clock::Timestamp;
-use crate::engine::Engine;
-use crate::error::Error;
 use rand::Rng;
-use std::path::{Path, PathBuf};
 use std::time::Duration;
-use tokio::sync::watch;
 
-/// The longest the scheduler sleeps before reading the wall clock again.
-pub const TICK: Duration = Duration::from_secs(1);
-
-/// The longest backoff between two refresh attempts.
+/// The longest backoff between two renewal attempts.
 pub const MAX_BACKOFF: Duration = Duration::from_secs(60);
+
+/// The longest `Retry-After` the engine honours: a server that asks for more
+/// is retried after this long.
+pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(600);
 
 fn chrono_of(d: Duration) -> chrono::Duration {
     chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX)
@@ -40,7 +33,9 @@ pub fn refresh_at(issued_at: Timestamp, expires_at: Timestamp, lead: Duration, r
     let lifetime = (expires_at - issued_at).to_std().unwrap_or(Duration::ZERO);
     let lead = effective_lead(lead, lifetime);
     let jitter = lead.mul_f64(rng.gen_range(0.0..=0.1));
-    expires_at - chrono_of(lead + jitter)
+    expires_at
+        .checked_sub_signed(chrono_of(lead + jitter))
+        .unwrap_or(expires_at)
 }
 
 /// The first backoff step for a token of `lifetime`: a fortieth of it, between
@@ -59,140 +54,15 @@ pub fn backoff(base: Duration, attempt: u32, rng: &mut impl Rng) -> Duration {
     exp / 2 + exp.mul_f64(rng.gen_range(0.0..=0.5))
 }
 
-/// An exclusive lock on a file, held across a refresh so that a second
-/// process never refreshes with the same refresh token. The lock is released
-/// when the guard drops (the file closes).
-#[derive(Debug)]
-pub struct ProcessLock {
-    _file: std::fs::File,
+/// The wait before the next attempt: the backoff, or what the server asked
+/// for (`Retry-After`, at most [`MAX_RETRY_AFTER`]) when that is longer.
+pub fn retry_delay(backoff: Duration, retry_after: Option<Duration>) -> Duration {
+    backoff.max(retry_after.unwrap_or(Duration::ZERO).min(MAX_RETRY_AFTER))
 }
 
-impl ProcessLock {
-    /// How long to wait for another process's refresh to finish.
-    pub const WAIT: Duration = Duration::from_secs(45);
-
-    /// The lock file of `profile` in `dir`.
-    pub fn path(dir: &Path, profile: &str) -> PathBuf {
-        let safe: String = profile
-            .chars()
-            .map(|c| {
-                if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
-                    c
-                } else {
-                    '_'
-                }
-            })
-            .collect();
-        dir.join(format!("refresh-{safe}.lock"))
-    }
-
-    /// Take the lock, waiting up to [`ProcessLock::WAIT`].
-    pub async fn acquire(path: PathBuf) -> Result<Self, Error> {
-        let deadline = tokio::time::Instant::now() + Self::WAIT;
-        loop {
-            let p = path.clone();
-            let attempt = tokio::task::spawn_blocking(move || -> std::io::Result<Option<std::fs::File>> {
-                if let Some(dir) = p.parent() {
-                    crate::paths::private_dir(dir)?;
-                }
-                let file = crate::paths::open_private(
-                    &p,
-                    std::fs::OpenOptions::new().create(true).truncate(false).write(true),
-                )?;
-                match file.try_lock() {
-                    Ok(()) => Ok(Some(file)),
-                    Err(std::fs::TryLockError::WouldBlock) => Ok(None),
-                    Err(std::fs::TryLockError::Error(e)) => Err(e),
-                }
-            })
-            .await
-            .map_err(|e| Error::Internal(format!("refresh lock task failed: {e}")))?
-            .map_err(|e| Error::Internal(format!("cannot lock {}: {e}", path.display())))?;
-            if let Some(file) = attempt {
-                return Ok(Self { _file: file });
-            }
-            if tokio::time::Instant::now() >= deadline {
-                return Err(Error::Internal(format!(
-                    "another process has held the refresh lock {} for {} s",
-                    path.display(),
-                    Self::WAIT.as_secs()
-                )));
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
-}
-
-/// What the scheduler should do next.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Next {
-    /// No session: wait for a wake-up.
-    Idle,
-    /// Refresh now; the number is the session generation seen.
-    Refresh(u64),
-    /// The session's token has expired.
-    Expire,
-    /// Nothing is due before this time.
-    WaitUntil(Timestamp),
-}
-
-/// Stops the scheduler when dropped.
-#[derive(Debug)]
-pub struct SchedulerGuard {
-    stop: watch::Sender<bool>,
-    task: Option<tokio::task::JoinHandle<()>>,
-}
-
-impl SchedulerGuard {
-    /// Stop the scheduler and wait for it to finish.
-    pub async fn shutdown(mut self) {
-        let _ = self.stop.send(true);
-        if let Some(task) = self.task.take() {
-            let _ = task.await;
-        }
-    }
-}
-
-impl Drop for SchedulerGuard {
-    fn drop(&mut self) {
-        let _ = self.stop.send(true);
-    }
-}
-
-/// Start the background scheduler of `engine`.
-pub fn spawn(engine: Engine) -> SchedulerGuard {
-    let (stop, mut stopped) = watch::channel(false);
-    let task = tokio::spawn(async move {
-        loop {
-            if *stopped.borrow() {
-                return;
-            }
-            let now = engine.now();
-            match engine.next_step(now) {
-                Next::Refresh(generation) => {
-                    // Failures are recorded in the session view and audit
-                    // log; the next step is planned from there.
-                    let _ = engine.refresh_generation(generation).await;
-                }
-                Next::Expire => engine.expire_if_due().await,
-                Next::Idle => {
-                    tokio::select! {
-                        _ = engine.woken() => {}
-                        _ = stopped.changed() => return,
-                    }
-                }
-                Next::WaitUntil(at) => {
-                    let wait = (at - now).to_std().unwrap_or(Duration::ZERO).min(TICK);
-                    tokio::select! {
-                        _ = tokio::time::sleep(wait) => {}
-                        _ = engine.woken() => {}
-                        _ = stopped.changed() => return,
-                    }
-                }
-            }
-        }
-    });
-    SchedulerGuard { stop, task: Some(task) }
+/// `at + d`, or `at` when the sum does not fit a date.
+pub fn after(at: Timestamp, d: Duration) -> Timestamp {
+    at.checked_add_signed(chrono_of(d)).unwrap_or(at)
 }
 
 #[cfg(test)]
@@ -242,16 +112,23 @@ mod tests {
         assert!(backoff(base, 40, &mut rng) <= MAX_BACKOFF);
     }
 
-    #[tokio::test]
-    async fn process_lock_excludes_a_second_holder() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = ProcessLock::path(dir.path(), "p/1");
-        assert!(path.ends_with("refresh-p_1.lock"));
-        let held = ProcessLock::acquire(path.clone()).await.unwrap();
-        // A second descriptor cannot take it while the first holds it.
-        let file = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
-        assert!(matches!(file.try_lock(), Err(std::fs::TryLockError::WouldBlock)));
-        drop(held);
-        assert!(file.try_lock().is_ok());
+    #[test]
+    fn retry_after_wins_when_longer_and_is_capped() {
+        let b = Duration::from_secs(2);
+        assert_eq!(retry_delay(b, None), b);
+        assert_eq!(retry_delay(b, Some(Duration::from_secs(1))), b);
+        assert_eq!(retry_delay(b, Some(Duration::from_secs(120))), Duration::from_secs(120));
+        assert_eq!(retry_delay(b, Some(Duration::from_secs(1 << 40))), MAX_RETRY_AFTER);
+    }
+
+    #[test]
+    fn date_arithmetic_saturates() {
+        let max = chrono::DateTime::<chrono::Utc>::MAX_UTC;
+        assert_eq!(after(max, Duration::from_secs(10)), max);
+        let min = chrono::DateTime::<chrono::Utc>::MIN_UTC;
+        assert_eq!(
+            refresh_at(min, min, Duration::from_secs(300), &mut rand::thread_rng()),
+            min
+        );
     }
 }

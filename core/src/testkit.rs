@@ -148,6 +148,27 @@ pub struct ScriptedProvider {
     pub opaque: AtomicBool,
     /// The `expires_in` to announce instead of the lifetime.
     pub expires_in: Mutex<Option<u64>>,
+    /// Grant no refresh token.
+    pub no_refresh: AtomicBool,
+    /// Refuse the next refresh as expired (`invalid_grant`, not revoked).
+    pub refuse: AtomicBool,
+    /// The `Retry-After` of injected failures.
+    pub retry_after: Mutex<Option<Duration>>,
+    /// Sign tokens for this subject instead of the one asked for.
+    pub subject: Mutex<Option<String>>,
+    /// Hand out refresh tokens that are JWTs with this lifetime (seconds).
+    pub refresh_jwt_lifetime: Mutex<Option<i64>>,
+    /// Panic inside the next refresh.
+    pub panic_next: AtomicBool,
+    /// Browser sign-ins wait until cancelled (the person never comes back).
+    pub browser_waits: AtomicBool,
+    /// How long a sign-in takes.
+    pub sign_in_delay: Mutex<Duration>,
+    /// The tokens every sign-out was given.
+    pub signed_out: Mutex<Vec<SessionTokens>>,
+    /// Answers of `call`: 401 while set.
+    pub unauthorized: AtomicBool,
+    pub api_calls: AtomicU32,
 }
 
 impl ScriptedProvider {
@@ -168,22 +189,46 @@ impl ScriptedProvider {
             silent_sign_ins: AtomicU32::new(0),
             opaque: AtomicBool::new(false),
             expires_in: Mutex::new(None),
+            no_refresh: AtomicBool::new(false),
+            refuse: AtomicBool::new(false),
+            retry_after: Mutex::new(None),
+            subject: Mutex::new(None),
+            refresh_jwt_lifetime: Mutex::new(None),
+            panic_next: AtomicBool::new(false),
+            browser_waits: AtomicBool::new(false),
+            sign_in_delay: Mutex::new(Duration::ZERO),
+            signed_out: Mutex::new(Vec::new()),
+            unauthorized: AtomicBool::new(false),
+            api_calls: AtomicU32::new(0),
         }
+    }
+
+    /// The refresh token the provider will honour next.
+    pub fn current_refresh(&self) -> String {
+        self.current_refresh.lock().unwrap().clone()
     }
 
     fn grant(&self, user: &str, refreshing: bool) -> Grant {
         let iat = self.clock.now().timestamp();
+        let subject = self.subject.lock().unwrap().clone();
+        let user = subject.as_deref().unwrap_or(user);
         let token = if self.opaque.load(Ordering::SeqCst) {
             format!("opaque-{}", uuid::Uuid::new_v4())
         } else {
             sign(&keys().rsa, &claims(user, iat, *self.lifetime.lock().unwrap()))
         };
-        let refresh = format!("rt-{}", uuid::Uuid::new_v4());
+        let refresh = match *self.refresh_jwt_lifetime.lock().unwrap() {
+            Some(life) => sign(
+                &keys().ec,
+                &json!({"iss": ISSUER, "sub": user, "iat": iat, "exp": iat + life, "jti": uuid::Uuid::new_v4().to_string()}),
+            ),
+            None => format!("rt-{}", uuid::Uuid::new_v4()),
+        };
         *self.current_refresh.lock().unwrap() = refresh.clone();
         self.issued.lock().unwrap().extend([token.clone(), refresh.clone()]);
         Grant {
             bearer: AccessToken::new(token),
-            refresh: Some(RefreshToken::new(refresh)),
+            refresh: (!self.no_refresh.load(Ordering::SeqCst)).then(|| RefreshToken::new(refresh)),
             id_token: None,
             expires_in: self
                 .expires_in
@@ -210,10 +255,23 @@ impl Provider for ScriptedProvider {
     }
 
     async fn sign_in(&self, credentials: &Credentials, _flow: &FlowContext) -> Result<Grant, Error> {
+        let delay = *self.sign_in_delay.lock().unwrap();
+        if !delay.is_zero() {
+            tokio::time::sleep(delay).await;
+        }
         let (username, password) = match credentials {
             Credentials::Password { username, password } => (username, password),
             Credentials::Browser(b) => {
                 self.browser_sign_ins.fetch_add(1, Ordering::SeqCst);
+                let _ = b.opener.open("https://idp.test/authorize?state=s");
+                if self.browser_waits.load(Ordering::SeqCst) {
+                    let mut cancel = b.cancel.clone();
+                    loop {
+                        if cancel.changed().await.is_err() || *cancel.borrow() {
+                            return Err(Error::SignInCancelled);
+                        }
+                    }
+                }
                 if b.silent {
                     self.silent_sign_ins.fetch_add(1, Ordering::SeqCst);
                     if self.silent_fails.load(Ordering::SeqCst) {
@@ -235,15 +293,21 @@ impl Provider for ScriptedProvider {
         if !delay.is_zero() {
             tokio::time::sleep(delay).await;
         }
+        if self.panic_next.swap(false, Ordering::SeqCst) {
+            panic!("the provider code panicked (injected)");
+        }
         if self.revoke.load(Ordering::SeqCst) {
             return Err(Error::Revoked("revoked by test".into()));
+        }
+        if self.refuse.swap(false, Ordering::SeqCst) {
+            return Err(Error::RefreshRefused("the refresh token expired".into()));
         }
         if self.fail_next.load(Ordering::SeqCst) > 0 {
             self.fail_next.fetch_sub(1, Ordering::SeqCst);
             return Err(Error::Server {
                 status: 503,
                 message: "injected".into(),
-                retry_after: None,
+                retry_after: *self.retry_after.lock().unwrap(),
             });
         }
         if refresh.expose() != *self.current_refresh.lock().unwrap() {
@@ -254,11 +318,12 @@ impl Provider for ScriptedProvider {
 
     async fn sign_out(
         &self,
-        _tokens: &SessionTokens,
+        tokens: &SessionTokens,
         _flow: &FlowContext,
         _opener: &dyn crate::provider::opener::Opener,
     ) -> Result<(), Error> {
         self.logouts.fetch_add(1, Ordering::SeqCst);
+        self.signed_out.lock().unwrap().push(tokens.clone());
         if self.logout_fails.load(Ordering::SeqCst) {
             return Err(Error::Network {
                 host: "idp.test:443".into(),
@@ -274,8 +339,13 @@ impl Provider for ScriptedProvider {
         _bearer: &AccessToken,
         _flow: &FlowContext,
     ) -> Result<ApiResponse, Error> {
+        self.api_calls.fetch_add(1, Ordering::SeqCst);
         Ok(ApiResponse {
-            status: 200,
+            status: if self.unauthorized.load(Ordering::SeqCst) {
+                401
+            } else {
+                200
+            },
             content_type: None,
             body: "{}".into(),
         })

@@ -298,6 +298,10 @@ pub struct SessionRecord {
     /// The person's name and email, when the provider gave them (OIDC).
     pub name: Option<String>,
     pub email: Option<String>,
+    /// Until when the refresh token can renew the session, when the
+    /// provider said (a JWT refresh token's `exp`, `refresh_expires_in`):
+    /// for display and to stop retrying, never for access decisions.
+    pub renewable_until: Option<Timestamp>,
 }
 
 /// The serialized form; it exists only inside this module, on its way to the
@@ -320,6 +324,8 @@ struct Stored {
     name: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     email: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    renewable_until: Option<Timestamp>,
 }
 
 /// Only its version, to refuse a newer format before reading the rest.
@@ -432,6 +438,7 @@ impl Vault {
             id_token: record.id_token.as_ref().map(|s| Zeroizing::new(s.expose().to_owned())),
             name: record.name.clone(),
             email: record.email.clone(),
+            renewable_until: record.renewable_until,
         };
         let json = Zeroizing::new(serde_json::to_string(&stored).map_err(|e| VaultError::Failed(e.to_string()))?);
         let chunks = chunks_utf16(&json, CHUNK_UTF16_UNITS);
@@ -521,6 +528,7 @@ impl Vault {
             id_token: s.id_token.as_ref().map(|t| IdToken::new(t.as_str())),
             name: s.name,
             email: s.email,
+            renewable_until: s.renewable_until,
         }))
     }
 
@@ -582,6 +590,7 @@ mod tests {
             id_token: None,
             name: None,
             email: None,
+            renewable_until: None,
         }
     }
 

@@ -46,6 +46,10 @@ pub struct RefreshOutcome {
 /// What fronts (CLI, IPC, UI) know of a session. No token, ever.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SessionView {
+    /// Grows with every view the engine publishes: a front that receives
+    /// views by several paths (a command's answer, an event) keeps the one
+    /// with the highest `seq` of its profile and ignores older ones.
+    pub seq: u64,
     pub profile: String,
     pub environment: String,
     pub provider: String,
@@ -56,7 +60,15 @@ pub struct SessionView {
     pub scope: Option<String>,
     pub session_id: Option<String>,
     pub issued_at: Option<Timestamp>,
+    /// When the session token expires (provider time). Past it, the token is
+    /// renewed before any use: the session lives as long as its refresh token.
     pub expires_at: Option<Timestamp>,
+    /// Until when the session can be renewed, when the provider said (the
+    /// refresh token's own expiry).
+    pub renewable_until: Option<Timestamp>,
+    /// The session token has expired and renewing it keeps failing for a
+    /// passing reason (network, provider down): "offline, retrying".
+    pub offline: bool,
     pub next_refresh_at: Option<Timestamp>,
     pub refresh_count: u32,
     pub last_refresh: Option<RefreshOutcome>,
@@ -101,4 +113,7 @@ pub struct BrowserWait {
     /// Why the browser could not be started, if it could not: the person can
     /// open `url` by hand.
     pub open_error: Option<String>,
+    /// Which browser request this is (inside the engine only).
+    #[serde(skip)]
+    pub request: u64,
 }

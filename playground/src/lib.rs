@@ -240,6 +240,14 @@ impl Playground {
         self.state.revoke(None, user)
     }
 
+    /// Stop honouring every FinHub session token issued so far (the API
+    /// answers 401; refresh tokens still work).
+    pub fn reject_current_access_tokens(&self) {
+        self.state
+            .access_generation
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    }
+
     /// Rotate the signing keys.
     pub async fn rotate_keys(&self) {
         self.state.rotate_keys().await

@@ -134,6 +134,9 @@ pub struct AppState {
     pub fail_refreshes: AtomicU32,
     pub latency_ms: AtomicU64,
     pub lifetime_ms: AtomicU64,
+    /// Access tokens of an older generation than this are refused by the
+    /// API (the provider stopped honouring them early).
+    pub access_generation: AtomicU64,
     pub(crate) sessions: Mutex<HashMap<String, Session>>,
     pub(crate) refresh_index: Mutex<HashMap<String, RefreshEntry>>,
     pub(crate) issued: Mutex<Bounded<String>>,
@@ -178,6 +181,7 @@ impl AppState {
             fail_refreshes: AtomicU32::new(0),
             latency_ms: AtomicU64::new(0),
             lifetime_ms: AtomicU64::new(options.token_lifetime.as_millis() as u64),
+            access_generation: AtomicU64::new(0),
             sessions: Mutex::new(HashMap::new()),
             refresh_index: Mutex::new(HashMap::new()),
             issued: Mutex::new(Bounded::new(MAX_RECORDS)),
@@ -256,7 +260,7 @@ impl AppState {
             "iss": self.issuer, "aud": AUDIENCE, "sub": session.info.user,
             "sid": session.info.id, "tid": TENANT, "cid": session.customer,
             "scope": "accounts:read profile", "iat": iat, "nbf": iat, "exp": exp,
-            "jti": Uuid::new_v4().to_string(),
+            "jti": Uuid::new_v4().to_string(), "gen": self.access_generation.load(Ordering::SeqCst),
         });
         if self.padding > 0 {
             claims["pad"] = Value::String("p".repeat(self.padding));
@@ -356,6 +360,11 @@ impl AppState {
             .and_then(Value::as_str)
             .ok_or("the token has no sid")?
             .to_owned();
+        if check_exp
+            && claims.get("gen").and_then(Value::as_u64).unwrap_or(0) < self.access_generation.load(Ordering::SeqCst)
+        {
+            return Err("the token is no longer honoured (rejected through the admin API)".into());
+        }
         let sessions = lock(&self.sessions);
         let s = sessions.get(&sid).ok_or("unknown session")?;
         if s.info.revoked {
@@ -681,6 +690,11 @@ async fn admin_revoke(State(state): State<Arc<AppState>>, body: String) -> Respo
     }
 }
 
+async fn admin_reject_access_tokens(State(state): State<Arc<AppState>>) -> Response {
+    let generation = state.access_generation.fetch_add(1, Ordering::SeqCst) + 1;
+    Json(json!({"access_generation": generation})).into_response()
+}
+
 async fn admin_rotate(State(state): State<Arc<AppState>>) -> Response {
     state.rotate_keys().await;
     Json(state.keys.read().unwrap_or_else(|e| e.into_inner()).jwks()).into_response()
@@ -750,6 +764,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/admin/token-lifetime", post(admin_lifetime))
         .route("/admin/revoke", post(admin_revoke))
         .route("/admin/rotate-keys", post(admin_rotate))
+        .route("/admin/reject-access-tokens", post(admin_reject_access_tokens))
         .merge(crate::oidc::admin_router())
         .route_layer(middleware::from_fn_with_state(state.clone(), admin_guard));
     Router::new()

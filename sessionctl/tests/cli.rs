@@ -281,7 +281,7 @@ async fn without_a_keychain_the_session_lives_in_memory_and_nothing_is_written()
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn expired_session_is_reported_with_its_code() {
+async fn an_expired_token_is_renewed_by_the_next_command_and_a_revoked_session_says_so() {
     let pg = Playground::start(Options {
         token_lifetime: Duration::from_secs(2),
         ..Options::default()
@@ -291,12 +291,20 @@ async fn expired_session_is_reported_with_its_code() {
     let cli = Cli::new(&pg);
     let out = cli.login_alice(false).await;
     assert!(out.status.success(), "{}", stderr(&out));
-    // This test is about time passing: let the 2 s token expire.
+    // This test is about time passing: let the 2 s token expire. The
+    // refresh token is still good, so the next command renews the session.
+    tokio::time::sleep(Duration::from_millis(3200)).await;
+    let out = cli.run(&["call", "GET", "/api/v2/accounts"], None).await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).contains("cust-1001"), "{}", stdout(&out));
+    assert_eq!(pg.refresh_calls(), 1);
+    // A session the provider ended cannot be renewed: the command says why.
+    pg.revoke(Some("alice"));
     tokio::time::sleep(Duration::from_millis(3200)).await;
     let out = cli.run(&["call", "GET", "/api/v2/accounts"], None).await;
     assert_eq!(out.status.code(), Some(1));
-    assert!(stderr(&out).starts_with("error[session_expired]"), "{}", stderr(&out));
-    assert_eq!(cli.stored(), None, "an expired session stays in the keychain");
+    assert!(stderr(&out).starts_with("error[session_revoked]"), "{}", stderr(&out));
+    assert_eq!(cli.stored(), None, "an ended session stays in the keychain");
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -6,10 +6,10 @@
 use playground::{DemoUser, Playground};
 use serde::Serialize;
 use session_core::audit::AuditRecord;
+use session_core::engine::SchedulerGuard;
 use session_core::engine::SignOutReport;
 use session_core::profile::Config;
 use session_core::provider::opener::{Opener, SystemOpener};
-use session_core::refresh::SchedulerGuard;
 use session_core::vault::KeyringStore;
 use session_core::{paths, Engine, Error, ErrorCode, ErrorInfo, Password, Phase, Profile, SessionView};
 use std::collections::BTreeMap;
@@ -497,6 +497,9 @@ mod tests {
     fn view(state: Phase, secs_left: i64, last_ok: Option<bool>, next: bool) -> SessionView {
         let now = chrono::Utc::now();
         SessionView {
+            seq: 1,
+            renewable_until: None,
+            offline: false,
             profile: "p".into(),
             environment: "playground".into(),
             provider: "finhub".into(),

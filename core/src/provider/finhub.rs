@@ -89,7 +89,7 @@ fn error_for(call: Call, status: u16, body: &str, location: Option<&str>, retry_
         (Call::Login, 401 | 403) => Error::InvalidCredentials(message),
         (_, 409) if code.as_deref() == Some("session_limit") => Error::SessionLimit(message),
         (Call::Refresh, 401) => Error::Revoked(message),
-        (Call::Refresh, 400) if code.as_deref() == Some("invalid_grant") => Error::Revoked(message),
+        (Call::Refresh, 400) if code.as_deref() == Some("invalid_grant") => super::refresh_refusal(message),
         _ => Error::Server {
             status,
             message,
@@ -280,6 +280,11 @@ mod tests {
     fn statuses_map_to_errors() {
         let body = r#"{"error":"invalid_grant","message":"refresh token reuse detected"}"#;
         assert!(matches!(error_for(Call::Refresh, 400, body, None, None), Error::Revoked(m) if m.contains("reuse")));
+        let body = r#"{"error":"invalid_grant","message":"the refresh token expired"}"#;
+        assert!(matches!(
+            error_for(Call::Refresh, 400, body, None, None),
+            Error::RefreshRefused(_)
+        ));
         assert!(matches!(
             error_for(Call::Refresh, 401, "", None, None),
             Error::Revoked(_)

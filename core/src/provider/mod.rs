@@ -82,6 +82,22 @@ pub fn retry_after(response: &reqwest::Response) -> Option<Duration> {
     Some(wait.min(Duration::from_secs(3600)))
 }
 
+/// What a refused refresh token means for the session (RFC 6749 section
+/// 5.2 `invalid_grant`, FinHub's 400): revoked when the provider says the
+/// token was revoked, reused or its session signed out; otherwise expired
+/// (the token's own lifetime ran out, or the provider no longer knows it).
+pub fn refresh_refusal(message: String) -> Error {
+    let lower = message.to_ascii_lowercase();
+    let revoked = ["revok", "reuse", "signed out", "logged out"]
+        .iter()
+        .any(|w| lower.contains(w));
+    if revoked {
+        Error::Revoked(message)
+    } else {
+        Error::RefreshRefused(message)
+    }
+}
+
 /// A lifetime a provider announced, refused when it is not plausible.
 pub fn plausible_expires_in(value: Option<u64>, field: &str) -> Result<Option<u64>, Error> {
     match value {

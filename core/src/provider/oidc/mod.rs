@@ -424,9 +424,9 @@ fn token_error(call: TokenCall, status: u16, body: &str, retry_after: Option<Dur
     }
     match (call, code) {
         // RFC 6749 5.2: an invalid, expired, revoked or reused refresh token.
-        (TokenCall::Refresh, Some(c)) if c == "invalid_grant" => {
-            Error::Revoked(description.unwrap_or_else(|| "the refresh token is no longer valid (invalid_grant)".into()))
-        }
+        (TokenCall::Refresh, Some(c)) if c == "invalid_grant" => super::refresh_refusal(
+            description.unwrap_or_else(|| "the refresh token is no longer valid (invalid_grant)".into()),
+        ),
         (_, Some(error)) => Error::Authorization { error, description },
         (_, None) => Error::Server {
             status,
@@ -572,6 +572,13 @@ mod tests {
             None,
         );
         assert!(matches!(e, Error::Revoked(m) if m == "reused"));
+        let e = token_error(
+            TokenCall::Refresh,
+            400,
+            r#"{"error":"invalid_grant","error_description":"Token is not active"}"#,
+            None,
+        );
+        assert!(matches!(e, Error::RefreshRefused(_)), "{e:?}");
         let e = token_error(
             TokenCall::Code,
             400,

@@ -1,0 +1,813 @@
+//! The session engine: one profile's session and the operations fronts call
+//! (sign in, restore, renew, call the API, sign out).
+//!
+//! A session lives as long as its refresh token, not as long as its session
+//! (access) token: an expired token means "renew before use", wherever it is
+//! found (the scheduler after a sleep, a restore, a call). It ends when the
+//! provider refuses the refresh token (`Expired`, or `Revoked` when the
+//! provider says revoked or reused), when there is no way to renew and the
+//! token expired (`Expired`), or on sign-out, here or in another process.
+//!
+//! Where things are:
+//! - [`state`]: the state and its transitions (pure);
+//! - [`store`]: the one commit path (persist, audit, publish), the keychain;
+//! - [`flight`]: the whole refresh decision;
+//! - [`grant`]: checking a provider's answer;
+//! - [`browser`]: the browser step of a sign-in;
+//! - [`scheduler`]: the background task.
+
+mod browser;
+mod flight;
+mod grant;
+mod scheduler;
+mod state;
+mod store;
+
+pub use scheduler::SchedulerGuard;
+
+use crate::audit::{AuditEvent, AuditLog};
+use crate::clock::{Clock, SystemClock, Timestamp};
+use crate::error::{Error, ErrorInfo};
+use crate::headers::FlowContext;
+use crate::proclock::{self, Beacon, ProcessLock};
+use crate::profile::{ExtendAccess, Profile, ProviderKind};
+use crate::provider::finhub::FinHub;
+use crate::provider::oidc::discovery::{DiscoveredJwks, DiscoveryCache};
+use crate::provider::oidc::Oidc;
+use crate::provider::opener::{Opener, SystemOpener};
+use crate::provider::{ApiRequest, ApiResponse, Credentials, Provider, SessionTokens};
+use crate::tls::PinnedClient;
+use crate::token::{AccessToken, HttpJwksFetcher, JwksCache, Password, Validator};
+use crate::vault::{KeyringStore, SecretStore, Vault, VaultError};
+use crate::view::{Persistence, Phase, SessionView, SignInMethod};
+use flight::{FlightLog, Trigger};
+use state::{Arrival, Commit, Next, Rules, State, Store};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::{broadcast, Notify};
+use uuid::Uuid;
+
+/// The leeway for token time checks.
+pub const LEEWAY: Duration = Duration::from_secs(30);
+
+/// How long a sign-out waits for a renewal under way to finish (so that it
+/// revokes what that renewal brings back).
+const SIGN_OUT_WAITS_FOR_RENEWAL: Duration = Duration::from_secs(40);
+
+/// Everything an engine is built from. [`Engine::open`] builds the real
+/// parts; tests replace the provider, store and clock.
+pub struct EngineParts {
+    pub profile: Arc<Profile>,
+    pub provider: Arc<dyn Provider>,
+    pub validator: Validator,
+    pub store: Arc<dyn SecretStore>,
+    pub audit: Arc<AuditLog>,
+    pub clock: Arc<dyn Clock>,
+    /// Where the cross-process lock, change file and tombstones of the
+    /// keychain record live: the same for every process of the user
+    /// ([`proclock::shared_dir`]), whatever its data directory.
+    pub shared_dir: PathBuf,
+    /// Opens the provider's pages in a browser (OIDC).
+    pub opener: Arc<dyn Opener>,
+}
+
+/// The engine's insides, shared by its handles.
+struct Inner {
+    profile: Arc<Profile>,
+    provider: Arc<dyn Provider>,
+    validator: Validator,
+    vault: Vault,
+    audit: Arc<AuditLog>,
+    clock: Arc<dyn Clock>,
+    correlation_id: Uuid,
+    /// The session's state. A std mutex, because it is held for short,
+    /// synchronous sections only and never across an await (the engine's
+    /// futures are `Send`, so the compiler refuses a guard held across one).
+    state: Mutex<State>,
+    /// Serializes commits (tokio mutex: held across the keychain write), so
+    /// persist, audit and publish of one transition finish before the next.
+    commits: tokio::sync::Mutex<()>,
+    /// The single flight of refresh-token renewals and its last outcome;
+    /// held across the provider's answer (tokio mutex).
+    flights: tokio::sync::Mutex<FlightLog>,
+    /// How many renewals have finished: a caller that saw another number
+    /// than the one it finds after waiting shares the renewal that ran.
+    flights_run: AtomicU64,
+    /// One browser re-authentication at a time; 401 callers only try it.
+    browser_flight: tokio::sync::Mutex<()>,
+    /// The cross-process lock of the keychain record.
+    lock_path: PathBuf,
+    /// The change file of the keychain record.
+    beacon: Beacon,
+    /// Where tombstones go, and their name stem.
+    shared_dir: PathBuf,
+    stem: String,
+    events: broadcast::Sender<SessionView>,
+    /// Rung by every commit: the scheduler plans again.
+    wake: Notify,
+    refresh_requests: AtomicU64,
+    /// How many times the scheduler has looked at the session (each time it
+    /// woke up): what an idle session costs.
+    turns: AtomicU64,
+    opener: Arc<dyn Opener>,
+    /// Cancels the browser step in progress.
+    cancel: Mutex<browser::CancelSlot>,
+}
+
+/// A handle to one profile's session engine. Cheap to clone.
+#[derive(Clone)]
+pub struct Engine {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine")
+            .field("profile", &self.inner.profile.name)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The result of a sign-out: local state is always cleared; the server call
+/// may have failed.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct SignOutReport {
+    pub view: SessionView,
+    /// `None` when the server confirmed the logout.
+    pub server_error: Option<ErrorInfo>,
+}
+
+impl Engine {
+    /// The real engine for `profile`: pinned client, the profile's provider,
+    /// JWKS over HTTP, the OS keychain (namespace from
+    /// `SESSION_MANAGER_KEYCHAIN_SERVICE`), the audit log in `data_dir`, the
+    /// system clock.
+    pub fn open(profile: Profile, data_dir: &Path) -> Result<Self, Error> {
+        Self::open_with_store(profile, data_dir, Arc::new(KeyringStore::from_env()))
+    }
+
+    /// The real engine for `profile`, keeping its session in `store`.
+    pub fn open_with_store(profile: Profile, data_dir: &Path, store: Arc<dyn SecretStore>) -> Result<Self, Error> {
+        Self::open_with(profile, data_dir, store, Arc::new(SystemOpener))
+    }
+
+    /// The real engine for `profile`, keeping its session in `store` and
+    /// opening provider pages with `opener`.
+    pub fn open_with(
+        profile: Profile,
+        data_dir: &Path,
+        store: Arc<dyn SecretStore>,
+        opener: Arc<dyn Opener>,
+    ) -> Result<Self, Error> {
+        let profile = Arc::new(profile);
+        let client = PinnedClient::for_profile(&profile)?;
+        let discovery = profile.oidc.as_ref().map(|o| {
+            Arc::new(DiscoveryCache::new(
+                client.clone(),
+                o.discovery_url.clone(),
+                profile.issuer.clone(),
+            ))
+        });
+        let fetcher: Box<dyn crate::token::JwksFetcher> = match (&profile.jwks_url, &discovery) {
+            (Some(url), _) => Box::new(HttpJwksFetcher::new(client.clone(), url.clone())),
+            (None, Some(d)) => Box::new(DiscoveredJwks {
+                client: client.clone(),
+                discovery: d.clone(),
+            }),
+            (None, None) => return Err(Error::Internal(format!("profile '{}' has no JWKS", profile.name))),
+        };
+        let jwks = JwksCache::new(fetcher, JwksCache::DEFAULT_MIN_INTERVAL);
+        let validator = Validator::new(
+            &profile.issuer,
+            &profile.audience,
+            profile.algorithms.clone(),
+            LEEWAY,
+            Arc::new(jwks),
+        );
+        let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+        let (provider, validator): (Arc<dyn Provider>, Validator) = match (profile.provider, discovery) {
+            (ProviderKind::Oidc, Some(d)) => (
+                Arc::new(Oidc::new(profile.clone(), client, d, &validator, clock.clone())?),
+                // RFC 8725 3.11: an OIDC bearer is checked as an access token.
+                validator.for_access_tokens(),
+            ),
+            _ => (Arc::new(FinHub::new(profile.clone(), client)), validator),
+        };
+        // The data directory is this user's alone, and the audit log a file
+        // of its own (not a link planted there): checked before any session.
+        let audit = AuditLog::open_in(data_dir).map_err(|e| {
+            Error::Config(crate::profile::ConfigError::general(
+                format!("the data directory cannot be used: {e}"),
+                "pass --data-dir (or SESSION_MANAGER_DATA_DIR) with a directory of your own",
+            ))
+        })?;
+        Ok(Self::new(EngineParts {
+            profile,
+            provider,
+            validator,
+            store,
+            audit: Arc::new(audit),
+            clock,
+            shared_dir: proclock::shared_dir(),
+            opener,
+        }))
+    }
+
+    /// An engine from its parts.
+    pub fn new(parts: EngineParts) -> Self {
+        let (events, _) = broadcast::channel(64);
+        let vault = Vault::new(parts.store, &parts.profile.name);
+        let identity = vault.identity();
+        Self {
+            inner: Arc::new(Inner {
+                lock_path: ProcessLock::path(&parts.shared_dir, &identity),
+                beacon: Beacon::new(&parts.shared_dir, &identity),
+                stem: proclock::stem(&identity),
+                shared_dir: parts.shared_dir,
+                vault,
+                profile: parts.profile,
+                provider: parts.provider,
+                validator: parts.validator,
+                audit: parts.audit,
+                clock: parts.clock,
+                correlation_id: Uuid::new_v4(),
+                state: Mutex::new(State::new()),
+                commits: tokio::sync::Mutex::new(()),
+                flights: tokio::sync::Mutex::new(FlightLog::default()),
+                flights_run: AtomicU64::new(0),
+                browser_flight: tokio::sync::Mutex::new(()),
+                events,
+                wake: Notify::new(),
+                refresh_requests: AtomicU64::new(0),
+                turns: AtomicU64::new(0),
+                opener: parts.opener,
+                cancel: Mutex::new(None),
+            }),
+        }
+    }
+
+    /// The profile this engine serves.
+    pub fn profile(&self) -> &Profile {
+        &self.inner.profile
+    }
+
+    /// The audit log.
+    pub fn audit_log(&self) -> &AuditLog {
+        &self.inner.audit
+    }
+
+    /// The current wall-clock time of the engine's clock.
+    pub fn now(&self) -> Timestamp {
+        self.inner.clock.now()
+    }
+
+    /// The provider's clock now (the engine's clock corrected by the offset
+    /// measured from the provider's `Date` header).
+    fn provider_now(&self) -> Timestamp {
+        self.state().provider_time(self.now())
+    }
+
+    /// How many renewal requests this engine has sent to the provider.
+    pub fn refresh_request_count(&self) -> u64 {
+        self.inner.refresh_requests.load(Ordering::SeqCst)
+    }
+
+    /// How many times the background scheduler has woken up to look at the
+    /// session (benchmarks count what an idle session costs).
+    pub fn scheduler_turns(&self) -> u64 {
+        self.inner.turns.load(Ordering::Relaxed)
+    }
+
+    /// Session views, one per transition.
+    pub fn subscribe(&self) -> broadcast::Receiver<SessionView> {
+        self.inner.events.subscribe()
+    }
+
+    /// Start renewing in the background; stops when the guard drops.
+    pub fn start(&self) -> SchedulerGuard {
+        scheduler::spawn(self.clone())
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, State> {
+        self.inner.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn wake(&self) {
+        self.inner.wake.notify_one();
+    }
+
+    /// How this profile's sessions are extended.
+    fn policy(&self) -> ExtendAccess {
+        self.inner
+            .profile
+            .oidc
+            .as_ref()
+            .map(|o| o.extend_access)
+            .unwrap_or(ExtendAccess::Refresh)
+    }
+
+    fn rules(&self) -> Rules {
+        Rules {
+            profile: self.inner.profile.name.clone(),
+            lead: self.inner.profile.refresh_lead,
+            refresh_policy: self.policy() == ExtendAccess::Refresh,
+        }
+    }
+
+    fn flow(&self, session_id: Uuid) -> FlowContext {
+        FlowContext::new(&self.inner.profile.tenant_id, session_id, self.inner.correlation_id)
+    }
+
+    fn view_of(&self, st: &State) -> SessionView {
+        let p = &self.inner.profile;
+        let s = st.session.as_ref();
+        let now = self.now();
+        SessionView {
+            seq: st.seq,
+            profile: p.name.clone(),
+            environment: p.environment.as_str().to_owned(),
+            provider: self.inner.provider.name().to_owned(),
+            state: st.phase,
+            user: s.map(|s| s.user.clone()).or_else(|| st.last_user.clone()),
+            tenant: s.and_then(|s| s.tenant.clone()),
+            customer: s.and_then(|s| s.customer.clone()),
+            scope: s.and_then(|s| s.scope.clone()),
+            session_id: s.map(|s| s.session_id.to_string()),
+            issued_at: s.map(|s| s.issued_at),
+            expires_at: s.map(|s| s.expires_at),
+            renewable_until: s.and_then(|s| s.renewable_until),
+            offline: s.is_some() && st.token_expired(now) && st.last_failure.as_ref().is_some_and(Error::is_transient),
+            next_refresh_at: s.and(st.next_refresh_at),
+            refresh_count: s.map(|s| s.refresh_count).unwrap_or(0),
+            last_refresh: st.last_refresh.clone(),
+            last_error: st.last_error.clone(),
+            persistence: st.persistence,
+            clock_offset_ms: st.clock_offset_ms,
+            sign_in_method: match p.provider {
+                ProviderKind::Finhub => SignInMethod::Password,
+                ProviderKind::Oidc => SignInMethod::Browser,
+            },
+            extend_access: self.policy(),
+            name: s.and_then(|s| s.name.clone()),
+            email: s.and_then(|s| s.email.clone()),
+            browser: st.browser.clone(),
+            reauth_needed: s.is_some() && st.reauth_needed,
+        }
+    }
+
+    /// What the scheduler should do now.
+    pub(crate) fn next_step(&self) -> Next {
+        self.state().next_step(&self.rules(), self.now())
+    }
+
+    /// End a session that can no longer be renewed and whose token expired.
+    async fn expire_if_due(&self) {
+        let (now, rules) = (self.now(), self.rules());
+        let _ = self
+            .apply(None, |st| {
+                if st.next_step(&rules, now) != Next::Expire {
+                    return Ok((Commit::keep(), ()));
+                }
+                let at = st
+                    .session
+                    .as_ref()
+                    .map(|s| s.expires_at.to_rfc3339())
+                    .unwrap_or_default();
+                let why = st
+                    .last_failure
+                    .clone()
+                    .or_else(|| st.last_error.as_ref().map(|e| Error::Internal(e.message.clone())));
+                let reason = match why {
+                    Some(e) => format!("{at}, and it could not be renewed: {e}"),
+                    None => at,
+                };
+                Ok((
+                    st.end(
+                        Phase::Expired,
+                        Error::Expired(reason),
+                        AuditEvent::SessionExpired,
+                        &rules,
+                        now,
+                    ),
+                    (),
+                ))
+            })
+            .await;
+    }
+
+    /// Another process changed the keychain record: take its session (a
+    /// sign-in, a refresh) or end ours (a sign-out there).
+    async fn look_at_keychain(&self) {
+        if self.state().persistence != Persistence::Keychain {
+            return;
+        }
+        let stored = self.read_stored().await;
+        let (now, rules) = (self.now(), self.rules());
+        let _ = self
+            .apply(None, |st| {
+                if !matches!(
+                    st.phase,
+                    Phase::Active | Phase::SignedOut | Phase::Expired | Phase::Revoked
+                ) {
+                    return Ok((Commit::keep(), ()));
+                }
+                let commit = match (stored, &st.session) {
+                    // Signed out in another process.
+                    (store::Stored::Nothing, Some(_)) => {
+                        let mut c = st.end(
+                            Phase::SignedOut,
+                            Error::EndedElsewhere("signed out in another process".into()),
+                            AuditEvent::SignedOut {
+                                server_logout: "done by another process".into(),
+                            },
+                            &rules,
+                            now,
+                        );
+                        c.store = Store::Keep;
+                        c
+                    }
+                    // Signed in, or refreshed, in another process.
+                    (store::Stored::Record(r), Some(s))
+                        if r.session_id != s.session_id
+                            || r.refresh != s.refresh
+                            || r.refresh_count > s.refresh_count =>
+                    {
+                        st.activate(*r, None, Arrival::Adopted, &rules, now)
+                    }
+                    // Signed in in another process while we had none (never
+                    // the session that just ended here).
+                    (store::Stored::Record(r), None)
+                        if st.ended_id != Some(r.session_id) && !self.has_tombstone(r.session_id) =>
+                    {
+                        st.activate(*r, None, Arrival::Adopted, &rules, now)
+                    }
+                    // Ours, unchanged, or unreadable mid-write: nothing to do.
+                    _ => Commit::keep(),
+                };
+                Ok((commit, ()))
+            })
+            .await;
+    }
+
+    /// Restore the session from the keychain. A session whose token has
+    /// expired is renewed at once (when it can be); one that cannot be
+    /// renewed and has expired ends as Expired.
+    pub async fn restore(&self) -> Result<SessionView, Error> {
+        let (now, rules) = (self.now(), self.rules());
+        let record = match self.read_stored().await {
+            store::Stored::Nothing => return Ok(self.view()),
+            store::Stored::Record(r) => *r,
+            store::Stored::Unreadable(e @ (VaultError::Unavailable(_) | VaultError::NewerVersion(_))) => {
+                // Nothing to restore from here: say why; the record (a newer
+                // version's) stays as it is.
+                let _ = self
+                    .apply(None, |st| {
+                        st.persistence = Persistence::MemoryOnly;
+                        st.last_error = Some(Error::Vault(e.clone()).info());
+                        Ok((Commit::keep(), ()))
+                    })
+                    .await;
+                return Ok(self.view());
+            }
+            store::Stored::Unreadable(_) => {
+                // Half written by another process, or damaged: read it again
+                // under the lock, when no writer is at work.
+                let lock = self.process_lock(ProcessLock::WAIT).await.ok();
+                match self.read_stored().await {
+                    store::Stored::Record(r) => *r,
+                    store::Stored::Nothing => return Ok(self.view()),
+                    store::Stored::Unreadable(e) => {
+                        // Damaged for good: remove it so that sign-in works.
+                        let cleared = self.vault_op(|v| v.clear()).await;
+                        drop(lock);
+                        if cleared.is_ok() {
+                            self.inner.beacon.signal();
+                        }
+                        let _ = self
+                            .apply(None, |st| {
+                                st.last_error = Some(Error::Vault(e.clone()).info());
+                                Ok((Commit::keep(), ()))
+                            })
+                            .await;
+                        return Ok(self.view());
+                    }
+                }
+            }
+        };
+        if self.has_tombstone(record.session_id) {
+            // Signed out while the keychain could not hear of it.
+            let id = record.session_id;
+            let cleared = self.vault_op(move |v| v.clear()).await;
+            if cleared.is_ok() {
+                self.remove_tombstone(id);
+                self.inner.beacon.signal();
+            }
+            return Ok(self.view());
+        }
+        let renewable = rules.refresh_policy && record.refresh.is_some();
+        let expired = {
+            let st = self.state();
+            st.provider_time(now) >= record.expires_at
+        };
+        let verdict = if expired {
+            None
+        } else {
+            Some(self.check_bearer(&record.bearer).await)
+        };
+        let ended = match &verdict {
+            _ if expired && !renewable => Some((Phase::Expired, Error::Expired(record.expires_at.to_rfc3339()))),
+            Some(Err(e @ Error::Token(t))) if !matches!(t, crate::token::TokenError::UnknownKid(_)) => {
+                Some((Phase::SignedOut, e.clone()))
+            }
+            _ => None,
+        };
+        let unverified = match verdict {
+            Some(Err(e)) if ended.is_none() => Some(e),
+            _ => None,
+        };
+        self.apply(None, |st| {
+            if st.session.is_some() || st.phase == Phase::SigningIn {
+                return Ok((Commit::keep(), ()));
+            }
+            let mut c = st.activate(record, None, Arrival::Restored, &rules, now);
+            if let Some((phase, e)) = ended {
+                let event = match phase {
+                    Phase::Expired => AuditEvent::SessionExpired,
+                    _ => AuditEvent::ValidationFailed { check: e.to_string() },
+                };
+                c = st.end(phase, e, event, &rules, now);
+            } else if let Some(e) = unverified {
+                // Kept: it came from the keychain, where only validated
+                // sessions go; the provider's keys could not be fetched now.
+                st.last_error = Some(e.info());
+            }
+            Ok((c, ()))
+        })
+        .await?;
+        // Renew before use: an expired token (a laptop that slept, an app
+        // that was closed) or one due for renewal.
+        if self.next_step() == Next::Renew {
+            let _ = self.extend(Trigger::Schedule).await;
+        }
+        Ok(self.view())
+    }
+
+    /// Sign in with a username and password.
+    pub async fn sign_in(&self, username: &str, password: Password) -> Result<SessionView, Error> {
+        self.sign_in_with(
+            Credentials::Password {
+                username: username.to_owned(),
+                password,
+            },
+            None,
+        )
+        .await
+    }
+
+    /// Sign in through the browser (OpenID Connect). In re-authenticate mode
+    /// with a live session, this is the one-click sign-in that extends it.
+    pub async fn sign_in_browser(&self) -> Result<SessionView, Error> {
+        if self.inner.profile.provider != ProviderKind::Oidc {
+            return Err(Error::InvalidState(
+                "this profile signs in with a username and password".into(),
+            ));
+        }
+        let (phase, live) = {
+            let st = self.state();
+            (
+                st.phase,
+                st.phase.has_session() && self.policy() == ExtendAccess::Reauthenticate,
+            )
+        };
+        if live {
+            self.extend(Trigger::Interactive).await?;
+            return Ok(self.view());
+        }
+        // Checked before a browser request exists: a second sign-in must
+        // not replace (and so cancel) the first one's wait.
+        if phase == Phase::SigningIn {
+            return Err(Error::InvalidState("a sign-in is already in progress".into()));
+        }
+        let (id, request) = self.browser_request(false);
+        self.sign_in_with(Credentials::Browser(request), Some(id)).await
+    }
+
+    async fn sign_in_with(&self, credentials: Credentials, browser: Option<u64>) -> Result<SessionView, Error> {
+        let generation = self.apply(None, |st| Ok((Commit::keep(), st.begin_sign_in()?))).await?;
+        // A cancelled sign-in (its future dropped) must not stay SigningIn.
+        struct Guard<'a>(&'a Engine, u64, bool);
+        impl Drop for Guard<'_> {
+            fn drop(&mut self) {
+                if self.2 {
+                    let mut st = self.0.state();
+                    if st.generation == self.1 && st.phase == Phase::SigningIn {
+                        st.phase = Phase::SignedOut;
+                        st.browser = None;
+                        drop(st);
+                        self.0.publish();
+                    }
+                }
+            }
+        }
+        let mut guard = Guard(self, generation, true);
+        let session_id = Uuid::new_v4();
+        let flow = self.flow(session_id);
+        let result = async {
+            let grant = self.inner.provider.sign_in(&credentials, &flow).await?;
+            let claims = self.verify_grant(&grant, None).await?;
+            let offset = self.clock_offset(&grant);
+            let tokens = SessionTokens {
+                bearer: grant.bearer.clone(),
+                refresh: grant.refresh.clone(),
+                id_token: grant.id_token.clone(),
+            };
+            Ok::<_, Error>((self.record_from(grant, &claims, session_id, 0, None), offset, tokens))
+        }
+        .await;
+        if let Some(id) = browser {
+            self.browser_done(id);
+        }
+        guard.2 = false;
+        let (now, rules) = (self.now(), self.rules());
+        match result {
+            Err(e) => {
+                let err = e.clone();
+                self.apply(None, |st| Ok((st.sign_in_failed(generation, &e, &rules, now), ())))
+                    .await?;
+                Err(err)
+            }
+            Ok((record, offset, tokens)) => {
+                let committed = self
+                    .apply(None, |st| {
+                        if st.generation != generation || st.phase != Phase::SigningIn {
+                            // Signed out (or replaced) while the provider
+                            // answered: this session is not wanted.
+                            return Ok((Commit::keep(), false));
+                        }
+                        st.persistence = Persistence::Keychain;
+                        Ok((st.activate(record, offset, Arrival::SignedIn, &rules, now), true))
+                    })
+                    .await?;
+                if !committed {
+                    let _ = self
+                        .inner
+                        .provider
+                        .sign_out(&tokens, &flow, &crate::provider::opener::NoOpener)
+                        .await;
+                    return Err(Error::InvalidState("the sign-in was overtaken by a sign-out".into()));
+                }
+                Ok(self.view())
+            }
+        }
+    }
+
+    /// Renew now (the "Refresh now" button, `sessionctl refresh`). Shares a
+    /// renewal already in flight; inside the backoff window after a failure
+    /// it answers that failure.
+    pub async fn refresh_now(&self) -> Result<SessionView, Error> {
+        self.extend(Trigger::Manual).await?;
+        Ok(self.view())
+    }
+
+    /// Sign out: local state (memory, keychain, view) is cleared first and
+    /// always; then the provider is told, with the newest tokens (a renewal
+    /// under way is waited for, and what it brings back is revoked). A
+    /// failed server call is recorded in the report and the audit log.
+    pub async fn sign_out(&self) -> Result<SignOutReport, Error> {
+        self.cancel_browser();
+        // Memory first: from here on every operation sees no session.
+        let ended = {
+            let mut st = self.state();
+            let session = st.session.take();
+            st.phase = Phase::SignedOut;
+            st.generation += 1;
+            st.next_refresh_at = None;
+            st.retry_attempt = 0;
+            st.last_failure = None;
+            st.last_error = None;
+            st.reauth_needed = false;
+            st.browser = None;
+            if let Some(s) = &session {
+                st.last_user = Some(s.user.clone());
+                st.ended_id = Some(s.session_id);
+            }
+            session
+        };
+        // A renewal in flight finishes (bounded by the request timeout); its
+        // new tokens are then ours to revoke.
+        let _ = tokio::time::timeout(SIGN_OUT_WAITS_FOR_RENEWAL, self.inner.flights.lock()).await;
+        let superseded = self.state().superseded.take();
+        let store = ended
+            .as_ref()
+            .map(|s| Store::Clear(s.session_id))
+            .unwrap_or(Store::Keep);
+        self.apply(None, |_| {
+            Ok((
+                Commit {
+                    store,
+                    audit: Vec::new(),
+                },
+                (),
+            ))
+        })
+        .await?;
+        let server = match &ended {
+            Some(s) => {
+                let tokens = superseded.unwrap_or_else(|| SessionTokens {
+                    bearer: s.bearer.clone(),
+                    refresh: s.refresh.clone(),
+                    id_token: s.id_token.clone(),
+                });
+                let flow = self.flow(s.session_id);
+                Some(self.inner.provider.sign_out(&tokens, &flow, &*self.inner.opener).await)
+            }
+            None => None,
+        };
+        let server_error = match &server {
+            Some(Err(e)) => Some(e.info()),
+            _ => None,
+        };
+        if let Some(s) = &ended {
+            let outcome = match &server_error {
+                None => "ok".to_owned(),
+                Some(e) => format!("failed: {}", e.message),
+            };
+            let record = state::record_of(
+                Some(s),
+                None,
+                &self.rules(),
+                self.now(),
+                AuditEvent::SignedOut { server_logout: outcome },
+            );
+            let _ = self.inner.audit.append(&record);
+        }
+        Ok(SignOutReport {
+            view: self.view(),
+            server_error,
+        })
+    }
+
+    /// Call the provider's API with the session's token and headers. An
+    /// expired token is renewed first; a 401 renews (sharing a renewal in
+    /// flight, respecting the backoff) and retries once.
+    pub async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<serde_json::Value>,
+    ) -> Result<ApiResponse, Error> {
+        let request = ApiRequest {
+            method,
+            path: path.to_owned(),
+            body,
+        };
+        if self.state().token_expired(self.now()) {
+            self.extend(Trigger::Unauthorized).await?;
+        }
+        let (bearer, session_id) = self.current_bearer()?;
+        let flow = self.flow(session_id);
+        let response = self.inner.provider.call(&request, &bearer, &flow).await?;
+        if response.status != 401 {
+            return Ok(response);
+        }
+        self.extend(Trigger::Unauthorized).await?;
+        let (bearer, _) = self.current_bearer()?;
+        self.inner.provider.call(&request, &bearer, &flow).await
+    }
+
+    fn current_bearer(&self) -> Result<(AccessToken, Uuid), Error> {
+        let st = self.state();
+        match (&st.session, st.phase) {
+            (Some(s), Phase::Active | Phase::Refreshing) => Ok((s.bearer.clone(), s.session_id)),
+            _ => Err(no_session(&st)),
+        }
+    }
+
+    /// Wait, at most `timeout`, for what a sign-out left running (the
+    /// provider's sign-out page, which the browser has yet to load). Fronts
+    /// that exit right after signing out call it.
+    pub async fn settle(&self, timeout: Duration) {
+        self.inner.provider.settle(timeout).await
+    }
+
+    /// Whether a sign-out left a page the browser has yet to load.
+    pub fn sign_out_page_pending(&self) -> bool {
+        self.inner.provider.page_pending()
+    }
+}
+
+/// Why an operation that needs a session cannot run in this state.
+fn no_session(st: &State) -> Error {
+    match (st.phase, &st.ended) {
+        (Phase::Expired | Phase::Revoked, Some(e)) => e.clone(),
+        (Phase::Expired, None) => Error::Expired("an earlier time".into()),
+        (Phase::Revoked, None) => Error::Revoked("reason unknown".into()),
+        (Phase::SignedOut, Some(e @ Error::EndedElsewhere(_))) => e.clone(),
+        _ => Error::NotSignedIn,
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,88 @@
+//! The background task that renews a session on time and ends it when it
+//! can no longer be renewed.
+//!
+//! It is a loop over `select!` of the wall-clock sleep until the next
+//! deadline ([`crate::clock::Clock::sleep_until`], which also returns when
+//! the clock jumps or the machine resumes), a wake-up [`tokio::sync::Notify`]
+//! (every commit rings it, since a commit may move the deadline), the
+//! keychain's change notices from other processes, and a stop signal. While
+//! a session waits for its renewal time it does not wake at all.
+
+use super::state::Next;
+use super::{flight::Trigger, Engine};
+use tokio::sync::watch;
+
+/// Stops the scheduler when dropped.
+#[derive(Debug)]
+pub struct SchedulerGuard {
+    stop: watch::Sender<bool>,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl SchedulerGuard {
+    /// Stop the scheduler and wait for it to finish.
+    pub async fn shutdown(mut self) {
+        let _ = self.stop.send(true);
+        if let Some(task) = self.task.take() {
+            let _ = task.await;
+        }
+    }
+}
+
+impl Drop for SchedulerGuard {
+    fn drop(&mut self) {
+        let _ = self.stop.send(true);
+    }
+}
+
+/// Start the background scheduler of `engine`.
+pub(super) fn spawn(engine: Engine) -> SchedulerGuard {
+    let (stop, mut stopped) = watch::channel(false);
+    let mut changes = engine.inner.beacon.watch();
+    let task = tokio::spawn(async move {
+        loop {
+            if *stopped.borrow() {
+                return;
+            }
+            engine.inner.turns.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let step = engine.next_step();
+            let deadline = match step {
+                Next::Renew => {
+                    // Failures are recorded in the view and the audit log;
+                    // the next step is planned from there.
+                    let _ = engine.extend(Trigger::Schedule).await;
+                    continue;
+                }
+                Next::Expire => {
+                    engine.expire_if_due().await;
+                    continue;
+                }
+                Next::Persist => {
+                    engine.retry_persist().await;
+                    continue;
+                }
+                Next::Idle => None,
+                Next::WaitUntil(at) => Some(at),
+            };
+            let sleep = async {
+                match deadline {
+                    Some(at) => engine.inner.clock.sleep_until(at).await,
+                    None => std::future::pending().await,
+                }
+            };
+            let changed = async {
+                match changes.as_mut() {
+                    Some(w) => w.changed().await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                _ = sleep => {}
+                _ = engine.inner.wake.notified() => {}
+                _ = changed => engine.look_at_keychain().await,
+                _ = stopped.changed() => return,
+            }
+        }
+    });
+    SchedulerGuard { stop, task: Some(task) }
+}

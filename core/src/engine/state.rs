@@ -1,0 +1,623 @@
+//! A session's state and every way it changes.
+//!
+//! Each transition is a method that changes the state in memory and returns
+//! a [`Commit`]: what the keychain must do and which audit records to write.
+//! The engine applies a commit in one place, in one order (persist, audit,
+//! publish; see `Engine::apply`), so no transition can forget a step. The
+//! methods do no I/O and need no runtime, which keeps them unit-testable.
+
+use crate::audit::{AuditEvent, AuditRecord};
+use crate::clock::Timestamp;
+use crate::error::{Error, ErrorInfo};
+use crate::provider::SessionTokens;
+use crate::refresh;
+use crate::vault::SessionRecord;
+use crate::view::{BrowserWait, Persistence, Phase, RefreshOutcome};
+use std::time::Duration;
+use uuid::Uuid;
+
+/// What the keychain does for a transition.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum Store {
+    /// Nothing.
+    Keep,
+    /// Write the current session.
+    Save,
+    /// Delete the session `Uuid`, if the keychain still holds that one.
+    Clear(Uuid),
+}
+
+/// The effects of a transition, applied by `Engine::apply`.
+#[derive(Debug)]
+pub(super) struct Commit {
+    pub store: Store,
+    pub audit: Vec<AuditRecord>,
+}
+
+impl Commit {
+    pub fn keep() -> Self {
+        Self {
+            store: Store::Keep,
+            audit: Vec::new(),
+        }
+    }
+}
+
+/// What the scheduler should do next.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Next {
+    /// No session, or a change under way: wait for a wake-up.
+    Idle,
+    /// Renew now.
+    Renew,
+    /// Write the session to the keychain again (an earlier write failed).
+    Persist,
+    /// The session cannot be renewed and its token has expired.
+    Expire,
+    /// Nothing is due before this (local) time.
+    WaitUntil(Timestamp),
+}
+
+/// How the state was given a session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Arrival {
+    SignedIn,
+    Restored,
+    Refreshed,
+    Reauthenticated {
+        silent: bool,
+    },
+    /// Taken over from the keychain, where another process put it.
+    Adopted,
+}
+
+/// The facts of the profile that transitions need.
+#[derive(Debug, Clone)]
+pub(super) struct Rules {
+    pub profile: String,
+    pub lead: Duration,
+    /// The session can be extended with its refresh token (not in
+    /// re-authenticate mode).
+    pub refresh_policy: bool,
+}
+
+/// One engine's session state. Guarded by a std mutex that is never held
+/// across an await.
+#[derive(Debug)]
+pub(super) struct State {
+    pub phase: Phase,
+    pub session: Option<SessionRecord>,
+    /// Bumped whenever the session's tokens change or it ends: a write that
+    /// saw another generation is stale.
+    pub generation: u64,
+    /// Bumped for every published view.
+    pub seq: u64,
+    /// Local time of the next renewal attempt.
+    pub next_refresh_at: Option<Timestamp>,
+    pub retry_attempt: u32,
+    /// Why the last attempt failed, while retrying: callers inside the
+    /// backoff window get it instead of a new attempt.
+    pub last_failure: Option<Error>,
+    pub last_refresh: Option<RefreshOutcome>,
+    pub last_error: Option<ErrorInfo>,
+    pub persistence: Persistence,
+    /// Identity kept after the session ended, for the view.
+    pub last_user: Option<String>,
+    /// Provider clock minus local clock, from the last token answer.
+    pub clock_offset_ms: i64,
+    /// Why the last session ended.
+    pub ended: Option<Error>,
+    /// A browser sign-in waiting for the person.
+    pub browser: Option<BrowserWait>,
+    /// Silent re-authentication failed: the person must sign in.
+    pub reauth_needed: bool,
+    /// Renewing failed for a reason that will not pass (a configuration or
+    /// protocol problem): no more attempts; the session lasts as long as
+    /// its token.
+    pub stop_renewing: bool,
+    /// Tokens a renewal brought back after the session ended here: the
+    /// sign-out revokes them.
+    pub superseded: Option<SessionTokens>,
+    /// A keychain write failed and is owed: when to try it again.
+    pub persist_retry_at: Option<Timestamp>,
+    /// The session that ended here last: never adopted back from the
+    /// keychain (it may still be there while the sign-out clears it).
+    pub ended_id: Option<Uuid>,
+}
+
+impl State {
+    pub fn new() -> Self {
+        Self {
+            phase: Phase::SignedOut,
+            session: None,
+            generation: 0,
+            seq: 0,
+            next_refresh_at: None,
+            retry_attempt: 0,
+            last_failure: None,
+            last_refresh: None,
+            last_error: None,
+            persistence: Persistence::Keychain,
+            last_user: None,
+            clock_offset_ms: 0,
+            ended: None,
+            browser: None,
+            reauth_needed: false,
+            stop_renewing: false,
+            superseded: None,
+            persist_retry_at: None,
+            ended_id: None,
+        }
+    }
+
+    /// The provider's clock now.
+    pub fn provider_time(&self, now: Timestamp) -> Timestamp {
+        now.checked_add_signed(chrono::Duration::milliseconds(self.clock_offset_ms))
+            .unwrap_or(now)
+    }
+
+    /// The local time of a provider time.
+    fn local_time(&self, at: Timestamp) -> Timestamp {
+        at.checked_sub_signed(chrono::Duration::milliseconds(self.clock_offset_ms))
+            .unwrap_or(at)
+    }
+
+    /// An audit record about the current session (or the last user).
+    pub fn record(&self, rules: &Rules, now: Timestamp, event: AuditEvent) -> AuditRecord {
+        record_of(self.session.as_ref(), self.last_user.clone(), rules, now, event)
+    }
+
+    /// Whether the session's token has expired (provider time).
+    pub fn token_expired(&self, now: Timestamp) -> bool {
+        self.session
+            .as_ref()
+            .is_some_and(|s| self.provider_time(now) >= s.expires_at)
+    }
+
+    /// Whether the session can be renewed at all.
+    fn renewable(&self, rules: &Rules) -> bool {
+        let Some(s) = &self.session else { return false };
+        if self.stop_renewing || self.reauth_needed {
+            return false;
+        }
+        if rules.refresh_policy {
+            s.refresh.is_some()
+        } else {
+            true
+        }
+    }
+
+    /// Plan the next renewal: `exp − lead` (jittered), in local time.
+    fn schedule(&mut self, rules: &Rules) {
+        self.next_refresh_at = match &self.session {
+            Some(s) if self.renewable(rules) => {
+                let at = refresh::refresh_at(s.issued_at, s.expires_at, rules.lead, &mut rand::thread_rng());
+                Some(self.local_time(at))
+            }
+            _ => None,
+        };
+        self.retry_attempt = 0;
+        self.last_failure = None;
+    }
+
+    /// What the scheduler should do at local time `now`.
+    pub fn next_step(&self, rules: &Rules, now: Timestamp) -> Next {
+        let step = self.session_step(rules, now);
+        match (self.persist_retry_at.filter(|_| self.session.is_some()), step) {
+            (Some(at), _) if now >= at => Next::Persist,
+            (Some(at), Next::Idle) => Next::WaitUntil(at),
+            (Some(at), Next::WaitUntil(t)) => Next::WaitUntil(t.min(at)),
+            _ => step,
+        }
+    }
+
+    fn session_step(&self, rules: &Rules, now: Timestamp) -> Next {
+        let Some(s) = &self.session else { return Next::Idle };
+        if self.phase != Phase::Active {
+            // SigningIn and Refreshing end by themselves and wake the
+            // scheduler; the others have no session.
+            return Next::Idle;
+        }
+        let provider_now = self.provider_time(now);
+        let expired = provider_now >= s.expires_at;
+        let refresh_dead = s.renewable_until.is_some_and(|until| provider_now >= until);
+        if !self.renewable(rules) || (expired && refresh_dead) {
+            return if expired {
+                Next::Expire
+            } else {
+                Next::WaitUntil(self.local_time(s.expires_at))
+            };
+        }
+        // When both tokens are dead the session ends, whatever the retries.
+        let dead_at = s.renewable_until.map(|until| self.local_time(until.max(s.expires_at)));
+        let sooner = |t: Timestamp| dead_at.map_or(t, |d| t.min(d));
+        match self.next_refresh_at {
+            Some(at) if now >= at => Next::Renew,
+            Some(at) => Next::WaitUntil(sooner(at)),
+            // Renewable but nothing planned: renew before use.
+            None if expired => Next::Renew,
+            None => Next::WaitUntil(sooner(self.local_time(s.expires_at))),
+        }
+    }
+
+    /// A sign-in starts. Refused while one runs or a session is live.
+    pub fn begin_sign_in(&mut self) -> Result<u64, Error> {
+        match self.phase {
+            Phase::SigningIn => return Err(Error::InvalidState("a sign-in is already in progress".into())),
+            Phase::Active | Phase::Refreshing => {
+                return Err(Error::InvalidState(format!(
+                    "already signed in as {}; sign out first",
+                    self.session.as_ref().map(|s| s.user.as_str()).unwrap_or("someone")
+                )))
+            }
+            _ => {}
+        }
+        self.phase = Phase::SigningIn;
+        self.last_error = None;
+        self.generation += 1;
+        Ok(self.generation)
+    }
+
+    /// The sign-in of generation `generation` failed.
+    pub fn sign_in_failed(&mut self, generation: u64, error: &Error, rules: &Rules, now: Timestamp) -> Commit {
+        if self.generation != generation || self.phase != Phase::SigningIn {
+            return Commit::keep();
+        }
+        self.phase = Phase::SignedOut;
+        self.browser = None;
+        self.last_error = Some(error.info());
+        let mut audit = failure_records(self, error, rules, now);
+        audit.push(self.record(
+            rules,
+            now,
+            AuditEvent::SignInFailed {
+                code: error.code().to_string(),
+                reason: error.to_string(),
+            },
+        ));
+        Commit {
+            store: Store::Keep,
+            audit,
+        }
+    }
+
+    /// The session `record` is the session now.
+    pub fn activate(
+        &mut self,
+        record: SessionRecord,
+        offset_ms: Option<i64>,
+        arrival: Arrival,
+        rules: &Rules,
+        now: Timestamp,
+    ) -> Commit {
+        if let Some(o) = offset_ms {
+            self.clock_offset_ms = o;
+        }
+        let event = match arrival {
+            Arrival::SignedIn => AuditEvent::SessionCreated,
+            Arrival::Restored => AuditEvent::SessionRestored,
+            Arrival::Refreshed => AuditEvent::SessionRefreshed {
+                refresh_count: record.refresh_count,
+            },
+            Arrival::Reauthenticated { silent } => AuditEvent::SessionReauthenticated {
+                count: record.refresh_count,
+                silent,
+            },
+            Arrival::Adopted => AuditEvent::SessionAdopted,
+        };
+        self.last_user = Some(record.user.clone());
+        self.session = Some(record);
+        self.phase = Phase::Active;
+        self.generation += 1;
+        self.browser = None;
+        self.reauth_needed = false;
+        self.stop_renewing = false;
+        self.ended = None;
+        self.last_error = None;
+        if matches!(arrival, Arrival::Refreshed | Arrival::Reauthenticated { .. }) {
+            self.last_refresh = Some(RefreshOutcome { at: now, ok: true });
+        }
+        if arrival == Arrival::SignedIn {
+            self.last_refresh = None;
+        }
+        self.schedule(rules);
+        let store = match arrival {
+            // It came from the keychain.
+            Arrival::Restored | Arrival::Adopted => Store::Keep,
+            _ => Store::Save,
+        };
+        Commit {
+            store,
+            audit: vec![self.record(rules, now, event)],
+        }
+    }
+
+    /// Write-ahead: the provider redeemed the refresh token and handed out
+    /// `new`, the only valid one from now on. It replaces the spent one at
+    /// once, before anything else can fail.
+    pub fn rotate(&mut self, new: crate::token::RefreshToken) -> Commit {
+        if let Some(s) = self.session.as_mut() {
+            s.refresh = Some(new);
+            self.generation += 1;
+            return Commit {
+                store: Store::Save,
+                audit: Vec::new(),
+            };
+        }
+        Commit::keep()
+    }
+
+    /// A renewal attempt failed for a reason that may pass: try again after
+    /// the backoff (or the server's `Retry-After`), whatever the token's
+    /// expiry, for as long as the refresh token may be good.
+    pub fn retry_later(&mut self, error: &Error, rules: &Rules, now: Timestamp) -> Commit {
+        self.phase_back_to_active();
+        self.retry_attempt += 1;
+        let attempt = self.retry_attempt;
+        let mut audit = failure_records(self, error, rules, now);
+        audit.push(self.record(
+            rules,
+            now,
+            AuditEvent::RefreshFailed {
+                reason: error.to_string(),
+                code: error.code().to_string(),
+                attempt,
+            },
+        ));
+        self.last_error = Some(error.info());
+        self.last_failure = Some(error.clone());
+        self.last_refresh = Some(RefreshOutcome { at: now, ok: false });
+        if let Some(s) = &self.session {
+            let lifetime = (s.expires_at - s.issued_at).to_std().unwrap_or(Duration::from_secs(1));
+            let backoff = refresh::backoff(refresh::backoff_base(lifetime), attempt, &mut rand::thread_rng());
+            self.next_refresh_at = Some(refresh::after(now, refresh::retry_delay(backoff, error.retry_after())));
+        }
+        Commit {
+            store: Store::Keep,
+            audit,
+        }
+    }
+
+    /// Renewing failed for a reason that will not pass by retrying (a
+    /// configuration or protocol problem), or the person must act
+    /// (`reauth`): no more attempts; the session lasts as long as its token.
+    pub fn stop_renewing(&mut self, error: &Error, reauth: bool, rules: &Rules, now: Timestamp) -> Commit {
+        self.phase_back_to_active();
+        let mut audit = failure_records(self, error, rules, now);
+        audit.push(self.record(
+            rules,
+            now,
+            AuditEvent::RefreshFailed {
+                reason: error.to_string(),
+                code: error.code().to_string(),
+                attempt: self.retry_attempt + 1,
+            },
+        ));
+        if reauth {
+            self.reauth_needed = true;
+        } else {
+            self.stop_renewing = true;
+        }
+        self.next_refresh_at = None;
+        self.last_error = Some(error.info());
+        self.last_failure = None;
+        self.last_refresh = Some(RefreshOutcome { at: now, ok: false });
+        Commit {
+            store: Store::Keep,
+            audit,
+        }
+    }
+
+    /// The session ends: `phase` (Expired, Revoked or SignedOut) because of
+    /// `error`. The keychain forgets it, if it still holds this one.
+    pub fn end(&mut self, phase: Phase, error: Error, event: AuditEvent, rules: &Rules, now: Timestamp) -> Commit {
+        let Some(session) = self.session.take() else {
+            self.phase = phase;
+            return Commit::keep();
+        };
+        let audit = vec![record_of(Some(&session), None, rules, now, event)];
+        self.last_user = Some(session.user.clone());
+        self.ended_id = Some(session.session_id);
+        self.phase = phase;
+        self.generation += 1;
+        self.next_refresh_at = None;
+        self.retry_attempt = 0;
+        self.last_failure = None;
+        self.browser = None;
+        self.reauth_needed = false;
+        self.stop_renewing = false;
+        self.last_error =
+            (phase != Phase::SignedOut || matches!(error, Error::EndedElsewhere(_))).then(|| error.info());
+        self.ended = Some(error);
+        Commit {
+            store: Store::Clear(session.session_id),
+            audit,
+        }
+    }
+
+    /// A flight that did not finish (cancelled, panicked) leaves no trace.
+    pub fn phase_back_to_active(&mut self) {
+        if self.phase == Phase::Refreshing {
+            self.phase = if self.session.is_some() {
+                Phase::Active
+            } else {
+                Phase::SignedOut
+            };
+        }
+    }
+}
+
+/// An audit record about `session` (or, with none, about `last_user`).
+pub(super) fn record_of(
+    session: Option<&SessionRecord>,
+    last_user: Option<String>,
+    rules: &Rules,
+    now: Timestamp,
+    event: AuditEvent,
+) -> AuditRecord {
+    AuditRecord {
+        time: now,
+        profile: rules.profile.clone(),
+        user: session.map(|s| s.user.clone()).or(last_user),
+        session_id: session.map(|s| s.session_id.to_string()),
+        fingerprint: session.map(|s| s.bearer.fingerprint()),
+        event,
+    }
+}
+
+/// The extra record a failure deserves (pin mismatch, failed validation).
+pub(super) fn failure_records(st: &State, error: &Error, rules: &Rules, now: Timestamp) -> Vec<AuditRecord> {
+    let event = match error {
+        Error::PinMismatch { host, presented } => AuditEvent::PinMismatch {
+            host: host.clone(),
+            presented: presented.clone(),
+        },
+        Error::Token(t) => AuditEvent::ValidationFailed { check: t.to_string() },
+        _ => return Vec::new(),
+    };
+    vec![st.record(rules, now, event)]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::token::{AccessToken, RefreshToken};
+
+    fn rules() -> Rules {
+        Rules {
+            profile: "p".into(),
+            lead: Duration::from_secs(20),
+            refresh_policy: true,
+        }
+    }
+
+    fn record(now: Timestamp, life: i64) -> SessionRecord {
+        SessionRecord {
+            session_id: Uuid::new_v4(),
+            user: "alice".into(),
+            tenant: None,
+            customer: None,
+            scope: None,
+            issued_at: now,
+            expires_at: now + chrono::Duration::seconds(life),
+            refresh_count: 0,
+            bearer: AccessToken::new("b"),
+            refresh: Some(RefreshToken::new("r")),
+            id_token: None,
+            name: None,
+            email: None,
+            renewable_until: None,
+        }
+    }
+
+    fn active(now: Timestamp, life: i64) -> State {
+        let mut st = State::new();
+        st.activate(record(now, life), None, Arrival::SignedIn, &rules(), now);
+        st
+    }
+
+    #[test]
+    fn an_expired_token_with_a_refresh_token_is_renewed_not_ended() {
+        let now = chrono::Utc::now();
+        let mut st = active(now, 60);
+        st.next_refresh_at = None;
+        let later = now + chrono::Duration::hours(5);
+        assert_eq!(st.next_step(&rules(), later), Next::Renew);
+        // Without a refresh token it ends at expiry.
+        st.session.as_mut().unwrap().refresh = None;
+        assert_eq!(st.next_step(&rules(), later), Next::Expire);
+        assert!(matches!(st.next_step(&rules(), now), Next::WaitUntil(_)));
+    }
+
+    #[test]
+    fn a_dead_refresh_token_ends_the_session_at_the_tokens_expiry() {
+        let now = chrono::Utc::now();
+        let mut st = active(now, 60);
+        st.session.as_mut().unwrap().renewable_until = Some(now + chrono::Duration::seconds(30));
+        assert_eq!(
+            st.next_step(&rules(), now + chrono::Duration::seconds(61)),
+            Next::Expire
+        );
+    }
+
+    #[test]
+    fn a_retry_planned_past_the_refresh_tokens_expiry_does_not_delay_the_end() {
+        let now = chrono::Utc::now();
+        let mut st = active(now, 60);
+        let until = now + chrono::Duration::seconds(300);
+        st.session.as_mut().unwrap().renewable_until = Some(until);
+        // Offline since the token expired; the next retry is after `until`.
+        st.next_refresh_at = Some(until + chrono::Duration::seconds(50));
+        assert_eq!(
+            st.next_step(&rules(), now + chrono::Duration::seconds(280)),
+            Next::WaitUntil(until)
+        );
+        assert_eq!(st.next_step(&rules(), until), Next::Expire);
+    }
+
+    #[test]
+    fn retries_go_on_past_the_tokens_expiry_and_honour_retry_after() {
+        let now = chrono::Utc::now();
+        let mut st = active(now, 60);
+        let later = now + chrono::Duration::seconds(90);
+        let e = Error::Server {
+            status: 429,
+            message: "slow down".into(),
+            retry_after: Some(Duration::from_secs(120)),
+        };
+        st.retry_later(&e, &rules(), later);
+        let at = st.next_refresh_at.unwrap();
+        assert!(at >= later + chrono::Duration::seconds(120), "{at} vs {later}");
+        assert_eq!(st.next_step(&rules(), later), Next::WaitUntil(at));
+        assert_eq!(st.next_step(&rules(), at), Next::Renew);
+        assert!(st.token_expired(later));
+    }
+
+    #[test]
+    fn a_refreshing_session_is_left_to_its_flight_and_an_aborted_one_is_active_again() {
+        let now = chrono::Utc::now();
+        let mut st = active(now, 60);
+        st.phase = Phase::Refreshing;
+        assert_eq!(st.next_step(&rules(), now), Next::Idle);
+        st.phase_back_to_active();
+        assert_eq!(st.phase, Phase::Active);
+    }
+
+    #[test]
+    fn scheduling_uses_the_providers_clock() {
+        let now = chrono::Utc::now();
+        let mut a = State::new();
+        a.activate(record(now, 600), Some(0), Arrival::SignedIn, &rules(), now);
+        let mut b = State::new();
+        // The provider's clock is 50 s ahead: its exp comes 50 s sooner here.
+        b.activate(
+            record(now + chrono::Duration::seconds(50), 600),
+            Some(50_000),
+            Arrival::SignedIn,
+            &rules(),
+            now,
+        );
+        let (ta, tb) = (a.next_refresh_at.unwrap(), b.next_refresh_at.unwrap());
+        let diff = (ta - tb).num_seconds().abs();
+        assert!(diff <= 3, "{ta} vs {tb}: only jitter apart");
+    }
+
+    #[test]
+    fn ending_clears_the_session_and_asks_the_keychain_to_forget_that_one() {
+        let now = chrono::Utc::now();
+        let mut st = active(now, 60);
+        let id = st.session.as_ref().unwrap().session_id;
+        let g = st.generation;
+        let c = st.end(
+            Phase::Expired,
+            Error::Expired("now".into()),
+            AuditEvent::SessionExpired,
+            &rules(),
+            now,
+        );
+        assert_eq!(c.store, Store::Clear(id));
+        assert_eq!(c.audit[0].session_id, Some(id.to_string()));
+        assert!(st.session.is_none() && st.generation > g);
+        assert_eq!(st.next_step(&rules(), now), Next::Idle);
+    }
+}
