@@ -12,6 +12,8 @@ BASE_PACKAGES=(build-essential pkg-config libdbus-1-dev dbus-daemon dbus-x11 gno
 APP_PACKAGES=(libwebkit2gtk-4.1-dev librsvg2-dev libxdo-dev libayatana-appindicator3-dev xdg-utils)
 # End-to-end tests: WebKitWebDriver and a virtual X server.
 E2E_PACKAGES=(webkit2gtk-driver xvfb)
+# The UI's pure helpers are tested with Node's built-in test runner.
+UI_TEST_PACKAGES=(nodejs)
 
 say() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 
@@ -31,6 +33,13 @@ ensure_packages() {
   say "installing ${missing[*]}"
   "${sudo[@]}" apt-get update -qq
   DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq "${missing[@]}" >/dev/null
+}
+
+# Node for the UI's unit tests: any Node with `node --test` (18 or newer);
+# Debian's package when none is on PATH.
+ensure_node() {
+  command -v node >/dev/null && node --test --help >/dev/null 2>&1 && return 0
+  ensure_packages "${UI_TEST_PACKAGES[@]}"
 }
 
 # Make sure a Rust toolchain is there (it cannot come from apt: Debian's is too old).

@@ -12,6 +12,7 @@ cd "$(dirname "$0")/.."
 . scripts/common.sh
 
 ensure_packages "${BASE_PACKAGES[@]}" "${APP_PACKAGES[@]}" "${E2E_PACKAGES[@]}"
+ensure_node
 ensure_rust
 ensure_tauri_driver
 
@@ -21,6 +22,8 @@ if [ "$E2E" != only ]; then
   cargo fmt --all -- --check
   say "cargo clippy"
   cargo clippy --workspace --all-targets --locked -- -D warnings
+  say "UI unit tests (node --test)"
+  node --test tests/ui/
 fi
 # One `cargo test` for everything, so every crate is built once with the
 # same features. The end-to-end scenarios take a lock and run one at a time.

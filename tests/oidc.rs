@@ -327,7 +327,19 @@ async fn automatic_refresh_and_the_admin_faults_work_on_the_oidc_side() {
     })
     .await;
     // Injected 503s are retried with backoff and the session recovers.
+    // First make the scheduler quiet: a refresh already in flight may still
+    // bring a 3 s token, so renew until the token lives for minutes; only
+    // then are the two failures the next ones the scheduler or we can meet.
     pg.set_token_lifetime(Duration::from_secs(600));
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let view = engine.refresh_now().await.unwrap();
+        let left = view.expires_at.unwrap() - chrono::Utc::now();
+        if left > chrono::Duration::seconds(60) {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "the 600 s token never came");
+    }
     pg.fail_next_refreshes(2);
     let e = engine.refresh_now().await.unwrap_err();
     assert_eq!(e.code(), ErrorCode::ServerError);

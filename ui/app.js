@@ -1,12 +1,14 @@
 // The UI: renders SessionViews it is given, forwards clicks to commands.
 // It holds no token and no session logic beyond the countdown.
-import { errorText, STATE_TEXT, POLICY_TEXT, remainingMs, fractionLeft, formatCountdown, clockTime } from './render.js';
+import { errorText, STATE_TEXT, POLICY_TEXT, remainingMs, fractionLeft, formatCountdown, clockTime, whenTime, takesOver } from './render.js';
 
 const { invoke } = window.__TAURI__.core;
 const { listen } = window.__TAURI__.event;
 const $ = (id) => document.getElementById(id);
 
 let view = null;
+/** The profile whose views are shown (views of others are late arrivals). */
+let currentProfile = null;
 let profiles = [];
 let pinError = null;
 let lastAnnounced = '';
@@ -19,6 +21,15 @@ function setError(el, err) {
 
 function announce(text) {
   if (text !== lastAnnounced) { lastAnnounced = text; $('live-region').textContent = text; }
+}
+
+/**
+ * Take `next` as the view to show unless it is older than the one shown: views
+ * arrive by two paths (a command's answer, an event) in any order, and each
+ * profile's engine numbers them (`seq`).
+ */
+function accept(next) {
+  if (takesOver(view, next, currentProfile)) view = next;
 }
 
 function selectedProfile() { return profiles.find((p) => p.selected) || profiles[0]; }
@@ -92,6 +103,10 @@ function render() {
   // FinHub has customers and tenants; OpenID Connect has names and emails.
   for (const el of document.querySelectorAll('.finhub-only')) el.hidden = browser;
   for (const el of document.querySelectorAll('.oidc-only')) el.hidden = !browser;
+  const renewable = $('renewable-until');
+  renewable.textContent = view.renewable_until ? `Renewable until ${whenTime(view.renewable_until)}` : '';
+  show(renewable, inSession && !!view.renewable_until);
+  show($('offline-notice'), inSession && view.offline);
   const reauthenticate = view.extend_access === 'reauthenticate';
   $('policy-value').textContent = POLICY_TEXT[view.extend_access] || view.extend_access;
   $('next-refresh-label').textContent = reauthenticate ? 'Next silent sign-in' : 'Next refresh';
@@ -187,34 +202,38 @@ function wire() {
   $('signin-form').addEventListener('submit', (ev) => {
     ev.preventDefault();
     if (view && view.sign_in_method === 'browser') {
-      run($('signin-button'), async () => { view = await invoke('sign_in_browser'); }, $('signin-error'));
+      run($('signin-button'), async () => { accept(await invoke('sign_in_browser')); }, $('signin-error'));
       return;
     }
     const username = $('username').value;
     const password = $('password');
     run($('signin-button'), async () => {
-      try { view = await invoke('sign_in', { username, password: password.value }); }
+      try { accept(await invoke('sign_in', { username, password: password.value })); }
       finally { password.value = ''; }
     }, $('signin-error'));
   });
   $('profile-select').addEventListener('change', (ev) => {
     run($('profile-select'), async () => {
-      view = await invoke('switch_profile', { name: ev.target.value });
+      const previous = { profile: currentProfile, view };
+      currentProfile = ev.target.value;
+      view = null;
+      try { accept(await invoke('switch_profile', { name: ev.target.value })); }
+      catch (e) { currentProfile = previous.profile; view = previous.view; throw e; }
       profiles = (await invoke('list_profiles')).profiles;
       renderProfiles();
       loadActivity();
     }, $('signin-error'));
   });
-  $('refresh-button').addEventListener('click', () => run($('refresh-button'), async () => { view = await invoke('refresh_now'); }, $('session-error')));
+  $('refresh-button').addEventListener('click', () => run($('refresh-button'), async () => { accept(await invoke('refresh_now')); }, $('session-error')));
   $('signout-button').addEventListener('click', () => run($('signout-button'), async () => {
     const report = await invoke('sign_out');
-    view = report.view;
+    accept(report.view);
     loadActivity();
   }, $('session-error')));
   // The outcome comes with the sign-in's own answer and the next event;
   // cancel_sign_in answers nothing, so no stale view can come back here.
   $('cancel-signin').addEventListener('click', () => run($('cancel-signin'), () => invoke('cancel_sign_in'), $('signin-error')));
-  $('reauth-button').addEventListener('click', () => run($('reauth-button'), async () => { view = await invoke('sign_in_browser'); }, $('session-error')));
+  $('reauth-button').addEventListener('click', () => run($('reauth-button'), async () => { accept(await invoke('sign_in_browser')); }, $('session-error')));
   $('pin-back').addEventListener('click', () => { pinError = null; render(); $('username').focus(); });
 }
 
@@ -226,16 +245,17 @@ async function init() {
   const configBanner = $('config-error-banner');
   if (list.config_error) { configBanner.textContent = errorText(list.config_error); show(configBanner, true); }
   renderProfiles();
-  view = first;
+  currentProfile = first.profile;
+  accept(first);
   render();
   await listen('session://changed', (event) => {
     const previous = view && view.state;
-    view = event.payload;
+    accept(event.payload);
     render();
     if (previous !== view.state || view.state === 'active') loadActivity();
   });
   // A transition between the first answer and the listener is not lost.
-  view = await invoke('session_view');
+  accept(await invoke('session_view'));
   render();
   loadActivity();
   loadAbout();

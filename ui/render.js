@@ -4,6 +4,7 @@
 export const ERROR_TEXT = {
   invalid_credentials: 'The username or password is not right. Check them and try again.',
   network_unreachable: 'The identity provider cannot be reached. Check your network connection, then try again.',
+  timeout: 'The identity provider took the connection but did not answer in time. Try again in a moment; if it keeps happening, the provider (or something in between) is overloaded.',
   tls_failure: 'A secure connection to the identity provider could not be set up. Check the profile\'s certificate settings or ask your administrator.',
   server_error: 'The identity provider reported a problem. Try again in a moment.',
   protocol_error: 'The identity provider answered in an unexpected way. Ask your administrator to check the profile.',
@@ -69,4 +70,26 @@ export function clockTime(iso) {
   if (!iso) return '—';
   const d = new Date(iso);
   return `${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}`;
+}
+
+/** Like clockTime, with the date when it is not today: "Tue 24 Nov, 04:55". */
+export function whenTime(iso, nowMs = Date.now()) {
+  if (!iso) return '—';
+  const d = new Date(iso);
+  const today = new Date(nowMs);
+  if (d.toDateString() === today.toDateString()) return clockTime(iso);
+  const day = d.toLocaleDateString('en-GB', { weekday: 'short', day: 'numeric', month: 'short' });
+  return `${day}, ${pad(d.getHours())}:${pad(d.getMinutes())}`;
+}
+
+/**
+ * Whether `next` should replace `shown`: views arrive by two paths (a
+ * command's answer, an event) in any order; each profile's engine numbers
+ * them (`seq`), and views of a profile other than `profile` (the one the
+ * person switched to) are late arrivals.
+ */
+export function takesOver(shown, next, profile) {
+  if (!next) return false;
+  if (profile && next.profile !== profile) return false;
+  return !(shown && next.profile === shown.profile && next.seq < shown.seq);
 }

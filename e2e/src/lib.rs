@@ -186,7 +186,17 @@ impl Scenario {
     /// Close the app (the WebDriver session) and open it again, same data,
     /// same keychain: a restart.
     pub async fn restart_app(&mut self) {
+        self.close_app().await;
+        self.open_app().await;
+    }
+
+    /// Close the app (the WebDriver session ends it).
+    pub async fn close_app(&mut self) {
         let _ = self.client.clone().close().await;
+    }
+
+    /// Open the app again after [`Scenario::close_app`].
+    pub async fn open_app(&mut self) {
         self.client = connect(self.driver_port).await;
     }
 

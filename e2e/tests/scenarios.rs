@@ -308,6 +308,38 @@ async fn s08_restart_restores_from_the_keychain() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn s15_closed_past_expiry_the_app_renews_the_session_at_start() {
+    Scenario::start("s15_closed_past_expiry", lifetime(6))
+        .await
+        .run(|mut s| async move {
+            s.sign_in_active(ALICE.0, ALICE.1).await;
+            let logins = s.pg.requests().iter().filter(|r| r.path.ends_with("/login")).count();
+            // The app is closed while its 6 s session token expires; the
+            // refresh token lives on (a test about time passing: 8 s).
+            s.close_app().await;
+            s.pg.set_token_lifetime(Duration::from_secs(600));
+            tokio::time::sleep(Duration::from_secs(8)).await;
+            assert_eq!(s.pg.refresh_calls(), 0, "the closed app refreshed");
+            s.open_app().await;
+            s.wait_text("state-badge", "Active", T, |t| t == "Active").await;
+            assert_eq!(s.text("user-value").await, "alice");
+            s.wait_text("refresh-count", "one renewal", T, |t| t == "1").await;
+            let left = seconds(&s.text("countdown").await).unwrap();
+            assert!(left > 500, "the renewed token's countdown reads {left} s");
+            let after = s.pg.requests().iter().filter(|r| r.path.ends_with("/login")).count();
+            assert_eq!(after, logins, "the app asked for a sign-in instead of renewing");
+            let audit = std::fs::read_to_string(s.data.path().join("audit.jsonl")).unwrap();
+            assert!(audit.contains("\"event\":\"session_restored\""));
+            assert!(audit.contains("\"event\":\"session_refreshed\""));
+            assert!(!audit.contains("\"event\":\"session_expired\""), "{audit}");
+            s.screenshot("renewed.png").await;
+            assert_nothing_leaked(&s).await;
+            s
+        })
+        .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn s09_no_token_reaches_the_page() {
     Scenario::start("s09_no_leak", lifetime(5))
         .await

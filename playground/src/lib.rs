@@ -47,6 +47,10 @@ pub struct Options {
     pub token_padding: usize,
     /// Concurrent sessions per user in production mode.
     pub session_limit: usize,
+    /// A refresh token not used for this long expires.
+    pub refresh_idle: Duration,
+    /// No refresh token lives longer than this after the sign-in.
+    pub refresh_absolute: Duration,
 }
 
 impl Default for Options {
@@ -59,6 +63,8 @@ impl Default for Options {
             dir: None,
             token_padding: 0,
             session_limit: 2,
+            refresh_idle: Duration::from_secs(8 * 3600),
+            refresh_absolute: Duration::from_secs(24 * 3600),
         }
     }
 }
@@ -238,6 +244,16 @@ impl Playground {
     /// Revoke every session of `user` (all sessions when `None`); returns how many.
     pub fn revoke(&self, user: Option<&str>) -> usize {
         self.state.revoke(None, user)
+    }
+
+    /// Set the refresh tokens' idle and absolute lifetimes (tokens issued
+    /// from now on).
+    pub fn set_refresh_lifetimes(&self, idle: Duration, absolute: Duration) {
+        let l = &self.state.refresh_lifetimes;
+        l.idle_secs
+            .store(idle.as_secs().max(1), std::sync::atomic::Ordering::SeqCst);
+        l.absolute_secs
+            .store(absolute.as_secs().max(1), std::sync::atomic::Ordering::SeqCst);
     }
 
     /// Stop honouring every FinHub session token issued so far (the API

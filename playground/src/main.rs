@@ -27,6 +27,13 @@ struct Args {
     /// Concurrent sessions per user in production mode.
     #[arg(long, default_value_t = 2)]
     session_limit: usize,
+    /// A refresh token unused for this many seconds expires (default 8 h).
+    #[arg(long, default_value_t = 8 * 3600, value_parser = clap::value_parser!(u64).range(1..))]
+    refresh_idle: u64,
+    /// No refresh token lives longer than this many seconds after sign-in
+    /// (default 24 h).
+    #[arg(long, default_value_t = 24 * 3600, value_parser = clap::value_parser!(u64).range(1..))]
+    refresh_absolute: u64,
     /// Print one JSON line {base_url, ca_cert, pins, users, admin_url,
     /// admin_token, config, oidc_issuer}.
     #[arg(long)]
@@ -62,6 +69,8 @@ async fn main() {
         port: args.port,
         dir: args.dir,
         session_limit: args.session_limit,
+        refresh_idle: Duration::from_secs(args.refresh_idle),
+        refresh_absolute: Duration::from_secs(args.refresh_absolute),
         ..Options::default()
     };
     let pg = match Playground::start(options).await {

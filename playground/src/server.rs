@@ -122,6 +122,15 @@ impl Session {
 pub(crate) struct RefreshEntry {
     pub(crate) session: String,
     pub(crate) current: bool,
+    /// When this token stops being honoured (unix seconds).
+    pub(crate) expires: i64,
+}
+
+/// How long refresh tokens live: `idle` from each use, and no longer than
+/// `absolute` from the sign-in, whatever the use.
+pub struct RefreshLifetimes {
+    pub idle_secs: AtomicU64,
+    pub absolute_secs: AtomicU64,
 }
 
 pub struct AppState {
@@ -137,6 +146,7 @@ pub struct AppState {
     /// Access tokens of an older generation than this are refused by the
     /// API (the provider stopped honouring them early).
     pub access_generation: AtomicU64,
+    pub refresh_lifetimes: RefreshLifetimes,
     pub(crate) sessions: Mutex<HashMap<String, Session>>,
     pub(crate) refresh_index: Mutex<HashMap<String, RefreshEntry>>,
     pub(crate) issued: Mutex<Bounded<String>>,
@@ -182,6 +192,10 @@ impl AppState {
             latency_ms: AtomicU64::new(0),
             lifetime_ms: AtomicU64::new(options.token_lifetime.as_millis() as u64),
             access_generation: AtomicU64::new(0),
+            refresh_lifetimes: RefreshLifetimes {
+                idle_secs: AtomicU64::new(options.refresh_idle.as_secs().max(1)),
+                absolute_secs: AtomicU64::new(options.refresh_absolute.as_secs().max(1)),
+            },
             sessions: Mutex::new(HashMap::new()),
             refresh_index: Mutex::new(HashMap::new()),
             issued: Mutex::new(Bounded::new(MAX_RECORDS)),
@@ -279,16 +293,35 @@ impl AppState {
     /// A new refresh token for `session`; the previous one is spent (using
     /// it again is reuse).
     pub(crate) fn rotate_refresh(&self, session: &mut Session) -> String {
-        let refresh = format!("rt_{}", B64URL.encode(rand::random::<[u8; 32]>()));
+        let iat = now();
+        let idle = self.refresh_lifetimes.idle_secs.load(Ordering::SeqCst) as i64;
+        let absolute = self.refresh_lifetimes.absolute_secs.load(Ordering::SeqCst) as i64;
+        let expires = (iat + idle).min(session.info.created + absolute);
+        // A JWT, as FinHub's are (the guide's example reads `eyJ…`): the
+        // client may read its `exp` to show until when it can renew.
+        let refresh = self
+            .keys
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .signer(self.alg)
+            .sign(&json!({
+                "iss": self.issuer, "sub": session.info.user, "sid": session.info.id,
+                "iat": iat, "exp": expires, "jti": Uuid::new_v4().to_string(), "typ": "refresh",
+            }));
         let mut index = lock(&self.refresh_index);
         if let Some(old) = index.get_mut(&session.current_refresh) {
             old.current = false;
+        }
+        // Forget tokens past their life (a day's grace keeps reuse detectable).
+        if index.len() >= MAX_RECORDS {
+            index.retain(|_, e| e.expires + 86_400 > iat);
         }
         index.insert(
             refresh.clone(),
             RefreshEntry {
                 session: session.info.id.clone(),
                 current: true,
+                expires,
             },
         );
         session.current_refresh = refresh.clone();
@@ -307,9 +340,17 @@ impl AppState {
     ) -> Result<&'a mut Session, String> {
         let entry = lock(&self.refresh_index)
             .get(refresh)
-            .map(|e| (e.session.clone(), e.current));
-        let (sid, current) = entry.ok_or("unknown refresh token")?;
+            .map(|e| (e.session.clone(), e.current, e.expires));
+        let (sid, current, expires) = entry.ok_or("unknown refresh token")?;
         let session = sessions.get_mut(&sid).filter(|s| owner(s)).ok_or("unknown session")?;
+        if now() >= expires {
+            let absolute = self.refresh_lifetimes.absolute_secs.load(Ordering::SeqCst) as i64;
+            return Err(if now() >= session.info.created + absolute {
+                "the session reached its absolute lifetime; sign in again".into()
+            } else {
+                "the refresh token expired (unused for its idle lifetime); sign in again".into()
+            });
+        }
         if !current {
             session.info.revoked = true;
             session.info.revoke_reason = Some("refresh token reuse detected".into());
@@ -690,6 +731,36 @@ async fn admin_revoke(State(state): State<Arc<AppState>>, body: String) -> Respo
     }
 }
 
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RefreshLifetimeBody {
+    idle_seconds: Option<u64>,
+    absolute_seconds: Option<u64>,
+}
+
+async fn admin_refresh_lifetime(State(state): State<Arc<AppState>>, body: String) -> Response {
+    match admin_body::<RefreshLifetimeBody>(&body, "{\"idle_seconds\": N, \"absolute_seconds\": M}") {
+        Ok(b) if b.idle_seconds == Some(0) || b.absolute_seconds == Some(0) => {
+            bad_request("lifetimes must be at least 1 second".into())
+        }
+        Ok(b) => {
+            let l = &state.refresh_lifetimes;
+            if let Some(v) = b.idle_seconds {
+                l.idle_secs.store(v, Ordering::SeqCst);
+            }
+            if let Some(v) = b.absolute_seconds {
+                l.absolute_secs.store(v, Ordering::SeqCst);
+            }
+            Json(json!({
+                "idle_seconds": l.idle_secs.load(Ordering::SeqCst),
+                "absolute_seconds": l.absolute_secs.load(Ordering::SeqCst),
+            }))
+            .into_response()
+        }
+        Err(e) => bad_request(e),
+    }
+}
+
 async fn admin_reject_access_tokens(State(state): State<Arc<AppState>>) -> Response {
     let generation = state.access_generation.fetch_add(1, Ordering::SeqCst) + 1;
     Json(json!({"access_generation": generation})).into_response()
@@ -765,6 +836,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/admin/revoke", post(admin_revoke))
         .route("/admin/rotate-keys", post(admin_rotate))
         .route("/admin/reject-access-tokens", post(admin_reject_access_tokens))
+        .route("/admin/refresh-lifetime", post(admin_refresh_lifetime))
         .merge(crate::oidc::admin_router())
         .route_layer(middleware::from_fn_with_state(state.clone(), admin_guard));
     Router::new()

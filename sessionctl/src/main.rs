@@ -215,6 +215,12 @@ fn print_view(view: &SessionView, json: bool) {
         println!("Tenant       : {}", view.tenant.as_deref().unwrap_or("-"));
         println!("Scope        : {}", view.scope.as_deref().unwrap_or("-"));
         println!("Expires      : {}", when(view.expires_at, now));
+        if view.renewable_until.is_some() {
+            println!("Renewable    : until {}", when(view.renewable_until, now));
+        }
+        if view.offline {
+            println!("Connection   : offline, retrying (the session token has expired; it is renewed as soon as the provider answers)");
+        }
         match view.extend_access {
             ExtendAccess::Refresh => {
                 println!("Kept alive by: refresh token");
@@ -466,7 +472,11 @@ fn not_active(view: &SessionView) -> Failure {
                     .unwrap_or("by the provider")
             ),
         ),
-        _ => failure(ErrorCode::NotSignedIn, "not signed in; run `sessionctl login` first"),
+        _ => match &view.last_error {
+            // Signed out somewhere else: say so.
+            Some(e) if e.code == ErrorCode::NotSignedIn => failure(ErrorCode::NotSignedIn, e.message.clone()),
+            _ => failure(ErrorCode::NotSignedIn, "not signed in; run `sessionctl login` first"),
+        },
     }
 }
 

@@ -517,3 +517,173 @@ async fn odd_input_gets_an_answer_never_a_panic() {
     assert_eq!(out.status.code(), Some(1));
     assert!(stderr(&out).contains("error[session_revoked]"), "{}", stderr(&out));
 }
+
+/// `sessionctl watch` as a background process, its output collected.
+struct Watch {
+    child: tokio::process::Child,
+    lines: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl Watch {
+    fn start(cli: &Cli, profile: &str) -> Watch {
+        use tokio::io::AsyncBufReadExt;
+        let mut child = cli
+            .command(&["--profile", profile, "watch"])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+        let lines: std::sync::Arc<std::sync::Mutex<Vec<String>>> = Default::default();
+        for pipe in [
+            Box::new(child.stdout.take().unwrap()) as Box<dyn tokio::io::AsyncRead + Unpin + Send>,
+            Box::new(child.stderr.take().unwrap()),
+        ] {
+            let lines = lines.clone();
+            tokio::spawn(async move {
+                let mut reader = tokio::io::BufReader::new(pipe).lines();
+                while let Ok(Some(l)) = reader.next_line().await {
+                    lines.lock().unwrap().push(l);
+                }
+            });
+        }
+        Watch { child, lines }
+    }
+
+    fn text(&self) -> String {
+        self.lines.lock().unwrap().join("\n")
+    }
+
+    async fn wait_for(&self, what: &str, secs: u64, check: impl Fn(&str) -> bool) {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
+        while !check(&self.text()) {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "watch did not show {what} within {secs} s:\n{}",
+                self.text()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_sign_out_in_another_process_ends_a_running_watch_within_two_seconds() {
+    let pg = Playground::start(Options::default()).await.unwrap();
+    let cli = Cli::new(&pg);
+    assert!(cli.login_alice(false).await.status.success());
+    let mut watch = Watch::start(&cli, "playground");
+    watch
+        .wait_for("the active session", 20, |t| t.contains("State        : active"))
+        .await;
+    let out = cli.run(&["logout"], None).await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    let started = tokio::time::Instant::now();
+    let status = tokio::time::timeout(Duration::from_secs(5), watch.child.wait())
+        .await
+        .expect("the watch ended")
+        .unwrap();
+    assert!(
+        started.elapsed() < Duration::from_secs(2) + Duration::from_millis(500),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(status.code(), Some(1));
+    watch
+        .wait_for("why it ended", 2, |t| t.contains("signed out in another process"))
+        .await;
+    assert_eq!(pg.refresh_calls(), 0, "the watch refreshed a signed-out session");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn processes_with_different_data_dirs_share_one_refresh() {
+    let pg = Playground::start(Options::default()).await.unwrap();
+    let cli = Cli::new(&pg);
+    assert!(cli.login_alice(false).await.status.success());
+    pg.set_latency(Duration::from_millis(800));
+    let other_data = tempfile::tempdir().unwrap();
+    let second = |args: &[&str]| {
+        let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_sessionctl"));
+        cmd.arg("--config")
+            .arg(&cli.config)
+            .arg("--data-dir")
+            .arg(other_data.path())
+            .args(args)
+            .env("SESSION_MANAGER_KEYCHAIN_SERVICE", &cli.keychain);
+        cmd
+    };
+    let (a, b) = tokio::join!(cli.command(&["refresh"]).output(), second(&["refresh"]).output());
+    let (a, b) = (a.unwrap(), b.unwrap());
+    assert!(a.status.success(), "{}", stderr(&a));
+    assert!(b.status.success(), "{}", stderr(&b));
+    assert_eq!(pg.refresh_calls(), 1, "both processes redeemed the refresh token");
+    assert!(pg.sessions().iter().all(|s| !s.revoked));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_refresh_token_past_its_idle_lifetime_ends_the_session_as_expired() {
+    let pg = Playground::start(Options {
+        token_lifetime: Duration::from_secs(2),
+        refresh_idle: Duration::from_secs(3),
+        ..Options::default()
+    })
+    .await
+    .unwrap();
+    let cli = Cli::new(&pg);
+    let out = cli.login_alice(false).await;
+    assert!(stdout(&out).contains("Renewable    : until"), "{}", stdout(&out));
+    // Both the session token and the refresh token have expired (a test
+    // about time passing).
+    tokio::time::sleep(Duration::from_millis(4200)).await;
+    let out = cli.run(&["status"], None).await;
+    assert!(
+        stdout(&out).contains("State        : expired"),
+        "{}\n{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    assert!(
+        stdout(&out).contains("idle lifetime"),
+        "the reason is shown: {}",
+        stdout(&out)
+    );
+    assert_eq!(cli.stored(), None);
+}
+
+#[cfg(target_os = "linux")]
+#[tokio::test(flavor = "multi_thread")]
+async fn a_watch_that_slept_past_expiry_renews_on_waking() {
+    let pg = Playground::start(Options {
+        token_lifetime: Duration::from_secs(3),
+        ..Options::default()
+    })
+    .await
+    .unwrap();
+    let cli = Cli::new(&pg);
+    assert!(cli.login_alice(false).await.status.success());
+    pg.set_token_lifetime(Duration::from_secs(600));
+    let watch = Watch::start(&cli, "playground");
+    watch
+        .wait_for("the active session", 20, |t| t.contains("State        : active"))
+        .await;
+    // The process is stopped (as a laptop's processes are in suspend) past
+    // the token's expiry, then continues.
+    let pid = watch.child.id().unwrap().to_string();
+    let signal = |s: &str| std::process::Command::new("kill").args([s, &pid]).status().unwrap();
+    assert!(signal("-STOP").success());
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    assert_eq!(pg.refresh_calls(), 0);
+    assert!(signal("-CONT").success());
+    let started = tokio::time::Instant::now();
+    while pg.refresh_calls() == 0 {
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "not renewed within 2 s of waking"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    watch
+        .wait_for("the renewed session", 5, |t| t.contains("Refreshes    : 1"))
+        .await;
+    assert!(!watch.text().contains("expired"), "{}", watch.text());
+}

@@ -547,9 +547,16 @@ impl Engine {
         })
         .await?;
         // Renew before use: an expired token (a laptop that slept, an app
-        // that was closed) or one due for renewal.
-        if self.next_step() == Next::Renew {
+        // that was closed) or one due for renewal. With the token expired,
+        // the provider is asked once even if the refresh token looks expired
+        // too: its answer (and its reason) decides, not our reading of it.
+        let expired_but_renewable = renewable && self.state().token_expired(self.now());
+        if expired_but_renewable || self.next_step() == Next::Renew {
             let _ = self.extend(Trigger::Schedule).await;
+        }
+        // Past renewal (no scheduler may run in this process: a command).
+        if self.next_step() == Next::Expire {
+            self.expire_if_due().await;
         }
         Ok(self.view())
     }

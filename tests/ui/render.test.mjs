@@ -1,0 +1,43 @@
+// Unit tests of the UI's pure helpers: `node --test tests/ui/` (scripts/test.sh
+// runs them). No DOM, no IPC.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { takesOver, formatCountdown, remainingMs, fractionLeft, whenTime, clockTime, errorText } from '../../ui/render.js';
+
+const v = (profile, seq, extra = {}) => ({ profile, seq, ...extra });
+
+test('a newer view of the shown profile takes over, an older one does not', () => {
+  assert.equal(takesOver(v('p', 5), v('p', 6), 'p'), true);
+  assert.equal(takesOver(v('p', 5), v('p', 4), 'p'), false, 'an older reply arriving after an event');
+  assert.equal(takesOver(v('p', 5), v('p', 5), 'p'), true, 'the same view again is harmless');
+  assert.equal(takesOver(null, v('p', 1), 'p'), true);
+});
+
+test('a late view of the profile switched away from is ignored', () => {
+  assert.equal(takesOver(v('new', 1), v('old', 99), 'new'), false);
+  assert.equal(takesOver(null, v('old', 3), 'new'), false);
+  // Another engine numbers its own views: a lower seq of the new profile is fine.
+  assert.equal(takesOver(v('old', 99), v('new', 1), 'new'), true);
+});
+
+test('the countdown follows the provider clock', () => {
+  const now = Date.parse('2026-01-01T00:00:00Z');
+  const view = { expires_at: '2026-01-01T00:10:00Z', issued_at: '2026-01-01T00:00:00Z', clock_offset_ms: 60_000 };
+  assert.equal(remainingMs(view, now), 540_000);
+  assert.equal(formatCountdown(remainingMs(view, now)), '09:00');
+  assert.equal(formatCountdown(-5), '00:00');
+  assert.ok(Math.abs(fractionLeft(view, now) - 0.9) < 1e-9);
+});
+
+test('a time on another day carries its date', () => {
+  const now = Date.parse('2026-11-23T12:00:00');
+  assert.equal(whenTime('2026-11-23T18:30:05', now), clockTime('2026-11-23T18:30:05'));
+  assert.match(whenTime('2026-11-24T04:55:04', now), /24 Nov, 04:55$/);
+  assert.equal(whenTime(null, now), '—');
+});
+
+test('errors read by code, with the detail only where it helps', () => {
+  assert.match(errorText({ code: 'timeout', message: 'x' }), /did not answer in time/);
+  assert.doesNotMatch(errorText({ code: 'invalid_credentials', message: 'SECRET detail' }), /SECRET/);
+  assert.match(errorText({ code: 'server_error', message: 'the server answered 503' }), /503/);
+});
