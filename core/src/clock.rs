@@ -142,6 +142,13 @@ mod test_clock {
             *jumped += by;
             self.jumps.send_modify(|n| *n += 1);
         }
+
+        /// Move the wall clock by `by` and wake nobody: a resume that the
+        /// timer missed (the fallback tick, or a kernel that did not report
+        /// it), which only another signal can reveal.
+        pub fn jump_unnoticed(&self, by: chrono::Duration) {
+            *self.jumped.lock().unwrap_or_else(|e| e.into_inner()) += by;
+        }
     }
 
     impl Clock for TestClock {

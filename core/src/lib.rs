@@ -35,6 +35,7 @@ pub mod proclock;
 pub mod profile;
 pub mod provider;
 pub mod refresh;
+pub mod resume;
 pub mod tls;
 pub mod token;
 pub mod vault;

@@ -36,6 +36,7 @@ use crate::provider::oidc::discovery::{DiscoveredJwks, DiscoveryCache};
 use crate::provider::oidc::Oidc;
 use crate::provider::opener::{Opener, SystemOpener};
 use crate::provider::{ApiRequest, ApiResponse, Credentials, Provider, SessionTokens};
+use crate::resume::SleepBus;
 use crate::tls::PinnedClient;
 use crate::token::{AccessToken, HttpJwksFetcher, JwksCache, Password, Validator};
 use crate::vault::{KeyringStore, SecretStore, Vault, VaultError};
@@ -285,9 +286,16 @@ impl Engine {
         self.inner.events.subscribe()
     }
 
-    /// Start renewing in the background; stops when the guard drops.
+    /// Start renewing in the background; stops when the guard drops. Besides
+    /// its wall-clock timer, the scheduler also wakes on logind's resume
+    /// signal where the system bus has one.
     pub fn start(&self) -> SchedulerGuard {
-        scheduler::spawn(self.clone())
+        self.start_with(Some(SleepBus::System))
+    }
+
+    /// [`Engine::start`], hearing resumes on `sleep_bus` (or on no bus).
+    pub fn start_with(&self, sleep_bus: Option<SleepBus>) -> SchedulerGuard {
+        scheduler::spawn(self.clone(), sleep_bus.and_then(crate::resume::resumes))
     }
 
     fn state(&self) -> std::sync::MutexGuard<'_, State> {

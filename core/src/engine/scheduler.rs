@@ -3,7 +3,8 @@
 //!
 //! It is a loop over `select!` of the wall-clock sleep until the next
 //! deadline ([`crate::clock::Clock::sleep_until`], which also returns when
-//! the clock jumps or the machine resumes), a wake-up [`tokio::sync::Notify`]
+//! the clock jumps or the machine resumes), logind's resume signal
+//! ([`crate::resume`]), a wake-up [`tokio::sync::Notify`]
 //! (every commit rings it, since a commit may move the deadline), the
 //! keychain's change notices from other processes, and a stop signal. While
 //! a session waits for its renewal time it does not wake at all.
@@ -36,7 +37,7 @@ impl Drop for SchedulerGuard {
 }
 
 /// Start the background scheduler of `engine`.
-pub(super) fn spawn(engine: Engine) -> SchedulerGuard {
+pub(super) fn spawn(engine: Engine, mut resumes: Option<watch::Receiver<u64>>) -> SchedulerGuard {
     let (stop, mut stopped) = watch::channel(false);
     let mut changes = engine.inner.beacon.watch();
     let task = tokio::spawn(async move {
@@ -76,8 +77,20 @@ pub(super) fn spawn(engine: Engine) -> SchedulerGuard {
                     None => std::future::pending().await,
                 }
             };
+            let resumed = async {
+                match resumes.as_mut() {
+                    Some(r) => {
+                        if r.changed().await.is_err() {
+                            // The listener is gone: the timer alone decides.
+                            resumes = None;
+                        }
+                    }
+                    None => std::future::pending().await,
+                }
+            };
             tokio::select! {
                 _ = sleep => {}
+                _ = resumed => {}
                 _ = engine.inner.wake.notified() => {}
                 _ = changed => engine.look_at_keychain().await,
                 _ = stopped.changed() => return,

@@ -348,6 +348,48 @@ async fn a_wall_clock_jump_past_the_refresh_time_is_noticed_within_two_seconds()
     assert_eq!(rig.refresh_calls(), 1, "the jump was not noticed within 2 s");
 }
 
+/// logind's resume signal wakes the scheduler, even when the timer missed
+/// the resume. Real D-Bus (the session bus of the test run, where the test
+/// plays logind) and real time: a signal from another thread cannot drive
+/// paused time.
+#[cfg(target_os = "linux")]
+#[tokio::test(flavor = "multi_thread")]
+async fn loginds_resume_signal_is_noticed_within_two_seconds() {
+    use crate::resume::SleepBus;
+    fn send_prepare_for_sleep(sleeping: bool) {
+        let bus = dbus::blocking::Connection::new_session()
+            .expect("a D-Bus session bus (run the tests through scripts/test.sh)");
+        let signal = dbus::Message::new_signal(
+            "/org/freedesktop/login1",
+            "org.freedesktop.login1.Manager",
+            "PrepareForSleep",
+        )
+        .unwrap()
+        .append1(sleeping);
+        use dbus::channel::Sender;
+        bus.send(signal).unwrap();
+        bus.channel().flush();
+    }
+    let rig = rig(3600);
+    sign_in(&rig).await;
+    let _scheduler = rig.engine.start_with(Some(SleepBus::Session));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // The machine slept for 57 minutes; its timer did not notice.
+    rig.clock.jump_unnoticed(chrono::Duration::minutes(57));
+    send_prepare_for_sleep(true); // "about to sleep": nothing to do
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    assert_eq!(rig.refresh_calls(), 0, "renewed without being told of a resume");
+    send_prepare_for_sleep(false);
+    let deadline = std::time::Instant::now() + Duration::from_secs(2);
+    while rig.refresh_calls() == 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the resume signal was not noticed within 2 s"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 #[tokio::test(start_paused = true)]
 async fn restore_after_expiry_renews_with_the_refresh_token() {
     let rig = rig(600);
