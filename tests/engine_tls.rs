@@ -418,3 +418,69 @@ async fn redirects_are_not_followed() {
         .unwrap_err();
     assert_eq!(err.code(), ErrorCode::InvalidState);
 }
+
+/// Engine review, finding 1, over real TLS: the provider redeems the refresh
+/// token and signs the new session token with a key the app cannot fetch yet
+/// (the key set answers 503 once). The rotated refresh token must be the one
+/// used next; presenting the spent one would make the Playground detect
+/// reuse and revoke the session.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_new_signing_key_behind_a_failing_key_set_does_not_cost_the_session() {
+    let pg = playground(600).await;
+    let dir = tempfile::tempdir().unwrap();
+    let (engine, _) = memory_engine(&pg, dir.path());
+    engine.sign_in("alice", Password::new(PW)).await.unwrap();
+    // Past the key set's refetch interval, so the new kid makes the engine
+    // fetch the key set again, and that fetch meets the 503.
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    pg.rotate_keys().await;
+    pg.fail_next_jwks(1);
+    let e = engine.refresh_now().await.unwrap_err();
+    assert_eq!(pg.refresh_calls(), 1);
+    assert!(e.to_string().contains("JWKS"), "not the key set's 503: {e}");
+    assert_eq!(engine.view().state, Phase::Active, "{e}");
+    // The scheduler tries again after the backoff, with the rotated token.
+    let _scheduler = engine.start();
+    let view = wait_for(
+        &engine,
+        "a refresh after the key set's 503",
+        Duration::from_secs(15),
+        |v| v.last_refresh.as_ref().is_some_and(|r| r.ok) || !v.state.has_session(),
+    )
+    .await;
+    assert_eq!(view.state, Phase::Active, "{:?}", view.last_error);
+    assert!(
+        pg.sessions().iter().all(|s| !s.revoked),
+        "the Playground saw a reused refresh token"
+    );
+    let r = engine
+        .call(reqwest::Method::GET, "/api/v2/accounts", None)
+        .await
+        .unwrap();
+    assert_eq!(r.status, 200);
+}
+
+/// Lifecycle: an outage that outlasts the session token leaves the session
+/// Active and "offline, retrying", and it recovers when the provider does.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_outage_past_expiry_says_offline_and_recovers() {
+    let pg = playground(2).await;
+    let dir = tempfile::tempdir().unwrap();
+    let (engine, _) = memory_engine(&pg, dir.path());
+    engine.sign_in("alice", Password::new(PW)).await.unwrap();
+    pg.fail_next_refreshes(u32::MAX);
+    let _scheduler = engine.start();
+    let view = wait_for(&engine, "offline after expiry", Duration::from_secs(10), |v| v.offline).await;
+    // Active, or Refreshing while a retry is in flight: never Expired.
+    assert!(view.state.has_session(), "{:?}", view.state);
+    assert!(view.expires_at.unwrap() <= chrono::Utc::now());
+    assert_eq!(view.last_error.unwrap().code, ErrorCode::ServerError);
+    pg.set_token_lifetime(Duration::from_secs(600));
+    pg.fail_next_refreshes(0);
+    let view = wait_for(&engine, "renewed after the outage", Duration::from_secs(15), |v| {
+        !v.offline && v.last_refresh.as_ref().is_some_and(|r| r.ok)
+    })
+    .await;
+    assert_eq!(view.state, Phase::Active);
+    assert!(view.last_error.is_none());
+}

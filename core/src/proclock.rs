@@ -5,10 +5,9 @@
 //! Both are named after the keychain record's identity (namespace and
 //! account, hashed), not after the data directory: `sessionctl --data-dir X`
 //! beside the desktop app shares the app's keychain entry, so it must share
-//! its lock. They live in a per-user directory that is the same for every
-//! process of the user: `$XDG_RUNTIME_DIR/session-manager` on Linux (or
-//! `/tmp/session-manager-<uid>`, created 0700 and checked to be the user's),
-//! the caches folder on macOS, `%LOCALAPPDATA%` on Windows.
+//! its lock. They live in [`shared_dir`], a per-user directory that is the
+//! same for every process of the user and survives a restart (tombstones
+//! must), created 0700 and checked to be the user's.
 //!
 //! The lock is `flock` (`LockFileEx` on Windows) on a file that is never
 //! deleted: a crashed holder's lock goes with its process, and deleting a

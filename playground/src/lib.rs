@@ -227,6 +227,12 @@ impl Playground {
         self.state.fail_refreshes.store(n, std::sync::atomic::Ordering::SeqCst);
     }
 
+    /// Answer the next `n` JWKS requests (FinHub's and OpenID Connect's)
+    /// with 503.
+    pub fn fail_next_jwks(&self, n: u32) {
+        self.state.fail_jwks.store(n, std::sync::atomic::Ordering::SeqCst);
+    }
+
     /// Delay every API answer by `latency`.
     pub fn set_latency(&self, latency: Duration) {
         self.state

@@ -27,11 +27,11 @@ struct Args {
     /// Concurrent sessions per user in production mode.
     #[arg(long, default_value_t = 2)]
     session_limit: usize,
-    /// A refresh token unused for this many seconds expires (default 8 h).
+    /// A refresh token unused for this many seconds expires (8 h).
     #[arg(long, default_value_t = 8 * 3600, value_parser = clap::value_parser!(u64).range(1..))]
     refresh_idle: u64,
     /// No refresh token lives longer than this many seconds after sign-in
-    /// (default 24 h).
+    /// (24 h).
     #[arg(long, default_value_t = 24 * 3600, value_parser = clap::value_parser!(u64).range(1..))]
     refresh_absolute: u64,
     /// Print one JSON line {base_url, ca_cert, pins, users, admin_url,

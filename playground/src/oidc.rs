@@ -808,7 +808,7 @@ async fn transmit_logout(State(state): State<Arc<AppState>>, headers: HeaderMap)
 }
 
 async fn jwks(State(state): State<Arc<AppState>>) -> Response {
-    Json(state.keys.read().unwrap_or_else(|e| e.into_inner()).jwks()).into_response()
+    crate::server::jwks_answer(&state)
 }
 
 #[derive(serde::Deserialize)]

@@ -141,6 +141,8 @@ pub struct AppState {
     padding: usize,
     pub(crate) keys: RwLock<KeyRing>,
     pub fail_refreshes: AtomicU32,
+    /// JWKS requests (both endpoints) still to answer 503.
+    pub fail_jwks: AtomicU32,
     pub latency_ms: AtomicU64,
     pub lifetime_ms: AtomicU64,
     /// Access tokens of an older generation than this are refused by the
@@ -174,6 +176,23 @@ fn error(status: StatusCode, code: &str, message: impl Into<String>) -> Response
     (status, Json(json!({"error": code, "message": message.into()}))).into_response()
 }
 
+/// Take one from an injected-failure counter: the failure's message, or
+/// `None` when none is left.
+fn take_one(counter: &AtomicU32) -> Option<String> {
+    counter
+        .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+        .ok()
+        .map(|was| format!("injected failure ({} more to come)", was - 1))
+}
+
+/// The key set, or an injected 503.
+pub(crate) fn jwks_answer(state: &AppState) -> Response {
+    if let Some(message) = state.injected_jwks_failure() {
+        return error(StatusCode::SERVICE_UNAVAILABLE, "unavailable", message);
+    }
+    Json(state.keys.read().unwrap_or_else(|e| e.into_inner()).jwks()).into_response()
+}
+
 pub(crate) fn now() -> i64 {
     chrono::Utc::now().timestamp()
 }
@@ -189,6 +208,7 @@ impl AppState {
             padding: options.token_padding,
             keys: RwLock::new(keys),
             fail_refreshes: AtomicU32::new(0),
+            fail_jwks: AtomicU32::new(0),
             latency_ms: AtomicU64::new(0),
             lifetime_ms: AtomicU64::new(options.token_lifetime.as_millis() as u64),
             access_generation: AtomicU64::new(0),
@@ -370,13 +390,12 @@ impl AppState {
     /// Consume one injected refresh failure, if any is left: the answer to
     /// send instead of refreshing.
     pub(crate) fn injected_refresh_failure(&self) -> Option<String> {
-        let left = self.fail_refreshes.load(Ordering::SeqCst);
-        (left > 0
-            && self
-                .fail_refreshes
-                .compare_exchange(left, left - 1, Ordering::SeqCst, Ordering::SeqCst)
-                .is_ok())
-        .then(|| format!("injected failure ({} more to come)", left - 1))
+        take_one(&self.fail_refreshes)
+    }
+
+    /// Consume one injected JWKS failure, if any is left.
+    pub(crate) fn injected_jwks_failure(&self) -> Option<String> {
+        take_one(&self.fail_jwks)
     }
 
     fn token_response(&self, session: &mut Session) -> Response {
@@ -654,7 +673,7 @@ async fn moved() -> Response {
 }
 
 async fn jwks(State(state): State<Arc<AppState>>) -> Response {
-    Json(state.keys.read().unwrap_or_else(|e| e.into_inner()).jwks()).into_response()
+    jwks_answer(&state)
 }
 
 #[derive(Deserialize)]
@@ -693,6 +712,16 @@ async fn admin_fail_refresh(State(state): State<Arc<AppState>>, body: String) ->
         Ok(c) => {
             state.fail_refreshes.store(c.count, Ordering::SeqCst);
             Json(json!({"fail_next_refreshes": c.count})).into_response()
+        }
+        Err(e) => bad_request(e),
+    }
+}
+
+async fn admin_fail_jwks(State(state): State<Arc<AppState>>, body: String) -> Response {
+    match admin_body::<Count>(&body, "{\"count\": N}") {
+        Ok(c) => {
+            state.fail_jwks.store(c.count, Ordering::SeqCst);
+            Json(json!({"fail_next_jwks": c.count})).into_response()
         }
         Err(e) => bad_request(e),
     }
@@ -831,6 +860,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/admin/requests", get(admin_requests))
         .route("/admin/config", get(admin_config))
         .route("/admin/fail-refresh", post(admin_fail_refresh))
+        .route("/admin/fail-jwks", post(admin_fail_jwks))
         .route("/admin/latency", post(admin_latency))
         .route("/admin/token-lifetime", post(admin_lifetime))
         .route("/admin/revoke", post(admin_revoke))

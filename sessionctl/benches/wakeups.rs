@@ -8,8 +8,14 @@
 //!
 //! Needs the keychain (a Secret Service on the D-Bus session bus): run it
 //! through `bash scripts/bench.sh`, or `cargo bench -p sessionctl` inside the
-//! session `scripts/common.sh`'s `with_test_keyring` makes. The window is 60
-//! s; `WAKEUP_BENCH_SECS` changes it.
+//! session `scripts/common.sh`'s `with_test_keyring` makes. The window is
+//! 180 s; `WAKEUP_BENCH_SECS` changes it.
+//!
+//! What wakes it, measured: once when the provider closes the idle HTTP
+//! connection (the Playground after 10 s), and a few switches when the
+//! connection pool's idle reaper (hyper-util's, every 90 s, reqwest's
+//! default idle timeout) runs once more and finds the pool empty. After
+//! that, nothing: the scheduler's timer is armed for the renewal time.
 
 use playground::{Options, Playground};
 use std::collections::BTreeMap;
@@ -29,7 +35,7 @@ fn main() {
     let secs: u64 = std::env::var("WAKEUP_BENCH_SECS")
         .ok()
         .and_then(|s| s.parse().ok())
-        .unwrap_or(60);
+        .unwrap_or(180);
     let runtime = tokio::runtime::Runtime::new().expect("a tokio runtime");
     let pg = runtime
         .block_on(Playground::start(Options {
@@ -68,7 +74,18 @@ fn main() {
     // Let it restore and settle before counting.
     std::thread::sleep(Duration::from_secs(3));
     let before = switches(watch.id());
-    std::thread::sleep(Duration::from_secs(secs));
+    // Sampled every 30 s too, to show when the wake-ups happen.
+    let mut buckets = Vec::new();
+    let mut last = total_of(&before, &before);
+    let mut left = secs;
+    while left > 0 {
+        let step = left.min(30);
+        std::thread::sleep(Duration::from_secs(step));
+        left -= step;
+        let now = total_of(&before, &switches(watch.id()));
+        buckets.push(now.saturating_sub(last));
+        last = now;
+    }
     let after = switches(watch.id());
     let _ = watch.kill();
     let _ = watch.wait();
@@ -91,9 +108,18 @@ fn main() {
         "  wake-ups per minute: {per_minute:.1} (before the rebuild: about {BEFORE_PER_MINUTE}; target at most 2)"
     );
     println!("  ratio to before: {:.3}", per_minute / BEFORE_PER_MINUTE);
+    println!("  per 30 s: {buckets:?}");
     for (name, n) in by_thread.iter().filter(|(_, n)| **n > 0) {
         println!("    {name}: {n}");
     }
+}
+
+/// Switches since `before`, over the threads alive now (a thread that ended
+/// meanwhile is not counted: its last switches are lost with it).
+fn total_of(before: &BTreeMap<u32, (String, u64)>, now: &BTreeMap<u32, (String, u64)>) -> u64 {
+    now.iter()
+        .map(|(tid, (_, n))| n.saturating_sub(before.get(tid).map_or(0, |(_, b)| *b)))
+        .sum()
 }
 
 /// Context switches so far, per thread id: (thread name, count).

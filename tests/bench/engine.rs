@@ -4,7 +4,7 @@
 //! 1. JWT validation per token, RS256 and ES256 (validator with a warm JWKS).
 //! 2. Authenticated calls through the engine vs plain reqwest with the same
 //!    pinned TLS config, against the Playground: throughput ratio (target
-//!    ≥ 0.95), the median of 30 alternating rounds (one noisy second moves a
+//!    ≥ 0.95), the median of 200 alternating rounds (one noisy second moves a
 //!    whole-run ratio by several percent on this shared machine).
 //! 3. Refresh requests per expiry with 1000 concurrent callers (target: 1).
 //! 4. Refresh requests during a 10 s outage of the refresh endpoint (every
@@ -203,8 +203,12 @@ async fn main() {
             1.0 / per.as_secs_f64()
         );
     }
-    let (engine, plain, ratios) = call_throughput(30, 100).await;
-    println!("Authenticated GET /api/v2/accounts over pinned TLS (3000 calls each, in 30 interleaved rounds):");
+    let (rounds, per_round) = (200, 100);
+    let (engine, plain, ratios) = call_throughput(rounds, per_round).await;
+    println!(
+        "Authenticated GET /api/v2/accounts over pinned TLS ({} calls each, in {rounds} interleaved rounds):",
+        rounds * per_round
+    );
     println!("  engine: {engine:.0} calls/s, plain reqwest: {plain:.0} calls/s");
     println!(
         "  ratio engine/plain: median of the rounds {:.3} (target >= 0.95), middle half {:.3}..{:.3}, whole run {:.3}",
