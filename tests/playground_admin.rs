@@ -59,3 +59,44 @@ async fn the_admin_api_needs_the_admin_token() {
     // Each Playground makes its own.
     assert_ne!(playground(60).await.info().admin_token, *token);
 }
+
+/// The QA guide's fault switches over HTTP, as `curl` sends them: each one
+/// acts, and a body of the wrong shape is a 400 that shows the right one.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_qa_guides_switches_act_and_bad_bodies_show_the_shape() {
+    let pg = playground(60).await;
+    let http = client(&pg);
+    let admin = &pg.info().admin_url;
+    let token = &pg.info().admin_token;
+    let post = |path: &str, body: &'static str| {
+        http.post(format!("{admin}/{path}"))
+            .bearer_auth(token)
+            .body(body)
+            .send()
+    };
+    let jwks = format!("{}/.well-known/jwks.json", pg.base_url());
+    assert_eq!(post("fail-jwks", r#"{"count":1}"#).await.unwrap().status(), 200);
+    assert_eq!(http.get(&jwks).send().await.unwrap().status(), 503);
+    assert_eq!(http.get(&jwks).send().await.unwrap().status(), 200, "one failure only");
+    for (path, body, shape) in [
+        ("fail-jwks", r#"{"n":1}"#, "count"),
+        ("refresh-lifetime", r#"{"idle_seconds":0}"#, "at least 1 second"),
+        ("refresh-lifetime", r#"{"idle":5}"#, "idle_seconds"),
+    ] {
+        let r = post(path, body).await.unwrap();
+        assert_eq!(r.status(), 400, "{path} {body}");
+        let text = r.text().await.unwrap();
+        assert!(text.contains(shape), "{path} {body}: {text}");
+    }
+    let r = post("refresh-lifetime", r#"{"idle_seconds":30,"absolute_seconds":120}"#)
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let v: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(
+        (v["idle_seconds"].as_u64(), v["absolute_seconds"].as_u64()),
+        (Some(30), Some(120))
+    );
+    let r = post("reject-access-tokens", "").await.unwrap();
+    assert_eq!(r.status(), 200);
+}
