@@ -26,6 +26,18 @@ fn query(url: &str, name: &str) -> Option<String> {
         .map(|(_, v)| v.into_owned())
 }
 
+/// `url` with the query parameter `name` set to `value` (replaced if there).
+fn with_param(url: &str, name: &str, value: &str) -> String {
+    let mut u = reqwest::Url::parse(url).unwrap();
+    let kept: Vec<(String, String)> = u
+        .query_pairs()
+        .filter(|(k, _)| k != name)
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect();
+    u.query_pairs_mut().clear().extend_pairs(kept).append_pair(name, value);
+    u.to_string()
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn code_flow_with_pkce_signs_in_and_fills_the_view() {
     let pg = playground(600).await;
@@ -225,7 +237,7 @@ async fn sign_out_uses_all_three_logout_styles() {
     let visit = opener
         .browser
         .open(
-            &opener.opened()[0].replace("response_type=code", "prompt=none&response_type=code"),
+            &with_param(&opener.opened()[0], "prompt", "none"),
             playground::browser::Action::Look,
         )
         .await;

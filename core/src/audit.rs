@@ -55,6 +55,11 @@ pub enum AuditEvent {
     KeychainUnavailable {
         reason: String,
     },
+    /// The policy renews with a refresh token, but the provider granted
+    /// none: the session ends with its access token.
+    NoRefreshToken {
+        granted_scope: String,
+    },
 }
 
 impl AuditEvent {
@@ -85,6 +90,9 @@ impl AuditEvent {
             AuditEvent::KeychainUnavailable { reason } => {
                 format!("Keychain unavailable, session kept in memory only: {reason}")
             }
+            AuditEvent::NoRefreshToken { granted_scope } => format!(
+                "The provider granted no refresh token (granted scopes: {granted_scope}); the session ends when its access token expires"
+            ),
         }
     }
 }

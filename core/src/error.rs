@@ -173,7 +173,7 @@ pub enum Error {
     Authorization { error: String, description: Option<String> },
     #[error("the sign-in was cancelled")]
     SignInCancelled,
-    #[error("the browser sign-in did not finish within {0} s; start it again")]
+    #[error("the sign-in did not finish within {0} s; start it again")]
     SignInTimedOut(u64),
     #[error("the session cannot be extended without you: {0}. Sign in again before it expires")]
     ReauthRequired(String),

@@ -227,6 +227,7 @@ impl ScriptedProvider {
         *self.current_refresh.lock().unwrap() = refresh.clone();
         self.issued.lock().unwrap().extend([token.clone(), refresh.clone()]);
         Grant {
+            refresh_expires_in: None,
             bearer: AccessToken::new(token),
             refresh: (!self.no_refresh.load(Ordering::SeqCst)).then(|| RefreshToken::new(refresh)),
             id_token: None,

@@ -57,6 +57,7 @@ pub struct SessionView {
     pub user: Option<String>,
     pub tenant: Option<String>,
     pub customer: Option<String>,
+    /// The scopes the provider granted (which may be fewer than asked).
     pub scope: Option<String>,
     pub session_id: Option<String>,
     pub issued_at: Option<Timestamp>,
@@ -90,6 +91,11 @@ pub struct SessionView {
     /// Re-authenticate mode: the session could not be extended silently, so
     /// the person must sign in again before `expires_at`.
     pub reauth_needed: bool,
+    /// Why this session cannot be renewed although its policy is to renew
+    /// with a refresh token: the provider granted none. It says what was
+    /// granted, that the session ends with its access token, and how to fix
+    /// the profile.
+    pub renewal_notice: Option<String>,
 }
 
 /// How a profile signs in.
@@ -113,7 +119,45 @@ pub struct BrowserWait {
     /// Why the browser could not be started, if it could not: the person can
     /// open `url` by hand.
     pub open_error: Option<String>,
+    /// A device sign-in (RFC 8628): the code to enter at `url` on another
+    /// device; nothing was opened here.
+    pub user_code: Option<String>,
+    /// A device sign-in: `url` with the code filled in, when the provider
+    /// offers one.
+    pub url_complete: Option<String>,
     /// Which browser request this is (inside the engine only).
     #[serde(skip)]
     pub request: u64,
+}
+
+/// What the view says when the provider granted no refresh token although
+/// the policy renews with one: what was granted, what that means, and the
+/// fix that fits what the profile asked for.
+/// `oidc` is the profile's requested scopes and `offline_access_prompt`
+/// (`None` for FinHub, whose API always answers with a refresh token).
+pub(crate) fn no_refresh_notice(oidc: Option<(&[String], bool)>, granted: Option<&str>) -> String {
+    let Some((requested, offline_access_prompt)) = oidc else {
+        return "The server answered the sign-in without a refreshToken, which the FinHub API always sends: this session ends when its session token expires. Report it to the provider.".into();
+    };
+    let asked = requested.iter().any(|s| s == "offline_access");
+    let got = granted.is_some_and(|g| g.split(' ').any(|s| s == "offline_access"));
+    let head = format!(
+        "The provider granted no refresh token (granted scopes: {}). This session ends when its access token expires; then sign in again.",
+        granted.unwrap_or("not stated")
+    );
+    let fix = match (asked, got, offline_access_prompt) {
+        (false, _, _) => {
+            "To stay signed in, add \"offline_access\" to the profile's scopes (most providers grant a refresh token only for it)."
+        }
+        (true, false, false) => {
+            "It did not grant offline_access: set offline_access_prompt = true, so that sign-in asks for consent (prompt=consent), which OpenID Connect Core 11 requires for offline access."
+        }
+        (true, false, true) => {
+            "It did not grant offline_access although sign-in asked for consent: allow refresh tokens (offline access) for this client at the provider, or set extend_access = \"reauthenticate\"."
+        }
+        (true, true, _) => {
+            "It granted offline_access but sent no refresh token: check the client's refresh-token settings at the provider, or set extend_access = \"reauthenticate\"."
+        }
+    };
+    format!("{head} {fix}")
 }

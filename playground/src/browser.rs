@@ -131,7 +131,8 @@ impl Browser {
         Err(format!("{url}: too many redirects"))
     }
 
-    /// Open `url`; on the Playground's sign-in page, do `action`. A page
+    /// Open `url`; on the Playground's sign-in page, do `action`, and on
+    /// its consent page, allow (after `SignIn`) or deny (`Cancel`). A page
     /// that submits its form by script (Session Manager's sign-out page) is
     /// submitted, as a browser with scripts on does.
     pub async fn open(&self, url: &str, action: Action<'_>) -> Result<Visit, String> {
@@ -139,24 +140,54 @@ impl Browser {
         if let Some((target, fields)) = auto_submitted_form(&visit.body) {
             visit = self.go(self.http.post(&target).form(&fields), target.clone()).await?;
         }
-        let Some(tx) = hidden_tx(&visit.body) else {
-            return Ok(visit);
-        };
-        let fields: Vec<(&str, &str)> = match action {
-            Action::Look => return Ok(visit),
-            Action::SignIn { username, password } => vec![
-                ("tx", tx.as_str()),
-                ("username", username),
-                ("password", password),
-                ("action", "sign_in"),
-            ],
-            Action::Cancel => vec![("tx", tx.as_str()), ("action", "cancel")],
-        };
-        let post = reqwest::Url::parse(&visit.url)
-            .and_then(|u| u.join("authorize"))
-            .map_err(|e| e.to_string())?
-            .to_string();
-        self.go(self.http.post(&post).form(&fields), post.clone()).await
+        // At most a sign-in page and then a consent page.
+        for _ in 0..2 {
+            let Some(tx) = hidden_tx(&visit.body) else {
+                return Ok(visit);
+            };
+            let consent = visit.body.contains("data-page=\"consent\"");
+            let fields: Vec<(&str, &str)> = match (action, consent) {
+                (Action::Look, _) => return Ok(visit),
+                (Action::SignIn { .. }, true) => vec![("tx", tx.as_str()), ("action", "allow")],
+                (Action::SignIn { username, password }, false) => vec![
+                    ("tx", tx.as_str()),
+                    ("username", username),
+                    ("password", password),
+                    ("action", "sign_in"),
+                ],
+                (Action::Cancel, true) => vec![("tx", tx.as_str()), ("action", "deny")],
+                (Action::Cancel, false) => vec![("tx", tx.as_str()), ("action", "cancel")],
+            };
+            let post = reqwest::Url::parse(&visit.url)
+                .and_then(|u| u.join("authorize"))
+                .map_err(|e| e.to_string())?
+                .to_string();
+            visit = self.go(self.http.post(&post).form(&fields), post.clone()).await?;
+        }
+        Ok(visit)
+    }
+
+    /// On the device verification page `url` (RFC 8628), enter `user_code`,
+    /// sign in as `username` and allow, or deny when `allow` is false.
+    pub async fn verify_device(
+        &self,
+        url: &str,
+        user_code: &str,
+        username: &str,
+        password: &str,
+        allow: bool,
+    ) -> Result<Visit, String> {
+        let page = self.go(self.http.get(url), url.to_owned()).await?;
+        if !page.body.contains("data-page=\"device\"") {
+            return Err(format!("{url} is not the device verification page: {}", page.body));
+        }
+        let fields = [
+            ("user_code", user_code),
+            ("username", username),
+            ("password", password),
+            ("action", if allow { "allow" } else { "deny" }),
+        ];
+        self.go(self.http.post(&page.url).form(&fields), page.url.clone()).await
     }
 
     /// Sign in on the page `url` leads to and deliver the result to the app.

@@ -1,6 +1,7 @@
 //! The Playground's signing keys: an RSA key (RS256) and a P-256 key (ES256),
 //! published as a JWKS, rotated on demand. After a rotation the previous keys
-//! stay in the JWKS so tokens already issued keep verifying.
+//! stay in the JWKS (so tokens already issued keep verifying), or are
+//! dropped at once when QA asks (an abrupt rotation).
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64URL;
 use base64::Engine as _;
@@ -56,10 +57,13 @@ impl SigningKey {
         }
     }
 
-    /// Sign `claims`.
-    pub fn sign(&self, claims: &Value) -> String {
+    /// Sign `claims`, with the header's `typ` when given (else `JWT`).
+    pub fn sign_typed(&self, typ: Option<&str>, claims: &Value) -> String {
         let mut header = Header::new(self.alg);
         header.kid = Some(self.kid.clone());
+        if let Some(t) = typ {
+            header.typ = Some(t.to_owned());
+        }
         jsonwebtoken::encode(&header, claims, &self.encoding).expect("signing")
     }
 }
@@ -97,12 +101,16 @@ impl KeyRing {
         self.rsa.get_or_insert(key);
     }
 
-    /// Replace the current keys; the old ones stay published for one more
-    /// generation.
-    pub fn rotate(&mut self, fresh: KeyRing) {
+    /// Replace the current keys. With `keep_old` the old ones stay
+    /// published for one more generation; without, they are gone.
+    pub fn rotate(&mut self, fresh: KeyRing, keep_old: bool) {
         let old_ec = std::mem::replace(&mut self.ec, fresh.ec);
         let old_rsa = std::mem::replace(&mut self.rsa, fresh.rsa);
-        self.previous = old_rsa.into_iter().chain(Some(old_ec)).collect();
+        self.previous = if keep_old {
+            old_rsa.into_iter().chain(Some(old_ec)).collect()
+        } else {
+            Vec::new()
+        };
     }
 
     /// The key that signs with `alg` (EC until an RSA key exists).
@@ -122,14 +130,15 @@ impl KeyRing {
         json!({ "keys": self.all().map(|k| k.jwk.clone()).collect::<Vec<_>>() })
     }
 
-    /// Verify a token the Playground issued; `check_exp` false accepts an
-    /// expired one (logout may end an expired session).
+    /// Verify a token the Playground issued. With `now` (the Playground's
+    /// clock, offset or not), an expired one is refused; without, it is
+    /// accepted (logout may end an expired session).
     pub fn verify(
         &self,
         token: &str,
         issuer: &str,
         audience: &str,
-        check_exp: bool,
+        now: Option<i64>,
     ) -> Result<serde_json::Map<String, Value>, String> {
         let header = jsonwebtoken::decode_header(token).map_err(|e| format!("malformed token: {e}"))?;
         let kid = header.kid.ok_or("the token has no kid")?;
@@ -140,10 +149,24 @@ impl KeyRing {
         let mut validation = jsonwebtoken::Validation::new(key.alg);
         validation.set_issuer(&[issuer]);
         validation.set_audience(&[audience]);
-        validation.validate_exp = check_exp;
+        // Expiry against the Playground's own clock, which QA may offset.
+        validation.validate_exp = false;
+        validation.set_required_spec_claims(&["exp", "iss", "aud"]);
         validation.leeway = 0;
-        jsonwebtoken::decode::<serde_json::Map<String, Value>>(token, &key.decoding, &validation)
+        let claims = jsonwebtoken::decode::<serde_json::Map<String, Value>>(token, &key.decoding, &validation)
             .map(|d| d.claims)
-            .map_err(|e| format!("token rejected: {e}"))
+            .map_err(|e| format!("token rejected: {e}"))?;
+        if let Some(now) = now {
+            let exp = claims
+                .get("exp")
+                .and_then(Value::as_i64)
+                .ok_or("token rejected: no exp")?;
+            // Through its `exp` second, as jsonwebtoken's own check with no
+            // leeway does (times have whole seconds).
+            if now > exp {
+                return Err("token rejected: ExpiredSignature".into());
+            }
+        }
+        Ok(claims)
     }
 }

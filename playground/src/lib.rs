@@ -6,18 +6,23 @@
 //! detects their reuse, and has an admin API for fault injection. See the
 //! README's "Playground" and "QA guide" sections.
 
+mod admin;
 pub mod browser;
+mod finhub;
 mod keys;
 mod oidc;
+mod reply;
 mod server;
+mod state;
 mod tls;
 
 pub use jsonwebtoken::Algorithm;
 pub use oidc::{CLIENT_ID, CONFIDENTIAL_CLIENT_ID, CONFIDENTIAL_CLIENT_SECRET};
-pub use server::{RecordedRequest, SessionInfo};
+pub use state::{RecordedRequest, SessionInfo};
 
 use serde::Serialize;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -29,6 +34,24 @@ pub enum Mode {
     Playground,
     /// Production rules: TLS 1.3 only, a concurrent-session limit per user.
     Production,
+}
+
+/// The OpenID Connect side's switches: off is strict (what certified
+/// providers do), on is the lenient behaviour some real providers have.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Switch {
+    /// Opaque access tokens instead of RFC 9068 JWTs.
+    OpaqueAccessTokens,
+    /// Answer and advertise `prompt=none` (on by default).
+    PromptNone,
+    /// Grant `offline_access` without `prompt=consent`.
+    LenientOfflineAccess,
+    /// Put an ID token in refresh answers.
+    IdTokenOnRefresh,
+    /// Send Keycloak's `refresh_expires_in`.
+    RefreshExpiresIn,
+    /// Opaque refresh tokens instead of JWTs.
+    OpaqueRefreshTokens,
 }
 
 /// How to start a Playground.
@@ -127,7 +150,7 @@ pub struct Info {
 /// A running Playground. Dropping it stops the server.
 pub struct Playground {
     info: Info,
-    state: Arc<server::AppState>,
+    state: Arc<state::AppState>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
 }
 
@@ -160,7 +183,7 @@ impl Playground {
         };
         let pins = vec![pki.leaf_pin.clone(), pki.backup_pin.clone()];
         let config = config_text(&base_url, &pins, &ca_path, options.mode);
-        let state = Arc::new(server::AppState::new(&options, base_url.clone(), keys, config.clone()));
+        let state = Arc::new(state::AppState::new(&options, base_url.clone(), keys, config.clone()));
         let server_config = pki.server_config(options.mode).map_err(std::io::Error::other)?;
         let (stop, stopped) = tokio::sync::oneshot::channel();
         if options.signing_alg == Algorithm::ES256 {
@@ -224,27 +247,27 @@ impl Playground {
 
     /// Fail the next `n` refreshes with 503.
     pub fn fail_next_refreshes(&self, n: u32) {
-        self.state.fail_refreshes.store(n, std::sync::atomic::Ordering::SeqCst);
+        self.state.fail_refreshes.store(n, Ordering::SeqCst);
     }
 
     /// Answer the next `n` JWKS requests (FinHub's and OpenID Connect's)
     /// with 503.
     pub fn fail_next_jwks(&self, n: u32) {
-        self.state.fail_jwks.store(n, std::sync::atomic::Ordering::SeqCst);
+        self.state.fail_jwks.store(n, Ordering::SeqCst);
     }
 
     /// Delay every API answer by `latency`.
     pub fn set_latency(&self, latency: Duration) {
         self.state
             .latency_ms
-            .store(latency.as_millis() as u64, std::sync::atomic::Ordering::SeqCst);
+            .store(latency.as_millis() as u64, Ordering::SeqCst);
     }
 
     /// Set the lifetime of tokens issued from now on.
     pub fn set_token_lifetime(&self, lifetime: Duration) {
         self.state
             .lifetime_ms
-            .store(lifetime.as_millis() as u64, std::sync::atomic::Ordering::SeqCst);
+            .store(lifetime.as_millis() as u64, Ordering::SeqCst);
     }
 
     /// Revoke every session of `user` (all sessions when `None`); returns how many.
@@ -256,39 +279,80 @@ impl Playground {
     /// from now on).
     pub fn set_refresh_lifetimes(&self, idle: Duration, absolute: Duration) {
         let l = &self.state.refresh_lifetimes;
-        l.idle_secs
-            .store(idle.as_secs().max(1), std::sync::atomic::Ordering::SeqCst);
-        l.absolute_secs
-            .store(absolute.as_secs().max(1), std::sync::atomic::Ordering::SeqCst);
+        l.idle_secs.store(idle.as_secs().max(1), Ordering::SeqCst);
+        l.absolute_secs.store(absolute.as_secs().max(1), Ordering::SeqCst);
     }
 
     /// Stop honouring every FinHub session token issued so far (the API
     /// answers 401; refresh tokens still work).
     pub fn reject_current_access_tokens(&self) {
-        self.state
-            .access_generation
-            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        self.state.access_generation.fetch_add(1, Ordering::SeqCst);
     }
 
-    /// Rotate the signing keys.
+    /// Rotate the signing keys; the old ones stay published one more
+    /// generation.
     pub async fn rotate_keys(&self) {
-        self.state.rotate_keys().await
+        self.state.rotate_keys(true).await
+    }
+
+    /// Rotate the signing keys and drop the old ones at once: tokens signed
+    /// before no longer verify.
+    pub async fn rotate_keys_dropping_old(&self) {
+        self.state.rotate_keys(false).await
+    }
+
+    /// Turn one of the OpenID Connect side's switches on or off.
+    pub fn set(&self, switch: Switch, on: bool) {
+        let s = &self.state.oidc.switches;
+        let flag = match switch {
+            Switch::OpaqueAccessTokens => &s.opaque_access_tokens,
+            Switch::PromptNone => &s.prompt_none,
+            Switch::LenientOfflineAccess => &s.lenient_offline_access,
+            Switch::IdTokenOnRefresh => &s.id_token_on_refresh,
+            Switch::RefreshExpiresIn => &s.refresh_expires_in,
+            Switch::OpaqueRefreshTokens => &s.opaque_refresh_tokens,
+        };
+        flag.store(on, Ordering::SeqCst);
     }
 
     /// Issue opaque OIDC access tokens instead of JWTs.
     pub fn set_opaque_access_tokens(&self, on: bool) {
-        self.state
-            .oidc
-            .opaque_access_tokens
-            .store(on, std::sync::atomic::Ordering::SeqCst);
+        self.set(Switch::OpaqueAccessTokens, on)
     }
 
     /// Answer (and advertise) `prompt=none`.
     pub fn set_prompt_none(&self, on: bool) {
+        self.set(Switch::PromptNone, on)
+    }
+
+    /// The polling interval the device authorization endpoint asks for.
+    pub fn set_device_interval(&self, interval: Duration) {
         self.state
             .oidc
-            .prompt_none
-            .store(on, std::sync::atomic::Ordering::SeqCst);
+            .switches
+            .device_interval_secs
+            .store(interval.as_secs(), Ordering::SeqCst);
+    }
+
+    /// For how long a rotated refresh token may still be presented without
+    /// counting as reuse.
+    pub fn set_reuse_grace(&self, grace: Duration) {
+        self.state
+            .refresh_lifetimes
+            .reuse_grace_secs
+            .store(grace.as_secs(), Ordering::SeqCst);
+    }
+
+    /// Offset the Playground's clock (token times, `Date`) by `seconds`.
+    pub fn set_clock_offset(&self, seconds: i64) {
+        self.state.clock_offset_secs.store(seconds, Ordering::SeqCst);
+    }
+
+    /// Make the next refresh answer after `delay`, once.
+    pub fn slow_next_refresh(&self, delay: Duration) {
+        self.state
+            .slow_next_refresh_ms
+            .store(delay.as_millis() as u64, Ordering::SeqCst);
     }
 
     /// How many requests reached `path`.
@@ -297,7 +361,7 @@ impl Playground {
     }
 
     /// The sessions the Playground knows.
-    pub fn sessions(&self) -> Vec<server::SessionInfo> {
+    pub fn sessions(&self) -> Vec<SessionInfo> {
         self.state.sessions()
     }
 }

@@ -523,6 +523,7 @@ mod tests {
             email: None,
             browser: None,
             reauth_needed: false,
+            renewal_notice: None,
         }
     }
 

@@ -5,7 +5,7 @@ use super::Engine;
 use crate::error::Error;
 use crate::provider::oidc::SILENT_TIMEOUT;
 use crate::provider::opener::Opener;
-use crate::provider::BrowserSignIn;
+use crate::provider::{BrowserSignIn, DeviceCode};
 use crate::view::BrowserWait;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -21,7 +21,7 @@ static NEXT_REQUEST: AtomicU64 = AtomicU64::new(1);
 impl Engine {
     /// A browser sign-in request whose page the view shows, cancellable with
     /// [`Engine::cancel_sign_in`]. Returns its tag for [`Engine::browser_done`].
-    pub(super) fn browser_request(&self, silent: bool) -> (u64, BrowserSignIn) {
+    pub(super) fn browser_request(&self, silent: bool, device: bool) -> (u64, BrowserSignIn) {
         let (tx, rx) = watch::channel(false);
         let id = NEXT_REQUEST.fetch_add(1, Ordering::Relaxed);
         *self.inner.cancel.lock().unwrap_or_else(|e| e.into_inner()) = Some((id, tx));
@@ -37,6 +37,7 @@ impl Engine {
         };
         let request = BrowserSignIn {
             silent,
+            device,
             opener: Arc::new(ViewOpener {
                 engine: self.clone(),
                 silent,
@@ -102,6 +103,8 @@ impl Opener for ViewOpener {
             deadline: crate::refresh::after(self.engine.now(), self.timeout),
             silent: self.silent,
             open_error: None,
+            user_code: None,
+            url_complete: None,
             request: self.id,
         });
         let result = self.engine.inner.opener.open(url);
@@ -113,5 +116,18 @@ impl Opener for ViewOpener {
             }
         }
         result
+    }
+
+    fn show_code(&self, code: &DeviceCode) {
+        self.engine.show_browser(BrowserWait {
+            url: code.verification_uri.clone(),
+            deadline: crate::refresh::after(self.engine.now(), code.expires_in),
+            silent: false,
+            open_error: None,
+            user_code: Some(code.user_code.clone()),
+            url_complete: code.verification_uri_complete.clone(),
+            request: self.id,
+        });
+        self.engine.inner.opener.show_code(code);
     }
 }

@@ -364,7 +364,7 @@ impl Engine {
         let generation = self.state().generation;
         let guard = FlightGuard::begin(self);
         let flow = self.flow(current.session_id);
-        let (request, credentials) = self.browser_request(silent);
+        let (request, credentials) = self.browser_request(silent, false);
         self.inner.refresh_requests.fetch_add(1, Ordering::SeqCst);
         let result = async {
             let grant = match self

@@ -138,8 +138,18 @@ impl Engine {
     ) -> SessionRecord {
         let now = self.provider_now();
         // A provider that does not rotate keeps the old refresh token valid.
+        let rotated = grant.refresh.is_some();
         let refresh = grant.refresh.or_else(|| previous.and_then(|p| p.refresh.clone()));
-        let renewable_until = refresh.as_ref().and_then(refresh_token_expiry);
+        // Until when it can be renewed: what the provider said with this
+        // answer (Keycloak's refresh_expires_in), else the refresh token's
+        // own `exp` when it is a JWT, else what was known before.
+        let renewable_until = match grant.refresh_expires_in {
+            Some(secs) => Some(crate::refresh::after(now, Duration::from_secs(secs))),
+            None => refresh
+                .as_ref()
+                .and_then(refresh_token_expiry)
+                .or_else(|| previous.filter(|_| !rotated).and_then(|p| p.renewable_until)),
+        };
         SessionRecord {
             session_id,
             user: grant.subject.clone().unwrap_or_else(|| claims.subject.clone()),
@@ -147,7 +157,12 @@ impl Engine {
             email: grant.email.or_else(|| previous.and_then(|p| p.email.clone())),
             tenant: grant.tenant.or_else(|| claims.str("tid").map(str::to_owned)),
             customer: grant.customer.or_else(|| claims.str("cid").map(str::to_owned)),
-            scope: grant.scope.or_else(|| claims.str("scope").map(str::to_owned)),
+            // RFC 6749 5.1: an answer without scope granted what was asked;
+            // on a refresh, what the session had.
+            scope: grant
+                .scope
+                .or_else(|| claims.str("scope").map(str::to_owned))
+                .or_else(|| previous.and_then(|p| p.scope.clone())),
             issued_at: claims.issued_at.unwrap_or(now).min(now),
             expires_at: claims.expires_at,
             refresh_count,

@@ -362,6 +362,12 @@ impl Engine {
             email: s.and_then(|s| s.email.clone()),
             browser: st.browser.clone(),
             reauth_needed: s.is_some() && st.reauth_needed,
+            renewal_notice: s
+                .filter(|s| s.refresh.is_none() && self.policy() == ExtendAccess::Refresh)
+                .map(|s| {
+                    let oidc = p.oidc.as_ref().map(|o| (o.scopes.as_slice(), o.offline_access_prompt));
+                    crate::view::no_refresh_notice(oidc, s.scope.as_deref())
+                }),
         }
     }
 
@@ -605,7 +611,24 @@ impl Engine {
         if phase == Phase::SigningIn {
             return Err(Error::InvalidState("a sign-in is already in progress".into()));
         }
-        let (id, request) = self.browser_request(false);
+        let (id, request) = self.browser_request(false, false);
+        self.sign_in_with(Credentials::Browser(request), Some(id)).await
+    }
+
+    /// Sign in on another device (OpenID Connect device authorization
+    /// grant, RFC 8628): the view's browser wait carries the page and the
+    /// code to enter there; nothing is opened here. Cancel with
+    /// [`Engine::cancel_sign_in`].
+    pub async fn sign_in_device(&self) -> Result<SessionView, Error> {
+        if self.inner.profile.provider != ProviderKind::Oidc {
+            return Err(Error::InvalidState(
+                "this profile signs in with a username and password".into(),
+            ));
+        }
+        if self.state().phase == Phase::SigningIn {
+            return Err(Error::InvalidState("a sign-in is already in progress".into()));
+        }
+        let (id, request) = self.browser_request(false, true);
         self.sign_in_with(Credentials::Browser(request), Some(id)).await
     }
 

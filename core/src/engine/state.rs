@@ -326,10 +326,13 @@ impl State {
             Arrival::Restored | Arrival::Adopted => Store::Keep,
             _ => Store::Save,
         };
-        Commit {
-            store,
-            audit: vec![self.record(rules, now, event)],
+        let mut audit = vec![self.record(rules, now, event)];
+        let no_refresh = self.session.as_ref().filter(|s| s.refresh.is_none());
+        if let (Arrival::SignedIn, true, Some(s)) = (arrival, rules.refresh_policy, no_refresh) {
+            let granted_scope = s.scope.clone().unwrap_or_else(|| "not stated".into());
+            audit.push(self.record(rules, now, AuditEvent::NoRefreshToken { granted_scope }));
         }
+        Commit { store, audit }
     }
 
     /// Write-ahead: the provider redeemed the refresh token and handed out

@@ -115,6 +115,16 @@ pub struct OidcSettings {
     /// The loopback port of the redirect URI; 0 picks a free one.
     pub redirect_port: u16,
     pub extend_access: ExtendAccess,
+    /// With `offline_access` among the scopes, ask for `prompt=consent` in
+    /// interactive sign-ins: OpenID Connect Core 11 has providers grant
+    /// offline access only then (unless other conditions allow it).
+    /// `offline_access_prompt = false` for providers that grant refresh
+    /// tokens without it and would show a needless consent page.
+    pub offline_access_prompt: bool,
+    /// `max_age` (Core 3.1.2.1): the person's authentication at the
+    /// provider may be at most this old; the ID token's `auth_time` is
+    /// then required and checked.
+    pub max_age: Option<Duration>,
     /// Where the discovery document lives.
     pub discovery_url: reqwest::Url,
     /// Transmit's `POST /cis/v1/auth/logout`, called with the access token.

@@ -44,11 +44,13 @@ pub(super) struct RawProfile {
     pub(super) end_session_in_browser: Option<bool>,
     pub(super) sign_in_timeout_secs: Option<u64>,
     pub(super) api_base_url: Option<String>,
+    pub(super) offline_access_prompt: Option<bool>,
+    pub(super) max_age_secs: Option<u64>,
 }
 
 /// The fields only one provider kind takes.
 pub(super) const FINHUB_ONLY: [&str; 3] = ["base_url", "backup_urls", "tenant_id"];
-pub(super) const OIDC_ONLY: [&str; 11] = [
+pub(super) const OIDC_ONLY: [&str; 13] = [
     "client_id",
     "client_secret",
     "scopes",
@@ -60,6 +62,8 @@ pub(super) const OIDC_ONLY: [&str; 11] = [
     "end_session_in_browser",
     "sign_in_timeout_secs",
     "api_base_url",
+    "offline_access_prompt",
+    "max_age_secs",
 ];
 
 impl RawProfile {
@@ -80,6 +84,8 @@ impl RawProfile {
             "end_session_in_browser" => self.end_session_in_browser.is_some(),
             "sign_in_timeout_secs" => self.sign_in_timeout_secs.is_some(),
             "api_base_url" => self.api_base_url.is_some(),
+            "offline_access_prompt" => self.offline_access_prompt.is_some(),
+            "max_age_secs" => self.max_age_secs.is_some(),
             _ => false,
         }
     }

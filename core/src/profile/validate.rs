@@ -394,12 +394,15 @@ fn oidc_fields(p: &mut Profile, raw: RawProfile) -> Result<(), ConfigError> {
     p.base_url = api_base_url.clone().unwrap_or_else(|| issuer.1.clone());
     p.issuer = issuer.0.to_owned();
     p.audience = audience(name, raw.audience.as_deref(), &client_id)?;
+    let extend = extend_access(name, raw.extend_access.as_deref())?;
     p.oidc = Some(OidcSettings {
         client_secret: client_secret(name, raw.client_secret)?,
-        scopes: scopes(name, raw.scopes)?,
+        scopes: scopes(name, raw.scopes, extend)?,
         resource: raw.resource.filter(|r| !r.trim().is_empty()),
         redirect_port: raw.redirect_port.unwrap_or(0),
-        extend_access: extend_access(name, raw.extend_access.as_deref())?,
+        extend_access: extend,
+        offline_access_prompt: raw.offline_access_prompt.unwrap_or(true),
+        max_age: max_age(name, raw.max_age_secs)?,
         discovery_url: discovery_url(name, raw.discovery_url.as_deref(), issuer.0)?,
         logout_url: optional_url(name, "logout_url", raw.logout_url.as_deref())?,
         end_session_in_browser: raw.end_session_in_browser.unwrap_or(true),
@@ -444,9 +447,17 @@ fn client_secret(name: &str, value: Option<String>) -> Result<Option<ClientSecre
     }
 }
 
-/// The scopes, `openid` always among them.
-fn scopes(name: &str, value: Option<Vec<String>>) -> Result<Vec<String>, ConfigError> {
-    let mut scopes = value.unwrap_or_else(|| vec!["openid".into(), "profile".into(), "email".into()]);
+/// The scopes, `openid` always among them. Without a list, `openid profile
+/// email`, and `offline_access` too when the policy renews with a refresh
+/// token (most providers grant one only for it).
+fn scopes(name: &str, value: Option<Vec<String>>, extend: ExtendAccess) -> Result<Vec<String>, ConfigError> {
+    let mut scopes = value.unwrap_or_else(|| {
+        let mut s = vec!["openid".into(), "profile".into(), "email".into()];
+        if extend == ExtendAccess::Refresh {
+            s.push("offline_access".into());
+        }
+        s
+    });
     if let Some(bad) = scopes
         .iter()
         .find(|s| s.is_empty() || s.contains(|c: char| c.is_whitespace() || c == '"' || c == '\\'))
@@ -485,6 +496,20 @@ fn discovery_url(name: &str, value: Option<&str>, issuer: &str) -> Result<reqwes
             "issuer",
             &format!("{}/.well-known/openid-configuration", issuer.trim_end_matches('/')),
         ),
+    }
+}
+
+/// `max_age` (Core 3.1.2.1): how recent the person's authentication at the
+/// provider must be, at most a year.
+fn max_age(name: &str, value: Option<u64>) -> Result<Option<Duration>, ConfigError> {
+    match value {
+        Some(s) if s > 366 * 24 * 3600 => Err(ConfigError::new(
+            name,
+            "max_age_secs",
+            format!("{s} s is more than a year"),
+            "use the number of seconds a sign-in at the provider may be old (0 asks for a fresh one), or remove it",
+        )),
+        s => Ok(s.map(Duration::from_secs)),
     }
 }
 

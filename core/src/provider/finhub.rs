@@ -200,6 +200,7 @@ impl FinHub {
             }
         }
         Ok(Grant {
+            refresh_expires_in: None,
             expires_in: super::plausible_expires_in(parsed.expires_in, "expires_in")?,
             bearer: AccessToken::new(parsed.user_session_token),
             refresh: parsed.refresh_token.map(RefreshToken::new),

@@ -42,6 +42,9 @@ pub enum Credentials {
 pub struct BrowserSignIn {
     /// `prompt=none`: the provider must answer without asking the person.
     pub silent: bool,
+    /// The device authorization grant (RFC 8628): the person signs in on
+    /// another device with a code; nothing is opened here.
+    pub device: bool,
     pub opener: Arc<dyn Opener>,
     /// Becomes `true` when the person cancels.
     pub cancel: tokio::sync::watch::Receiver<bool>,
@@ -51,8 +54,23 @@ impl std::fmt::Debug for BrowserSignIn {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("BrowserSignIn")
             .field("silent", &self.silent)
+            .field("device", &self.device)
             .finish_non_exhaustive()
     }
+}
+
+/// What the person needs on another device to finish a device sign-in
+/// (RFC 8628).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeviceCode {
+    /// The page to visit (`verification_uri`).
+    pub verification_uri: String,
+    /// The same page with the code filled in, when the provider offers it.
+    pub verification_uri_complete: Option<String>,
+    /// The code to enter there.
+    pub user_code: String,
+    /// How long the code is valid.
+    pub expires_in: Duration,
 }
 
 /// The server's clock from a response's `Date` header, if it has one.
@@ -169,6 +187,9 @@ pub struct Grant {
     pub id_token: Option<IdToken>,
     /// The lifetime the provider announced (checked: at most a year).
     pub expires_in: Option<u64>,
+    /// How long the refresh token lasts, when the provider says so
+    /// (Keycloak's `refresh_expires_in`).
+    pub refresh_expires_in: Option<u64>,
     pub scope: Option<String>,
     pub tenant: Option<String>,
     pub customer: Option<String>,

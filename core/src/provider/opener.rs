@@ -5,6 +5,7 @@
 //! RFC 8252 section 8.12: native apps must use an external user agent (the
 //! system browser), never an embedded web view, for the provider's page.
 
+use super::DeviceCode;
 use std::sync::Arc;
 
 /// Opens a URL in a browser.
@@ -12,6 +13,11 @@ pub trait Opener: Send + Sync {
     /// Hand `url` to a browser. Returns once it is handed over, not when the
     /// person is done.
     fn open(&self, url: &str) -> Result<(), String>;
+
+    /// A device sign-in (RFC 8628) needs the person to enter `code` on
+    /// another device: nothing is opened here. The engine's own opener
+    /// puts it in the view, which the fronts show; others ignore it.
+    fn show_code(&self, _code: &DeviceCode) {}
 }
 
 /// The system's default browser (`xdg-open` on Linux, `open` on macOS,
@@ -95,5 +101,9 @@ impl Opener for Tee {
     fn open(&self, url: &str) -> Result<(), String> {
         (self.seen)(url);
         self.inner.open(url)
+    }
+
+    fn show_code(&self, code: &DeviceCode) {
+        self.inner.show_code(code)
     }
 }

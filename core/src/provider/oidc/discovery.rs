@@ -30,6 +30,8 @@ pub struct Discovery {
     pub revocation_endpoint: Option<reqwest::Url>,
     /// RP-initiated logout.
     pub end_session_endpoint: Option<reqwest::Url>,
+    /// RFC 8628 device authorization (sign in on another device).
+    pub device_authorization_endpoint: Option<reqwest::Url>,
     pub code_challenge_methods: Option<Vec<String>>,
     pub prompt_values: Option<Vec<String>>,
     pub token_auth_methods: Option<Vec<String>>,
@@ -46,6 +48,7 @@ struct Raw {
     userinfo_endpoint: Option<String>,
     revocation_endpoint: Option<String>,
     end_session_endpoint: Option<String>,
+    device_authorization_endpoint: Option<String>,
     code_challenge_methods_supported: Option<Vec<String>>,
     prompt_values_supported: Option<Vec<String>>,
     token_endpoint_auth_methods_supported: Option<Vec<String>>,
@@ -93,6 +96,10 @@ impl Discovery {
             userinfo_endpoint: endpoint("userinfo_endpoint", raw.userinfo_endpoint)?,
             revocation_endpoint: endpoint("revocation_endpoint", raw.revocation_endpoint)?,
             end_session_endpoint: endpoint("end_session_endpoint", raw.end_session_endpoint)?,
+            device_authorization_endpoint: endpoint(
+                "device_authorization_endpoint",
+                raw.device_authorization_endpoint,
+            )?,
             code_challenge_methods: raw.code_challenge_methods_supported,
             prompt_values: raw.prompt_values_supported,
             token_auth_methods: raw.token_endpoint_auth_methods_supported,

@@ -8,22 +8,41 @@
 //! - several audiences need an `azp`, and an `azp` must be the client id;
 //! - `iat` is required and may not lie in the future (beyond the leeway);
 //! - the `nonce` must be the one the authorization request sent.
-//!   (On a refresh there was no request: OIDC Core 12.2 then asks for the
+//!   (On a refresh there was no request: OpenID Connect Core 12.2 then asks for the
 //!   same `sub`, which the engine checks.)
+//! - `at_hash`, when present, must match the access token issued with it
+//!   (3.1.3.8; 3.2.2.9);
+//! - with `max_age` sent, `auth_time` is required and may be at most that
+//!   old (3.1.2.1).
 
 use super::pkce::constant_time_eq;
 use crate::clock::Timestamp;
 use crate::error::Error;
-use crate::token::{Claims, IdToken, TokenError, Validator};
+use crate::token::{AccessToken, Claims, IdToken, TokenError, Validator};
+use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64URL;
+use base64::Engine as _;
 use serde_json::Value;
+use sha2::{Digest, Sha256, Sha384, Sha512};
+use std::time::Duration;
+
+/// What a particular ID token is checked against besides its signature.
+#[derive(Default)]
+pub struct Expect<'a> {
+    /// The sign-in's `nonce`; `None` on refresh.
+    pub nonce: Option<&'a str>,
+    /// The access token that came with it, for `at_hash`.
+    pub access: Option<&'a AccessToken>,
+    /// The `max_age` the sign-in sent.
+    pub max_age: Option<Duration>,
+}
 
 /// Validate `token` as an ID token for `client_id`; `validator` must expect
-/// `client_id` as audience. `nonce` is the sign-in's, `None` on refresh.
+/// `client_id` as audience.
 pub async fn verify(
     validator: &Validator,
     token: &IdToken,
     client_id: &str,
-    nonce: Option<&str>,
+    expect: &Expect<'_>,
     now: Timestamp,
 ) -> Result<Claims, Error> {
     let claims = validator.validate(token, now).await?;
@@ -44,13 +63,49 @@ pub async fn verify(
     if iat > now + leeway {
         return Err(TokenError::IssuedInFuture(iat.to_rfc3339()).into());
     }
-    if let Some(expected) = nonce {
+    if let Some(expected) = expect.nonce {
         match claims.str("nonce") {
             Some(found) if constant_time_eq(found, expected) => {}
             _ => return Err(TokenError::WrongNonce.into()),
         }
     }
+    if let (Some(found), Some(access)) = (claims.all.get("at_hash"), expect.access) {
+        let alg = jsonwebtoken::decode_header(token.expose())
+            .map(|h| h.alg)
+            .map_err(|e| TokenError::Malformed(e.to_string()))?;
+        let expected = at_hash(alg, access.expose());
+        if found.as_str().is_none_or(|f| !constant_time_eq(f, &expected)) {
+            return Err(TokenError::WrongAtHash.into());
+        }
+    }
+    if let Some(max_age) = expect.max_age {
+        let auth_time = claims
+            .all
+            .get("auth_time")
+            .and_then(Value::as_i64)
+            .ok_or(TokenError::MissingClaim("auth_time"))?;
+        let oldest = now.timestamp() - max_age.as_secs() as i64 - leeway.num_seconds();
+        if auth_time < oldest {
+            return Err(TokenError::AuthTooOld(format!(
+                "the person authenticated at {auth_time} (unix time), longer ago than the profile's max_age of {} s; the provider did not ask them to sign in again",
+                max_age.as_secs()
+            ))
+            .into());
+        }
+    }
     Ok(claims)
+}
+
+/// `at_hash` of `access` for an ID token signed with `alg`: the left half
+/// of the hash the algorithm uses, base64url (Core 3.1.3.6).
+pub fn at_hash(alg: jsonwebtoken::Algorithm, access: &str) -> String {
+    use jsonwebtoken::Algorithm::*;
+    let digest: Vec<u8> = match alg {
+        HS384 | RS384 | PS384 | ES384 => Sha384::digest(access.as_bytes()).to_vec(),
+        HS512 | RS512 | PS512 | EdDSA => Sha512::digest(access.as_bytes()).to_vec(),
+        _ => Sha256::digest(access.as_bytes()).to_vec(),
+    };
+    B64URL.encode(&digest[..digest.len() / 2])
 }
 
 #[cfg(test)]
@@ -58,8 +113,6 @@ mod tests {
     use super::*;
     use crate::testkit::{self, keys, sign, ISSUER};
     use crate::token::StaticJwks;
-    use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64URL;
-    use base64::Engine as _;
     use jsonwebtoken::Algorithm;
     use serde_json::json;
     use std::sync::Arc;
@@ -89,7 +142,11 @@ mod tests {
     }
 
     async fn check(v: &Validator, token: String, nonce: Option<&str>) -> Result<Claims, Error> {
-        verify(v, &IdToken::new(token), CLIENT, nonce, chrono::Utc::now()).await
+        let expect = Expect {
+            nonce,
+            ..Expect::default()
+        };
+        verify(v, &IdToken::new(token), CLIENT, &expect, chrono::Utc::now()).await
     }
 
     fn token_error(r: Result<Claims, Error>) -> TokenError {
@@ -180,5 +237,60 @@ mod tests {
         let (_, v) = setup();
         let token = sign(&keys().rsa, &with(good(), "nonce", Value::Null));
         assert!(check(&v, token, None).await.is_ok());
+    }
+
+    #[test]
+    fn at_hash_matches_core_3_1_3_6() {
+        // The access token and at_hash of the example in OpenID Connect
+        // Core A.3 (RS256).
+        assert_eq!(
+            at_hash(Algorithm::RS256, "jHkWEdUXMU1BwAsC4vtUsZwnNvTIxEl0z9K3vx5KF0Y"),
+            "77QmUPtjPfzWtF2AnpK9RQ"
+        );
+    }
+
+    #[tokio::test]
+    async fn at_hash_when_present_must_match_the_access_token() {
+        let (_, v) = setup();
+        let k = keys();
+        let access = AccessToken::new("the-access-token");
+        let right = with(good(), "at_hash", json!(at_hash(Algorithm::RS256, "the-access-token")));
+        let wrong = with(good(), "at_hash", json!(at_hash(Algorithm::RS256, "another-token")));
+        let expect = Expect {
+            nonce: Some(NONCE),
+            access: Some(&access),
+            max_age: None,
+        };
+        let now = chrono::Utc::now();
+        assert!(verify(&v, &IdToken::new(sign(&k.rsa, &right)), CLIENT, &expect, now)
+            .await
+            .is_ok());
+        let e = verify(&v, &IdToken::new(sign(&k.rsa, &wrong)), CLIENT, &expect, now).await;
+        assert!(matches!(token_error(e), TokenError::WrongAtHash));
+        // Absent, it is not required (the code flow makes it optional).
+        assert!(verify(&v, &IdToken::new(sign(&k.rsa, &good())), CLIENT, &expect, now)
+            .await
+            .is_ok());
+    }
+
+    #[tokio::test]
+    async fn max_age_needs_a_recent_enough_auth_time() {
+        let (_, v) = setup();
+        let k = keys();
+        let now = chrono::Utc::now();
+        let expect = Expect {
+            nonce: Some(NONCE),
+            access: None,
+            max_age: Some(Duration::from_secs(300)),
+        };
+        let recent = with(good(), "auth_time", json!(now.timestamp() - 100));
+        let old = with(good(), "auth_time", json!(now.timestamp() - 3600));
+        assert!(verify(&v, &IdToken::new(sign(&k.rsa, &recent)), CLIENT, &expect, now)
+            .await
+            .is_ok());
+        let e = verify(&v, &IdToken::new(sign(&k.rsa, &old)), CLIENT, &expect, now).await;
+        assert!(matches!(token_error(e), TokenError::AuthTooOld(_)));
+        let e = verify(&v, &IdToken::new(sign(&k.rsa, &good())), CLIENT, &expect, now).await;
+        assert!(matches!(token_error(e), TokenError::MissingClaim("auth_time")));
     }
 }

@@ -1,38 +1,47 @@
 //! OpenID Connect: Authorization Code with PKCE through the system browser
 //! and a loopback redirect (RFC 8252, RFC 7636), ID token validation (Core
 //! 3.1.3.7), refresh with rotation (RFC 6749 section 6), silent
-//! re-authentication (`prompt=none`), userinfo, and three ways to end a
-//! session: a Transmit-style logout endpoint, token revocation (RFC 7009)
-//! and RP-initiated logout (`end_session_endpoint`).
+//! re-authentication (`prompt=none`), the device authorization grant (RFC
+//! 8628, [`device`]), userinfo, and three ways to end a session
+//! ([`sign_out`]): a Transmit-style logout endpoint, token revocation (RFC
+//! 7009) and RP-initiated logout (`end_session_endpoint`).
+//!
+//! Offline access (Core 11): with `offline_access` among the scopes, an
+//! interactive sign-in asks for `prompt=consent`, because providers that
+//! follow the specification grant a refresh token only then (the profile's
+//! `offline_access_prompt = false` turns that off for providers that do
+//! not need it). A silent sign-in cannot show a consent page and does not
+//! ask.
 //!
 //! Transmit Security is the named example; nothing here is specific to it
 //! except the optional `logout_url` (Transmit's `POST /cis/v1/auth/logout`).
 
+mod device;
 pub mod discovery;
 pub mod id_token;
 pub mod loopback;
 pub mod pkce;
+mod sign_out;
+mod token;
 
 use super::opener::Opener;
 use super::{
-    bearer_header, join_below, plausible_expires_in, sensitive, ApiRequest, ApiResponse, BrowserSignIn, Credentials,
-    Grant, Provider, SessionTokens,
+    bearer_header, join_below, ApiRequest, ApiResponse, BrowserSignIn, Credentials, Grant, Provider, SessionTokens,
 };
 use crate::clock::Clock;
 use crate::error::Error;
 use crate::headers::FlowContext;
 use crate::profile::{OidcSettings, Profile};
 use crate::tls::{BodyKind, PinnedClient};
-use crate::token::{AccessToken, IdToken, RefreshToken, Validator};
+use crate::token::{AccessToken, RefreshToken, Validator};
 use async_trait::async_trait;
-use base64::engine::general_purpose::STANDARD as B64;
-use base64::Engine as _;
 use discovery::{Discovery, DiscoveryCache};
 use loopback::Loopback;
 use pkce::Pkce;
 use serde_json::Value;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use token::{TokenCall, TokenResponse};
 
 /// How long the one-shot sign-out page waits for the browser to load it.
 pub const SIGN_OUT_PAGE_TIMEOUT: Duration = Duration::from_secs(120);
@@ -59,13 +68,6 @@ pub struct Oidc {
     clock: Arc<dyn Clock>,
     /// Sign-out pages waiting for the browser.
     pages: Mutex<Vec<tokio::task::JoinHandle<bool>>>,
-}
-
-/// Which token-endpoint call an error answer belongs to.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum TokenCall {
-    Code,
-    Refresh,
 }
 
 impl Oidc {
@@ -126,98 +128,24 @@ impl Oidc {
             }
             if silent {
                 q.append_pair("prompt", "none");
+            } else if self.asks_consent() {
+                q.append_pair("prompt", "consent");
+            }
+            if let Some(age) = s.max_age {
+                q.append_pair("max_age", &age.as_secs().to_string());
             }
         }
         url
     }
 
-    /// POST a form to the token endpoint with the client's authentication.
-    async fn token_request(
-        &self,
-        d: &Discovery,
-        mut form: Vec<(&'static str, String)>,
-    ) -> Result<reqwest::Response, Error> {
+    /// Whether an interactive sign-in asks for `prompt=consent`: the profile
+    /// renews with a refresh token, wants offline access and has not turned
+    /// the prompt off. (Re-authenticate mode never uses a refresh token.)
+    fn asks_consent(&self) -> bool {
         let s = self.settings();
-        let request = self.authenticate(d, self.client.http().post(d.token_endpoint.clone()), &mut form);
-        if let Some(r) = &s.resource {
-            form.push(("resource", r.clone()));
-        }
-        self.client
-            .send(request.header("Accept", "application/json").form(&form))
-            .await
-    }
-
-    /// The client's authentication on a token or revocation request: a
-    /// public client sends `client_id`; a confidential one uses
-    /// `client_secret_basic` unless discovery offers only
-    /// `client_secret_post` (RFC 6749 section 2.3.1).
-    fn authenticate(
-        &self,
-        d: &Discovery,
-        request: reqwest::RequestBuilder,
-        form: &mut Vec<(&'static str, String)>,
-    ) -> reqwest::RequestBuilder {
-        let s = self.settings();
-        let Some(secret) = &s.client_secret else {
-            form.push(("client_id", s.client_id.clone()));
-            return request;
-        };
-        let post_only = d.token_auth_methods.as_ref().is_some_and(|m| {
-            !m.iter().any(|x| x == "client_secret_basic") && m.iter().any(|x| x == "client_secret_post")
-        });
-        if post_only {
-            form.push(("client_id", s.client_id.clone()));
-            form.push(("client_secret", secret.expose().to_owned()));
-            return request;
-        }
-        let enc = |v: &str| form_urlencoded_component(v);
-        let basic = B64.encode(format!("{}:{}", enc(&s.client_id), enc(secret.expose())));
-        request.header("Authorization", sensitive(&format!("Basic {basic}")))
-    }
-
-    /// Parse a token response (RFC 6749 section 5.1) or its error (5.2).
-    async fn token_response(&self, call: TokenCall, response: reqwest::Response) -> Result<TokenResponse, Error> {
-        let status = response.status().as_u16();
-        let server_date = super::server_date(&response);
-        let retry_after = super::retry_after(&response);
-        let body = self.client.read_body(response, BodyKind::Protocol).await?;
-        if status != 200 {
-            return Err(token_error(call, status, &String::from_utf8_lossy(&body), retry_after));
-        }
-        let v: Value = serde_json::from_slice(&body).map_err(|e| {
-            // The position only: serde's message could quote a token.
-            Error::Protocol(format!(
-                "the token endpoint's answer is not JSON (line {}, column {})",
-                e.line(),
-                e.column()
-            ))
-        })?;
-        let string = |name: &str| v.get(name).and_then(Value::as_str).map(str::to_owned);
-        let access = string("access_token")
-            .filter(|t| !t.is_empty())
-            .ok_or_else(|| Error::Protocol("the token response has no access_token".into()))?;
-        match string("token_type") {
-            Some(t) if t.eq_ignore_ascii_case("bearer") => {}
-            Some(t) => {
-                return Err(Error::Protocol(format!(
-                    "token_type is '{t}', only Bearer is supported"
-                )))
-            }
-            None => return Err(Error::Protocol("the token response has no token_type".into())),
-        }
-        let seconds = |name: &str| match v.get(name) {
-            Some(Value::Number(n)) => n.as_u64(),
-            Some(Value::String(s)) => s.parse().ok(),
-            _ => None,
-        };
-        Ok(TokenResponse {
-            access: AccessToken::new(access),
-            refresh: string("refresh_token").filter(|t| !t.is_empty()).map(RefreshToken::new),
-            id_token: string("id_token").map(IdToken::new),
-            expires_in: plausible_expires_in(seconds("expires_in"), "expires_in")?,
-            scope: string("scope"),
-            server_date,
-        })
+        s.extend_access == crate::profile::ExtendAccess::Refresh
+            && s.offline_access_prompt
+            && s.scopes.iter().any(|x| x == "offline_access")
     }
 
     /// Name and email from the userinfo endpoint, if discovery names one.
@@ -250,18 +178,24 @@ impl Oidc {
     }
 
     /// Turn a token response into a grant: the ID token is validated
-    /// (with `nonce` at sign-in), then userinfo is asked.
-    async fn grant(&self, d: &Discovery, t: TokenResponse, nonce: Option<&str>) -> Result<Grant, Error> {
+    /// (`sign_in`: the sign-in's `nonce`, if the flow had one, and the
+    /// profile's `max_age`), then userinfo is asked.
+    async fn grant(&self, d: &Discovery, t: TokenResponse, sign_in: Option<Option<&str>>) -> Result<Grant, Error> {
         let s = self.settings();
         let (subject, mut name, mut email) = match &t.id_token {
             Some(id) => {
-                let claims = id_token::verify(&self.id_tokens, id, &s.client_id, nonce, self.clock.now()).await?;
+                let expect = id_token::Expect {
+                    nonce: sign_in.flatten(),
+                    access: Some(&t.access),
+                    max_age: sign_in.and(s.max_age),
+                };
+                let claims = id_token::verify(&self.id_tokens, id, &s.client_id, &expect, self.clock.now()).await?;
                 let c = |n: &str| claims.str(n).map(str::to_owned);
                 (Some(claims.subject.clone()), c("name"), c("email"))
             }
-            // An authorization-code answer to an `openid` request must have
-            // one (Core 3.1.3.3); a refresh answer may omit it (12.2).
-            None if nonce.is_some() => {
+            // A sign-in's answer to an `openid` request must have one (Core
+            // 3.1.3.3); a refresh answer may omit it (12.2).
+            None if sign_in.is_some() => {
                 return Err(Error::Protocol(
                     "the token response has no id_token, although the openid scope was requested".into(),
                 ))
@@ -279,6 +213,7 @@ impl Oidc {
             refresh: t.refresh,
             id_token: t.id_token,
             expires_in: t.expires_in,
+            refresh_expires_in: t.refresh_expires_in,
             scope: t.scope,
             tenant: None,
             customer: None,
@@ -341,107 +276,8 @@ impl Oidc {
         ];
         let response = self.token_request(&d, form).await?;
         let tokens = self.token_response(TokenCall::Code, response).await?;
-        self.grant(&d, tokens, Some(&nonce)).await
+        self.grant(&d, tokens, Some(Some(&nonce))).await
     }
-
-    /// POST a token to an RFC 7009 revocation endpoint.
-    async fn revoke(&self, d: &Discovery, url: &reqwest::Url, token: &str, hint: &str) -> Result<(), String> {
-        let mut form = vec![("token", token.to_owned()), ("token_type_hint", hint.to_owned())];
-        let request = self.authenticate(d, self.client.http().post(url.clone()), &mut form);
-        let response = self.client.send(request.form(&form)).await.map_err(|e| e.to_string())?;
-        match response.status().as_u16() {
-            200 => Ok(()),
-            status => Err(format!("revoking the {hint} answered {status}")),
-        }
-    }
-
-    /// RP-initiated logout (OpenID Connect RP-Initiated Logout 1.0) in the
-    /// browser. With an ID token as hint, the request is a POST from a
-    /// one-shot page on loopback, so the token never travels in a URL (a
-    /// process command line, browser history, the provider's access log).
-    /// Without one, the page's address is enough: `client_id` only.
-    async fn end_session(
-        &self,
-        end_session: &reqwest::Url,
-        id_token: Option<&IdToken>,
-        opener: &dyn Opener,
-    ) -> Result<(), String> {
-        let client_id = &self.settings().client_id;
-        let Some(id_token) = id_token else {
-            let mut url = end_session.clone();
-            url.query_pairs_mut().append_pair("client_id", client_id);
-            return opener
-                .open(url.as_str())
-                .map_err(|e| format!("opening the provider's sign-out page: {e}"));
-        };
-        let listener = loopback::Loopback::bind(0).await.map_err(|e| e.to_string())?;
-        let path = format!("/sign-out/{}", pkce::random_token());
-        let url = format!("http://127.0.0.1:{}{path}", listener.port());
-        let (page, csp) = loopback::post_page(
-            "Signing you out",
-            "Session Manager is asking your identity provider to end its session in this browser.",
-            end_session.as_str(),
-            &[("id_token_hint", id_token.expose()), ("client_id", client_id)],
-        );
-        let served = listener.serve_once(path, page, csp, SIGN_OUT_PAGE_TIMEOUT);
-        self.pages.lock().unwrap_or_else(|e| e.into_inner()).push(served);
-        opener
-            .open(&url)
-            .map_err(|e| format!("opening the provider's sign-out page: {e}"))
-    }
-}
-
-/// A parsed token response. No `Debug`: it holds tokens.
-struct TokenResponse {
-    access: AccessToken,
-    refresh: Option<RefreshToken>,
-    id_token: Option<IdToken>,
-    expires_in: Option<u64>,
-    scope: Option<String>,
-    server_date: Option<crate::clock::Timestamp>,
-}
-
-/// An RFC 6749 section 5.2 error answer as an engine error.
-fn token_error(call: TokenCall, status: u16, body: &str, retry_after: Option<Duration>) -> Error {
-    let v: Value = serde_json::from_str(body).unwrap_or(Value::Null);
-    let code = v
-        .get("error")
-        .and_then(Value::as_str)
-        .map(|s| s.chars().take(100).collect::<String>());
-    let description = v
-        .get("error_description")
-        .and_then(Value::as_str)
-        .map(|s| s.chars().take(300).collect::<String>());
-    if (300..400).contains(&status) {
-        return Error::Protocol("the token endpoint redirected; redirects are not followed".into());
-    }
-    if status == 429 || status >= 500 {
-        return Error::Server {
-            status,
-            message: description.or(code).unwrap_or_else(|| format!("HTTP {status}")),
-            retry_after,
-        };
-    }
-    match (call, code) {
-        // RFC 6749 5.2: an invalid, expired, revoked or reused refresh token.
-        (TokenCall::Refresh, Some(c)) if c == "invalid_grant" => super::refresh_refusal(
-            description.unwrap_or_else(|| "the refresh token is no longer valid (invalid_grant)".into()),
-        ),
-        (_, Some(error)) => Error::Authorization { error, description },
-        (_, None) => Error::Server {
-            status,
-            message: format!("the token endpoint answered {status} without an OAuth error"),
-            retry_after,
-        },
-    }
-}
-
-/// `application/x-www-form-urlencoded` encoding of one component, as
-/// client_secret_basic requires before base64 (RFC 6749 section 2.3.1).
-fn form_urlencoded_component(v: &str) -> String {
-    let mut url = reqwest::Url::parse("https://x/").expect("a valid URL");
-    url.query_pairs_mut().append_pair("v", v);
-    url.query().unwrap_or_default().trim_start_matches("v=").to_owned()
 }
 
 #[async_trait]
@@ -452,6 +288,7 @@ impl Provider for Oidc {
 
     async fn sign_in(&self, credentials: &Credentials, _flow: &FlowContext) -> Result<Grant, Error> {
         match credentials {
+            Credentials::Browser(b) if b.device => self.device_sign_in(b).await,
             Credentials::Browser(b) => self.browser_sign_in(b).await,
             Credentials::Password { .. } => Err(Error::InvalidState(
                 "this profile signs in through the browser (OpenID Connect), not with a password".into(),
@@ -471,48 +308,7 @@ impl Provider for Oidc {
     }
 
     async fn sign_out(&self, tokens: &SessionTokens, _flow: &FlowContext, opener: &dyn Opener) -> Result<(), Error> {
-        let s = self.settings();
-        let mut failures = Vec::new();
-        // 1. Transmit-style logout with the access token.
-        if let Some(url) = &s.logout_url {
-            let request = self
-                .client
-                .http()
-                .post(url.clone())
-                .header("Authorization", bearer_header(&tokens.bearer));
-            match self.client.send(request).await {
-                Ok(r) if r.status().is_success() => {}
-                Ok(r) => failures.push(format!("the logout endpoint answered {}", r.status().as_u16())),
-                Err(e) => failures.push(format!("the logout endpoint: {e}")),
-            }
-        }
-        match self.discovery.get().await {
-            Err(e) => failures.push(format!("discovery: {e}")),
-            Ok(d) => {
-                // 2. RFC 7009: the refresh token first (it outlives the access token).
-                if let Some(url) = &d.revocation_endpoint {
-                    if let Some(r) = &tokens.refresh {
-                        if let Err(e) = self.revoke(&d, url, r.expose(), "refresh_token").await {
-                            failures.push(e);
-                        }
-                    }
-                    if let Err(e) = self.revoke(&d, url, tokens.bearer.expose(), "access_token").await {
-                        failures.push(e);
-                    }
-                }
-                // 3. RP-initiated logout: the browser holds the provider's session.
-                if let (Some(url), true) = (&d.end_session_endpoint, s.end_session_in_browser) {
-                    if let Err(e) = self.end_session(url, tokens.id_token.as_ref(), opener).await {
-                        failures.push(e);
-                    }
-                }
-            }
-        }
-        if failures.is_empty() {
-            Ok(())
-        } else {
-            Err(Error::Logout(failures.join("; ")))
-        }
+        self.sign_out_everywhere(tokens, opener).await
     }
 
     async fn call(
@@ -556,48 +352,5 @@ impl Provider for Oidc {
             }
         })
         .await;
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn token_errors_map_per_rfc6749() {
-        let e = token_error(
-            TokenCall::Refresh,
-            400,
-            r#"{"error":"invalid_grant","error_description":"reused"}"#,
-            None,
-        );
-        assert!(matches!(e, Error::Revoked(m) if m == "reused"));
-        let e = token_error(
-            TokenCall::Refresh,
-            400,
-            r#"{"error":"invalid_grant","error_description":"Token is not active"}"#,
-            None,
-        );
-        assert!(matches!(e, Error::RefreshRefused(_)), "{e:?}");
-        let e = token_error(
-            TokenCall::Code,
-            400,
-            r#"{"error":"invalid_grant","error_description":"code used"}"#,
-            None,
-        );
-        assert!(
-            matches!(e, Error::Authorization { ref error, .. } if error == "invalid_grant"),
-            "{e:?}"
-        );
-        assert!(token_error(TokenCall::Refresh, 503, "", None).is_transient());
-        assert!(matches!(
-            token_error(TokenCall::Code, 401, r#"{"error":"invalid_client"}"#, None),
-            Error::Authorization { .. }
-        ));
-    }
-
-    #[test]
-    fn basic_auth_components_are_form_encoded() {
-        assert_eq!(form_urlencoded_component("a b:c/é"), "a+b%3Ac%2F%C3%A9");
     }
 }
