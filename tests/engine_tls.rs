@@ -473,7 +473,10 @@ async fn an_outage_past_expiry_says_offline_and_recovers() {
     let view = wait_for(&engine, "offline after expiry", Duration::from_secs(10), |v| v.offline).await;
     // Active, or Refreshing while a retry is in flight: never Expired.
     assert!(view.state.has_session(), "{:?}", view.state);
-    assert!(view.expires_at.unwrap() <= chrono::Utc::now());
+    // Expired by the provider's clock, which the engine follows (the offset
+    // from its whole-second `Date` header is centred, so up to 0.5 s ahead).
+    let provider_now = chrono::Utc::now() + chrono::Duration::milliseconds(view.clock_offset_ms);
+    assert!(view.expires_at.unwrap() <= provider_now, "{view:?}");
     assert_eq!(view.last_error.unwrap().code, ErrorCode::ServerError);
     pg.set_token_lifetime(Duration::from_secs(600));
     pg.fail_next_refreshes(0);

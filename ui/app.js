@@ -1,6 +1,6 @@
 // The UI: renders SessionViews it is given, forwards clicks to commands.
 // It holds no token and no session logic beyond the countdown.
-import { errorText, STATE_TEXT, POLICY_TEXT, remainingMs, fractionLeft, formatCountdown, clockTime, whenTime, takesOver } from './render.js';
+import { errorText, STATE_TEXT, POLICY_TEXT, remainingMs, fractionLeft, formatCountdown, clockTime, whenTime, takesOver, nextRefreshText } from './render.js';
 
 const { invoke } = window.__TAURI__.core;
 const { listen } = window.__TAURI__.event;
@@ -107,6 +107,9 @@ function render() {
   renewable.textContent = view.renewable_until ? `Renewable until ${whenTime(view.renewable_until)}` : '';
   show(renewable, inSession && !!view.renewable_until);
   show($('offline-notice'), inSession && view.offline);
+  // The provider granted no refresh token: the engine's explanation.
+  $('renewal-notice').textContent = view.renewal_notice || '';
+  show($('renewal-notice'), inSession && !!view.renewal_notice);
   const reauthenticate = view.extend_access === 'reauthenticate';
   $('policy-value').textContent = POLICY_TEXT[view.extend_access] || view.extend_access;
   $('next-refresh-label').textContent = reauthenticate ? 'Next silent sign-in' : 'Next refresh';
@@ -119,7 +122,7 @@ function render() {
   $('customer-value').textContent = view.customer || '—';
   $('tenant-value').textContent = view.tenant || '—';
   $('scope-value').textContent = view.scope || '—';
-  $('next-refresh').textContent = view.next_refresh_at ? clockTime(view.next_refresh_at) : 'none planned';
+  $('next-refresh').textContent = nextRefreshText(view);
   $('refresh-count').textContent = String(view.refresh_count);
   const last = view.last_refresh;
   $('last-refresh').textContent = last ? `${last.ok ? 'Succeeded' : 'Failed'} at ${clockTime(last.at)}` : 'Not yet';

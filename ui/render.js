@@ -93,3 +93,10 @@ export function takesOver(shown, next, profile) {
   if (profile && next.profile !== profile) return false;
   return !(shown && next.profile === shown.profile && next.seq < shown.seq);
 }
+
+// The "Next refresh" line: the planned time, or why there is none. A
+// session the provider gave no refresh token says so rather than a dash.
+export function nextRefreshText(view) {
+  if (view.next_refresh_at) return clockTime(view.next_refresh_at);
+  return view.renewal_notice ? 'none: no refresh token' : 'none planned';
+}

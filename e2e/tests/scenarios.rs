@@ -635,3 +635,44 @@ async fn s14_reauthenticate_mode_asks_when_silent_sign_in_fails() {
         })
         .await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn s16_openid_connect_renews_past_the_access_tokens_life() {
+    let opened = tempfile::tempdir().unwrap();
+    let mut setup = oidc_setup(opened.path(), "refresh");
+    // The strict Playground (offline access only with consent, no ID token
+    // on refresh, RFC 9068 access tokens) with 6 s access tokens.
+    setup.playground.token_lifetime = Duration::from_secs(6);
+    Scenario::start("s16_oidc_renewal", setup)
+        .await
+        .run(|s| async move {
+            s.wait_visible("screen-signin", T).await;
+            s.click("signin-button").await;
+            s.wait_visible("screen-browser-wait", T).await;
+            let url = opened_url(opened.path(), 1).await;
+            assert!(url.contains("prompt=consent"), "{url}");
+            let browser = playground::browser::Browser::for_playground(&s.pg);
+            browser.sign_in(&url, ALICE.0, ALICE.1).await.unwrap();
+            s.wait_text("state-badge", "the state badge to read Active", T, |t| t == "Active")
+                .await;
+            assert!(
+                !s.visible("renewal-notice").await,
+                "the provider granted a refresh token"
+            );
+            assert!(s.text("scope-value").await.contains("offline_access"));
+            // A test about time passing: well past the first token's 6 s.
+            s.wait_text("refresh-count", "two renewals", Duration::from_secs(20), |t| {
+                t.parse::<u32>().unwrap_or(0) >= 2
+            })
+            .await;
+            assert_eq!(s.text("state-badge").await, "Active");
+            assert_eq!(s.text("user-value").await, "alice");
+            assert_eq!(s.text("name-value").await, "Alice Adams <alice@playground.test>");
+            let left = seconds(&s.text("countdown").await).unwrap();
+            assert!(left <= 6, "the countdown shows the renewed token's life: {left}");
+            s.screenshot("renewed.png").await;
+            assert_nothing_leaked(&s).await;
+            s
+        })
+        .await;
+}

@@ -102,6 +102,7 @@ struct OidcSwitchesBody {
     id_token_on_refresh: Option<bool>,
     refresh_expires_in: Option<bool>,
     opaque_refresh_tokens: Option<bool>,
+    ignore_max_age: Option<bool>,
     device_interval_seconds: Option<u64>,
 }
 
@@ -261,7 +262,7 @@ async fn set_oidc_switches(State(state): State<Arc<AppState>>, text: String) -> 
                 "invalid_request",
                 format!(
                     "{e}; send JSON with any of opaque_access_tokens, prompt_none, lenient_offline_access, \
-                     id_token_on_refresh, refresh_expires_in, opaque_refresh_tokens (bool) and \
+                     id_token_on_refresh, refresh_expires_in, opaque_refresh_tokens, ignore_max_age (bool) and \
                      device_interval_seconds (N)"
                 ),
             )
@@ -275,6 +276,7 @@ async fn set_oidc_switches(State(state): State<Arc<AppState>>, text: String) -> 
         (b.id_token_on_refresh, &s.id_token_on_refresh),
         (b.refresh_expires_in, &s.refresh_expires_in),
         (b.opaque_refresh_tokens, &s.opaque_refresh_tokens),
+        (b.ignore_max_age, &s.ignore_max_age),
     ] {
         if let Some(v) = value {
             flag.store(v, Ordering::SeqCst);

@@ -216,15 +216,19 @@ async fn refresh(State(state): State<Arc<AppState>>, body: Option<Json<RefreshBo
             "the body must be JSON {\"refreshToken\"}",
         );
     };
-    state.slow_refresh().await;
     if let Some(message) = state.injected_refresh_failure() {
         return error(StatusCode::SERVICE_UNAVAILABLE, "unavailable", message);
     }
-    let mut sessions = lock(&state.sessions);
-    match state.redeem_refresh(&mut sessions, &body.refresh_token, |_| true) {
-        Ok(session) => token_response(&state, session, Some(&body.refresh_token)),
-        Err(why) => error(StatusCode::BAD_REQUEST, "invalid_grant", why),
-    }
+    let response = {
+        let mut sessions = lock(&state.sessions);
+        match state.redeem_refresh(&mut sessions, &body.refresh_token, |_| true) {
+            Ok(session) => token_response(&state, session, Some(&body.refresh_token)),
+            Err(why) => error(StatusCode::BAD_REQUEST, "invalid_grant", why),
+        }
+    };
+    // Redeemed already: a client that gives up waiting has lost the answer.
+    state.slow_refresh().await;
+    response
 }
 
 async fn logout(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Response {

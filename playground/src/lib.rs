@@ -52,6 +52,8 @@ pub enum Switch {
     RefreshExpiresIn,
     /// Opaque refresh tokens instead of JWTs.
     OpaqueRefreshTokens,
+    /// Misbehave: ignore `max_age` and reuse an old browser sign-in.
+    IgnoreMaxAge,
 }
 
 /// How to start a Playground.
@@ -311,6 +313,7 @@ impl Playground {
             Switch::IdTokenOnRefresh => &s.id_token_on_refresh,
             Switch::RefreshExpiresIn => &s.refresh_expires_in,
             Switch::OpaqueRefreshTokens => &s.opaque_refresh_tokens,
+            Switch::IgnoreMaxAge => &s.ignore_max_age,
         };
         flag.store(on, Ordering::SeqCst);
     }
@@ -323,6 +326,22 @@ impl Playground {
     /// Answer (and advertise) `prompt=none`.
     pub fn set_prompt_none(&self, on: bool) {
         self.set(Switch::PromptNone, on)
+    }
+
+    /// Ask every device client waiting now to poll 5 s more slowly: its
+    /// next poll sooner than that is answered `slow_down` (a provider
+    /// under load).
+    pub fn demand_slower_polling(&self) {
+        for d in self
+            .state
+            .oidc
+            .devices
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .values_mut()
+        {
+            d.interval += 5;
+        }
     }
 
     /// The polling interval the device authorization endpoint asks for.

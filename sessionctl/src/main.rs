@@ -51,6 +51,11 @@ enum Command {
         /// Read the password from the first line of standard input.
         #[arg(long)]
         password_stdin: bool,
+        /// OpenID Connect: sign in on another device (RFC 8628). Prints a
+        /// page and a code to enter there; for SSH sessions and machines
+        /// without a browser.
+        #[arg(long)]
+        device: bool,
     },
     /// Show the session (restores it from the keychain, refreshes it if due).
     Status,
@@ -214,6 +219,9 @@ fn print_view(view: &SessionView, json: bool) {
         println!("Customer     : {}", view.customer.as_deref().unwrap_or("-"));
         println!("Tenant       : {}", view.tenant.as_deref().unwrap_or("-"));
         println!("Scope        : {}", view.scope.as_deref().unwrap_or("-"));
+        if let Some(notice) = &view.renewal_notice {
+            println!("Renewal      : not possible. {notice}");
+        }
         println!("Expires      : {}", when(view.expires_at, now));
         if view.renewable_until.is_some() {
             println!("Renewable    : until {}", when(view.renewable_until, now));
@@ -298,6 +306,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         Command::Login {
             username,
             password_stdin,
+            device,
         } => {
             let restored = engine.restore().await?;
             if restored.sign_in_method == SignInMethod::Browser {
@@ -307,10 +316,17 @@ async fn run(cli: Cli) -> Result<(), Failure> {
                         "this profile signs in through the browser (OpenID Connect); run `sessionctl login` without --username and --password-stdin",
                     ));
                 }
-                let view = browser_login(&engine, json).await?;
+                let view = browser_login(&engine, json, device).await?;
                 warn_memory_only(&view, json);
+                warn_no_refresh(&view, json);
                 print_view(&view, json);
                 return Ok(());
+            }
+            if device {
+                return Err(failure(
+                    ErrorCode::InvalidState,
+                    "--device is for OpenID Connect profiles; this profile signs in with --username and --password-stdin",
+                ));
             }
             let (Some(username), true) = (username, password_stdin) else {
                 return Err(failure(
@@ -443,19 +459,58 @@ async fn run(cli: Cli) -> Result<(), Failure> {
     Ok(())
 }
 
-/// Sign in through the browser; Ctrl-C cancels.
-async fn browser_login(engine: &Engine, json: bool) -> Result<SessionView, Failure> {
+/// Sign in through the browser, or on another device; Ctrl-C cancels. A
+/// device sign-in's page and code are printed on standard error as soon as
+/// the provider hands them out.
+async fn browser_login(engine: &Engine, json: bool, device: bool) -> Result<SessionView, Failure> {
     if !json {
-        eprintln!("Signing in through your browser (Ctrl-C cancels).");
+        eprintln!(
+            "Signing in {} (Ctrl-C cancels).",
+            if device {
+                "on another device"
+            } else {
+                "through your browser"
+            }
+        );
     }
-    let sign_in = engine.sign_in_browser();
-    tokio::pin!(sign_in);
-    tokio::select! {
-        result = &mut sign_in => Ok(result?),
-        _ = tokio::signal::ctrl_c() => {
-            let _ = engine.cancel_sign_in();
-            Ok(sign_in.await?)
+    let mut views = engine.subscribe();
+    let sign_in = async {
+        if device {
+            engine.sign_in_device().await
+        } else {
+            engine.sign_in_browser().await
         }
+    };
+    tokio::pin!(sign_in);
+    let mut shown = false;
+    loop {
+        tokio::select! {
+            result = &mut sign_in => return Ok(result?),
+            view = views.recv() => {
+                let wait = view.ok().and_then(|v| v.browser).filter(|b| b.user_code.is_some());
+                if let (Some(b), false) = (wait, shown) {
+                    shown = true;
+                    let code = b.user_code.unwrap_or_default();
+                    eprintln!("On another device, open:\n  {}\nand enter the code:\n  {code}", b.url);
+                    if let Some(complete) = b.url_complete {
+                        eprintln!("(or open {complete}, which has the code filled in)");
+                    }
+                    eprintln!("Waiting until {} …", b.deadline.with_timezone(&chrono::Local).format("%H:%M:%S"));
+                }
+            }
+            _ = tokio::signal::ctrl_c() => {
+                let _ = engine.cancel_sign_in();
+                return Ok(sign_in.await?);
+            }
+        }
+    }
+}
+
+/// The provider granted no refresh token although the policy renews with
+/// one: say so where the person signs in, not only in `status`.
+fn warn_no_refresh(view: &SessionView, json: bool) {
+    if let (Some(notice), false) = (&view.renewal_notice, json) {
+        eprintln!("warning[no_refresh_token]: {notice}");
     }
 }
 

@@ -307,6 +307,115 @@ async fn an_expired_token_is_renewed_by_the_next_command_and_a_revoked_session_s
     assert_eq!(cli.stored(), None, "an ended session stays in the keychain");
 }
 
+/// `login --device` (RFC 8628): the page and the code on standard error,
+/// the person allows on "another device" (the test's browser), and the
+/// process ends signed in; the session renews, and a granted-no-refresh
+/// profile says so at login.
+#[tokio::test(flavor = "multi_thread")]
+async fn device_login_prints_the_page_and_code_and_completes_when_allowed() {
+    use tokio::io::AsyncBufReadExt;
+    let pg = Playground::start(Options::default()).await.unwrap();
+    pg.set_device_interval(Duration::from_secs(1));
+    let cli = Cli::new(&pg);
+    let mut child = cli
+        .command(&["--profile", "playground-oidc", "login", "--device"])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = tokio::io::BufReader::new(child.stderr.take().unwrap()).lines();
+    let (page, code) = tokio::time::timeout(Duration::from_secs(30), async {
+        let mut page = None;
+        while let Some(line) = lines.next_line().await.unwrap() {
+            let line = line.trim().to_owned();
+            if line.starts_with("https://") && page.is_none() {
+                page = Some(line);
+            } else if let (Some(p), true) = (&page, line.len() == 9 && line.as_bytes()[4] == b'-') {
+                return (p.clone(), line);
+            }
+        }
+        panic!("sessionctl printed no page and code");
+    })
+    .await
+    .expect("the code in time");
+    assert_eq!(page, format!("{}/device", pg.info().oidc_issuer));
+    let browser = playground::browser::Browser::for_playground(&pg);
+    let done = browser
+        .verify_device(&page, &code, "alice", "alice-pw-1", true)
+        .await
+        .unwrap();
+    assert!(done.body.contains("Device signed in"), "{}", done.body);
+    let out = tokio::time::timeout(Duration::from_secs(30), child.wait_with_output())
+        .await
+        .unwrap()
+        .unwrap();
+    let text = stdout(&out);
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("State        : active"), "{text}");
+    assert!(!text.contains("Renewal      : not possible"), "{text}");
+    let out = cli.run(&["--profile", "playground-oidc", "refresh"], None).await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    // --device for a password profile: refused with what to do.
+    let out = cli.run(&["login", "--device"], None).await;
+    assert!(
+        stderr(&out).contains("--device is for OpenID Connect profiles"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+/// A strict provider that grants no refresh token: `login` warns, and
+/// `status` says why renewal is impossible and how to fix the profile.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_session_without_a_refresh_token_says_so_at_login_and_in_status() {
+    let pg = Playground::start(Options::default()).await.unwrap();
+    let config = pg.config().replace(
+        "[profiles.playground-oidc]\n",
+        "[profiles.playground-oidc]\noffline_access_prompt = false\n",
+    );
+    let cli = Cli::with_config(&config);
+    let mut child = cli
+        .command(&["--no-browser", "--profile", "playground-oidc", "login"])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    use tokio::io::AsyncBufReadExt;
+    let mut lines = tokio::io::BufReader::new(child.stderr.take().unwrap()).lines();
+    let url = tokio::time::timeout(Duration::from_secs(30), async {
+        while let Some(line) = lines.next_line().await.unwrap() {
+            if line.trim().starts_with("https://") {
+                return line.trim().to_owned();
+            }
+        }
+        panic!("no URL");
+    })
+    .await
+    .unwrap();
+    let browser = playground::browser::Browser::for_playground(&pg);
+    browser.sign_in(&url, "alice", "alice-pw-1").await.unwrap();
+    let mut rest = String::new();
+    while let Ok(Some(line)) = lines.next_line().await {
+        rest.push_str(&line);
+        rest.push('\n');
+    }
+    let out = child.wait_with_output().await.unwrap();
+    assert!(out.status.success(), "{rest}");
+    assert!(
+        rest.contains("warning[no_refresh_token]: The provider granted no refresh token"),
+        "{rest}"
+    );
+    let out = cli.run(&["--profile", "playground-oidc", "status"], None).await;
+    let text = stdout(&out);
+    assert!(text.contains("Renewal      : not possible."), "{text}");
+    assert!(text.contains("offline_access_prompt = true"), "{text}");
+    assert!(text.contains("Scope        : openid profile email\n"), "{text}");
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn oidc_login_prints_the_page_and_completes_in_the_browser() {
     use tokio::io::AsyncBufReadExt;

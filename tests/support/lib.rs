@@ -132,6 +132,8 @@ pub struct BrowserOpener {
     pub browser: Arc<playground::browser::Browser>,
     pub step: std::sync::Mutex<BrowserStep>,
     pub opened: std::sync::Mutex<Vec<String>>,
+    /// Device sign-ins' codes, in order.
+    pub codes: std::sync::Mutex<Vec<session_core::provider::DeviceCode>>,
     pub visits: Arc<std::sync::Mutex<Vec<Result<playground::browser::Visit, String>>>>,
 }
 
@@ -141,6 +143,7 @@ impl BrowserOpener {
             browser: Arc::new(playground::browser::Browser::for_playground(pg)),
             step: std::sync::Mutex::new(step),
             opened: Default::default(),
+            codes: Default::default(),
             visits: Default::default(),
         })
     }
@@ -188,6 +191,26 @@ impl session_core::provider::opener::Opener for BrowserOpener {
             visits.lock().unwrap().push(visit);
         });
         Ok(())
+    }
+
+    /// A device sign-in: the person, on "another device" (this browser),
+    /// enters the code on the verification page and allows (`SignIn`) or
+    /// denies (`Cancel`).
+    fn show_code(&self, code: &session_core::provider::DeviceCode) {
+        self.codes.lock().unwrap().push(code.clone());
+        let step = self.step.lock().unwrap().clone();
+        let (browser, visits, code) = (self.browser.clone(), self.visits.clone(), code.clone());
+        let (user, password, allow) = match step {
+            BrowserStep::Ignore => return,
+            BrowserStep::SignIn(u, p) => (u, p, true),
+            BrowserStep::Cancel => ("alice".into(), String::new(), false),
+        };
+        tokio::spawn(async move {
+            let visit = browser
+                .verify_device(&code.verification_uri, &code.user_code, &user, &password, allow)
+                .await;
+            visits.lock().unwrap().push(visit);
+        });
     }
 }
 

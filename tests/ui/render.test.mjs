@@ -2,7 +2,7 @@
 // runs them). No DOM, no IPC.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { takesOver, formatCountdown, remainingMs, fractionLeft, whenTime, clockTime, errorText } from '../../ui/render.js';
+import { takesOver, formatCountdown, remainingMs, fractionLeft, whenTime, clockTime, errorText, nextRefreshText } from '../../ui/render.js';
 
 const v = (profile, seq, extra = {}) => ({ profile, seq, ...extra });
 
@@ -40,4 +40,10 @@ test('errors read by code, with the detail only where it helps', () => {
   assert.match(errorText({ code: 'timeout', message: 'x' }), /did not answer in time/);
   assert.doesNotMatch(errorText({ code: 'invalid_credentials', message: 'SECRET detail' }), /SECRET/);
   assert.match(errorText({ code: 'server_error', message: 'the server answered 503' }), /503/);
+});
+
+test('no refresh token is said, never a bare dash', () => {
+  assert.equal(nextRefreshText({ next_refresh_at: '2026-11-23T18:30:05' }), clockTime('2026-11-23T18:30:05'));
+  assert.equal(nextRefreshText({ next_refresh_at: null, renewal_notice: 'The provider granted openid profile' }), 'none: no refresh token');
+  assert.equal(nextRefreshText({ next_refresh_at: null, renewal_notice: null }), 'none planned');
 });

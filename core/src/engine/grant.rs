@@ -49,6 +49,7 @@ pub(super) fn is_security_failure(error: &Error) -> bool {
             TokenError::Expired(_)
                 | TokenError::NotYetValid(_)
                 | TokenError::IssuedInFuture(_)
+                | TokenError::ClockSkew { .. }
                 | TokenError::UnknownKid(_)
         ),
         _ => false,
@@ -79,7 +80,9 @@ impl Engine {
     /// and, when it extends a session, that it is for the same person.
     pub(super) async fn verify_grant(&self, grant: &Grant, same_user: Option<&str>) -> Result<Claims, Error> {
         let claims = if self.bearer_is_checked(&grant.bearer) {
-            self.validate(&grant.bearer).await?
+            self.validate(&grant.bearer)
+                .await
+                .map_err(|e| crate::token::explain_skew(e, grant.server_date, self.now(), super::LEEWAY))?
         } else {
             // An opaque access token: its lifetime is what the provider
             // announced (checked to be at most a year), and its subject is

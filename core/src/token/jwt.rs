@@ -95,6 +95,40 @@ pub enum TokenError {
     WrongAtHash,
     #[error("auth_time check failed: {0}")]
     AuthTooOld(String),
+    #[error("{check}; the provider's clock is {} s {} this machine's (its Date header says so): set the right time on this machine, or ask the provider to fix theirs", offset_secs.unsigned_abs(), if *offset_secs > 0 { "ahead of" } else { "behind" })]
+    ClockSkew { check: String, offset_secs: i64 },
+}
+
+impl TokenError {
+    /// Whether this is a time check (expiry, not-before, issued-at).
+    pub fn is_time_check(&self) -> bool {
+        matches!(
+            self,
+            TokenError::Expired(_) | TokenError::NotYetValid(_) | TokenError::IssuedInFuture(_)
+        )
+    }
+}
+
+/// A failed time check explained by the clocks: when the provider's clock
+/// (from its `Date` header) differs from ours by more than `leeway`, the
+/// error says so, since no token can pass until one of the clocks is set
+/// right. Other errors pass unchanged.
+pub fn explain_skew(error: Error, server_date: Option<Timestamp>, now: Timestamp, leeway: Duration) -> Error {
+    let Error::Token(t) = &error else {
+        return error;
+    };
+    let Some(date) = server_date.filter(|_| t.is_time_check()) else {
+        return error;
+    };
+    let offset_secs = (date - now).num_seconds();
+    if offset_secs.unsigned_abs() <= leeway.as_secs() {
+        return error;
+    }
+    TokenError::ClockSkew {
+        check: t.to_string(),
+        offset_secs,
+    }
+    .into()
 }
 
 /// The claims the engine uses from a validated token.

@@ -386,3 +386,43 @@ async fn the_key_sets_max_age_is_honoured_within_bounds() {
     assert_eq!(cache_max_age("no-store"), Some(std::time::Duration::ZERO));
     assert_eq!(cache_max_age("public"), None);
 }
+
+#[tokio::test]
+async fn clock_skew_beyond_the_leeway_is_named_with_its_direction() {
+    let (_, v) = setup(vec![Algorithm::RS256]);
+    let n = now();
+    let t = n.timestamp();
+    let leeway = std::time::Duration::from_secs(60);
+    // A provider ten minutes ahead: its fresh token is not yet valid here.
+    let ahead = v
+        .validate(&AccessToken::new(sign(&keys().rsa, &claims("alice", t + 600, 60))), n)
+        .await
+        .unwrap_err();
+    let explained = explain_skew(ahead, Some(n + chrono::Duration::seconds(600)), n, leeway);
+    let text = explained.to_string();
+    assert!(text.contains("600 s ahead of this machine's"), "{text}");
+    assert!(
+        matches!(explained, Error::Token(TokenError::ClockSkew { offset_secs: 600, .. })),
+        "{text}"
+    );
+    // Twenty minutes behind: its token expired before it arrived.
+    let behind = v
+        .validate(&AccessToken::new(sign(&keys().rsa, &claims("alice", t - 1200, 600))), n)
+        .await
+        .unwrap_err();
+    let text = explain_skew(behind, Some(n - chrono::Duration::seconds(1200)), n, leeway).to_string();
+    assert!(text.contains("1200 s behind this machine's"), "{text}");
+    // Clocks within the leeway, or no Date header: the plain error stays.
+    let expired = v
+        .validate(&AccessToken::new(sign(&keys().rsa, &claims("alice", t - 1200, 600))), n)
+        .await
+        .unwrap_err();
+    let plain = expired.to_string();
+    let same = explain_skew(expired, Some(n + chrono::Duration::seconds(30)), n, leeway).to_string();
+    assert_eq!(same, plain);
+    assert!(!same.contains("clock is"), "{same}");
+    // Not a time check: a bad signature is never blamed on the clock.
+    let forged = Error::Token(TokenError::WrongAtHash);
+    let text = explain_skew(forged, Some(n + chrono::Duration::seconds(600)), n, leeway).to_string();
+    assert!(!text.contains("clock is"), "{text}");
+}

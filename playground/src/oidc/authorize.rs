@@ -267,10 +267,11 @@ pub(super) async fn start(
     let sso = cookie(&headers, SSO_COOKIE);
     let now = state.now();
     // The browser's session, if it has one young enough for max_age.
+    let ignore_max_age = Switches::get(&state.oidc.switches.ignore_max_age);
     let signed_in = sso
         .as_ref()
         .and_then(|c| lock(&state.oidc.sso).get(c).cloned())
-        .filter(|(_, auth_time)| params.max_age.is_none_or(|m| now - auth_time <= m));
+        .filter(|(_, auth_time)| ignore_max_age || params.max_age.is_none_or(|m| now - auth_time <= m));
     if params.prompts("none") {
         if !Switches::get(&state.oidc.switches.prompt_none) {
             return fail(

@@ -115,16 +115,20 @@ fn open_session(state: &AppState, id: String, user: &str, oidc: OidcSession, non
 }
 
 async fn refresh_grant(state: &AppState, refresh: &str, client: &'static str) -> Response {
-    state.slow_refresh().await;
     if let Some(message) = state.injected_refresh_failure() {
         return oauth_error(StatusCode::SERVICE_UNAVAILABLE, "temporarily_unavailable", message);
     }
-    let mut sessions = lock(&state.sessions);
-    let own = |s: &Session| s.oidc.as_ref().is_some_and(|o| o.client_id == client);
-    match state.redeem_refresh(&mut sessions, refresh, own) {
-        Ok(session) => tokens(state, session, Issue::Refresh { presented: refresh }),
-        Err(why) => invalid_grant(&why),
-    }
+    let response = {
+        let mut sessions = lock(&state.sessions);
+        let own = |s: &Session| s.oidc.as_ref().is_some_and(|o| o.client_id == client);
+        match state.redeem_refresh(&mut sessions, refresh, own) {
+            Ok(session) => tokens(state, session, Issue::Refresh { presented: refresh }),
+            Err(why) => invalid_grant(&why),
+        }
+    };
+    // Redeemed already: a client that gives up waiting has lost the answer.
+    state.slow_refresh().await;
+    response
 }
 
 fn device_grant(state: &AppState, device_code: &str, client: &'static str) -> Response {

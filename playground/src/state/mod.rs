@@ -140,8 +140,9 @@ pub struct AppState {
     /// JWKS requests (both endpoints) still to answer 503.
     pub fail_jwks: AtomicU32,
     pub latency_ms: AtomicU64,
-    /// The next refresh (FinHub or OpenID Connect) answers after this many
-    /// milliseconds, once.
+    /// The next refresh (FinHub or OpenID Connect) is redeemed at once but
+    /// answered after this many milliseconds, once: a client that gives up
+    /// waiting has lost its new tokens, and its old refresh token is spent.
     pub slow_next_refresh_ms: AtomicU64,
     /// Added to the Playground's clock: token times and the `Date` header.
     pub clock_offset_secs: AtomicI64,

@@ -131,6 +131,9 @@ pub(crate) struct Switches {
     pub(crate) refresh_expires_in: AtomicBool,
     /// Issue opaque refresh tokens instead of JWTs.
     pub(crate) opaque_refresh_tokens: AtomicBool,
+    /// Misbehave: reuse the browser's sign-in whatever its age, ignoring
+    /// `max_age` (and still report the old `auth_time`).
+    pub(crate) ignore_max_age: AtomicBool,
     /// The polling interval asked of device clients (RFC 8628: 5 s).
     pub(crate) device_interval_secs: AtomicU64,
 }
@@ -144,6 +147,7 @@ pub(crate) struct SwitchesView {
     pub(crate) id_token_on_refresh: bool,
     pub(crate) refresh_expires_in: bool,
     pub(crate) opaque_refresh_tokens: bool,
+    pub(crate) ignore_max_age: bool,
     pub(crate) device_interval_seconds: u64,
 }
 
@@ -160,6 +164,7 @@ impl Switches {
             id_token_on_refresh: Self::get(&self.id_token_on_refresh),
             refresh_expires_in: Self::get(&self.refresh_expires_in),
             opaque_refresh_tokens: Self::get(&self.opaque_refresh_tokens),
+            ignore_max_age: Self::get(&self.ignore_max_age),
             device_interval_seconds: self.device_interval_secs.load(Ordering::SeqCst),
         }
     }

@@ -34,7 +34,14 @@ pub struct Expect<'a> {
     pub access: Option<&'a AccessToken>,
     /// The `max_age` the sign-in sent.
     pub max_age: Option<Duration>,
+    /// The provider's clock when it answered (its `Date`): `auth_time` is
+    /// compared with it, both being the provider's time.
+    pub server_date: Option<Timestamp>,
 }
+
+/// How far `auth_time` may pass `max_age` when compared with the provider's
+/// own `Date` (whole seconds, and the time the answer took).
+const MAX_AGE_SLACK: i64 = 2;
 
 /// Validate `token` as an ID token for `client_id`; `validator` must expect
 /// `client_id` as audience.
@@ -84,7 +91,12 @@ pub async fn verify(
             .get("auth_time")
             .and_then(Value::as_i64)
             .ok_or(TokenError::MissingClaim("auth_time"))?;
-        let oldest = now.timestamp() - max_age.as_secs() as i64 - leeway.num_seconds();
+        // Against the provider's own clock when its Date is known (no skew
+        // between the two), else ours with the leeway.
+        let oldest = match expect.server_date {
+            Some(date) => date.timestamp() - max_age.as_secs() as i64 - MAX_AGE_SLACK,
+            None => now.timestamp() - max_age.as_secs() as i64 - leeway.num_seconds(),
+        };
         if auth_time < oldest {
             return Err(TokenError::AuthTooOld(format!(
                 "the person authenticated at {auth_time} (unix time), longer ago than the profile's max_age of {} s; the provider did not ask them to sign in again",
@@ -259,7 +271,7 @@ mod tests {
         let expect = Expect {
             nonce: Some(NONCE),
             access: Some(&access),
-            max_age: None,
+            ..Expect::default()
         };
         let now = chrono::Utc::now();
         assert!(verify(&v, &IdToken::new(sign(&k.rsa, &right)), CLIENT, &expect, now)
@@ -278,13 +290,27 @@ mod tests {
         let (_, v) = setup();
         let k = keys();
         let now = chrono::Utc::now();
-        let expect = Expect {
+        let mut expect = Expect {
             nonce: Some(NONCE),
-            access: None,
             max_age: Some(Duration::from_secs(300)),
+            ..Expect::default()
         };
         let recent = with(good(), "auth_time", json!(now.timestamp() - 100));
         let old = with(good(), "auth_time", json!(now.timestamp() - 3600));
+        // Compared with the provider's own Date, 10 s past max_age is too old.
+        expect.server_date = Some(now);
+        let just_too_old = with(good(), "auth_time", json!(now.timestamp() - 310));
+        let e = verify(&v, &IdToken::new(sign(&k.rsa, &just_too_old)), CLIENT, &expect, now).await;
+        assert!(matches!(token_error(e), TokenError::AuthTooOld(_)));
+        // A provider whose clock is an hour behind: its auth_time is an hour
+        // "old" here, yet recent by its own clock.
+        let behind = now - chrono::Duration::hours(1);
+        expect.server_date = Some(behind);
+        let theirs = with(good(), "auth_time", json!(behind.timestamp() - 100));
+        assert!(verify(&v, &IdToken::new(sign(&k.rsa, &theirs)), CLIENT, &expect, now)
+            .await
+            .is_ok());
+        expect.server_date = None;
         assert!(verify(&v, &IdToken::new(sign(&k.rsa, &recent)), CLIENT, &expect, now)
             .await
             .is_ok());

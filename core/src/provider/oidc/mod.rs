@@ -188,8 +188,12 @@ impl Oidc {
                     nonce: sign_in.flatten(),
                     access: Some(&t.access),
                     max_age: sign_in.and(s.max_age),
+                    server_date: t.server_date,
                 };
-                let claims = id_token::verify(&self.id_tokens, id, &s.client_id, &expect, self.clock.now()).await?;
+                let now = self.clock.now();
+                let claims = id_token::verify(&self.id_tokens, id, &s.client_id, &expect, now)
+                    .await
+                    .map_err(|e| crate::token::explain_skew(e, t.server_date, now, self.id_tokens.leeway()))?;
                 let c = |n: &str| claims.str(n).map(str::to_owned);
                 (Some(claims.subject.clone()), c("name"), c("email"))
             }

@@ -1,0 +1,374 @@
+//! The engine against the Playground's OpenID Connect side at its strict
+//! default (what a certified provider does), over real TLS: offline access
+//! only with consent, no ID token on refresh, RFC 9068 access tokens,
+//! `max_age`, the device grant; then each admin fault QA uses (a failing
+//! key set, a skewed clock, an idle refresh token, a lost refresh answer).
+
+use integration::*;
+use playground::Switch;
+use session_core::audit::AuditEvent;
+use session_core::{Engine, ErrorCode, Phase};
+use std::sync::Arc;
+use std::time::Duration;
+
+fn alice() -> BrowserStep {
+    BrowserStep::SignIn("alice".into(), "alice-pw-1".into())
+}
+
+fn query(url: &str, name: &str) -> Option<String> {
+    reqwest::Url::parse(url)
+        .unwrap()
+        .query_pairs()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.into_owned())
+}
+
+/// An OIDC engine for `pg`'s `playground-oidc` profile, edited by `edit`,
+/// with a browser that signs in as alice.
+fn strict(
+    pg: &playground::Playground,
+    edit: impl FnOnce(String) -> String,
+) -> (Engine, Arc<BrowserOpener>, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let opener = BrowserOpener::new(pg, alice());
+    let (engine, _) = oidc_engine(oidc_profile(pg, edit), dir.path(), opener.clone());
+    (engine, opener, dir)
+}
+
+/// Insert `line` into the `playground-oidc` profile.
+fn with_line(line: &str) -> impl FnOnce(String) -> String + '_ {
+    move |t: String| {
+        t.replace(
+            "[profiles.playground-oidc]\n",
+            &format!("[profiles.playground-oidc]\n{line}\n"),
+        )
+    }
+}
+
+fn audit(engine: &Engine) -> Vec<AuditEvent> {
+    engine
+        .audit_log()
+        .recent(100)
+        .unwrap()
+        .into_iter()
+        .map(|r| r.event)
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn offline_access_comes_with_consent_and_the_session_renews_without_id_tokens() {
+    let pg = playground(600).await;
+    let (engine, opener, _dir) = strict(&pg, |t| t);
+    let view = engine.sign_in_browser().await.unwrap();
+    // The strict Playground grants offline access only after its consent
+    // page, which it shows only for prompt=consent.
+    assert_eq!(query(&opener.opened()[0], "prompt").as_deref(), Some("consent"));
+    assert!(
+        view.scope.as_deref().unwrap_or_default().contains("offline_access"),
+        "{:?}",
+        view.scope
+    );
+    assert_eq!(view.renewal_notice, None);
+    assert!(view.next_refresh_at.is_some());
+    let name = view.name.clone();
+    assert!(name.is_some());
+    // Refresh answers carry no ID token here (Core 12.2): the session keeps
+    // its subject and name, and renews again and again.
+    for _ in 0..2 {
+        let v = engine.refresh_now().await.unwrap();
+        assert_eq!((v.state, v.user.as_deref()), (Phase::Active, Some("alice")));
+        assert_eq!(v.name, name);
+    }
+    assert_eq!(engine.view().refresh_count, 2);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn without_consent_a_strict_provider_grants_no_refresh_token_and_the_app_says_so() {
+    let pg = playground(600).await;
+    let (engine, opener, _dir) = strict(&pg, with_line("offline_access_prompt = false"));
+    let view = engine.sign_in_browser().await.unwrap();
+    assert_eq!(query(&opener.opened()[0], "prompt"), None);
+    assert_eq!(view.state, Phase::Active);
+    let granted = view.scope.clone().unwrap_or_default();
+    assert!(!granted.contains("offline_access"), "{granted}");
+    let notice = view
+        .renewal_notice
+        .clone()
+        .expect("a notice, not a silent 'Next refresh: -'");
+    assert!(notice.contains("offline_access_prompt = true"), "{notice}");
+    assert!(notice.contains(&granted), "names what was granted: {notice}");
+    assert_eq!(view.next_refresh_at, None);
+    assert!(audit(&engine)
+        .iter()
+        .any(|e| matches!(e, AuditEvent::NoRefreshToken { .. })));
+    // A provider that grants offline access without consent (as some do).
+    pg.set(Switch::LenientOfflineAccess, true);
+    let (engine, _, _dir) = strict(&pg, with_line("offline_access_prompt = false"));
+    let view = engine.sign_in_browser().await.unwrap();
+    assert_eq!(view.renewal_notice, None);
+    assert!(view.next_refresh_at.is_some());
+    // Without offline_access among the scopes, the notice says to add it.
+    let (engine, _, _dir) = strict(&pg, |t| {
+        t.replace(
+            "scopes = [\"openid\", \"profile\", \"email\", \"offline_access\"]",
+            "scopes = [\"openid\", \"profile\"]",
+        )
+    });
+    let view = engine.sign_in_browser().await.unwrap();
+    let notice = view.renewal_notice.unwrap();
+    assert!(notice.contains("add \"offline_access\""), "{notice}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn access_tokens_are_rfc9068_jwts_or_opaque_and_both_renew() {
+    let pg = playground(600).await;
+    let (engine, _, _dir) = strict(&pg, |t| t);
+    engine.sign_in_browser().await.unwrap();
+    let access = pg.issued_tokens()[0].clone();
+    let header = jsonwebtoken::decode_header(&access).unwrap();
+    assert_eq!(header.typ.as_deref(), Some("at+jwt"));
+    engine.refresh_now().await.unwrap();
+    pg.set(Switch::OpaqueAccessTokens, true);
+    let v = engine.refresh_now().await.unwrap();
+    assert_eq!((v.state, v.user.as_deref()), (Phase::Active, Some("alice")));
+    let (engine, _, _dir) = strict(&pg, |t| t);
+    let v = engine.sign_in_browser().await.unwrap();
+    assert_eq!(v.user.as_deref(), Some("alice"));
+    assert!(engine.refresh_now().await.is_ok());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_id_token_on_refresh_is_checked_and_used() {
+    let pg = playground(600).await;
+    pg.set(Switch::IdTokenOnRefresh, true);
+    let (engine, _, _dir) = strict(&pg, |t| t);
+    engine.sign_in_browser().await.unwrap();
+    let before = pg.issued_tokens().len();
+    let v = engine.refresh_now().await.unwrap();
+    assert_eq!(v.user.as_deref(), Some("alice"));
+    // Access, ID and refresh token: the ID token came and passed its checks
+    // (signature, audience, at_hash against the access token).
+    assert_eq!(pg.issued_tokens().len(), before + 3);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn refresh_expires_in_or_the_jwt_exp_says_until_when_it_can_be_renewed() {
+    let pg = playground(600).await;
+    pg.set_refresh_lifetimes(Duration::from_secs(1000), Duration::from_secs(86_400));
+    // A JWT refresh token: its exp.
+    let (engine, _, _dir) = strict(&pg, |t| t);
+    let v = engine.sign_in_browser().await.unwrap();
+    let left = (v.renewable_until.unwrap() - chrono::Utc::now()).num_seconds();
+    assert!((990..=1001).contains(&left), "{left}");
+    // An opaque one: nothing known, until the provider says it
+    // (Keycloak's refresh_expires_in).
+    pg.set(Switch::OpaqueRefreshTokens, true);
+    let v = engine.refresh_now().await.unwrap();
+    assert_eq!(v.renewable_until, None);
+    pg.set(Switch::RefreshExpiresIn, true);
+    pg.set_refresh_lifetimes(Duration::from_secs(500), Duration::from_secs(86_400));
+    let v = engine.refresh_now().await.unwrap();
+    let left = (v.renewable_until.unwrap() - chrono::Utc::now()).num_seconds();
+    assert!((490..=501).contains(&left), "{left}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn max_age_is_sent_and_an_older_sign_in_is_refused() {
+    let pg = playground(600).await;
+    let dir = tempfile::tempdir().unwrap();
+    let opener = BrowserOpener::new(&pg, alice());
+    let profile = || oidc_profile(&pg, with_line("max_age_secs = 1"));
+    let (first, _) = oidc_engine(profile(), &dir.path().join("1"), opener.clone());
+    first.sign_in_browser().await.unwrap();
+    assert_eq!(query(&opener.opened()[0], "max_age").as_deref(), Some("1"));
+    // This test is about time passing: the browser's sign-in gets older
+    // than max_age. A strict provider asks again (the browser signs in).
+    tokio::time::sleep(Duration::from_millis(2200)).await;
+    let (second, _) = oidc_engine(profile(), &dir.path().join("2"), opener.clone());
+    second.sign_in_browser().await.unwrap();
+    // Each sign-in posted the sign-in form and the consent page: the second
+    // one did not just reuse the browser's session.
+    let posts = || {
+        pg.requests()
+            .iter()
+            .filter(|r| r.method == "POST" && r.path == "/oidc/authorize")
+            .count()
+    };
+    assert_eq!(posts(), 4);
+    // A provider that ignores max_age reuses the old sign-in: its
+    // auth_time gives it away, and the app refuses it.
+    // (Older than max_age plus the 2 s slack the app allows for the
+    // provider's whole-second clock.)
+    pg.set(Switch::IgnoreMaxAge, true);
+    tokio::time::sleep(Duration::from_millis(4500)).await;
+    let (third, _) = oidc_engine(profile(), &dir.path().join("3"), opener.clone());
+    let e = third.sign_in_browser().await.unwrap_err();
+    assert_eq!(e.code(), ErrorCode::TokenInvalid, "{e}");
+    assert!(e.to_string().contains("auth_time"), "{e}");
+    assert_eq!(third.view().state, Phase::SignedOut);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_device_sign_in_waits_for_the_person_on_another_device() {
+    let pg = playground(600).await;
+    pg.set_device_interval(Duration::from_secs(1));
+    let (engine, opener, _dir) = strict(&pg, |t| t);
+    let mut views = engine.subscribe();
+    let view = engine.sign_in_device().await.unwrap();
+    assert_eq!((view.state, view.user.as_deref()), (Phase::Active, Some("alice")));
+    assert!(opener.opened().is_empty(), "nothing is opened on this machine");
+    // The person allowed every scope on the device page: offline access too.
+    assert_eq!(view.renewal_notice, None);
+    assert!(engine.refresh_now().await.is_ok());
+    // While it waited, the view showed the page and the code.
+    let code = opener.codes.lock().unwrap()[0].clone();
+    let mut shown = false;
+    while let Ok(v) = views.try_recv() {
+        if let Some(b) = v.browser {
+            assert_eq!(b.user_code.as_deref(), Some(code.user_code.as_str()));
+            assert_eq!(b.url, code.verification_uri);
+            shown = true;
+        }
+    }
+    assert!(shown, "no view showed the code");
+    // Denied on the device: the provider's error, and still signed out.
+    opener.set_step(BrowserStep::Cancel);
+    let (engine, _, _dir) = {
+        let dir = tempfile::tempdir().unwrap();
+        let (e, s) = oidc_engine(oidc_profile(&pg, |t| t), dir.path(), opener.clone());
+        (e, s, dir)
+    };
+    let e = engine.sign_in_device().await.unwrap_err();
+    assert_eq!(e.code(), ErrorCode::AuthorizationFailed, "{e}");
+    assert!(e.to_string().contains("access_denied"), "{e}");
+    assert_eq!(engine.view().state, Phase::SignedOut);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_device_sign_in_slows_down_when_asked() {
+    let pg = playground(600).await;
+    pg.set_device_interval(Duration::from_secs(1));
+    let dir = tempfile::tempdir().unwrap();
+    let opener = BrowserOpener::new(&pg, BrowserStep::Ignore);
+    let (engine, _) = oidc_engine(oidc_profile(&pg, |t| t), dir.path(), opener.clone());
+    let task = tokio::spawn({
+        let engine = engine.clone();
+        async move { engine.sign_in_device().await }
+    });
+    let wait = tokio::time::Instant::now() + Duration::from_secs(10);
+    while opener.codes.lock().unwrap().is_empty() {
+        assert!(tokio::time::Instant::now() < wait, "no code was shown");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // The provider, under load, wants polls 5 s further apart. This test is
+    // about time passing: 8 s of polling.
+    pg.demand_slower_polling();
+    let polls_before = pg.calls_to("/oidc/token");
+    tokio::time::sleep(Duration::from_secs(8)).await;
+    let polls = pg.calls_to("/oidc/token") - polls_before;
+    // At 1 s that would be 8; after one slow_down the app waits 6 s.
+    assert!((1..=3).contains(&polls), "{polls} polls in 8 s");
+    let code = opener.codes.lock().unwrap()[0].clone();
+    opener
+        .browser
+        .verify_device(&code.verification_uri, &code.user_code, "alice", "alice-pw-1", true)
+        .await
+        .unwrap();
+    let view = tokio::time::timeout(Duration::from_secs(15), task)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert_eq!(view.state, Phase::Active);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_key_set_that_fails_while_keys_rotate_costs_no_session() {
+    let pg = playground(600).await;
+    let (engine, _, _dir) = strict(&pg, |t| t);
+    engine.sign_in_browser().await.unwrap();
+    // Past the key set's refetch interval, so the new kid is fetched.
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    pg.rotate_keys_dropping_old().await;
+    pg.fail_next_jwks(1);
+    let e = engine.refresh_now().await.unwrap_err();
+    assert!(e.to_string().contains("JWKS"), "{e}");
+    assert!(engine.view().state.has_session());
+    let _scheduler = engine.start();
+    let v = wait_for(
+        &engine,
+        "a refresh after the key set's 503",
+        Duration::from_secs(15),
+        |v| v.last_refresh.as_ref().is_some_and(|r| r.ok) || !v.state.has_session(),
+    )
+    .await;
+    assert!(v.state.has_session(), "{:?}", v.last_error);
+    assert!(
+        pg.sessions().iter().all(|s| !s.revoked),
+        "the rotated refresh token was reused"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_skewed_provider_clock_is_measured_and_named_when_too_far() {
+    let pg = playground(600).await;
+    // Within the leeway: signed in, and the offset is known for countdowns.
+    pg.set_clock_offset(20);
+    let (engine, _, _dir) = strict(&pg, |t| t);
+    let v = engine.sign_in_browser().await.unwrap();
+    assert!((18_500..=21_500).contains(&v.clock_offset_ms), "{}", v.clock_offset_ms);
+    // Ten minutes ahead: no token can pass, and the error says why.
+    pg.set_clock_offset(600);
+    let (engine, _, _dir) = strict(&pg, |t| t);
+    let e = engine.sign_in_browser().await.unwrap_err();
+    assert!(e.to_string().contains("the provider's clock is"), "{e}");
+    assert!(e.to_string().contains("s ahead of this machine"), "{e}");
+    // Twenty minutes behind: its 10-minute tokens expired before they came.
+    pg.set_clock_offset(-1200);
+    let (engine, _, _dir) = strict(&pg, |t| t);
+    let e = engine.sign_in_browser().await.unwrap_err();
+    assert!(e.to_string().contains("behind this machine"), "{e}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_idle_refresh_token_ends_the_session_as_expired() {
+    let pg = playground(600).await;
+    pg.set_refresh_lifetimes(Duration::from_secs(2), Duration::from_secs(3600));
+    let (engine, _, _dir) = strict(&pg, |t| t);
+    engine.sign_in_browser().await.unwrap();
+    // This test is about time passing: the refresh token idles out.
+    tokio::time::sleep(Duration::from_millis(3200)).await;
+    let e = engine.refresh_now().await.unwrap_err();
+    assert_eq!(e.code(), ErrorCode::SessionExpired, "{e}");
+    assert!(e.to_string().contains("idle lifetime"), "{e}");
+    assert_eq!(engine.view().state, Phase::Expired);
+}
+
+/// A refresh the provider redeemed but whose answer never arrived (the app
+/// gave up after its timeout): the old refresh token is spent. A strict
+/// provider then sees reuse and revokes the session; one with a reuse
+/// grace period (Okta, Auth0) lets the retry through.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_lost_refresh_answer_is_survived_within_a_reuse_grace_period() {
+    for grace in [0, 30] {
+        let pg = playground(600).await;
+        pg.set_reuse_grace(Duration::from_secs(grace));
+        let (engine, _, _dir) = strict(&pg, with_line("timeout_secs = 1"));
+        engine.sign_in_browser().await.unwrap();
+        pg.slow_next_refresh(Duration::from_millis(2500));
+        let e = engine.refresh_now().await.unwrap_err();
+        assert_eq!(e.code(), ErrorCode::Timeout, "{e}");
+        let _scheduler = engine.start();
+        let v = wait_for(&engine, "the retry's outcome", Duration::from_secs(15), |v| {
+            v.last_refresh.as_ref().is_some_and(|r| r.ok) || !v.state.has_session()
+        })
+        .await;
+        if grace == 0 {
+            assert_eq!(v.state, Phase::Revoked, "{:?}", v.last_error);
+            assert!(v.last_error.unwrap().message.contains("reuse"));
+        } else {
+            assert_eq!(v.state, Phase::Active, "{:?}", v.last_error);
+            assert!(pg.sessions().iter().all(|s| !s.revoked));
+        }
+    }
+}
