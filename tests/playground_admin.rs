@@ -1,7 +1,7 @@
 //! The Playground's admin API: reachable by every local user on loopback,
 //! so every call needs the bearer secret the Playground made at start.
 
-use integration::playground;
+use integration::{playground, playground_with};
 use std::sync::Arc;
 
 /// A client that trusts the Playground's CA (as `curl --cacert` does).
@@ -99,4 +99,70 @@ async fn the_qa_guides_switches_act_and_bad_bodies_show_the_shape() {
     );
     let r = post("reject-access-tokens", "").await.unwrap();
     assert_eq!(r.status(), 200);
+}
+
+/// `/admin/primary` as the QA guide uses it: down through the primary (its
+/// own answer still arrives), then the port refuses; the backup serves the
+/// same sessions and brings the primary back on the same port.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_primary_goes_down_and_up_through_the_admin_api() {
+    let pg = playground_with(::playground::Options {
+        backup: true,
+        ..::playground::Options::default()
+    })
+    .await;
+    let http = client(&pg);
+    let token = &pg.info().admin_token;
+    let backup = pg.info().backup_url.clone().unwrap();
+    let primary = pg.base_url().to_owned();
+    let r = http
+        .post(format!("{primary}/admin/primary"))
+        .bearer_auth(token)
+        .body(r#"{"up":false}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.json::<serde_json::Value>().await.unwrap()["primary_up"], false);
+    let e = client(&pg)
+        .get(format!("{primary}/admin/primary"))
+        .send()
+        .await
+        .unwrap_err();
+    assert!(e.is_connect(), "{e:?}");
+    let r = http
+        .get(format!("{backup}/admin/primary"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.json::<serde_json::Value>().await.unwrap()["primary_up"], false);
+    let r = http
+        .post(format!("{backup}/admin/primary"))
+        .bearer_auth(token)
+        .body(r#"{"up":"yes"}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    let text = r.text().await.unwrap();
+    assert!(
+        text.contains("send JSON") && text.contains("bool"),
+        "shows the shape: {text}"
+    );
+    let r = http
+        .post(format!("{backup}/admin/primary"))
+        .bearer_auth(token)
+        .body(r#"{"up":true}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.json::<serde_json::Value>().await.unwrap()["primary_up"], true);
+    let r = client(&pg)
+        .get(format!("{primary}/admin/primary"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "back on the same port");
 }

@@ -107,6 +107,8 @@ function render() {
   renewable.textContent = view.renewable_until ? `Renewable until ${whenTime(view.renewable_until)}` : '';
   show(renewable, inSession && !!view.renewable_until);
   show($('offline-notice'), inSession && view.offline);
+  $('backup-endpoint').textContent = view.backup_endpoint || '';
+  show($('backup-notice'), inSession && !!view.backup_endpoint);
   // The provider granted no refresh token: the engine's explanation.
   $('renewal-notice').textContent = view.renewal_notice || '';
   show($('renewal-notice'), inSession && !!view.renewal_notice);

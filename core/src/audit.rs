@@ -60,6 +60,12 @@ pub enum AuditEvent {
     NoRefreshToken {
         granted_scope: String,
     },
+    /// Requests moved to a backup endpoint, or back to the primary.
+    EndpointSwitched {
+        /// The backup's URL, or `primary`.
+        to: String,
+        reason: String,
+    },
 }
 
 impl AuditEvent {
@@ -93,6 +99,10 @@ impl AuditEvent {
             AuditEvent::NoRefreshToken { granted_scope } => format!(
                 "The provider granted no refresh token (granted scopes: {granted_scope}); the session ends when its access token expires"
             ),
+            AuditEvent::EndpointSwitched { to, reason } if to == "primary" => {
+                format!("Back on the primary endpoint: {reason}")
+            }
+            AuditEvent::EndpointSwitched { to, reason } => format!("Using the backup endpoint {to}: {reason}"),
         }
     }
 }

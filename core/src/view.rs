@@ -70,6 +70,9 @@ pub struct SessionView {
     /// The session token has expired and renewing it keeps failing for a
     /// passing reason (network, provider down): "offline, retrying".
     pub offline: bool,
+    /// The backup endpoint requests go to while the primary fails
+    /// ("using backup endpoint"); `None` on the primary.
+    pub backup_endpoint: Option<String>,
     pub next_refresh_at: Option<Timestamp>,
     pub refresh_count: u32,
     pub last_refresh: Option<RefreshOutcome>,

@@ -676,3 +676,32 @@ async fn s16_openid_connect_renews_past_the_access_tokens_life() {
         })
         .await;
 }
+
+/// Failover: the primary endpoint goes down mid-session; the next refresh
+/// and API use go to the backup under the same pins, the app says "using
+/// backup endpoint" and the session stays Active.
+#[tokio::test(flavor = "multi_thread")]
+async fn s17_the_primary_goes_down_and_the_app_uses_the_backup() {
+    let mut setup = lifetime(600);
+    setup.playground.backup = true;
+    Scenario::start("s17_failover", setup)
+        .await
+        .run(|s| async move {
+            s.sign_in_active(ALICE.0, ALICE.1).await;
+            assert!(!s.visible("backup-notice").await);
+            s.pg.set_primary(false).await;
+            s.click("refresh-button").await;
+            s.wait_visible("backup-notice", T).await;
+            let backup = s.pg.info().backup_url.clone().unwrap();
+            assert!(s.text("backup-endpoint").await.starts_with(&backup));
+            s.wait_text("state-badge", "the state badge to read Active", T, |t| t == "Active")
+                .await;
+            assert_eq!(s.text("refresh-count").await, "1");
+            assert_eq!(s.text("user-value").await, "alice");
+            s.screenshot("backup.png").await;
+            assert!(s.pg.sessions().iter().all(|x| !x.revoked));
+            assert_nothing_leaked(&s).await;
+            s
+        })
+        .await;
+}

@@ -31,6 +31,7 @@ pub(crate) fn router() -> Router<Arc<AppState>> {
         .route("/admin/rotate-keys", post(rotate_keys))
         .route("/admin/reject-access-tokens", post(reject_access_tokens))
         .route("/admin/oidc", get(oidc_switches).post(set_oidc_switches))
+        .route("/admin/primary", get(primary).post(set_primary))
 }
 
 /// Every `/admin/*` request must carry `Authorization: Bearer <admin_token>`,
@@ -80,6 +81,11 @@ struct Offset {
 struct RevokeBody {
     session_id: Option<String>,
     user: Option<String>,
+}
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PrimaryBody {
+    up: bool,
 }
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -286,4 +292,32 @@ async fn set_oidc_switches(State(state): State<Arc<AppState>>, text: String) -> 
         s.device_interval_secs.store(v, Ordering::SeqCst);
     }
     Json(s.view()).into_response()
+}
+
+async fn primary(State(state): State<Arc<AppState>>) -> Response {
+    Json(json!({"primary_up": *state.primary_serving.borrow()})).into_response()
+}
+
+/// Take the primary endpoint down or up (with `--backup`, the backup keeps
+/// serving; call this through the backup's URL to bring the primary back).
+async fn set_primary(State(state): State<Arc<AppState>>, text: String) -> Response {
+    match body::<PrimaryBody>(&text, "{\"up\": bool}", None) {
+        Ok(b) => {
+            let done = crate::state::set_primary(&state, b.up).await;
+            let up = *state.primary_serving.borrow();
+            match done {
+                true => Json(json!({"primary_up": up})).into_response(),
+                false => error(
+                    StatusCode::CONFLICT,
+                    "primary_unchanged",
+                    format!(
+                        "the primary could not be brought {} (its port may be taken); it is {}",
+                        if b.up { "up" } else { "down" },
+                        if up { "up" } else { "down" }
+                    ),
+                ),
+            }
+        }
+        Err(e) => bad_request(e),
+    }
 }

@@ -76,6 +76,10 @@ pub struct Options {
     pub refresh_idle: Duration,
     /// No refresh token lives longer than this after the sign-in.
     pub refresh_absolute: Duration,
+    /// Also serve a backup endpoint on a second port, over the same session
+    /// store (the config's `backup_urls`); `/admin/primary` takes the
+    /// primary down and up.
+    pub backup: bool,
 }
 
 impl Default for Options {
@@ -90,6 +94,7 @@ impl Default for Options {
             session_limit: 2,
             refresh_idle: Duration::from_secs(8 * 3600),
             refresh_absolute: Duration::from_secs(24 * 3600),
+            backup: false,
         }
     }
 }
@@ -145,6 +150,9 @@ pub struct Info {
     /// A complete config file with the profiles `playground` (FinHub) and
     /// `playground-oidc` (OpenID Connect).
     pub config: String,
+    /// The backup endpoint, when started with one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub backup_url: Option<String>,
     /// The OpenID Connect issuer, `{base_url}/oidc`.
     pub oidc_issuer: String,
 }
@@ -154,6 +162,7 @@ pub struct Playground {
     info: Info,
     state: Arc<state::AppState>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
+    backup_stop: Option<tokio::sync::oneshot::Sender<server::Shutdown>>,
 }
 
 impl Playground {
@@ -184,7 +193,15 @@ impl Playground {
                 .map_err(std::io::Error::other)?
         };
         let pins = vec![pki.leaf_pin.clone(), pki.backup_pin.clone()];
-        let config = config_text(&base_url, &pins, &ca_path, options.mode);
+        let backup = match options.backup {
+            true => Some(tokio::net::TcpListener::bind(("127.0.0.1", 0)).await?),
+            false => None,
+        };
+        let backup_url = match &backup {
+            Some(l) => Some(format!("https://127.0.0.1:{}", l.local_addr()?.port())),
+            None => None,
+        };
+        let config = config_text(&base_url, backup_url.as_deref(), &pins, &ca_path, options.mode);
         let state = Arc::new(state::AppState::new(&options, base_url.clone(), keys, config.clone()));
         let server_config = pki.server_config(options.mode).map_err(std::io::Error::other)?;
         let (stop, stopped) = tokio::sync::oneshot::channel();
@@ -196,12 +213,18 @@ impl Playground {
                 }
             });
         }
-        server::serve(listener, server_config, state.clone(), stopped);
+        let backup_stop = backup.map(|l| {
+            let (stop, stopped) = tokio::sync::oneshot::channel();
+            server::serve(l, server_config.clone(), state.clone(), stopped);
+            stop
+        });
+        tokio::spawn(primary(listener, port, server_config, state.clone(), stopped));
         Ok(Self {
             info: Info {
                 admin_url: format!("{base_url}/admin"),
                 admin_token: state.admin_token.clone(),
                 oidc_issuer: format!("{base_url}/oidc"),
+                backup_url,
                 base_url,
                 ca_cert: ca_path.display().to_string(),
                 pins,
@@ -210,6 +233,7 @@ impl Playground {
             },
             state,
             stop: Some(stop),
+            backup_stop,
         })
     }
 
@@ -379,9 +403,64 @@ impl Playground {
         self.requests().iter().filter(|r| r.path == path).count()
     }
 
+    /// Take the primary endpoint down (`false`: its port refuses
+    /// connections; requests in flight get their answers) or bring it up
+    /// again on the same port. Returns once the change took effect.
+    pub async fn set_primary(&self, up: bool) {
+        state::set_primary(&self.state, up).await;
+    }
+
     /// The sessions the Playground knows.
     pub fn sessions(&self) -> Vec<SessionInfo> {
         self.state.sessions()
+    }
+}
+
+/// The primary listener's supervisor: serves while `/admin/primary` (or
+/// [`Playground::set_primary`]) wants it, closes the port gracefully when
+/// taken down, binds the same port again when brought up, and reports each
+/// change once it took effect. Ends with the Playground.
+async fn primary(
+    listener: tokio::net::TcpListener,
+    port: u16,
+    config: Arc<rustls::ServerConfig>,
+    state: Arc<state::AppState>,
+    mut stopped: tokio::sync::oneshot::Receiver<()>,
+) {
+    let mut wanted = state.primary_wanted.subscribe();
+    let mut listener = Some(listener);
+    loop {
+        if let Some(l) = listener.take() {
+            let (stop, serving) = tokio::sync::oneshot::channel();
+            let handle = server::serve(l, config.clone(), state.clone(), serving);
+            state.primary_serving.send_replace(true);
+            let down = tokio::select! {
+                r = wanted.wait_for(|up| !*up) => r.is_ok(),
+                _ = &mut stopped => false,
+            };
+            if !down {
+                let _ = stop.send(server::Shutdown::Hard);
+                return;
+            }
+            let _ = stop.send(server::Shutdown::Graceful);
+            let _ = handle.await;
+            state.primary_serving.send_replace(false);
+        }
+        let up = tokio::select! {
+            r = wanted.wait_for(|up| *up) => r.is_ok(),
+            _ = &mut stopped => false,
+        };
+        if !up {
+            return;
+        }
+        match tokio::net::TcpListener::bind(("127.0.0.1", port)).await {
+            Ok(l) => listener = Some(l),
+            // The port was taken meanwhile: stay down, and say so.
+            Err(_) => {
+                state.primary_wanted.send_replace(false);
+                state.primary_serving.send_replace(false);
+            }
+        }
     }
 }
 
@@ -390,10 +469,13 @@ impl Drop for Playground {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
+        if let Some(stop) = self.backup_stop.take() {
+            let _ = stop.send(server::Shutdown::Hard);
+        }
     }
 }
 
-fn config_text(base_url: &str, pins: &[String], ca: &Path, mode: Mode) -> String {
+fn config_text(base_url: &str, backup_url: Option<&str>, pins: &[String], ca: &Path, mode: Mode) -> String {
     let environment = match mode {
         Mode::Playground => "playground",
         Mode::Production => "production",
@@ -406,6 +488,7 @@ fn config_text(base_url: &str, pins: &[String], ca: &Path, mode: Mode) -> String
          provider = \"finhub\"\n\
          environment = \"{environment}\"\n\
          base_url = \"{base_url}\"\n\
+         {backup}\
          tenant_id = \"{TENANT}\"\n\
          pins = [{pins}]\n\
          ca_file = {ca}\n\
@@ -426,6 +509,9 @@ fn config_text(base_url: &str, pins: &[String], ca: &Path, mode: Mode) -> String
          ca_file = {ca}\n\
          algorithms = [\"RS256\", \"ES256\"]\n",
         ca = toml_string(&ca.display().to_string()),
+        backup = backup_url
+            .map(|b| format!("backup_urls = [\"{b}\"]\n"))
+            .unwrap_or_default(),
     )
 }
 

@@ -34,8 +34,13 @@ struct Args {
     /// (24 h).
     #[arg(long, default_value_t = 24 * 3600, value_parser = clap::value_parser!(u64).range(1..))]
     refresh_absolute: u64,
+    /// Also serve a backup endpoint on a second port over the same sessions
+    /// (the config gets `backup_urls`); `/admin/primary` takes the primary
+    /// down and up.
+    #[arg(long)]
+    backup: bool,
     /// Print one JSON line {base_url, ca_cert, pins, users, admin_url,
-    /// admin_token, config, oidc_issuer}.
+    /// admin_token, config, oidc_issuer, backup_url}.
     #[arg(long)]
     json: bool,
     /// Also write the config file (profile `playground`) to this path.
@@ -71,6 +76,7 @@ async fn main() {
         session_limit: args.session_limit,
         refresh_idle: Duration::from_secs(args.refresh_idle),
         refresh_absolute: Duration::from_secs(args.refresh_absolute),
+        backup: args.backup,
         ..Options::default()
     };
     let pg = match Playground::start(options).await {
@@ -95,6 +101,9 @@ async fn main() {
             args.environment
         );
         println!("  base URL : {}", info.base_url);
+        if let Some(b) = &info.backup_url {
+            println!("  backup   : {b}  (the same sessions; POST {{\"up\":false}} to /admin/primary)");
+        }
         println!("  admin API: {}", info.admin_url);
         println!(
             "  admin key: {}  (send it as Authorization: Bearer …)",

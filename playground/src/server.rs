@@ -107,40 +107,45 @@ pub fn router(state: Arc<AppState>) -> Router {
         .with_state(state)
 }
 
+/// How a listener stops.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Shutdown {
+    /// Close every connection at once (the Playground is gone).
+    Hard,
+    /// Stop accepting; requests in flight get their answers, then each
+    /// connection closes (a primary endpoint going down for failover tests).
+    Graceful,
+}
+
 /// Accept TLS connections until `stop` fires. Loopback is reachable by every
 /// local user, and the Playground runs inside the desktop app: at most
 /// [`MAX_CONNECTIONS`] are served at once (more wait in the kernel's queue),
 /// a TLS handshake and each request head must arrive within
 /// [`HANDSHAKE_TIMEOUT`] (so an idle keep-alive connection closes too), and
-/// an accept error backs off instead of spinning.
+/// an accept error backs off instead of spinning. The handle ends when the
+/// listener is closed.
 pub fn serve(
     listener: tokio::net::TcpListener,
     config: Arc<rustls::ServerConfig>,
     state: Arc<AppState>,
-    mut stop: tokio::sync::oneshot::Receiver<()>,
-) {
+    mut stop: tokio::sync::oneshot::Receiver<Shutdown>,
+) -> tokio::task::JoinHandle<()> {
     let acceptor = tokio_rustls::TlsAcceptor::from(config);
     let app = router(state);
     let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
     // Stopping also closes the open (keep-alive) connections, so a stopped
-    // Playground is really gone for its clients.
-    let (closing, closed) = tokio::sync::watch::channel(false);
+    // listener is really gone for its clients.
+    let (closing, closed) = tokio::sync::watch::channel(None::<Shutdown>);
     tokio::spawn(async move {
-        loop {
+        let how = loop {
             let slot = tokio::select! {
                 s = slots.clone().acquire_owned() => s,
-                _ = &mut stop => {
-                    let _ = closing.send(true);
-                    return;
-                }
+                how = &mut stop => break how.unwrap_or(Shutdown::Hard),
             };
-            let Ok(slot) = slot else { return };
+            let Ok(slot) = slot else { break Shutdown::Hard };
             let accepted = tokio::select! {
                 a = listener.accept() => a,
-                _ = &mut stop => {
-                    let _ = closing.send(true);
-                    return;
-                }
+                how = &mut stop => break how.unwrap_or(Shutdown::Hard),
             };
             let tcp = match accepted {
                 Ok((tcp, _)) => tcp,
@@ -149,31 +154,43 @@ pub fn serve(
                     continue;
                 }
             };
-            let acceptor = acceptor.clone();
-            let app = app.clone();
-            let mut closed = closed.clone();
-            tokio::spawn(async move {
-                let _slot = slot;
-                // A failed handshake (a client that refused our pin, say)
-                // ends this connection only.
-                let serve = async {
-                    let Ok(Ok(tls)) = tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await else {
-                        return;
-                    };
-                    let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new()).http1_only();
-                    builder
-                        .http1()
-                        .timer(hyper_util::rt::TokioTimer::new())
-                        .header_read_timeout(HANDSHAKE_TIMEOUT);
-                    let _ = builder
-                        .serve_connection(TokioIo::new(tls), TowerToHyperService::new(app))
-                        .await;
-                };
-                tokio::select! {
-                    _ = serve => {}
-                    _ = closed.wait_for(|c| *c) => {}
-                }
-            });
-        }
-    });
+            tokio::spawn(connection(acceptor.clone(), tcp, app.clone(), closed.clone(), slot));
+        };
+        drop(listener);
+        let _ = closing.send(Some(how));
+    })
+}
+
+/// Serve one connection until it ends or the listener stops.
+async fn connection(
+    acceptor: tokio_rustls::TlsAcceptor,
+    tcp: tokio::net::TcpStream,
+    app: Router,
+    mut closed: tokio::sync::watch::Receiver<Option<Shutdown>>,
+    _slot: tokio::sync::OwnedSemaphorePermit,
+) {
+    // A failed handshake (a client that refused our pin, say) ends this
+    // connection only.
+    let tls = tokio::select! {
+        t = tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)) => match t {
+            Ok(Ok(tls)) => tls,
+            _ => return,
+        },
+        _ = closed.wait_for(Option::is_some) => return,
+    };
+    let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new()).http1_only();
+    builder
+        .http1()
+        .timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(HANDSHAKE_TIMEOUT);
+    let conn = builder.serve_connection(TokioIo::new(tls), TowerToHyperService::new(app));
+    tokio::pin!(conn);
+    let graceful = tokio::select! {
+        _ = conn.as_mut() => return,
+        how = closed.wait_for(Option::is_some) => how.is_ok_and(|h| *h == Some(Shutdown::Graceful)),
+    };
+    if graceful {
+        conn.as_mut().graceful_shutdown();
+        let _ = tokio::time::timeout(HANDSHAKE_TIMEOUT, conn).await;
+    }
 }

@@ -226,6 +226,9 @@ fn print_view(view: &SessionView, json: bool) {
         if view.renewable_until.is_some() {
             println!("Renewable    : until {}", when(view.renewable_until, now));
         }
+        if let Some(backup) = &view.backup_endpoint {
+            println!("Endpoint     : using backup endpoint {backup} (the primary failed; it is tried again from time to time)");
+        }
         if view.offline {
             println!("Connection   : offline, retrying (the session token has expired; it is renewed as soon as the provider answers)");
         }

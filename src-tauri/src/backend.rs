@@ -500,6 +500,7 @@ mod tests {
             seq: 1,
             renewable_until: None,
             offline: false,
+            backup_endpoint: None,
             profile: "p".into(),
             environment: "playground".into(),
             provider: "finhub".into(),

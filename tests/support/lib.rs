@@ -46,6 +46,12 @@ pub fn memory_engine(pg: &Playground, dir: &Path) -> (Engine, Arc<MemoryStore>) 
     (engine(profile(pg, |t| t), dir, store.clone()), store)
 }
 
+/// An engine for `profile` on a fresh in-memory keychain.
+pub fn memory_engine_for(profile: Profile, dir: &Path) -> (Engine, Arc<MemoryStore>) {
+    let store = Arc::new(MemoryStore::default());
+    (engine(profile, dir, store.clone()), store)
+}
+
 /// Wait until `engine`'s view satisfies `done`, or fail after `timeout`
 /// naming `what`. Returns the view that satisfied it.
 pub async fn wait_for(

@@ -194,7 +194,7 @@ impl Engine {
         let guard = FlightGuard::begin(self);
         let flow = self.flow(current.session_id);
         self.inner.refresh_requests.fetch_add(1, Ordering::SeqCst);
-        let grant = match self.inner.provider.refresh(&token, &flow).await {
+        let grant = match self.routed(self.inner.provider.refresh(&token, &flow)).await {
             Ok(g) => g,
             Err(e) => {
                 guard.disarm();

@@ -347,6 +347,7 @@ impl Engine {
             expires_at: s.map(|s| s.expires_at),
             renewable_until: s.and_then(|s| s.renewable_until),
             offline: s.is_some() && st.token_expired(now) && st.last_failure.as_ref().is_some_and(Error::is_transient),
+            backup_endpoint: st.backup_endpoint.clone(),
             next_refresh_at: s.and(st.next_refresh_at),
             refresh_count: s.map(|s| s.refresh_count).unwrap_or(0),
             last_refresh: st.last_refresh.clone(),
@@ -653,7 +654,7 @@ impl Engine {
         let session_id = Uuid::new_v4();
         let flow = self.flow(session_id);
         let result = async {
-            let grant = self.inner.provider.sign_in(&credentials, &flow).await?;
+            let grant = self.routed(self.inner.provider.sign_in(&credentials, &flow)).await?;
             let claims = self.verify_grant(&grant, None).await?;
             let offset = self.clock_offset(&grant);
             let tokens = SessionTokens {
@@ -759,7 +760,10 @@ impl Engine {
                     id_token: s.id_token.clone(),
                 });
                 let flow = self.flow(s.session_id);
-                Some(self.inner.provider.sign_out(&tokens, &flow, &*self.inner.opener).await)
+                Some(
+                    self.routed(self.inner.provider.sign_out(&tokens, &flow, &*self.inner.opener))
+                        .await,
+                )
             }
             None => None,
         };
@@ -806,13 +810,51 @@ impl Engine {
         }
         let (bearer, session_id) = self.current_bearer()?;
         let flow = self.flow(session_id);
-        let response = self.inner.provider.call(&request, &bearer, &flow).await?;
+        let response = self.routed(self.inner.provider.call(&request, &bearer, &flow)).await?;
         if response.status != 401 {
             return Ok(response);
         }
         self.extend(Trigger::Unauthorized).await?;
         let (bearer, _) = self.current_bearer()?;
-        self.inner.provider.call(&request, &bearer, &flow).await
+        self.routed(self.inner.provider.call(&request, &bearer, &flow)).await
+    }
+
+    /// Await a provider call, then audit and show a change of endpoint
+    /// (failover to a backup, or back to the primary).
+    async fn routed<T>(&self, call: impl std::future::Future<Output = T>) -> T {
+        let out = call.await;
+        self.note_route().await;
+        out
+    }
+
+    async fn note_route(&self) {
+        let Some(route) = self.inner.provider.route() else {
+            return;
+        };
+        if self.state().backup_endpoint == route.backup {
+            return;
+        }
+        let (rules, now) = (self.rules(), self.now());
+        let _ = self
+            .apply(None, |st| {
+                if st.backup_endpoint == route.backup {
+                    return Ok((Commit::keep(), ()));
+                }
+                st.backup_endpoint = route.backup.clone();
+                let event = AuditEvent::EndpointSwitched {
+                    to: route.backup.clone().unwrap_or_else(|| "primary".into()),
+                    reason: route.reason.clone(),
+                };
+                let audit = vec![st.record(&rules, now, event)];
+                Ok((
+                    Commit {
+                        store: state::Store::Keep,
+                        audit,
+                    },
+                    (),
+                ))
+            })
+            .await;
     }
 
     fn current_bearer(&self) -> Result<(AccessToken, Uuid), Error> {

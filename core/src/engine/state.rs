@@ -123,6 +123,8 @@ pub(super) struct State {
     /// The session that ended here last: never adopted back from the
     /// keychain (it may still be there while the sign-out clears it).
     pub ended_id: Option<Uuid>,
+    /// The backup endpoint in use, when the primary failed.
+    pub backup_endpoint: Option<String>,
 }
 
 impl State {
@@ -147,6 +149,7 @@ impl State {
             superseded: None,
             persist_retry_at: None,
             ended_id: None,
+            backup_endpoint: None,
         }
     }
 

@@ -200,8 +200,11 @@ pub struct Profile {
     pub environment: Environment,
     /// The provider's base URL (https).
     pub base_url: reqwest::Url,
-    /// Tried in order when the base URL cannot be reached.
+    /// Tried in order when the base URL fails (see `provider::failover`).
     pub backup_urls: Vec<reqwest::Url>,
+    /// How long to stay on a backup before probing the primary again (the
+    /// first time; it doubles at each failed probe, up to 5 minutes).
+    pub failback: Duration,
     /// `X-Tenant-ID`.
     pub tenant_id: String,
     /// SHA-256 SPKI pins, distinct; one must match a certificate of the

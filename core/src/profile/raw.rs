@@ -20,6 +20,7 @@ pub(super) struct RawProfile {
     pub(super) environment: String,
     pub(super) base_url: Option<String>,
     pub(super) backup_urls: Option<Vec<String>>,
+    pub(super) failback_secs: Option<u64>,
     pub(super) tenant_id: Option<String>,
     #[serde(default)]
     pub(super) pins: Vec<String>,
@@ -49,7 +50,7 @@ pub(super) struct RawProfile {
 }
 
 /// The fields only one provider kind takes.
-pub(super) const FINHUB_ONLY: [&str; 3] = ["base_url", "backup_urls", "tenant_id"];
+pub(super) const FINHUB_ONLY: [&str; 4] = ["base_url", "backup_urls", "failback_secs", "tenant_id"];
 pub(super) const OIDC_ONLY: [&str; 13] = [
     "client_id",
     "client_secret",
@@ -72,6 +73,7 @@ impl RawProfile {
         match name {
             "base_url" => self.base_url.is_some(),
             "backup_urls" => self.backup_urls.is_some(),
+            "failback_secs" => self.failback_secs.is_some(),
             "tenant_id" => self.tenant_id.is_some(),
             "client_id" => self.client_id.is_some(),
             "client_secret" => self.client_secret.is_some(),

@@ -43,6 +43,7 @@ pub(super) fn validate(name: &str, raw: RawProfile, base: &Path) -> Result<Profi
         // Set by the provider's own fields below.
         base_url: reqwest::Url::parse("https://unset.invalid").expect("a valid URL"),
         backup_urls: Vec::new(),
+        failback: Duration::from_secs(15),
         tenant_id: String::new(),
         issuer: String::new(),
         audience: String::new(),
@@ -351,6 +352,18 @@ fn finhub_fields(p: &mut Profile, raw: RawProfile) -> Result<(), ConfigError> {
         .iter()
         .map(|u| https_url(name, "backup_urls", u))
         .collect::<Result<Vec<_>, _>>()?;
+    p.failback = match raw.failback_secs {
+        None => Duration::from_secs(15),
+        Some(s) if (1..=3600).contains(&s) => Duration::from_secs(s),
+        Some(s) => {
+            return Err(ConfigError::new(
+                name,
+                "failback_secs",
+                format!("{s} is outside 1 to 3600"),
+                "set how many seconds to stay on a backup before trying the primary again (default 15)",
+            ))
+        }
+    };
     p.tenant_id = required(
         name,
         "finhub",

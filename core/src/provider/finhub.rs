@@ -14,6 +14,7 @@
 //!   `X-Tenant-ID`, `X-Request-ID`, `X-Session-ID` and `X-Correlation-ID`
 //!   (login and refresh carry all of them but `Authorization`).
 
+use super::failover::{self, Endpoints, Route, Verdict};
 use super::{ApiRequest, ApiResponse, Credentials, Grant, Provider, SessionTokens};
 use crate::error::Error;
 use crate::headers::{self, FlowContext};
@@ -34,8 +35,8 @@ pub const LOGOUT_PATH: &str = "/api/v2/auth/logout";
 /// The FinHub provider of one profile.
 #[derive(Debug, Clone)]
 pub struct FinHub {
-    profile: Arc<Profile>,
     client: PinnedClient,
+    endpoints: Arc<Endpoints>,
 }
 
 /// The login and refresh answer. No `Debug`: it holds tokens (which are
@@ -122,24 +123,22 @@ async fn error_answer(client: &PinnedClient, call: Call, response: reqwest::Resp
 impl FinHub {
     /// The provider for `profile`, talking through `client`.
     pub fn new(profile: Arc<Profile>, client: PinnedClient) -> Self {
-        Self { profile, client }
-    }
-
-    /// The base URL and then the backups.
-    fn bases(&self) -> impl Iterator<Item = &reqwest::Url> {
-        std::iter::once(&self.profile.base_url).chain(self.profile.backup_urls.iter())
+        let endpoints = Arc::new(Endpoints::new(
+            profile.base_url.clone(),
+            profile.backup_urls.clone(),
+            profile.failback,
+        ));
+        Self { client, endpoints }
     }
 
     fn url(base: &reqwest::Url, path: &str) -> Result<reqwest::Url, Error> {
         super::join_below(base, path)
     }
 
-    /// Send to the base URL, falling back to the backups only when the
-    /// request surely did not arrive: the connection could not be made. A
-    /// request that may have been processed (a timeout, a connection lost
-    /// after sending) is not replayed elsewhere: a refresh token presented
-    /// twice is a reuse that revokes the session. TLS and pin failures do
-    /// not fall back either: they are not outages.
+    /// Send to the endpoint the breaker picks, moving on to the next one
+    /// only when the request surely did not arrive or was surely not
+    /// processed (see [`super::failover`]): a refresh token presented twice
+    /// is a reuse that revokes the session.
     async fn send(
         &self,
         method: reqwest::Method,
@@ -147,8 +146,10 @@ impl FinHub {
         headers: Vec<(&'static str, HeaderValue)>,
         body: Option<&Value>,
     ) -> Result<reqwest::Response, Error> {
-        let mut last = None;
-        for base in self.bases() {
+        let order = self.endpoints.order(std::time::Instant::now());
+        let last_try = order.len().saturating_sub(1);
+        for (n, index) in order.into_iter().enumerate() {
+            let base = self.endpoints.url(index);
             let mut request = self.client.http().request(method.clone(), Self::url(base, path)?);
             for (name, value) in &headers {
                 request = request.header(*name, value.clone());
@@ -158,12 +159,21 @@ impl FinHub {
             if let Some(body) = body {
                 request = request.json(body);
             }
-            match self.client.send(request).await {
-                Err(e @ Error::Network { .. }) => last = Some(e),
-                other => return other,
+            let outcome = self.client.send(request).await;
+            let failed = match &outcome {
+                Err(e) if failover::error_verdict(e) == Verdict::FailOver => Some(e.to_string()),
+                Ok(r) if failover::status_verdict(&method, r.status()) == Verdict::FailOver => {
+                    Some(format!("it answered {}", r.status()))
+                }
+                _ => None,
+            };
+            self.endpoints
+                .record(index, failed.as_deref(), std::time::Instant::now());
+            if failed.is_none() || n == last_try {
+                return outcome;
             }
         }
-        Err(last.unwrap_or_else(|| Error::Internal("no base URL".into())))
+        Err(Error::Internal("no base URL".into()))
     }
 
     /// The headers every request but logout carries (without `X-Request-ID`,
@@ -220,6 +230,10 @@ impl FinHub {
 impl Provider for FinHub {
     fn name(&self) -> &'static str {
         "finhub"
+    }
+
+    fn route(&self) -> Option<Route> {
+        Some(self.endpoints.route())
     }
 
     async fn sign_in(&self, credentials: &Credentials, flow: &FlowContext) -> Result<Grant, Error> {

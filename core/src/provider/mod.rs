@@ -5,6 +5,7 @@
 //! with a password; OpenID Connect ([`oidc::Oidc`]) through the browser
 //! ([`Credentials::Browser`], with an [`opener::Opener`]).
 
+pub mod failover;
 pub mod finhub;
 pub mod oidc;
 pub mod opener;
@@ -232,6 +233,12 @@ pub struct ApiResponse {
 pub trait Provider: Send + Sync {
     /// A short name (`finhub`).
     fn name(&self) -> &'static str;
+
+    /// Which endpoint requests go to, for providers with backups
+    /// ([`failover`]); `None` for those without.
+    fn route(&self) -> Option<failover::Route> {
+        None
+    }
 
     /// Sign in. Wrong credentials are [`Error::InvalidCredentials`].
     async fn sign_in(&self, credentials: &Credentials, flow: &FlowContext) -> Result<Grant, Error>;

@@ -157,6 +157,10 @@ pub struct AppState {
     pub(crate) requests: Mutex<Bounded<RecordedRequest>>,
     /// The bearer secret the admin API requires, made at start.
     pub(crate) admin_token: String,
+    /// Whether the primary listener should serve (`/admin/primary`), and
+    /// whether it does (set by its supervisor once the change took effect).
+    pub(crate) primary_wanted: tokio::sync::watch::Sender<bool>,
+    pub(crate) primary_serving: tokio::sync::watch::Sender<bool>,
     pub(crate) users: Vec<DemoUser>,
     pub(crate) config: String,
     pub(crate) oidc: OidcState,
@@ -210,6 +214,8 @@ impl AppState {
             issued: Mutex::new(Bounded::new(MAX_RECORDS)),
             requests: Mutex::new(Bounded::new(MAX_RECORDS)),
             admin_token: B64URL.encode(rand::random::<[u8; 32]>()),
+            primary_wanted: tokio::sync::watch::channel(true).0,
+            primary_serving: tokio::sync::watch::channel(true).0,
             users: demo_users(),
             config,
             oidc,
@@ -420,4 +426,15 @@ impl AppState {
     pub(crate) fn injected_jwks_failure(&self) -> Option<String> {
         take_one(&self.fail_jwks)
     }
+}
+
+/// Take the primary listener down or up, and wait (at most 10 s) until it
+/// took effect.
+pub(crate) async fn set_primary(state: &AppState, up: bool) -> bool {
+    state.primary_wanted.send_replace(up);
+    let mut serving = state.primary_serving.subscribe();
+    let done = tokio::time::timeout(std::time::Duration::from_secs(10), serving.wait_for(|s| *s == up))
+        .await
+        .is_ok_and(|r| r.is_ok());
+    done
 }
