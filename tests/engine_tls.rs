@@ -235,6 +235,47 @@ async fn pin_mismatch_fails_with_the_presented_pin_and_stores_nothing() {
     assert!(pg.requests().is_empty());
 }
 
+/// Report-only pinning (TrustKit's rollout model) outside Production: the
+/// mismatch is audited and shown, the session works; Production refuses
+/// the setting at load time, and enforcing is the default.
+#[tokio::test(flavor = "multi_thread")]
+async fn report_only_pins_audit_and_show_a_mismatch_and_production_refuses_them() {
+    let pg = playground(60).await;
+    let dir = tempfile::tempdir().unwrap();
+    let real_pins = pg.info().pins.clone();
+    let report_only = profile(&pg, |t| {
+        t.replacen(&real_pins[0], "sha256/AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=", 1)
+            .replacen(&real_pins[1], "sha256/BBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBA=", 1)
+            .replacen("tenant_id =", "pin_mode = \"report-only\"\ntenant_id =", 1)
+    });
+    let store = Arc::new(MemoryStore::default());
+    let engine = engine(report_only, dir.path(), store.clone());
+    let view = engine.sign_in("alice", Password::new(PW)).await.unwrap();
+    assert_eq!(view.state, Phase::Active);
+    let report = view.pin_report.expect("the mismatch is shown");
+    assert!(
+        report.contains("127.0.0.1") && report.contains(&real_pins[0]),
+        "{report}"
+    );
+    assert!(audit_events(&engine)
+        .iter()
+        .any(|e| matches!(e, AuditEvent::PinMismatchReported { presented, .. } if presented.contains(&real_pins[0]))));
+    assert!(!audit_events(&engine)
+        .iter()
+        .any(|e| matches!(e, AuditEvent::PinMismatch { .. })));
+
+    let prod = playground_with(Options {
+        mode: Mode::Production,
+        ..Options::default()
+    })
+    .await;
+    let text = prod
+        .config()
+        .replacen("tenant_id =", "pin_mode = \"report-only\"\ntenant_id =", 1);
+    let e = session_core::profile::Config::parse(&text, std::path::Path::new("/")).unwrap_err();
+    assert!(e.to_string().contains("production always enforces pins"), "{e}");
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn backup_pin_alone_is_enough() {
     let pg = playground(60).await;

@@ -109,6 +109,8 @@ function render() {
   show($('offline-notice'), inSession && view.offline);
   $('backup-endpoint').textContent = view.backup_endpoint || '';
   show($('backup-notice'), inSession && !!view.backup_endpoint);
+  $('pin-report-text').textContent = view.pin_report || '';
+  show($('pin-report-notice'), inSession && !!view.pin_report);
   // The provider granted no refresh token: the engine's explanation.
   $('renewal-notice').textContent = view.renewal_notice || '';
   show($('renewal-notice'), inSession && !!view.renewal_notice);

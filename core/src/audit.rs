@@ -60,6 +60,12 @@ pub enum AuditEvent {
     NoRefreshToken {
         granted_scope: String,
     },
+    /// Report-only pinning: a server presented none of the pins, and the
+    /// connection went ahead.
+    PinMismatchReported {
+        host: String,
+        presented: String,
+    },
     /// Requests moved to a backup endpoint, or back to the primary.
     EndpointSwitched {
         /// The backup's URL, or `primary`.
@@ -98,6 +104,9 @@ impl AuditEvent {
             }
             AuditEvent::NoRefreshToken { granted_scope } => format!(
                 "The provider granted no refresh token (granted scopes: {granted_scope}); the session ends when its access token expires"
+            ),
+            AuditEvent::PinMismatchReported { host, presented } => format!(
+                "Report-only pinning: {host} presented none of the configured pins ({presented}); the connection was allowed"
             ),
             AuditEvent::EndpointSwitched { to, reason } if to == "primary" => {
                 format!("Back on the primary endpoint: {reason}")

@@ -63,6 +63,37 @@ impl std::fmt::Display for PinMismatch {
 
 impl std::error::Error for PinMismatch {}
 
+/// A pin mismatch that a report-only profile let through.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PinReport {
+    pub host: String,
+    /// The pins of the verified path, leaf first.
+    pub presented: Vec<Pin>,
+}
+
+/// Where a report-only verifier leaves its mismatches until the engine
+/// audits them. Each report names its host and pins, so handshakes at once
+/// cannot be confused; at most [`PinReports::CAP`] wait (a peer cannot grow
+/// it), repeats of the same report are kept once.
+#[derive(Debug, Default)]
+pub struct PinReports(std::sync::Mutex<Vec<PinReport>>);
+
+impl PinReports {
+    pub const CAP: usize = 16;
+
+    fn push(&self, report: PinReport) {
+        let mut r = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if r.len() < Self::CAP && !r.contains(&report) {
+            r.push(report);
+        }
+    }
+
+    /// Take the reports collected so far.
+    pub fn drain(&self) -> Vec<PinReport> {
+        std::mem::take(&mut *self.0.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+}
+
 fn join_pins(pins: &[Pin]) -> String {
     pins.iter().map(Pin::to_string).collect::<Vec<_>>().join(", ")
 }
@@ -83,6 +114,10 @@ pub mod danger {
         roots: RootCertStore,
         pins: Vec<Pin>,
         algorithms: WebPkiSupportedAlgorithms,
+        /// Report-only (`pin_mode = "report-only"`, never in Production): a
+        /// mismatch on an otherwise valid chain is recorded here and the
+        /// connection proceeds.
+        report_only: Option<Arc<PinReports>>,
     }
 
     impl PinnedVerifier {
@@ -96,7 +131,14 @@ pub mod danger {
                 roots,
                 pins,
                 algorithms: provider.signature_verification_algorithms,
+                report_only: None,
             })
+        }
+
+        /// The same verifier in report-only mode: mismatches go to `reports`.
+        pub fn report_only(mut self, reports: Arc<PinReports>) -> Self {
+            self.report_only = Some(reports);
+            self
         }
 
         /// The pins of one verified path: leaf, intermediates used, anchor.
@@ -161,10 +203,19 @@ pub mod danger {
             }
             // Step 2: the name, as WebPKI requires, before any pin verdict.
             cert.verify_is_valid_for_subject_name(server_name).map_err(pki_error)?;
-            match verified {
-                Ok(_) => Ok(ServerCertVerified::assertion()),
+            match (verified, &self.report_only) {
+                (Ok(_), _) => Ok(ServerCertVerified::assertion()),
+                // Report-only: the chain is valid for the name (checked
+                // above); only the pin failed. Recorded, let through.
+                (Err(_), Some(reports)) => {
+                    reports.push(PinReport {
+                        host: server_name.to_str().into_owned(),
+                        presented,
+                    });
+                    Ok(ServerCertVerified::assertion())
+                }
                 // Valid paths exist, but none carries a pinned key.
-                Err(_) => Err(rustls::Error::InvalidCertificate(CertificateError::Other(OtherError(
+                (Err(_), None) => Err(rustls::Error::InvalidCertificate(CertificateError::Other(OtherError(
                     Arc::new(PinMismatch { presented }),
                 )))),
             }
@@ -289,12 +340,15 @@ pub struct PinnedClient {
     http: reqwest::Client,
     timeout: Duration,
     api_limit: u64,
+    /// Report-only profiles: the mismatches let through.
+    reports: Option<Arc<PinReports>>,
 }
 
 impl PinnedClient {
     /// The pinned client for a profile.
     pub fn for_profile(profile: &Profile) -> Result<Self, Error> {
-        Self::new(&profile.pins, profile.ca_file.as_deref(), profile.min_tls)
+        let reports = (profile.pin_mode == crate::profile::PinMode::ReportOnly).then(Arc::default);
+        Self::build(&profile.pins, profile.ca_file.as_deref(), profile.min_tls, reports)
             .map(|c| c.with_limits(profile.timeout, profile.max_response_bytes))
             .map_err(|problem| {
                 Error::Config(ConfigError::new(
@@ -308,11 +362,20 @@ impl PinnedClient {
 
     /// A pinned client from its parts, with the default limits.
     pub fn new(pins: &[Pin], extra_ca: Option<&Path>, min_tls: TlsVersion) -> Result<Self, String> {
-        let verifier = Arc::new(PinnedVerifier::new(
-            root_store(extra_ca)?,
-            pins.to_vec(),
-            crypto_provider(),
-        )?);
+        Self::build(pins, extra_ca, min_tls, None)
+    }
+
+    fn build(
+        pins: &[Pin],
+        extra_ca: Option<&Path>,
+        min_tls: TlsVersion,
+        reports: Option<Arc<PinReports>>,
+    ) -> Result<Self, String> {
+        let mut verifier = PinnedVerifier::new(root_store(extra_ca)?, pins.to_vec(), crypto_provider())?;
+        if let Some(r) = &reports {
+            verifier = verifier.report_only(r.clone());
+        }
+        let verifier = Arc::new(verifier);
         let config = client_config(verifier, min_tls)?;
         let http = reqwest::Client::builder()
             .use_preconfigured_tls(config)
@@ -326,6 +389,7 @@ impl PinnedClient {
             http,
             timeout: DEFAULT_TIMEOUT,
             api_limit: DEFAULT_API_BODY_LIMIT,
+            reports,
         })
     }
 
@@ -334,6 +398,11 @@ impl PinnedClient {
         self.timeout = timeout;
         self.api_limit = api_limit;
         self
+    }
+
+    /// Report-only profiles: where pin mismatches wait to be audited.
+    pub fn pin_reports(&self) -> Option<Arc<PinReports>> {
+        self.reports.clone()
     }
 
     /// The time one request may take, from sending to the last byte.
@@ -669,6 +738,42 @@ mod tests {
         let p = pki("a");
         assert_eq!(Pin::of_certificate(&p.leaf_der).unwrap(), p.leaf_pin);
         assert_eq!(Pin::of_certificate(&p.root_der).unwrap(), p.root_pin);
+    }
+
+    #[test]
+    fn report_only_lets_a_mismatch_through_and_records_it_but_never_a_bad_chain() {
+        let p = pki("a");
+        let other = pki("b");
+        let reports = Arc::new(PinReports::default());
+        let v = Arc::new(
+            PinnedVerifier::new(roots(&[&p]), vec![other.leaf_pin], crypto_provider())
+                .unwrap()
+                .report_only(reports.clone()),
+        );
+        shake(v.clone(), &p, usual(&p)).unwrap();
+        let r = reports.drain();
+        assert_eq!(r.len(), 1);
+        assert_eq!(r[0].host, "idp.test");
+        assert_eq!(r[0].presented[0], p.leaf_pin, "the leaf's pin first");
+        assert!(reports.drain().is_empty(), "drained");
+        // A chain WebPKI does not accept is refused all the same.
+        let e = shake(v.clone(), &other, usual(&other)).unwrap_err();
+        assert!(mismatch_pins(&e).is_none(), "{e}");
+        assert!(reports.drain().is_empty());
+        // Enforcing (the same pins): the mismatch fails the handshake.
+        let e = shake(verifier(&[&p], vec![other.leaf_pin]), &p, usual(&p)).unwrap_err();
+        assert!(mismatch_pins(&e).is_some(), "{e}");
+        // A peer cannot grow the report list without bound.
+        for _ in 0..3 * PinReports::CAP {
+            let fresh = pki("c");
+            let v = Arc::new(
+                PinnedVerifier::new(roots(&[&fresh]), vec![other.leaf_pin], crypto_provider())
+                    .unwrap()
+                    .report_only(reports.clone()),
+            );
+            verify(&v, &usual(&fresh)).unwrap();
+        }
+        assert_eq!(reports.drain().len(), PinReports::CAP);
     }
 
     #[test]

@@ -73,6 +73,9 @@ pub struct SessionView {
     /// The backup endpoint requests go to while the primary fails
     /// ("using backup endpoint"); `None` on the primary.
     pub backup_endpoint: Option<String>,
+    /// Report-only pinning: a server presented none of the pins and the
+    /// connection went ahead (what and where).
+    pub pin_report: Option<String>,
     pub next_refresh_at: Option<Timestamp>,
     pub refresh_count: u32,
     pub last_refresh: Option<RefreshOutcome>,

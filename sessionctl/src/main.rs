@@ -226,6 +226,9 @@ fn print_view(view: &SessionView, json: bool) {
         if view.renewable_until.is_some() {
             println!("Renewable    : until {}", when(view.renewable_until, now));
         }
+        if let Some(report) = &view.pin_report {
+            println!("Pins         : REPORT-ONLY, mismatch: {report}");
+        }
         if let Some(backup) = &view.backup_endpoint {
             println!("Endpoint     : using backup endpoint {backup} (the primary failed; it is tried again from time to time)");
         }

@@ -501,6 +501,7 @@ mod tests {
             renewable_until: None,
             offline: false,
             backup_endpoint: None,
+            pin_report: None,
             profile: "p".into(),
             environment: "playground".into(),
             provider: "finhub".into(),

@@ -348,6 +348,7 @@ impl Engine {
             renewable_until: s.and_then(|s| s.renewable_until),
             offline: s.is_some() && st.token_expired(now) && st.last_failure.as_ref().is_some_and(Error::is_transient),
             backup_endpoint: st.backup_endpoint.clone(),
+            pin_report: st.pin_report.clone(),
             next_refresh_at: s.and(st.next_refresh_at),
             refresh_count: s.map(|s| s.refresh_count).unwrap_or(0),
             last_refresh: st.last_refresh.clone(),
@@ -827,25 +828,40 @@ impl Engine {
         out
     }
 
+    /// Audit and show what the transport noticed during a provider call:
+    /// a change of endpoint, pin mismatches a report-only profile let
+    /// through.
     async fn note_route(&self) {
-        let Some(route) = self.inner.provider.route() else {
-            return;
-        };
-        if self.state().backup_endpoint == route.backup {
+        let route = self.inner.provider.route();
+        let reports = self.inner.provider.take_pin_reports();
+        let moved = route.as_ref().is_some_and(|r| self.state().backup_endpoint != r.backup);
+        if !moved && reports.is_empty() {
             return;
         }
         let (rules, now) = (self.rules(), self.now());
         let _ = self
             .apply(None, |st| {
-                if st.backup_endpoint == route.backup {
-                    return Ok((Commit::keep(), ()));
+                let mut audit = Vec::new();
+                for r in &reports {
+                    let presented = r.presented.iter().map(|p| p.to_string()).collect::<Vec<_>>().join(", ");
+                    st.pin_report = Some(format!(
+                        "{} presented none of the configured pins ({presented}); report-only, so the connection was allowed",
+                        r.host
+                    ));
+                    let event = AuditEvent::PinMismatchReported {
+                        host: r.host.clone(),
+                        presented,
+                    };
+                    audit.push(st.record(&rules, now, event));
                 }
-                st.backup_endpoint = route.backup.clone();
-                let event = AuditEvent::EndpointSwitched {
-                    to: route.backup.clone().unwrap_or_else(|| "primary".into()),
-                    reason: route.reason.clone(),
-                };
-                let audit = vec![st.record(&rules, now, event)];
+                if let Some(route) = route.filter(|r| st.backup_endpoint != r.backup) {
+                    st.backup_endpoint = route.backup.clone();
+                    let event = AuditEvent::EndpointSwitched {
+                        to: route.backup.unwrap_or_else(|| "primary".into()),
+                        reason: route.reason,
+                    };
+                    audit.push(st.record(&rules, now, event));
+                }
                 Ok((
                     Commit {
                         store: state::Store::Keep,

@@ -125,6 +125,8 @@ pub(super) struct State {
     pub ended_id: Option<Uuid>,
     /// The backup endpoint in use, when the primary failed.
     pub backup_endpoint: Option<String>,
+    /// Report-only pinning: the last mismatch let through.
+    pub pin_report: Option<String>,
 }
 
 impl State {
@@ -150,6 +152,7 @@ impl State {
             persist_retry_at: None,
             ended_id: None,
             backup_endpoint: None,
+            pin_report: None,
         }
     }
 

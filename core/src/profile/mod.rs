@@ -184,6 +184,16 @@ impl Environment {
     }
 }
 
+/// What a pin mismatch does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PinMode {
+    /// The connection fails (the default, and always in Production).
+    Enforce,
+    /// The mismatch is audited and shown; the connection proceeds (the
+    /// chain must still be valid WebPKI for the name).
+    ReportOnly,
+}
+
 /// A TLS protocol version.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum TlsVersion {
@@ -225,6 +235,9 @@ pub struct Profile {
     pub refresh_lead: Duration,
     /// The lowest TLS version to negotiate.
     pub min_tls: TlsVersion,
+    /// Whether a pin mismatch stops the connection (always in Production)
+    /// or is only reported (TrustKit's report-only model, for rollout).
+    pub pin_mode: PinMode,
     /// How long one request may take, from sending it to the last byte of
     /// the answer (`timeout_secs`, default 30).
     pub timeout: Duration,

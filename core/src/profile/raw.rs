@@ -31,6 +31,7 @@ pub(super) struct RawProfile {
     pub(super) algorithms: Option<Vec<String>>,
     pub(super) refresh_lead_secs: Option<u64>,
     pub(super) min_tls: Option<String>,
+    pub(super) pin_mode: Option<String>,
     pub(super) timeout_secs: Option<u64>,
     pub(super) max_response_bytes: Option<u64>,
     // OpenID Connect

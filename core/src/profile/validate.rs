@@ -3,7 +3,7 @@
 
 use super::raw::{RawProfile, FINHUB_ONLY, OIDC_ONLY};
 use super::{
-    parse_algorithm, ConfigError, Environment, ExtendAccess, OidcSettings, Profile, ProviderKind, TlsVersion,
+    parse_algorithm, ConfigError, Environment, ExtendAccess, OidcSettings, PinMode, Profile, ProviderKind, TlsVersion,
     DEFAULT_REFRESH_LEAD,
 };
 use crate::pin::Pin;
@@ -34,6 +34,7 @@ pub(super) fn validate(name: &str, raw: RawProfile, base: &Path) -> Result<Profi
         environment,
         pins: pins(name, &raw.pins, environment)?,
         min_tls: min_tls(name, raw.min_tls.as_deref(), environment)?,
+        pin_mode: pin_mode(name, raw.pin_mode.as_deref(), environment)?,
         ca_file: ca_file(name, raw.ca_file.as_deref(), base)?,
         jwks_url: optional_url(name, "jwks_url", raw.jwks_url.as_deref())?,
         algorithms: algorithms(name, raw.algorithms.as_deref())?,
@@ -514,6 +515,25 @@ fn discovery_url(name: &str, value: Option<&str>, issuer: &str) -> Result<reqwes
 
 /// `max_age` (Core 3.1.2.1): how recent the person's authentication at the
 /// provider must be, at most a year.
+fn pin_mode(name: &str, value: Option<&str>, environment: Environment) -> Result<PinMode, ConfigError> {
+    match (value, environment) {
+        (None | Some("enforce"), _) => Ok(PinMode::Enforce),
+        (Some("report-only"), Environment::Production) => Err(ConfigError::new(
+            name,
+            "pin_mode",
+            "report-only is not allowed in production",
+            "production always enforces pins: remove pin_mode, or try the new pins in an integration profile first",
+        )),
+        (Some("report-only"), _) => Ok(PinMode::ReportOnly),
+        (Some(other), _) => Err(ConfigError::new(
+            name,
+            "pin_mode",
+            format!("'{other}' is not a pin mode"),
+            "use \"enforce\" (the default) or \"report-only\"",
+        )),
+    }
+}
+
 fn max_age(name: &str, value: Option<u64>) -> Result<Option<Duration>, ConfigError> {
     match value {
         Some(s) if s > 366 * 24 * 3600 => Err(ConfigError::new(

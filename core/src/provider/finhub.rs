@@ -236,6 +236,10 @@ impl Provider for FinHub {
         Some(self.endpoints.route())
     }
 
+    fn take_pin_reports(&self) -> Vec<crate::tls::PinReport> {
+        self.client.pin_reports().map(|r| r.drain()).unwrap_or_default()
+    }
+
     async fn sign_in(&self, credentials: &Credentials, flow: &FlowContext) -> Result<Grant, Error> {
         let Credentials::Password { username, password } = credentials else {
             return Err(Error::InvalidState(

@@ -240,6 +240,12 @@ pub trait Provider: Send + Sync {
         None
     }
 
+    /// Report-only profiles: the pin mismatches let through since the last
+    /// call (each names its host and the pins presented).
+    fn take_pin_reports(&self) -> Vec<crate::tls::PinReport> {
+        Vec::new()
+    }
+
     /// Sign in. Wrong credentials are [`Error::InvalidCredentials`].
     async fn sign_in(&self, credentials: &Credentials, flow: &FlowContext) -> Result<Grant, Error>;
 

@@ -290,6 +290,10 @@ impl Provider for Oidc {
         "oidc"
     }
 
+    fn take_pin_reports(&self) -> Vec<crate::tls::PinReport> {
+        self.client.pin_reports().map(|r| r.drain()).unwrap_or_default()
+    }
+
     async fn sign_in(&self, credentials: &Credentials, _flow: &FlowContext) -> Result<Grant, Error> {
         match credentials {
             Credentials::Browser(b) if b.device => self.device_sign_in(b).await,
