@@ -13,6 +13,7 @@ fn main() {
                 "cancel_sign_in",
                 "sign_out",
                 "refresh_now",
+                "touch",
                 "recent_activity",
                 "list_profiles",
                 "switch_profile",

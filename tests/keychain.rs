@@ -39,6 +39,7 @@ fn record(len: usize) -> SessionRecord {
         name: Some("Alice Adams".into()),
         email: Some("alice@playground.test".into()),
         renewable_until: None,
+        signed_in_at: None,
     }
 }
 

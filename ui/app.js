@@ -1,6 +1,6 @@
 // The UI: renders SessionViews it is given, forwards clicks to commands.
 // It holds no token and no session logic beyond the countdown.
-import { errorText, STATE_TEXT, POLICY_TEXT, remainingMs, fractionLeft, formatCountdown, clockTime, whenTime, takesOver, nextRefreshText } from './render.js';
+import { errorText, STATE_TEXT, POLICY_TEXT, remainingMs, fractionLeft, formatCountdown, clockTime, whenTime, takesOver, nextRefreshText, idleWarning } from './render.js';
 
 const { invoke } = window.__TAURI__.core;
 const { listen } = window.__TAURI__.event;
@@ -147,6 +147,9 @@ function tick() {
   const now = Date.now();
   const left = remainingMs(view, now);
   $('countdown').textContent = formatCountdown(left);
+  const idle = idleWarning(view, now);
+  if (idle !== null) $('idle-seconds').textContent = String(idle);
+  show($('idle-warning'), idle !== null);
   const fraction = fractionLeft(view, now);
   $('progress-fill').style.width = `${(fraction * 100).toFixed(1)}%`;
   $('progress-bar').setAttribute('aria-valuenow', String(Math.round(fraction * 100)));
@@ -240,6 +243,17 @@ function wire() {
   // The outcome comes with the sign-in's own answer and the next event;
   // cancel_sign_in answers nothing, so no stale view can come back here.
   $('cancel-signin').addEventListener('click', () => run($('cancel-signin'), () => invoke('cancel_sign_in'), $('signin-error')));
+  $('stay-button').addEventListener('click', () => run($('stay-button'), () => invoke('touch'), $('session-error')));
+  // Any input is activity for the idle timeout; told at most every 15 s.
+  let lastTouch = 0;
+  const activity = () => {
+    if (!view || view.state !== 'active' || !view.idle_sign_out_at) return;
+    const now = Date.now();
+    if (now - lastTouch < 15_000) return;
+    lastTouch = now;
+    invoke('touch').catch(() => {});
+  };
+  for (const kind of ['pointerdown', 'keydown', 'wheel']) window.addEventListener(kind, activity, { passive: true });
   $('reauth-button').addEventListener('click', () => run($('reauth-button'), async () => { accept(await invoke('sign_in_browser')); }, $('session-error')));
   $('pin-back').addEventListener('click', () => { pinError = null; render(); $('username').focus(); });
 }

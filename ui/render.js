@@ -11,6 +11,7 @@ export const ERROR_TEXT = {
   token_invalid: 'The identity provider sent a token that failed validation, so it was not used. Ask your administrator.',
   session_expired: 'Your session has expired. Sign in again.',
   session_revoked: 'Your session was ended by the identity provider. Sign in again.',
+  session_timed_out: 'You were signed out by the profile\'s session timeout:',
   not_signed_in: 'You are not signed in.',
   session_limit: 'You already have the most sessions allowed. Sign out on another device, then try again.',
   keychain_unavailable: 'The system keychain is not available: this session will not survive a restart.',
@@ -31,7 +32,7 @@ export const POLICY_TEXT = {
 };
 
 /** Codes whose server message is worth showing under the friendly text. */
-const SHOW_DETAIL = new Set(['config_invalid', 'invalid_state', 'internal', 'session_revoked', 'session_limit', 'server_error', 'authorization_failed', 'protocol_error']);
+const SHOW_DETAIL = new Set(['session_timed_out', 'config_invalid', 'invalid_state', 'internal', 'session_revoked', 'session_limit', 'server_error', 'authorization_failed', 'protocol_error']);
 
 export function errorText(err) {
   if (!err || typeof err !== 'object') return ERROR_TEXT.internal + ' ' + String(err);
@@ -99,4 +100,12 @@ export function takesOver(shown, next, profile) {
 export function nextRefreshText(view) {
   if (view.next_refresh_at) return clockTime(view.next_refresh_at);
   return view.renewal_notice ? 'none: no refresh token' : 'none planned';
+}
+
+// The idle timeout's warning: the seconds left when the sign-out is a
+// minute away or less (local time, as the engine keeps it), else null.
+export function idleWarning(view, nowMs) {
+  if (!view || !view.idle_sign_out_at) return null;
+  const left = Date.parse(view.idle_sign_out_at) - nowMs;
+  return left <= 60_000 ? Math.max(0, Math.ceil(left / 1000)) : null;
 }

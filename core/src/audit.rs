@@ -60,6 +60,12 @@ pub enum AuditEvent {
     NoRefreshToken {
         granted_scope: String,
     },
+    /// The profile's idle timeout or absolute limit signed the session out.
+    SessionTimedOut {
+        /// `idle` or `absolute`.
+        kind: String,
+        after_secs: u64,
+    },
     /// Report-only pinning: a server presented none of the pins, and the
     /// connection went ahead.
     PinMismatchReported {
@@ -104,6 +110,13 @@ impl AuditEvent {
             }
             AuditEvent::NoRefreshToken { granted_scope } => format!(
                 "The provider granted no refresh token (granted scopes: {granted_scope}); the session ends when its access token expires"
+            ),
+            AuditEvent::SessionTimedOut { kind, after_secs } if kind == "idle" => {
+                format!("Signed out after {} without activity (the profile's idle timeout)", crate::view::duration_text(*after_secs))
+            }
+            AuditEvent::SessionTimedOut { after_secs, .. } => format!(
+                "Signed out: the session reached the profile's limit of {}",
+                crate::view::duration_text(*after_secs)
             ),
             AuditEvent::PinMismatchReported { host, presented } => format!(
                 "Report-only pinning: {host} presented none of the configured pins ({presented}); the connection was allowed"

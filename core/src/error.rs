@@ -34,6 +34,8 @@ pub enum ErrorCode {
     TokenInvalid,
     /// The session has expired.
     SessionExpired,
+    /// The profile's idle timeout or absolute limit signed the session out.
+    SessionTimedOut,
     /// The provider revoked the session.
     SessionRevoked,
     /// There is no session.
@@ -71,6 +73,7 @@ impl ErrorCode {
             ErrorCode::ProtocolError => "protocol_error",
             ErrorCode::TokenInvalid => "token_invalid",
             ErrorCode::SessionExpired => "session_expired",
+            ErrorCode::SessionTimedOut => "session_timed_out",
             ErrorCode::SessionRevoked => "session_revoked",
             ErrorCode::NotSignedIn => "not_signed_in",
             ErrorCode::SessionLimit => "session_limit",
@@ -151,6 +154,9 @@ pub enum Error {
     Token(#[from] TokenError),
     #[error("the session expired at {0}; sign in again")]
     Expired(String),
+    /// The profile's idle timeout or absolute limit ended the session.
+    #[error("{0}; sign in again")]
+    TimedOut(String),
     #[error("the session was revoked by the provider ({0}); sign in again")]
     Revoked(String),
     /// The provider refused the refresh token as expired or unknown
@@ -198,6 +204,7 @@ impl Error {
             Error::Protocol(_) => ErrorCode::ProtocolError,
             Error::Token(_) => ErrorCode::TokenInvalid,
             Error::Expired(_) => ErrorCode::SessionExpired,
+            Error::TimedOut(_) => ErrorCode::SessionTimedOut,
             Error::Revoked(_) => ErrorCode::SessionRevoked,
             Error::RefreshRefused(_) => ErrorCode::SessionExpired,
             Error::EndedElsewhere(_) => ErrorCode::NotSignedIn,
@@ -269,6 +276,7 @@ mod tests {
             ErrorCode::ProtocolError,
             ErrorCode::TokenInvalid,
             ErrorCode::SessionExpired,
+            ErrorCode::SessionTimedOut,
             ErrorCode::SessionRevoked,
             ErrorCode::NotSignedIn,
             ErrorCode::SessionLimit,

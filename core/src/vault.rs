@@ -302,6 +302,9 @@ pub struct SessionRecord {
     /// provider said (a JWT refresh token's `exp`, `refresh_expires_in`):
     /// for display and to stop retrying, never for access decisions.
     pub renewable_until: Option<Timestamp>,
+    /// When the person signed in (local time), for the profile's absolute
+    /// session limit; kept across renewals and restarts.
+    pub signed_in_at: Option<Timestamp>,
 }
 
 /// The serialized form; it exists only inside this module, on its way to the
@@ -326,6 +329,8 @@ struct Stored {
     email: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     renewable_until: Option<Timestamp>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    signed_in_at: Option<Timestamp>,
 }
 
 /// Only its version, to refuse a newer format before reading the rest.
@@ -439,6 +444,7 @@ impl Vault {
             name: record.name.clone(),
             email: record.email.clone(),
             renewable_until: record.renewable_until,
+            signed_in_at: record.signed_in_at,
         };
         let json = Zeroizing::new(serde_json::to_string(&stored).map_err(|e| VaultError::Failed(e.to_string()))?);
         let chunks = chunks_utf16(&json, CHUNK_UTF16_UNITS);
@@ -529,6 +535,7 @@ impl Vault {
             name: s.name,
             email: s.email,
             renewable_until: s.renewable_until,
+            signed_in_at: s.signed_in_at,
         }))
     }
 
@@ -591,6 +598,7 @@ mod tests {
             name: None,
             email: None,
             renewable_until: None,
+            signed_in_at: None,
         }
     }
 

@@ -73,6 +73,12 @@ pub struct SessionView {
     /// The backup endpoint requests go to while the primary fails
     /// ("using backup endpoint"); `None` on the primary.
     pub backup_endpoint: Option<String>,
+    /// The profile's idle timeout: the session is signed out at this (local)
+    /// time unless there is activity first (the app warns a minute before).
+    pub idle_sign_out_at: Option<Timestamp>,
+    /// The profile's absolute limit: the session ends at this (local) time
+    /// whatever happens.
+    pub ends_at: Option<Timestamp>,
     /// Report-only pinning: a server presented none of the pins and the
     /// connection went ahead (what and where).
     pub pin_report: Option<String>,
@@ -166,4 +172,15 @@ pub(crate) fn no_refresh_notice(oidc: Option<(&[String], bool)>, granted: Option
         }
     };
     format!("{head} {fix}")
+}
+
+/// A whole number of seconds for people: `45 s`, `30 min`, `12 h`, `7 days`
+/// (the largest unit that divides it, else the next smaller one).
+pub fn duration_text(secs: u64) -> String {
+    match secs {
+        s if s >= 86_400 && s % 86_400 == 0 => format!("{} days", s / 86_400),
+        s if s >= 3600 && s % 3600 == 0 => format!("{} h", s / 3600),
+        s if s >= 60 && s % 60 == 0 => format!("{} min", s / 60),
+        s => format!("{s} s"),
+    }
 }

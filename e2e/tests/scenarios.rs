@@ -705,3 +705,43 @@ async fn s17_the_primary_goes_down_and_the_app_uses_the_backup() {
         })
         .await;
 }
+
+/// The idle timeout: the app warns with a countdown, "Stay signed in"
+/// moves the deadline, and without activity the session is signed out
+/// (keychain cleared, the provider told) with the reason shown.
+#[tokio::test(flavor = "multi_thread")]
+async fn s18_the_idle_timeout_warns_then_signs_out() {
+    let setup = Setup {
+        edit_config: Box::new(|_, c| c.replacen("tenant_id =", "idle_timeout_secs = 12\ntenant_id =", 1)),
+        ..lifetime(600)
+    };
+    Scenario::start("s18_idle_timeout", setup)
+        .await
+        .run(|s| async move {
+            s.sign_in_active(ALICE.0, ALICE.1).await;
+            // Twelve seconds is under the one-minute warning: it shows at once.
+            s.wait_visible("idle-warning", T).await;
+            // A test about time passing: let the countdown run down a little.
+            s.wait_text("idle-seconds", "the idle countdown to reach 8 s", T, |t| {
+                t.parse::<u32>().is_ok_and(|n| n <= 8)
+            })
+            .await;
+            s.click("stay-button").await;
+            s.wait_text("idle-seconds", "the countdown to start again", T, |t| {
+                t.parse::<u32>().is_ok_and(|n| n >= 10)
+            })
+            .await;
+            s.screenshot("idle-warning.png").await;
+            // No more activity: signed out.
+            s.wait_visible("screen-signin", Duration::from_secs(25)).await;
+            let notice = s.text("session-notice").await;
+            assert!(notice.contains("without activity"), "{notice}");
+            assert_eq!(s.stored(), None, "the keychain entry survived the sign-out");
+            assert!(
+                s.pg.requests().iter().any(|r| r.path.ends_with("/logout")),
+                "the provider was told"
+            );
+            s
+        })
+        .await;
+}

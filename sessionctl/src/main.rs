@@ -226,6 +226,15 @@ fn print_view(view: &SessionView, json: bool) {
         if view.renewable_until.is_some() {
             println!("Renewable    : until {}", when(view.renewable_until, now));
         }
+        if let Some(at) = view.idle_sign_out_at {
+            println!(
+                "Idle sign-out: {} unless there is activity (the profile's idle timeout)",
+                when(Some(at), now)
+            );
+        }
+        if let Some(at) = view.ends_at {
+            println!("Session ends : {} (the profile's absolute limit)", when(Some(at), now));
+        }
         if let Some(report) = &view.pin_report {
             println!("Pins         : REPORT-ONLY, mismatch: {report}");
         }

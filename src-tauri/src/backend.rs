@@ -387,6 +387,11 @@ impl Backend {
         Ok(self.engine().sign_out().await?)
     }
 
+    /// The person is using the app: moves the idle timeout.
+    pub fn touch(&self) {
+        self.engine().touch()
+    }
+
     /// Refresh now.
     pub async fn refresh_now(&self) -> Result<SessionView, ErrorInfo> {
         Ok(self.engine().refresh_now().await?)
@@ -499,6 +504,8 @@ mod tests {
         SessionView {
             seq: 1,
             renewable_until: None,
+            idle_sign_out_at: None,
+            ends_at: None,
             offline: false,
             backup_endpoint: None,
             pin_report: None,

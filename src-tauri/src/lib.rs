@@ -76,6 +76,14 @@ async fn refresh_now(backend: Backed<'_>) -> Result<SessionView, ErrorInfo> {
     backend.get().await?.refresh_now().await
 }
 
+/// The person is using the app (the idle timeout moves). The page calls it
+/// at most every 15 s while there is input.
+#[tauri::command]
+async fn touch(backend: Backed<'_>) -> Result<(), ErrorInfo> {
+    backend.get().await?.touch();
+    Ok(())
+}
+
 /// The newest audit events of the current profile.
 #[tauri::command]
 async fn recent_activity(backend: Backed<'_>, limit: Option<usize>) -> Result<Vec<ActivityItem>, ErrorInfo> {
@@ -130,6 +138,7 @@ fn with_commands<R: Runtime>(builder: tauri::Builder<R>) -> tauri::Builder<R> {
         cancel_sign_in,
         sign_out,
         refresh_now,
+        touch,
         recent_activity,
         list_profiles,
         switch_profile,

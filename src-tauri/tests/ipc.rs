@@ -107,6 +107,11 @@ fn commands_answer_views_or_coded_errors_and_never_a_token() {
     seen.push(view.to_string());
     let view = invoke(&window, "refresh_now", serde_json::json!({})).unwrap();
     assert_eq!(view["refresh_count"], 1);
+    // Activity for the idle timeout: allowed by the capability, no answer.
+    assert_eq!(
+        invoke(&window, "touch", serde_json::json!({})).unwrap(),
+        serde_json::Value::Null
+    );
     seen.push(view.to_string());
     let activity = invoke(&window, "recent_activity", serde_json::json!({"limit": 10})).unwrap();
     assert_eq!(activity[0]["kind"], "session_refreshed");
@@ -202,6 +207,7 @@ fn the_main_window_may_use_only_this_apps_commands_and_core_essentials() {
             "allow-sign-in-browser",
             "allow-sign-out",
             "allow-switch-profile",
+            "allow-touch",
             "core:event:allow-listen",
             "core:event:allow-unlisten",
         ]

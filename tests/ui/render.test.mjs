@@ -2,7 +2,7 @@
 // runs them). No DOM, no IPC.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { takesOver, formatCountdown, remainingMs, fractionLeft, whenTime, clockTime, errorText, nextRefreshText } from '../../ui/render.js';
+import { takesOver, formatCountdown, remainingMs, fractionLeft, whenTime, clockTime, errorText, nextRefreshText, idleWarning } from '../../ui/render.js';
 
 const v = (profile, seq, extra = {}) => ({ profile, seq, ...extra });
 
@@ -46,4 +46,14 @@ test('no refresh token is said, never a bare dash', () => {
   assert.equal(nextRefreshText({ next_refresh_at: '2026-11-23T18:30:05' }), clockTime('2026-11-23T18:30:05'));
   assert.equal(nextRefreshText({ next_refresh_at: null, renewal_notice: 'The provider granted openid profile' }), 'none: no refresh token');
   assert.equal(nextRefreshText({ next_refresh_at: null, renewal_notice: null }), 'none planned');
+});
+
+test('the idle warning starts a minute before the sign-out', () => {
+  const at = '2026-11-23T12:10:00Z';
+  const t = (iso) => Date.parse(iso);
+  assert.equal(idleWarning({ idle_sign_out_at: at }, t('2026-11-23T12:08:59Z')), null);
+  assert.equal(idleWarning({ idle_sign_out_at: at }, t('2026-11-23T12:09:00Z')), 60);
+  assert.equal(idleWarning({ idle_sign_out_at: at }, t('2026-11-23T12:09:59.500Z')), 1);
+  assert.equal(idleWarning({ idle_sign_out_at: at }, t('2026-11-23T12:10:30Z')), 0);
+  assert.equal(idleWarning({ idle_sign_out_at: null }, t('2026-11-23T12:09:30Z')), null);
 });

@@ -173,6 +173,7 @@ impl Engine {
             refresh,
             id_token: grant.id_token.or_else(|| previous.and_then(|p| p.id_token.clone())),
             renewable_until,
+            signed_in_at: previous.and_then(|p| p.signed_in_at).or(Some(self.now())),
         }
     }
 }

@@ -321,6 +321,8 @@ impl Engine {
             profile: self.inner.profile.name.clone(),
             lead: self.inner.profile.refresh_lead,
             refresh_policy: self.policy() == ExtendAccess::Refresh,
+            idle: self.inner.profile.idle_timeout,
+            absolute: self.inner.profile.absolute_timeout,
         }
     }
 
@@ -349,6 +351,8 @@ impl Engine {
             offline: s.is_some() && st.token_expired(now) && st.last_failure.as_ref().is_some_and(Error::is_transient),
             backup_endpoint: st.backup_endpoint.clone(),
             pin_report: st.pin_report.clone(),
+            idle_sign_out_at: st.idle_sign_out_at(&self.rules()),
+            ends_at: st.ends_at(&self.rules()),
             next_refresh_at: s.and(st.next_refresh_at),
             refresh_count: s.map(|s| s.refresh_count).unwrap_or(0),
             last_refresh: st.last_refresh.clone(),
@@ -376,6 +380,65 @@ impl Engine {
     /// What the scheduler should do now.
     pub(crate) fn next_step(&self) -> Next {
         self.state().next_step(&self.rules(), self.now())
+    }
+
+    /// Activity: the person used the app. Moves the idle timeout; publishes
+    /// a view only when the app may be showing the one-minute warning (the
+    /// deadline is within 90 s), or the deadline moved by a minute or more,
+    /// so an active person costs a view a minute at most.
+    pub fn touch(&self) {
+        let now = self.now();
+        let rules = self.rules();
+        let moved = {
+            let mut st = self.state();
+            if st.session.is_none() {
+                return;
+            }
+            let before = st.idle_sign_out_at(&rules);
+            st.last_activity = Some(now);
+            let after = st.idle_sign_out_at(&rules);
+            matches!((before, after), (Some(b), Some(a))
+                if (a - b).num_seconds() >= 60 || ((b - now).num_seconds() <= 90 && a > b))
+        };
+        if moved {
+            self.publish();
+        }
+        self.wake();
+    }
+
+    /// The idle timeout or the absolute limit passed: sign out (the
+    /// provider is told, the keychain cleared), then show the session as
+    /// Expired with the reason.
+    async fn time_out(&self) {
+        let rules = self.rules();
+        let due = {
+            let st = self.state();
+            st.timeout_at(&rules).filter(|(t, _)| self.now() >= *t)
+        };
+        let Some((_, kind)) = due else { return };
+        let (name, limit) = match kind {
+            state::TimeoutKind::Idle => ("idle", rules.idle),
+            state::TimeoutKind::Absolute => ("absolute", rules.absolute),
+        };
+        let secs = limit.map(|d| d.as_secs()).unwrap_or_default();
+        let event = AuditEvent::SessionTimedOut {
+            kind: name.into(),
+            after_secs: secs,
+        };
+        let reason = event.describe();
+        let record = self.state().record(&rules, self.now(), event);
+        let _ = self.inner.audit.append(&record);
+        let _ = self.sign_out().await;
+        {
+            let mut st = self.state();
+            if st.session.is_none() {
+                let error = Error::TimedOut(reason);
+                st.phase = Phase::Expired;
+                st.last_error = Some(error.info());
+                st.ended = Some(error);
+            }
+        }
+        self.publish();
     }
 
     /// End a session that can no longer be renewed and whose token expired.
@@ -806,6 +869,8 @@ impl Engine {
             path: path.to_owned(),
             body,
         };
+        // An API call is activity (the idle timeout).
+        self.touch();
         if self.state().token_expired(self.now()) {
             self.extend(Trigger::Unauthorized).await?;
         }

@@ -62,6 +62,10 @@ pub(super) fn spawn(engine: Engine, mut resumes: Option<watch::Receiver<u64>>) -
                     engine.retry_persist().await;
                     continue;
                 }
+                Next::TimeOut => {
+                    engine.time_out().await;
+                    continue;
+                }
                 Next::Idle => None,
                 Next::WaitUntil(at) => Some(at),
             };

@@ -50,12 +50,21 @@ pub(crate) enum Next {
     Idle,
     /// Renew now.
     Renew,
+    /// The idle timeout or the absolute limit has passed: sign out.
+    TimeOut,
     /// Write the session to the keychain again (an earlier write failed).
     Persist,
     /// The session cannot be renewed and its token has expired.
     Expire,
     /// Nothing is due before this (local) time.
     WaitUntil(Timestamp),
+}
+
+/// Which session timeout ended a session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TimeoutKind {
+    Idle,
+    Absolute,
 }
 
 /// How the state was given a session.
@@ -79,6 +88,9 @@ pub(super) struct Rules {
     /// The session can be extended with its refresh token (not in
     /// re-authenticate mode).
     pub refresh_policy: bool,
+    /// The profile's idle timeout and absolute session limit.
+    pub idle: Option<Duration>,
+    pub absolute: Option<Duration>,
 }
 
 /// One engine's session state. Guarded by a std mutex that is never held
@@ -127,6 +139,9 @@ pub(super) struct State {
     pub backup_endpoint: Option<String>,
     /// Report-only pinning: the last mismatch let through.
     pub pin_report: Option<String>,
+    /// The last activity (the person in the app, an API call), local time,
+    /// for the idle timeout.
+    pub last_activity: Option<Timestamp>,
 }
 
 impl State {
@@ -153,6 +168,7 @@ impl State {
             ended_id: None,
             backup_endpoint: None,
             pin_report: None,
+            last_activity: None,
         }
     }
 
@@ -217,6 +233,31 @@ impl State {
         }
     }
 
+    /// When the profile's idle timeout signs the session out.
+    pub fn idle_sign_out_at(&self, rules: &Rules) -> Option<Timestamp> {
+        let idle = rules.idle?;
+        self.session.as_ref()?;
+        Some(crate::refresh::after(self.last_activity?, idle))
+    }
+
+    /// When the profile's absolute limit ends the session.
+    pub fn ends_at(&self, rules: &Rules) -> Option<Timestamp> {
+        Some(crate::refresh::after(
+            self.session.as_ref()?.signed_in_at?,
+            rules.absolute?,
+        ))
+    }
+
+    /// The sooner of the two session timeouts, and which one.
+    pub fn timeout_at(&self, rules: &Rules) -> Option<(Timestamp, TimeoutKind)> {
+        let idle = self.idle_sign_out_at(rules).map(|t| (t, TimeoutKind::Idle));
+        let absolute = self.ends_at(rules).map(|t| (t, TimeoutKind::Absolute));
+        match (idle, absolute) {
+            (Some(i), Some(a)) => Some(if a.0 <= i.0 { a } else { i }),
+            (i, a) => i.or(a),
+        }
+    }
+
     fn session_step(&self, rules: &Rules, now: Timestamp) -> Next {
         let Some(s) = &self.session else { return Next::Idle };
         if self.phase != Phase::Active {
@@ -224,6 +265,18 @@ impl State {
             // scheduler; the others have no session.
             return Next::Idle;
         }
+        let timeout = self.timeout_at(rules).map(|(t, _)| t);
+        if timeout.is_some_and(|t| now >= t) {
+            return Next::TimeOut;
+        }
+        match self.renewal_step(s, rules, now) {
+            Next::WaitUntil(at) => Next::WaitUntil(timeout.map_or(at, |t| t.min(at))),
+            Next::Idle => timeout.map_or(Next::Idle, Next::WaitUntil),
+            other => other,
+        }
+    }
+
+    fn renewal_step(&self, s: &SessionRecord, rules: &Rules, now: Timestamp) -> Next {
         let provider_now = self.provider_time(now);
         let expired = provider_now >= s.expires_at;
         let refresh_dead = s.renewable_until.is_some_and(|until| provider_now >= until);
@@ -312,6 +365,12 @@ impl State {
             Arrival::Adopted => AuditEvent::SessionAdopted,
         };
         self.last_user = Some(record.user.clone());
+        let mut record = record;
+        // A record from before the absolute limit existed starts it now.
+        record.signed_in_at.get_or_insert(now);
+        if matches!(arrival, Arrival::SignedIn | Arrival::Restored) || self.last_activity.is_none() {
+            self.last_activity = Some(now);
+        }
         self.session = Some(record);
         self.phase = Phase::Active;
         self.generation += 1;
@@ -497,6 +556,8 @@ mod tests {
             profile: "p".into(),
             lead: Duration::from_secs(20),
             refresh_policy: true,
+            idle: None,
+            absolute: None,
         }
     }
 
@@ -516,6 +577,7 @@ mod tests {
             name: None,
             email: None,
             renewable_until: None,
+            signed_in_at: None,
         }
     }
 

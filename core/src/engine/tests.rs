@@ -594,7 +594,10 @@ async fn a_refresh_lock_that_cannot_be_taken_backs_off_instead_of_spinning() {
     // machine later, so wait for it rather than for a fixed time.
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
     while engine.view().last_error.is_none() {
-        assert!(std::time::Instant::now() < deadline, "no failed attempt recorded in 30 s");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no failed attempt recorded in 30 s"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     // Then a window of real time: a busy loop would fail hundreds of times.
@@ -1203,4 +1206,79 @@ async fn a_session_being_signed_out_is_not_adopted_back() {
     rig.engine.look_at_keychain().await;
     assert_eq!(rig.engine.view().state, Phase::SignedOut, "the ended session came back");
     assert_eq!(rig.stored().unwrap().session_id, id);
+}
+
+fn with_timeouts(idle: Option<u64>, absolute: Option<u64>) -> Profile {
+    let mut p = testkit::profile();
+    p.idle_timeout = idle.map(Duration::from_secs);
+    p.absolute_timeout = absolute.map(Duration::from_secs);
+    p
+}
+
+/// The idle timeout: activity moves it, its passing signs out (the provider
+/// is told, the keychain cleared) and the view says why. Injected time.
+#[tokio::test(start_paused = true)]
+async fn the_idle_timeout_signs_out_and_activity_moves_it() {
+    let rig = rig_for(with_timeouts(Some(120), None), 3600);
+    let signed_in = sign_in(&rig).await;
+    let first = signed_in.idle_sign_out_at.expect("an idle deadline");
+    assert_eq!(signed_in.ends_at, None);
+    let _scheduler = rig.engine.start();
+    tokio::time::sleep(Duration::from_secs(70)).await;
+    rig.engine.touch();
+    let moved = rig.engine.view().idle_sign_out_at.unwrap();
+    assert!((moved - first).num_seconds() >= 69, "{first} -> {moved}");
+    // 160 s after the sign-in, 90 s after the activity: still signed in.
+    tokio::time::sleep(Duration::from_secs(90)).await;
+    assert_eq!(rig.engine.view().state, Phase::Active);
+    // An API call is activity too.
+    rig.engine.call(reqwest::Method::GET, "/x", None).await.unwrap();
+    tokio::time::sleep(Duration::from_secs(110)).await;
+    assert_eq!(rig.engine.view().state, Phase::Active);
+    tokio::time::sleep(Duration::from_secs(15)).await;
+    let view = rig.engine.view();
+    assert_eq!(view.state, Phase::Expired);
+    let e = view.last_error.expect("a reason");
+    assert!(e.message.contains("2 min without activity"), "{}", e.message);
+    assert!(rig.store.entries().is_empty());
+    assert_eq!(rig.provider.logouts.load(Ordering::SeqCst), 1, "the provider was told");
+    assert!(events(&rig.engine)
+        .iter()
+        .any(|e| matches!(e, AuditEvent::SessionTimedOut { kind, after_secs: 120 } if kind == "idle")));
+}
+
+/// The absolute limit ends the session whatever the activity, counted
+/// from the sign-in across renewals and processes.
+#[tokio::test(start_paused = true)]
+async fn the_absolute_limit_ends_the_session_whatever_the_activity() {
+    let rig = rig_for(with_timeouts(Some(300), Some(600)), 120);
+    let signed_in = sign_in(&rig).await;
+    let ends_at = signed_in.ends_at.expect("an absolute limit");
+    let _scheduler = rig.engine.start();
+    for _ in 0..5 {
+        tokio::time::sleep(Duration::from_secs(100)).await;
+        rig.engine.touch();
+    }
+    let view = rig.engine.view();
+    assert_eq!(view.state, Phase::Active);
+    assert!(view.refresh_count >= 3, "renewed meanwhile: {}", view.refresh_count);
+    assert_eq!(view.ends_at, Some(ends_at), "renewals keep the sign-in time");
+    // Another process restoring the session keeps the same limit.
+    let other = rig.second_process();
+    assert_eq!(other.restore().await.unwrap().ends_at, Some(ends_at));
+    tokio::time::sleep(Duration::from_secs(101)).await;
+    let view = rig.engine.view();
+    assert_eq!(view.state, Phase::Expired);
+    assert!(view.last_error.unwrap().message.contains("limit of 10 min"));
+    assert!(rig.store.entries().is_empty());
+}
+
+#[test]
+fn durations_read_as_people_say_them() {
+    use crate::view::duration_text;
+    assert_eq!(duration_text(45), "45 s");
+    assert_eq!(duration_text(1800), "30 min");
+    assert_eq!(duration_text(12 * 3600), "12 h");
+    assert_eq!(duration_text(7 * 86_400), "7 days");
+    assert_eq!(duration_text(90), "90 s");
 }

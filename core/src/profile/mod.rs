@@ -150,6 +150,18 @@ pub enum Environment {
 }
 
 impl Environment {
+    /// The default idle timeout and absolute session limit: none in the
+    /// Playground; 8 h idle and 7 days in Integration; 30 min idle and
+    /// 12 h in Production.
+    pub fn session_timeouts(self) -> (Option<Duration>, Option<Duration>) {
+        let h = |n: u64| Some(Duration::from_secs(n * 3600));
+        match self {
+            Environment::Playground => (None, None),
+            Environment::Integration => (h(8), h(7 * 24)),
+            Environment::Production => (Some(Duration::from_secs(30 * 60)), h(12)),
+        }
+    }
+
     /// The token lifetime this environment documents.
     pub fn token_lifetime(self) -> Duration {
         match self {
@@ -238,6 +250,13 @@ pub struct Profile {
     /// Whether a pin mismatch stops the connection (always in Production)
     /// or is only reported (TrustKit's report-only model, for rollout).
     pub pin_mode: PinMode,
+    /// No activity in the app and no API call for this long signs the
+    /// session out (`idle_timeout_secs`; the environment's default; `None`
+    /// when 0).
+    pub idle_timeout: Option<Duration>,
+    /// The session ends this long after the sign-in, whatever happens
+    /// (`absolute_timeout_secs`; the environment's default; `None` when 0).
+    pub absolute_timeout: Option<Duration>,
     /// How long one request may take, from sending it to the last byte of
     /// the answer (`timeout_secs`, default 30).
     pub timeout: Duration,

@@ -32,6 +32,8 @@ pub(super) struct RawProfile {
     pub(super) refresh_lead_secs: Option<u64>,
     pub(super) min_tls: Option<String>,
     pub(super) pin_mode: Option<String>,
+    pub(super) idle_timeout_secs: Option<u64>,
+    pub(super) absolute_timeout_secs: Option<u64>,
     pub(super) timeout_secs: Option<u64>,
     pub(super) max_response_bytes: Option<u64>,
     // OpenID Connect

@@ -35,6 +35,20 @@ pub(super) fn validate(name: &str, raw: RawProfile, base: &Path) -> Result<Profi
         pins: pins(name, &raw.pins, environment)?,
         min_tls: min_tls(name, raw.min_tls.as_deref(), environment)?,
         pin_mode: pin_mode(name, raw.pin_mode.as_deref(), environment)?,
+        idle_timeout: session_timeout(
+            name,
+            "idle_timeout_secs",
+            raw.idle_timeout_secs,
+            environment.session_timeouts().0,
+            10,
+        )?,
+        absolute_timeout: session_timeout(
+            name,
+            "absolute_timeout_secs",
+            raw.absolute_timeout_secs,
+            environment.session_timeouts().1,
+            10,
+        )?,
         ca_file: ca_file(name, raw.ca_file.as_deref(), base)?,
         jwks_url: optional_url(name, "jwks_url", raw.jwks_url.as_deref())?,
         algorithms: algorithms(name, raw.algorithms.as_deref())?,
@@ -515,6 +529,28 @@ fn discovery_url(name: &str, value: Option<&str>, issuer: &str) -> Result<reqwes
 
 /// `max_age` (Core 3.1.2.1): how recent the person's authentication at the
 /// provider must be, at most a year.
+/// A session timeout: the environment's default when unset, none when 0,
+/// else at least `min` seconds and at most 90 days.
+fn session_timeout(
+    name: &str,
+    field: &str,
+    value: Option<u64>,
+    default: Option<Duration>,
+    min: u64,
+) -> Result<Option<Duration>, ConfigError> {
+    match value {
+        None => Ok(default),
+        Some(0) => Ok(None),
+        Some(s) if (min..=90 * 24 * 3600).contains(&s) => Ok(Some(Duration::from_secs(s))),
+        Some(s) => Err(ConfigError::new(
+            name,
+            field,
+            format!("{s} s is outside {min} s to 90 days"),
+            "set a number of seconds in that range, or 0 to turn it off",
+        )),
+    }
+}
+
 fn pin_mode(name: &str, value: Option<&str>, environment: Environment) -> Result<PinMode, ConfigError> {
     match (value, environment) {
         (None | Some("enforce"), _) => Ok(PinMode::Enforce),
