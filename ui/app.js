@@ -71,6 +71,7 @@ function render() {
   show($('screen-browser'), waiting);
   show($('screen-signin'), !pinError && !inSession && !waiting);
   show($('screen-session'), !pinError && inSession && !waiting);
+  show($('sessions-panel'), !pinError && inSession && !waiting);
   if (pinError) $('pin-presented').textContent = pinError.detail || '(not reported)';
   if (waiting) {
     $('browser-url').textContent = view.browser.url;
@@ -160,6 +161,45 @@ function tick() {
   timer = setTimeout(tick, 1000 - (now % 1000) + 5);
 }
 
+/** The "Your sessions" panel: loaded when opened, and after each change. */
+async function loadSessions() {
+  const unsupported = view && !view.sessions_api;
+  show($('sessions-unsupported'), unsupported);
+  show($('end-others-button'), !unsupported);
+  show($('sessions-reload'), !unsupported);
+  const list = $('sessions-list');
+  const error = $('sessions-error');
+  show(error, false);
+  if (unsupported || !$('sessions-details').open) { list.replaceChildren(); return; }
+  let sessions;
+  try { sessions = await invoke('list_sessions'); } catch (e) {
+    error.textContent = errorText(e); show(error, true); return;
+  }
+  list.replaceChildren(...sessions.map((s) => {
+    const li = document.createElement('li');
+    li.dataset.testid = 'session-row';
+    li.dataset.current = String(s.current);
+    const name = document.createElement('strong'); name.textContent = s.device_name;
+    li.append(name);
+    if (s.current) {
+      const badge = document.createElement('span'); badge.className = 'badge'; badge.dataset.testid = 'this-device';
+      badge.textContent = 'This device'; li.append(' ', badge);
+    }
+    const facts = document.createElement('div'); facts.className = 'muted';
+    const place = [s.city, s.country].filter(Boolean).join(', ');
+    facts.textContent = `Signed in ${whenTime(s.created)} · last seen ${whenTime(s.last_seen)} · ${s.ip || 'unknown address'}${place ? ` (${place})` : ''}`;
+    li.append(facts);
+    if (!s.current) {
+      const end = document.createElement('button'); end.type = 'button'; end.className = 'danger';
+      end.dataset.testid = 'end-session-button'; end.textContent = 'End';
+      end.setAttribute('aria-label', `End the session on ${s.device_name}`);
+      end.addEventListener('click', () => run(end, async () => { await invoke('end_session', { id: s.id }); await loadSessions(); loadActivity(); }, error));
+      li.append(end);
+    }
+    return li;
+  }));
+}
+
 async function loadActivity() {
   let items = [];
   try { items = await invoke('recent_activity', { limit: 20 }); } catch (e) { items = []; }
@@ -217,9 +257,16 @@ function wire() {
     }
     const username = $('username').value;
     const password = $('password');
+    show($('end-oldest-button'), false);
     run($('signin-button'), async () => {
-      try { accept(await invoke('sign_in', { username, password: password.value })); }
-      finally { password.value = ''; }
+      try { accept(await invoke('sign_in', { username, password: password.value })); password.value = ''; }
+      catch (e) {
+        // At the session limit the password stays for "End the oldest and sign in".
+        const limit = !!e && e.code === 'session_limit';
+        if (!limit) password.value = '';
+        show($('end-oldest-button'), limit);
+        throw e;
+      }
     }, $('signin-error'));
   });
   $('profile-select').addEventListener('change', (ev) => {
@@ -243,6 +290,15 @@ function wire() {
   // The outcome comes with the sign-in's own answer and the next event;
   // cancel_sign_in answers nothing, so no stale view can come back here.
   $('cancel-signin').addEventListener('click', () => run($('cancel-signin'), () => invoke('cancel_sign_in'), $('signin-error')));
+  $('sessions-details').addEventListener('toggle', () => loadSessions());
+  $('sessions-reload').addEventListener('click', () => loadSessions());
+  $('end-others-button').addEventListener('click', () => run($('end-others-button'), async () => {
+    await invoke('end_other_sessions'); await loadSessions(); loadActivity();
+  }, $('sessions-error')));
+  $('end-oldest-button').addEventListener('click', () => run($('end-oldest-button'), async () => {
+    try { accept(await invoke('sign_in', { username: $('username').value, password: $('password').value, replaceOldest: true })); }
+    finally { $('password').value = ''; show($('end-oldest-button'), false); }
+  }, $('signin-error')));
   $('stay-button').addEventListener('click', () => run($('stay-button'), () => invoke('touch'), $('session-error')));
   // Any input is activity for the idle timeout; told at most every 15 s.
   let lastTouch = 0;

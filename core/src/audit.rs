@@ -60,6 +60,14 @@ pub enum AuditEvent {
     NoRefreshToken {
         granted_scope: String,
     },
+    /// Another device's session was ended from here.
+    RemoteSessionEnded {
+        session: String,
+    },
+    /// Every other session of the person was ended from here.
+    OtherSessionsEnded {
+        count: u64,
+    },
     /// The profile's idle timeout or absolute limit signed the session out.
     SessionTimedOut {
         /// `idle` or `absolute`.
@@ -111,6 +119,8 @@ impl AuditEvent {
             AuditEvent::NoRefreshToken { granted_scope } => format!(
                 "The provider granted no refresh token (granted scopes: {granted_scope}); the session ends when its access token expires"
             ),
+            AuditEvent::RemoteSessionEnded { session } => format!("Ended the session {session} on another device"),
+            AuditEvent::OtherSessionsEnded { count } => format!("Ended {count} other session(s)"),
             AuditEvent::SessionTimedOut { kind, after_secs } if kind == "idle" => {
                 format!("Signed out after {} without activity (the profile's idle timeout)", crate::view::duration_text(*after_secs))
             }

@@ -261,7 +261,7 @@ impl Provider for ScriptedProvider {
             tokio::time::sleep(delay).await;
         }
         let (username, password) = match credentials {
-            Credentials::Password { username, password } => (username, password),
+            Credentials::Password { username, password, .. } => (username, password),
             Credentials::Browser(b) => {
                 self.browser_sign_ins.fetch_add(1, Ordering::SeqCst);
                 let _ = b.opener.open("https://idp.test/authorize?state=s");

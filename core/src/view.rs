@@ -73,6 +73,9 @@ pub struct SessionView {
     /// The backup endpoint requests go to while the primary fails
     /// ("using backup endpoint"); `None` on the primary.
     pub backup_endpoint: Option<String>,
+    /// The provider lists the person's sessions on other devices (FinHub);
+    /// OpenID Connect has no standard API for it.
+    pub sessions_api: bool,
     /// The profile's idle timeout: the session is signed out at this (local)
     /// time unless there is activity first (the app warns a minute before).
     pub idle_sign_out_at: Option<Timestamp>,
@@ -182,5 +185,38 @@ pub fn duration_text(secs: u64) -> String {
         s if s >= 3600 && s % 3600 == 0 => format!("{} h", s / 3600),
         s if s >= 60 && s % 60 == 0 => format!("{} min", s / 60),
         s => format!("{s} s"),
+    }
+}
+
+/// One of the person's sessions as the provider lists them (the FinHub
+/// sessions API, `GET /api/v2/sessions`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RemoteSession {
+    pub id: String,
+    /// What the client called itself at sign-in.
+    pub device_name: String,
+    pub created: Timestamp,
+    pub last_seen: Option<Timestamp>,
+    pub ip: Option<String>,
+    pub city: Option<String>,
+    pub country: Option<String>,
+    /// This app's own session.
+    pub current: bool,
+}
+
+impl RemoteSession {
+    /// `device, signed in <time>, <city, country>` for a list in text.
+    pub fn describe(&self) -> String {
+        let place = match (&self.city, &self.country) {
+            (Some(c), Some(k)) => format!(", {c}, {k}"),
+            (Some(c), None) | (None, Some(c)) => format!(", {c}"),
+            (None, None) => String::new(),
+        };
+        format!(
+            "{} (signed in {}{place}; id {})",
+            self.device_name,
+            self.created.format("%Y-%m-%d %H:%M UTC"),
+            self.id
+        )
     }
 }

@@ -288,6 +288,15 @@ impl Scenario {
         }
     }
 
+    /// How many elements carry `data-testid`.
+    pub async fn count(&self, testid: &str) -> usize {
+        self.client
+            .find_all(Locator::Css(&format!("[data-testid='{testid}']")))
+            .await
+            .map(|v| v.len())
+            .unwrap_or(0)
+    }
+
     /// Wait until `check` holds, polling every 100 ms; fail after `timeout`
     /// naming `what`.
     pub async fn wait_until<F, Fut>(&self, what: &str, timeout: Duration, mut check: F)

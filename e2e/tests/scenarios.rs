@@ -745,3 +745,50 @@ async fn s18_the_idle_timeout_warns_then_signs_out() {
         })
         .await;
 }
+
+/// "Your sessions": another device's session (a second engine signed in as
+/// alice) shows beside this one, marked; End ends it at the provider.
+#[tokio::test(flavor = "multi_thread")]
+async fn s19_the_sessions_panel_ends_another_devices_session() {
+    Scenario::start("s19_sessions_panel", lifetime(600))
+        .await
+        .run(|s| async move {
+            let other_dir = tempfile::tempdir().unwrap();
+            let text =
+                s.pg.config()
+                    .replacen("tenant_id =", "device_name = \"phone\"\ntenant_id =", 1);
+            let profile = session_core::profile::Config::parse(&text, std::path::Path::new("/"))
+                .unwrap()
+                .profile(Some("playground"))
+                .unwrap()
+                .clone();
+            let phone = session_core::Engine::open_with_store(
+                profile,
+                other_dir.path(),
+                std::sync::Arc::new(session_core::vault::MemoryStore::default()),
+            )
+            .unwrap();
+            s.pg.set_next_login_origin("198.51.100.4", "Lisbon", "PT");
+            phone
+                .sign_in(ALICE.0, session_core::Password::new(ALICE.1))
+                .await
+                .unwrap();
+            s.sign_in_active(ALICE.0, ALICE.1).await;
+            s.click("sessions-toggle").await;
+            s.wait_until("two session rows", T, || async { s.count("session-row").await == 2 })
+                .await;
+            assert_eq!(s.count("this-device").await, 1);
+            assert_eq!(s.count("end-session-button").await, 1, "no End on this device's row");
+            let rows = s.text("sessions-list").await;
+            assert!(rows.contains("phone") && rows.contains("Lisbon, PT"), "{rows}");
+            s.screenshot("sessions.png").await;
+            s.click("end-session-button").await;
+            s.wait_until("one session row", T, || async { s.count("session-row").await == 1 })
+                .await;
+            let e = phone.refresh_now().await.unwrap_err();
+            assert_eq!(e.code(), session_core::ErrorCode::SessionRevoked, "{e}");
+            assert_eq!(s.text("state-badge").await, "Active", "this device is unaffected");
+            s
+        })
+        .await;
+}

@@ -32,6 +32,7 @@ pub(crate) fn router() -> Router<Arc<AppState>> {
         .route("/admin/reject-access-tokens", post(reject_access_tokens))
         .route("/admin/oidc", get(oidc_switches).post(set_oidc_switches))
         .route("/admin/primary", get(primary).post(set_primary))
+        .route("/admin/next-login", post(next_login))
 }
 
 /// Every `/admin/*` request must carry `Authorization: Bearer <admin_token>`,
@@ -317,6 +318,22 @@ async fn set_primary(State(state): State<Arc<AppState>>, text: String) -> Respon
                     ),
                 ),
             }
+        }
+        Err(e) => bad_request(e),
+    }
+}
+
+/// The IP and location the next FinHub login reports (then back to
+/// `127.0.0.1`, Berlin), to provoke the new-location detector.
+async fn next_login(State(state): State<Arc<AppState>>, text: String) -> Response {
+    match body::<crate::state::Origin>(
+        &text,
+        "{\"ip\": \"203.0.113.7\", \"city\": \"Lisbon\", \"country\": \"PT\"}",
+        None,
+    ) {
+        Ok(origin) => {
+            *crate::state::lock(&state.next_origin) = Some(origin.clone());
+            Json(json!({"next_login": origin})).into_response()
         }
         Err(e) => bad_request(e),
     }

@@ -26,6 +26,9 @@ pub(crate) fn router() -> Router<Arc<AppState>> {
         .route("/api/v2/auth/refresh", post(refresh))
         .route("/api/v2/auth/logout", post(logout))
         .route("/api/v2/accounts", get(accounts))
+        .route("/api/v2/sessions", get(list_sessions))
+        .route("/api/v2/sessions/end-others", post(end_others))
+        .route("/api/v2/sessions/{id}", axum::routing::delete(end_one))
         .route("/api/v2/moved", get(moved))
 }
 
@@ -99,6 +102,7 @@ fn token_response(state: &AppState, session: &mut Session, presented: Option<&st
         "expires_in": exp - iat, "token_type": "Bearer", "scope": "accounts:read profile",
         "customerId": session.customer, "tenantId": TENANT,
         "userSessionToken": token, "refreshToken": refresh,
+        "origin": session.info.origin,
     }))
     .into_response()
 }
@@ -141,6 +145,44 @@ fn session_of(state: &AppState, token: &str, check_exp: bool) -> Result<String, 
 struct LoginBody {
     username: String,
     password: String,
+    /// What the client calls itself in session lists (this project's
+    /// addition; optional).
+    #[serde(rename = "deviceName", default)]
+    device_name: Option<String>,
+    /// At the concurrent-session limit: end the user's oldest live session
+    /// and sign in (this project's addition).
+    #[serde(rename = "replaceOldest", default)]
+    replace_oldest: bool,
+}
+
+/// A device name as a list shows it: control characters dropped, at most
+/// 100 characters.
+fn device_name(given: Option<&str>) -> String {
+    let name: String = given
+        .unwrap_or("")
+        .chars()
+        .filter(|c| !c.is_control())
+        .take(100)
+        .collect();
+    if name.trim().is_empty() {
+        "unnamed device".into()
+    } else {
+        name
+    }
+}
+
+/// One row of the sessions API.
+fn session_row(s: &Session, current: Option<&str>) -> Value {
+    json!({
+        "id": s.info.id, "deviceName": s.info.device_name,
+        "created": s.info.created, "lastSeen": s.info.last_seen,
+        "ip": s.info.origin.ip, "city": s.info.origin.city, "country": s.info.origin.country,
+        "current": current == Some(s.info.id.as_str()),
+    })
+}
+
+fn live(s: &Session) -> bool {
+    !s.info.revoked && !s.info.signed_out
 }
 
 async fn login(State(state): State<Arc<AppState>>, headers: HeaderMap, body: Option<Json<LoginBody>>) -> Response {
@@ -175,15 +217,33 @@ async fn login(State(state): State<Arc<AppState>>, headers: HeaderMap, body: Opt
             .values()
             .filter(|s| s.info.user == user.username && !s.info.revoked && !s.info.signed_out)
             .count();
-        if live >= state.session_limit {
-            return error(
+        if live >= state.session_limit && body.replace_oldest {
+            let oldest = sessions
+                .values_mut()
+                .filter(|s| s.info.user == user.username && self::live(s))
+                .min_by_key(|s| s.serial);
+            if let Some(s) = oldest {
+                s.info.revoked = true;
+                s.info.revoke_reason = Some("ended to make room for a new sign-in (replaceOldest)".into());
+            }
+        } else if live >= state.session_limit {
+            let mut rows: Vec<&Session> = sessions
+                .values()
+                .filter(|s| s.info.user == user.username && self::live(s))
+                .collect();
+            rows.sort_by_key(|s| s.serial);
+            return (
                 StatusCode::CONFLICT,
-                "session_limit",
-                format!(
-                    "{} already has {live} active sessions, the production limit is {}; sign out of one first",
-                    user.username, state.session_limit
-                ),
-            );
+                Json(json!({
+                    "error": "session_limit",
+                    "message": format!(
+                        "{} already has {live} active sessions, the production limit is {}; end one of them, or sign in again with replaceOldest",
+                        user.username, state.session_limit
+                    ),
+                    "sessions": rows.iter().map(|s| session_row(s, None)).collect::<Vec<_>>(),
+                })),
+            )
+                .into_response();
         }
     }
     let requested = headers
@@ -197,6 +257,8 @@ async fn login(State(state): State<Arc<AppState>>, headers: HeaderMap, body: Opt
         requested
     };
     let mut session = Session::new(id.clone(), user, None, state.now());
+    session.info.device_name = device_name(body.device_name.as_deref());
+    session.info.origin = lock(&state.next_origin).take().unwrap_or_default();
     let response = token_response(&state, &mut session, None);
     sessions.insert(id, session);
     response
@@ -245,8 +307,79 @@ async fn logout(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Respo
     }
 }
 
+/// The live session of a request's bearer token, seen now.
+fn seen(state: &AppState, headers: &HeaderMap) -> Result<String, Box<Response>> {
+    let sid = session_of(state, bearer(headers), true)
+        .map_err(|why| Box::new(error(StatusCode::UNAUTHORIZED, "invalid_token", why)))?;
+    if let Some(s) = lock(&state.sessions).get_mut(&sid) {
+        s.info.last_seen = state.now();
+    }
+    Ok(sid)
+}
+
+/// `GET /api/v2/sessions`: the caller's live sessions, oldest first.
+async fn list_sessions(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Response {
+    let sid = match seen(&state, &headers) {
+        Ok(sid) => sid,
+        Err(r) => return *r,
+    };
+    let sessions = lock(&state.sessions);
+    let Some(user) = sessions.get(&sid).map(|s| s.info.user.clone()) else {
+        return error(StatusCode::UNAUTHORIZED, "invalid_token", "unknown session");
+    };
+    let mut rows: Vec<&Session> = sessions.values().filter(|s| s.info.user == user && live(s)).collect();
+    rows.sort_by_key(|s| s.serial);
+    Json(json!({"sessions": rows.iter().map(|s| session_row(s, Some(&sid))).collect::<Vec<_>>()})).into_response()
+}
+
+/// `DELETE /api/v2/sessions/{id}`: end one of the caller's sessions.
+async fn end_one(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    axum::extract::Path(id): axum::extract::Path<String>,
+) -> Response {
+    let sid = match seen(&state, &headers) {
+        Ok(sid) => sid,
+        Err(r) => return *r,
+    };
+    let mut sessions = lock(&state.sessions);
+    let user = sessions.get(&sid).map(|s| s.info.user.clone()).unwrap_or_default();
+    match sessions.get_mut(&id) {
+        Some(s) if s.info.user == user && live(s) => {
+            s.info.revoked = true;
+            s.info.revoke_reason = Some("ended from another device".into());
+            StatusCode::NO_CONTENT.into_response()
+        }
+        _ => error(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("no live session '{id}' of this user; list them with GET /api/v2/sessions"),
+        ),
+    }
+}
+
+/// `POST /api/v2/sessions/end-others`: end every session of the caller but
+/// this one.
+async fn end_others(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Response {
+    let sid = match seen(&state, &headers) {
+        Ok(sid) => sid,
+        Err(r) => return *r,
+    };
+    let mut sessions = lock(&state.sessions);
+    let user = sessions.get(&sid).map(|s| s.info.user.clone()).unwrap_or_default();
+    let mut ended = 0;
+    for s in sessions.values_mut() {
+        if s.info.user == user && s.info.id != sid && live(s) {
+            s.info.revoked = true;
+            s.info.revoke_reason = Some("ended from another device".into());
+            ended += 1;
+        }
+    }
+    Json(json!({"ended": ended})).into_response()
+}
+
 async fn accounts(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Response {
-    match session_of(&state, bearer(&headers), true) {
+    match seen(&state, &headers) {
         Ok(sid) => {
             let customer = lock(&state.sessions)
                 .get(&sid)
@@ -261,7 +394,7 @@ async fn accounts(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Res
             }))
             .into_response()
         }
-        Err(why) => error(StatusCode::UNAUTHORIZED, "invalid_token", why),
+        Err(r) => *r,
     }
 }
 

@@ -18,7 +18,7 @@ mod tls;
 
 pub use jsonwebtoken::Algorithm;
 pub use oidc::{CLIENT_ID, CONFIDENTIAL_CLIENT_ID, CONFIDENTIAL_CLIENT_SECRET};
-pub use state::{RecordedRequest, SessionInfo};
+pub use state::{Origin, RecordedRequest, SessionInfo};
 
 use serde::Serialize;
 use std::path::{Path, PathBuf};
@@ -408,6 +408,15 @@ impl Playground {
     /// again on the same port. Returns once the change took effect.
     pub async fn set_primary(&self, up: bool) {
         state::set_primary(&self.state, up).await;
+    }
+
+    /// The IP and location the next FinHub login reports.
+    pub fn set_next_login_origin(&self, ip: &str, city: &str, country: &str) {
+        *state::lock(&self.state.next_origin) = Some(state::Origin {
+            ip: ip.into(),
+            city: city.into(),
+            country: country.into(),
+        });
     }
 
     /// The sessions the Playground knows.

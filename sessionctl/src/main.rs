@@ -56,6 +56,20 @@ enum Command {
         /// without a browser.
         #[arg(long)]
         device: bool,
+        /// At the provider's concurrent-session limit, end your oldest
+        /// session and sign in (FinHub).
+        #[arg(long)]
+        end_oldest: bool,
+    },
+    /// Your sessions on other devices (FinHub): list them, or end one or
+    /// all others.
+    Sessions {
+        /// End the session with this id (from the list).
+        #[arg(long, conflicts_with = "end_others")]
+        end: Option<String>,
+        /// End every session but this one.
+        #[arg(long)]
+        end_others: bool,
     },
     /// Show the session (restores it from the keychain, refreshes it if due).
     Status,
@@ -317,11 +331,13 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         return Ok(());
     }
     let engine = open(&cli)?;
+    let cli_profile = cli.profile.clone();
     match cli.command {
         Command::Login {
             username,
             password_stdin,
             device,
+            end_oldest,
         } => {
             let restored = engine.restore().await?;
             if restored.sign_in_method == SignInMethod::Browser {
@@ -360,9 +376,46 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             if password.is_empty() {
                 return Err(failure(ErrorCode::InvalidCredentials, "no password on standard input; pipe it in, e.g. `printf %s \"$PW\" | sessionctl login --username U --password-stdin`"));
             }
-            let view = engine.sign_in(&username, Password::new(password)).await?;
+            let view = match engine
+                .sign_in_password(&username, Password::new(password), end_oldest)
+                .await
+            {
+                Err(e) if e.code() == ErrorCode::SessionLimit => {
+                    let mut info = e.info();
+                    info.message = format!(
+                        "{}\nTo end the oldest session and sign in:\n  sessionctl{} login --username {username} --password-stdin --end-oldest\nor end one with `sessionctl sessions --end ID` from a signed-in device.",
+                        info.message,
+                        profile_flag(&cli_profile),
+                    );
+                    return Err(Failure(info));
+                }
+                other => other?,
+            };
             warn_memory_only(&view, json);
             print_view(&view, json);
+        }
+        Command::Sessions { end, end_others } => {
+            let view = engine.restore().await?;
+            if view.state != Phase::Active {
+                return Err(not_active(&view));
+            }
+            if let Some(id) = end {
+                engine.end_session(&id).await?;
+                if !json {
+                    println!("Ended the session {id}.");
+                }
+            } else if end_others {
+                let n = engine.end_other_sessions().await?;
+                if !json {
+                    println!("Ended {n} other session(s).");
+                }
+            }
+            let list = engine.sessions().await?;
+            if json {
+                println!("{}", serde_json::json!({ "sessions": list }));
+            } else {
+                print_sessions(&list);
+            }
         }
         Command::Status => {
             let view = engine.restore().await?;
@@ -523,6 +576,36 @@ async fn browser_login(engine: &Engine, json: bool, device: bool) -> Result<Sess
 
 /// The provider granted no refresh token although the policy renews with
 /// one: say so where the person signs in, not only in `status`.
+/// ` --profile NAME` when one was given, for commands printed to copy.
+fn profile_flag(profile: &Option<String>) -> String {
+    profile.as_ref().map(|p| format!(" --profile {p}")).unwrap_or_default()
+}
+
+fn print_sessions(list: &[session_core::view::RemoteSession]) {
+    let now = chrono::Utc::now();
+    for s in list {
+        let mark = if s.current { "  (this device)" } else { "" };
+        let place = [s.city.as_deref(), s.country.as_deref()]
+            .into_iter()
+            .flatten()
+            .collect::<Vec<_>>()
+            .join(", ");
+        println!("{}{mark}", s.device_name);
+        println!("  id         : {}", s.id);
+        println!("  signed in  : {}", when(Some(s.created), now));
+        println!("  last seen  : {}", when(s.last_seen, now));
+        println!(
+            "  from       : {}{}",
+            s.ip.as_deref().unwrap_or("unknown address"),
+            if place.is_empty() {
+                String::new()
+            } else {
+                format!(" ({place})")
+            }
+        );
+    }
+}
+
 fn warn_no_refresh(view: &SessionView, json: bool) {
     if let (Some(notice), false) = (&view.renewal_notice, json) {
         eprintln!("warning[no_refresh_token]: {notice}");

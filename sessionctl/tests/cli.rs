@@ -796,3 +796,71 @@ async fn a_watch_that_slept_past_expiry_renews_on_waking() {
         .await;
     assert!(!watch.text().contains("expired"), "{}", watch.text());
 }
+
+/// `sessionctl sessions` lists this and other devices, ends one and all
+/// others; at the production limit `login` lists the live sessions and
+/// prints the command that ends the oldest, which works.
+#[tokio::test(flavor = "multi_thread")]
+async fn sessions_are_listed_and_ended_and_the_limit_offers_the_oldest() {
+    let pg = Playground::start(Options {
+        mode: playground::Mode::Production,
+        session_limit: 2,
+        ..Options::default()
+    })
+    .await
+    .unwrap();
+    let named = |device: &str| {
+        Cli::with_config(
+            &pg.config()
+                .replacen("tenant_id =", &format!("device_name = \"{device}\"\ntenant_id ="), 1),
+        )
+    };
+    let (a, b, c) = (named("alpha"), named("beta"), named("gamma"));
+    assert!(a.login_alice(false).await.status.success());
+    pg.set_next_login_origin("198.51.100.4", "Lisbon", "PT");
+    assert!(b.login_alice(false).await.status.success());
+    let out = a.run(&["sessions"], None).await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(text.contains("alpha  (this device)"), "{text}");
+    assert!(
+        text.contains("beta\n") && text.contains("198.51.100.4 (Lisbon, PT)"),
+        "{text}"
+    );
+
+    let out = c.login_alice(false).await;
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(err.starts_with("error[session_limit]"), "{err}");
+    assert!(
+        err.contains("alpha (signed in") && err.contains("beta (signed in"),
+        "{err}"
+    );
+    assert!(
+        err.contains("login --username alice --password-stdin --end-oldest"),
+        "{err}"
+    );
+    let out = c
+        .run(
+            &["login", "--username", "alice", "--password-stdin", "--end-oldest"],
+            Some("alice-pw-1\n"),
+        )
+        .await;
+    assert!(out.status.success(), "{}", stderr(&out));
+
+    let listed = json(&c.run(&["--json", "sessions"], None).await);
+    let rows = listed["sessions"].as_array().unwrap();
+    assert_eq!(rows.len(), 2, "{listed}");
+    let beta = rows.iter().find(|r| r["device_name"] == "beta").unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let out = c.run(&["sessions", "--end", &beta], None).await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).contains(&format!("Ended the session {beta}.")));
+    let out = c.run(&["sessions", "--end-others"], None).await;
+    assert!(stdout(&out).contains("Ended 0 other session(s)."), "{}", stdout(&out));
+    // beta learns at its next renewal that its session was ended.
+    let out = b.run(&["refresh"], None).await;
+    assert!(stderr(&out).starts_with("error[session_revoked]"), "{}", stderr(&out));
+}

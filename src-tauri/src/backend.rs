@@ -326,7 +326,7 @@ impl Backend {
         Ok(current)
     }
 
-    fn engine(&self) -> Engine {
+    pub fn engine(&self) -> Engine {
         self.current.read().unwrap_or_else(|e| e.into_inner()).engine.clone()
     }
 
@@ -362,14 +362,22 @@ impl Backend {
     }
 
     /// Sign in to the current profile.
-    pub async fn sign_in(&self, username: &str, password: Password) -> Result<SessionView, ErrorInfo> {
+    pub async fn sign_in(
+        &self,
+        username: &str,
+        password: Password,
+        replace_oldest: bool,
+    ) -> Result<SessionView, ErrorInfo> {
         if username.trim().is_empty() || password.expose().is_empty() {
             return Err(ErrorInfo::new(
                 ErrorCode::InvalidCredentials,
                 "enter a username and a password",
             ));
         }
-        Ok(self.engine().sign_in(username.trim(), password).await?)
+        Ok(self
+            .engine()
+            .sign_in_password(username.trim(), password, replace_oldest)
+            .await?)
     }
 
     /// Sign in to the current (OpenID Connect) profile through the browser.
@@ -508,6 +516,7 @@ mod tests {
             ends_at: None,
             offline: false,
             backup_endpoint: None,
+            sessions_api: true,
             pin_report: None,
             profile: "p".into(),
             environment: "playground".into(),

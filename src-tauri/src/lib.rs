@@ -9,6 +9,7 @@ mod tray;
 
 use backend::{About, ActivityItem, Backend, ProfileList};
 use session_core::engine::SignOutReport;
+use session_core::view::RemoteSession;
 use session_core::{ErrorInfo, Password, SessionView};
 use std::sync::Arc;
 use tauri::{Emitter, Manager, Runtime, State};
@@ -47,8 +48,35 @@ async fn session_view(backend: Backed<'_>) -> Result<SessionView, ErrorInfo> {
 /// Sign in to the current profile. The password arrives as a `Password`: it
 /// can be deserialized from the page, never serialized or printed.
 #[tauri::command]
-async fn sign_in(backend: Backed<'_>, username: String, password: Password) -> Result<SessionView, ErrorInfo> {
-    backend.get().await?.sign_in(&username, password).await
+async fn sign_in(
+    backend: Backed<'_>,
+    username: String,
+    password: Password,
+    replace_oldest: Option<bool>,
+) -> Result<SessionView, ErrorInfo> {
+    backend
+        .get()
+        .await?
+        .sign_in(&username, password, replace_oldest.unwrap_or(false))
+        .await
+}
+
+/// Your sessions on other devices (FinHub).
+#[tauri::command]
+async fn list_sessions(backend: Backed<'_>) -> Result<Vec<RemoteSession>, ErrorInfo> {
+    Ok(backend.get().await?.engine().sessions().await?)
+}
+
+/// End another device's session.
+#[tauri::command]
+async fn end_session(backend: Backed<'_>, id: String) -> Result<(), ErrorInfo> {
+    Ok(backend.get().await?.engine().end_session(&id).await?)
+}
+
+/// End every session but this one.
+#[tauri::command]
+async fn end_other_sessions(backend: Backed<'_>) -> Result<u64, ErrorInfo> {
+    Ok(backend.get().await?.engine().end_other_sessions().await?)
 }
 
 /// Sign in through the browser (OpenID Connect profiles).
@@ -139,6 +167,9 @@ fn with_commands<R: Runtime>(builder: tauri::Builder<R>) -> tauri::Builder<R> {
         sign_out,
         refresh_now,
         touch,
+        list_sessions,
+        end_session,
+        end_other_sessions,
         recent_activity,
         list_profiles,
         switch_profile,

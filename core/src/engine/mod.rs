@@ -20,6 +20,7 @@ mod browser;
 mod flight;
 mod grant;
 mod scheduler;
+mod sessions;
 mod state;
 mod store;
 
@@ -350,6 +351,7 @@ impl Engine {
             renewable_until: s.and_then(|s| s.renewable_until),
             offline: s.is_some() && st.token_expired(now) && st.last_failure.as_ref().is_some_and(Error::is_transient),
             backup_endpoint: st.backup_endpoint.clone(),
+            sessions_api: self.has_sessions_api(),
             pin_report: st.pin_report.clone(),
             idle_sign_out_at: st.idle_sign_out_at(&self.rules()),
             ends_at: st.ends_at(&self.rules()),
@@ -642,10 +644,23 @@ impl Engine {
 
     /// Sign in with a username and password.
     pub async fn sign_in(&self, username: &str, password: Password) -> Result<SessionView, Error> {
+        self.sign_in_password(username, password, false).await
+    }
+
+    /// Sign in with a password; `replace_oldest`: at the provider's
+    /// concurrent-session limit, end the oldest live session first (the
+    /// choice the `session_limit` error offers).
+    pub async fn sign_in_password(
+        &self,
+        username: &str,
+        password: Password,
+        replace_oldest: bool,
+    ) -> Result<SessionView, Error> {
         self.sign_in_with(
             Credentials::Password {
                 username: username.to_owned(),
                 password,
+                replace_oldest,
             },
             None,
         )

@@ -229,6 +229,9 @@ pub struct Profile {
     pub failback: Duration,
     /// `X-Tenant-ID`.
     pub tenant_id: String,
+    /// What the login tells the provider this client is called, for
+    /// session lists (`device_name`; default: the host name and the app).
+    pub device_name: String,
     /// SHA-256 SPKI pins, distinct; one must match a certificate of the
     /// certification path WebPKI verified (leaf, intermediate or anchor).
     pub pins: Vec<Pin>,

@@ -21,6 +21,7 @@ pub(super) struct RawProfile {
     pub(super) base_url: Option<String>,
     pub(super) backup_urls: Option<Vec<String>>,
     pub(super) failback_secs: Option<u64>,
+    pub(super) device_name: Option<String>,
     pub(super) tenant_id: Option<String>,
     #[serde(default)]
     pub(super) pins: Vec<String>,
@@ -53,7 +54,7 @@ pub(super) struct RawProfile {
 }
 
 /// The fields only one provider kind takes.
-pub(super) const FINHUB_ONLY: [&str; 4] = ["base_url", "backup_urls", "failback_secs", "tenant_id"];
+pub(super) const FINHUB_ONLY: [&str; 5] = ["base_url", "backup_urls", "failback_secs", "device_name", "tenant_id"];
 pub(super) const OIDC_ONLY: [&str; 13] = [
     "client_id",
     "client_secret",
@@ -77,6 +78,7 @@ impl RawProfile {
             "base_url" => self.base_url.is_some(),
             "backup_urls" => self.backup_urls.is_some(),
             "failback_secs" => self.failback_secs.is_some(),
+            "device_name" => self.device_name.is_some(),
             "tenant_id" => self.tenant_id.is_some(),
             "client_id" => self.client_id.is_some(),
             "client_secret" => self.client_secret.is_some(),

@@ -59,6 +59,7 @@ pub(super) fn validate(name: &str, raw: RawProfile, base: &Path) -> Result<Profi
         base_url: reqwest::Url::parse("https://unset.invalid").expect("a valid URL"),
         backup_urls: Vec::new(),
         failback: Duration::from_secs(15),
+        device_name: String::new(),
         tenant_id: String::new(),
         issuer: String::new(),
         audience: String::new(),
@@ -367,6 +368,18 @@ fn finhub_fields(p: &mut Profile, raw: RawProfile) -> Result<(), ConfigError> {
         .iter()
         .map(|u| https_url(name, "backup_urls", u))
         .collect::<Result<Vec<_>, _>>()?;
+    p.device_name = match raw.device_name.as_deref().map(str::trim) {
+        None => default_device_name(),
+        Some(n) if !n.is_empty() && n.chars().count() <= 100 && !n.chars().any(char::is_control) => n.to_owned(),
+        Some(_) => {
+            return Err(ConfigError::new(
+                name,
+                "device_name",
+                "it must be 1 to 100 characters without control characters",
+                "name this computer as you want to see it in your list of sessions, or remove device_name",
+            ))
+        }
+    };
     p.failback = match raw.failback_secs {
         None => Duration::from_secs(15),
         Some(s) if (1..=3600).contains(&s) => Duration::from_secs(s),
@@ -608,4 +621,22 @@ fn audience(name: &str, value: Option<&str>, client_id: &str) -> Result<String, 
         Some(a) => Ok(a.to_owned()),
         None => Ok(client_id.to_owned()),
     }
+}
+
+/// `<host name> · Session Manager`: the host name from the kernel (Linux),
+/// `HOSTNAME`, or `this computer`.
+pub(super) fn default_device_name() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .map(|h| {
+            h.trim()
+                .chars()
+                .filter(|c| !c.is_control())
+                .take(60)
+                .collect::<String>()
+        })
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "this computer".into());
+    format!("{host} · Session Manager")
 }

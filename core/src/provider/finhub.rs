@@ -36,6 +36,8 @@ pub const LOGOUT_PATH: &str = "/api/v2/auth/logout";
 #[derive(Debug, Clone)]
 pub struct FinHub {
     client: PinnedClient,
+    /// Sent at login so session lists are readable.
+    device_name: String,
     endpoints: Arc<Endpoints>,
 }
 
@@ -54,6 +56,52 @@ struct TokenResponse {
     user_session_token: String,
     #[serde(rename = "refreshToken")]
     refresh_token: Option<String>,
+}
+
+pub const SESSIONS_PATH: &str = "/api/v2/sessions";
+pub const END_OTHERS_PATH: &str = "/api/v2/sessions/end-others";
+
+/// The sessions of a `GET /api/v2/sessions` answer (or of a
+/// `session_limit` refusal), in the README's "API" shape. At most 1000 rows
+/// are read; a row without an id or a creation time is skipped.
+pub fn parse_sessions(body: &str) -> Result<Vec<crate::view::RemoteSession>, Error> {
+    let v: Value = serde_json::from_str(body).map_err(|e| {
+        Error::Protocol(format!(
+            "the sessions answer is not JSON (line {}, column {})",
+            e.line(),
+            e.column()
+        ))
+    })?;
+    let rows = v
+        .get("sessions")
+        .and_then(Value::as_array)
+        .ok_or_else(|| Error::Protocol("the sessions answer has no \"sessions\" list".into()))?;
+    let text = |r: &Value, k: &str| {
+        r.get(k)
+            .and_then(Value::as_str)
+            .map(|s| s.chars().take(100).collect::<String>())
+    };
+    let time = |r: &Value, k: &str| {
+        r.get(k)
+            .and_then(Value::as_i64)
+            .and_then(|t| chrono::DateTime::from_timestamp(t, 0))
+    };
+    Ok(rows
+        .iter()
+        .take(1000)
+        .filter_map(|r| {
+            Some(crate::view::RemoteSession {
+                id: text(r, "id")?,
+                device_name: text(r, "deviceName").unwrap_or_else(|| "unnamed device".into()),
+                created: time(r, "created")?,
+                last_seen: time(r, "lastSeen"),
+                ip: text(r, "ip"),
+                city: text(r, "city"),
+                country: text(r, "country"),
+                current: r.get("current").and_then(Value::as_bool).unwrap_or(false),
+            })
+        })
+        .collect())
 }
 
 /// Which call an error answer belongs to; it decides what a status means.
@@ -88,7 +136,17 @@ fn error_for(call: Call, status: u16, body: &str, location: Option<&str>, retry_
     }
     match (call, status) {
         (Call::Login, 401 | 403) => Error::InvalidCredentials(message),
-        (_, 409) if code.as_deref() == Some("session_limit") => Error::SessionLimit(message),
+        (_, 409) if code.as_deref() == Some("session_limit") => {
+            let live = parse_sessions(body).unwrap_or_default();
+            let listed = live
+                .iter()
+                .map(|s| format!("\n  - {}", s.describe()))
+                .collect::<String>();
+            Error::SessionLimit(match listed.is_empty() {
+                true => message,
+                false => format!("{message}. Live sessions, oldest first:{listed}"),
+            })
+        }
         (Call::Refresh, 401) => Error::Revoked(message),
         (Call::Refresh, 400) if code.as_deref() == Some("invalid_grant") => super::refresh_refusal(message),
         _ => Error::Server {
@@ -128,7 +186,11 @@ impl FinHub {
             profile.backup_urls.clone(),
             profile.failback,
         ));
-        Self { client, endpoints }
+        Self {
+            client,
+            endpoints,
+            device_name: profile.device_name.clone(),
+        }
     }
 
     fn url(base: &reqwest::Url, path: &str) -> Result<reqwest::Url, Error> {
@@ -241,12 +303,24 @@ impl Provider for FinHub {
     }
 
     async fn sign_in(&self, credentials: &Credentials, flow: &FlowContext) -> Result<Grant, Error> {
-        let Credentials::Password { username, password } = credentials else {
+        let Credentials::Password {
+            username,
+            password,
+            replace_oldest,
+        } = credentials
+        else {
             return Err(Error::InvalidState(
                 "this profile signs in with a username and password, not through the browser".into(),
             ));
         };
-        let body = json!({ "username": username, "password": password.expose() });
+        let mut body = json!({
+            "username": username,
+            "password": password.expose(),
+            "deviceName": self.device_name,
+        });
+        if *replace_oldest {
+            body["replaceOldest"] = Value::Bool(true);
+        }
         self.token_call(Call::Login, LOGIN_PATH, body, flow).await
     }
 

@@ -31,8 +31,13 @@ pub const MAX_EXPIRES_IN: u64 = 366 * 24 * 3600;
 /// What a person signs in with.
 #[derive(Debug, Clone)]
 pub enum Credentials {
-    /// A username and a password (FinHub).
-    Password { username: String, password: Password },
+    /// A username and a password (FinHub). `replace_oldest`: at the
+    /// concurrent-session limit, end the oldest session and sign in.
+    Password {
+        username: String,
+        password: Password,
+        replace_oldest: bool,
+    },
     /// The browser (OpenID Connect).
     Browser(BrowserSignIn),
 }

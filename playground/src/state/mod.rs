@@ -69,12 +69,42 @@ pub struct RecordedRequest {
     pub status: u16,
 }
 
+/// Where a sign-in came from, as a server reports it (IP, approximate
+/// location). The Playground reports `127.0.0.1` in Berlin unless told
+/// otherwise for the next login (`/admin/next-login`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Origin {
+    pub ip: String,
+    pub city: String,
+    pub country: String,
+}
+
+impl Default for Origin {
+    fn default() -> Self {
+        Self {
+            ip: "127.0.0.1".into(),
+            city: "Berlin".into(),
+            country: "DE".into(),
+        }
+    }
+}
+
 /// A session as the admin API lists it.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct SessionInfo {
     pub id: String,
     pub user: String,
     pub created: i64,
+    /// What the client called itself at sign-in (`deviceName`).
+    #[serde(default)]
+    pub device_name: String,
+    /// The last sign-in, refresh or API call (unix seconds).
+    #[serde(default)]
+    pub last_seen: i64,
+    /// Where the sign-in came from, as the server sees it.
+    #[serde(default)]
+    pub origin: Origin,
     pub refresh_count: u32,
     pub revoked: bool,
     pub signed_out: bool,
@@ -83,6 +113,8 @@ pub struct SessionInfo {
 
 pub(crate) struct Session {
     pub(crate) info: SessionInfo,
+    /// Creation order (`created` has whole seconds only).
+    pub(crate) serial: u64,
     pub(crate) customer: String,
     pub(crate) current_refresh: String,
     /// OpenID Connect sessions only.
@@ -92,11 +124,16 @@ pub(crate) struct Session {
 impl Session {
     /// A new live session `id` of `user`.
     pub(crate) fn new(id: String, user: &DemoUser, oidc: Option<OidcSession>, now: i64) -> Self {
+        static SERIAL: AtomicU64 = AtomicU64::new(0);
         Self {
+            serial: SERIAL.fetch_add(1, Ordering::SeqCst),
             info: SessionInfo {
                 id,
                 user: user.username.clone(),
                 created: now,
+                device_name: String::new(),
+                last_seen: now,
+                origin: Origin::default(),
                 refresh_count: 0,
                 revoked: false,
                 signed_out: false,
@@ -157,6 +194,8 @@ pub struct AppState {
     pub(crate) requests: Mutex<Bounded<RecordedRequest>>,
     /// The bearer secret the admin API requires, made at start.
     pub(crate) admin_token: String,
+    /// The origin the next login reports (then back to the default).
+    pub(crate) next_origin: Mutex<Option<Origin>>,
     /// Whether the primary listener should serve (`/admin/primary`), and
     /// whether it does (set by its supervisor once the change took effect).
     pub(crate) primary_wanted: tokio::sync::watch::Sender<bool>,
@@ -214,6 +253,7 @@ impl AppState {
             issued: Mutex::new(Bounded::new(MAX_RECORDS)),
             requests: Mutex::new(Bounded::new(MAX_RECORDS)),
             admin_token: B64URL.encode(rand::random::<[u8; 32]>()),
+            next_origin: Mutex::new(None),
             primary_wanted: tokio::sync::watch::channel(true).0,
             primary_serving: tokio::sync::watch::channel(true).0,
             users: demo_users(),
@@ -398,6 +438,7 @@ impl AppState {
             return Err("the session was signed out".into());
         }
         session.info.refresh_count += 1;
+        session.info.last_seen = self.now();
         Ok(session)
     }
 

@@ -1,0 +1,96 @@
+//! The person's sessions on other devices (the FinHub sessions API in the
+//! README's "API" section): list them, end one, end all others. OpenID
+//! Connect has no standard API for this, so those profiles say so.
+
+use super::Engine;
+use crate::audit::AuditEvent;
+use crate::error::Error;
+use crate::profile::ProviderKind;
+use crate::provider::finhub::{parse_sessions, END_OTHERS_PATH, SESSIONS_PATH};
+use crate::provider::ApiResponse;
+use crate::view::RemoteSession;
+use reqwest::Method;
+
+impl Engine {
+    /// Whether this profile's provider lists sessions (FinHub does; OpenID
+    /// Connect defines no such API).
+    pub fn has_sessions_api(&self) -> bool {
+        self.inner.profile.provider == ProviderKind::Finhub
+    }
+
+    fn need_sessions_api(&self) -> Result<(), Error> {
+        match self.has_sessions_api() {
+            true => Ok(()),
+            false => Err(Error::InvalidState(
+                "OpenID Connect has no standard API to list or end your sessions on other devices; use your identity provider's account page".into(),
+            )),
+        }
+    }
+
+    /// The person's live sessions, oldest first; `current` marks this one.
+    pub async fn sessions(&self) -> Result<Vec<RemoteSession>, Error> {
+        self.need_sessions_api()?;
+        let answer = self.call(Method::GET, SESSIONS_PATH, None).await?;
+        expect(&answer, 200, "listing sessions")?;
+        parse_sessions(&answer.body)
+    }
+
+    /// End the session `id` (another device's; ending this one is a sign-out).
+    pub async fn end_session(&self, id: &str) -> Result<(), Error> {
+        self.need_sessions_api()?;
+        if id.is_empty() || id.len() > 100 || !id.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) {
+            return Err(Error::InvalidState(format!(
+                "'{id}' is not a session id; take one from the list of sessions"
+            )));
+        }
+        let this = self.state().session.as_ref().map(|s| s.session_id.to_string());
+        if this.as_deref() == Some(id) {
+            return Err(Error::InvalidState(
+                "that is this device's session; sign out to end it".into(),
+            ));
+        }
+        let answer = self
+            .call(Method::DELETE, &format!("{SESSIONS_PATH}/{id}"), None)
+            .await?;
+        if answer.status == 404 {
+            return Err(Error::InvalidState(format!(
+                "there is no live session '{id}' (ended already?); list the sessions again"
+            )));
+        }
+        expect(&answer, 204, "ending a session")?;
+        self.audit_now(AuditEvent::RemoteSessionEnded { session: id.to_owned() });
+        Ok(())
+    }
+
+    /// End every session but this one; returns how many ended.
+    pub async fn end_other_sessions(&self) -> Result<u64, Error> {
+        self.need_sessions_api()?;
+        let answer = self.call(Method::POST, END_OTHERS_PATH, None).await?;
+        expect(&answer, 200, "ending the other sessions")?;
+        let ended = serde_json::from_str::<serde_json::Value>(&answer.body)
+            .ok()
+            .and_then(|v| v.get("ended").and_then(serde_json::Value::as_u64))
+            .ok_or_else(|| Error::Protocol("the end-others answer has no \"ended\" count".into()))?;
+        self.audit_now(AuditEvent::OtherSessionsEnded { count: ended });
+        Ok(ended)
+    }
+
+    /// Append one audit record about the current session now (not a state
+    /// change: nothing to persist or publish).
+    pub(super) fn audit_now(&self, event: AuditEvent) {
+        let record = self.state().record(&self.rules(), self.now(), event);
+        let _ = self.inner.audit.append(&record);
+    }
+}
+
+fn expect(answer: &ApiResponse, status: u16, what: &str) -> Result<(), Error> {
+    if answer.status == status {
+        return Ok(());
+    }
+    let detail: String = answer.body.chars().take(200).collect();
+    Err(Error::Server {
+        status: answer.status,
+        message: format!("{what}: the provider answered {} {detail}", answer.status),
+        retry_after: None,
+    })
+}
