@@ -17,6 +17,7 @@ fn main() {
                 "list_sessions",
                 "end_session",
                 "end_other_sessions",
+                "dismiss_anomalies",
                 "recent_activity",
                 "list_profiles",
                 "switch_profile",

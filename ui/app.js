@@ -110,6 +110,12 @@ function render() {
   show($('offline-notice'), inSession && view.offline);
   $('backup-endpoint').textContent = view.backup_endpoint || '';
   show($('backup-notice'), inSession && !!view.backup_endpoint);
+  const anomalies = view.anomalies || [];
+  $('anomaly-list').replaceChildren(...anomalies.map((a) => {
+    const li = document.createElement('li'); li.dataset.testid = 'anomaly-item'; li.dataset.kind = a.kind;
+    li.textContent = a.reason; return li;
+  }));
+  show($('anomaly-banner'), inSession && anomalies.length > 0);
   $('pin-report-text').textContent = view.pin_report || '';
   show($('pin-report-notice'), inSession && !!view.pin_report);
   // The provider granted no refresh token: the engine's explanation.
@@ -290,6 +296,7 @@ function wire() {
   // The outcome comes with the sign-in's own answer and the next event;
   // cancel_sign_in answers nothing, so no stale view can come back here.
   $('cancel-signin').addEventListener('click', () => run($('cancel-signin'), () => invoke('cancel_sign_in'), $('signin-error')));
+  $('anomaly-dismiss').addEventListener('click', () => run($('anomaly-dismiss'), () => invoke('dismiss_anomalies'), $('session-error')));
   $('sessions-details').addEventListener('toggle', () => loadSessions());
   $('sessions-reload').addEventListener('click', () => loadSessions());
   $('end-others-button').addEventListener('click', () => run($('end-others-button'), async () => {

@@ -60,6 +60,20 @@ pub enum AuditEvent {
     NoRefreshToken {
         granted_scope: String,
     },
+    /// Where the provider saw a sign-in come from.
+    SignInOrigin {
+        ip: String,
+        city: String,
+        country: String,
+    },
+    /// A detector found something unusual (see `anomaly`).
+    Anomaly {
+        kind: String,
+        reason: String,
+        /// A Production profile signed out because of it.
+        #[serde(default)]
+        signed_out: bool,
+    },
     /// Another device's session was ended from here.
     RemoteSessionEnded {
         session: String,
@@ -118,6 +132,11 @@ impl AuditEvent {
             }
             AuditEvent::NoRefreshToken { granted_scope } => format!(
                 "The provider granted no refresh token (granted scopes: {granted_scope}); the session ends when its access token expires"
+            ),
+            AuditEvent::SignInOrigin { ip, city, country } => format!("Signed in from {city}, {country} ({ip})"),
+            AuditEvent::Anomaly { reason, signed_out, .. } => format!(
+                "Unusual: {reason}{}",
+                if *signed_out { "; signed out, as the profile asks" } else { "" }
             ),
             AuditEvent::RemoteSessionEnded { session } => format!("Ended the session {session} on another device"),
             AuditEvent::OtherSessionsEnded { count } => format!("Ended {count} other session(s)"),

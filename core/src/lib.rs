@@ -24,6 +24,7 @@
 //! - [`view`]: `SessionView`, the one serializable picture of a session.
 #![forbid(unsafe_code)]
 
+pub mod anomaly;
 pub mod audit;
 pub mod clock;
 pub mod engine;

@@ -228,6 +228,7 @@ impl ScriptedProvider {
         self.issued.lock().unwrap().extend([token.clone(), refresh.clone()]);
         Grant {
             refresh_expires_in: None,
+            origin: None,
             bearer: AccessToken::new(token),
             refresh: (!self.no_refresh.load(Ordering::SeqCst)).then(|| RefreshToken::new(refresh)),
             id_token: None,

@@ -76,6 +76,8 @@ pub struct SessionView {
     /// The provider lists the person's sessions on other devices (FinHub);
     /// OpenID Connect has no standard API for it.
     pub sessions_api: bool,
+    /// Unusual things seen (new location, odd hours, …), until dismissed.
+    pub anomalies: Vec<crate::anomaly::Finding>,
     /// The profile's idle timeout: the session is signed out at this (local)
     /// time unless there is activity first (the app warns a minute before).
     pub idle_sign_out_at: Option<Timestamp>,

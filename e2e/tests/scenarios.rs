@@ -792,3 +792,31 @@ async fn s19_the_sessions_panel_ends_another_devices_session() {
         })
         .await;
 }
+
+/// Anomaly detection: after a sign-in from a city none of the earlier ones
+/// had, the app shows why it looks unusual; Dismiss hides it.
+#[tokio::test(flavor = "multi_thread")]
+async fn s20_a_sign_in_from_a_new_city_shows_an_anomaly_banner() {
+    Scenario::start("s20_anomaly", lifetime(600))
+        .await
+        .run(|s| async move {
+            s.sign_in_active(ALICE.0, ALICE.1).await;
+            assert!(!s.visible("anomaly-banner").await);
+            s.click("signout-button").await;
+            s.wait_visible("screen-signin", T).await;
+            s.pg.set_next_login_origin("203.0.113.7", "Lisbon", "PT");
+            s.sign_in_active(ALICE.0, ALICE.1).await;
+            s.wait_visible("anomaly-banner", T).await;
+            let text = s.text("anomaly-list").await;
+            assert!(
+                text.contains("signed in from Lisbon, PT; your last session was in Berlin, DE"),
+                "{text}"
+            );
+            s.screenshot("anomaly.png").await;
+            s.click("anomaly-dismiss").await;
+            s.wait_until("the banner to go", T, || async { !s.visible("anomaly-banner").await })
+                .await;
+            s
+        })
+        .await;
+}

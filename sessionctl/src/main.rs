@@ -5,7 +5,7 @@
 //! stdout with `--json`. Exit status 2 is a configuration or usage problem.
 
 use clap::{Parser, Subcommand};
-use session_core::audit::AuditRecord;
+use session_core::audit::{AuditEvent, AuditRecord};
 use session_core::paths;
 use session_core::provider::opener::{NoOpener, Opener, SystemOpener, Tee};
 use session_core::vault::KeyringStore;
@@ -86,6 +86,12 @@ enum Command {
         /// A JSON request body.
         #[arg(long)]
         data: Option<String>,
+    },
+    /// Show the unusual things the app noticed (newest first): new
+    /// locations, concurrent sessions, API bursts, odd hours, clocks.
+    Anomalies {
+        #[arg(long, default_value_t = 20)]
+        limit: usize,
     },
     /// Show the newest audit records, newest first.
     Audit {
@@ -330,6 +336,38 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         }
         return Ok(());
     }
+    if let Command::Anomalies { limit } = &cli.command {
+        let engine = open(&cli)?;
+        let records: Vec<AuditRecord> = engine
+            .audit_log()
+            .recent(usize::MAX)
+            .map_err(|e| failure(ErrorCode::Internal, format!("cannot read the audit log: {e}")))?
+            .into_iter()
+            .filter(|r| matches!(r.event, AuditEvent::Anomaly { .. }))
+            .take(*limit)
+            .collect();
+        if !json && records.is_empty() {
+            println!("Nothing unusual recorded.");
+        }
+        for r in records {
+            if json {
+                println!("{}", serde_json::to_string(&r).unwrap_or_default());
+            } else if let AuditEvent::Anomaly {
+                kind,
+                reason,
+                signed_out,
+            } = &r.event
+            {
+                println!(
+                    "{}  {:<20} {reason}{}",
+                    r.time.format("%Y-%m-%d %H:%M:%S"),
+                    kind,
+                    if *signed_out { " (signed out)" } else { "" }
+                );
+            }
+        }
+        return Ok(());
+    }
     let engine = open(&cli)?;
     let cli_profile = cli.profile.clone();
     match cli.command {
@@ -522,7 +560,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
                 }
             }
         }
-        Command::Audit { .. } => unreachable!("handled above"),
+        Command::Audit { .. } | Command::Anomalies { .. } => unreachable!("handled above"),
     }
     Ok(())
 }

@@ -517,6 +517,7 @@ mod tests {
             offline: false,
             backup_endpoint: None,
             sessions_api: true,
+            anomalies: Vec::new(),
             pin_report: None,
             profile: "p".into(),
             environment: "playground".into(),

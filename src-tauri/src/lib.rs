@@ -73,6 +73,13 @@ async fn end_session(backend: Backed<'_>, id: String) -> Result<(), ErrorInfo> {
     Ok(backend.get().await?.engine().end_session(&id).await?)
 }
 
+/// Hide the anomaly banners (they stay in the audit log).
+#[tauri::command]
+async fn dismiss_anomalies(backend: Backed<'_>) -> Result<(), ErrorInfo> {
+    backend.get().await?.engine().dismiss_anomalies();
+    Ok(())
+}
+
 /// End every session but this one.
 #[tauri::command]
 async fn end_other_sessions(backend: Backed<'_>) -> Result<u64, ErrorInfo> {
@@ -170,6 +177,7 @@ fn with_commands<R: Runtime>(builder: tauri::Builder<R>) -> tauri::Builder<R> {
         list_sessions,
         end_session,
         end_other_sessions,
+        dismiss_anomalies,
         recent_activity,
         list_profiles,
         switch_profile,

@@ -199,6 +199,7 @@ fn the_main_window_may_use_only_this_apps_commands_and_core_essentials() {
         vec![
             "allow-about",
             "allow-cancel-sign-in",
+            "allow-dismiss-anomalies",
             "allow-end-other-sessions",
             "allow-end-session",
             "allow-list-sessions",

@@ -16,6 +16,7 @@
 //! - [`browser`]: the browser step of a sign-in;
 //! - [`scheduler`]: the background task.
 
+mod anomalies;
 mod browser;
 mod flight;
 mod grant;
@@ -352,6 +353,7 @@ impl Engine {
             offline: s.is_some() && st.token_expired(now) && st.last_failure.as_ref().is_some_and(Error::is_transient),
             backup_endpoint: st.backup_endpoint.clone(),
             sessions_api: self.has_sessions_api(),
+            anomalies: st.anomalies.clone(),
             pin_report: st.pin_report.clone(),
             idle_sign_out_at: st.idle_sign_out_at(&self.rules()),
             ends_at: st.ends_at(&self.rules()),
@@ -741,7 +743,13 @@ impl Engine {
                 refresh: grant.refresh.clone(),
                 id_token: grant.id_token.clone(),
             };
-            Ok::<_, Error>((self.record_from(grant, &claims, session_id, 0, None), offset, tokens))
+            let origin = grant.origin.clone();
+            Ok::<_, Error>((
+                self.record_from(grant, &claims, session_id, 0, None),
+                offset,
+                tokens,
+                origin,
+            ))
         }
         .await;
         if let Some(id) = browser {
@@ -756,7 +764,7 @@ impl Engine {
                     .await?;
                 Err(err)
             }
-            Ok((record, offset, tokens)) => {
+            Ok((record, offset, tokens, origin)) => {
                 let committed = self
                     .apply(None, |st| {
                         if st.generation != generation || st.phase != Phase::SigningIn {
@@ -776,6 +784,7 @@ impl Engine {
                         .await;
                     return Err(Error::InvalidState("the sign-in was overtaken by a sign-out".into()));
                 }
+                self.after_sign_in(origin).await;
                 Ok(self.view())
             }
         }
@@ -892,12 +901,15 @@ impl Engine {
         let (bearer, session_id) = self.current_bearer()?;
         let flow = self.flow(session_id);
         let response = self.routed(self.inner.provider.call(&request, &bearer, &flow)).await?;
+        self.after_call(response.status).await;
         if response.status != 401 {
             return Ok(response);
         }
         self.extend(Trigger::Unauthorized).await?;
         let (bearer, _) = self.current_bearer()?;
-        self.routed(self.inner.provider.call(&request, &bearer, &flow)).await
+        let response = self.routed(self.inner.provider.call(&request, &bearer, &flow)).await?;
+        self.after_call(response.status).await;
+        Ok(response)
     }
 
     /// Await a provider call, then audit and show a change of endpoint

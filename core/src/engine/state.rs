@@ -142,6 +142,12 @@ pub(super) struct State {
     /// The last activity (the person in the app, an API call), local time,
     /// for the idle timeout.
     pub last_activity: Option<Timestamp>,
+    /// Findings shown until dismissed (at most 10).
+    pub anomalies: Vec<crate::anomaly::Finding>,
+    /// Recent API calls, for the pattern detector.
+    pub calls: std::collections::VecDeque<crate::anomaly::Call>,
+    /// When the pattern detector last reported.
+    pub last_api_finding: Option<Timestamp>,
 }
 
 impl State {
@@ -169,6 +175,9 @@ impl State {
             backup_endpoint: None,
             pin_report: None,
             last_activity: None,
+            anomalies: Vec::new(),
+            calls: std::collections::VecDeque::new(),
+            last_api_finding: None,
         }
     }
 

@@ -260,6 +260,12 @@ pub struct Profile {
     /// The session ends this long after the sign-in, whatever happens
     /// (`absolute_timeout_secs`; the environment's default; `None` when 0).
     pub absolute_timeout: Option<Duration>,
+    /// More live sessions than this is an anomaly (`anomaly_max_sessions`,
+    /// default 3).
+    pub anomaly_max_sessions: usize,
+    /// Production only: the anomaly kinds that sign the session out
+    /// (`anomaly_sign_out`, default none).
+    pub anomaly_sign_out: Vec<crate::anomaly::Kind>,
     /// How long one request may take, from sending it to the last byte of
     /// the answer (`timeout_secs`, default 30).
     pub timeout: Duration,

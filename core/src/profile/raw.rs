@@ -34,6 +34,8 @@ pub(super) struct RawProfile {
     pub(super) min_tls: Option<String>,
     pub(super) pin_mode: Option<String>,
     pub(super) idle_timeout_secs: Option<u64>,
+    pub(super) anomaly_max_sessions: Option<usize>,
+    pub(super) anomaly_sign_out: Option<Vec<String>>,
     pub(super) absolute_timeout_secs: Option<u64>,
     pub(super) timeout_secs: Option<u64>,
     pub(super) max_response_bytes: Option<u64>,

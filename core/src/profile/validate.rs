@@ -42,6 +42,19 @@ pub(super) fn validate(name: &str, raw: RawProfile, base: &Path) -> Result<Profi
             environment.session_timeouts().0,
             10,
         )?,
+        anomaly_max_sessions: match raw.anomaly_max_sessions {
+            None => 3,
+            Some(n) if (1..=1000).contains(&n) => n,
+            Some(n) => {
+                return Err(ConfigError::new(
+                    name,
+                    "anomaly_max_sessions",
+                    format!("{n} is outside 1 to 1000"),
+                    "set how many sessions at once are usual for you (default 3)",
+                ))
+            }
+        },
+        anomaly_sign_out: anomaly_sign_out(name, raw.anomaly_sign_out.as_deref(), environment)?,
         absolute_timeout: session_timeout(
             name,
             "absolute_timeout_secs",
@@ -542,6 +555,37 @@ fn discovery_url(name: &str, value: Option<&str>, issuer: &str) -> Result<reqwes
 
 /// `max_age` (Core 3.1.2.1): how recent the person's authentication at the
 /// provider must be, at most a year.
+/// The anomaly kinds that sign out: Production profiles only, known kinds.
+fn anomaly_sign_out(
+    name: &str,
+    kinds: Option<&[String]>,
+    environment: Environment,
+) -> Result<Vec<crate::anomaly::Kind>, ConfigError> {
+    let Some(kinds) = kinds else { return Ok(Vec::new()) };
+    if environment != Environment::Production && !kinds.is_empty() {
+        return Err(ConfigError::new(
+            name,
+            "anomaly_sign_out",
+            "signing out on anomalies is for production profiles",
+            "remove anomaly_sign_out here; elsewhere findings are shown and audited",
+        ));
+    }
+    kinds
+        .iter()
+        .map(|k| {
+            crate::anomaly::Kind::parse(k).ok_or_else(|| {
+                let known: Vec<&str> = crate::anomaly::Kind::ALL.iter().map(|k| k.as_str()).collect();
+                ConfigError::new(
+                    name,
+                    "anomaly_sign_out",
+                    format!("'{k}' is not an anomaly kind"),
+                    format!("use some of {}", known.join(", ")),
+                )
+            })
+        })
+        .collect()
+}
+
 /// A session timeout: the environment's default when unset, none when 0,
 /// else at least `min` seconds and at most 90 days.
 fn session_timeout(

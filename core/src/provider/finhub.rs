@@ -56,6 +56,9 @@ struct TokenResponse {
     user_session_token: String,
     #[serde(rename = "refreshToken")]
     refresh_token: Option<String>,
+    /// Where the server saw the login come from (this project's addition).
+    #[serde(default)]
+    origin: Option<crate::provider::SignInOrigin>,
 }
 
 pub const SESSIONS_PATH: &str = "/api/v2/sessions";
@@ -273,6 +276,9 @@ impl FinHub {
         }
         Ok(Grant {
             refresh_expires_in: None,
+            origin: parsed
+                .origin
+                .filter(|o| o.city.chars().count() <= 100 && o.country.chars().count() <= 100),
             expires_in: super::plausible_expires_in(parsed.expires_in, "expires_in")?,
             bearer: AccessToken::new(parsed.user_session_token),
             refresh: parsed.refresh_token.map(RefreshToken::new),

@@ -206,6 +206,16 @@ pub struct Grant {
     /// The person's name and email (ID token or userinfo).
     pub name: Option<String>,
     pub email: Option<String>,
+    /// Where the provider saw the sign-in come from (FinHub's `origin`).
+    pub origin: Option<SignInOrigin>,
+}
+
+/// A sign-in's origin as the server reported it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
+pub struct SignInOrigin {
+    pub ip: Option<String>,
+    pub city: String,
+    pub country: String,
 }
 
 /// The tokens of a session, as a provider needs them to end it.

@@ -218,6 +218,7 @@ impl Oidc {
             id_token: t.id_token,
             expires_in: t.expires_in,
             refresh_expires_in: t.refresh_expires_in,
+            origin: None,
             scope: t.scope,
             tenant: None,
             customer: None,
