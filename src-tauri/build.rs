@@ -18,6 +18,7 @@ fn main() {
                 "end_session",
                 "end_other_sessions",
                 "dismiss_anomalies",
+                "metrics",
                 "recent_activity",
                 "list_profiles",
                 "switch_profile",

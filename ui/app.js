@@ -1,6 +1,6 @@
 // The UI: renders SessionViews it is given, forwards clicks to commands.
 // It holds no token and no session logic beyond the countdown.
-import { errorText, STATE_TEXT, POLICY_TEXT, remainingMs, fractionLeft, formatCountdown, clockTime, whenTime, takesOver, nextRefreshText, idleWarning } from './render.js';
+import { errorText, STATE_TEXT, POLICY_TEXT, remainingMs, fractionLeft, formatCountdown, clockTime, whenTime, takesOver, nextRefreshText, idleWarning, linePoints, barRects } from './render.js';
 
 const { invoke } = window.__TAURI__.core;
 const { listen } = window.__TAURI__.event;
@@ -206,6 +206,29 @@ async function loadSessions() {
   }));
 }
 
+const SVG = 'http://www.w3.org/2000/svg';
+function svgEl(name, attrs) {
+  const el = document.createElementNS(SVG, name);
+  for (const [k, v] of Object.entries(attrs)) el.setAttribute(k, String(v));
+  return el;
+}
+function drawBars(svg, values, testid) {
+  svg.replaceChildren(...barRects(values, 300, 80).map((r) => svgEl('rect', { ...r, 'data-testid': testid })));
+}
+
+/** The Metrics panel: numbers from the audit log, drawn as plain SVG. */
+async function loadMetrics() {
+  if (!$('metrics-details').open) return;
+  let m;
+  try { m = await invoke('metrics'); } catch (e) { $('metrics-summary').textContent = errorText(e); return; }
+  const ms = (v) => (v == null ? '–' : `${v} ms`);
+  $('metrics-summary').textContent = `${m.sessions.length} sessions, ${m.refreshes} refreshes (median ${ms(m.refresh_latency_p50_ms)}, 95th percentile ${ms(m.refresh_latency_p95_ms)}), ${m.api_calls} API calls, ${m.failures} failures, ${m.offline_secs} s offline${m.locations.length ? `, from ${m.locations.join('; ')}` : ''}.`;
+  const points = linePoints(m.refresh_latency.map(([, v]) => v), 300, 80);
+  $('metrics-latency').replaceChildren(...(points.length ? [svgEl('polyline', { points: points.map((p) => `${p.x},${p.y}`).join(' '), 'data-testid': 'metrics-latency-line' })] : []));
+  drawBars($('metrics-per-day'), Object.values(m.sessions_per_day), 'metrics-day-bar');
+  drawBars($('metrics-lifetimes'), m.sessions.map((s) => s.duration_secs), 'metrics-lifetime-bar');
+}
+
 async function loadActivity() {
   let items = [];
   try { items = await invoke('recent_activity', { limit: 20 }); } catch (e) { items = []; }
@@ -297,6 +320,7 @@ function wire() {
   // cancel_sign_in answers nothing, so no stale view can come back here.
   $('cancel-signin').addEventListener('click', () => run($('cancel-signin'), () => invoke('cancel_sign_in'), $('signin-error')));
   $('anomaly-dismiss').addEventListener('click', () => run($('anomaly-dismiss'), () => invoke('dismiss_anomalies'), $('session-error')));
+  $('metrics-details').addEventListener('toggle', () => loadMetrics());
   $('sessions-details').addEventListener('toggle', () => loadSessions());
   $('sessions-reload').addEventListener('click', () => loadSessions());
   $('end-others-button').addEventListener('click', () => run($('end-others-button'), async () => {

@@ -109,3 +109,25 @@ export function idleWarning(view, nowMs) {
   const left = Date.parse(view.idle_sign_out_at) - nowMs;
   return left <= 60_000 ? Math.max(0, Math.ceil(left / 1000)) : null;
 }
+
+// Chart geometry for the Metrics panel (plain SVG, drawn by app.js).
+// Points of a line through `values` in a `width` x `height` box, the
+// largest value at the top; an empty list gives no points.
+export function linePoints(values, width, height) {
+  if (!values.length) return [];
+  const max = Math.max(...values, 1);
+  const step = values.length > 1 ? width / (values.length - 1) : 0;
+  return values.map((v, i) => ({ x: +(i * step).toFixed(1), y: +(height - (v / max) * height).toFixed(1) }));
+}
+
+// Bars for `values` in a `width` x `height` box, with a gap between them.
+export function barRects(values, width, height) {
+  if (!values.length) return [];
+  const max = Math.max(...values, 1);
+  const slot = width / values.length;
+  const w = Math.max(1, slot * 0.8);
+  return values.map((v, i) => {
+    const h = +((v / max) * height).toFixed(1);
+    return { x: +(i * slot).toFixed(1), y: +(height - h).toFixed(1), width: +w.toFixed(1), height: h };
+  });
+}

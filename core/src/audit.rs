@@ -21,6 +21,9 @@ pub enum AuditEvent {
     SessionRestored,
     SessionRefreshed {
         refresh_count: u32,
+        /// How long the provider took to answer the refresh.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        latency_ms: Option<u64>,
     },
     /// Re-authenticate mode: a new sign-in extended the session.
     SessionReauthenticated {
@@ -59,6 +62,12 @@ pub enum AuditEvent {
     /// none: the session ends with its access token.
     NoRefreshToken {
         granted_scope: String,
+    },
+    /// An API call through the engine (no path: it may hold ids).
+    ApiCall {
+        method: String,
+        status: u16,
+        latency_ms: u64,
     },
     /// Where the provider saw a sign-in come from.
     SignInOrigin {
@@ -108,7 +117,7 @@ impl AuditEvent {
         match self {
             AuditEvent::SessionCreated => "Signed in".into(),
             AuditEvent::SessionRestored => "Session restored from the keychain".into(),
-            AuditEvent::SessionRefreshed { refresh_count } => {
+            AuditEvent::SessionRefreshed { refresh_count, .. } => {
                 format!("Session refreshed (refresh #{refresh_count})")
             }
             AuditEvent::SessionReauthenticated { count, silent } => format!(
@@ -133,6 +142,9 @@ impl AuditEvent {
             AuditEvent::NoRefreshToken { granted_scope } => format!(
                 "The provider granted no refresh token (granted scopes: {granted_scope}); the session ends when its access token expires"
             ),
+            AuditEvent::ApiCall { method, status, latency_ms } => {
+                format!("API call {method} answered {status} in {latency_ms} ms")
+            }
             AuditEvent::SignInOrigin { ip, city, country } => format!("Signed in from {city}, {country} ({ip})"),
             AuditEvent::Anomaly { reason, signed_out, .. } => format!(
                 "Unusual: {reason}{}",
@@ -281,7 +293,10 @@ mod tests {
             user: Some("alice".into()),
             session_id: None,
             fingerprint: Some("sha256:0123456789ab".into()),
-            event: AuditEvent::SessionRefreshed { refresh_count: n },
+            event: AuditEvent::SessionRefreshed {
+                refresh_count: n,
+                latency_ms: None,
+            },
         }
     }
 
@@ -299,7 +314,7 @@ mod tests {
         let counts: Vec<_> = recent
             .iter()
             .map(|r| match r.event {
-                AuditEvent::SessionRefreshed { refresh_count } => refresh_count,
+                AuditEvent::SessionRefreshed { refresh_count, .. } => refresh_count,
                 _ => unreachable!(),
             })
             .collect();

@@ -30,6 +30,7 @@ pub mod clock;
 pub mod engine;
 pub mod error;
 pub mod headers;
+pub mod metrics;
 pub mod paths;
 pub mod pin;
 pub mod proclock;

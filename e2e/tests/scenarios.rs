@@ -820,3 +820,31 @@ async fn s20_a_sign_in_from_a_new_city_shows_an_anomaly_banner() {
         })
         .await;
 }
+
+/// The Metrics panel draws the audit log's numbers as SVG: a latency line
+/// after two refreshes, a bar for today, a lifetime bar per session.
+#[tokio::test(flavor = "multi_thread")]
+async fn s21_the_metrics_panel_draws() {
+    Scenario::start("s21_metrics", lifetime(600))
+        .await
+        .run(|s| async move {
+            s.sign_in_active(ALICE.0, ALICE.1).await;
+            for n in 1..=2 {
+                s.click("refresh-button").await;
+                s.wait_text("refresh-count", "the refresh to count", T, |t| t == n.to_string())
+                    .await;
+            }
+            s.click("metrics-toggle").await;
+            s.wait_until("the latency line", T, || async {
+                s.count("metrics-latency-line").await == 1
+            })
+            .await;
+            assert_eq!(s.count("metrics-day-bar").await, 1);
+            assert_eq!(s.count("metrics-lifetime-bar").await, 1);
+            let summary = s.text("metrics-summary").await;
+            assert!(summary.starts_with("1 sessions, 2 refreshes (median "), "{summary}");
+            s.screenshot("metrics.png").await;
+            s
+        })
+        .await;
+}

@@ -87,6 +87,10 @@ enum Command {
         #[arg(long)]
         data: Option<String>,
     },
+    /// Session metrics from the audit log: per session and for the
+    /// profile (durations, refreshes and their latency, API calls,
+    /// failures, time offline, locations).
+    Metrics,
     /// Show the unusual things the app noticed (newest first): new
     /// locations, concurrent sessions, API bursts, odd hours, clocks.
     Anomalies {
@@ -432,6 +436,14 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             warn_memory_only(&view, json);
             print_view(&view, json);
         }
+        Command::Metrics => {
+            let m = engine.metrics().await?;
+            if json {
+                println!("{}", serde_json::to_string(&m).unwrap_or_default());
+            } else {
+                print_metrics(&m);
+            }
+        }
         Command::Sessions { end, end_others } => {
             let view = engine.restore().await?;
             if view.state != Phase::Active {
@@ -614,6 +626,39 @@ async fn browser_login(engine: &Engine, json: bool, device: bool) -> Result<Sess
 
 /// The provider granted no refresh token although the policy renews with
 /// one: say so where the person signs in, not only in `status`.
+fn print_metrics(m: &session_core::metrics::Metrics) {
+    let ms = |v: Option<u64>| v.map(|v| format!("{v} ms")).unwrap_or_else(|| "-".into());
+    println!("Sessions     : {}", m.sessions.len());
+    println!(
+        "Refreshes    : {} (latency median {}, 95th percentile {})",
+        m.refreshes,
+        ms(m.refresh_latency_p50_ms),
+        ms(m.refresh_latency_p95_ms)
+    );
+    println!("API calls    : {}", m.api_calls);
+    println!("Failures     : {}", m.failures);
+    println!("Offline      : {} s", m.offline_secs);
+    println!(
+        "Locations    : {}",
+        if m.locations.is_empty() {
+            "-".into()
+        } else {
+            m.locations.join("; ")
+        }
+    );
+    for s in m.sessions.iter().rev() {
+        println!(
+            "  {}  {:>7} s  {:>3} refreshes  {:>4} calls  {}{}",
+            s.started.format("%Y-%m-%d %H:%M"),
+            s.duration_secs,
+            s.refreshes,
+            s.api_calls,
+            s.end.as_deref().unwrap_or("live"),
+            s.location.as_deref().map(|l| format!("  {l}")).unwrap_or_default()
+        );
+    }
+}
+
 /// ` --profile NAME` when one was given, for commands printed to copy.
 fn profile_flag(profile: &Option<String>) -> String {
     profile.as_ref().map(|p| format!(" --profile {p}")).unwrap_or_default()

@@ -73,6 +73,12 @@ async fn end_session(backend: Backed<'_>, id: String) -> Result<(), ErrorInfo> {
     Ok(backend.get().await?.engine().end_session(&id).await?)
 }
 
+/// Session metrics from the audit log (the Metrics panel).
+#[tauri::command]
+async fn metrics(backend: Backed<'_>) -> Result<session_core::metrics::Metrics, ErrorInfo> {
+    Ok(backend.get().await?.engine().metrics().await?)
+}
+
 /// Hide the anomaly banners (they stay in the audit log).
 #[tauri::command]
 async fn dismiss_anomalies(backend: Backed<'_>) -> Result<(), ErrorInfo> {
@@ -178,6 +184,7 @@ fn with_commands<R: Runtime>(builder: tauri::Builder<R>) -> tauri::Builder<R> {
         end_session,
         end_other_sessions,
         dismiss_anomalies,
+        metrics,
         recent_activity,
         list_profiles,
         switch_profile,

@@ -203,6 +203,7 @@ fn the_main_window_may_use_only_this_apps_commands_and_core_essentials() {
             "allow-end-other-sessions",
             "allow-end-session",
             "allow-list-sessions",
+            "allow-metrics",
             "allow-list-profiles",
             "allow-recent-activity",
             "allow-refresh-now",

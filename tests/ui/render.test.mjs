@@ -2,7 +2,7 @@
 // runs them). No DOM, no IPC.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { takesOver, formatCountdown, remainingMs, fractionLeft, whenTime, clockTime, errorText, nextRefreshText, idleWarning } from '../../ui/render.js';
+import { takesOver, formatCountdown, remainingMs, fractionLeft, whenTime, clockTime, errorText, nextRefreshText, idleWarning, linePoints, barRects } from '../../ui/render.js';
 
 const v = (profile, seq, extra = {}) => ({ profile, seq, ...extra });
 
@@ -56,4 +56,15 @@ test('the idle warning starts a minute before the sign-out', () => {
   assert.equal(idleWarning({ idle_sign_out_at: at }, t('2026-11-23T12:09:59.500Z')), 1);
   assert.equal(idleWarning({ idle_sign_out_at: at }, t('2026-11-23T12:10:30Z')), 0);
   assert.equal(idleWarning({ idle_sign_out_at: null }, t('2026-11-23T12:09:30Z')), null);
+});
+
+test('chart geometry fits its box, the largest value at the top', () => {
+  assert.deepEqual(linePoints([], 300, 80), []);
+  assert.deepEqual(linePoints([50, 100, 0], 300, 80), [{ x: 0, y: 40 }, { x: 150, y: 0 }, { x: 300, y: 80 }]);
+  assert.deepEqual(linePoints([5], 300, 80), [{ x: 0, y: 0 }]);
+  const bars = barRects([1, 3], 300, 80);
+  assert.equal(bars.length, 2);
+  assert.equal(bars[1].height, 80);
+  assert.equal(bars[0].y, 80 - bars[0].height);
+  assert.ok(bars[0].x + bars[0].width <= bars[1].x, 'a gap between bars');
 });

@@ -76,8 +76,14 @@ impl Engine {
         self.report(findings).await;
     }
 
-    /// After an API call: remember it, and look for a burst or a 401 storm.
-    pub(super) async fn after_call(&self, status: u16) {
+    /// After an API call: record it (for the metrics), remember it, and
+    /// look for a burst or a 401 storm.
+    pub(super) async fn after_call(&self, method: &reqwest::Method, status: u16, took: std::time::Duration) {
+        self.audit_now(AuditEvent::ApiCall {
+            method: method.to_string(),
+            status,
+            latency_ms: took.as_millis() as u64,
+        });
         let now = self.now();
         let finding = {
             let mut st = self.state();

@@ -194,6 +194,7 @@ impl Engine {
         let guard = FlightGuard::begin(self);
         let flow = self.flow(current.session_id);
         self.inner.refresh_requests.fetch_add(1, Ordering::SeqCst);
+        let started = std::time::Instant::now();
         let grant = match self.routed(self.inner.provider.refresh(&token, &flow)).await {
             Ok(g) => g,
             Err(e) => {
@@ -201,6 +202,7 @@ impl Engine {
                 return self.failed(Some(&lock), e).await;
             }
         };
+        let latency_ms = started.elapsed().as_millis() as u64;
         // Write-ahead: the provider redeemed `token`; the new refresh token
         // is the only valid one and goes to the keychain before anything
         // else can fail.
@@ -242,6 +244,7 @@ impl Engine {
                     if st.session.as_ref().map(|s| s.session_id) != Some(current.session_id) {
                         return Err(super::no_session(st));
                     }
+                    st.refresh_latency_ms = Some(latency_ms);
                     Ok((st.activate(record, offset, Arrival::Refreshed, &rules, now), ()))
                 })
                 .await

@@ -900,15 +900,19 @@ impl Engine {
         }
         let (bearer, session_id) = self.current_bearer()?;
         let flow = self.flow(session_id);
+        let started = std::time::Instant::now();
         let response = self.routed(self.inner.provider.call(&request, &bearer, &flow)).await?;
-        self.after_call(response.status).await;
+        self.after_call(&request.method, response.status, started.elapsed())
+            .await;
         if response.status != 401 {
             return Ok(response);
         }
         self.extend(Trigger::Unauthorized).await?;
         let (bearer, _) = self.current_bearer()?;
+        let started = std::time::Instant::now();
         let response = self.routed(self.inner.provider.call(&request, &bearer, &flow)).await?;
-        self.after_call(response.status).await;
+        self.after_call(&request.method, response.status, started.elapsed())
+            .await;
         Ok(response)
     }
 

@@ -75,6 +75,18 @@ impl Engine {
         Ok(ended)
     }
 
+    /// This profile's session metrics from its audit log.
+    pub async fn metrics(&self) -> Result<crate::metrics::Metrics, Error> {
+        let audit = self.inner.audit.clone();
+        let profile = self.inner.profile.name.clone();
+        let records = tokio::task::spawn_blocking(move || audit.recent(usize::MAX))
+            .await
+            .map_err(|e| Error::Internal(format!("reading the audit log failed: {e}")))?
+            .map_err(|e| Error::Internal(format!("cannot read the audit log: {e}")))?;
+        let mine: Vec<_> = records.into_iter().filter(|r| r.profile == profile).collect();
+        Ok(crate::metrics::compute(&mine, self.now()))
+    }
+
     /// Append one audit record about the current session now (not a state
     /// change: nothing to persist or publish).
     pub(super) fn audit_now(&self, event: AuditEvent) {

@@ -148,6 +148,8 @@ pub(super) struct State {
     pub calls: std::collections::VecDeque<crate::anomaly::Call>,
     /// When the pattern detector last reported.
     pub last_api_finding: Option<Timestamp>,
+    /// How long the refresh being committed took at the provider.
+    pub refresh_latency_ms: Option<u64>,
 }
 
 impl State {
@@ -178,6 +180,7 @@ impl State {
             anomalies: Vec::new(),
             calls: std::collections::VecDeque::new(),
             last_api_finding: None,
+            refresh_latency_ms: None,
         }
     }
 
@@ -366,6 +369,7 @@ impl State {
             Arrival::Restored => AuditEvent::SessionRestored,
             Arrival::Refreshed => AuditEvent::SessionRefreshed {
                 refresh_count: record.refresh_count,
+                latency_ms: self.refresh_latency_ms.take(),
             },
             Arrival::Reauthenticated { silent } => AuditEvent::SessionReauthenticated {
                 count: record.refresh_count,
