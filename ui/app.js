@@ -1,6 +1,6 @@
 // The UI: renders SessionViews it is given, forwards clicks to commands.
 // It holds no token and no session logic beyond the countdown.
-import { errorText, STATE_TEXT, POLICY_TEXT, remainingMs, fractionLeft, formatCountdown, clockTime, whenTime, takesOver, nextRefreshText, idleWarning, linePoints, barRects } from './render.js';
+import { errorText, STATE_TEXT, POLICY_TEXT, remainingMs, fractionLeft, formatCountdown, clockTime, whenTime, takesOver, nextRefreshText, idleWarning, linePoints, barRects, screenFor, endedNotice, sessionErrorOf } from './render.js';
 
 const { invoke } = window.__TAURI__.core;
 const { listen } = window.__TAURI__.event;
@@ -58,44 +58,56 @@ function renderProfiles() {
 function render() {
   if (!view) return;
   document.getElementById('app').setAttribute('aria-busy', 'false');
+  renderHeader();
+  const screen = screenFor(view, pinError);
+  show($('screen-pin'), screen === 'pin');
+  show($('screen-browser'), screen === 'browser');
+  show($('screen-signin'), screen === 'signin');
+  show($('screen-session'), screen === 'session');
+  show($('sessions-panel'), screen === 'session');
+  if (screen === 'pin') renderPin();
+  if (screen === 'browser') renderBrowserWait();
+  renderSignIn();
+  renderSession(screen === 'session');
+  tick();
+  const inSession = screen === 'session';
+  announce(`${STATE_TEXT[view.state]}${inSession ? `, ${Math.ceil(remainingMs(view, Date.now()) / 60000)} minutes left` : ''}`);
+}
+
+function renderHeader() {
   const env = $('env-badge');
   env.textContent = view.environment;
   env.className = `env ${view.environment}`;
   show($('keychain-banner'), view.persistence === 'memory_only');
+}
 
-  const inSession = view.state === 'active' || view.state === 'refreshing';
-  // A browser sign-in in progress (a new one, or one that extends a session).
-  // A silent one (prompt=none) needs nobody, so it does not take the screen.
-  const waiting = !pinError && !!view.browser && !view.browser.silent;
-  show($('screen-pin'), !!pinError);
-  show($('screen-browser'), waiting);
-  show($('screen-signin'), !pinError && !inSession && !waiting);
-  show($('screen-session'), !pinError && inSession && !waiting);
-  show($('sessions-panel'), !pinError && inSession && !waiting);
-  if (pinError) $('pin-presented').textContent = pinError.detail || '(not reported)';
-  if (waiting) {
-    $('browser-url').textContent = view.browser.url;
-    $('browser-deadline').textContent = clockTime(view.browser.deadline);
-    const openError = view.browser.open_error;
-    $('browser-open-error').textContent = openError ? `No browser could be started: ${openError}` : '';
-    show($('browser-open-error'), !!openError);
-  }
+function renderPin() {
+  $('pin-presented').textContent = pinError.detail || '(not reported)';
+}
 
-  // Sign-in screen
+function renderBrowserWait() {
+  $('browser-url').textContent = view.browser.url;
+  $('browser-deadline').textContent = clockTime(view.browser.deadline);
+  const openError = view.browser.open_error;
+  $('browser-open-error').textContent = openError ? `No browser could be started: ${openError}` : '';
+  show($('browser-open-error'), !!openError);
+}
+
+function renderSignIn() {
   const browser = view.sign_in_method === 'browser';
   show($('password-fields'), !browser);
   show($('browser-hint'), browser);
   $('signin-button').disabled = view.state === 'signing_in';
   $('signin-button').textContent = view.state === 'signing_in' ? 'Signing in…' : (browser ? 'Continue in your browser' : 'Sign in');
   const notice = $('session-notice');
-  if (view.state === 'expired' || view.state === 'revoked') {
-    notice.textContent = errorText(view.last_error || { code: view.state === 'expired' ? 'session_expired' : 'session_revoked' });
-    show(notice, true);
-  } else {
-    show(notice, false);
-  }
+  const ended = endedNotice(view);
+  notice.textContent = ended ? errorText(ended) : '';
+  show(notice, !!ended);
+}
 
-  // Session screen
+/** The session screen: its facts, then its banners. */
+function renderSession(inSession) {
+  const browser = view.sign_in_method === 'browser';
   const badge = $('state-badge');
   badge.textContent = STATE_TEXT[view.state] || view.state;
   badge.className = `state ${view.state}`;
@@ -104,6 +116,26 @@ function render() {
   // FinHub has customers and tenants; OpenID Connect has names and emails.
   for (const el of document.querySelectorAll('.finhub-only')) el.hidden = browser;
   for (const el of document.querySelectorAll('.oidc-only')) el.hidden = !browser;
+  const reauthenticate = view.extend_access === 'reauthenticate';
+  $('policy-value').textContent = POLICY_TEXT[view.extend_access] || view.extend_access;
+  $('next-refresh-label').textContent = reauthenticate ? 'Next silent sign-in' : 'Next refresh';
+  // Re-authenticate mode: when the person will have to sign in, unless a
+  // silent sign-in extends the session first.
+  for (const el of document.querySelectorAll('.reauth-only')) el.hidden = !reauthenticate;
+  $('signin-needed-value').textContent = clockTime(view.expires_at) + (view.reauth_needed || !view.next_refresh_at ? '' : ' (a silent sign-in will try first)');
+  $('customer-value').textContent = view.customer || '—';
+  $('tenant-value').textContent = view.tenant || '—';
+  $('scope-value').textContent = view.scope || '—';
+  $('next-refresh').textContent = nextRefreshText(view);
+  $('refresh-count').textContent = String(view.refresh_count);
+  const last = view.last_refresh;
+  $('last-refresh').textContent = last ? `${last.ok ? 'Succeeded' : 'Failed'} at ${clockTime(last.at)}` : 'Not yet';
+  setError($('session-error'), sessionErrorOf(view));
+  $('refresh-button').disabled = view.state !== 'active';
+  renderSessionBanners(inSession);
+}
+
+function renderSessionBanners(inSession) {
   const renewable = $('renewable-until');
   renewable.textContent = view.renewable_until ? `Renewable until ${whenTime(view.renewable_until)}` : '';
   show(renewable, inSession && !!view.renewable_until);
@@ -121,29 +153,8 @@ function render() {
   // The provider granted no refresh token: the engine's explanation.
   $('renewal-notice').textContent = view.renewal_notice || '';
   show($('renewal-notice'), inSession && !!view.renewal_notice);
-  const reauthenticate = view.extend_access === 'reauthenticate';
-  $('policy-value').textContent = POLICY_TEXT[view.extend_access] || view.extend_access;
-  $('next-refresh-label').textContent = reauthenticate ? 'Next silent sign-in' : 'Next refresh';
-  // Re-authenticate mode: when the person will have to sign in, unless a
-  // silent sign-in extends the session first.
-  for (const el of document.querySelectorAll('.reauth-only')) el.hidden = !reauthenticate;
-  $('signin-needed-value').textContent = clockTime(view.expires_at) + (view.reauth_needed || !view.next_refresh_at ? '' : ' (a silent sign-in will try first)');
   show($('reauth-banner'), inSession && view.reauth_needed);
   if (view.reauth_needed) $('reauth-deadline').textContent = clockTime(view.expires_at);
-  $('customer-value').textContent = view.customer || '—';
-  $('tenant-value').textContent = view.tenant || '—';
-  $('scope-value').textContent = view.scope || '—';
-  $('next-refresh').textContent = nextRefreshText(view);
-  $('refresh-count').textContent = String(view.refresh_count);
-  const last = view.last_refresh;
-  $('last-refresh').textContent = last ? `${last.ok ? 'Succeeded' : 'Failed'} at ${clockTime(last.at)}` : 'Not yet';
-  // The keychain and re-authentication banners say these already.
-  const bannered = ['keychain_unavailable', 'reauth_required'];
-  const sessionError = inSession && view.last_error && !bannered.includes(view.last_error.code) ? view.last_error : null;
-  setError($('session-error'), sessionError);
-  $('refresh-button').disabled = view.state !== 'active';
-  tick();
-  announce(`${STATE_TEXT[view.state]}${inSession ? `, ${Math.ceil(remainingMs(view, Date.now()) / 60000)} minutes left` : ''}`);
 }
 
 // The countdown: computed here from expires_at, once a second, no IPC.

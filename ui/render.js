@@ -131,3 +131,28 @@ export function barRects(values, width, height) {
     return { x: +(i * slot).toFixed(1), y: +(height - h).toFixed(1), width: +w.toFixed(1), height: h };
   });
 }
+
+// Which screen a view shows: the pin-mismatch screen over everything, then
+// a browser sign-in someone must finish (a silent one needs nobody), then
+// the session while there is one, else the sign-in screen.
+export function screenFor(view, pinError) {
+  if (pinError) return 'pin';
+  if (view.browser && !view.browser.silent) return 'browser';
+  if (view.state === 'active' || view.state === 'refreshing') return 'session';
+  return 'signin';
+}
+
+// Why the last session ended, for the sign-in screen (an error to word), or
+// null when it did not end that way.
+export function endedNotice(view) {
+  if (view.state !== 'expired' && view.state !== 'revoked') return null;
+  return view.last_error || { code: view.state === 'expired' ? 'session_expired' : 'session_revoked' };
+}
+
+// The error the session screen shows: the last one while signed in, except
+// those a banner says already.
+export function sessionErrorOf(view) {
+  const inSession = view.state === 'active' || view.state === 'refreshing';
+  const bannered = ['keychain_unavailable', 'reauth_required'];
+  return inSession && view.last_error && !bannered.includes(view.last_error.code) ? view.last_error : null;
+}

@@ -2,7 +2,7 @@
 // runs them). No DOM, no IPC.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { takesOver, formatCountdown, remainingMs, fractionLeft, whenTime, clockTime, errorText, nextRefreshText, idleWarning, linePoints, barRects } from '../../ui/render.js';
+import { takesOver, formatCountdown, remainingMs, fractionLeft, whenTime, clockTime, errorText, nextRefreshText, idleWarning, linePoints, barRects, screenFor, endedNotice, sessionErrorOf } from '../../ui/render.js';
 
 const v = (profile, seq, extra = {}) => ({ profile, seq, ...extra });
 
@@ -67,4 +67,23 @@ test('chart geometry fits its box, the largest value at the top', () => {
   assert.equal(bars[1].height, 80);
   assert.equal(bars[0].y, 80 - bars[0].height);
   assert.ok(bars[0].x + bars[0].width <= bars[1].x, 'a gap between bars');
+});
+
+test('one screen per view: pin over browser over session over sign-in', () => {
+  const active = { state: 'active' };
+  assert.equal(screenFor(active, { code: 'pin_mismatch' }), 'pin');
+  assert.equal(screenFor({ state: 'signing_in', browser: { silent: false } }, null), 'browser');
+  assert.equal(screenFor({ state: 'active', browser: { silent: true } }, null), 'session', 'a silent sign-in needs nobody');
+  assert.equal(screenFor({ state: 'refreshing' }, null), 'session');
+  for (const state of ['signed_out', 'expired', 'revoked', 'signing_in']) assert.equal(screenFor({ state }, null), 'signin');
+});
+
+test('why a session ended, and which errors the session screen shows', () => {
+  assert.equal(endedNotice({ state: 'active' }), null);
+  assert.deepEqual(endedNotice({ state: 'revoked' }), { code: 'session_revoked' });
+  const timedOut = { code: 'session_timed_out', message: 'Signed out after 30 min without activity' };
+  assert.equal(endedNotice({ state: 'expired', last_error: timedOut }), timedOut);
+  assert.equal(sessionErrorOf({ state: 'active', last_error: { code: 'reauth_required' } }), null);
+  assert.equal(sessionErrorOf({ state: 'expired', last_error: { code: 'server_error' } }), null);
+  assert.deepEqual(sessionErrorOf({ state: 'active', last_error: { code: 'server_error' } }), { code: 'server_error' });
 });
