@@ -73,7 +73,15 @@ async fn every_request_carries_well_formed_headers() {
         .unwrap();
     engine.sign_out().await.unwrap();
     let requests = pg.requests();
-    assert_eq!(requests.len(), 5);
+    // Sign-in, the sessions list (the concurrent-sessions check after a
+    // sign-in), call, refresh, call, sign-out.
+    assert_eq!(
+        requests.len(),
+        6,
+        "{:?}",
+        requests.iter().map(|r| &r.path).collect::<Vec<_>>()
+    );
+    assert_eq!(requests[1].path, "/api/v2/sessions");
     let mut request_ids = BTreeSet::new();
     for r in &requests {
         assert!(r.problems.is_empty(), "{} {}: {:?}", r.method, r.path, r.problems);
@@ -83,9 +91,9 @@ async fn every_request_carries_well_formed_headers() {
             "X-Request-ID reused"
         );
     }
-    // One activity per flow: sign-in, call, refresh, call, sign-out all differ.
+    // One activity per flow: each of the six differs.
     let activities: BTreeSet<_> = requests.iter().map(|r| r.headers["x-activity-id"].clone()).collect();
-    assert_eq!(activities.len(), 5);
+    assert_eq!(activities.len(), 6);
     // The correlation id is the engine's, the session id the session's.
     let non_logout: Vec<_> = requests.iter().filter(|r| !r.path.ends_with("/logout")).collect();
     assert_eq!(

@@ -66,7 +66,7 @@ impl Engine {
         findings.extend(anomaly::unusual_hours(&sign_ins, anomaly::hour_of(self.now())));
         findings.extend(anomaly::clock_offset(self.state().clock_offset_ms));
         if self.has_sessions_api() {
-            if let Ok(list) = self.sessions().await {
+            if let Ok(list) = self.sessions_as(super::Caller::Engine).await {
                 findings.extend(anomaly::concurrent_sessions(
                     list.len(),
                     self.inner.profile.anomaly_max_sessions,

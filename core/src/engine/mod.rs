@@ -76,6 +76,15 @@ pub struct EngineParts {
     pub opener: Arc<dyn Opener>,
 }
 
+/// Who makes an API call through the engine.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Caller {
+    /// The person (the app, `sessionctl call`, [`Engine::call`]).
+    Person,
+    /// The engine's own checks.
+    Engine,
+}
+
 /// The engine's insides, shared by its handles.
 struct Inner {
     profile: Arc<Profile>,
@@ -888,32 +897,49 @@ impl Engine {
         path: &str,
         body: Option<serde_json::Value>,
     ) -> Result<ApiResponse, Error> {
+        self.call_as(method, path, body, Caller::Person).await
+    }
+
+    /// An API call; a [`Caller::Engine`] call (the app's own checks, such
+    /// as the sessions list after a sign-in) is neither activity for the
+    /// idle timeout nor an API call in the metrics and anomaly detectors.
+    pub(super) async fn call_as(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<serde_json::Value>,
+        caller: Caller,
+    ) -> Result<ApiResponse, Error> {
         let request = ApiRequest {
             method,
             path: path.to_owned(),
             body,
         };
-        // An API call is activity (the idle timeout).
-        self.touch();
+        if caller == Caller::Person {
+            // An API call is activity (the idle timeout).
+            self.touch();
+        }
         if self.state().token_expired(self.now()) {
             self.extend(Trigger::Unauthorized).await?;
         }
-        let (bearer, session_id) = self.current_bearer()?;
+        let (mut bearer, session_id) = self.current_bearer()?;
         let flow = self.flow(session_id);
-        let started = std::time::Instant::now();
-        let response = self.routed(self.inner.provider.call(&request, &bearer, &flow)).await?;
-        self.after_call(&request.method, response.status, started.elapsed())
-            .await;
-        if response.status != 401 {
-            return Ok(response);
+        let mut retried = false;
+        loop {
+            let started = std::time::Instant::now();
+            let response = self.routed(self.inner.provider.call(&request, &bearer, &flow)).await?;
+            if caller == Caller::Person {
+                self.after_call(&request.method, response.status, started.elapsed())
+                    .await;
+            }
+            // A 401 renews (sharing a renewal in flight) and retries once.
+            if response.status != 401 || retried {
+                return Ok(response);
+            }
+            self.extend(Trigger::Unauthorized).await?;
+            bearer = self.current_bearer()?.0;
+            retried = true;
         }
-        self.extend(Trigger::Unauthorized).await?;
-        let (bearer, _) = self.current_bearer()?;
-        let started = std::time::Instant::now();
-        let response = self.routed(self.inner.provider.call(&request, &bearer, &flow)).await?;
-        self.after_call(&request.method, response.status, started.elapsed())
-            .await;
-        Ok(response)
     }
 
     /// Await a provider call, then audit and show a change of endpoint

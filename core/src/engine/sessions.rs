@@ -2,7 +2,7 @@
 //! README's "API" section): list them, end one, end all others. OpenID
 //! Connect has no standard API for this, so those profiles say so.
 
-use super::Engine;
+use super::{Caller, Engine};
 use crate::audit::AuditEvent;
 use crate::error::Error;
 use crate::profile::ProviderKind;
@@ -29,8 +29,12 @@ impl Engine {
 
     /// The person's live sessions, oldest first; `current` marks this one.
     pub async fn sessions(&self) -> Result<Vec<RemoteSession>, Error> {
+        self.sessions_as(Caller::Person).await
+    }
+
+    pub(super) async fn sessions_as(&self, caller: Caller) -> Result<Vec<RemoteSession>, Error> {
         self.need_sessions_api()?;
-        let answer = self.call(Method::GET, SESSIONS_PATH, None).await?;
+        let answer = self.call_as(Method::GET, SESSIONS_PATH, None, caller).await?;
         expect(&answer, 200, "listing sessions")?;
         parse_sessions(&answer.body)
     }
