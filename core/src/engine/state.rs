@@ -428,13 +428,9 @@ impl State {
         Commit::keep()
     }
 
-    /// A renewal attempt failed for a reason that may pass: try again after
-    /// the backoff (or the server's `Retry-After`), whatever the token's
-    /// expiry, for as long as the refresh token may be good.
-    pub fn retry_later(&mut self, error: &Error, rules: &Rules, now: Timestamp) -> Commit {
-        self.phase_back_to_active();
-        self.retry_attempt += 1;
-        let attempt = self.retry_attempt;
+    /// The records of a failed renewal attempt: what the failure itself
+    /// calls for (a pin mismatch, a failed check), then `refresh_failed`.
+    fn refresh_failed(&self, error: &Error, attempt: u32, rules: &Rules, now: Timestamp) -> Vec<AuditRecord> {
         let mut audit = failure_records(self, error, rules, now);
         audit.push(self.record(
             rules,
@@ -445,6 +441,17 @@ impl State {
                 attempt,
             },
         ));
+        audit
+    }
+
+    /// A renewal attempt failed for a reason that may pass: try again after
+    /// the backoff (or the server's `Retry-After`), whatever the token's
+    /// expiry, for as long as the refresh token may be good.
+    pub fn retry_later(&mut self, error: &Error, rules: &Rules, now: Timestamp) -> Commit {
+        self.phase_back_to_active();
+        self.retry_attempt += 1;
+        let attempt = self.retry_attempt;
+        let audit = self.refresh_failed(error, attempt, rules, now);
         self.last_error = Some(error.info());
         self.last_failure = Some(error.clone());
         self.last_refresh = Some(RefreshOutcome { at: now, ok: false });
@@ -464,16 +471,7 @@ impl State {
     /// (`reauth`): no more attempts; the session lasts as long as its token.
     pub fn stop_renewing(&mut self, error: &Error, reauth: bool, rules: &Rules, now: Timestamp) -> Commit {
         self.phase_back_to_active();
-        let mut audit = failure_records(self, error, rules, now);
-        audit.push(self.record(
-            rules,
-            now,
-            AuditEvent::RefreshFailed {
-                reason: error.to_string(),
-                code: error.code().to_string(),
-                attempt: self.retry_attempt + 1,
-            },
-        ));
+        let audit = self.refresh_failed(error, self.retry_attempt + 1, rules, now);
         if reauth {
             self.reauth_needed = true;
         } else {
