@@ -255,7 +255,10 @@ async fn report_only_pins_audit_and_show_a_mismatch_and_production_refuses_them(
         t.replacen(&real_pins[0], "sha256/AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=", 1)
             .replacen(&real_pins[1], "sha256/BBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBA=", 1)
             .replacen("tenant_id =", "pin_mode = \"report-only\"\ntenant_id =", 1)
+            // As the rollout does it: report-only in Integration.
+            .replacen("environment = \"playground\"", "environment = \"integration\"", 1)
     });
+    assert_eq!(report_only.environment, session_core::profile::Environment::Integration);
     let store = Arc::new(MemoryStore::default());
     let engine = engine(report_only, dir.path(), store.clone());
     let view = engine.sign_in("alice", Password::new(PW)).await.unwrap();
