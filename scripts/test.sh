@@ -17,6 +17,9 @@ ensure_rust
 ensure_tauri_driver
 
 E2E=${E2E:-run}
+# A test run builds once from scratch or nearly so: incremental compilation
+# state would only take disk (hundreds of MB per test binary) for no gain.
+export CARGO_INCREMENTAL=${CARGO_INCREMENTAL:-0}
 if [ "$E2E" != only ]; then
   say "cargo fmt --check"
   cargo fmt --all -- --check
