@@ -9,7 +9,7 @@ use crate::clock::Timestamp;
 use crate::paths;
 use serde::{Deserialize, Serialize};
 use std::fs::{self, OpenOptions};
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
@@ -186,8 +186,7 @@ pub struct AuditRecord {
 /// An append-only, size-capped JSON Lines file.
 #[derive(Debug)]
 pub struct AuditLog {
-    path: PathBuf,
-    max_bytes: u64,
+    file: paths::RotatingFile,
     lock: Mutex<()>,
 }
 
@@ -208,50 +207,42 @@ impl AuditLog {
     pub fn open_in(dir: &Path) -> std::io::Result<Self> {
         let log = Self::in_dir(dir);
         paths::private_dir(dir)?;
-        paths::open_private(&log.path, OpenOptions::new().create(true).append(true))?;
+        paths::open_private(log.path(), OpenOptions::new().create(true).append(true))?;
         Ok(log)
     }
 
     /// A log at `path`, rotated when it would pass `max_bytes`.
     pub fn new(path: PathBuf, max_bytes: u64) -> Self {
         Self {
-            path,
-            max_bytes,
+            file: paths::RotatingFile::new(path, max_bytes, Self::KEEP),
             lock: Mutex::new(()),
         }
     }
 
     /// The current file.
     pub fn path(&self) -> &Path {
-        &self.path
+        self.file.path()
     }
 
+    #[cfg(test)]
     fn rotated(&self, n: usize) -> PathBuf {
-        let mut name = self.path.as_os_str().to_owned();
-        name.push(format!(".{n}"));
-        PathBuf::from(name)
+        self.file.files().nth(n).unwrap_or_default()
     }
 
     /// Append one record.
     pub fn append(&self, record: &AuditRecord) -> std::io::Result<()> {
+        // The diagnostic log sees every record too (none holds a secret: a
+        // token's fingerprint at most).
+        tracing::info!(
+            profile = %record.profile,
+            user = record.user.as_deref().unwrap_or("-"),
+            event = %record.event.describe(),
+            "audit"
+        );
         let mut line = serde_json::to_string(record).map_err(std::io::Error::other)?;
         line.push('\n');
         let _guard = self.lock.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(dir) = self.path.parent() {
-            paths::private_dir(dir)?;
-        }
-        let size = fs::metadata(&self.path).map(|m| m.len()).unwrap_or(0);
-        if size > 0 && size + line.len() as u64 > self.max_bytes {
-            for n in (1..Self::KEEP).rev() {
-                let from = self.rotated(n);
-                if from.exists() {
-                    fs::rename(&from, self.rotated(n + 1))?;
-                }
-            }
-            fs::rename(&self.path, self.rotated(1))?;
-        }
-        let mut file = paths::open_private(&self.path, OpenOptions::new().create(true).append(true))?;
-        file.write_all(line.as_bytes())
+        self.file.append(line.as_bytes())
     }
 
     /// The newest `limit` records, newest first (current file, then rotated
@@ -260,7 +251,7 @@ impl AuditLog {
     pub fn recent(&self, limit: usize) -> std::io::Result<Vec<AuditRecord>> {
         let _guard = self.lock.lock().unwrap_or_else(|e| e.into_inner());
         let mut out = Vec::new();
-        for path in std::iter::once(self.path.clone()).chain((1..=Self::KEEP).map(|n| self.rotated(n))) {
+        for path in self.file.files() {
             let file = match fs::File::open(&path) {
                 Ok(f) => f,
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
@@ -285,6 +276,7 @@ impl AuditLog {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::io::Write;
 
     fn record(n: u32) -> AuditRecord {
         AuditRecord {

@@ -134,6 +134,62 @@ pub fn open_private(path: &Path, options: &mut std::fs::OpenOptions) -> std::io:
     }
 }
 
+/// An append-only file capped in size: when a write would pass the cap,
+/// `NAME` becomes `NAME.1` (`NAME.1` becomes `NAME.2`, and so on, keeping
+/// `keep` old files). Every file is private ([`open_private`]) in a private
+/// directory ([`private_dir`]). Each append opens the file afresh, so a
+/// file rotated by another process is never written after it moved.
+#[derive(Debug, Clone)]
+pub struct RotatingFile {
+    path: PathBuf,
+    max_bytes: u64,
+    keep: usize,
+}
+
+impl RotatingFile {
+    /// The file at `path`, rotated past `max_bytes`, with `keep` old files.
+    pub fn new(path: PathBuf, max_bytes: u64, keep: usize) -> Self {
+        Self { path, max_bytes, keep }
+    }
+
+    /// The current file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The current file, then the rotated ones, newest first.
+    pub fn files(&self) -> impl Iterator<Item = PathBuf> + '_ {
+        std::iter::once(self.path.clone()).chain((1..=self.keep).map(|n| self.rotated(n)))
+    }
+
+    fn rotated(&self, n: usize) -> PathBuf {
+        let mut name = self.path.as_os_str().to_owned();
+        name.push(format!(".{n}"));
+        PathBuf::from(name)
+    }
+
+    /// Append `bytes` (whole lines), rotating first if they would pass the
+    /// cap. Callers in one process serialize their appends.
+    pub fn append(&self, bytes: &[u8]) -> std::io::Result<()> {
+        use std::io::Write;
+        if let Some(dir) = self.path.parent() {
+            private_dir(dir)?;
+        }
+        let size = std::fs::metadata(&self.path).map(|m| m.len()).unwrap_or(0);
+        if size > 0 && size + bytes.len() as u64 > self.max_bytes {
+            for n in (1..self.keep).rev() {
+                let from = self.rotated(n);
+                if from.exists() {
+                    std::fs::rename(&from, self.rotated(n + 1))?;
+                }
+            }
+            std::fs::rename(&self.path, self.rotated(1))?;
+        }
+        let mut file = open_private(&self.path, std::fs::OpenOptions::new().create(true).append(true))?;
+        file.write_all(bytes)
+    }
+}
+
 #[cfg(all(test, unix))]
 mod tests {
     use super::*;
