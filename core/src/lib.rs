@@ -21,12 +21,19 @@
 //! - [`headers`]: request, activity and correlation ids;
 //! - [`clock`]: wall-clock time, injected so tests control it;
 //! - [`paths`]: where files go, created private;
+//! - [`diaglog`]: the diagnostic log (tracing, rotated, private);
+//! - [`diagnostics`]: what a support team needs, with no secret in it;
+//! - [`doctor`]: checks of a machine's config, keychain, data directory and
+//!   provider hosts;
 //! - [`view`]: `SessionView`, the one serializable picture of a session.
 #![forbid(unsafe_code)]
 
 pub mod anomaly;
 pub mod audit;
 pub mod clock;
+pub mod diaglog;
+pub mod diagnostics;
+pub mod doctor;
 pub mod engine;
 pub mod error;
 pub mod headers;

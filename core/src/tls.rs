@@ -141,6 +141,34 @@ pub mod danger {
             self
         }
 
+        /// The pins of the first path WebPKI verifies for this chain,
+        /// whatever the configured pins say: what `doctor` compares them
+        /// with. Certificates the server sent off that path are not in it.
+        pub fn verified_path_pins(
+            &self,
+            end_entity: &CertificateDer<'_>,
+            intermediates: &[CertificateDer<'_>],
+            now: UnixTime,
+        ) -> Result<Vec<Pin>, rustls::Error> {
+            let cert = webpki::EndEntityCert::try_from(end_entity).map_err(pki_error)?;
+            let found: RefCell<Vec<Pin>> = RefCell::new(Vec::new());
+            let take = |path: &webpki::VerifiedPath<'_>| {
+                *found.borrow_mut() = Self::path_pins(path);
+                Ok(())
+            };
+            cert.verify_for_usage(
+                self.algorithms.all,
+                &self.roots.roots,
+                intermediates,
+                now,
+                webpki::KeyUsage::server_auth(),
+                None,
+                Some(&take),
+            )
+            .map_err(pki_error)?;
+            Ok(found.into_inner())
+        }
+
         /// The pins of one verified path: leaf, intermediates used, anchor.
         fn path_pins(path: &webpki::VerifiedPath<'_>) -> Vec<Pin> {
             let mut pins = vec![Pin::of_spki(path.end_entity().subject_public_key_info().as_ref())];
@@ -306,7 +334,10 @@ pub fn root_store(extra_ca: Option<&Path>) -> Result<RootCertStore, String> {
 /// A rustls client config that verifies with `verifier` and speaks only the
 /// allowed TLS versions. It offers HTTP/1.1 only (ALPN): one protocol, one
 /// set of limits to reason about.
-pub fn client_config(verifier: Arc<PinnedVerifier>, min_tls: TlsVersion) -> Result<ClientConfig, String> {
+pub fn client_config(
+    verifier: Arc<dyn rustls::client::danger::ServerCertVerifier>,
+    min_tls: TlsVersion,
+) -> Result<ClientConfig, String> {
     let versions: &[&rustls::SupportedProtocolVersion] = match min_tls {
         TlsVersion::V1_3 => &[&rustls::version::TLS13],
         TlsVersion::V1_2 => &[&rustls::version::TLS13, &rustls::version::TLS12],

@@ -71,6 +71,10 @@ pub trait SecretStore: Send + Sync {
     /// Which keychain namespace this is (two stores with the same identity
     /// hold the same sessions). Processes derive their refresh lock from it.
     fn identity(&self) -> String;
+    /// Which keychain answers, for diagnostics (`doctor`).
+    fn backend(&self) -> String {
+        self.identity()
+    }
 }
 
 /// The OS keychain through `keyring`.
@@ -145,6 +149,49 @@ mod os {
         fn identity(&self) -> String {
             format!("os-keychain:{}", self.service)
         }
+
+        fn backend(&self) -> String {
+            backend_name()
+        }
+    }
+
+    #[cfg(target_os = "linux")]
+    fn backend_name() -> String {
+        match secret_service_owner() {
+            Some(owner) => format!("the Secret Service on the session bus, served by {owner}"),
+            None => "the Secret Service on the session bus (its process is unknown)".into(),
+        }
+    }
+
+    /// The process that owns `org.freedesktop.secrets` on the session bus
+    /// (gnome-keyring-daemon, KeePassXC, …), by asking the bus for its pid.
+    #[cfg(target_os = "linux")]
+    fn secret_service_owner() -> Option<String> {
+        let conn = dbus::blocking::Connection::new_session().ok()?;
+        let bus = conn.with_proxy(
+            "org.freedesktop.DBus",
+            "/org/freedesktop/DBus",
+            std::time::Duration::from_secs(2),
+        );
+        let (pid,): (u32,) = bus
+            .method_call(
+                "org.freedesktop.DBus",
+                "GetConnectionUnixProcessID",
+                ("org.freedesktop.secrets",),
+            )
+            .ok()?;
+        let name = std::fs::read_to_string(format!("/proc/{pid}/comm")).ok()?;
+        Some(format!("{} (pid {pid})", name.trim()))
+    }
+
+    #[cfg(target_os = "macos")]
+    fn backend_name() -> String {
+        "the macOS Keychain".into()
+    }
+
+    #[cfg(target_os = "windows")]
+    fn backend_name() -> String {
+        "the Windows Credential Manager".into()
     }
 }
 

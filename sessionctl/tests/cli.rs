@@ -124,10 +124,14 @@ fn assert_no_token_in(pg: &Playground, what: &str, text: &str) {
     }
 }
 
+/// Every file under `dir`, subfolders included (the diagnostic logs live in
+/// `logs/`), with its text.
 fn files_under(dir: &Path) -> Vec<(PathBuf, String)> {
     let mut out = Vec::new();
     for e in std::fs::read_dir(dir).unwrap().flatten() {
-        if e.path().is_file() {
+        if e.path().is_dir() {
+            out.extend(files_under(&e.path()));
+        } else if e.path().is_file() {
             out.push((
                 e.path(),
                 String::from_utf8_lossy(&std::fs::read(e.path()).unwrap()).into_owned(),
@@ -863,4 +867,282 @@ async fn sessions_are_listed_and_ended_and_the_limit_offers_the_oldest() {
     // beta learns at its next renewal that its session was ended.
     let out = b.run(&["refresh"], None).await;
     assert!(stderr(&out).starts_with("error[session_revoked]"), "{}", stderr(&out));
+}
+
+/// The checks of a `doctor --json` report whose `what` contains `part`.
+fn checks<'a>(report: &'a serde_json::Value, part: &str) -> Vec<&'a serde_json::Value> {
+    report["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["what"].as_str().unwrap().contains(part))
+        .collect()
+}
+
+fn status_of<'a>(report: &'a serde_json::Value, part: &str) -> &'a str {
+    let found = checks(report, part);
+    assert_eq!(found.len(), 1, "one check named {part}: {report:#}");
+    found[0]["status"].as_str().unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn doctor_passes_a_healthy_machine_and_shows_the_verified_path() {
+    use std::os::unix::fs::PermissionsExt;
+    let pg = Playground::start(Options::default()).await.unwrap();
+    let cli = Cli::new(&pg);
+    // As the app leaves it (a fresh temporary folder is 0755).
+    std::fs::set_permissions(cli.data.path(), std::fs::Permissions::from_mode(0o700)).unwrap();
+    let out = cli.run(&["--profile", "playground", "--json", "doctor"], None).await;
+    let report = json(&out);
+    assert_eq!(out.status.code(), Some(0), "{report:#}");
+    assert_eq!(report["passed"], true);
+    assert_eq!(status_of(&report, "config"), "ok");
+    // A real round trip through the Secret Service of the test session,
+    // which names the process serving it.
+    let keychain = &checks(&report, "keychain")[0];
+    assert_eq!(keychain["status"], "ok", "{keychain:#}");
+    assert!(
+        keychain["detail"].as_str().unwrap().contains("gnome-keyring"),
+        "{keychain:#}"
+    );
+    assert_eq!(status_of(&report, "data directory"), "ok");
+    let host = pg.info().base_url.trim_start_matches("https://").to_owned();
+    assert_eq!(status_of(&report, &format!("{host} dns")), "ok");
+    assert_eq!(status_of(&report, &format!("{host} tcp")), "ok");
+    let tls = &checks(&report, &format!("{host} tls"))[0];
+    assert_eq!(tls["status"], "ok", "{tls:#}");
+    assert_eq!(tls["tls"]["version"], "TLSv1_3");
+    let pin = &pg.info().pins[0];
+    assert_eq!(tls["tls"]["matching_pins"], serde_json::json!([pin]), "{tls:#}");
+    assert_eq!(tls["tls"]["presented"][0]["pin"], pin.as_str());
+    assert_eq!(tls["tls"]["presented"][0]["on_verified_path"], true);
+    // The path ends at the Playground's CA, which the server does not send.
+    let path = tls["tls"]["verified_path"].as_array().unwrap();
+    assert!(path.len() >= 2, "{tls:#}");
+    let clock = &checks(&report, "clock")[0];
+    assert_eq!(clock["status"], "ok", "{clock:#}");
+    assert!(clock["clock_offset_secs"].as_i64().unwrap().abs() <= 2, "{clock:#}");
+
+    // The text report says the same, one line per check, and a summary.
+    let out = cli.run(&["--profile", "playground", "doctor"], None).await;
+    assert_eq!(out.status.code(), Some(0));
+    let text = stdout(&out);
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("ok") && l.contains("tls") && l.contains("TLSv1_3")),
+        "{text}"
+    );
+    assert!(text.contains("0 failed."), "{text}");
+    assert!(
+        text.contains(&format!("certificate 1 (leaf): {pin}, on the verified path")),
+        "{text}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn doctor_names_each_failure_with_its_fix_and_exits_1() {
+    use std::os::unix::fs::PermissionsExt;
+    let pg = Playground::start(Options::default()).await.unwrap();
+    let info = pg.info();
+    let host = info.base_url.trim_start_matches("https://").to_owned();
+
+    // A pin that is not on the path: the app would refuse the server.
+    let cli = Cli::with_config(
+        &pg.config()
+            .replace(&info.pins[0], "sha256/AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="),
+    );
+    let out = cli.run(&["--profile", "playground", "--json", "doctor"], None).await;
+    assert_eq!(out.status.code(), Some(1));
+    let report = json(&out);
+    assert_eq!(report["passed"], false);
+    let tls = &checks(&report, &format!("{host} tls"))[0];
+    assert_eq!(tls["status"], "failed", "{tls:#}");
+    assert!(tls["detail"].as_str().unwrap().contains(&info.pins[0]), "{tls:#}");
+    assert!(tls["fix"].as_str().unwrap().contains("rotated"), "{tls:#}");
+    assert_eq!(tls["tls"]["matching_pins"], serde_json::json!([]));
+
+    // The provider's clock ten minutes ahead.
+    let cli = Cli::new(&pg);
+    pg.set_clock_offset(600);
+    let out = cli.run(&["--profile", "playground", "--json", "doctor"], None).await;
+    pg.set_clock_offset(0);
+    assert_eq!(out.status.code(), Some(1));
+    let clock = &checks(&json(&out), "clock")[0].clone();
+    assert_eq!(clock["status"], "failed", "{clock:#}");
+    assert!(
+        (clock["clock_offset_secs"].as_i64().unwrap() - 600).abs() <= 2,
+        "{clock:#}"
+    );
+    assert!(clock["fix"].as_str().unwrap().contains("timedatectl"), "{clock:#}");
+
+    // A data directory others can list: a warning (the app tightens it),
+    // a file in it others can read: a failure.
+    std::fs::set_permissions(cli.data.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let out = cli.run(&["--profile", "playground", "--json", "doctor"], None).await;
+    assert_eq!(out.status.code(), Some(0), "a warning passes");
+    let data = &checks(&json(&out), "data directory")[0].clone();
+    assert_eq!(data["status"], "warning");
+    assert_eq!(data["fix"], format!("chmod 700 {}", cli.data.path().display()));
+    std::fs::set_permissions(cli.data.path(), std::fs::Permissions::from_mode(0o700)).unwrap();
+    let audit = cli.data.path().join("audit.jsonl");
+    std::fs::write(&audit, "").unwrap();
+    std::fs::set_permissions(&audit, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let out = cli.run(&["--profile", "playground", "--json", "doctor"], None).await;
+    assert_eq!(out.status.code(), Some(1));
+    let file = &checks(&json(&out), "data file")[0].clone();
+    assert_eq!(file["status"], "failed");
+    assert_eq!(file["fix"], format!("chmod 600 {}", audit.display()));
+    std::fs::remove_file(&audit).unwrap();
+
+    // No Secret Service on the bus.
+    let out = cli
+        .run_env(
+            &["--profile", "playground", "--json", "doctor"],
+            None,
+            &[("DBUS_SESSION_BUS_ADDRESS", "unix:path=/nonexistent/bus")],
+        )
+        .await;
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(status_of(&json(&out), "keychain"), "failed");
+
+    // Nobody listens on the port; a name that does not resolve.
+    let closed = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let base_line = format!("base_url = \"{}\"", info.base_url);
+    let cli = Cli::with_config(&pg.config().replacen(
+        &base_line,
+        &format!("base_url = \"https://127.0.0.1:{closed}\""),
+        1,
+    ));
+    let out = cli.run(&["--profile", "playground", "--json", "doctor"], None).await;
+    assert_eq!(out.status.code(), Some(1));
+    let report = json(&out);
+    let tcp = &checks(&report, &format!("127.0.0.1:{closed} tcp"))[0];
+    assert_eq!(tcp["status"], "failed", "{report:#}");
+    assert!(tcp["fix"].as_str().unwrap().contains("firewall"), "{tcp:#}");
+    assert!(
+        checks(&report, &format!("127.0.0.1:{closed} tls")).is_empty(),
+        "no TLS without TCP"
+    );
+    let cli = Cli::with_config(&pg.config().replacen(
+        &base_line,
+        &format!("base_url = \"https://doctor-test.invalid:{closed}\""),
+        1,
+    ));
+    let out = cli.run(&["--profile", "playground", "--json", "doctor"], None).await;
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(status_of(&json(&out), "doctor-test.invalid"), "failed");
+
+    // A config that does not load: the other checks still run.
+    let cli = Cli::with_config("[profiles.x]\nprovider = \"finhub\"\nbogus = 1\n");
+    let out = cli.run(&["--json", "doctor"], None).await;
+    assert_eq!(out.status.code(), Some(1));
+    let report = json(&out);
+    assert_eq!(status_of(&report, "config"), "failed");
+    assert_eq!(status_of(&report, "keychain"), "ok");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn diagnostics_and_the_log_tell_support_what_happened_and_hold_no_secret() {
+    let pg = Playground::start(Options::default()).await.unwrap();
+    let cli = Cli::new(&pg);
+    let trace = [("SESSION_MANAGER_LOG", "trace")];
+    let out = cli
+        .run_env(
+            &["login", "--username", "alice", "--password-stdin"],
+            Some("alice-pw-1\n"),
+            &trace,
+        )
+        .await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    for args in [
+        &["refresh"][..],
+        &["call", "get", "/api/v2/accounts"],
+        &["status"],
+        &["logout"],
+    ] {
+        let out = cli.run_env(args, None, &trace).await;
+        assert!(out.status.success(), "{args:?}: {}", stderr(&out));
+    }
+    // The log: private, with spans that carry the activity ids.
+    let log_path = cli.data.path().join("logs/sessionctl.log");
+    let log = std::fs::read_to_string(&log_path).unwrap();
+    use std::os::unix::fs::MetadataExt;
+    assert_eq!(std::fs::metadata(&log_path).unwrap().mode() & 0o777, 0o600);
+    assert!(log.lines().any(|l| l.contains("sign_in{activity_id=")), "{log}");
+    assert!(
+        log.lines()
+            .any(|l| l.contains("refresh{activity_id=") && l.contains("request_id=")),
+        "{log}"
+    );
+    assert!(
+        log.lines()
+            .any(|l| l.contains("call{activity_id=") && l.contains("/api/v2/accounts")),
+        "{log}"
+    );
+    assert!(log.contains("Signed out"), "audit events are logged: {log}");
+
+    let out = cli.run(&["diagnostics", "--lines", "500"], None).await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    for part in [
+        "Session Manager diagnostics",
+        "Keychain   : the Secret Service",
+        "Profile playground (finhub, playground)",
+        "Clock offsets",
+        "Diagnostic log",
+        "sign_in{activity_id=",
+        "Audit log",
+        "Signed out",
+    ] {
+        assert!(text.contains(part), "{part} in {text}");
+    }
+    // Pins only in part; no token, password or whole pin anywhere.
+    for pin in &pg.info().pins {
+        assert!(!text.contains(pin.as_str()), "a whole pin in the diagnostics: {text}");
+    }
+    assert!(!text.contains("alice-pw-1"));
+    assert_no_token_in(&pg, "the diagnostics", &text);
+    let out = cli.run(&["--json", "diagnostics"], None).await;
+    let report = json(&out);
+    assert_eq!(report["profiles"].as_array().unwrap().len(), 2, "{report:#}");
+    assert!(
+        report["clock"][0]["offset_secs"].as_i64().unwrap().abs() <= 2,
+        "{report:#}"
+    );
+    // Every file the runs left, logs included, is free of tokens.
+    for (path, text) in files_under(cli.data.path()) {
+        assert_no_token_in(&pg, &path.display().to_string(), &text);
+    }
+    assert!(!cli.printed.lock().unwrap().contains("alice-pw-1"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn completions_man_page_and_help_examples_come_from_the_command_definition() {
+    let pg = Playground::start(Options::default()).await.unwrap();
+    let cli = Cli::new(&pg);
+    let out = cli.run(&["completions", "bash"], None).await;
+    assert!(out.status.success());
+    let bash = stdout(&out);
+    assert!(
+        bash.contains("complete -F") && bash.contains("doctor") && bash.contains("--password-stdin"),
+        "{bash}"
+    );
+    let out = cli.run(&["man"], None).await;
+    assert!(out.status.success());
+    let man = stdout(&out);
+    assert!(man.starts_with(".ie") || man.contains(".TH sessionctl"), "{man}");
+    assert!(man.contains("doctor"), "{man}");
+    let out = cli.run(&["--help"], None).await;
+    assert!(stdout(&out).contains("Examples:") && stdout(&out).contains("sessionctl doctor"));
+    // The method is parsed at the edge: any case, and a clear list otherwise.
+    let out = cli.run(&["call", "FETCH", "/x"], None).await;
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("possible values: GET, POST, PUT, PATCH, DELETE"),
+        "{}",
+        stderr(&out)
+    );
 }

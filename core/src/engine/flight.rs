@@ -34,6 +34,7 @@ use crate::provider::{Credentials, SessionTokens};
 use crate::vault::VaultError;
 use crate::view::{Persistence, Phase};
 use std::sync::atomic::Ordering;
+use tracing::Instrument;
 
 /// What started a renewal.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -195,7 +196,12 @@ impl Engine {
         let flow = self.flow(current.session_id);
         self.inner.refresh_requests.fetch_add(1, Ordering::SeqCst);
         let started = std::time::Instant::now();
-        let grant = match self.routed(self.inner.provider.refresh(&token, &flow)).await {
+        let span = tracing::info_span!("refresh", activity_id = %flow.activity_id, session_id = %current.session_id);
+        let grant = match self
+            .routed(self.inner.provider.refresh(&token, &flow))
+            .instrument(span)
+            .await
+        {
             Ok(g) => g,
             Err(e) => {
                 guard.disarm();

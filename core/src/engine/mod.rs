@@ -50,6 +50,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::{broadcast, Notify};
+use tracing::Instrument;
 use uuid::Uuid;
 
 /// The leeway for token time checks.
@@ -743,6 +744,7 @@ impl Engine {
         let mut guard = Guard(self, generation, true);
         let session_id = Uuid::new_v4();
         let flow = self.flow(session_id);
+        let span = tracing::info_span!("sign_in", activity_id = %flow.activity_id, session_id = %session_id);
         let result = async {
             let grant = self.routed(self.inner.provider.sign_in(&credentials, &flow)).await?;
             let claims = self.verify_grant(&grant, None).await?;
@@ -760,6 +762,7 @@ impl Engine {
                 origin,
             ))
         }
+        .instrument(span)
         .await;
         if let Some(id) = browser {
             self.browser_done(id);
@@ -857,8 +860,10 @@ impl Engine {
                     id_token: s.id_token.clone(),
                 });
                 let flow = self.flow(s.session_id);
+                let span = tracing::info_span!("sign_out", activity_id = %flow.activity_id, session_id = %s.session_id);
                 Some(
                     self.routed(self.inner.provider.sign_out(&tokens, &flow, &*self.inner.opener))
+                        .instrument(span)
                         .await,
                 )
             }
@@ -925,9 +930,15 @@ impl Engine {
         let (mut bearer, session_id) = self.current_bearer()?;
         let flow = self.flow(session_id);
         let mut retried = false;
+        let path_only = request.path.split('?').next().unwrap_or_default().to_owned();
         loop {
             let started = std::time::Instant::now();
-            let response = self.routed(self.inner.provider.call(&request, &bearer, &flow)).await?;
+            let span = tracing::info_span!("call", activity_id = %flow.activity_id, method = %request.method, path = %path_only);
+            let response = self
+                .routed(self.inner.provider.call(&request, &bearer, &flow))
+                .instrument(span)
+                .await?;
+            tracing::info!(status = response.status, elapsed_ms = started.elapsed().as_millis() as u64, path = %path_only, "api call");
             if caller == Caller::Person {
                 self.after_call(&request.method, response.status, started.elapsed())
                     .await;

@@ -220,7 +220,9 @@ impl FinHub {
                 request = request.header(*name, value.clone());
             }
             // X-Request-ID: fresh for every request, retries included.
-            request = request.header(headers::X_REQUEST_ID, headers::request_id().to_string());
+            let request_id = headers::request_id();
+            tracing::debug!(%request_id, %method, path, endpoint = index, "request");
+            request = request.header(headers::X_REQUEST_ID, request_id.to_string());
             if let Some(body) = body {
                 request = request.json(body);
             }
