@@ -23,6 +23,7 @@ fn main() {
                 "list_profiles",
                 "switch_profile",
                 "about",
+                "diagnostics",
             ])),
     )
     .expect("tauri-build failed");

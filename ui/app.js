@@ -278,6 +278,26 @@ async function loadAbout() {
   setError($('qa-error'), about.playground_error);
 }
 
+/**
+ * "Copy diagnostics": the text is shown (and selected) in any case, and
+ * put on the clipboard where the webview allows it.
+ */
+async function copyDiagnostics() {
+  const text = await invoke('diagnostics');
+  const box = $('diagnostics-text');
+  box.value = text;
+  show(box, true);
+  box.scrollIntoView({ block: 'nearest' });
+  box.focus();
+  box.select();
+  let copied = false;
+  try { await navigator.clipboard.writeText(text); copied = true; } catch (e) { /* no clipboard access here */ }
+  if (!copied) { try { copied = document.execCommand('copy'); } catch (e) { copied = false; } }
+  $('diagnostics-status').textContent = copied
+    ? 'Copied to the clipboard. It holds no token or password.'
+    : 'Select the text below and copy it. It holds no token or password.';
+}
+
 async function run(button, action, errorEl) {
   button.disabled = true;
   setError(errorEl, null);
@@ -353,6 +373,7 @@ function wire() {
   };
   for (const kind of ['pointerdown', 'keydown', 'wheel']) window.addEventListener(kind, activity, { passive: true });
   $('reauth-button').addEventListener('click', () => run($('reauth-button'), async () => { accept(await invoke('sign_in_browser')); }, $('session-error')));
+  $('copy-diagnostics').addEventListener('click', () => run($('copy-diagnostics'), copyDiagnostics, $('qa-error')));
   $('pin-back').addEventListener('click', () => { pinError = null; render(); $('username').focus(); });
 }
 

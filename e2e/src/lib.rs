@@ -148,6 +148,9 @@ impl Scenario {
         cmd.args(["--port", &port.to_string(), "--native-port", &native_port.to_string()])
             .env("SESSION_MANAGER_KEYCHAIN_SERVICE", &keychain)
             .env("SESSION_MANAGER_DATA_DIR", data.path())
+            // The diagnostic log at its most detailed: every scenario's
+            // leak scan of the data directory covers it.
+            .env("SESSION_MANAGER_LOG", "trace")
             .stdin(Stdio::null())
             .stdout(log_file.try_clone().unwrap())
             .stderr(log_file)

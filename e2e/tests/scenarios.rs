@@ -439,6 +439,30 @@ async fn s11_embedded_playground_out_of_the_box() {
                 .unwrap();
             assert_eq!(with.status(), 200);
             assert!(with.text().await.unwrap().contains("alice"));
+            // "Copy diagnostics": the text a support team needs, shown and
+            // selected (and on the clipboard where the webview allows it).
+            s.click("copy-diagnostics").await;
+            s.wait_visible("diagnostics-text", T).await;
+            let text = s
+                .client
+                .execute("return document.getElementById('diagnostics-text').value", vec![])
+                .await
+                .unwrap();
+            let text = text.as_str().unwrap().to_owned();
+            for part in [
+                "Session Manager diagnostics",
+                "Front      : Session Manager app",
+                "Profile playground (finhub, playground)",
+                "Diagnostic log",
+                "Signed in",
+            ] {
+                assert!(text.contains(part), "{part} in {text}");
+            }
+            assert!(!text.contains(&token), "the admin token stays out of the diagnostics");
+            assert!(s.text("diagnostics-status").await.contains("no token or password"));
+            s.assert_no_token("the diagnostics", &text);
+            s.screenshot("diagnostics.png").await;
+            assert_nothing_leaked(&s).await;
             s
         })
         .await;

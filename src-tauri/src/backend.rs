@@ -155,9 +155,14 @@ impl Drop for Current {
     }
 }
 
+/// How many log lines and audit records "Copy diagnostics" includes.
+pub const DIAGNOSTIC_LINES: usize = 50;
+
 /// The desktop app's state.
 pub struct Backend {
     profiles: BTreeMap<String, Profile>,
+    /// The config file the profiles came from, if one was read.
+    config_file: Option<PathBuf>,
     demo_users: Vec<DemoUser>,
     config_error: Option<ErrorInfo>,
     data_dir: PathBuf,
@@ -203,8 +208,10 @@ impl Backend {
         let mut config_error = None;
         let mut default_profile = None;
         let explicit = options.config.is_some() || std::env::var_os(paths::CONFIG_ENV).is_some();
+        let mut config_file = None;
         if let Some(path) = options.config.clone().or_else(paths::default_config_file) {
             if explicit || path.exists() {
+                config_file = Some(path.clone());
                 match Config::load(&path) {
                     Ok(config) => {
                         default_profile = config.default_profile.clone();
@@ -253,6 +260,7 @@ impl Backend {
         Ok(Self {
             demo_users: playground.as_ref().map(|p| p.info().users.clone()).unwrap_or_default(),
             profiles,
+            config_file,
             config_error,
             data_dir,
             current: RwLock::new(Arc::new(first)),
@@ -354,6 +362,20 @@ impl Backend {
             }),
             playground_error: self.playground_error.clone(),
         }
+    }
+
+    /// The diagnostics a support team needs ("Copy diagnostics").
+    pub async fn diagnostics(&self) -> String {
+        let inputs = session_core::diagnostics::Inputs {
+            config_file: self.config_file.as_ref().map(|p| p.display().to_string()),
+            profiles: self.profiles.values().cloned().collect(),
+            config_error: self.config_error.as_ref().map(|e| e.message.clone()),
+            data_dir: Some(self.data_dir.clone()),
+            store: Arc::new(KeyringStore::from_env()),
+            lines: DIAGNOSTIC_LINES,
+            front: format!("Session Manager app {}", env!("CARGO_PKG_VERSION")),
+        };
+        session_core::diagnostics::collect(&inputs).await.to_text()
     }
 
     /// The current session view.

@@ -144,6 +144,13 @@ async fn about(backend: Backed<'_>) -> Result<About, ErrorInfo> {
     Ok(backend.get().await?.about())
 }
 
+/// "Copy diagnostics": what a support team needs, as text, with no secret
+/// in it (see `session_core::diagnostics`).
+#[tauri::command]
+async fn diagnostics(backend: Backed<'_>) -> Result<String, ErrorInfo> {
+    Ok(backend.get().await?.diagnostics().await)
+}
+
 /// Switch to another profile.
 #[tauri::command]
 async fn switch_profile(backend: Backed<'_>, name: String) -> Result<SessionView, ErrorInfo> {
@@ -188,7 +195,8 @@ fn with_commands<R: Runtime>(builder: tauri::Builder<R>) -> tauri::Builder<R> {
         recent_activity,
         list_profiles,
         switch_profile,
-        about
+        about,
+        diagnostics
     ])
 }
 
@@ -283,6 +291,10 @@ pub fn run() {
             std::process::exit(2);
         }
     };
+    // The diagnostic log (data_dir/logs/app.log); without a data directory
+    // the backend reports that on the window.
+    let data_dir = options.data_dir.clone().or_else(session_core::paths::default_data_dir);
+    session_core::diaglog::init(data_dir.as_deref(), "app");
     let builder = tauri::Builder::default()
         // Plugins set up before the app's own setup: a second launch hands
         // over to the first instance and exits before any session is touched.

@@ -165,6 +165,17 @@ fn commands_answer_views_or_coded_errors_and_never_a_token() {
         .contains(data.path().to_str().unwrap()));
     seen.push(about.to_string());
 
+    // "Copy diagnostics": text for a support team, scanned with the rest.
+    let diagnostics = invoke(&window, "diagnostics", serde_json::json!({})).unwrap();
+    let text = diagnostics.as_str().unwrap();
+    assert!(text.starts_with("Session Manager diagnostics"), "{text}");
+    assert!(text.contains("Profile playground (finhub, playground)"), "{text}");
+    assert!(
+        !text.contains(qa["admin_token"].as_str().unwrap()),
+        "the admin token stays out"
+    );
+    seen.push(diagnostics.to_string());
+
     // Events: one per transition, each a SessionView.
     let events = events.lock().unwrap().clone();
     assert!(
@@ -199,6 +210,7 @@ fn the_main_window_may_use_only_this_apps_commands_and_core_essentials() {
         vec![
             "allow-about",
             "allow-cancel-sign-in",
+            "allow-diagnostics",
             "allow-dismiss-anomalies",
             "allow-end-other-sessions",
             "allow-end-session",
