@@ -59,6 +59,14 @@ ensure_tauri_driver() {
   cargo install tauri-driver --locked --quiet
 }
 
+# tauri-cli, the Tauri bundler's front (from crates.io), for scripts/package.sh.
+ensure_tauri_cli() {
+  export PATH="$HOME/.cargo/bin:$PATH"
+  cargo tauri --version >/dev/null 2>&1 && return 0
+  say "installing tauri-cli (cargo install, a few minutes the first time)"
+  cargo install tauri-cli --version '^2' --locked --quiet
+}
+
 # Start a virtual X server on a free display unless DISPLAY is set; sets
 # DISPLAY and XVFB_PID.
 ensure_display() {

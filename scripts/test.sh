@@ -5,7 +5,11 @@
 # the end-to-end scenarios through tauri-driver under Xvfb.
 # Usage: bash scripts/test.sh            everything
 #        E2E=only bash scripts/test.sh   only the end-to-end scenarios
-#        E2E=skip bash scripts/test.sh   everything but them
+#        E2E=skip bash scripts/test.sh   everything but them (and the package)
+#        PACKAGE=skip bash scripts/test.sh   everything but the package step
+# The package step builds the .deb (scripts/package.sh --debug), installs it
+# with apt (as root, or with sudo), starts the installed app under the
+# display and checks its sign-in screen, then removes the package.
 # Extra arguments go to the test binaries (e.g. a test or scenario name).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -47,3 +51,20 @@ trap '[ -n "${XVFB_PID:-}" ] && kill "$XVFB_PID" 2>/dev/null || true' EXIT
 
 say "running the tests inside a private D-Bus session with gnome-keyring"
 with_test_keyring cargo test --locked "${what[@]}" -- "$@"
+
+if [ "$E2E" != skip ] && [ "${PACKAGE:-run}" != skip ] && [ $# -eq 0 ]; then
+  say "the package: build the .deb, install it, start the installed app, remove it"
+  bash scripts/package.sh --debug
+  deb=$(ls -t target/debug/bundle/deb/*.deb | head -n 1)
+  name=$(dpkg-deb -f "$deb" Package)
+  sudo=()
+  [ "$(id -u)" -eq 0 ] || sudo=(sudo)
+  # apt resolves the package's dependencies (all present after the build's).
+  DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq "./$deb" >/dev/null
+  trap '[ -n "${XVFB_PID:-}" ] && kill "$XVFB_PID" 2>/dev/null; "${sudo[@]}" dpkg -r "$name" >/dev/null 2>&1 || true' EXIT
+  dpkg -L "$name" | grep -qx /usr/bin/sessionctl
+  /usr/bin/sessionctl --version
+  with_test_keyring cargo run --locked --quiet -p e2e --bin check-installed -- /usr/bin/session-manager
+  "${sudo[@]}" dpkg -r "$name" >/dev/null
+  say "installed, started and removed $deb"
+fi

@@ -1,6 +1,6 @@
 // The UI: renders SessionViews it is given, forwards clicks to commands.
 // It holds no token and no session logic beyond the countdown.
-import { errorText, STATE_TEXT, POLICY_TEXT, remainingMs, fractionLeft, formatCountdown, clockTime, whenTime, takesOver, nextRefreshText, idleWarning, linePoints, barRects, screenFor, endedNotice, sessionErrorOf } from './render.js';
+import { errorText, STATE_TEXT, POLICY_TEXT, remainingMs, fractionLeft, barStep, formatCountdown, clockTime, whenTime, takesOver, nextRefreshText, idleWarning, linePoints, barRects, screenFor, endedNotice, sessionErrorOf } from './render.js';
 
 const { invoke } = window.__TAURI__.core;
 const { listen } = window.__TAURI__.event;
@@ -13,7 +13,10 @@ let profiles = [];
 let pinError = null;
 let lastAnnounced = '';
 
-function show(el, on) { el.hidden = !on; }
+function show(el, on) { if (el.hidden === on) el.hidden = !on; }
+
+/** Write a text only when it changes: an unchanged node is not repainted. */
+function setText(el, text) { if (el.textContent !== text) el.textContent = text; }
 
 function setError(el, err) {
   if (err) { el.textContent = errorText(err); show(el, true); } else { el.textContent = ''; show(el, false); }
@@ -158,25 +161,35 @@ function renderSessionBanners(inSession) {
 }
 
 // The countdown: computed here from expires_at, once a second, no IPC.
+// Only what changed is written: the text once a second, the bar in steps of
+// 1 % through `transform` (the compositor moves it; no layout, no repaint of
+// its neighbours). While the window is hidden or minimized nothing ticks
+// (the tray and the notification keep the state); it resumes on showing.
 let timer = null;
+let barShown = null;
 function tick() {
   clearTimeout(timer);
   if (!view || !(view.state === 'active' || view.state === 'refreshing')) return;
+  if (document.hidden) return;
   const now = Date.now();
   const left = remainingMs(view, now);
-  $('countdown').textContent = formatCountdown(left);
+  setText($('countdown'), formatCountdown(left));
   const idle = idleWarning(view, now);
-  if (idle !== null) $('idle-seconds').textContent = String(idle);
+  if (idle !== null) setText($('idle-seconds'), String(idle));
   show($('idle-warning'), idle !== null);
-  const fraction = fractionLeft(view, now);
-  $('progress-fill').style.width = `${(fraction * 100).toFixed(1)}%`;
-  $('progress-bar').setAttribute('aria-valuenow', String(Math.round(fraction * 100)));
-  $('progress-bar').classList.toggle('low', fraction < 0.2);
+  const step = barStep(fractionLeft(view, now));
+  if (step !== barShown) {
+    barShown = step;
+    $('progress-fill').style.transform = `scaleX(${step})`;
+    $('progress-bar').setAttribute('aria-valuenow', String(Math.round(step * 100)));
+    $('progress-bar').classList.toggle('low', step < 0.2);
+  }
   // Announce whole minutes only.
   const minutes = Math.ceil(left / 60000);
   if (left > 0 && left % 60000 > 59000) announce(`${STATE_TEXT[view.state]}, ${minutes} minutes left`);
   timer = setTimeout(tick, 1000 - (now % 1000) + 5);
 }
+document.addEventListener('visibilitychange', () => { if (document.hidden) clearTimeout(timer); else tick(); });
 
 /** The "Your sessions" panel: loaded when opened, and after each change. */
 async function loadSessions() {

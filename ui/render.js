@@ -58,6 +58,15 @@ export function fractionLeft(view, nowMs) {
   return life > 0 ? Math.min(1, Math.max(0, remainingMs(view, nowMs) / life)) : 0;
 }
 
+/** How many steps the lifetime bar moves in: it repaints at most 100 times a lifetime. */
+export const BAR_STEPS = 100;
+
+/** The bar's scale for a fraction left, in whole steps of 1/BAR_STEPS. */
+export function barStep(fraction) {
+  const f = Math.min(1, Math.max(0, Number.isFinite(fraction) ? fraction : 0));
+  return Math.round(f * BAR_STEPS) / BAR_STEPS;
+}
+
 const pad = (n) => String(n).padStart(2, '0');
 
 /** mm:ss (minutes may pass 59: 75:00 for a 75-minute token). */

@@ -106,6 +106,33 @@ fn scenario_lock() -> std::fs::File {
     f
 }
 
+/// A `tauri-driver` of its own, on a free port, with `env` for the apps it
+/// starts; its output goes to `log`. Stopped when dropped.
+pub struct Driver {
+    pub child: tokio::process::Child,
+    pub port: u16,
+}
+
+impl Driver {
+    pub async fn start(env: &[(&str, &Path)], log: &Path) -> Driver {
+        let port = free_port();
+        let mut cmd = tokio::process::Command::new("tauri-driver");
+        cmd.args(["--port", &port.to_string(), "--native-port", &free_port().to_string()])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(log).unwrap())
+            .kill_on_drop(true);
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let child = cmd
+            .spawn()
+            .expect("tauri-driver starts (cargo install tauri-driver --locked)");
+        wait_port(port, "tauri-driver", log).await;
+        Driver { child, port }
+    }
+}
+
 /// Wait until something listens on `port`.
 pub async fn wait_port(port: u16, what: &str, log: &Path) {
     let deadline = Instant::now() + Duration::from_secs(20);

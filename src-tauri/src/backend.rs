@@ -3,7 +3,7 @@
 //! scheduler, and one event stream of `SessionView`s across profile switches.
 //! The Tauri commands in `lib.rs` delegate here in one line each.
 
-use playground::{DemoUser, Playground};
+use crate::embedded::{DemoUser, Playground};
 use serde::Serialize;
 use session_core::audit::AuditRecord;
 use session_core::engine::SchedulerGuard;
@@ -278,15 +278,8 @@ impl Backend {
         options: &Options,
         data_dir: &std::path::Path,
     ) -> Result<(Playground, Config), ErrorInfo> {
-        let pg = Playground::start(playground::Options {
-            token_lifetime: options.playground_lifetime.unwrap_or(DEFAULT_PLAYGROUND_LIFETIME),
-            dir: Some(data_dir.join("playground")),
-            // ES256 signs at once; the RSA key follows in the background.
-            signing_alg: playground::Algorithm::ES256,
-            ..playground::Options::default()
-        })
-        .await
-        .map_err(|e| {
+        let lifetime = options.playground_lifetime.unwrap_or(DEFAULT_PLAYGROUND_LIFETIME);
+        let pg = crate::embedded::start(lifetime, data_dir.join("playground")).await.map_err(|e| {
             ErrorInfo::new(
                 ErrorCode::Internal,
                 format!("the built-in Playground did not start ({e}); the profiles of the config file still work"),

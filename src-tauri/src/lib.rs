@@ -5,6 +5,7 @@
 //! commands return `SessionView`s, lists and `{code, message}` errors.
 
 pub mod backend;
+mod embedded;
 mod tray;
 
 use backend::{About, ActivityItem, Backend, ProfileList};

@@ -2,7 +2,7 @@
 // runs them). No DOM, no IPC.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { takesOver, formatCountdown, remainingMs, fractionLeft, whenTime, clockTime, errorText, nextRefreshText, idleWarning, linePoints, barRects, screenFor, endedNotice, sessionErrorOf } from '../../ui/render.js';
+import { takesOver, formatCountdown, remainingMs, fractionLeft, barStep, whenTime, clockTime, errorText, nextRefreshText, idleWarning, linePoints, barRects, screenFor, endedNotice, sessionErrorOf } from '../../ui/render.js';
 
 const v = (profile, seq, extra = {}) => ({ profile, seq, ...extra });
 
@@ -86,4 +86,18 @@ test('why a session ended, and which errors the session screen shows', () => {
   assert.equal(sessionErrorOf({ state: 'active', last_error: { code: 'reauth_required' } }), null);
   assert.equal(sessionErrorOf({ state: 'expired', last_error: { code: 'server_error' } }), null);
   assert.deepEqual(sessionErrorOf({ state: 'active', last_error: { code: 'server_error' } }), { code: 'server_error' });
+});
+
+test('the lifetime bar moves in whole 1 % steps, whatever the input', () => {
+  assert.equal(barStep(0.5), 0.5);
+  assert.equal(barStep(0.12345), 0.12);
+  assert.equal(barStep(0.996), 1);
+  assert.equal(barStep(-3), 0);
+  assert.equal(barStep(7), 1);
+  assert.equal(barStep(NaN), 0);
+  // A minute of a 30-minute token (3.3 %) changes the bar three or four
+  // times, not sixty.
+  const steps = new Set();
+  for (let s = 0; s <= 60; s++) steps.add(barStep((1800 - s) / 1800));
+  assert.ok(steps.size <= 5, `${steps.size} distinct steps in a minute`);
 });

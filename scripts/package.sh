@@ -1,0 +1,89 @@
+#!/usr/bin/env bash
+# Build installable packages of Session Manager with the Tauri bundler:
+# a .deb and an .rpm holding the desktop app (with its desktop entry and
+# icons) and sessionctl (with its man page and bash, zsh and fish
+# completions).
+#   bash scripts/package.sh            release build: target/release/bundle/{deb,rpm}/
+#   bash scripts/package.sh --debug    debug build (what the test command installs)
+# Installs what is missing: the build's Debian packages, Node (to write the
+# bundler's config), and tauri-cli (`cargo install`).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+. scripts/common.sh
+
+profile=release
+cargo_flag=(--release)
+tauri_flag=()
+if [ "${1:-}" = --debug ]; then
+  profile=debug
+  cargo_flag=()
+  tauri_flag=(--debug)
+fi
+
+ensure_packages "${BASE_PACKAGES[@]}" "${APP_PACKAGES[@]}"
+ensure_node
+ensure_rust
+ensure_tauri_cli
+
+out="target/$profile"
+share="$out/package-share"
+say "building sessionctl ($profile), its man page and completions"
+cargo build --locked --quiet "${cargo_flag[@]}" -p sessionctl
+mkdir -p "$share"
+"$out/sessionctl" man > "$share/sessionctl.1"
+gzip -9nf "$share/sessionctl.1"
+"$out/sessionctl" completions bash > "$share/sessionctl.bash"
+"$out/sessionctl" completions zsh > "$share/_sessionctl"
+"$out/sessionctl" completions fish > "$share/sessionctl.fish"
+
+# tauri-cli takes the folder holding tauri.conf.json as the app's crate,
+# and ours is at the repository root, beside the workspace manifest (the
+# shell reads it from there). The bundler gets its own copy in src-tauri/,
+# written here with the packaging settings and paths relative to src-tauri/,
+# and removed afterwards.
+generated=src-tauri/tauri.conf.json
+trap 'rm -f "$generated"' EXIT
+PROFILE="$profile" node - "$generated" <<'JS'
+const fs = require('fs');
+const config = JSON.parse(fs.readFileSync('tauri.conf.json', 'utf8'));
+const out = `../target/${process.env.PROFILE}`;
+const share = `${out}/package-share`;
+const files = {
+  '/usr/bin/sessionctl': `${out}/sessionctl`,
+  '/usr/share/man/man1/sessionctl.1.gz': `${share}/sessionctl.1.gz`,
+  '/usr/share/bash-completion/completions/sessionctl': `${share}/sessionctl.bash`,
+  '/usr/share/zsh/vendor-completions/_sessionctl': `${share}/_sessionctl`,
+  '/usr/share/fish/vendor_completions.d/sessionctl.fish': `${share}/sessionctl.fish`,
+};
+config.build.frontendDist = `../${config.build.frontendDist}`;
+config.bundle = {
+  ...config.bundle,
+  active: true,
+  targets: ['deb', 'rpm'],
+  icon: config.bundle.icon.map((p) => `../${p}`),
+  category: 'Utility',
+  shortDescription: 'Sign in to an identity provider and keep the session fresh',
+  longDescription: 'Signs in to an identity provider (FinHub, OpenID Connect), refreshes the session before it expires, keeps secrets in the OS keychain and talks only over certificate-pinned TLS. Includes sessionctl, its command line.',
+  linux: {
+    deb: {
+      section: 'utils',
+      // WebKitGTK and GTK come from the bundler; the tray needs libayatana.
+      depends: ['libayatana-appindicator3-1'],
+      // The keychain: without a Secret Service sessions live in memory only.
+      recommends: ['gnome-keyring | keepassxc', 'xdg-utils'],
+      files,
+    },
+    rpm: {
+      depends: ['libayatana-appindicator-gtk3'],
+      recommends: ['gnome-keyring', 'xdg-utils'],
+      files,
+    },
+  },
+};
+fs.writeFileSync(process.argv[2], JSON.stringify(config, null, 2));
+JS
+
+say "bundling the app ($profile)"
+(cd src-tauri && cargo tauri build "${tauri_flag[@]}" --ci --bundles deb,rpm -- --locked)
+say "packages:"
+ls -l "$out"/bundle/deb/*.deb "$out"/bundle/rpm/*.rpm >&2
