@@ -59,12 +59,24 @@ ensure_tauri_driver() {
   cargo install tauri-driver --locked --quiet
 }
 
-# tauri-cli, the Tauri bundler's front (from crates.io), for scripts/package.sh.
+# The Tauri CLI (the bundler's front), for scripts/package.sh: the npm
+# package @tauri-apps/cli, which carries the same CLI prebuilt, installed
+# into target/tools/ at a pinned version. `cargo install tauri-cli` builds
+# it from source instead: 17 minutes on this project's 2-core machines,
+# which would put a cold CI run over its 30-minute budget. Sets TAURI_CLI
+# to the command to run.
+TAURI_CLI_VERSION=2.12.6
 ensure_tauri_cli() {
-  export PATH="$HOME/.cargo/bin:$PATH"
-  cargo tauri --version >/dev/null 2>&1 && return 0
-  say "installing tauri-cli (cargo install, a few minutes the first time)"
-  cargo install tauri-cli --version '^2' --locked --quiet
+  local dir=target/tools/tauri-cli
+  TAURI_CLI="$PWD/$dir/node_modules/.bin/tauri"
+  if [ -x "$TAURI_CLI" ] && [ "$("$TAURI_CLI" --version 2>/dev/null)" = "tauri-cli $TAURI_CLI_VERSION" ]; then
+    return 0
+  fi
+  command -v npm >/dev/null || ensure_packages npm
+  say "installing the Tauri CLI $TAURI_CLI_VERSION (npm, into $dir)"
+  mkdir -p "$dir"
+  npm install --prefix "$dir" --no-save --no-audit --no-fund --loglevel=error "@tauri-apps/cli@$TAURI_CLI_VERSION" >/dev/null
+  "$TAURI_CLI" --version >/dev/null
 }
 
 # Start a virtual X server on a free display unless DISPLAY is set; sets

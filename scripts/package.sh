@@ -6,7 +6,7 @@
 #   bash scripts/package.sh            release build: target/release/bundle/{deb,rpm}/
 #   bash scripts/package.sh --debug    debug build (what the test command installs)
 # Installs what is missing: the build's Debian packages, Node (to write the
-# bundler's config), and tauri-cli (`cargo install`).
+# bundler's config), and the Tauri CLI (see ensure_tauri_cli in common.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/common.sh
@@ -84,6 +84,6 @@ fs.writeFileSync(process.argv[2], JSON.stringify(config, null, 2));
 JS
 
 say "bundling the app ($profile)"
-(cd src-tauri && cargo tauri build "${tauri_flag[@]}" --ci --bundles deb,rpm -- --locked)
+(cd src-tauri && "$TAURI_CLI" build "${tauri_flag[@]}" --ci --bundles deb,rpm -- --locked)
 say "packages:"
 ls -l "$out"/bundle/deb/*.deb "$out"/bundle/rpm/*.rpm >&2

@@ -29,6 +29,8 @@ if [ "$E2E" != only ]; then
   cargo fmt --all -- --check
   say "cargo clippy"
   cargo clippy --workspace --all-targets --locked -- -D warnings
+  # The app without its built-in Playground (the `playground` feature) builds too.
+  cargo clippy -p session-manager --no-default-features --locked -- -D warnings
   say "UI unit tests (node --test)"
   node --test tests/ui/
 fi

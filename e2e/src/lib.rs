@@ -23,6 +23,8 @@ use tokio::time::Instant;
 
 pub use fantoccini;
 
+pub mod desktop;
+
 /// The repository root.
 pub fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_owned()
@@ -64,6 +66,9 @@ pub struct Setup {
     /// Give the app no config file, so it runs its embedded Playground (the
     /// scenario's own Playground then goes unused).
     pub embedded: bool,
+    /// Play the desktop on the bus: record notifications and take the
+    /// tray's registration ([`desktop::Desktop`]).
+    pub desktop: bool,
 }
 
 impl Default for Setup {
@@ -73,6 +78,7 @@ impl Default for Setup {
             edit_config: Box::new(|_, c| c),
             env: Vec::new(),
             embedded: false,
+            desktop: false,
         }
     }
 }
@@ -91,6 +97,9 @@ pub struct Scenario {
     _lock: std::fs::File,
     log: PathBuf,
     config: PathBuf,
+    /// The recording desktop, when the setup asked for it (dropped last,
+    /// after the app).
+    pub desktop: Option<desktop::Desktop>,
 }
 
 /// The global lock that keeps scenarios from overlapping.
@@ -192,12 +201,15 @@ impl Scenario {
         for (k, v) in &setup.env {
             cmd.env(k, v);
         }
+        // Before the app: its tray registers with the watcher at start.
+        let desktop = setup.desktop.then(desktop::Desktop::start);
         let driver = cmd
             .spawn()
             .expect("tauri-driver starts (cargo install tauri-driver --locked)");
         wait_port(port, "tauri-driver", &log).await;
         let client = connect(port).await;
         Scenario {
+            desktop,
             name: name.to_owned(),
             pg,
             client,

@@ -872,3 +872,77 @@ async fn s21_the_metrics_panel_draws() {
         })
         .await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn s22_the_tray_shows_the_session_and_signs_out_and_one_notification_warns() {
+    let setup = Setup {
+        desktop: true,
+        ..lifetime(30)
+    };
+    Scenario::start("s22_tray_and_notification", setup)
+        .await
+        .run(|s| async move {
+            let desktop = s.desktop.as_ref().unwrap();
+            // The tray item registers with the watcher as the app starts.
+            s.wait_until("the tray item to register", T, || async { !desktop.items().is_empty() })
+                .await;
+            let (bus, path) = desktop.items()[0].clone();
+            let tray = e2e::desktop::TrayItem::new(&bus, &path);
+            let labels = |t: &e2e::desktop::TrayItem| {
+                t.menu().unwrap().into_iter().map(|e| (e.label, e.enabled)).collect::<Vec<_>>()
+            };
+            let menu = labels(&tray);
+            assert!(menu.contains(&("playground · Signed out".into(), false)), "{menu:?}");
+            assert!(menu.contains(&("Sign out".into(), false)), "nothing to sign out: {menu:?}");
+
+            // Signed in: the status line shows the state and the time left.
+            s.sign_in_active(ALICE.0, ALICE.1).await;
+            s.wait_until("the tray to show the session", T, || async {
+                labels(&tray).iter().any(|(l, _)| l.starts_with("playground · Active · 0:"))
+            })
+            .await;
+            let status = labels(&tray).into_iter().find(|(l, _)| l.starts_with("playground · Active")).unwrap().0;
+            let left: u64 = status.rsplit(" · ").next().unwrap().trim_end_matches(" left").split(':').nth(1).unwrap().parse().unwrap();
+            assert!((20..=30).contains(&left), "{status}");
+
+            // The provider stops renewing (503s): in its last two minutes
+            // the session warns once, and keeps quiet through the retries
+            // that follow (each one a new view), until it ends.
+            s.pg.fail_next_refreshes(1000);
+            s.wait_visible("offline-notice", Duration::from_secs(45)).await;
+            let attempts = std::sync::Mutex::new(std::collections::BTreeSet::new());
+            // Backoff doubles, so one more attempt may be half a minute away.
+            s.wait_until("another failed attempt", Duration::from_secs(60), || async {
+                let seen = s.text("last-refresh").await;
+                let mut a = attempts.lock().unwrap();
+                a.insert(seen);
+                a.len() >= 2
+            })
+            .await;
+            s.pg.revoke(Some("alice"));
+            s.pg.fail_next_refreshes(0);
+            // The next attempt finds the session revoked: it ends, and the
+            // sign-in screen says why.
+            s.wait_visible("screen-signin", Duration::from_secs(60)).await;
+            let warnings: Vec<_> = desktop
+                .notifications()
+                .into_iter()
+                .filter(|n| n.summary == "Session about to expire")
+                .collect();
+            assert_eq!(warnings.len(), 1, "{:?}", desktop.notifications());
+            assert!(warnings[0].body.contains("cannot be refreshed"), "{warnings:?}");
+
+            // The tray's Sign out ends a session.
+            s.pg.fail_next_refreshes(0);
+            s.sign_in_active(ALICE.0, ALICE.1).await;
+            s.wait_until("Sign out to be enabled", T, || async {
+                labels(&tray).contains(&("Sign out".into(), true))
+            })
+            .await;
+            tray.click("Sign out").unwrap();
+            s.wait_visible("screen-signin", T).await;
+            assert_eq!(s.stored(), None, "the keychain entry is gone");
+            s
+        })
+        .await;
+}

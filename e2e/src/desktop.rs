@@ -1,0 +1,274 @@
+//! The desktop around the app, played on the test's D-Bus session bus: a
+//! notification server that records what it is asked to show
+//! (`org.freedesktop.Notifications`, the Desktop Notifications spec 1.2)
+//! and a StatusNotifier watcher (`org.kde.StatusNotifierWatcher`) that the
+//! app's tray item (libayatana-appindicator, through Tauri's tray-icon)
+//! registers with. Through the registered item the tests read the tray's
+//! menu (`com.canonical.dbusmenu`) and click its entries, as a panel does.
+
+use dbus::arg::{PropMap, RefArg, Variant};
+use dbus::blocking::Connection;
+use dbus::channel::MatchingReceiver;
+use dbus::message::MatchRule;
+use dbus_crossroads::{Context, Crossroads, IfaceBuilder};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// A notification as the app sent it.
+#[derive(Debug, Clone)]
+pub struct Notification {
+    pub app_name: String,
+    pub summary: String,
+    pub body: String,
+}
+
+#[derive(Default)]
+struct Seen {
+    notifications: Vec<Notification>,
+    /// Registered tray items: (the sender's unique bus name, object path).
+    items: Vec<(String, String)>,
+}
+
+/// The recording desktop; stops serving when dropped.
+pub struct Desktop {
+    seen: Arc<Mutex<Seen>>,
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Desktop {
+    /// Claim the notification and watcher names on the session bus and
+    /// serve them on a thread of their own.
+    pub fn start() -> Desktop {
+        let seen = Arc::new(Mutex::new(Seen::default()));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+        let thread = {
+            let (seen, stop) = (seen.clone(), stop.clone());
+            std::thread::spawn(move || serve(seen, stop, ready_tx))
+        };
+        ready_rx
+            .recv_timeout(Duration::from_secs(10))
+            .expect("the recording desktop claims its bus names")
+            .expect("the recording desktop claims its bus names");
+        Desktop {
+            seen,
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    /// The notifications shown so far.
+    pub fn notifications(&self) -> Vec<Notification> {
+        self.seen.lock().unwrap().notifications.clone()
+    }
+
+    /// The tray items registered so far.
+    pub fn items(&self) -> Vec<(String, String)> {
+        self.seen.lock().unwrap().items.clone()
+    }
+}
+
+impl Drop for Desktop {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+struct Served(Arc<Mutex<Seen>>);
+
+type NotifyArgs = (String, u32, String, String, String, Vec<String>, PropMap, i32);
+
+fn serve(seen: Arc<Mutex<Seen>>, stop: Arc<AtomicBool>, ready: std::sync::mpsc::Sender<Result<(), String>>) {
+    let conn = match Connection::new_session() {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = ready.send(Err(format!("no session bus: {e}")));
+            return;
+        }
+    };
+    for name in ["org.freedesktop.Notifications", "org.kde.StatusNotifierWatcher"] {
+        if let Err(e) = conn.request_name(name, false, true, true) {
+            let _ = ready.send(Err(format!("cannot own {name}: {e}")));
+            return;
+        }
+    }
+    let mut cr = Crossroads::new();
+    let notifications = cr.register("org.freedesktop.Notifications", |b: &mut IfaceBuilder<Served>| {
+        b.method(
+            "Notify",
+            (
+                "app_name",
+                "replaces_id",
+                "app_icon",
+                "summary",
+                "body",
+                "actions",
+                "hints",
+                "expire_timeout",
+            ),
+            ("id",),
+            |_: &mut Context, s: &mut Served, (app_name, _, _, summary, body, _, _, _): NotifyArgs| {
+                let mut seen = s.0.lock().unwrap();
+                seen.notifications.push(Notification {
+                    app_name,
+                    summary,
+                    body,
+                });
+                Ok((seen.notifications.len() as u32,))
+            },
+        );
+        b.method("GetCapabilities", (), ("capabilities",), |_, _, ()| {
+            Ok((vec!["body".to_owned()],))
+        });
+        b.method(
+            "GetServerInformation",
+            (),
+            ("name", "vendor", "version", "spec_version"),
+            |_, _, ()| {
+                Ok((
+                    "recorder".to_owned(),
+                    "session-manager tests".to_owned(),
+                    "1".to_owned(),
+                    "1.2".to_owned(),
+                ))
+            },
+        );
+        b.method("CloseNotification", ("id",), (), |_, _, (_id,): (u32,)| Ok(()));
+    });
+    let watcher = cr.register("org.kde.StatusNotifierWatcher", |b: &mut IfaceBuilder<Served>| {
+        b.method(
+            "RegisterStatusNotifierItem",
+            ("service",),
+            (),
+            |ctx: &mut Context, s: &mut Served, (service,): (String,)| {
+                let sender = ctx.message().sender().map(|n| n.to_string()).unwrap_or_default();
+                // An item names its object path, or its bus name (then the
+                // path is the spec's default).
+                let (bus, path) = if service.starts_with('/') {
+                    (sender, service)
+                } else {
+                    (service, "/StatusNotifierItem".to_owned())
+                };
+                s.0.lock().unwrap().items.push((bus, path));
+                Ok(())
+            },
+        );
+        b.method("RegisterStatusNotifierHost", ("service",), (), |_, _, (_,): (String,)| Ok(()));
+        b.property("IsStatusNotifierHostRegistered").get(|_, _| Ok(true));
+        b.property("ProtocolVersion").get(|_, _| Ok(0i32));
+        b.property("RegisteredStatusNotifierItems").get(|_, s: &mut Served| {
+            Ok(s.0
+                .lock()
+                .unwrap()
+                .items
+                .iter()
+                .map(|(bus, path)| format!("{bus}{path}"))
+                .collect::<Vec<_>>())
+        });
+    });
+    cr.insert("/org/freedesktop/Notifications", &[notifications], Served(seen.clone()));
+    cr.insert("/StatusNotifierWatcher", &[watcher], Served(seen));
+    conn.start_receive(
+        MatchRule::new_method_call(),
+        Box::new(move |msg, conn| {
+            let _ = cr.handle_message(msg, conn);
+            true
+        }),
+    );
+    let _ = ready.send(Ok(()));
+    while !stop.load(Ordering::SeqCst) {
+        if conn.process(Duration::from_millis(100)).is_err() {
+            break;
+        }
+    }
+}
+
+/// One entry of a tray menu.
+#[derive(Debug, Clone)]
+pub struct MenuEntry {
+    pub id: i32,
+    pub label: String,
+    pub enabled: bool,
+}
+
+/// A registered tray item, read over the bus as a panel reads it.
+pub struct TrayItem {
+    conn: dbus::blocking::SyncConnection,
+    bus: String,
+    path: String,
+}
+
+impl TrayItem {
+    pub fn new(bus: &str, path: &str) -> TrayItem {
+        TrayItem {
+            conn: dbus::blocking::SyncConnection::new_session().expect("the session bus"),
+            bus: bus.to_owned(),
+            path: path.to_owned(),
+        }
+    }
+
+    fn menu_path(&self) -> Result<dbus::Path<'static>, dbus::Error> {
+        use dbus::blocking::stdintf::org_freedesktop_dbus::Properties;
+        let item = self.conn.with_proxy(&self.bus, &self.path, Duration::from_secs(5));
+        item.get("org.kde.StatusNotifierItem", "Menu")
+    }
+
+    /// The menu's top-level entries (separators have no label).
+    pub fn menu(&self) -> Result<Vec<MenuEntry>, dbus::Error> {
+        let menu_path = self.menu_path()?;
+        let menu = self.conn.with_proxy(&self.bus, menu_path, Duration::from_secs(5));
+        type Layout = (i32, PropMap, Vec<Variant<Box<dyn RefArg>>>);
+        let (_revision, (_, _, children)): (u32, Layout) = menu.method_call(
+            "com.canonical.dbusmenu",
+            "GetLayout",
+            (0i32, 1i32, Vec::<String>::new()),
+        )?;
+        let mut entries = Vec::new();
+        for child in &children {
+            // Each child is a variant holding the struct (id, properties,
+            // children); some readers give it one more level.
+            let Some(mut fields) = child.0.as_iter() else { continue };
+            let mut first = fields.next();
+            if first.is_some_and(|f| f.as_i64().is_none()) {
+                let Some(inner) = first.and_then(|f| f.as_iter()) else { continue };
+                fields = inner;
+                first = fields.next();
+            }
+            let id = first.and_then(|v| v.as_i64()).unwrap_or(-1) as i32;
+            let (mut label, mut enabled) = (String::new(), true);
+            if let Some(mut kv) = fields.next().and_then(|p| p.as_iter()) {
+                while let (Some(k), Some(v)) = (kv.next(), kv.next()) {
+                    let text = v.as_str().or_else(|| v.as_iter()?.next()?.as_str());
+                    let number = v.as_i64().or_else(|| v.as_iter()?.next()?.as_i64());
+                    match k.as_str() {
+                        Some("label") => label = text.unwrap_or_default().to_owned(),
+                        Some("enabled") => enabled = number.is_none_or(|b| b != 0),
+                        _ => {}
+                    }
+                }
+            }
+            entries.push(MenuEntry { id, label, enabled });
+        }
+        Ok(entries)
+    }
+
+    /// Click the entry with this label, as a panel does.
+    pub fn click(&self, label: &str) -> Result<(), dbus::Error> {
+        let entry = self
+            .menu()?
+            .into_iter()
+            .find(|e| e.label == label)
+            .ok_or_else(|| dbus::Error::new_failed(&format!("no menu entry labelled {label}")))?;
+        let menu = self.conn.with_proxy(&self.bus, self.menu_path()?, Duration::from_secs(5));
+        menu.method_call::<(), _, _, _>(
+            "com.canonical.dbusmenu",
+            "Event",
+            (entry.id, "clicked", Variant(0i32), 0u32),
+        )
+    }
+}
