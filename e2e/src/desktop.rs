@@ -158,7 +158,12 @@ fn serve(seen: Arc<Mutex<Seen>>, stop: Arc<AtomicBool>, ready: std::sync::mpsc::
                 Ok(())
             },
         );
-        b.method("RegisterStatusNotifierHost", ("service",), (), |_, _, (_,): (String,)| Ok(()));
+        b.method(
+            "RegisterStatusNotifierHost",
+            ("service",),
+            (),
+            |_, _, (_,): (String,)| Ok(()),
+        );
         b.property("IsStatusNotifierHostRegistered").get(|_, _| Ok(true));
         b.property("ProtocolVersion").get(|_, _| Ok(0i32));
         b.property("RegisteredStatusNotifierItems").get(|_, s: &mut Served| {
@@ -235,7 +240,9 @@ impl TrayItem {
             let Some(mut fields) = child.0.as_iter() else { continue };
             let mut first = fields.next();
             if first.is_some_and(|f| f.as_i64().is_none()) {
-                let Some(inner) = first.and_then(|f| f.as_iter()) else { continue };
+                let Some(inner) = first.and_then(|f| f.as_iter()) else {
+                    continue;
+                };
                 fields = inner;
                 first = fields.next();
             }
@@ -264,7 +271,9 @@ impl TrayItem {
             .into_iter()
             .find(|e| e.label == label)
             .ok_or_else(|| dbus::Error::new_failed(&format!("no menu entry labelled {label}")))?;
-        let menu = self.conn.with_proxy(&self.bus, self.menu_path()?, Duration::from_secs(5));
+        let menu = self
+            .conn
+            .with_proxy(&self.bus, self.menu_path()?, Duration::from_secs(5));
         menu.method_call::<(), _, _, _>(
             "com.canonical.dbusmenu",
             "Event",

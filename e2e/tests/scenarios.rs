@@ -889,20 +889,42 @@ async fn s22_the_tray_shows_the_session_and_signs_out_and_one_notification_warns
             let (bus, path) = desktop.items()[0].clone();
             let tray = e2e::desktop::TrayItem::new(&bus, &path);
             let labels = |t: &e2e::desktop::TrayItem| {
-                t.menu().unwrap().into_iter().map(|e| (e.label, e.enabled)).collect::<Vec<_>>()
+                t.menu()
+                    .unwrap()
+                    .into_iter()
+                    .map(|e| (e.label, e.enabled))
+                    .collect::<Vec<_>>()
             };
             let menu = labels(&tray);
             assert!(menu.contains(&("playground · Signed out".into(), false)), "{menu:?}");
-            assert!(menu.contains(&("Sign out".into(), false)), "nothing to sign out: {menu:?}");
+            assert!(
+                menu.contains(&("Sign out".into(), false)),
+                "nothing to sign out: {menu:?}"
+            );
 
             // Signed in: the status line shows the state and the time left.
             s.sign_in_active(ALICE.0, ALICE.1).await;
             s.wait_until("the tray to show the session", T, || async {
-                labels(&tray).iter().any(|(l, _)| l.starts_with("playground · Active · 0:"))
+                labels(&tray)
+                    .iter()
+                    .any(|(l, _)| l.starts_with("playground · Active · 0:"))
             })
             .await;
-            let status = labels(&tray).into_iter().find(|(l, _)| l.starts_with("playground · Active")).unwrap().0;
-            let left: u64 = status.rsplit(" · ").next().unwrap().trim_end_matches(" left").split(':').nth(1).unwrap().parse().unwrap();
+            let status = labels(&tray)
+                .into_iter()
+                .find(|(l, _)| l.starts_with("playground · Active"))
+                .unwrap()
+                .0;
+            let left: u64 = status
+                .rsplit(" · ")
+                .next()
+                .unwrap()
+                .trim_end_matches(" left")
+                .split(':')
+                .nth(1)
+                .unwrap()
+                .parse()
+                .unwrap();
             assert!((20..=30).contains(&left), "{status}");
 
             // The provider stops renewing (503s): in its last two minutes

@@ -279,12 +279,14 @@ impl Backend {
         data_dir: &std::path::Path,
     ) -> Result<(Playground, Config), ErrorInfo> {
         let lifetime = options.playground_lifetime.unwrap_or(DEFAULT_PLAYGROUND_LIFETIME);
-        let pg = crate::embedded::start(lifetime, data_dir.join("playground")).await.map_err(|e| {
-            ErrorInfo::new(
-                ErrorCode::Internal,
-                format!("the built-in Playground did not start ({e}); the profiles of the config file still work"),
-            )
-        })?;
+        let pg = crate::embedded::start(lifetime, data_dir.join("playground"))
+            .await
+            .map_err(|e| {
+                ErrorInfo::new(
+                    ErrorCode::Internal,
+                    format!("the built-in Playground did not start ({e}); the profiles of the config file still work"),
+                )
+            })?;
         // QA and tests find the admin API, its token, the CA and pins here.
         println!("playground: {}", serde_json::to_string(pg.info()).unwrap_or_default());
         let config = Config::parse(pg.config(), data_dir).map_err(|e| Error::Config(e).info())?;

@@ -9,10 +9,7 @@
 pub use playground::{DemoUser, Playground};
 
 #[cfg(feature = "playground")]
-pub(crate) async fn start(
-    lifetime: std::time::Duration,
-    dir: std::path::PathBuf,
-) -> Result<Playground, String> {
+pub(crate) async fn start(lifetime: std::time::Duration, dir: std::path::PathBuf) -> Result<Playground, String> {
     Playground::start(playground::Options {
         token_lifetime: lifetime,
         dir: Some(dir),
@@ -29,9 +26,11 @@ pub use none::{DemoUser, Playground};
 
 #[cfg(not(feature = "playground"))]
 pub(crate) async fn start(_lifetime: std::time::Duration, _dir: std::path::PathBuf) -> Result<Playground, String> {
-    Err("this build has no built-in Playground (built without the `playground` feature); \
+    Err(
+        "this build has no built-in Playground (built without the `playground` feature); \
          put your profiles in ~/.config/session-manager/config.toml or pass --config FILE"
-        .to_owned())
+            .to_owned(),
+    )
 }
 
 #[cfg(not(feature = "playground"))]

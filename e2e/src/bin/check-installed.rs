@@ -39,7 +39,10 @@ async fn main() -> ExitCode {
         loop {
             let shown = async {
                 let signin = client.find(Locator::Css("[data-testid='screen-signin']")).await.ok()?;
-                let demo = client.find(Locator::Css("[data-testid='demo-credentials']")).await.ok()?;
+                let demo = client
+                    .find(Locator::Css("[data-testid='demo-credentials']"))
+                    .await
+                    .ok()?;
                 let text = demo.text().await.ok()?;
                 (signin.is_displayed().await.ok()? && text.contains("alice")).then_some(())
             };
@@ -57,7 +60,10 @@ async fn main() -> ExitCode {
     drop(driver);
     match waited {
         Ok(()) => {
-            println!("{} reached the sign-in screen of its built-in Playground", app.display());
+            println!(
+                "{} reached the sign-in screen of its built-in Playground",
+                app.display()
+            );
             ExitCode::SUCCESS
         }
         Err(_) => {
