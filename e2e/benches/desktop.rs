@@ -88,8 +88,14 @@ async fn settle(exe: &Path, idle: Duration) -> (u64, f64) {
     (rss_kib(&pids), ticks as f64 / 100.0 / idle.as_secs_f64() * 100.0)
 }
 
-/// Cold starts per app, alternating.
-const RUNS: usize = 7;
+/// Cold starts per app, alternating (DESKTOP_BENCH_RUNS for a quick look).
+fn runs() -> usize {
+    std::env::var("DESKTOP_BENCH_RUNS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .filter(|n| *n > 0)
+        .unwrap_or(7)
+}
 
 fn median(mut v: Vec<Duration>) -> Duration {
     v.sort();
@@ -137,7 +143,7 @@ async fn main() {
     );
 
     let (mut app_starts, mut min_starts) = (Vec::new(), Vec::new());
-    for _ in 0..RUNS {
+    for _ in 0..runs() {
         let (c, t) = cold_start(&d, &app, "[data-testid='screen-signin']").await;
         app_starts.push(t);
         c.close().await.unwrap();
@@ -146,7 +152,7 @@ async fn main() {
         c.close().await.unwrap();
     }
     let (a, m) = (median(app_starts), median(min_starts));
-    println!("Cold start to a rendered first screen (median of {RUNS}, {profile} builds):");
+    println!("Cold start to a rendered first screen (median of {}, {profile} builds):", runs());
     println!(
         "  Session Manager: {} ms, minimal Tauri app: {} ms, ratio {:.2} (target <= 1.15)",
         a.as_millis(),
