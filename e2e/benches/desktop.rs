@@ -152,7 +152,10 @@ async fn main() {
         c.close().await.unwrap();
     }
     let (a, m) = (median(app_starts), median(min_starts));
-    println!("Cold start to a rendered first screen (median of {}, {profile} builds):", runs());
+    println!(
+        "Cold start to a rendered first screen (median of {}, {profile} builds):",
+        runs()
+    );
     println!(
         "  Session Manager: {} ms, minimal Tauri app: {} ms, ratio {:.2} (target <= 1.15)",
         a.as_millis(),
