@@ -39,10 +39,14 @@ fn failure(code: ErrorCode, message: impl Into<String>) -> Failure {
 async fn main() -> ExitCode {
     let cli = Cli::parse();
     let json = cli.json;
-    let _log = session_core::diaglog::init(
-        cli.data_dir.clone().or_else(paths::default_data_dir).as_deref(),
-        "sessionctl",
-    );
+    // Printing completions or the man page (package builds do) leaves no
+    // log and creates no data directory.
+    if !matches!(cli.command, Command::Completions { .. } | Command::Man) {
+        session_core::diaglog::init(
+            cli.data_dir.clone().or_else(paths::default_data_dir).as_deref(),
+            "sessionctl",
+        );
+    }
     match run(cli).await {
         Ok(code) => code,
         Err(Failure(info)) => {

@@ -1132,6 +1132,10 @@ async fn completions_man_page_and_help_examples_come_from_the_command_definition
     );
     let out = cli.run(&["man"], None).await;
     assert!(out.status.success());
+    assert!(
+        !cli.data.path().join("logs").exists(),
+        "printing completions or the man page writes no log"
+    );
     let man = stdout(&out);
     assert!(man.starts_with(".ie") || man.contains(".TH sessionctl"), "{man}");
     assert!(man.contains("doctor"), "{man}");
