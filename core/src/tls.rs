@@ -156,6 +156,20 @@ pub mod danger {
                 *found.borrow_mut() = Self::path_pins(path);
                 Ok(())
             };
+            self.verify_paths(&cert, intermediates, now, &take).map_err(pki_error)?;
+            Ok(found.into_inner())
+        }
+
+        /// WebPKI path building for a server certificate against this
+        /// verifier's roots and algorithms; `each_path` sees every path
+        /// webpki verified and may refuse it (webpki then tries the next).
+        fn verify_paths(
+            &self,
+            cert: &webpki::EndEntityCert<'_>,
+            intermediates: &[CertificateDer<'_>],
+            now: UnixTime,
+            each_path: &dyn Fn(&webpki::VerifiedPath<'_>) -> Result<(), webpki::Error>,
+        ) -> Result<(), webpki::Error> {
             cert.verify_for_usage(
                 self.algorithms.all,
                 &self.roots.roots,
@@ -163,10 +177,9 @@ pub mod danger {
                 now,
                 webpki::KeyUsage::server_auth(),
                 None,
-                Some(&take),
+                Some(each_path),
             )
-            .map_err(pki_error)?;
-            Ok(found.into_inner())
+            .map(|_| ())
         }
 
         /// The pins of one verified path: leaf, intermediates used, anchor.
@@ -212,15 +225,7 @@ pub mod danger {
                 // Not fatal: webpki goes on with other candidate paths.
                 Err(webpki::Error::UnknownIssuer)
             };
-            let verified = cert.verify_for_usage(
-                self.algorithms.all,
-                &self.roots.roots,
-                intermediates,
-                now,
-                webpki::KeyUsage::server_auth(),
-                None,
-                Some(&check_pins),
-            );
+            let verified = self.verify_paths(&cert, intermediates, now, &check_pins);
             let presented = unpinned.into_inner();
             if let Err(e) = &verified {
                 if presented.is_empty() {
