@@ -952,7 +952,10 @@ async fn s22_the_tray_shows_the_session_and_signs_out_and_one_notification_warns
                 .filter(|n| n.summary == "Session about to expire")
                 .collect();
             assert_eq!(warnings.len(), 1, "{:?}", desktop.notifications());
-            assert!(warnings[0].body.contains("cannot be refreshed"), "{warnings:?}");
+            // Renewal still runs (offline, retrying): the warning says so, and
+            // does not claim the session ends with its access token.
+            assert!(warnings[0].body.contains("renewing it keeps failing"), "{warnings:?}");
+            assert_eq!(warnings[0].app_name, "Session Manager", "{warnings:?}");
 
             // The tray's Sign out ends a session.
             s.pg.fail_next_refreshes(0);

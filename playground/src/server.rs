@@ -9,7 +9,7 @@ use axum::middleware::{self, Next};
 use axum::response::Response;
 use axum::routing::get;
 use axum::Router;
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::TokioIo;
 use hyper_util::service::TowerToHyperService;
 use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
@@ -178,9 +178,9 @@ async fn connection(
         },
         _ = closed.wait_for(Option::is_some) => return,
     };
-    let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new()).http1_only();
+    // HTTP/1.1 only, as the ALPN offer says (no h2 in the binaries).
+    let mut builder = hyper::server::conn::http1::Builder::new();
     builder
-        .http1()
         .timer(hyper_util::rt::TokioTimer::new())
         .header_read_timeout(HANDSHAKE_TIMEOUT);
     let conn = builder.serve_connection(TokioIo::new(tls), TowerToHyperService::new(app));

@@ -506,15 +506,28 @@ pub fn expiry_warning(view: &SessionView, now: chrono::DateTime<chrono::Utc>) ->
     // The provider writes part of the error text; some notification daemons
     // render markup, so none may come through.
     let plain = |t: &str| t.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;");
-    (failing && (0..=120).contains(&left)).then(|| {
+    if !failing || !(0..=120).contains(&left) {
+        return None;
+    }
+    let why = view
+        .last_error
+        .as_ref()
+        .map(|e| format!(" ({})", plain(&e.message)))
+        .unwrap_or_default();
+    let profile = &view.profile;
+    Some(if view.next_refresh_at.is_none() {
+        format!("Your {profile} session ends in {left} s and cannot be renewed{why}. Save your work and sign in again.")
+    } else {
+        // Still retrying: since the engine keeps a session whose provider
+        // cannot be reached ("offline, retrying") for as long as its refresh
+        // token lives, the access token's end is not the session's.
+        let until = view
+            .renewable_until
+            .map(|t| format!(" until {}", t.with_timezone(&chrono::Local).format("%H:%M")))
+            .unwrap_or_default();
         format!(
-            "Your {} session ends in {} s and cannot be refreshed{}. Save your work and sign in again.",
-            view.profile,
-            left,
-            view.last_error
-                .as_ref()
-                .map(|e| format!(" ({})", plain(&e.message)))
-                .unwrap_or_default()
+            "Your {profile} session's access expires in {left} s and renewing it keeps failing{why}. \
+             Session Manager keeps trying{until}; save your work in case you have to sign in again."
         )
     })
 }
@@ -578,6 +591,25 @@ mod tests {
         let mut reauth = view(Phase::Active, 900, Some(false), false);
         reauth.reauth_needed = true;
         assert!(expiry_warning(&reauth, now).unwrap().contains("Sign in again before"));
+    }
+
+    #[test]
+    fn the_warning_says_whether_the_session_ends_or_renewal_keeps_trying() {
+        let now = chrono::Utc::now();
+        // Renewal is failing but still tried: the access token expires, the
+        // session does not end with it (it goes offline and keeps trying for
+        // as long as the refresh token lives).
+        let mut retrying = view(Phase::Active, 90, Some(false), true);
+        retrying.renewable_until = Some(now + chrono::Duration::hours(1));
+        let text = expiry_warning(&retrying, now).unwrap();
+        assert!(text.contains("access expires in 90 s"), "{text}");
+        assert!(text.contains("renewing it keeps failing"), "{text}");
+        let until = retrying.renewable_until.unwrap().with_timezone(&chrono::Local).format("%H:%M");
+        assert!(text.contains(&format!("keeps trying until {until}")), "{text}");
+        assert!(!text.contains("ends in"), "{text}");
+        // No renewal possible: the session ends with its token.
+        let ending = expiry_warning(&view(Phase::Active, 90, None, false), now).unwrap();
+        assert!(ending.contains("session ends in 90 s and cannot be renewed"), "{ending}");
     }
 
     #[test]

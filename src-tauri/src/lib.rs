@@ -5,6 +5,8 @@
 //! commands return `SessionView`s, lists and `{code, message}` errors.
 
 pub mod backend;
+#[cfg(target_os = "linux")]
+mod desktop;
 mod embedded;
 mod tray;
 
@@ -263,24 +265,69 @@ pub fn build<R: Runtime>(
 /// first (which shows its window) and exits before it touches any session,
 /// so two instances never refresh with the same token. Apps with different
 /// namespaces (`SESSION_MANAGER_KEYCHAIN_SERVICE`, which tests set) share no
-/// session and may run side by side. On Linux the plugin owns a D-Bus name;
-/// without a session bus it cannot find other instances and says so.
-fn single_instance<R: Runtime>() -> tauri::plugin::TauriPlugin<R> {
-    let mut builder = tauri_plugin_single_instance::Builder::new().callback(|app, _args, _cwd| {
-        if let Some(w) = app.get_webview_window("main") {
-            let _ = w.unminimize();
-            let _ = w.show();
-            let _ = w.set_focus();
+/// session and may run side by side.
+fn instance_name() -> String {
+    match std::env::var(session_core::vault::SERVICE_ENV) {
+        Ok(ns) => {
+            let ns: String = ns
+                .chars()
+                .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+                .collect();
+            format!("dev.session_manager.desktop.n{ns}")
         }
-    });
-    if let Ok(ns) = std::env::var(session_core::vault::SERVICE_ENV) {
-        let ns: String = ns
-            .chars()
-            .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
-            .collect();
-        builder = builder.dbus_id(format!("dev.session_manager.desktop.n{ns}"));
+        Err(_) => "dev.session_manager.desktop".into(),
     }
-    builder.build()
+}
+
+fn show_window<R: Runtime>(app: &tauri::AppHandle<R>) {
+    if let Some(w) = app.get_webview_window("main") {
+        let _ = w.unminimize();
+        let _ = w.show();
+        let _ = w.set_focus();
+    }
+}
+
+/// Become the one instance, or hand over to it and exit. On Linux over
+/// libdbus ([`desktop`]); without a session bus other instances cannot be
+/// found, and the app says so and starts.
+#[cfg(target_os = "linux")]
+fn one_instance<R: Runtime>(builder: tauri::Builder<R>) -> tauri::Builder<R> {
+    match desktop::claim(&format!("{}.SingleInstance", instance_name())) {
+        desktop::Claim::First(instance) => builder.plugin(
+            tauri::plugin::Builder::<R, ()>::new("one-instance")
+                .setup(move |app, _| {
+                    let handle = app.clone();
+                    instance.on_show(move || show_window(&handle));
+                    app.manage(instance);
+                    Ok(())
+                })
+                .build(),
+        ),
+        desktop::Claim::HandedOver => {
+            tracing::info!("another instance is running; asked it to show its window");
+            std::process::exit(0);
+        }
+        desktop::Claim::Unanswered(e) => {
+            eprintln!(
+                "error[already_running]: another Session Manager is running but does not answer ({e}). \
+                 Close it (or end its process) and start again."
+            );
+            std::process::exit(1);
+        }
+        desktop::Claim::NoBus(e) => {
+            eprintln!("warning: no D-Bus session bus ({e}): cannot check for another running instance");
+            builder
+        }
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn one_instance<R: Runtime>(builder: tauri::Builder<R>) -> tauri::Builder<R> {
+    let plugin = tauri_plugin_single_instance::Builder::new()
+        .callback(|app, _args, _cwd| show_window(app))
+        .dbus_id(instance_name())
+        .build();
+    builder.plugin(plugin).plugin(tauri_plugin_notification::init())
 }
 
 /// Run the desktop app.
@@ -296,11 +343,9 @@ pub fn run() {
     // the backend reports that on the window.
     let data_dir = options.data_dir.clone().or_else(session_core::paths::default_data_dir);
     session_core::diaglog::init(data_dir.as_deref(), "app");
-    let builder = tauri::Builder::default()
-        // Plugins set up before the app's own setup: a second launch hands
-        // over to the first instance and exits before any session is touched.
-        .plugin(single_instance())
-        .plugin(tauri_plugin_notification::init());
+    // A second launch hands over to the first instance and exits before
+    // any session is touched.
+    let builder = one_instance(tauri::Builder::default());
     let app = with_commands(builder)
         .setup(move |app| {
             let start = async move { Backend::start(options).await.map(Arc::new) };

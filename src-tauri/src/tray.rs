@@ -1,5 +1,5 @@
 //! The tray icon (state, time left, Sign out) and the desktop notification
-//! when a session is about to expire and cannot be refreshed.
+//! when a session is about to expire and renewing it fails.
 
 use crate::backend::{expiry_warning, Backend};
 use session_core::{Phase, SessionView};
@@ -7,7 +7,6 @@ use std::sync::{Arc, Mutex};
 use tauri::menu::{Menu, MenuItem, PredefinedMenuItem};
 use tauri::tray::TrayIconBuilder;
 use tauri::{AppHandle, Manager, Runtime};
-use tauri_plugin_notification::NotificationExt;
 
 /// The tray's status line for a view.
 pub fn status_line(view: &SessionView, now: chrono::DateTime<chrono::Utc>) -> String {
@@ -102,16 +101,22 @@ fn update<R: Runtime>(app: &AppHandle<R>, view: &SessionView) {
             let mut warned = tray.warned_session.lock().unwrap_or_else(|e| e.into_inner());
             if *warned != view.session_id {
                 *warned = view.session_id.clone();
-                // No notification daemon (a bare X server) is not an error.
-                let _ = app
-                    .notification()
-                    .builder()
-                    .title("Session about to expire")
-                    .body(message)
-                    .show();
+                notify(app, "Session about to expire", &message);
             }
         }
     }
+}
+
+#[cfg(target_os = "linux")]
+fn notify<R: Runtime>(_: &AppHandle<R>, summary: &str, body: &str) {
+    crate::desktop::notify(summary, body);
+}
+
+#[cfg(not(target_os = "linux"))]
+fn notify<R: Runtime>(app: &AppHandle<R>, summary: &str, body: &str) {
+    use tauri_plugin_notification::NotificationExt;
+    // No notification service is not an error.
+    let _ = app.notification().builder().title(summary).body(body).show();
 }
 
 /// The shell's reaction to a new view: window title, tray, notification.

@@ -1,0 +1,219 @@
+//! The two things the shell asks of the Linux desktop over the session bus:
+//! one instance per keychain namespace, and a notification.
+//!
+//! Both go through libdbus (the `dbus` crate the engine already links for
+//! the keychain and logind), not through Tauri's single-instance and
+//! notification plugins: on Linux those bring two versions of zbus (5 and
+//! 6) and an async executor of their own, 42 crates in all, for two method
+//! calls. Other platforms keep the plugins (`lib.rs`).
+//!
+//! A second launch asks for the instance's well-known name with
+//! `DO_NOT_QUEUE`. The bus gives it to one process only, so two launches at
+//! once cannot both win; the loser calls `Show` on the owner and exits.
+//! The name goes when the owner's connection closes, with the process, so
+//! a crashed instance leaves nothing behind that blocks the next launch.
+
+use dbus::blocking::stdintf::org_freedesktop_dbus::RequestNameReply;
+use dbus::blocking::Connection;
+use dbus::channel::{MatchingReceiver, Sender};
+use dbus::message::MatchRule;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+const PATH: &str = "/dev/session_manager/Instance";
+const INTERFACE: &str = "dev.session_manager.Instance";
+const SHOW: &str = "Show";
+/// How long a second launch waits for the first to answer `Show`, and a
+/// notification for the notification server.
+const CALL_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// What happened when this process asked to be the only instance.
+pub enum Claim {
+    /// This process is the instance; keep the value for as long as it runs.
+    First(Instance),
+    /// Another process is the instance and has been asked to show itself.
+    HandedOver,
+    /// Another process owns the name but did not answer: starting beside it
+    /// could refresh with the same token, so this one must not start.
+    Unanswered(String),
+    /// No session bus: other instances cannot be found. The app starts.
+    NoBus(String),
+}
+
+/// The running instance: answers `Show` from later launches.
+pub struct Instance {
+    on_show: Arc<OnceLock<Box<dyn Fn() + Send + Sync>>>,
+}
+
+impl Instance {
+    /// What to do when a later launch asks this instance to show itself.
+    /// Calls that arrive before this is set are answered and do nothing
+    /// (the window is opening then anyway).
+    pub fn on_show(&self, f: impl Fn() + Send + Sync + 'static) {
+        let _ = self.on_show.set(Box::new(f));
+    }
+}
+
+/// Ask the session bus for `name`.
+pub fn claim(name: &str) -> Claim {
+    claim_within(name, CALL_TIMEOUT)
+}
+
+fn claim_within(name: &str, timeout: Duration) -> Claim {
+    let connection = match Connection::new_session() {
+        Ok(c) => c,
+        Err(e) => return Claim::NoBus(describe(&e)),
+    };
+    match connection.request_name(name, false, false, true) {
+        Ok(RequestNameReply::PrimaryOwner | RequestNameReply::AlreadyOwner) => serve(connection),
+        Ok(RequestNameReply::Exists | RequestNameReply::InQueue) => {
+            let proxy = connection.with_proxy(name, PATH, timeout);
+            match proxy.method_call::<(), _, _, _>(INTERFACE, SHOW, ()) {
+                Ok(()) => Claim::HandedOver,
+                Err(e) => Claim::Unanswered(describe(&e)),
+            }
+        }
+        Err(e) => Claim::NoBus(describe(&e)),
+    }
+}
+
+fn serve(connection: Connection) -> Claim {
+    let on_show: Arc<OnceLock<Box<dyn Fn() + Send + Sync>>> = Arc::default();
+    let handler = on_show.clone();
+    let rule = MatchRule::new_method_call()
+        .with_path(PATH)
+        .with_interface(INTERFACE)
+        .with_member(SHOW);
+    connection.start_receive(
+        rule,
+        Box::new(move |call, conn| {
+            if let Some(show) = handler.get() {
+                show();
+            }
+            let _ = conn.send(call.method_return());
+            true
+        }),
+    );
+    // Other calls to this connection get libdbus's UnknownMethod answer
+    // from `process` itself. The thread lives as long as the process (the
+    // name goes with it).
+    let spawned = std::thread::Builder::new().name("instance-bus".into()).spawn(move || {
+        while connection.process(Duration::from_secs(3600)).is_ok() {}
+    });
+    match spawned {
+        Ok(_) => Claim::First(Instance { on_show }),
+        Err(e) => Claim::NoBus(format!("cannot start the bus thread: {e}")),
+    }
+}
+
+/// Show a notification through `org.freedesktop.Notifications`, on a thread
+/// of its own (the server answers when it likes). Without a session bus or
+/// a notification server (a bare X server) there is nothing to show on, and
+/// that is not an error: the window and the tray show the same state.
+pub fn notify(summary: &str, body: &str) {
+    let (summary, body) = (summary.to_owned(), body.to_owned());
+    let sent = std::thread::Builder::new().name("notify".into()).spawn(move || {
+        if let Err(e) = send_notification(&summary, &body) {
+            tracing::info!(error = %e, "no desktop notification shown");
+        }
+    });
+    if let Err(e) = sent {
+        tracing::info!(error = %e, "no desktop notification shown");
+    }
+}
+
+fn send_notification(summary: &str, body: &str) -> Result<u32, String> {
+    use dbus::arg::{PropMap, RefArg, Variant};
+    let connection = Connection::new_session().map_err(|e| describe(&e))?;
+    let proxy = connection.with_proxy(
+        "org.freedesktop.Notifications",
+        "/org/freedesktop/Notifications",
+        CALL_TIMEOUT,
+    );
+    let mut hints = PropMap::new();
+    // Lets the desktop group it under the app's entry and icon.
+    hints.insert(
+        "desktop-entry".into(),
+        Variant(Box::new("session-manager".to_owned()) as Box<dyn RefArg>),
+    );
+    let (id,): (u32,) = proxy
+        .method_call(
+            "org.freedesktop.Notifications",
+            "Notify",
+            (
+                "Session Manager",
+                0u32,
+                "session-manager",
+                summary,
+                body,
+                Vec::<String>::new(),
+                hints,
+                -1i32,
+            ),
+        )
+        .map_err(|e| describe(&e))?;
+    Ok(id)
+}
+
+fn describe(e: &dbus::Error) -> String {
+    format!("{}: {}", e.name().unwrap_or("D-Bus error"), e.message().unwrap_or(""))
+}
+
+#[cfg(test)]
+mod tests {
+    //! Against the real session bus (the test command runs every test in a
+    //! `dbus-run-session`).
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    fn unique(name: &str) -> String {
+        format!("dev.session_manager.test.{name}.p{}", std::process::id())
+    }
+
+    #[test]
+    fn the_second_claim_hands_over_to_the_first_which_is_asked_to_show() {
+        let name = unique("handover");
+        let Claim::First(first) = claim(&name) else {
+            panic!("the first claim did not get the name")
+        };
+        let shown = Arc::new(AtomicUsize::new(0));
+        let counter = shown.clone();
+        first.on_show(move || {
+            counter.fetch_add(1, Ordering::SeqCst);
+        });
+        for launch in 1..=2 {
+            assert!(matches!(claim(&name), Claim::HandedOver), "launch {launch} was not handed over");
+            assert_eq!(shown.load(Ordering::SeqCst), launch);
+        }
+    }
+
+    #[test]
+    fn launches_at_once_leave_exactly_one_instance() {
+        let name = unique("race");
+        let claims: Vec<Claim> = std::thread::scope(|s| {
+            let launches: Vec<_> = (0..8).map(|_| s.spawn(|| claim(&name))).collect();
+            launches.into_iter().map(|l| l.join().unwrap()).collect()
+        });
+        let first = claims.iter().filter(|c| matches!(c, Claim::First(_))).count();
+        let handed = claims.iter().filter(|c| matches!(c, Claim::HandedOver)).count();
+        assert_eq!((first, handed), (1, 7));
+    }
+
+    #[test]
+    fn an_owner_that_does_not_answer_stops_the_launch() {
+        let name = unique("hung");
+        // Owns the name and never reads its messages: a hung instance.
+        let hung = Connection::new_session().unwrap();
+        assert_eq!(
+            hung.request_name(name.as_str(), false, false, true).unwrap(),
+            RequestNameReply::PrimaryOwner
+        );
+        match claim_within(&name, Duration::from_millis(300)) {
+            Claim::Unanswered(why) => assert!(why.contains("NoReply"), "{why}"),
+            _ => panic!("a launch beside a hung instance was let through"),
+        }
+        // When the hung instance goes (crashes), the name goes with it.
+        drop(hung);
+        assert!(matches!(claim(&name), Claim::First(_)));
+    }
+}
