@@ -296,3 +296,125 @@ async fn a_primary_that_cannot_be_reached_fails_over_to_the_backup() {
     assert_eq!(view.state, Phase::Active);
     assert_eq!(backup.calls_to(LOGIN), 1);
 }
+
+/// `sessionctl doctor`'s checks (the library behind it) for an OpenID
+/// Connect profile whose discovery document and API live on the hostile
+/// server, which answers the document with `discovery`. The issuer is a
+/// name: the doctor contacts only what the profile and the document name.
+async fn doctor_on_discovery(discovery: Behaviour) -> session_core::doctor::Report {
+    let path = "/.well-known/openid-configuration";
+    let hostile = Hostile::start(Pki::new("doctor"), None, Handshake::Tls, vec![(path, discovery)]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("config.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[profiles.idp]\nprovider = \"oidc\"\nenvironment = \"integration\"\nissuer = \"https://idp.test\"\n\
+             discovery_url = \"{base}{path}\"\napi_base_url = \"{base}\"\nclient_id = \"app\"\n\
+             pins = [\"{pin}\"]\nca_file = \"{ca}\"\n",
+            base = hostile.base_url(),
+            pin = hostile.pki.leaf_pin,
+            ca = hostile.ca_file().display()
+        ),
+    )
+    .unwrap();
+    let doctor = session_core::doctor::Doctor {
+        config_file: Some(config),
+        profile: None,
+        data_dir: None,
+        store: Arc::new(MemoryStore::default()),
+    };
+    doctor.examine().await
+}
+
+fn check<'a>(report: &'a session_core::doctor::Report, what: &str) -> &'a session_core::doctor::Check {
+    let found: Vec<_> = report.checks.iter().filter(|c| c.what == what).collect();
+    assert_eq!(found.len(), 1, "one check named '{what}' in {:#?}", report.checks);
+    found[0]
+}
+
+#[tokio::test]
+async fn doctor_checks_the_hosts_discovery_names_not_only_the_profiles() {
+    use session_core::doctor::Status;
+    // The token and device endpoints on another host (localhost, where the
+    // profile names 127.0.0.1), on a port nobody listens on.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let other = format!("https://localhost:{closed}");
+    let report = doctor_on_discovery(Behaviour::json(serde_json::json!({
+        "issuer": "https://idp.test",
+        "authorization_endpoint": format!("{other}/authorize"),
+        "token_endpoint": format!("{other}/token"),
+        "device_authorization_endpoint": format!("{other}/device"),
+        "jwks_uri": format!("{other}/jwks"),
+    })))
+    .await;
+    let discovery = check(&report, "idp discovery");
+    assert_eq!(discovery.status, Status::Ok, "{discovery:#?}");
+    assert!(discovery.detail.contains(&format!("localhost:{closed}")), "{discovery:#?}");
+    // The other host is checked once, however many endpoints it serves,
+    // and its failure is named with its fix.
+    let tcp = check(&report, &format!("idp localhost:{closed} tcp"));
+    assert_eq!(tcp.status, Status::Failed, "{tcp:#?}");
+    assert!(tcp.fix.is_some(), "{tcp:#?}");
+    assert!(report.count(Status::Failed) >= 1);
+}
+
+#[tokio::test]
+async fn doctor_names_a_discovery_document_that_is_endless_or_wrong() {
+    use session_core::doctor::Status;
+    // Endless: read up to the protocol cap, then a failure; the other checks
+    // (the clock) still run.
+    let report = doctor_on_discovery(Behaviour::Endless).await;
+    let discovery = check(&report, "idp discovery");
+    assert_eq!(discovery.status, Status::Failed, "{discovery:#?}");
+    assert!(report.checks.iter().any(|c| c.what == "idp clock"), "{:#?}", report.checks);
+    // Another provider's document: the issuers differ, and the fix says what to compare.
+    let report = doctor_on_discovery(Behaviour::json(serde_json::json!({
+        "issuer": "https://evil.test",
+        "authorization_endpoint": "https://evil.test/a",
+        "token_endpoint": "https://evil.test/t",
+        "jwks_uri": "https://evil.test/j",
+    })))
+    .await;
+    let discovery = check(&report, "idp discovery");
+    assert_eq!(discovery.status, Status::Failed, "{discovery:#?}");
+    assert!(discovery.detail.contains("must be equal exactly"), "{discovery:#?}");
+    assert!(
+        !report.checks.iter().any(|c| c.what.contains("evil.test")),
+        "hosts of a refused document were contacted: {:#?}",
+        report.checks
+    );
+}
+
+#[tokio::test]
+async fn diagnostics_wait_a_short_while_for_silent_providers_all_at_once() {
+    // Three providers that take the request and never answer (each profile
+    // allows 30 s per request): the report does not wait 90 s for them.
+    let mut servers = Vec::new();
+    for _ in 0..3 {
+        servers.push(Hostile::start(Pki::new("silent"), None, Handshake::Tls, vec![("/", Behaviour::Silent)]).await);
+    }
+    let profiles: Vec<session_core::Profile> = servers.iter().map(|h| h.finhub_profile("")).collect();
+    assert!(profiles.iter().all(|p| p.timeout >= Duration::from_secs(30)));
+    let inputs = session_core::diagnostics::Inputs {
+        config_file: None,
+        profiles,
+        config_error: None,
+        data_dir: None,
+        store: Arc::new(MemoryStore::default()),
+        lines: 10,
+        front: "test".into(),
+    };
+    let deadline = session_core::diagnostics::CLOCK_DEADLINE;
+    let report = tokio::time::timeout(deadline * 2, session_core::diagnostics::collect(&inputs))
+        .await
+        .expect("the clocks were read one after another, or past the deadline");
+    assert_eq!(report.clock.len(), 3);
+    for reading in &report.clock {
+        assert_eq!(reading.offset_secs, None);
+        assert!(
+            reading.note.contains(&format!("no answer within {} s", deadline.as_secs())),
+            "{reading:?}"
+        );
+    }
+}

@@ -12,6 +12,12 @@ use serde::Serialize;
 use std::fmt::Write as _;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
+
+/// How long diagnostics wait for a provider's clock. Support wants the
+/// report now, and a provider that answers slower than this is itself the
+/// finding. All providers are asked at once.
+pub const CLOCK_DEADLINE: Duration = Duration::from_secs(5);
 
 /// What to collect.
 pub struct Inputs {
@@ -161,20 +167,30 @@ fn platform() -> String {
     format!("{os}{kernel}, {}", std::env::consts::ARCH)
 }
 
-/// Collect everything. Reaches each provider once (for its clock), within
-/// the profile's timeout.
+/// Collect everything. Reaches each provider once (for its clock), all at
+/// once, each within [`CLOCK_DEADLINE`].
 pub async fn collect(inputs: &Inputs) -> Diagnostics {
     let store = inputs.store.clone();
     let keychain = tokio::task::spawn_blocking(move || store.backend())
         .await
         .unwrap_or_else(|_| "unknown".into());
+    let reads: Vec<_> = inputs
+        .profiles
+        .iter()
+        .cloned()
+        .map(|p| tokio::spawn(async move { tokio::time::timeout(CLOCK_DEADLINE, crate::doctor::check_clock(&p)).await }))
+        .collect();
     let mut clock = Vec::new();
-    for p in &inputs.profiles {
-        let check = crate::doctor::check_clock(p).await;
+    for (p, read) in inputs.profiles.iter().zip(reads) {
+        let (offset_secs, note) = match read.await {
+            Ok(Ok(check)) => (check.clock_offset_secs, check.detail),
+            Ok(Err(_)) => (None, format!("no answer within {} s", CLOCK_DEADLINE.as_secs())),
+            Err(e) => (None, format!("not measured ({e})")),
+        };
         clock.push(ClockReading {
             profile: p.name.clone(),
-            offset_secs: check.clock_offset_secs,
-            note: check.detail,
+            offset_secs,
+            note,
         });
     }
     let (log, audit) = match &inputs.data_dir {

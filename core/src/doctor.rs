@@ -393,13 +393,9 @@ fn hosts_of(profile: &Profile) -> Vec<(String, u16)> {
         urls.extend(&o.api_base_url);
     }
     let mut hosts: Vec<(String, u16)> = Vec::new();
-    for url in urls {
-        let (Some(host), Some(port)) = (url.host_str(), url.port_or_known_default()) else {
-            continue;
-        };
-        let host = host.trim_start_matches('[').trim_end_matches(']').to_owned();
-        if !hosts.contains(&(host.clone(), port)) {
-            hosts.push((host, port));
+    for h in urls.into_iter().filter_map(host_port) {
+        if !hosts.contains(&h) {
+            hosts.push(h);
         }
     }
     hosts
@@ -407,18 +403,81 @@ fn hosts_of(profile: &Profile) -> Vec<(String, u16)> {
 
 async fn check_profile(profile: &Profile) -> Vec<Check> {
     let mut checks = Vec::new();
-    let mut base_reachable = false;
-    for (i, (host, port)) in hosts_of(profile).into_iter().enumerate() {
-        let host_checks = check_host(profile, &host, port).await;
-        if i == 0 {
-            base_reachable = host_checks.iter().all(|c| c.status != Status::Failed);
+    let mut failed_hosts = Vec::new();
+    let hosts = hosts_of(profile);
+    for (host, port) in &hosts {
+        let host_checks = check_host(profile, host, *port).await;
+        if host_checks.iter().any(|c| c.status == Status::Failed) {
+            failed_hosts.push((host.clone(), *port));
         }
         checks.extend(host_checks);
     }
-    if base_reachable {
+    let reachable = |url: &reqwest::Url| host_port(url).is_some_and(|h| !failed_hosts.contains(&h));
+    if let Some(oidc) = &profile.oidc {
+        if reachable(&oidc.discovery_url) {
+            // The endpoints discovery names may live on hosts the profile
+            // does not (a token service, a device endpoint): check those too.
+            let (check, endpoints) = check_discovery(profile, oidc).await;
+            checks.push(check);
+            for (host, port) in endpoints {
+                if !hosts.contains(&(host.clone(), port)) {
+                    checks.extend(check_host(profile, &host, port).await);
+                }
+            }
+        }
+    }
+    if reachable(&profile.base_url) {
         checks.push(check_clock(profile).await);
     }
     checks
+}
+
+fn host_port(url: &reqwest::Url) -> Option<(String, u16)> {
+    let host = url.host_str()?.trim_start_matches('[').trim_end_matches(']');
+    Some((host.to_owned(), url.port_or_known_default()?))
+}
+
+/// Fetch the discovery document as the engine does (pinned, capped, the
+/// issuer compared exactly); returns the verdict and the hosts of the
+/// endpoints it names, in the order it names them, once each.
+async fn check_discovery(profile: &Profile, oidc: &crate::profile::OidcSettings) -> (Check, Vec<(String, u16)>) {
+    let what = format!("{} discovery", profile.name);
+    let client = match tls::PinnedClient::for_profile(profile) {
+        Ok(c) => c,
+        Err(e) => return (Check::failed(what, e.to_string(), "fix the profile's ca_file"), vec![]),
+    };
+    let cache = crate::provider::oidc::discovery::DiscoveryCache::new(client, oidc.discovery_url.clone(), profile.issuer.clone());
+    let d = match cache.get().await {
+        Ok(d) => d,
+        Err(e) => {
+            return (
+                Check::failed(
+                    what,
+                    e.to_string(),
+                    "check the profile's issuer and discovery_url against the provider's metadata",
+                ),
+                vec![],
+            )
+        }
+    };
+    let urls = [
+        Some(&d.authorization_endpoint),
+        Some(&d.token_endpoint),
+        Some(&d.jwks_uri),
+        d.userinfo_endpoint.as_ref(),
+        d.revocation_endpoint.as_ref(),
+        d.end_session_endpoint.as_ref(),
+        d.device_authorization_endpoint.as_ref(),
+    ];
+    let mut hosts: Vec<(String, u16)> = Vec::new();
+    for h in urls.into_iter().flatten().filter_map(host_port) {
+        if !hosts.contains(&h) {
+            hosts.push(h);
+        }
+    }
+    let named: Vec<String> = hosts.iter().map(|(h, p)| format!("{h}:{p}")).collect();
+    let detail = format!("issuer {}; endpoints on {}", d.issuer, named.join(", "));
+    (Check::ok(what, detail), hosts)
 }
 
 /// DNS, TCP, then TLS with the profile's verifier; stops at the first step
