@@ -338,7 +338,11 @@ async fn doctor_checks_the_hosts_discovery_names_not_only_the_profiles() {
     use session_core::doctor::Status;
     // The token and device endpoints on another host (localhost, where the
     // profile names 127.0.0.1), on a port nobody listens on.
-    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let other = format!("https://localhost:{closed}");
     let report = doctor_on_discovery(Behaviour::json(serde_json::json!({
         "issuer": "https://idp.test",
@@ -350,7 +354,10 @@ async fn doctor_checks_the_hosts_discovery_names_not_only_the_profiles() {
     .await;
     let discovery = check(&report, "idp discovery");
     assert_eq!(discovery.status, Status::Ok, "{discovery:#?}");
-    assert!(discovery.detail.contains(&format!("localhost:{closed}")), "{discovery:#?}");
+    assert!(
+        discovery.detail.contains(&format!("localhost:{closed}")),
+        "{discovery:#?}"
+    );
     // The other host is checked once, however many endpoints it serves,
     // and its failure is named with its fix.
     let tcp = check(&report, &format!("idp localhost:{closed} tcp"));
@@ -367,7 +374,11 @@ async fn doctor_names_a_discovery_document_that_is_endless_or_wrong() {
     let report = doctor_on_discovery(Behaviour::Endless).await;
     let discovery = check(&report, "idp discovery");
     assert_eq!(discovery.status, Status::Failed, "{discovery:#?}");
-    assert!(report.checks.iter().any(|c| c.what == "idp clock"), "{:#?}", report.checks);
+    assert!(
+        report.checks.iter().any(|c| c.what == "idp clock"),
+        "{:#?}",
+        report.checks
+    );
     // Another provider's document: the issuers differ, and the fix says what to compare.
     let report = doctor_on_discovery(Behaviour::json(serde_json::json!({
         "issuer": "https://evil.test",
@@ -413,7 +424,9 @@ async fn diagnostics_wait_a_short_while_for_silent_providers_all_at_once() {
     for reading in &report.clock {
         assert_eq!(reading.offset_secs, None);
         assert!(
-            reading.note.contains(&format!("no answer within {} s", deadline.as_secs())),
+            reading
+                .note
+                .contains(&format!("no answer within {} s", deadline.as_secs())),
             "{reading:?}"
         );
     }

@@ -178,7 +178,9 @@ pub async fn collect(inputs: &Inputs) -> Diagnostics {
         .profiles
         .iter()
         .cloned()
-        .map(|p| tokio::spawn(async move { tokio::time::timeout(CLOCK_DEADLINE, crate::doctor::check_clock(&p)).await }))
+        .map(|p| {
+            tokio::spawn(async move { tokio::time::timeout(CLOCK_DEADLINE, crate::doctor::check_clock(&p)).await })
+        })
         .collect();
     let mut clock = Vec::new();
     for (p, read) in inputs.profiles.iter().zip(reads) {

@@ -446,7 +446,11 @@ async fn check_discovery(profile: &Profile, oidc: &crate::profile::OidcSettings)
         Ok(c) => c,
         Err(e) => return (Check::failed(what, e.to_string(), "fix the profile's ca_file"), vec![]),
     };
-    let cache = crate::provider::oidc::discovery::DiscoveryCache::new(client, oidc.discovery_url.clone(), profile.issuer.clone());
+    let cache = crate::provider::oidc::discovery::DiscoveryCache::new(
+        client,
+        oidc.discovery_url.clone(),
+        profile.issuer.clone(),
+    );
     let d = match cache.get().await {
         Ok(d) => d,
         Err(e) => {

@@ -11,6 +11,11 @@
 //!   after one minute;
 //! - CPU of those processes over that minute, and over another minute with
 //!   the window minimized (the countdown stops ticking while hidden);
+//! - CPU of both apps started directly, as a person starts them (no
+//!   WebDriver: its automation makes every repaint of the webview cost
+//!   several times what it costs otherwise), Session Manager signed in: the
+//!   session is made here, against a Playground in this process, kept in a
+//!   keychain namespace of its own, and restored by the app at start;
 //! - the size of both binaries.
 
 use e2e::fantoccini::{Client, Locator};
@@ -95,6 +100,75 @@ fn runs() -> usize {
         .and_then(|s| s.parse().ok())
         .filter(|n| *n > 0)
         .unwrap_or(7)
+}
+
+/// Start `exe` directly with `env`, let it settle for `warm_up`, then the
+/// CPU share of its processes over `idle`.
+async fn direct_cpu(exe: &Path, env: &[(&str, &std::ffi::OsStr)], warm_up: Duration, idle: Duration) -> f64 {
+    let mut cmd = tokio::process::Command::new(exe);
+    cmd.envs(env.iter().copied())
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true);
+    let mut child = cmd.spawn().unwrap();
+    tokio::time::sleep(warm_up).await;
+    let (_, cpu) = settle(exe, idle).await;
+    let _ = child.kill().await;
+    cpu
+}
+
+/// Session Manager started directly with a session to restore.
+async fn direct_cpu_signed_in(app: &Path, idle: Duration) -> f64 {
+    use playground::{Options, Playground};
+    use session_core::vault::{KeyringStore, SecretStore};
+    let dir = tempfile::tempdir().unwrap();
+    let pg = Playground::start(Options {
+        token_lifetime: Duration::from_secs(3600),
+        dir: Some(dir.path().join("pg")),
+        ..Options::default()
+    })
+    .await
+    .unwrap();
+    let config = dir.path().join("config.toml");
+    std::fs::write(&config, pg.config()).unwrap();
+    let data = dir.path().join("data");
+    let service = format!("session-manager-bench-{}", uuid::Uuid::new_v4().simple());
+    let store: std::sync::Arc<dyn SecretStore> = std::sync::Arc::new(KeyringStore::new(service.clone()));
+    let profile = session_core::Config::parse(pg.config(), dir.path())
+        .unwrap()
+        .profile(None)
+        .unwrap()
+        .clone();
+    let engine = session_core::Engine::open_with_store(profile.clone(), &data, store.clone()).unwrap();
+    engine
+        .sign_in("alice", session_core::Password::new("alice-pw-1"))
+        .await
+        .expect("the bench signs in to its Playground");
+    drop(engine);
+    let env = [
+        ("SESSION_MANAGER_CONFIG", config.as_os_str()),
+        ("SESSION_MANAGER_DATA_DIR", data.as_os_str()),
+        ("SESSION_MANAGER_KEYCHAIN_SERVICE", std::ffi::OsStr::new(&service)),
+    ];
+    let cpu = direct_cpu(app, &env, Duration::from_secs(10), idle).await;
+    // The figure is of a signed-in window only if the app restored the session.
+    let restored = session_core::audit::AuditLog::in_dir(&data)
+        .recent(100)
+        .unwrap_or_default()
+        .iter()
+        .any(|r| r.event == session_core::audit::AuditEvent::SessionRestored);
+    assert!(
+        restored,
+        "the app did not restore the bench's session, so its CPU figure would be the sign-in screen's; see {}",
+        data.join("logs/app.log").display()
+    );
+    // Leave nothing in a developer's keychain: sign out as the app would.
+    let engine = session_core::Engine::open_with_store(profile, &data, store).unwrap();
+    if let Err(e) = engine.sign_out().await {
+        eprintln!("warning: the bench's session stays in keychain namespace {service}: {e}");
+    }
+    cpu
 }
 
 fn median(mut v: Vec<Duration>) -> Duration {
@@ -208,4 +282,11 @@ async fn main() {
         idle.as_secs()
     );
     drop(d.child);
+
+    let app_direct = direct_cpu_signed_in(&app, idle).await;
+    let min_direct = direct_cpu(&minimal, &[], Duration::from_secs(10), idle).await;
+    println!(
+        "CPU over {} s, started directly (no WebDriver), window shown: Session Manager signed in {app_direct:.2} % (target < 1 %), minimal Tauri app {min_direct:.2} %",
+        idle.as_secs()
+    );
 }

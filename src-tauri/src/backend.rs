@@ -604,12 +604,19 @@ mod tests {
         let text = expiry_warning(&retrying, now).unwrap();
         assert!(text.contains("access expires in 90 s"), "{text}");
         assert!(text.contains("renewing it keeps failing"), "{text}");
-        let until = retrying.renewable_until.unwrap().with_timezone(&chrono::Local).format("%H:%M");
+        let until = retrying
+            .renewable_until
+            .unwrap()
+            .with_timezone(&chrono::Local)
+            .format("%H:%M");
         assert!(text.contains(&format!("keeps trying until {until}")), "{text}");
         assert!(!text.contains("ends in"), "{text}");
         // No renewal possible: the session ends with its token.
         let ending = expiry_warning(&view(Phase::Active, 90, None, false), now).unwrap();
-        assert!(ending.contains("session ends in 90 s and cannot be renewed"), "{ending}");
+        assert!(
+            ending.contains("session ends in 90 s and cannot be renewed"),
+            "{ending}"
+        );
     }
 
     #[test]

@@ -219,9 +219,13 @@ where
     let (ready, started) = tokio::sync::watch::channel(None);
     app.manage(Started(started));
     if let Some(config) = app.config().app.windows.iter().find(|w| w.label == "main") {
-        tauri::WebviewWindowBuilder::from_config(app, config)?
+        let window = tauri::WebviewWindowBuilder::from_config(app, config)?
             .on_navigation(is_app_page)
             .build()?;
+        #[cfg(target_os = "linux")]
+        window.with_webview(desktop::paint_without_compositing)?;
+        #[cfg(not(target_os = "linux"))]
+        let _ = window;
     }
     let handle = app.clone();
     tauri::async_runtime::spawn(async move {
