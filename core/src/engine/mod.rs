@@ -442,17 +442,7 @@ impl Engine {
         let reason = event.describe();
         let record = self.state().record(&rules, self.now(), event);
         let _ = self.inner.audit.append(&record);
-        let _ = self.sign_out().await;
-        {
-            let mut st = self.state();
-            if st.session.is_none() {
-                let error = Error::TimedOut(reason);
-                st.phase = Phase::Expired;
-                st.last_error = Some(error.info());
-                st.ended = Some(error);
-            }
-        }
-        self.publish();
+        let _ = self.sign_out_with(Some(Error::TimedOut(reason))).await;
     }
 
     /// End a session that can no longer be renewed and whose token expired.
@@ -815,17 +805,34 @@ impl Engine {
     /// under way is waited for, and what it brings back is revoked). A
     /// failed server call is recorded in the report and the audit log.
     pub async fn sign_out(&self) -> Result<SignOutReport, Error> {
+        self.sign_out_with(None).await
+    }
+
+    /// Sign out, the person's choice (`why` is `None`: the view goes to
+    /// Signed out) or the engine's (`Some`: the view goes to Expired with
+    /// that reason, in the same commit, so no view in between says
+    /// "signed out" without why).
+    async fn sign_out_with(&self, why: Option<Error>) -> Result<SignOutReport, Error> {
         self.cancel_browser();
         // Memory first: from here on every operation sees no session.
         let ended = {
             let mut st = self.state();
             let session = st.session.take();
-            st.phase = Phase::SignedOut;
             st.generation += 1;
             st.next_refresh_at = None;
             st.retry_attempt = 0;
             st.last_failure = None;
-            st.last_error = None;
+            match why {
+                Some(error) => {
+                    st.phase = Phase::Expired;
+                    st.last_error = Some(error.info());
+                    st.ended = Some(error);
+                }
+                None => {
+                    st.phase = Phase::SignedOut;
+                    st.last_error = None;
+                }
+            }
             st.reauth_needed = false;
             st.browser = None;
             if let Some(s) = &session {

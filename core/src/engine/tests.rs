@@ -1247,6 +1247,31 @@ async fn the_idle_timeout_signs_out_and_activity_moves_it() {
         .any(|e| matches!(e, AuditEvent::SessionTimedOut { kind, after_secs: 120 } if kind == "idle")));
 }
 
+/// A timed-out session goes from Active to Expired-with-its-reason in one
+/// published view: no signed-out view without a reason between them (the
+/// window would show the sign-in screen with no word of why, and a
+/// scripted reader could take it for a plain sign-out).
+#[tokio::test(start_paused = true)]
+async fn a_timeout_is_published_once_with_its_reason() {
+    let rig = rig_for(with_timeouts(Some(120), None), 3600);
+    sign_in(&rig).await;
+    let mut views = rig.engine.subscribe();
+    let _scheduler = rig.engine.start();
+    tokio::time::sleep(Duration::from_secs(125)).await;
+    assert_eq!(rig.engine.view().state, Phase::Expired);
+    let mut seen = Vec::new();
+    while let Ok(v) = views.try_recv() {
+        seen.push((v.state, v.last_error.map(|e| e.code)));
+    }
+    assert!(!seen.is_empty());
+    for (state, code) in &seen {
+        assert!(
+            *state == Phase::Active || (*state == Phase::Expired && *code == Some(crate::ErrorCode::SessionTimedOut)),
+            "a view between the session and its reason: {seen:?}"
+        );
+    }
+}
+
 /// The absolute limit ends the session whatever the activity, counted
 /// from the sign-in across renewals and processes.
 #[tokio::test(start_paused = true)]
