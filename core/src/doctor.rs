@@ -392,6 +392,11 @@ fn hosts_of(profile: &Profile) -> Vec<(String, u16)> {
         urls.extend(&o.logout_url);
         urls.extend(&o.api_base_url);
     }
+    unique_hosts(urls)
+}
+
+/// The hosts of `urls`, in order, once each.
+fn unique_hosts<'a>(urls: impl IntoIterator<Item = &'a reqwest::Url>) -> Vec<(String, u16)> {
     let mut hosts: Vec<(String, u16)> = Vec::new();
     for h in urls.into_iter().filter_map(host_port) {
         if !hosts.contains(&h) {
@@ -464,21 +469,19 @@ async fn check_discovery(profile: &Profile, oidc: &crate::profile::OidcSettings)
             )
         }
     };
-    let urls = [
-        Some(&d.authorization_endpoint),
-        Some(&d.token_endpoint),
-        Some(&d.jwks_uri),
-        d.userinfo_endpoint.as_ref(),
-        d.revocation_endpoint.as_ref(),
-        d.end_session_endpoint.as_ref(),
-        d.device_authorization_endpoint.as_ref(),
-    ];
-    let mut hosts: Vec<(String, u16)> = Vec::new();
-    for h in urls.into_iter().flatten().filter_map(host_port) {
-        if !hosts.contains(&h) {
-            hosts.push(h);
-        }
-    }
+    let hosts = unique_hosts(
+        [
+            Some(&d.authorization_endpoint),
+            Some(&d.token_endpoint),
+            Some(&d.jwks_uri),
+            d.userinfo_endpoint.as_ref(),
+            d.revocation_endpoint.as_ref(),
+            d.end_session_endpoint.as_ref(),
+            d.device_authorization_endpoint.as_ref(),
+        ]
+        .into_iter()
+        .flatten(),
+    );
     let named: Vec<String> = hosts.iter().map(|(h, p)| format!("{h}:{p}")).collect();
     let detail = format!("issuer {}; endpoints on {}", d.issuer, named.join(", "));
     (Check::ok(what, detail), hosts)
