@@ -480,13 +480,18 @@ pub async fn connect_to(port: u16, application: &Path) -> Client {
     // WebKitWebDriver may still be starting right after tauri-driver listens.
     let deadline = Instant::now() + Duration::from_secs(30);
     while Instant::now() < deadline {
-        match ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
-            .capabilities(caps.clone())
-            .connect(&format!("http://127.0.0.1:{port}"))
-            .await
-        {
-            Ok(c) => return c,
-            Err(e) => last = Some(e.to_string()),
+        // The request itself has the deadline too: when the app dies before
+        // its window exists (no display, a panic at start), WebKitWebDriver
+        // never answers it.
+        let mut builder = ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new());
+        let url = format!("http://127.0.0.1:{port}");
+        let connect = builder.capabilities(caps.clone()).connect(&url);
+        match tokio::time::timeout_at(deadline, connect).await {
+            Ok(Ok(c)) => return c,
+            Ok(Err(e)) => last = Some(e.to_string()),
+            Err(_) => {
+                last = Some("the session request was not answered (did the app start? see the driver's log)".into())
+            }
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
