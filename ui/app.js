@@ -401,6 +401,7 @@ async function init() {
   currentProfile = first.profile;
   accept(first);
   render();
+  performance.mark('first-screen'); // the desktop bench's cold-start breakdown
   await listen('session://changed', (event) => {
     const previous = view && view.state;
     accept(event.payload);

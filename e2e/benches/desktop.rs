@@ -17,6 +17,8 @@
 //!   session is made here, against a Playground in this process, kept in a
 //!   keychain namespace of its own, and restored by the app at start;
 //! - the size of both binaries.
+//!
+//! `DESKTOP_BENCH_ONLY=start` stops after the sizes and the cold starts.
 
 use e2e::fantoccini::{Client, Locator};
 use e2e::{connect_to, root, Driver};
@@ -171,6 +173,25 @@ async fn direct_cpu_signed_in(app: &Path, idle: Duration) -> f64 {
     cpu
 }
 
+/// When the page was requested, when its HTML was parsed, and when the
+/// first screen was drawn (the page's `first-screen` mark, or the load event
+/// for the minimal app's static page), in ms from the session request.
+async fn phases(c: &Client, asked: std::time::SystemTime) -> [f64; 3] {
+    let script = "const n = performance.getEntriesByType('navigation')[0]; \
+                  const m = performance.getEntriesByName('first-screen')[0]; \
+                  return [performance.timeOrigin, n.domInteractive, m ? m.startTime : n.loadEventEnd];";
+    let v = c.execute(script, vec![]).await.unwrap();
+    let f = |i: usize| v[i].as_f64().unwrap_or(f64::NAN);
+    let asked = asked.duration_since(std::time::UNIX_EPOCH).unwrap().as_secs_f64() * 1000.0;
+    let origin = f(0) - asked;
+    [origin, origin + f(1), origin + f(2)]
+}
+
+fn median_f(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
 fn median(mut v: Vec<Duration>) -> Duration {
     v.sort();
     v[v.len() / 2]
@@ -217,12 +238,17 @@ async fn main() {
     );
 
     let (mut app_starts, mut min_starts) = (Vec::new(), Vec::new());
+    let (mut app_phases, mut min_phases) = (Vec::new(), Vec::new());
     for _ in 0..runs() {
+        let asked = std::time::SystemTime::now();
         let (c, t) = cold_start(&d, &app, "[data-testid='screen-signin']").await;
         app_starts.push(t);
+        app_phases.push(phases(&c, asked).await);
         c.close().await.unwrap();
+        let asked = std::time::SystemTime::now();
         let (c, t) = cold_start(&d, &minimal, "[data-testid='ready']").await;
         min_starts.push(t);
+        min_phases.push(phases(&c, asked).await);
         c.close().await.unwrap();
     }
     let (a, m) = (median(app_starts), median(min_starts));
@@ -236,6 +262,16 @@ async fn main() {
         m.as_millis(),
         a.as_secs_f64() / m.as_secs_f64()
     );
+    println!("  where the time goes (medians, ms from the session request): page requested / HTML parsed / first screen drawn");
+    for (name, p) in [("Session Manager", app_phases), ("minimal Tauri app", min_phases)] {
+        let at = |i: usize| median_f(p.iter().map(|x| x[i]).collect());
+        println!("    {name}: {:.0} / {:.0} / {:.0}", at(0), at(1), at(2));
+    }
+    // DESKTOP_BENCH_ONLY=start: sizes and cold starts only (for comparing
+    // builds; with DESKTOP_BENCH_RUNS for more starts).
+    if std::env::var("DESKTOP_BENCH_ONLY").is_ok_and(|v| v == "start") {
+        return;
+    }
 
     // The app: sign in, then a minute of countdown.
     let (c, _) = cold_start(&d, &app, "[data-testid='screen-signin']").await;
