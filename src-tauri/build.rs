@@ -1,4 +1,10 @@
 fn main() {
+    // generate_context! embeds ui/ when this crate compiles, and rustc then
+    // tracks the files it read: an edited file rebuilds, but a new or
+    // removed one did not (a page or module added to ui/ was missing from
+    // the binary until something else changed). Watching the directory
+    // reruns this script, which recompiles the crate.
+    println!("cargo:rerun-if-changed=../ui");
     // tauri.conf.json lives at the repository root (paths inside it are
     // relative to the root). The app manifest lists this app's own commands,
     // which generates one `allow-<command>` permission each; the main
