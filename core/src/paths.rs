@@ -137,19 +137,27 @@ pub fn open_private(path: &Path, options: &mut std::fs::OpenOptions) -> std::io:
 /// An append-only file capped in size: when a write would pass the cap,
 /// `NAME` becomes `NAME.1` (`NAME.1` becomes `NAME.2`, and so on, keeping
 /// `keep` old files). Every file is private ([`open_private`]) in a private
-/// directory ([`private_dir`]). Each append opens the file afresh, so a
-/// file rotated by another process is never written after it moved.
+/// directory ([`private_dir`]). The open file is kept between appends
+/// only while it is still the file at `path`: one rotated or removed by
+/// another process (the app and `sessionctl` share the audit log) is never
+/// written after it moved.
 #[derive(Debug, Clone)]
 pub struct RotatingFile {
     path: PathBuf,
     max_bytes: u64,
     keep: usize,
+    open: std::sync::Arc<std::sync::Mutex<Option<std::fs::File>>>,
 }
 
 impl RotatingFile {
     /// The file at `path`, rotated past `max_bytes`, with `keep` old files.
     pub fn new(path: PathBuf, max_bytes: u64, keep: usize) -> Self {
-        Self { path, max_bytes, keep }
+        Self {
+            path,
+            max_bytes,
+            keep,
+            open: Default::default(),
+        }
     }
 
     /// The current file.
@@ -172,6 +180,18 @@ impl RotatingFile {
     /// cap. Callers in one process serialize their appends.
     pub fn append(&self, bytes: &[u8]) -> std::io::Result<()> {
         use std::io::Write;
+        let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
+        // The file kept open, while it is still the one at `path` and has
+        // room: two stats and a write instead of eight system calls (an
+        // audit record per API call made the engine's calls 20 % slower).
+        if let Some(file) = open.as_mut() {
+            if let (Ok(at_path), Ok(held)) = (std::fs::symlink_metadata(&self.path), file.metadata()) {
+                if same_file(&at_path, &held) && held.len() + bytes.len() as u64 <= self.max_bytes {
+                    return file.write_all(bytes);
+                }
+            }
+        }
+        *open = None;
         if let Some(dir) = self.path.parent() {
             private_dir(dir)?;
         }
@@ -186,7 +206,24 @@ impl RotatingFile {
             std::fs::rename(&self.path, self.rotated(1))?;
         }
         let mut file = open_private(&self.path, std::fs::OpenOptions::new().create(true).append(true))?;
-        file.write_all(bytes)
+        file.write_all(bytes)?;
+        *open = Some(file);
+        Ok(())
+    }
+}
+
+/// The same file (device and inode); elsewhere never, so every append
+/// opens afresh.
+fn same_file(a: &std::fs::Metadata, b: &std::fs::Metadata) -> bool {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        a.dev() == b.dev() && a.ino() == b.ino()
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = (a, b);
+        false
     }
 }
 
@@ -194,6 +231,31 @@ impl RotatingFile {
 mod tests {
     use super::*;
     use std::os::unix::fs::{MetadataExt, PermissionsExt};
+
+    /// Two writers with a file open each, as the app and `sessionctl` are:
+    /// a line is never written into a file the other one rotated away, nor
+    /// into one removed under it.
+    #[test]
+    fn a_kept_file_is_dropped_once_another_writer_rotates_it_or_it_is_removed() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("log/x.log");
+        let (app, cli) = (
+            RotatingFile::new(path.clone(), 20, 2),
+            RotatingFile::new(path.clone(), 20, 2),
+        );
+        app.append(b"app-1\n").unwrap();
+        cli.append(b"cli-1\n").unwrap();
+        cli.append(b"cli-2\n").unwrap();
+        cli.append(b"cli-3\n").unwrap(); // 24 bytes: cli rotates x.log to x.log.1
+        app.append(b"app-2\n").unwrap();
+        let read = |p: &Path| std::fs::read_to_string(p).unwrap();
+        assert_eq!(read(&app.rotated(1)), "app-1\ncli-1\ncli-2\n");
+        assert_eq!(read(&path), "cli-3\napp-2\n");
+        std::fs::remove_file(&path).unwrap();
+        app.append(b"app-3\n").unwrap();
+        assert_eq!(read(&path), "app-3\n");
+        assert_eq!(std::fs::metadata(&path).unwrap().mode() & 0o777, 0o600);
+    }
 
     #[test]
     fn a_private_dir_is_0700_and_a_wide_one_is_tightened() {
