@@ -186,7 +186,7 @@ impl RotatingFile {
         // audit record per API call made the engine's calls 20 % slower).
         if let Some(file) = open.as_mut() {
             if let (Ok(at_path), Ok(held)) = (std::fs::symlink_metadata(&self.path), file.metadata()) {
-                if same_file(&at_path, &held) && held.len() + bytes.len() as u64 <= self.max_bytes {
+                if same_private_file(&at_path, &held) && held.len() + bytes.len() as u64 <= self.max_bytes {
                     return file.write_all(bytes);
                 }
             }
@@ -212,17 +212,18 @@ impl RotatingFile {
     }
 }
 
-/// The same file (device and inode); elsewhere never, so every append
-/// opens afresh.
-fn same_file(a: &std::fs::Metadata, b: &std::fs::Metadata) -> bool {
+/// `held` is still the file at the path (same device and inode) and still
+/// private; otherwise (and on other platforms) the append opens afresh,
+/// which tightens a widened file.
+fn same_private_file(at_path: &std::fs::Metadata, held: &std::fs::Metadata) -> bool {
     #[cfg(unix)]
     {
         use std::os::unix::fs::MetadataExt;
-        a.dev() == b.dev() && a.ino() == b.ino()
+        at_path.dev() == held.dev() && at_path.ino() == held.ino() && held.mode() & 0o077 == 0
     }
     #[cfg(not(unix))]
     {
-        let _ = (a, b);
+        let _ = (at_path, held);
         false
     }
 }
@@ -255,6 +256,26 @@ mod tests {
         app.append(b"app-3\n").unwrap();
         assert_eq!(read(&path), "app-3\n");
         assert_eq!(std::fs::metadata(&path).unwrap().mode() & 0o777, 0o600);
+    }
+
+    /// A file kept open between appends is still tightened when someone
+    /// widens it, and a link planted at its path is never written through.
+    #[test]
+    fn a_kept_file_is_tightened_if_widened_and_a_planted_link_is_refused() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("x.log");
+        let log = RotatingFile::new(path.clone(), 1000, 2);
+        log.append(b"one\n").unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        log.append(b"two\n").unwrap();
+        assert_eq!(std::fs::metadata(&path).unwrap().mode() & 0o777, 0o600);
+        let elsewhere = tmp.path().join("elsewhere");
+        std::fs::write(&elsewhere, "").unwrap();
+        std::fs::remove_file(&path).unwrap();
+        std::os::unix::fs::symlink(&elsewhere, &path).unwrap();
+        let err = log.append(b"three\n").unwrap_err();
+        assert!(err.to_string().contains("symbolic link"), "{err}");
+        assert_eq!(std::fs::read_to_string(&elsewhere).unwrap(), "");
     }
 
     #[test]

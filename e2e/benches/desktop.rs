@@ -187,13 +187,10 @@ async fn phases(c: &Client, asked: std::time::SystemTime) -> [f64; 3] {
     [origin, origin + f(1), origin + f(2)]
 }
 
-fn median_f(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
-}
-
-fn median(mut v: Vec<Duration>) -> Duration {
-    v.sort();
+/// The middle value (durations, or the breakdown's milliseconds; a NaN,
+/// from a page without the entry, sorts as equal).
+fn median<T: PartialOrd + Copy>(mut v: Vec<T>) -> T {
+    v.sort_by(|a, b| a.partial_cmp(b).unwrap_or(std::cmp::Ordering::Equal));
     v[v.len() / 2]
 }
 
@@ -264,7 +261,7 @@ async fn main() {
     );
     println!("  where the time goes (medians, ms from the session request): page requested / HTML parsed / first screen drawn");
     for (name, p) in [("Session Manager", app_phases), ("minimal Tauri app", min_phases)] {
-        let at = |i: usize| median_f(p.iter().map(|x| x[i]).collect());
+        let at = |i: usize| median(p.iter().map(|x| x[i]).collect());
         println!("    {name}: {:.0} / {:.0} / {:.0}", at(0), at(1), at(2));
     }
     // DESKTOP_BENCH_ONLY=start: sizes and cold starts only (for comparing
