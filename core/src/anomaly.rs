@@ -140,22 +140,29 @@ impl Default for CallLimits {
 }
 
 /// A burst of calls or a storm of 401s within the window ending at `now`.
-pub fn api_pattern(calls: &[Call], now: Timestamp, limits: CallLimits) -> Option<Finding> {
+/// One pass, nothing copied: the engine runs it after every API call.
+pub fn api_pattern<'a>(
+    calls: impl IntoIterator<Item = &'a Call>,
+    now: Timestamp,
+    limits: CallLimits,
+) -> Option<Finding> {
     let since = now - chrono::Duration::from_std(limits.window).unwrap_or(chrono::Duration::MAX);
-    let recent: Vec<&Call> = calls.iter().filter(|c| c.at > since && c.at <= now).collect();
+    let (mut recent, mut unauthorized) = (0usize, 0usize);
+    for c in calls.into_iter().filter(|c| c.at > since && c.at <= now) {
+        recent += 1;
+        unauthorized += usize::from(c.status == 401);
+    }
     let secs = limits.window.as_secs();
-    let unauthorized = recent.iter().filter(|c| c.status == 401).count();
     if unauthorized >= limits.max_unauthorized {
         return Some(Finding {
             kind: Kind::ApiPattern,
             reason: format!("{unauthorized} API calls were refused as unauthorized (401) within {secs} s"),
         });
     }
-    (recent.len() > limits.max_calls).then(|| Finding {
+    (recent > limits.max_calls).then(|| Finding {
         kind: Kind::ApiPattern,
         reason: format!(
-            "{} API calls within {secs} s, more than the usual at most {}",
-            recent.len(),
+            "{recent} API calls within {secs} s, more than the usual at most {}",
             limits.max_calls
         ),
     })

@@ -38,6 +38,11 @@ impl Started {
             .clone()
             .unwrap_or_else(|| Err(ErrorInfo::new(session_core::ErrorCode::Internal, "not started")))
     }
+
+    /// The backend if it has started, without waiting.
+    fn ready(&self) -> Option<Arc<Backend>> {
+        self.0.borrow().as_ref().and_then(|r| r.as_ref().ok().cloned())
+    }
 }
 
 type Backed<'a> = State<'a, Started>;
@@ -364,7 +369,15 @@ pub fn run() {
         })
         .build(tauri::generate_context!("../tauri.conf.json"));
     match app {
-        Ok(app) => app.run(|_, _| {}),
+        Ok(app) => app.run(|app, event| {
+            // The event loop ends the process without dropping the backend:
+            // write the audit records the engine still holds (API calls).
+            if let tauri::RunEvent::Exit = event {
+                if let Some(backend) = app.try_state::<Started>().and_then(|s| s.ready()) {
+                    let _ = backend.engine().audit_log().flush();
+                }
+            }
+        }),
         Err(e) => {
             eprintln!("error[internal]: cannot start the window: {e}");
             std::process::exit(1);

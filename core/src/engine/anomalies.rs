@@ -79,25 +79,34 @@ impl Engine {
     /// After an API call: record it (for the metrics), remember it, and
     /// look for a burst or a 401 storm.
     pub(super) async fn after_call(&self, method: &reqwest::Method, status: u16, took: std::time::Duration) {
-        self.audit_now(AuditEvent::ApiCall {
+        let now = self.now();
+        // Queued, not written per call (see `AuditLog`); flushed a second
+        // after the first one, or with the next transition's record.
+        let event = AuditEvent::ApiCall {
             method: method.to_string(),
             status,
             latency_ms: took.as_millis() as u64,
-        });
-        let now = self.now();
+        };
+        let record = self.state().record(&self.rules(), now, event);
+        if let Ok(true) = self.inner.audit.append_later(&record) {
+            let audit = self.inner.audit.clone();
+            tokio::spawn(async move {
+                tokio::time::sleep(super::AUDIT_FLUSH_AFTER).await;
+                let _ = audit.flush();
+            });
+        }
         let finding = {
             let mut st = self.state();
             st.calls.push_back(Call { at: now, status });
             while st.calls.len() > CALLS_KEPT {
                 st.calls.pop_front();
             }
-            let calls: Vec<Call> = st.calls.iter().copied().collect();
             let limits = CallLimits::default();
             // One finding per window, not one per call.
             let quiet = st
                 .last_api_finding
                 .is_none_or(|t| (now - t).to_std().unwrap_or_default() >= limits.window);
-            match anomaly::api_pattern(&calls, now, limits) {
+            match anomaly::api_pattern(&st.calls, now, limits) {
                 Some(f) if quiet => {
                     st.last_api_finding = Some(now);
                     Some(f)

@@ -59,6 +59,9 @@ pub const LEEWAY: Duration = Duration::from_secs(30);
 /// How long a sign-out waits for a renewal under way to finish (so that it
 /// revokes what that renewal brings back).
 const SIGN_OUT_WAITS_FOR_RENEWAL: Duration = Duration::from_secs(40);
+/// How long an API call's audit record may wait in the log's queue (a
+/// crash loses at most this much of them).
+pub(crate) const AUDIT_FLUSH_AFTER: Duration = Duration::from_secs(1);
 
 /// Everything an engine is built from. [`Engine::open`] builds the real
 /// parts; tests replace the provider, store and clock.

@@ -430,6 +430,42 @@ async fn a_call_with_an_expired_token_renews_it_first() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn api_calls_are_audited_within_a_second_not_with_a_write_each() {
+    let rig = rig(600);
+    sign_in(&rig).await;
+    let path = rig.engine.audit_log().path().to_owned();
+    let written = || {
+        std::fs::read_to_string(&path)
+            .unwrap()
+            .lines()
+            .filter(|l| l.contains(r#""event":"api_call""#))
+            .count()
+    };
+    for _ in 0..3 {
+        rig.engine.call(reqwest::Method::GET, "/x", None).await.unwrap();
+    }
+    assert_eq!(written(), 0, "each call wrote its record");
+    tokio::time::sleep(AUDIT_FLUSH_AFTER + Duration::from_millis(1)).await;
+    assert_eq!(
+        written(),
+        3,
+        "the queued records were not written within the flush delay"
+    );
+    // A transition's record follows the calls before it in the file.
+    rig.engine.call(reqwest::Method::GET, "/x", None).await.unwrap();
+    rig.engine.sign_out().await.unwrap();
+    assert_eq!(written(), 4);
+    let events: Vec<_> = std::fs::read_to_string(&path)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str::<crate::audit::AuditRecord>(l).unwrap().event)
+        .collect();
+    let call = events.iter().rposition(|e| matches!(e, AuditEvent::ApiCall { .. }));
+    let out = events.iter().position(|e| matches!(e, AuditEvent::SignedOut { .. }));
+    assert!(call < out, "{events:?}");
+}
+
+#[tokio::test(start_paused = true)]
 async fn without_a_refresh_token_the_session_ends_when_its_token_does() {
     let rig = rig(60);
     rig.provider.no_refresh.store(true, Ordering::SeqCst);
