@@ -9,7 +9,8 @@
 #        PACKAGE=skip bash scripts/test.sh   everything but the package step
 # The package step builds the .deb (scripts/package.sh --debug), installs it
 # with apt (as root, or with sudo), starts the installed app under the
-# display and checks its sign-in screen, then removes the package.
+# display and checks its sign-in screen, then removes the package; then it
+# installs the .rpm into a scratch root and does the same from there.
 # Extra arguments go to the test binaries (e.g. a test or scenario name).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -69,4 +70,29 @@ if [ "$E2E" != skip ] && [ "${PACKAGE:-run}" != skip ] && [ $# -eq 0 ]; then
   with_test_keyring cargo run --locked --quiet -p e2e --bin check-installed -- /usr/bin/session-manager
   "${sudo[@]}" dpkg -r "$name" >/dev/null
   say "installed, started and removed $deb"
+
+  # The .rpm on this Debian machine: rpm installs it into a scratch root
+  # (--nodeps: its dependencies carry Fedora's names, which dpkg does not
+  # know; --noscripts: it has none). It must hold the same files as the
+  # .deb, and the app installed from it must reach its sign-in screen.
+  say "the .rpm: install it into a scratch root, compare it with the .deb, start the app from there"
+  ensure_packages rpm
+  rpmfile=$(ls -t target/debug/bundle/rpm/*.rpm | head -n 1)
+  rpmroot=$(mktemp -d)
+  trap '[ -n "${XVFB_PID:-}" ] && kill "$XVFB_PID" 2>/dev/null; "${sudo[@]}" rm -rf "$rpmroot"' EXIT
+  "${sudo[@]}" rpm --root "$rpmroot" --dbpath "$rpmroot/var/lib/rpm" --initdb
+  # Debian's rpm warns that alien is the way to install; the scratch root is not a system.
+  "${sudo[@]}" rpm --root "$rpmroot" --dbpath "$rpmroot/var/lib/rpm" -i --nodeps --noscripts "$rpmfile" 2>/dev/null
+  rpm -qp --requires "$rpmfile" 2>/dev/null | grep -q '^libwebkit2gtk-4.1.so.0'
+  rpm -qp --recommends "$rpmfile" 2>/dev/null | grep -qx gnome-keyring
+  # The same files, byte for byte, as the .deb's, but for the app's bundle
+  # type: Tauri's bundler writes DEB or RPM over a marker in the binary
+  # (`__TAURI_BUNDLE_TYPE_VAR_UNK`, for its updater), three bytes.
+  dpkg-deb -x "$deb" "$rpmroot/deb"
+  diff -r -x session-manager "$rpmroot/deb/usr" "$rpmroot/usr"
+  [ "$(cmp -l "$rpmroot/deb/usr/bin/session-manager" "$rpmroot/usr/bin/session-manager" | wc -l)" -le 3 ]
+  "$rpmroot/usr/bin/sessionctl" --version
+  with_test_keyring cargo run --locked --quiet -p e2e --bin check-installed -- "$rpmroot/usr/bin/session-manager"
+  "${sudo[@]}" rm -rf "$rpmroot"
+  say "installed $rpmfile into a scratch root and started it"
 fi
