@@ -339,6 +339,17 @@ fn one_instance<R: Runtime>(builder: tauri::Builder<R>) -> tauri::Builder<R> {
     builder.plugin(plugin).plugin(tauri_plugin_notification::init())
 }
 
+/// The app's part in the event loop's events. On `Exit`: the loop ends the
+/// process without dropping the backend, so the audit records the engine
+/// still holds in its queue (API calls) are written here.
+pub fn on_run_event<R: Runtime>(app: &tauri::AppHandle<R>, event: &tauri::RunEvent) {
+    if let tauri::RunEvent::Exit = event {
+        if let Some(backend) = app.try_state::<Started>().and_then(|s| s.ready()) {
+            let _ = backend.engine().audit_log().flush();
+        }
+    }
+}
+
 /// Run the desktop app.
 pub fn run() {
     let options = match backend::Options::from_args(std::env::args()) {
@@ -369,15 +380,7 @@ pub fn run() {
         })
         .build(tauri::generate_context!("../tauri.conf.json"));
     match app {
-        Ok(app) => app.run(|app, event| {
-            // The event loop ends the process without dropping the backend:
-            // write the audit records the engine still holds (API calls).
-            if let tauri::RunEvent::Exit = event {
-                if let Some(backend) = app.try_state::<Started>().and_then(|s| s.ready()) {
-                    let _ = backend.engine().audit_log().flush();
-                }
-            }
-        }),
+        Ok(app) => app.run(|app, event| on_run_event(app, &event)),
         Err(e) => {
             eprintln!("error[internal]: cannot start the window: {e}");
             std::process::exit(1);

@@ -279,6 +279,45 @@ fn csp_is_strict_and_the_ui_has_no_inline_script() {
 }
 
 #[test]
+fn audit_records_still_queued_are_written_when_the_app_exits() {
+    use session_core::audit::{AuditEvent, AuditRecord};
+    own_keychain_namespace();
+    let data = tempfile::tempdir().unwrap();
+    let backend = tauri::async_runtime::block_on(Backend::start(Options {
+        data_dir: Some(data.path().to_owned()),
+        ..Options::default()
+    }))
+    .expect("the backend starts");
+    let (app, _window) = mock_app(Arc::new(backend));
+    let started = app.state::<session_manager::Started>().inner().clone();
+    let engine = tauri::async_runtime::block_on(started.get()).unwrap().engine();
+    // An API call's record, queued as the engine queues it (without the
+    // flush the engine would ask for a second later).
+    let record = AuditRecord {
+        time: chrono::Utc::now(),
+        profile: "playground".into(),
+        user: Some("alice".into()),
+        session_id: None,
+        fingerprint: None,
+        event: AuditEvent::ApiCall {
+            method: "GET".into(),
+            status: 200,
+            latency_ms: 3,
+        },
+    };
+    engine.audit_log().append_later(&record).unwrap();
+    let written = || {
+        std::fs::read_to_string(engine.audit_log().path())
+            .unwrap_or_default()
+            .matches(r#""event":"api_call""#)
+            .count()
+    };
+    assert_eq!(written(), 0);
+    session_manager::on_run_event(app.handle(), &tauri::RunEvent::Exit);
+    assert_eq!(written(), 1, "the queued record was lost at exit");
+}
+
+#[test]
 fn profiles_from_the_config_file_join_the_playground_and_can_be_switched_to() {
     own_keychain_namespace();
     let data = tempfile::tempdir().unwrap();
