@@ -102,17 +102,20 @@ impl Engine {
                 st.calls.pop_front();
             }
             let limits = CallLimits::default();
-            // One finding per window, not one per call.
+            // One finding per window, not one per call: within the window
+            // of the last one there is nothing to look for.
             let quiet = st
                 .last_api_finding
                 .is_none_or(|t| (now - t).to_std().unwrap_or_default() >= limits.window);
-            match anomaly::api_pattern(&st.calls, now, limits) {
-                Some(f) if quiet => {
-                    st.last_api_finding = Some(now);
-                    Some(f)
-                }
-                _ => None,
+            let finding = if quiet {
+                anomaly::api_pattern(&st.calls, now, limits)
+            } else {
+                None
+            };
+            if finding.is_some() {
+                st.last_api_finding = Some(now);
             }
+            finding
         };
         self.report(finding.into_iter().collect()).await;
     }

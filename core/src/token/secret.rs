@@ -145,9 +145,16 @@ mod private {
 /// `sha256:` and the first 12 hex digits of the SHA-256 of `bytes`: enough to
 /// tell two tokens apart in an audit log, far too little to recover one.
 pub fn fingerprint(bytes: &[u8]) -> String {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
     let digest = Sha256::digest(bytes);
-    let hex: String = digest[..6].iter().map(|b| format!("{b:02x}")).collect();
-    format!("sha256:{hex}")
+    // One allocation: the engine writes one with every API call's record.
+    let mut out = String::with_capacity(19);
+    out.push_str("sha256:");
+    for b in &digest[..6] {
+        out.push(HEX[usize::from(b >> 4)] as char);
+        out.push(HEX[usize::from(b & 0xf)] as char);
+    }
+    out
 }
 
 #[cfg(test)]
