@@ -88,12 +88,27 @@ impl Engine {
             latency_ms: took.as_millis() as u64,
         };
         let record = self.state().record(&self.rules(), now, event);
-        if let Ok(true) = self.inner.audit.append_later(&record) {
-            let audit = self.inner.audit.clone();
-            tokio::spawn(async move {
-                tokio::time::sleep(super::AUDIT_FLUSH_AFTER).await;
-                let _ = audit.flush();
-            });
+        match self.inner.audit.append_later(&record) {
+            Ok(true) => {
+                // The first record of a queue: write it within a second, and
+                // keep trying (backing off to a minute) while the file
+                // cannot be written, until it is or the queue went out
+                // with another write.
+                let audit = self.inner.audit.clone();
+                tokio::spawn(async move {
+                    let mut wait = super::AUDIT_FLUSH_AFTER;
+                    loop {
+                        tokio::time::sleep(wait).await;
+                        match audit.flush() {
+                            Ok(()) => return,
+                            Err(e) => tracing::warn!(error = %e, "the audit log cannot be written; retrying"),
+                        }
+                        wait = (wait * 2).min(std::time::Duration::from_secs(60));
+                    }
+                });
+            }
+            Ok(false) => {}
+            Err(e) => tracing::warn!(error = %e, "an API call was not audited"),
         }
         let finding = {
             let mut st = self.state();

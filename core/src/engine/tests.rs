@@ -465,6 +465,32 @@ async fn api_calls_are_audited_within_a_second_not_with_a_write_each() {
     assert!(call < out, "{events:?}");
 }
 
+#[cfg(unix)]
+#[tokio::test(start_paused = true)]
+async fn queued_call_records_wait_out_an_unwritable_log() {
+    let rig = rig(600);
+    sign_in(&rig).await;
+    let path = rig.engine.audit_log().path().to_owned();
+    let written = || {
+        std::fs::read_to_string(&path)
+            .unwrap_or_default()
+            .matches(r#""event":"api_call""#)
+            .count()
+    };
+    // A directory where the log goes: every write fails for now.
+    std::fs::remove_file(&path).unwrap();
+    std::fs::create_dir(&path).unwrap();
+    for _ in 0..2 {
+        rig.engine.call(reqwest::Method::GET, "/x", None).await.unwrap();
+    }
+    tokio::time::sleep(AUDIT_FLUSH_AFTER * 2).await;
+    assert_eq!(written(), 0);
+    // Writable again: the next try writes them, with no other activity.
+    std::fs::remove_dir(&path).unwrap();
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    assert_eq!(written(), 2, "the queued records were lost or never retried");
+}
+
 #[tokio::test(start_paused = true)]
 async fn without_a_refresh_token_the_session_ends_when_its_token_does() {
     let rig = rig(60);
