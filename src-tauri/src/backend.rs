@@ -361,6 +361,9 @@ impl Backend {
 
     /// The diagnostics a support team needs ("Copy diagnostics").
     pub async fn diagnostics(&self) -> String {
+        // The report reads the audit file: write the engine's queued
+        // records (API calls) first.
+        let _ = self.engine().audit_log().flush();
         let inputs = session_core::diagnostics::Inputs {
             config_file: self.config_file.as_ref().map(|p| p.display().to_string()),
             profiles: self.profiles.values().cloned().collect(),

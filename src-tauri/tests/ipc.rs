@@ -279,7 +279,7 @@ fn csp_is_strict_and_the_ui_has_no_inline_script() {
 }
 
 #[test]
-fn audit_records_still_queued_are_written_when_the_app_exits() {
+fn audit_records_still_queued_reach_copy_diagnostics_and_are_written_when_the_app_exits() {
     use session_core::audit::{AuditEvent, AuditRecord};
     own_keychain_namespace();
     let data = tempfile::tempdir().unwrap();
@@ -288,33 +288,41 @@ fn audit_records_still_queued_are_written_when_the_app_exits() {
         ..Options::default()
     }))
     .expect("the backend starts");
-    let (app, _window) = mock_app(Arc::new(backend));
+    let (app, window) = mock_app(Arc::new(backend));
     let started = app.state::<session_manager::Started>().inner().clone();
     let engine = tauri::async_runtime::block_on(started.get()).unwrap().engine();
-    // An API call's record, queued as the engine queues it (without the
+    // API calls' records, queued as the engine queues them (without the
     // flush the engine would ask for a second later).
-    let record = AuditRecord {
-        time: chrono::Utc::now(),
-        profile: "playground".into(),
-        user: Some("alice".into()),
-        session_id: None,
-        fingerprint: None,
-        event: AuditEvent::ApiCall {
-            method: "GET".into(),
-            status: 200,
-            latency_ms: 3,
-        },
+    let queue = |method: &str| {
+        let record = AuditRecord {
+            time: chrono::Utc::now(),
+            profile: "playground".into(),
+            user: Some("alice".into()),
+            session_id: None,
+            fingerprint: None,
+            event: AuditEvent::ApiCall {
+                method: method.into(),
+                status: 200,
+                latency_ms: 3,
+            },
+        };
+        engine.audit_log().append_later(&record).unwrap();
     };
-    engine.audit_log().append_later(&record).unwrap();
     let written = || {
         std::fs::read_to_string(engine.audit_log().path())
             .unwrap_or_default()
             .matches(r#""event":"api_call""#)
             .count()
     };
+    queue("GET");
     assert_eq!(written(), 0);
+    let diagnostics = invoke(&window, "diagnostics", serde_json::json!({})).unwrap();
+    let text = diagnostics.as_str().unwrap();
+    assert!(text.contains("API call GET answered 200 in 3 ms"), "{text}");
+    queue("POST");
+    assert_eq!(written(), 1);
     session_manager::on_run_event(app.handle(), &tauri::RunEvent::Exit);
-    assert_eq!(written(), 1, "the queued record was lost at exit");
+    assert_eq!(written(), 2, "the queued record was lost at exit");
 }
 
 #[test]
