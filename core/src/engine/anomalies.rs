@@ -93,12 +93,15 @@ impl Engine {
                 // The first record of a queue: write it within a second, and
                 // keep trying (backing off to a minute) while the file
                 // cannot be written, until it is or the queue went out
-                // with another write.
-                let audit = self.inner.audit.clone();
+                // with another write. The task holds the log weakly: an
+                // engine that goes away writes its queue as it drops the
+                // log, and nothing writes after that.
+                let audit = std::sync::Arc::downgrade(&self.inner.audit);
                 tokio::spawn(async move {
                     let mut wait = super::AUDIT_FLUSH_AFTER;
                     loop {
                         tokio::time::sleep(wait).await;
+                        let Some(audit) = audit.upgrade() else { return };
                         match audit.flush() {
                             Ok(()) => return,
                             Err(e) => tracing::warn!(error = %e, "the audit log cannot be written; retrying"),

@@ -465,6 +465,26 @@ async fn api_calls_are_audited_within_a_second_not_with_a_write_each() {
     assert!(call < out, "{events:?}");
 }
 
+#[tokio::test(start_paused = true)]
+async fn a_dropped_engine_writes_its_queued_records_and_its_flush_task_keeps_nothing_alive() {
+    let Rig { engine, dir, .. } = rig(600);
+    engine.sign_in("alice", Password::new("pw")).await.unwrap();
+    engine.call(reqwest::Method::GET, "/x", None).await.unwrap();
+    let path = engine.audit_log().path().to_owned();
+    drop(engine);
+    let text = std::fs::read_to_string(&path).unwrap();
+    assert!(
+        text.contains(r#""event":"api_call""#),
+        "the record waits on a task: {text}"
+    );
+    // The data directory goes (a test's, or a person's): the flush task,
+    // due a second later, must not write it anew.
+    let data = dir.path().to_owned();
+    drop(dir);
+    tokio::time::sleep(AUDIT_FLUSH_AFTER * 2).await;
+    assert!(!data.exists(), "the flush task recreated {}", data.display());
+}
+
 #[cfg(unix)]
 #[tokio::test(start_paused = true)]
 async fn queued_call_records_wait_out_an_unwritable_log() {
