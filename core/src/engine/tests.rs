@@ -429,18 +429,21 @@ async fn a_call_with_an_expired_token_renews_it_first() {
     assert_eq!(rig.refresh_calls(), 1, "the call did not renew the token first");
 }
 
+/// How many API-call records the audit file at `path` holds (none if it
+/// is missing or unreadable).
+fn api_call_records(path: &Path) -> usize {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .matches(r#""event":"api_call""#)
+        .count()
+}
+
 #[tokio::test(start_paused = true)]
 async fn api_calls_are_audited_within_a_second_not_with_a_write_each() {
     let rig = rig(600);
     sign_in(&rig).await;
     let path = rig.engine.audit_log().path().to_owned();
-    let written = || {
-        std::fs::read_to_string(&path)
-            .unwrap()
-            .lines()
-            .filter(|l| l.contains(r#""event":"api_call""#))
-            .count()
-    };
+    let written = || api_call_records(&path);
     for _ in 0..3 {
         rig.engine.call(reqwest::Method::GET, "/x", None).await.unwrap();
     }
@@ -491,12 +494,7 @@ async fn queued_call_records_wait_out_an_unwritable_log() {
     let rig = rig(600);
     sign_in(&rig).await;
     let path = rig.engine.audit_log().path().to_owned();
-    let written = || {
-        std::fs::read_to_string(&path)
-            .unwrap_or_default()
-            .matches(r#""event":"api_call""#)
-            .count()
-    };
+    let written = || api_call_records(&path);
     // A directory where the log goes: every write fails for now.
     std::fs::remove_file(&path).unwrap();
     std::fs::create_dir(&path).unwrap();
