@@ -166,3 +166,30 @@ async fn the_primary_goes_down_and_up_through_the_admin_api() {
         .unwrap();
     assert_eq!(r.status(), 200, "back on the same port");
 }
+
+/// A Playground started without a folder of its own makes one in the
+/// temporary directory for its CA certificate and removes it when it
+/// stops; a folder the caller named is the caller's and stays. (Seen: a
+/// test suite left 1241 of them behind.)
+#[tokio::test(flavor = "multi_thread")]
+async fn a_playground_removes_the_folder_it_made_and_keeps_a_given_one() {
+    let pg = playground(60).await;
+    let ca = std::path::PathBuf::from(&pg.info().ca_cert);
+    let made = ca.parent().unwrap().to_owned();
+    assert!(ca.is_file(), "{}", ca.display());
+    drop(pg);
+    assert!(!made.exists(), "left behind: {}", made.display());
+
+    let given = tempfile::tempdir().unwrap();
+    let pg = ::playground::Playground::start(::playground::Options {
+        dir: Some(given.path().join("pg")),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    drop(pg);
+    assert!(
+        given.path().join("pg/ca.pem").is_file(),
+        "the caller's folder was emptied"
+    );
+}

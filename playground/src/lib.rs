@@ -163,21 +163,39 @@ pub struct Playground {
     state: Arc<state::AppState>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     backup_stop: Option<tokio::sync::oneshot::Sender<server::Shutdown>>,
+    /// The folder made for `ca.pem` when the caller named none: removed
+    /// with the Playground (a test suite starts hundreds).
+    _made_dir: Option<MadeDir>,
+}
+
+/// A folder removed when dropped.
+struct MadeDir(PathBuf);
+
+impl Drop for MadeDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
 }
 
 impl Playground {
     /// Start a Playground (must be called inside a tokio runtime).
     pub async fn start(options: Options) -> std::io::Result<Self> {
         let pki = tls::Pki::generate().map_err(std::io::Error::other)?;
-        let dir = match &options.dir {
-            Some(d) => d.clone(),
-            None => std::env::temp_dir().join(format!(
-                "session-manager-playground-{}-{}",
-                std::process::id(),
-                rand::random::<u32>()
-            )),
+        let (dir, made_dir) = match &options.dir {
+            Some(d) => {
+                std::fs::create_dir_all(d)?;
+                (d.clone(), None)
+            }
+            None => {
+                let d = std::env::temp_dir().join(format!(
+                    "session-manager-playground-{}-{}",
+                    std::process::id(),
+                    rand::random::<u32>()
+                ));
+                std::fs::create_dir(&d)?;
+                (d.clone(), Some(MadeDir(d)))
+            }
         };
-        std::fs::create_dir_all(&dir)?;
         let ca_path = dir.join("ca.pem");
         std::fs::write(&ca_path, &pki.ca_pem)?;
         let listener = tokio::net::TcpListener::bind(("127.0.0.1", options.port)).await?;
@@ -234,6 +252,7 @@ impl Playground {
             state,
             stop: Some(stop),
             backup_stop,
+            _made_dir: made_dir,
         })
     }
 

@@ -90,6 +90,7 @@ async fn main() {
     if let Some(path) = &args.write_config {
         if let Err(e) = std::fs::write(path, &info.config) {
             eprintln!("error: cannot write the config to {}: {e}", path.display());
+            drop(pg);
             std::process::exit(1);
         }
     }
@@ -123,5 +124,18 @@ async fn main() {
         );
         println!("Press Ctrl-C to stop.");
     }
-    let _ = tokio::signal::ctrl_c().await;
+    // Ctrl-C or a plain `kill`: either way return, so the Playground is
+    // dropped and removes the folder it made for its CA certificate.
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+    let terminated = async {
+        match term.as_mut() {
+            Some(t) => t.recv().await,
+            None => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = terminated => {}
+    }
+    drop(pg);
 }
