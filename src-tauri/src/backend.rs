@@ -37,6 +37,10 @@ pub struct Options {
     pub profile: Option<String>,
     /// Token lifetime of the embedded Playground.
     pub playground_lifetime: Option<Duration>,
+    /// The keychain namespace (else `SESSION_MANAGER_KEYCHAIN_SERVICE`,
+    /// else the default). Tests running side by side in one process each
+    /// name their own: the environment is the whole process's.
+    pub keychain_service: Option<String>,
 }
 
 impl Options {
@@ -172,6 +176,7 @@ pub struct Backend {
     playground: Option<Playground>,
     playground_error: Option<ErrorInfo>,
     opener: Arc<dyn Opener>,
+    keychain: Arc<KeyringStore>,
 }
 
 /// The environment variable that, in builds with the `test-opener` feature
@@ -256,7 +261,11 @@ impl Backend {
         }
         let (events, _) = broadcast::channel(64);
         let opener = choose_opener();
-        let first = Self::open(&profiles, &selected, &data_dir, &events, &opener).await?;
+        let keychain = Arc::new(match &options.keychain_service {
+            Some(service) => KeyringStore::new(service.clone()),
+            None => KeyringStore::from_env(),
+        });
+        let first = Self::open(&profiles, &selected, &data_dir, &events, &opener, &keychain).await?;
         Ok(Self {
             demo_users: playground.as_ref().map(|p| p.info().users.clone()).unwrap_or_default(),
             profiles,
@@ -269,6 +278,7 @@ impl Backend {
             playground,
             playground_error,
             opener,
+            keychain,
         })
     }
 
@@ -299,12 +309,13 @@ impl Backend {
         data_dir: &std::path::Path,
         events: &broadcast::Sender<SessionView>,
         opener: &Arc<dyn Opener>,
+        keychain: &Arc<KeyringStore>,
     ) -> Result<Current, ErrorInfo> {
         let profile = profiles
             .get(name)
             .cloned()
             .ok_or_else(|| ErrorInfo::new(ErrorCode::ConfigInvalid, format!("there is no profile named '{name}'")))?;
-        let engine = Engine::open_with(profile, data_dir, Arc::new(KeyringStore::from_env()), opener.clone())?;
+        let engine = Engine::open_with(profile, data_dir, keychain.clone(), opener.clone())?;
         let mut rx = engine.subscribe();
         let tx = events.clone();
         let forward = tokio::spawn(async move {
@@ -348,7 +359,7 @@ impl Backend {
         About {
             version: env!("CARGO_PKG_VERSION").to_owned(),
             data_dir: self.data_dir.display().to_string(),
-            keychain_service: KeyringStore::from_env().service().to_owned(),
+            keychain_service: self.keychain.service().to_owned(),
             playground: self.playground.as_ref().map(|pg| PlaygroundQa {
                 base_url: pg.info().base_url.clone(),
                 admin_url: pg.info().admin_url.clone(),
@@ -369,7 +380,7 @@ impl Backend {
             profiles: self.profiles.values().cloned().collect(),
             config_error: self.config_error.as_ref().map(|e| e.message.clone()),
             data_dir: Some(self.data_dir.clone()),
-            store: Arc::new(KeyringStore::from_env()),
+            store: self.keychain.clone(),
             lines: DIAGNOSTIC_LINES,
             front: format!("Session Manager app {}", env!("CARGO_PKG_VERSION")),
         };
@@ -480,7 +491,15 @@ impl Backend {
         if self.engine().profile().name == name {
             return Ok(self.view());
         }
-        let next = Self::open(&self.profiles, name, &self.data_dir, &self.events, &self.opener).await?;
+        let next = Self::open(
+            &self.profiles,
+            name,
+            &self.data_dir,
+            &self.events,
+            &self.opener,
+            &self.keychain,
+        )
+        .await?;
         let view = next.engine.view();
         *self.current.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(next);
         Ok(view)

@@ -30,16 +30,20 @@ fn invoke(
     .map(|b| b.deserialize::<serde_json::Value>().unwrap())
 }
 
-/// A keychain namespace of this test process's own on the session bus.
-fn own_keychain_namespace() {
+/// A keychain namespace of the calling test's own on the session bus. Each
+/// test names it in the backend's options: the tests run side by side in
+/// one process, and with one namespace (an environment variable is the
+/// whole process's) one test's backend took over another's session and,
+/// outliving its test on Tauri's global runtime, wrote into its removed
+/// data directory when the other signed out.
+fn own_keychain_namespace() -> Option<String> {
     assert!(
         std::env::var_os("DBUS_SESSION_BUS_ADDRESS").is_some(),
         "this test needs a Secret Service on the D-Bus session bus; run it through `bash scripts/test.sh`"
     );
-    std::env::set_var(
-        "SESSION_MANAGER_KEYCHAIN_SERVICE",
-        format!("session-manager-test-{}", std::process::id()),
-    );
+    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    Some(format!("session-manager-test-{}-{n}", std::process::id()))
 }
 
 /// The real shell with `backend` on the mock runtime, after one event-loop
@@ -58,7 +62,7 @@ fn mock_app(backend: Arc<Backend>) -> (tauri::App<MockRuntime>, WebviewWindow<Mo
 
 #[test]
 fn commands_answer_views_or_coded_errors_and_never_a_token() {
-    own_keychain_namespace();
+    let keychain_service = own_keychain_namespace();
     let data = tempfile::tempdir().unwrap();
     let config = data.path().join("absent.toml");
     std::fs::write(&config, "").unwrap();
@@ -66,6 +70,7 @@ fn commands_answer_views_or_coded_errors_and_never_a_token() {
         // An empty config file: invalid, reported, and the Playground still runs.
         config: Some(config),
         data_dir: Some(data.path().to_owned()),
+        keychain_service: keychain_service.clone(),
         ..Options::default()
     }))
     .expect("the backend starts");
@@ -159,6 +164,7 @@ fn commands_answer_views_or_coded_errors_and_never_a_token() {
     let qa = &about["playground"];
     assert_eq!(qa["admin_token"], backend.playground().unwrap().info().admin_token);
     assert!(qa["admin_url"].as_str().unwrap().ends_with("/admin"));
+    assert_eq!(about["keychain_service"].as_str(), keychain_service.as_deref());
     assert!(about["data_dir"]
         .as_str()
         .unwrap()
@@ -281,10 +287,11 @@ fn csp_is_strict_and_the_ui_has_no_inline_script() {
 #[test]
 fn audit_records_still_queued_reach_copy_diagnostics_and_are_written_when_the_app_exits() {
     use session_core::audit::{AuditEvent, AuditRecord};
-    own_keychain_namespace();
+    let keychain_service = own_keychain_namespace();
     let data = tempfile::tempdir().unwrap();
     let backend = tauri::async_runtime::block_on(Backend::start(Options {
         data_dir: Some(data.path().to_owned()),
+        keychain_service,
         ..Options::default()
     }))
     .expect("the backend starts");
@@ -327,7 +334,7 @@ fn audit_records_still_queued_reach_copy_diagnostics_and_are_written_when_the_ap
 
 #[test]
 fn profiles_from_the_config_file_join_the_playground_and_can_be_switched_to() {
-    own_keychain_namespace();
+    let keychain_service = own_keychain_namespace();
     let data = tempfile::tempdir().unwrap();
     // Another provider, as a config file would name an Integration one.
     let other = tauri::async_runtime::block_on(playground::Playground::start(playground::Options::default())).unwrap();
@@ -343,6 +350,7 @@ fn profiles_from_the_config_file_join_the_playground_and_can_be_switched_to() {
     let backend = tauri::async_runtime::block_on(Backend::start(Options {
         config: Some(config),
         data_dir: Some(data.path().to_owned()),
+        keychain_service,
         ..Options::default()
     }))
     .expect("the backend starts");
