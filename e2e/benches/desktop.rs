@@ -267,6 +267,7 @@ async fn main() {
     // DESKTOP_BENCH_ONLY=start: sizes and cold starts only (for comparing
     // builds; with DESKTOP_BENCH_RUNS for more starts).
     if std::env::var("DESKTOP_BENCH_ONLY").is_ok_and(|v| v == "start") {
+        d.stop(data.path()).await;
         return;
     }
 
@@ -314,7 +315,7 @@ async fn main() {
         "CPU over those {} s (share of one core): Session Manager {app_cpu:.2} % (target < 1 %), minimal Tauri app {min_cpu:.2} %; Session Manager minimized: {hidden_cpu}",
         idle.as_secs()
     );
-    drop(d.child);
+    d.stop(data.path()).await;
 
     let app_direct = direct_cpu_signed_in(&app, idle).await;
     let min_direct = direct_cpu(&minimal, &[], Duration::from_secs(10), idle).await;

@@ -88,7 +88,10 @@ pub struct Scenario {
     pub name: String,
     pub pg: Playground,
     pub client: Client,
-    pub data: tempfile::TempDir,
+    /// The app's data directory. Shared with [`Scenario::run`], which removes
+    /// it only once the app has exited (an app still shutting down would
+    /// otherwise create it again and leave it behind).
+    pub data: std::sync::Arc<tempfile::TempDir>,
     pub keychain: String,
     pub artifacts: PathBuf,
     driver: Option<tokio::process::Child>,
@@ -140,6 +143,28 @@ impl Driver {
         wait_port(port, "tauri-driver", log).await;
         Driver { child, port }
     }
+
+    /// Stop tauri-driver and wait until the app it started with `data` as
+    /// its data directory has exited; returns what had to be killed.
+    pub async fn stop(self, data: &Path) -> Vec<String> {
+        stop_driver(self.child).await;
+        wait_for_exit(data).await
+    }
+}
+
+/// Stops tauri-driver the way that stops WebKitWebDriver too: on SIGTERM it
+/// kills its native driver and exits. (SIGKILL, what `kill_on_drop` sends,
+/// left a WebKitWebDriver behind per scenario.)
+async fn stop_driver(mut child: tokio::process::Child) {
+    if let Some(pid) = child.id() {
+        let _ = std::process::Command::new("kill")
+            .args(["-TERM", &pid.to_string()])
+            .status();
+        if tokio::time::timeout(APP_EXIT, child.wait()).await.is_ok() {
+            return;
+        }
+    }
+    let _ = child.kill().await;
 }
 
 /// Wait until something listens on `port`.
@@ -167,7 +192,7 @@ impl Scenario {
         let _ = std::fs::remove_dir_all(&artifacts);
         std::fs::create_dir_all(&artifacts).unwrap();
         let dir = tempfile::tempdir().unwrap();
-        let data = tempfile::tempdir().unwrap();
+        let data = std::sync::Arc::new(tempfile::tempdir().unwrap());
         let pg = Playground::start(Options {
             dir: Some(dir.path().join("pg")),
             ..setup.playground
@@ -276,8 +301,10 @@ impl Scenario {
         let log = self.log.clone();
         let keychain = self.keychain.clone();
         let name = self.name.clone();
-        // Keep the driver alive outside the body, to stop it last.
+        // Keep the driver alive outside the body, to stop it last, and the
+        // data directory, to remove it after the app has gone.
         let driver = self.driver.take();
+        let data = self.data.clone();
         let outcome = tokio::spawn(body(self)).await;
         if let Err(e) = &outcome {
             let shot = artifacts.join("failure.png");
@@ -289,10 +316,21 @@ impl Scenario {
             }
             let _ = client.clone().close().await;
             clean_keychain(&keychain);
-            drop(driver);
+            if let Some(d) = driver {
+                stop_driver(d).await;
+            }
+            let lingering = wait_for_exit(data.path()).await;
             let why = e.to_string();
+            let lingering = if lingering.is_empty() {
+                String::new()
+            } else {
+                format!(
+                    "\n  still running {} s after the session ended (killed): {lingering:?}",
+                    APP_EXIT.as_secs()
+                )
+            };
             panic!(
-                "scenario '{name}' failed: {why}\n  screenshot: {}\n  app log:    {}",
+                "scenario '{name}' failed: {why}\n  screenshot: {}\n  app log:    {}{lingering}",
                 shot.display(),
                 log.display()
             );
@@ -300,7 +338,16 @@ impl Scenario {
         let scenario = outcome.unwrap();
         let _ = scenario.client.clone().close().await;
         clean_keychain(&keychain);
-        drop(driver);
+        if let Some(d) = driver {
+            stop_driver(d).await;
+        }
+        drop(scenario);
+        let lingering = wait_for_exit(data.path()).await;
+        assert!(
+            lingering.is_empty(),
+            "scenario '{name}': the app did not exit within {} s of its WebDriver session's end: {lingering:?} (killed)",
+            APP_EXIT.as_secs()
+        );
     }
 
     /// The element with `data-testid`.
@@ -455,6 +502,55 @@ impl Scenario {
             }
         }
         out
+    }
+}
+
+/// How long an app has to exit after its WebDriver session ended.
+const APP_EXIT: Duration = Duration::from_secs(10);
+
+/// The processes started with `data` as their data directory (the app, and
+/// what tauri-driver started on its behalf), as "pid command".
+fn processes_with_data_dir(data: &Path) -> Vec<(i32, String)> {
+    let mut needle = b"SESSION_MANAGER_DATA_DIR=".to_vec();
+    needle.extend_from_slice(data.as_os_str().as_encoded_bytes());
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    dir.filter_map(|e| {
+        let e = e.ok()?;
+        let pid: i32 = e.file_name().to_str()?.parse().ok()?;
+        // A process that has gone (or a zombie: its environment reads
+        // empty) no longer counts.
+        let env = std::fs::read(e.path().join("environ")).ok()?;
+        env.split(|b| *b == 0).any(|v| v == needle.as_slice()).then(|| {
+            let cmd = std::fs::read(e.path().join("cmdline")).unwrap_or_default();
+            (pid, String::from_utf8_lossy(&cmd).replace('\0', " "))
+        })
+    })
+    .collect()
+}
+
+/// Waits until nothing started with `data` as its data directory runs any
+/// more: the scenario's data directory is removed after this, and an app
+/// still shutting down would write into it again (its audit log creates
+/// the directory) and leave it behind in the temporary directory. What is
+/// still running after [`APP_EXIT`] is killed and returned.
+async fn wait_for_exit(data: &Path) -> Vec<String> {
+    let deadline = Instant::now() + APP_EXIT;
+    loop {
+        let left = processes_with_data_dir(data);
+        if left.is_empty() {
+            return Vec::new();
+        }
+        if Instant::now() >= deadline {
+            for (pid, _) in &left {
+                let _ = std::process::Command::new("kill")
+                    .args(["-KILL", &pid.to_string()])
+                    .status();
+            }
+            return left.into_iter().map(|(pid, cmd)| format!("{pid} {cmd}")).collect();
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
 

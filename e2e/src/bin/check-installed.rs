@@ -57,7 +57,14 @@ async fn main() -> ExitCode {
         let _ = std::fs::write(artifacts.join("sign-in.png"), png);
     }
     let _ = client.close().await;
-    drop(driver);
+    let lingering = driver.stop(data.path()).await;
+    if !lingering.is_empty() {
+        eprintln!(
+            "error: {} did not exit after its WebDriver session ended (killed): {lingering:?}",
+            app.display()
+        );
+        return ExitCode::from(1);
+    }
     match waited {
         Ok(()) => {
             println!(
