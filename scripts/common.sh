@@ -84,9 +84,17 @@ ensure_tauri_cli() {
 ensure_display() {
   [ -n "${DISPLAY:-}" ] && return 0
   local n
+  # A display is taken while the X server named in its lock file runs. A
+  # server that was killed (SIGKILL, a timeout) leaves its lock and socket
+  # behind: only a live owner counts (else every killed run used up a
+  # number for good), and a dead one's files are removed first, so the wait
+  # below sees the new server's socket, not the old one's.
+  local owner
   for n in $(seq 99 140); do
-    [ -e "/tmp/.X11-unix/X$n" ] || [ -e "/tmp/.X$n-lock" ] || break
+    owner=$(tr -d ' ' 2>/dev/null < "/tmp/.X$n-lock" || true)
+    [ -n "$owner" ] && [ -d "/proc/$owner" ] || break
   done
+  rm -f "/tmp/.X$n-lock" "/tmp/.X11-unix/X$n" 2>/dev/null || true
   Xvfb ":$n" -screen 0 1280x900x24 -nolisten tcp >/dev/null 2>&1 &
   XVFB_PID=$!
   for _ in $(seq 100); do [ -e "/tmp/.X11-unix/X$n" ] && break; sleep 0.05; done

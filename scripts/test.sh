@@ -53,7 +53,19 @@ ensure_display
 trap '[ -n "${XVFB_PID:-}" ] && kill "$XVFB_PID" 2>/dev/null || true' EXIT
 
 say "running the tests inside a private D-Bus session with gnome-keyring"
-with_test_keyring cargo test --locked "${what[@]}" -- "$@"
+# The tests' temporary files go to a directory of this run's own. Nothing of
+# the app's may be left in it afterwards: a data directory written again
+# after its test removed it (an engine or an app outliving its test), or a
+# Playground's certificate folder, fails the run.
+test_tmp=$(mktemp -d)
+TMPDIR=$test_tmp with_test_keyring cargo test --locked "${what[@]}" -- "$@"
+left=$(find "$test_tmp" -mindepth 1 \( -name audit.jsonl -o -name 'session-manager-playground-*' \) -print)
+if [ -n "$left" ]; then
+  echo "error: the tests left these behind (kept in $test_tmp for a look):" >&2
+  echo "$left" >&2
+  exit 1
+fi
+rm -rf "$test_tmp"
 
 if [ "$E2E" != skip ] && [ "${PACKAGE:-run}" != skip ] && [ $# -eq 0 ]; then
   say "the package: build the .deb, install it, start the installed app, remove it"
