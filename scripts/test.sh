@@ -58,7 +58,11 @@ say "running the tests inside a private D-Bus session with gnome-keyring"
 # after its test removed it (an engine or an app outliving its test), or a
 # Playground's certificate folder, fails the run.
 test_tmp=$(mktemp -d)
-TMPDIR=$test_tmp with_test_keyring cargo test --locked "${what[@]}" -- "$@"
+TMPDIR=$test_tmp with_test_keyring cargo test --locked "${what[@]}" -- "$@" || {
+  rc=$?
+  rm -rf "$test_tmp"
+  exit $rc
+}
 left=$(find "$test_tmp" -mindepth 1 \( -name audit.jsonl -o -name 'session-manager-playground-*' \) -print)
 if [ -n "$left" ]; then
   echo "error: the tests left these behind (kept in $test_tmp for a look):" >&2
