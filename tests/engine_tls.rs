@@ -30,7 +30,7 @@ async fn login_refreshes_itself_then_logs_out() {
     assert_eq!(view.state, Phase::Active);
     assert_eq!(view.customer.as_deref(), Some("cust-1001"));
     assert_eq!(view.tenant.as_deref(), Some("tenant-acme"));
-    let scheduler = engine.start();
+    let _scheduler = engine.start();
     let view = wait_for(&engine, "three automatic refreshes", Duration::from_secs(20), |v| {
         v.refresh_count >= 3
     })
@@ -54,7 +54,6 @@ async fn login_refreshes_itself_then_logs_out() {
     for (path, text) in files_text(dir.path()) {
         assert_no_token(&tokens, &path.display().to_string(), &text);
     }
-    scheduler.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -140,7 +139,7 @@ async fn refresh_503s_are_retried_and_recover_before_expiry() {
     engine.sign_in("alice", Password::new(PW)).await.unwrap();
     pg.fail_next_refreshes(3);
     let mut states = engine.subscribe();
-    let scheduler = engine.start();
+    let _scheduler = engine.start();
     let view = wait_for(
         &engine,
         "a successful refresh after three 503s",
@@ -161,7 +160,6 @@ async fn refresh_503s_are_retried_and_recover_before_expiry() {
         })
         .collect();
     assert_eq!(failed.len(), 3, "{failed:?}");
-    scheduler.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -494,7 +492,7 @@ async fn a_new_signing_key_behind_a_failing_key_set_does_not_cost_the_session() 
     assert!(e.to_string().contains("JWKS"), "not the key set's 503: {e}");
     assert_eq!(engine.view().state, Phase::Active, "{e}");
     // The scheduler tries again after the backoff, with the rotated token.
-    let scheduler = engine.start();
+    let _scheduler = engine.start();
     let view = wait_for(
         &engine,
         "a refresh after the key set's 503",
@@ -512,7 +510,6 @@ async fn a_new_signing_key_behind_a_failing_key_set_does_not_cost_the_session() 
         .await
         .unwrap();
     assert_eq!(r.status, 200);
-    scheduler.shutdown().await;
 }
 
 /// Lifecycle: an outage that outlasts the session token leaves the session
@@ -524,7 +521,7 @@ async fn an_outage_past_expiry_says_offline_and_recovers() {
     let (engine, _) = memory_engine(&pg, dir.path());
     engine.sign_in("alice", Password::new(PW)).await.unwrap();
     pg.fail_next_refreshes(u32::MAX);
-    let scheduler = engine.start();
+    let _scheduler = engine.start();
     let view = wait_for(&engine, "offline after expiry", Duration::from_secs(10), |v| v.offline).await;
     // Active, or Refreshing while a retry is in flight: never Expired.
     assert!(view.state.has_session(), "{:?}", view.state);
@@ -541,5 +538,4 @@ async fn an_outage_past_expiry_says_offline_and_recovers() {
     .await;
     assert_eq!(view.state, Phase::Active);
     assert!(view.last_error.is_none());
-    scheduler.shutdown().await;
 }

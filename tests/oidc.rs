@@ -333,7 +333,7 @@ async fn automatic_refresh_and_the_admin_faults_work_on_the_oidc_side() {
     let (engine, _store) = oidc_engine(oidc_profile(&pg, |t| t), dir.path(), opener.clone());
     engine.sign_in_browser().await.unwrap();
     // The scheduler refreshes 3 s tokens by itself.
-    let scheduler = engine.start();
+    let _scheduler = engine.start();
     wait_for(&engine, "two automatic refreshes", Duration::from_secs(20), |v| {
         v.refresh_count >= 2
     })
@@ -369,7 +369,6 @@ async fn automatic_refresh_and_the_admin_faults_work_on_the_oidc_side() {
     let e = engine.refresh_now().await.unwrap_err();
     assert_eq!(e.code(), ErrorCode::SessionRevoked);
     assert_eq!(engine.view().state, Phase::Revoked);
-    scheduler.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread")]

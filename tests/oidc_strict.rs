@@ -294,7 +294,7 @@ async fn a_key_set_that_fails_while_keys_rotate_costs_no_session() {
     let e = engine.refresh_now().await.unwrap_err();
     assert!(e.to_string().contains("JWKS"), "{e}");
     assert!(engine.view().state.has_session());
-    let scheduler = engine.start();
+    let _scheduler = engine.start();
     let v = wait_for(
         &engine,
         "a refresh after the key set's 503",
@@ -307,7 +307,6 @@ async fn a_key_set_that_fails_while_keys_rotate_costs_no_session() {
         pg.sessions().iter().all(|s| !s.revoked),
         "the rotated refresh token was reused"
     );
-    scheduler.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -359,7 +358,7 @@ async fn a_lost_refresh_answer_is_survived_within_a_reuse_grace_period() {
         pg.slow_next_refresh(Duration::from_millis(2500));
         let e = engine.refresh_now().await.unwrap_err();
         assert_eq!(e.code(), ErrorCode::Timeout, "{e}");
-        let scheduler = engine.start();
+        let _scheduler = engine.start();
         let v = wait_for(&engine, "the retry's outcome", Duration::from_secs(15), |v| {
             v.last_refresh.as_ref().is_some_and(|r| r.ok) || !v.state.has_session()
         })
@@ -371,6 +370,5 @@ async fn a_lost_refresh_answer_is_survived_within_a_reuse_grace_period() {
             assert_eq!(v.state, Phase::Active, "{:?}", v.last_error);
             assert!(pg.sessions().iter().all(|s| !s.revoked));
         }
-        scheduler.shutdown().await;
     }
 }

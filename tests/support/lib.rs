@@ -1,13 +1,5 @@
 //! Shared helpers of the cross-crate tests: a Playground, an engine pointed at
 //! it, and waits on explicit conditions.
-//!
-//! A test that starts an engine's scheduler ends with
-//! `scheduler.shutdown().await`, not by dropping the guard: dropping only
-//! asks the task to stop, and a task that ends after the test's data
-//! directory is removed drops the last engine handle then, whose audit log
-//! writes its queued records and so makes the directory again (seen: test
-//! runs left `/tmp/.tmp*/audit.jsonl` behind). `scripts/test.sh` fails a
-//! run that leaves such a directory.
 
 pub mod hostile;
 

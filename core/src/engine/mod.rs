@@ -121,8 +121,9 @@ struct Inner {
     shared_dir: PathBuf,
     stem: String,
     events: broadcast::Sender<SessionView>,
-    /// Rung by every commit: the scheduler plans again.
-    wake: Notify,
+    /// Rung by every commit: the scheduler plans again (shared with it: it
+    /// waits without holding the engine).
+    wake: Arc<Notify>,
     refresh_requests: AtomicU64,
     /// How many times the scheduler has looked at the session (each time it
     /// woke up): what an idle session costs.
@@ -255,7 +256,7 @@ impl Engine {
                 flights_run: AtomicU64::new(0),
                 browser_flight: tokio::sync::Mutex::new(()),
                 events,
-                wake: Notify::new(),
+                wake: Arc::new(Notify::new()),
                 refresh_requests: AtomicU64::new(0),
                 turns: AtomicU64::new(0),
                 opener: parts.opener,

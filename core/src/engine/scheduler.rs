@@ -11,6 +11,7 @@
 
 use super::state::Next;
 use super::{flight::Trigger, Engine};
+use std::sync::Arc;
 use tokio::sync::watch;
 
 /// Stops the scheduler when dropped.
@@ -37,14 +38,27 @@ impl Drop for SchedulerGuard {
 }
 
 /// Start the background scheduler of `engine`.
+///
+/// The task holds the engine only while it works on it; while it waits it
+/// holds a weak reference, so when the last [`Engine`] handle goes the
+/// engine goes at once (its audit log writing its queue), not whenever
+/// the task next runs, which may be after its data directory was removed.
 pub(super) fn spawn(engine: Engine, mut resumes: Option<watch::Receiver<u64>>) -> SchedulerGuard {
     let (stop, mut stopped) = watch::channel(false);
     let mut changes = engine.inner.beacon.watch();
+    let wake = engine.inner.wake.clone();
+    let clock = engine.inner.clock.clone();
+    let weak = Arc::downgrade(&engine.inner);
+    drop(engine);
     let task = tokio::spawn(async move {
         loop {
             if *stopped.borrow() {
                 return;
             }
+            let Some(inner) = weak.upgrade() else {
+                return;
+            };
+            let engine = Engine { inner };
             engine.inner.turns.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             let step = engine.next_step();
             let deadline = match step {
@@ -69,9 +83,10 @@ pub(super) fn spawn(engine: Engine, mut resumes: Option<watch::Receiver<u64>>) -
                 Next::Idle => None,
                 Next::WaitUntil(at) => Some(at),
             };
+            drop(engine);
             let sleep = async {
                 match deadline {
-                    Some(at) => engine.inner.clock.sleep_until(at).await,
+                    Some(at) => clock.sleep_until(at).await,
                     None => std::future::pending().await,
                 }
             };
@@ -95,8 +110,12 @@ pub(super) fn spawn(engine: Engine, mut resumes: Option<watch::Receiver<u64>>) -
             tokio::select! {
                 _ = sleep => {}
                 _ = resumed => {}
-                _ = engine.inner.wake.notified() => {}
-                _ = changed => engine.look_at_keychain().await,
+                _ = wake.notified() => {}
+                _ = changed => {
+                    if let Some(inner) = weak.upgrade() {
+                        Engine { inner }.look_at_keychain().await;
+                    }
+                }
                 _ = stopped.changed() => return,
             }
         }

@@ -488,6 +488,27 @@ async fn a_dropped_engine_writes_its_queued_records_and_its_flush_task_keeps_not
     assert!(!data.exists(), "the flush task recreated {}", data.display());
 }
 
+/// The same with the scheduler running: while it waits it keeps no engine
+/// alive, so dropping the last handle drops the engine then and there (its
+/// queued records written) even before the scheduler's guard goes, which
+/// only asks the task to stop. Seen: an integration test's engine, kept by
+/// its scheduler task past the test, wrote into the removed directory.
+#[tokio::test(start_paused = true)]
+async fn a_waiting_scheduler_keeps_no_dropped_engine_alive() {
+    let Rig { engine, dir, .. } = rig(600);
+    engine.sign_in("alice", Password::new("pw")).await.unwrap();
+    let scheduler = engine.start();
+    // The scheduler plans the renewal minutes away and waits.
+    tokio::time::sleep(Duration::from_millis(10)).await;
+    engine.call(reqwest::Method::GET, "/x", None).await.unwrap();
+    let path = engine.audit_log().path().to_owned();
+    drop(engine);
+    assert_eq!(api_call_records(&path), 1, "the engine lives on in its scheduler");
+    // Nothing is left for the task to do: it ends when asked.
+    drop(dir);
+    scheduler.shutdown().await;
+}
+
 #[cfg(unix)]
 #[tokio::test(start_paused = true)]
 async fn queued_call_records_wait_out_an_unwritable_log() {
