@@ -94,7 +94,7 @@ pub struct Scenario {
     pub data: std::sync::Arc<tempfile::TempDir>,
     pub keychain: String,
     pub artifacts: PathBuf,
-    driver: Option<tokio::process::Child>,
+    driver: Option<Driver>,
     driver_port: u16,
     _dir: tempfile::TempDir,
     _lock: std::fs::File,
@@ -241,7 +241,7 @@ impl Scenario {
             data,
             keychain,
             artifacts,
-            driver: Some(driver),
+            driver: Some(Driver { child: driver, port }),
             driver_port: port,
             _dir: dir,
             _lock: lock,
@@ -316,10 +316,10 @@ impl Scenario {
             }
             let _ = client.clone().close().await;
             clean_keychain(&keychain);
-            if let Some(d) = driver {
-                stop_driver(d).await;
-            }
-            let lingering = wait_for_exit(data.path()).await;
+            let lingering = match driver {
+                Some(d) => d.stop(data.path()).await,
+                None => wait_for_exit(data.path()).await,
+            };
             let why = e.to_string();
             let lingering = if lingering.is_empty() {
                 String::new()
@@ -338,11 +338,11 @@ impl Scenario {
         let scenario = outcome.unwrap();
         let _ = scenario.client.clone().close().await;
         clean_keychain(&keychain);
-        if let Some(d) = driver {
-            stop_driver(d).await;
-        }
+        let lingering = match driver {
+            Some(d) => d.stop(data.path()).await,
+            None => wait_for_exit(data.path()).await,
+        };
         drop(scenario);
-        let lingering = wait_for_exit(data.path()).await;
         assert!(
             lingering.is_empty(),
             "scenario '{name}': the app did not exit within {} s of its WebDriver session's end: {lingering:?} (killed)",
