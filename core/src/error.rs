@@ -232,6 +232,25 @@ impl Error {
         }
     }
 
+    /// What this error, as the outcome of a renewal, means for the
+    /// session. Only the provider's word on the refresh token ends it;
+    /// a misconfigured client stops the retries; everything else (the
+    /// network, TLS, a page that is not the protocol's, any 4xx or 5xx
+    /// without that word, a token that fails a time check, the keychain)
+    /// may pass and is retried with backoff.
+    pub fn renewal_verdict(&self) -> RenewalVerdict {
+        match self {
+            Error::Revoked(_) => RenewalVerdict::Revoked,
+            Error::RefreshRefused(_) => RenewalVerdict::Refused,
+            Error::ReauthRequired(_) => RenewalVerdict::Reauthenticate,
+            Error::Config(_) | Error::InvalidState(_) => RenewalVerdict::Misconfigured,
+            Error::Authorization { error, .. } if CLIENT_ERRORS.contains(&error.as_str()) => {
+                RenewalVerdict::Misconfigured
+            }
+            _ => RenewalVerdict::Retry,
+        }
+    }
+
     /// How long the server asked to wait before the next attempt.
     pub fn retry_after(&self) -> Option<std::time::Duration> {
         match self {
@@ -251,6 +270,31 @@ impl Error {
             },
         }
     }
+}
+
+/// The OAuth errors (RFC 6749 section 5.2) that say the client or the
+/// profile is wrong, not the refresh token: retrying cannot help.
+pub const CLIENT_ERRORS: [&str; 4] = [
+    "invalid_client",
+    "unauthorized_client",
+    "unsupported_grant_type",
+    "invalid_scope",
+];
+
+/// What a failed renewal means for the session ([`Error::renewal_verdict`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RenewalVerdict {
+    /// The provider revoked the refresh token (or its family): Revoked.
+    Revoked,
+    /// The provider refused the refresh token as expired or unknown: Expired.
+    Refused,
+    /// The session can only be extended by the person (re-authenticate).
+    Reauthenticate,
+    /// The client or profile is misconfigured: no more attempts until the
+    /// person acts; nothing is deleted.
+    Misconfigured,
+    /// It may pass: keep the session and its refresh token, retry.
+    Retry,
 }
 
 impl From<Error> for ErrorInfo {

@@ -60,6 +60,12 @@ pub fn retry_delay(backoff: Duration, retry_after: Option<Duration>) -> Duration
     backoff.max(retry_after.unwrap_or(Duration::ZERO).min(MAX_RETRY_AFTER))
 }
 
+/// `at` moved by `ms` milliseconds (either way), or `at` when that does
+/// not fit a date.
+pub fn after_signed(at: Timestamp, ms: i64) -> Timestamp {
+    at.checked_add_signed(chrono::Duration::milliseconds(ms)).unwrap_or(at)
+}
+
 /// `at + d`, or `at` when the sum does not fit a date.
 pub fn after(at: Timestamp, d: Duration) -> Timestamp {
     at.checked_add_signed(chrono_of(d)).unwrap_or(at)

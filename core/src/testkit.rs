@@ -169,6 +169,16 @@ pub struct ScriptedProvider {
     /// Answers of `call`: 401 while set.
     pub unauthorized: AtomicBool,
     pub api_calls: AtomicU32,
+    /// Every refresh fails with this error while it is set (a captive
+    /// portal's TLS, a proxy's HTML page, a misconfigured client).
+    pub fail_with: Mutex<Option<Error>>,
+    /// The provider's clock minus the test clock, in seconds: its tokens and
+    /// its `Date` header follow its own clock.
+    pub clock_ahead_secs: Mutex<i64>,
+    /// Answers of `call`: 401 to this bearer.
+    pub rejected_bearer: Mutex<Option<String>>,
+    /// How long each `call` takes, in the order the calls come (then none).
+    pub call_delays: Mutex<std::collections::VecDeque<Duration>>,
 }
 
 impl ScriptedProvider {
@@ -200,6 +210,10 @@ impl ScriptedProvider {
             signed_out: Mutex::new(Vec::new()),
             unauthorized: AtomicBool::new(false),
             api_calls: AtomicU32::new(0),
+            fail_with: Mutex::new(None),
+            clock_ahead_secs: Mutex::new(0),
+            rejected_bearer: Mutex::new(None),
+            call_delays: Mutex::new(Default::default()),
         }
     }
 
@@ -208,8 +222,13 @@ impl ScriptedProvider {
         self.current_refresh.lock().unwrap().clone()
     }
 
+    /// The provider's clock now.
+    fn provider_now(&self) -> crate::clock::Timestamp {
+        self.clock.now() + chrono::Duration::seconds(*self.clock_ahead_secs.lock().unwrap())
+    }
+
     fn grant(&self, user: &str, refreshing: bool) -> Grant {
-        let iat = self.clock.now().timestamp();
+        let iat = self.provider_now().timestamp();
         let subject = self.subject.lock().unwrap().clone();
         let user = subject.as_deref().unwrap_or(user);
         let token = if self.opaque.load(Ordering::SeqCst) {
@@ -240,7 +259,7 @@ impl ScriptedProvider {
             scope: Some("accounts:read".into()),
             tenant: Some("t1".into()),
             customer: Some("c1".into()),
-            server_date: Some(self.clock.now() + chrono::Duration::seconds(7)),
+            server_date: Some(self.provider_now() + chrono::Duration::seconds(7)),
             // An opaque token's subject comes with the sign-in's ID token;
             // a refresh answer may bring none (OpenID Connect Core 12.2).
             subject: (self.opaque.load(Ordering::SeqCst) && !refreshing).then(|| user.to_owned()),
@@ -304,6 +323,9 @@ impl Provider for ScriptedProvider {
         if self.refuse.swap(false, Ordering::SeqCst) {
             return Err(Error::RefreshRefused("the refresh token expired".into()));
         }
+        if let Some(e) = self.fail_with.lock().unwrap().clone() {
+            return Err(e);
+        }
         if self.fail_next.load(Ordering::SeqCst) > 0 {
             self.fail_next.fetch_sub(1, Ordering::SeqCst);
             return Err(Error::Server {
@@ -338,12 +360,17 @@ impl Provider for ScriptedProvider {
     async fn call(
         &self,
         _request: &ApiRequest,
-        _bearer: &AccessToken,
+        bearer: &AccessToken,
         _flow: &FlowContext,
     ) -> Result<ApiResponse, Error> {
         self.api_calls.fetch_add(1, Ordering::SeqCst);
+        let delay = self.call_delays.lock().unwrap().pop_front();
+        if let Some(d) = delay {
+            tokio::time::sleep(d).await;
+        }
+        let rejected = self.rejected_bearer.lock().unwrap().as_deref() == Some(bearer.expose());
         Ok(ApiResponse {
-            status: if self.unauthorized.load(Ordering::SeqCst) {
+            status: if rejected || self.unauthorized.load(Ordering::SeqCst) {
                 401
             } else {
                 200

@@ -28,7 +28,7 @@ use super::grant::is_security_failure;
 use super::state::{Arrival, Commit};
 use super::Engine;
 use crate::audit::AuditEvent;
-use crate::error::Error;
+use crate::error::{Error, RenewalVerdict};
 use crate::proclock::ProcessLock;
 use crate::provider::{Credentials, SessionTokens};
 use crate::vault::VaultError;
@@ -232,7 +232,15 @@ impl Engine {
                 return Err(self.not_renewable().unwrap_or(Error::NotSignedIn));
             }
         }
-        let checked = self.verify_grant(&grant, Some(&current.user)).await;
+        // Now that the new refresh token is kept: the provider's own check
+        // of its answer (an ID token against its key set), then ours.
+        let (grant, checked) = match self.inner.provider.check_refresh(grant.clone()).await {
+            Ok(checked) => {
+                let claims = self.verify_grant(&checked, Some(&current.user)).await;
+                (checked, claims)
+            }
+            Err(e) => (grant, Err(e)),
+        };
         let offset = self.clock_offset(&grant);
         guard.disarm();
         match checked {
@@ -303,18 +311,18 @@ impl Engine {
         let (now, rules) = (self.now(), self.rules());
         let outcome = e.clone();
         self.apply(lock, move |st| {
-            let c = match &e {
-                Error::Revoked(_) => st.end(
+            let c = match e.renewal_verdict() {
+                RenewalVerdict::Revoked => st.end(
                     Phase::Revoked,
                     e.clone(),
                     AuditEvent::SessionRevoked { reason: e.to_string() },
                     &rules,
                     now,
                 ),
-                Error::RefreshRefused(_) => st.end(Phase::Expired, e.clone(), AuditEvent::SessionExpired, &rules, now),
-                Error::ReauthRequired(_) => st.stop_renewing(&e, true, &rules, now),
-                _ if e.is_transient() => st.retry_later(&e, &rules, now),
-                _ => st.stop_renewing(&e, false, &rules, now),
+                RenewalVerdict::Refused => st.end(Phase::Expired, e.clone(), AuditEvent::SessionExpired, &rules, now),
+                RenewalVerdict::Reauthenticate => st.stop_renewing(&e, true, &rules, now),
+                RenewalVerdict::Misconfigured => st.stop_renewing(&e, false, &rules, now),
+                RenewalVerdict::Retry => st.retry_later(&e, &rules, now),
             };
             Ok((c, ()))
         })

@@ -61,6 +61,18 @@ impl Engine {
         self.inner.validator.validate(token, self.now()).await
     }
 
+    /// The time a renewal's answer is checked at: the provider's clock
+    /// when its `Date` header told it (a machine whose clock is off keeps
+    /// its session), else ours corrected by the last known offset. A
+    /// sign-in is checked against this machine's clock, so that a wrong
+    /// clock is named before a session starts.
+    fn renewal_check_time(&self, grant: &Grant) -> Timestamp {
+        match self.clock_offset(grant) {
+            Some(offset) => crate::refresh::after_signed(self.now(), offset),
+            None => self.provider_now(),
+        }
+    }
+
     /// Whether the bearer token must be validated as a JWT: always for
     /// FinHub; for OIDC when it is one (an opaque access token is only
     /// readable by the provider, RFC 6749 section 1.4).
@@ -80,9 +92,15 @@ impl Engine {
     /// and, when it extends a session, that it is for the same person.
     pub(super) async fn verify_grant(&self, grant: &Grant, same_user: Option<&str>) -> Result<Claims, Error> {
         let claims = if self.bearer_is_checked(&grant.bearer) {
-            self.validate(&grant.bearer)
+            let at = match same_user {
+                Some(_) => self.renewal_check_time(grant),
+                None => self.now(),
+            };
+            self.inner
+                .validator
+                .validate(&grant.bearer, at)
                 .await
-                .map_err(|e| crate::token::explain_skew(e, grant.server_date, self.now(), super::LEEWAY))?
+                .map_err(|e| crate::token::explain_skew(e, grant.server_date, at, super::LEEWAY))?
         } else {
             // An opaque access token: its lifetime is what the provider
             // announced (checked to be at most a year), and its subject is

@@ -605,15 +605,19 @@ impl Engine {
         };
         let ended = match &verdict {
             _ if expired && !renewable => Some((Phase::Expired, Error::Expired(record.expires_at.to_rfc3339()))),
-            Some(Err(e @ Error::Token(t))) if !matches!(t, crate::token::TokenError::UnknownKid(_)) => {
-                Some((Phase::SignedOut, e.clone()))
-            }
+            // Only a token that cannot be trusted ends it here. A time check
+            // that fails (this machine's clock is off: a dual-boot RTC, a
+            // VM resumed), a key set that cannot be fetched or a key not yet
+            // published keep it: it came from the keychain, where only
+            // validated sessions go, and a renewal asks the provider.
+            Some(Err(e)) if grant::is_security_failure(e) => Some((Phase::SignedOut, e.clone())),
             _ => None,
         };
         let unverified = match verdict {
             Some(Err(e)) if ended.is_none() => Some(e),
             _ => None,
         };
+        let renew_unverified = unverified.is_some() && renewable;
         self.apply(None, |st| {
             if st.session.is_some() || st.phase == Phase::SigningIn {
                 return Ok((Commit::keep(), ()));
@@ -638,7 +642,7 @@ impl Engine {
         // the provider is asked once even if the refresh token looks expired
         // too: its answer (and its reason) decides, not our reading of it.
         let expired_but_renewable = renewable && self.state().token_expired(self.now());
-        if expired_but_renewable || self.next_step() == Next::Renew {
+        if expired_but_renewable || renew_unverified || self.next_step() == Next::Renew {
             let _ = self.extend(Trigger::Schedule).await;
         }
         // Past renewal (no scheduler may run in this process: a command).
@@ -958,8 +962,15 @@ impl Engine {
             if response.status != 401 || retried {
                 return Ok(response);
             }
-            self.extend(Trigger::Unauthorized).await?;
-            bearer = self.current_bearer()?.0;
+            // A 401 to a bearer the session no longer holds came late: a
+            // renewal already replaced it, so the retry needs no other.
+            let (now_bearer, _) = self.current_bearer()?;
+            bearer = if now_bearer.expose() != bearer.expose() {
+                now_bearer
+            } else {
+                self.extend(Trigger::Unauthorized).await?;
+                self.current_bearer()?.0
+            };
             retried = true;
         }
     }

@@ -291,16 +291,37 @@ impl State {
     fn renewal_step(&self, s: &SessionRecord, rules: &Rules, now: Timestamp) -> Next {
         let provider_now = self.provider_time(now);
         let expired = provider_now >= s.expires_at;
-        let refresh_dead = s.renewable_until.is_some_and(|until| provider_now >= until);
-        if !self.renewable(rules) || (expired && refresh_dead) {
+        // When both tokens are dead (provider time) the session ends,
+        // whatever the retries: after one last attempt.
+        let dead_at = s.renewable_until.map(|until| until.max(s.expires_at));
+        let dead = dead_at.is_some_and(|d| provider_now >= d);
+        if self.stop_renewing && rules.refresh_policy && s.refresh.is_some() {
+            // A misconfigured client: no attempts until the person acts, and
+            // the refresh token is kept for then, as long as it may live.
+            return match dead_at {
+                Some(_) if dead => Next::Expire,
+                Some(d) => Next::WaitUntil(self.local_time(d)),
+                None => Next::Idle,
+            };
+        }
+        if !self.renewable(rules) {
             return if expired {
                 Next::Expire
             } else {
                 Next::WaitUntil(self.local_time(s.expires_at))
             };
         }
-        // When both tokens are dead the session ends, whatever the retries.
-        let dead_at = s.renewable_until.map(|until| self.local_time(until.max(s.expires_at)));
+        if dead {
+            // Our reading of the refresh token's end (its `exp`, the
+            // provider's `refresh_expires_in`) may be wrong, or the clock
+            // jumped: the provider's answer to one last attempt decides.
+            let tried_since = self
+                .last_refresh
+                .as_ref()
+                .is_some_and(|r| !r.ok && dead_at.is_some_and(|d| self.provider_time(r.at) >= d));
+            return if tried_since { Next::Expire } else { Next::Renew };
+        }
+        let dead_at = dead_at.map(|d| self.local_time(d));
         let sooner = |t: Timestamp| dead_at.map_or(t, |d| t.min(d));
         match self.next_refresh_at {
             Some(at) if now >= at => Next::Renew,
@@ -616,10 +637,11 @@ mod tests {
         let now = chrono::Utc::now();
         let mut st = active(now, 60);
         st.session.as_mut().unwrap().renewable_until = Some(now + chrono::Duration::seconds(30));
-        assert_eq!(
-            st.next_step(&rules(), now + chrono::Duration::seconds(61)),
-            Next::Expire
-        );
+        let later = now + chrono::Duration::seconds(61);
+        // One last attempt first: the provider's answer decides.
+        assert_eq!(st.next_step(&rules(), later), Next::Renew);
+        st.retry_later(&Error::Protocol("x".into()), &rules(), later);
+        assert_eq!(st.next_step(&rules(), later), Next::Expire);
     }
 
     #[test]
@@ -634,6 +656,8 @@ mod tests {
             st.next_step(&rules(), now + chrono::Duration::seconds(280)),
             Next::WaitUntil(until)
         );
+        assert_eq!(st.next_step(&rules(), until), Next::Renew, "one last attempt");
+        st.retry_later(&Error::Protocol("x".into()), &rules(), until);
         assert_eq!(st.next_step(&rules(), until), Next::Expire);
     }
 

@@ -1408,3 +1408,183 @@ fn durations_read_as_people_say_them() {
     assert_eq!(duration_text(7 * 86_400), "7 days");
     assert_eq!(duration_text(90), "90 s");
 }
+
+// ------------------------------------- a session ends only for its reasons
+//
+// Issue 22 / engine review, second pass: a session ends when its provider
+// refuses or revokes its refresh token, the refresh token's stated lifetime
+// passes, a timeout of the profile fires, or the person signs out. Every
+// other failure keeps the session and its refresh token and renewal goes on.
+
+/// N2: failures that are not the provider's word on the refresh token (a
+/// captive portal's TLS, a proxy's HTML page, a 408, a pin mismatch, a
+/// failing keychain) are retried past the token's expiry, and nothing is
+/// deleted.
+#[tokio::test(start_paused = true)]
+async fn a_refresh_that_fails_on_tls_html_or_a_4xx_is_retried_and_keeps_the_session() {
+    let failures = [
+        Error::Tls {
+            host: "idp.test:443".into(),
+            detail: "invalid peer certificate: UnknownIssuer".into(),
+        },
+        Error::Protocol("the token endpoint's answer is not JSON (line 1, column 1)".into()),
+        Error::Server {
+            status: 408,
+            message: "Request Timeout".into(),
+            retry_after: None,
+        },
+        Error::PinMismatch {
+            host: "idp.test:443".into(),
+            presented: "sha256/portal".into(),
+        },
+        Error::Vault(crate::vault::VaultError::Failed(
+            "the keychain answered an error".into(),
+        )),
+    ];
+    for failure in failures {
+        let rig = rig(60);
+        sign_in(&rig).await;
+        *rig.provider.fail_with.lock().unwrap() = Some(failure.clone());
+        let _scheduler = rig.engine.start();
+        // Ten token lifetimes on the captive portal.
+        tokio::time::sleep(Duration::from_secs(600)).await;
+        let view = rig.engine.view();
+        assert_eq!(view.state, Phase::Active, "{failure}: {:?}", view.last_error);
+        assert!(rig.stored().is_some(), "{failure}: the keychain was cleared");
+        let tried = rig.refresh_calls();
+        assert!(tried >= 5, "{failure}: renewal stopped after {tried} attempts");
+        // The real network is back: renewed within the backoff cap.
+        *rig.provider.fail_with.lock().unwrap() = None;
+        tokio::time::sleep(crate::refresh::MAX_BACKOFF + Duration::from_secs(1)).await;
+        let view = rig.engine.view();
+        assert_eq!(view.state, Phase::Active, "{failure}");
+        assert!(
+            view.refresh_count >= 1,
+            "{failure}: not renewed after the failure passed"
+        );
+        assert!(view.expires_at.unwrap() > rig.engine.provider_now(), "{failure}");
+    }
+}
+
+/// N2: a refresh whose new token fails only a time check (the provider's
+/// clock, or ours, is off) is retried by the scheduler; the rotated refresh
+/// token is kept and used.
+#[tokio::test(start_paused = true)]
+async fn a_refresh_that_fails_only_on_time_is_retried_by_the_scheduler() {
+    let rig = rig(60);
+    sign_in(&rig).await;
+    // Rotates, then hands out a bearer that expired two minutes ago.
+    *rig.provider.lifetime.lock().unwrap() = -120;
+    let _scheduler = rig.engine.start();
+    tokio::time::sleep(Duration::from_secs(45)).await;
+    *rig.provider.lifetime.lock().unwrap() = -120;
+    tokio::time::sleep(Duration::from_secs(60)).await;
+    assert!(rig.refresh_calls() >= 2, "{}", rig.refresh_calls());
+    assert!(rig.stored().is_some(), "the keychain was cleared");
+    *rig.provider.lifetime.lock().unwrap() = 60;
+    tokio::time::sleep(Duration::from_secs(61)).await;
+    let view = rig.engine.view();
+    assert_eq!(view.state, Phase::Active, "{:?}", view.last_error);
+    assert!(view.expires_at.unwrap() > rig.engine.provider_now());
+    assert_eq!(
+        rig.stored().unwrap().refresh.unwrap().expose(),
+        rig.provider.current_refresh()
+    );
+}
+
+/// N2: a configuration error (`invalid_client`) stops renewing with a
+/// message that says what to fix, and deletes nothing: past the token's
+/// expiry the session and its refresh token are still there.
+#[tokio::test(start_paused = true)]
+async fn a_configuration_error_stops_renewing_but_deletes_nothing() {
+    let rig = rig(60);
+    sign_in(&rig).await;
+    *rig.provider.fail_with.lock().unwrap() = Some(Error::Authorization {
+        error: "invalid_client".into(),
+        description: Some("client authentication failed".into()),
+    });
+    let _scheduler = rig.engine.start();
+    tokio::time::sleep(Duration::from_secs(600)).await;
+    assert_eq!(rig.refresh_calls(), 1, "a configuration error is not retried");
+    let view = rig.engine.view();
+    assert_eq!(view.state, Phase::Active, "{:?}", view.last_error);
+    assert!(rig.stored().is_some(), "the keychain was cleared");
+    assert!(view.last_error.unwrap().message.contains("invalid_client"));
+    // Fixed: "Refresh now" renews.
+    *rig.provider.fail_with.lock().unwrap() = None;
+    let view = rig.engine.refresh_now().await.expect("renews once the client is fixed");
+    assert_eq!(view.refresh_count, 1);
+    assert!(view.expires_at.unwrap() > rig.engine.provider_now());
+}
+
+/// N3: the local clock is ten minutes behind the provider's (a dual-boot
+/// RTC, a VM resumed): the stored bearer is not yet valid here. The
+/// session is kept and renewed, and the new token is checked against the
+/// provider's clock.
+#[tokio::test(start_paused = true)]
+async fn restore_with_a_clock_behind_keeps_the_session() {
+    let rig = rig(3600);
+    sign_in(&rig).await;
+    rig.clock.jump(chrono::Duration::seconds(-600));
+    *rig.provider.clock_ahead_secs.lock().unwrap() = 600;
+    let second = rig.second_process();
+    let view = second.restore().await.unwrap();
+    assert_eq!(view.state, Phase::Active, "{:?}", view.last_error);
+    assert!(rig.stored().is_some(), "the keychain was cleared");
+    assert_eq!(rig.refresh_calls(), 1, "the session was not renewed");
+    assert_eq!(view.refresh_count, 1, "{:?}", view.last_error);
+    assert!(!events(&second)
+        .iter()
+        .any(|e| matches!(e, AuditEvent::SignedOut { .. } | AuditEvent::SessionExpired)));
+}
+
+/// N9: calls sent with the old bearer whose 401 arrives after a renewal
+/// has already replaced it retry with the new bearer; they start no new
+/// renewal.
+#[tokio::test(start_paused = true)]
+async fn late_401s_sent_with_the_old_bearer_do_not_refresh_again() {
+    let rig = rig(3600);
+    sign_in(&rig).await;
+    // A second later, so the renewed bearer differs from the first (the
+    // scripted provider's tokens are deterministic per second).
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let old = rig.engine.state().session.as_ref().unwrap().bearer.expose().to_owned();
+    *rig.provider.rejected_bearer.lock().unwrap() = Some(old);
+    *rig.provider.call_delays.lock().unwrap() = [100, 500, 900].into_iter().map(Duration::from_millis).collect();
+    let calls = (0..3).map(|_| {
+        let engine = rig.engine.clone();
+        tokio::spawn(async move { engine.call(reqwest::Method::GET, "/x", None).await })
+    });
+    for r in join_all(calls).await {
+        let r = r.unwrap();
+        assert_eq!(r.status, 200, "{r:?}");
+    }
+    assert_eq!(rig.refresh_calls(), 1, "late 401s started new renewals");
+}
+
+/// N13: a forward clock jump past the refresh token's stated end: the
+/// provider is asked once before the session is called expired, and its
+/// answer decides.
+#[tokio::test(start_paused = true)]
+async fn a_forward_jump_past_renewable_until_asks_the_provider_once() {
+    let rig = rig(60);
+    *rig.provider.refresh_jwt_lifetime.lock().unwrap() = Some(300);
+    sign_in(&rig).await;
+    let _scheduler = rig.engine.start();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    rig.clock.jump(chrono::Duration::hours(1));
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(rig.refresh_calls(), 1, "expired without asking the provider");
+    assert_eq!(rig.engine.view().state, Phase::Active, "the provider renewed it");
+    // And when the provider refuses, the session ends after that one try.
+    let rig = rig_for(testkit::profile(), 60);
+    *rig.provider.refresh_jwt_lifetime.lock().unwrap() = Some(300);
+    sign_in(&rig).await;
+    rig.provider.fail_next.store(1_000, Ordering::SeqCst);
+    let _scheduler = rig.engine.start();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    rig.clock.jump(chrono::Duration::hours(1));
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    assert_eq!(rig.refresh_calls(), 1);
+    assert_eq!(rig.engine.view().state, Phase::Expired);
+}

@@ -67,9 +67,12 @@ pub fn status_verdict(method: &Method, status: StatusCode) -> Verdict {
         *method,
         Method::GET | Method::HEAD | Method::OPTIONS | Method::PUT | Method::DELETE
     );
+    // A gateway may answer any 5xx, 503 included, after its upstream
+    // processed the request: a POST (a refresh that rotated its token, a
+    // sign-in) is never replayed at another endpoint for a status; only
+    // for a connection that surely never carried it (`error_verdict`).
     match status.as_u16() {
-        503 => Verdict::FailOver,
-        500 | 502 | 504 if idempotent => Verdict::FailOver,
+        500 | 502 | 503 | 504 if idempotent => Verdict::FailOver,
         _ => Verdict::Answered,
     }
 }
@@ -242,7 +245,14 @@ mod tests {
             );
         }
         let s = |n| StatusCode::from_u16(n).unwrap();
-        assert_eq!(status_verdict(&Method::POST, s(503)), Verdict::FailOver);
+        // A gateway may answer 503 after the upstream processed the POST
+        // (a refresh that rotated its token): never replayed elsewhere.
+        assert_eq!(
+            status_verdict(&Method::POST, s(503)),
+            Verdict::Answered,
+            "a refresh is not replayed"
+        );
+        assert_eq!(status_verdict(&Method::GET, s(503)), Verdict::FailOver);
         assert_eq!(
             status_verdict(&Method::POST, s(502)),
             Verdict::Answered,

@@ -269,6 +269,15 @@ pub trait Provider: Send + Sync {
     /// are transient ([`Error::is_transient`]).
     async fn refresh(&self, refresh: &RefreshToken, flow: &FlowContext) -> Result<Grant, Error>;
 
+    /// Check a refresh's answer once the engine has kept its rotated
+    /// refresh token: an OpenID Connect provider validates the new ID token
+    /// here (its key set may be out of reach, its times skewed), and asks
+    /// userinfo. A failure must never cost the token the provider just
+    /// handed out, so it is not checked inside [`Provider::refresh`].
+    async fn check_refresh(&self, grant: Grant) -> Result<Grant, Error> {
+        Ok(grant)
+    }
+
     /// End the session at the provider. `opener` shows the provider's own
     /// sign-out page when the protocol ends sessions in the browser.
     async fn sign_out(&self, tokens: &SessionTokens, flow: &FlowContext, opener: &dyn Opener) -> Result<(), Error>;

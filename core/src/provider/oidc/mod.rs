@@ -177,23 +177,29 @@ impl Oidc {
         Some((s("name"), s("email")))
     }
 
-    /// Turn a token response into a grant: the ID token is validated
-    /// (`sign_in`: the sign-in's `nonce`, if the flow had one, and the
-    /// profile's `max_age`), then userinfo is asked.
+    /// Turn a token response into a grant and check who it is for: the ID
+    /// token is validated (`sign_in`: the sign-in's `nonce`, if the flow
+    /// had one, and the profile's `max_age`), then userinfo is asked.
     async fn grant(&self, d: &Discovery, t: TokenResponse, sign_in: Option<Option<&str>>) -> Result<Grant, Error> {
+        self.identify(d, raw_grant(t), sign_in).await
+    }
+
+    /// Validate a grant's ID token and fill in the subject, name and email
+    /// (ID token, then userinfo).
+    async fn identify(&self, d: &Discovery, mut g: Grant, sign_in: Option<Option<&str>>) -> Result<Grant, Error> {
         let s = self.settings();
-        let (subject, mut name, mut email) = match &t.id_token {
+        let (subject, mut name, mut email) = match &g.id_token {
             Some(id) => {
                 let expect = id_token::Expect {
                     nonce: sign_in.flatten(),
-                    access: Some(&t.access),
+                    access: Some(&g.bearer),
                     max_age: sign_in.and(s.max_age),
-                    server_date: t.server_date,
+                    server_date: g.server_date,
                 };
                 let now = self.clock.now();
                 let claims = id_token::verify(&self.id_tokens, id, &s.client_id, &expect, now)
                     .await
-                    .map_err(|e| crate::token::explain_skew(e, t.server_date, now, self.id_tokens.leeway()))?;
+                    .map_err(|e| crate::token::explain_skew(e, g.server_date, now, self.id_tokens.leeway()))?;
                 let c = |n: &str| claims.str(n).map(str::to_owned);
                 (Some(claims.subject.clone()), c("name"), c("email"))
             }
@@ -207,26 +213,15 @@ impl Oidc {
             None => (None, None, None),
         };
         if let Some(sub) = &subject {
-            if let Some((n, e)) = self.userinfo(d, &t.access, sub).await {
+            if let Some((n, e)) = self.userinfo(d, &g.bearer, sub).await {
                 name = n.or(name);
                 email = e.or(email);
             }
         }
-        Ok(Grant {
-            bearer: t.access,
-            refresh: t.refresh,
-            id_token: t.id_token,
-            expires_in: t.expires_in,
-            refresh_expires_in: t.refresh_expires_in,
-            origin: None,
-            scope: t.scope,
-            tenant: None,
-            customer: None,
-            server_date: t.server_date,
-            subject,
-            name,
-            email,
-        })
+        g.subject = subject;
+        g.name = name;
+        g.email = email;
+        Ok(g)
     }
 
     async fn browser_sign_in(&self, b: &BrowserSignIn) -> Result<Grant, Error> {
@@ -313,7 +308,13 @@ impl Provider for Oidc {
         ];
         let response = self.token_request(&d, form).await?;
         let tokens = self.token_response(TokenCall::Refresh, response).await?;
-        self.grant(&d, tokens, None).await
+        // Unchecked: the engine keeps the rotated refresh token first.
+        Ok(raw_grant(tokens))
+    }
+
+    async fn check_refresh(&self, grant: Grant) -> Result<Grant, Error> {
+        let d = self.discovery.get().await?;
+        self.identify(&d, grant, None).await
     }
 
     async fn sign_out(&self, tokens: &SessionTokens, _flow: &FlowContext, opener: &dyn Opener) -> Result<(), Error> {
@@ -361,5 +362,25 @@ impl Provider for Oidc {
             }
         })
         .await;
+    }
+}
+
+/// A token response as a grant, before its ID token is checked: no
+/// subject, name or email yet.
+fn raw_grant(t: TokenResponse) -> Grant {
+    Grant {
+        bearer: t.access,
+        refresh: t.refresh,
+        id_token: t.id_token,
+        expires_in: t.expires_in,
+        refresh_expires_in: t.refresh_expires_in,
+        origin: None,
+        scope: t.scope,
+        tenant: None,
+        customer: None,
+        server_date: t.server_date,
+        subject: None,
+        name: None,
+        email: None,
     }
 }

@@ -130,7 +130,8 @@ pub(super) struct TokenResponse {
 
 /// An RFC 6749 section 5.2 error answer as an engine error.
 pub(super) fn token_error(call: TokenCall, status: u16, body: &str, retry_after: Option<Duration>) -> Error {
-    let v: Value = serde_json::from_str(body).unwrap_or(Value::Null);
+    let json: Option<Value> = serde_json::from_str(body).ok();
+    let v = json.clone().unwrap_or(Value::Null);
     let code = v
         .get("error")
         .and_then(Value::as_str)
@@ -149,11 +150,30 @@ pub(super) fn token_error(call: TokenCall, status: u16, body: &str, retry_after:
             retry_after,
         };
     }
+    if !json.as_ref().is_some_and(Value::is_object) {
+        // RFC 6749 5.2 answers errors as a JSON object. Anything else is a
+        // page from something in between (a captive portal, a proxy), not
+        // the provider's word on the token.
+        return Error::Protocol(format!(
+            "the token endpoint's address answered {status} with a page that is not the token endpoint's JSON; a captive portal or a proxy may be in the way"
+        ));
+    }
     match (call, code) {
         // RFC 6749 5.2: an invalid, expired, revoked or reused refresh token.
         (TokenCall::Refresh, Some(c)) if c == "invalid_grant" => crate::provider::refresh_refusal(
             description.unwrap_or_else(|| "the refresh token is no longer valid (invalid_grant)".into()),
         ),
+        // The client, not the token: a configuration error.
+        (_, Some(error)) if crate::error::CLIENT_ERRORS.contains(&error.as_str()) => {
+            Error::Authorization { error, description }
+        }
+        // A provider's own way of saying it does not know this refresh
+        // token: a 400 with another error code, or none.
+        (TokenCall::Refresh, code) if status == 400 => Error::RefreshRefused(format!(
+            "the provider does not accept this refresh token ({}{})",
+            code.as_deref().unwrap_or("HTTP 400 without an error code"),
+            description.map(|d| format!(": {d}")).unwrap_or_default()
+        )),
         (_, Some(error)) => Error::Authorization { error, description },
         (_, None) => Error::Server {
             status,
@@ -202,6 +222,38 @@ mod tests {
             "{e:?}"
         );
         assert!(token_error(TokenCall::Refresh, 503, "", None).is_transient());
+        // A provider's own way of not knowing a refresh token (400
+        // invalid_request, or no error code): refused, and said so.
+        for body in [
+            r#"{"error":"invalid_request","error_description":"unknown token"}"#,
+            "{}",
+        ] {
+            let e = token_error(TokenCall::Refresh, 400, body, None);
+            assert!(matches!(e, Error::RefreshRefused(_)), "{body}: {e:?}");
+            assert!(!e.to_string().contains("sign-in"), "{e}");
+        }
+        // The client is wrong, not the token: a configuration error.
+        let e = token_error(TokenCall::Refresh, 401, r#"{"error":"invalid_client"}"#, None);
+        assert_eq!(
+            e.renewal_verdict(),
+            crate::error::RenewalVerdict::Misconfigured,
+            "{e:?}"
+        );
+        // A captive portal's or a proxy's page: not the provider's word.
+        for status in [400, 401, 403, 404] {
+            let e = token_error(
+                TokenCall::Refresh,
+                status,
+                "<html><body>Sign in to the Wi-Fi</body></html>",
+                None,
+            );
+            assert_eq!(
+                e.renewal_verdict(),
+                crate::error::RenewalVerdict::Retry,
+                "{status}: {e:?}"
+            );
+            assert!(e.to_string().contains("not the token endpoint's JSON"), "{e}");
+        }
         assert!(matches!(
             token_error(TokenCall::Code, 401, r#"{"error":"invalid_client"}"#, None),
             Error::Authorization { .. }
