@@ -137,6 +137,34 @@ async fn access_tokens_are_rfc9068_jwts_or_opaque_and_both_renew() {
     assert!(engine.refresh_now().await.is_ok());
 }
 
+/// RFC 9068 section 6: the client treats the access token as opaque. A
+/// certified provider whose JWT access tokens name the granted scopes as
+/// `aud` signs in, renews and signs out with the generic profile (no
+/// `audience`); a profile that names an `audience` asks for the check, and
+/// a sign-in that fails it revokes what it was given.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_access_token_for_another_audience_is_not_the_clients_business() {
+    let pg = playground(600).await;
+    pg.set(Switch::AccessTokenAudScopes, true);
+    let (engine, _, _dir) = strict(&pg, |t| t);
+    let v = engine.sign_in_browser().await.expect("the generic profile signs in");
+    assert_eq!(v.user.as_deref(), Some("alice"));
+    let v = engine.refresh_now().await.expect("and renews");
+    assert_eq!(v.refresh_count, 1);
+    let report = engine.sign_out().await.unwrap();
+    assert!(report.server_error.is_none(), "{:?}", report.server_error);
+    // Naming an audience asks for the check, and this token fails it.
+    let (engine, _, _dir) = strict(&pg, with_line("audience = \"https://api.example\""));
+    let e = engine.sign_in_browser().await.unwrap_err();
+    assert!(e.to_string().contains("audience check failed"), "{e}");
+    let live = pg
+        .sessions()
+        .into_iter()
+        .filter(|s| !s.revoked && !s.signed_out)
+        .count();
+    assert_eq!(live, 0, "the tokens of a refused sign-in were not revoked");
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn an_id_token_on_refresh_is_checked_and_used() {
     let pg = playground(600).await;
@@ -285,7 +313,9 @@ async fn a_device_sign_in_slows_down_when_asked() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_key_set_that_fails_while_keys_rotate_costs_no_session() {
     let pg = playground(600).await;
-    let (engine, _, _dir) = strict(&pg, |t| t);
+    // The profile names the access tokens' audience, so they are checked.
+    let audience = format!("audience = \"{}\"", playground::CLIENT_ID);
+    let (engine, _, _dir) = strict(&pg, with_line(&audience));
     engine.sign_in_browser().await.unwrap();
     // Past the key set's refetch interval, so the new kid is fetched.
     tokio::time::sleep(Duration::from_millis(2100)).await;

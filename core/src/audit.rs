@@ -91,6 +91,12 @@ pub enum AuditEvent {
     OtherSessionsEnded {
         count: u64,
     },
+    /// A sign-in's answer failed a check after the provider issued its
+    /// tokens: whether they were revoked (`revoked`), and if not, why.
+    RefusedGrantRevocation {
+        revoked: bool,
+        detail: String,
+    },
     /// The profile's idle timeout or absolute limit signed the session out.
     SessionTimedOut {
         /// `idle` or `absolute`.
@@ -152,6 +158,12 @@ impl AuditEvent {
             ),
             AuditEvent::RemoteSessionEnded { session } => format!("Ended the session {session} on another device"),
             AuditEvent::OtherSessionsEnded { count } => format!("Ended {count} other session(s)"),
+            AuditEvent::RefusedGrantRevocation { revoked: true, .. } => {
+                "The tokens of the refused sign-in were revoked at the provider".to_owned()
+            }
+            AuditEvent::RefusedGrantRevocation { detail, .. } => format!(
+                "The tokens of the refused sign-in could not be revoked ({detail}); they stay valid at the provider until they expire"
+            ),
             AuditEvent::SessionTimedOut { kind, after_secs } if kind == "idle" => {
                 format!("Signed out after {} without activity (the profile's idle timeout)", crate::view::duration_text(*after_secs))
             }

@@ -110,6 +110,7 @@ struct OidcSwitchesBody {
     refresh_expires_in: Option<bool>,
     opaque_refresh_tokens: Option<bool>,
     ignore_max_age: Option<bool>,
+    access_token_aud_scopes: Option<bool>,
     device_interval_seconds: Option<u64>,
 }
 
@@ -269,7 +270,7 @@ async fn set_oidc_switches(State(state): State<Arc<AppState>>, text: String) -> 
                 "invalid_request",
                 format!(
                     "{e}; send JSON with any of opaque_access_tokens, prompt_none, lenient_offline_access, \
-                     id_token_on_refresh, refresh_expires_in, opaque_refresh_tokens, ignore_max_age (bool) and \
+                     id_token_on_refresh, refresh_expires_in, opaque_refresh_tokens, ignore_max_age, access_token_aud_scopes (bool) and \
                      device_interval_seconds (N)"
                 ),
             )
@@ -284,6 +285,7 @@ async fn set_oidc_switches(State(state): State<Arc<AppState>>, text: String) -> 
         (b.refresh_expires_in, &s.refresh_expires_in),
         (b.opaque_refresh_tokens, &s.opaque_refresh_tokens),
         (b.ignore_max_age, &s.ignore_max_age),
+        (b.access_token_aud_scopes, &s.access_token_aud_scopes),
     ] {
         if let Some(v) = value {
             flag.store(v, Ordering::SeqCst);

@@ -54,6 +54,9 @@ pub enum Switch {
     OpaqueRefreshTokens,
     /// Misbehave: ignore `max_age` and reuse an old browser sign-in.
     IgnoreMaxAge,
+    /// JWT access tokens whose `aud` is the list of granted scopes (a
+    /// certified provider's reading of RFC 9068).
+    AccessTokenAudScopes,
 }
 
 /// How to start a Playground.
@@ -357,6 +360,7 @@ impl Playground {
             Switch::RefreshExpiresIn => &s.refresh_expires_in,
             Switch::OpaqueRefreshTokens => &s.opaque_refresh_tokens,
             Switch::IgnoreMaxAge => &s.ignore_max_age,
+            Switch::AccessTokenAudScopes => &s.access_token_aud_scopes,
         };
         flag.store(on, Ordering::SeqCst);
     }

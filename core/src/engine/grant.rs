@@ -74,10 +74,13 @@ impl Engine {
     }
 
     /// Whether the bearer token must be validated as a JWT: always for
-    /// FinHub; for OIDC when it is one (an opaque access token is only
-    /// readable by the provider, RFC 6749 section 1.4).
+    /// FinHub; for OIDC only when the profile names the `audience` it
+    /// expects and the token is a JWT. Otherwise the access token is for
+    /// the resource server and the client treats it as opaque (RFC 9068
+    /// section 6; RFC 6749 section 1.4): its lifetime is `expires_in`.
     pub(super) fn bearer_is_checked(&self, token: &AccessToken) -> bool {
-        self.inner.profile.provider == ProviderKind::Finhub || looks_like_jwt(token.expose())
+        let p = &self.inner.profile;
+        p.provider == ProviderKind::Finhub || (p.check_access_token && looks_like_jwt(token.expose()))
     }
 
     /// Validate a stored bearer (restore).

@@ -745,7 +745,13 @@ impl Engine {
         let span = tracing::info_span!("sign_in", activity_id = %flow.activity_id, session_id = %session_id);
         let result = async {
             let grant = self.routed(self.inner.provider.sign_in(&credentials, &flow)).await?;
-            let claims = self.verify_grant(&grant, None).await?;
+            let claims = match self.verify_grant(&grant, None).await {
+                Ok(claims) => claims,
+                Err(e) => {
+                    self.revoke_refused(&grant, &flow).await;
+                    return Err(e);
+                }
+            };
             let offset = self.clock_offset(&grant);
             let tokens = SessionTokens {
                 bearer: grant.bearer.clone(),
@@ -906,6 +912,25 @@ impl Engine {
             view: self.view(),
             server_error,
         })
+    }
+
+    /// A sign-in's answer failed a check after the provider issued its
+    /// tokens: revoke them (best effort), and record whether that worked.
+    async fn revoke_refused(&self, grant: &crate::provider::Grant, flow: &crate::headers::FlowContext) {
+        let tokens = SessionTokens {
+            bearer: grant.bearer.clone(),
+            refresh: grant.refresh.clone(),
+            id_token: None,
+        };
+        let outcome = self
+            .inner
+            .provider
+            .sign_out(&tokens, flow, &crate::provider::opener::NoOpener)
+            .await;
+        self.audit_now(AuditEvent::RefusedGrantRevocation {
+            revoked: outcome.is_ok(),
+            detail: outcome.err().map(|e| e.to_string()).unwrap_or_default(),
+        });
     }
 
     /// Call the provider's API with the session's token and headers. An

@@ -30,7 +30,7 @@
 //! client_id = "<client id>"
 //! # client_secret = "…"                 # discouraged: a native app cannot keep a secret
 //! scopes = ["openid", "email", "offline_access"]  # openid is always sent
-//! audience = "<expected aud of JWT access tokens>"  # optional, default client_id
+//! audience = "<expected aud of JWT access tokens>"  # optional: only then are they inspected
 //! resource = "https://api.example"      # optional RFC 8707 resource
 //! redirect_port = 0                     # loopback port, 0 = any free one
 //! extend_access = "refresh"             # or "reauthenticate"
@@ -244,6 +244,11 @@ pub struct Profile {
     pub issuer: String,
     /// The expected `aud` claim.
     pub audience: String,
+    /// Whether the access token is checked as a JWT (signature, `iss`,
+    /// `aud` = `audience`, times): always for FinHub; for OpenID Connect
+    /// only when the profile names an `audience`, since the client must
+    /// otherwise treat the access token as opaque (RFC 9068 section 6).
+    pub check_access_token: bool,
     /// The JWT algorithms this profile accepts; the token header never chooses.
     pub algorithms: Vec<Algorithm>,
     /// How long before expiry to refresh.

@@ -107,9 +107,9 @@ fn oidc_profile_gets_defaults() {
     let p = c.profile(None).unwrap();
     assert_eq!(p.provider, ProviderKind::Oidc);
     assert_eq!(p.issuer, "https://idp.example/tenant");
-    assert_eq!(
-        p.audience, "desktop",
-        "access tokens are for the client unless audience says otherwise"
+    assert!(
+        !p.check_access_token,
+        "without an audience the access token is opaque to the client (RFC 9068 section 6)"
     );
     assert_eq!(p.jwks_url, None, "from discovery");
     let o = p.oidc.as_ref().unwrap();
@@ -137,6 +137,7 @@ fn oidc_profile_gets_defaults() {
     let o = p.oidc.as_ref().unwrap();
     assert_eq!((o.extend_access, o.redirect_port), (ExtendAccess::Reauthenticate, 8765));
     assert_eq!(p.audience, "https://api.example");
+    assert!(p.check_access_token, "a named audience asks for the check");
 }
 
 #[test]

@@ -76,6 +76,7 @@ pub(super) fn validate(name: &str, raw: RawProfile, base: &Path) -> Result<Profi
         tenant_id: String::new(),
         issuer: String::new(),
         audience: String::new(),
+        check_access_token: true,
         oidc: None,
     };
     match provider {
@@ -448,6 +449,7 @@ fn oidc_fields(p: &mut Profile, raw: RawProfile) -> Result<(), ConfigError> {
     p.base_url = api_base_url.clone().unwrap_or_else(|| issuer.1.clone());
     p.issuer = issuer.0.to_owned();
     p.audience = audience(name, raw.audience.as_deref(), &client_id)?;
+    p.check_access_token = raw.audience.is_some();
     let extend = extend_access(name, raw.extend_access.as_deref())?;
     p.oidc = Some(OidcSettings {
         client_secret: client_secret(name, raw.client_secret)?,
@@ -652,8 +654,9 @@ fn sign_in_timeout(name: &str, value: Option<u64>) -> Result<Duration, ConfigErr
     }
 }
 
-/// Access tokens name their API in `aud`; with no audience configured the
-/// client id is expected, as most providers do for first-party apps.
+/// The `aud` expected of JWT access tokens when the profile asks for them to
+/// be checked (it names an `audience`); without one the client id stands in,
+/// but access tokens are then not inspected (RFC 9068 section 6).
 fn audience(name: &str, value: Option<&str>, client_id: &str) -> Result<String, ConfigError> {
     match value.map(str::trim) {
         Some("") => Err(ConfigError::new(

@@ -224,6 +224,7 @@ fn tokens(state: &AppState, session: &mut Session, issue: Issue) -> Response {
     } else {
         // RFC 9068: typ at+jwt, the resource (or the client) as audience.
         let aud = match &resource {
+            _ if Switches::get(&switches.access_token_aud_scopes) => json!(scope.split(' ').collect::<Vec<_>>()),
             Some(r) => json!([r, client]),
             None => json!(client),
         };
@@ -311,7 +312,9 @@ pub(super) fn verify_for_any_client(
 ) -> Result<serde_json::Map<String, Value>, String> {
     let keys = state.keys.read().unwrap_or_else(|e| e.into_inner());
     let mut last = String::new();
-    for client in CLIENTS {
+    // With the scope-list audience switch, its access tokens name `openid`.
+    let scopes_aud = Switches::get(&state.oidc.switches.access_token_aud_scopes).then_some("openid");
+    for client in CLIENTS.iter().copied().chain(scopes_aud) {
         match keys.verify(token, &state.oidc.issuer, client, now) {
             Ok(claims) => return Ok(claims),
             Err(e) => last = e,

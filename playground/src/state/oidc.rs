@@ -134,6 +134,10 @@ pub(crate) struct Switches {
     /// Misbehave: reuse the browser's sign-in whatever its age, ignoring
     /// `max_age` (and still report the old `auth_time`).
     pub(crate) ignore_max_age: AtomicBool,
+    /// JWT access tokens name the granted scopes as their `aud` (a reading
+    /// of RFC 9068 some certified providers have): the client must not
+    /// inspect them.
+    pub(crate) access_token_aud_scopes: AtomicBool,
     /// The polling interval asked of device clients (RFC 8628: 5 s).
     pub(crate) device_interval_secs: AtomicU64,
 }
@@ -148,6 +152,7 @@ pub(crate) struct SwitchesView {
     pub(crate) refresh_expires_in: bool,
     pub(crate) opaque_refresh_tokens: bool,
     pub(crate) ignore_max_age: bool,
+    pub(crate) access_token_aud_scopes: bool,
     pub(crate) device_interval_seconds: u64,
 }
 
@@ -165,6 +170,7 @@ impl Switches {
             refresh_expires_in: Self::get(&self.refresh_expires_in),
             opaque_refresh_tokens: Self::get(&self.opaque_refresh_tokens),
             ignore_max_age: Self::get(&self.ignore_max_age),
+            access_token_aud_scopes: Self::get(&self.access_token_aud_scopes),
             device_interval_seconds: self.device_interval_secs.load(Ordering::SeqCst),
         }
     }
