@@ -165,6 +165,34 @@ async fn an_access_token_for_another_audience_is_not_the_clients_business() {
     assert_eq!(live, 0, "the tokens of a refused sign-in were not revoked");
 }
 
+/// A provider with no revocation endpoint keeps an offline refresh token
+/// alive after sign-out: the sign-out says so (report and audit) instead
+/// of nothing.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_refresh_token_that_cannot_be_revoked_is_named_at_sign_out() {
+    let pg = playground(600).await;
+    pg.set(Switch::NoRevocationEndpoint, true);
+    let (engine, _, _dir) = strict(&pg, |t| t.replace("logout_url = ", "# logout_url = "));
+    engine.sign_in_browser().await.unwrap();
+    let report = engine.sign_out().await.unwrap();
+    assert_eq!(report.view.state, Phase::SignedOut);
+    let said = report.server_error.map(|e| e.message).unwrap_or_default();
+    assert!(said.contains("no way to revoke"), "{said:?}");
+    assert!(
+        audit(&engine).iter().any(
+            |e| matches!(e, AuditEvent::SignedOut { server_logout } if server_logout.contains("no way to revoke"))
+        ),
+        "{:?}",
+        audit(&engine)
+    );
+    // With a revocation endpoint, nothing to say.
+    pg.set(Switch::NoRevocationEndpoint, false);
+    let (engine, _, _dir) = strict(&pg, |t| t.replace("logout_url = ", "# logout_url = "));
+    engine.sign_in_browser().await.unwrap();
+    let report = engine.sign_out().await.unwrap();
+    assert!(report.server_error.is_none(), "{:?}", report.server_error);
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn an_id_token_on_refresh_is_checked_and_used() {
     let pg = playground(600).await;

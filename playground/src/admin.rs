@@ -111,6 +111,7 @@ struct OidcSwitchesBody {
     opaque_refresh_tokens: Option<bool>,
     ignore_max_age: Option<bool>,
     access_token_aud_scopes: Option<bool>,
+    no_revocation_endpoint: Option<bool>,
     device_interval_seconds: Option<u64>,
 }
 
@@ -270,7 +271,7 @@ async fn set_oidc_switches(State(state): State<Arc<AppState>>, text: String) -> 
                 "invalid_request",
                 format!(
                     "{e}; send JSON with any of opaque_access_tokens, prompt_none, lenient_offline_access, \
-                     id_token_on_refresh, refresh_expires_in, opaque_refresh_tokens, ignore_max_age, access_token_aud_scopes (bool) and \
+                     id_token_on_refresh, refresh_expires_in, opaque_refresh_tokens, ignore_max_age, access_token_aud_scopes, no_revocation_endpoint (bool) and \
                      device_interval_seconds (N)"
                 ),
             )
@@ -286,6 +287,7 @@ async fn set_oidc_switches(State(state): State<Arc<AppState>>, text: String) -> 
         (b.opaque_refresh_tokens, &s.opaque_refresh_tokens),
         (b.ignore_max_age, &s.ignore_max_age),
         (b.access_token_aud_scopes, &s.access_token_aud_scopes),
+        (b.no_revocation_endpoint, &s.no_revocation_endpoint),
     ] {
         if let Some(v) = value {
             flag.store(v, Ordering::SeqCst);

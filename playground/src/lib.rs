@@ -57,6 +57,8 @@ pub enum Switch {
     /// JWT access tokens whose `aud` is the list of granted scopes (a
     /// certified provider's reading of RFC 9068).
     AccessTokenAudScopes,
+    /// No revocation endpoint: refresh tokens outlive sign-out.
+    NoRevocationEndpoint,
 }
 
 /// How to start a Playground.
@@ -361,6 +363,7 @@ impl Playground {
             Switch::OpaqueRefreshTokens => &s.opaque_refresh_tokens,
             Switch::IgnoreMaxAge => &s.ignore_max_age,
             Switch::AccessTokenAudScopes => &s.access_token_aud_scopes,
+            Switch::NoRevocationEndpoint => &s.no_revocation_endpoint,
         };
         flag.store(on, Ordering::SeqCst);
     }

@@ -76,7 +76,7 @@ async fn discovery(State(state): State<Arc<AppState>>) -> Response {
     } else {
         vec!["login", "consent"]
     };
-    Json(json!({
+    let mut doc = json!({
         "issuer": i,
         "authorization_endpoint": format!("{i}/authorize"),
         "token_endpoint": format!("{i}/token"),
@@ -97,8 +97,11 @@ async fn discovery(State(state): State<Arc<AppState>>) -> Response {
         "claims_supported": ["sub", "name", "email", "preferred_username", "auth_time"],
         "prompt_values_supported": prompts,
         "authorization_response_iss_parameter_supported": true,
-    }))
-    .into_response()
+    });
+    if Switches::get(&state.oidc.switches.no_revocation_endpoint) {
+        doc.as_object_mut().map(|o| o.remove("revocation_endpoint"));
+    }
+    Json(doc).into_response()
 }
 
 async fn jwks(State(state): State<Arc<AppState>>) -> Response {

@@ -138,6 +138,10 @@ pub(crate) struct Switches {
     /// of RFC 9068 some certified providers have): the client must not
     /// inspect them.
     pub(crate) access_token_aud_scopes: AtomicBool,
+    /// Discovery names no `revocation_endpoint` (and `/revoke` is gone):
+    /// refresh tokens live on after sign-out, as at some certified
+    /// providers.
+    pub(crate) no_revocation_endpoint: AtomicBool,
     /// The polling interval asked of device clients (RFC 8628: 5 s).
     pub(crate) device_interval_secs: AtomicU64,
 }
@@ -153,6 +157,7 @@ pub(crate) struct SwitchesView {
     pub(crate) opaque_refresh_tokens: bool,
     pub(crate) ignore_max_age: bool,
     pub(crate) access_token_aud_scopes: bool,
+    pub(crate) no_revocation_endpoint: bool,
     pub(crate) device_interval_seconds: u64,
 }
 
@@ -171,6 +176,7 @@ impl Switches {
             opaque_refresh_tokens: Self::get(&self.opaque_refresh_tokens),
             ignore_max_age: Self::get(&self.ignore_max_age),
             access_token_aud_scopes: Self::get(&self.access_token_aud_scopes),
+            no_revocation_endpoint: Self::get(&self.no_revocation_endpoint),
             device_interval_seconds: self.device_interval_secs.load(Ordering::SeqCst),
         }
     }

@@ -7,12 +7,19 @@ use crate::provider::opener::Opener;
 use crate::provider::{bearer_header, SessionTokens};
 use crate::token::IdToken;
 
+/// What sign-out says when the provider cannot be asked to revoke the
+/// refresh token.
+pub const NOT_REVOCABLE: &str = "the provider offers no way to revoke this device's refresh token (its discovery names no revocation_endpoint), so it stays valid at the provider until it expires; a profile without offline_access gets an online refresh token, which ends with the provider's session";
+
 impl Oidc {
     /// Every way the profile and the provider offer to end the session;
     /// the failures, if any, in one error.
     pub(super) async fn sign_out_everywhere(&self, tokens: &SessionTokens, opener: &dyn Opener) -> Result<(), Error> {
         let s = self.settings();
         let mut failures = Vec::new();
+        // Whether the provider's session, and with it the refresh token,
+        // was ended by the logout endpoint.
+        let mut logged_out = false;
         // 1. Transmit-style logout with the access token.
         if let Some(url) = &s.logout_url {
             let request = self
@@ -21,7 +28,7 @@ impl Oidc {
                 .post(url.clone())
                 .header("Authorization", bearer_header(&tokens.bearer));
             match self.client.send(request).await {
-                Ok(r) if r.status().is_success() => {}
+                Ok(r) if r.status().is_success() => logged_out = true,
                 Ok(r) => failures.push(format!("the logout endpoint answered {}", r.status().as_u16())),
                 Err(e) => failures.push(format!("the logout endpoint: {e}")),
             }
@@ -39,6 +46,11 @@ impl Oidc {
                     if let Err(e) = self.revoke(&d, url, tokens.bearer.expose(), "access_token").await {
                         failures.push(e);
                     }
+                }
+                // No way to revoke it: an offline refresh token outlives the
+                // provider's session (Core 11) and stays valid. Say so.
+                if d.revocation_endpoint.is_none() && tokens.refresh.is_some() && !logged_out {
+                    failures.push(NOT_REVOCABLE.to_owned());
                 }
                 // 3. RP-initiated logout: the browser holds the provider's session.
                 if let (Some(url), true) = (&d.end_session_endpoint, s.end_session_in_browser) {
