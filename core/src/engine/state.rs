@@ -123,9 +123,10 @@ pub(super) struct State {
     pub browser: Option<BrowserWait>,
     /// Silent re-authentication failed: the person must sign in.
     pub reauth_needed: bool,
-    /// Renewing failed for a reason that will not pass (a configuration or
-    /// protocol problem): no more attempts; the session lasts as long as
-    /// its token.
+    /// Renewing failed because the client or profile is misconfigured
+    /// (`invalid_client`, …): no more attempts until the person acts; the
+    /// session and its refresh token are kept until the refresh token's
+    /// stated end (see `renewal_step`).
     pub stop_renewing: bool,
     /// Tokens a renewal brought back after the session ended here: the
     /// sign-out revokes them.
@@ -487,9 +488,10 @@ impl State {
         }
     }
 
-    /// Renewing failed for a reason that will not pass by retrying (a
-    /// configuration or protocol problem), or the person must act
-    /// (`reauth`): no more attempts; the session lasts as long as its token.
+    /// Renewing failed because the client or profile is misconfigured (the
+    /// session is kept, with its refresh token, until that token's stated
+    /// end), or the person must act (`reauth`: the session lasts as long as
+    /// its token). No more attempts either way.
     pub fn stop_renewing(&mut self, error: &Error, reauth: bool, rules: &Rules, now: Timestamp) -> Commit {
         self.phase_back_to_active();
         let audit = self.refresh_failed(error, self.retry_attempt + 1, rules, now);
