@@ -131,3 +131,31 @@ async fn a_503_to_a_refresh_is_not_replayed_and_all_endpoints_down_is_network_un
     assert_eq!(e.code(), ErrorCode::NetworkUnreachable, "{e}");
     assert_eq!(engine.view().state, Phase::Active, "an outage does not end the session");
 }
+
+/// A FinHub refresh whose answer was lost (the provider rotated, the
+/// client timed out) is tried again with the same idempotency key: the
+/// provider gives the same answer instead of seeing a reuse, and the
+/// session stays (engine review N10).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_lost_finhub_refresh_answer_is_given_again_not_taken_for_a_reuse() {
+    let pg = playground(600).await;
+    let dir = tempfile::tempdir().unwrap();
+    let profile = profile(&pg, |t| t.replace("tenant_id =", "timeout_secs = 1\ntenant_id ="));
+    let (engine, _) = memory_engine_for(profile, dir.path());
+    engine.sign_in("alice", Password::new(PW)).await.unwrap();
+    pg.slow_next_refresh(Duration::from_millis(2500));
+    let e = engine.refresh_now().await.unwrap_err();
+    assert_eq!(e.code(), ErrorCode::Timeout, "{e}");
+    let _scheduler = engine.start();
+    let v = wait_for(&engine, "the retry's outcome", Duration::from_secs(15), |v| {
+        v.last_refresh.as_ref().is_some_and(|r| r.ok) || !v.state.has_session()
+    })
+    .await;
+    assert_eq!(v.state, Phase::Active, "{:?}", v.last_error);
+    assert!(
+        pg.sessions().iter().all(|s| !s.revoked),
+        "the retry was taken for a reuse"
+    );
+    let refreshes: u32 = pg.sessions().iter().map(|s| s.refresh_count).sum();
+    assert_eq!(refreshes, 1, "the retry was redeemed again instead of answered again");
+}

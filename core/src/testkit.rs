@@ -179,6 +179,9 @@ pub struct ScriptedProvider {
     pub rejected_bearer: Mutex<Option<String>>,
     /// How long each `call` takes, in the order the calls come (then none).
     pub call_delays: Mutex<std::collections::VecDeque<Duration>>,
+    /// Rotate the refresh token at once, then answer after this long (an
+    /// answer the caller may no longer be waiting for).
+    pub answer_delay: Mutex<Duration>,
 }
 
 impl ScriptedProvider {
@@ -214,6 +217,7 @@ impl ScriptedProvider {
             clock_ahead_secs: Mutex::new(0),
             rejected_bearer: Mutex::new(None),
             call_delays: Mutex::new(Default::default()),
+            answer_delay: Mutex::new(Duration::ZERO),
         }
     }
 
@@ -337,7 +341,12 @@ impl Provider for ScriptedProvider {
         if refresh.expose() != *self.current_refresh.lock().unwrap() {
             return Err(Error::Revoked("refresh token reuse detected".into()));
         }
-        Ok(self.grant("alice", true))
+        let grant = self.grant("alice", true);
+        let late = *self.answer_delay.lock().unwrap();
+        if !late.is_zero() {
+            tokio::time::sleep(late).await;
+        }
+        Ok(grant)
     }
 
     async fn sign_out(

@@ -82,7 +82,7 @@ pub(crate) fn check_headers(path: &str, headers: &HeaderMap) -> Vec<String> {
 
 /// A session token and a refresh token for `session`, as FinHub answers
 /// them; `presented` is the refresh token redeemed, if any.
-fn token_response(state: &AppState, session: &mut Session, presented: Option<&str>) -> Response {
+fn token_response(state: &AppState, session: &mut Session, presented: Option<&str>) -> Value {
     let lifetime_ms = state.lifetime_ms.load(Ordering::SeqCst).max(1000);
     let iat = state.now();
     let exp = iat + (lifetime_ms / 1000) as i64;
@@ -98,14 +98,17 @@ fn token_response(state: &AppState, session: &mut Session, presented: Option<&st
     let token = state.sign(None, &claims);
     let refresh = state.rotate_refresh(session, presented, false);
     state.remember_issued([token.clone(), refresh.clone()]);
-    Json(json!({
+    json!({
         "expires_in": exp - iat, "token_type": "Bearer", "scope": "accounts:read profile",
         "customerId": session.customer, "tenantId": TENANT,
         "userSessionToken": token, "refreshToken": refresh,
         "origin": session.info.origin,
-    }))
-    .into_response()
+    })
 }
+
+/// How long a refresh answer is given again to an attempt with the same
+/// idempotency key and refresh token (its first answer was lost).
+const IDEMPOTENT_SECS: i64 = 60;
 
 /// The live session of a valid session token, or why there is none.
 /// `check_exp` false accepts an expired token (logout).
@@ -261,7 +264,7 @@ async fn login(State(state): State<Arc<AppState>>, headers: HeaderMap, body: Opt
     session.info.origin = lock(&state.next_origin).take().unwrap_or_default();
     let response = token_response(&state, &mut session, None);
     sessions.insert(id, session);
-    response
+    Json(response).into_response()
 }
 
 #[derive(Deserialize)]
@@ -270,7 +273,7 @@ struct RefreshBody {
     refresh_token: String,
 }
 
-async fn refresh(State(state): State<Arc<AppState>>, body: Option<Json<RefreshBody>>) -> Response {
+async fn refresh(State(state): State<Arc<AppState>>, headers: HeaderMap, body: Option<Json<RefreshBody>>) -> Response {
     let Some(Json(body)) = body else {
         return error(
             StatusCode::BAD_REQUEST,
@@ -281,10 +284,26 @@ async fn refresh(State(state): State<Arc<AppState>>, body: Option<Json<RefreshBo
     if let Some(message) = state.injected_refresh_failure() {
         return error(StatusCode::SERVICE_UNAVAILABLE, "unavailable", message);
     }
+    let key = headers
+        .get("idempotency-key")
+        .and_then(|v| v.to_str().ok())
+        .map(|k| format!("{k} {}", body.refresh_token));
+    let now = state.now();
     let response = {
+        let mut answered = lock(&state.answered);
+        answered.retain(|_, (at, _)| now - *at < IDEMPOTENT_SECS);
+        if let Some((_, same)) = key.as_ref().and_then(|k| answered.get(k)) {
+            return Json(same.clone()).into_response();
+        }
         let mut sessions = lock(&state.sessions);
         match state.redeem_refresh(&mut sessions, &body.refresh_token, |_| true) {
-            Ok(session) => token_response(&state, session, Some(&body.refresh_token)),
+            Ok(session) => {
+                let answer = token_response(&state, session, Some(&body.refresh_token));
+                if let Some(k) = key {
+                    answered.insert(k, (now, answer.clone()));
+                }
+                Json(answer).into_response()
+            }
             Err(why) => error(StatusCode::BAD_REQUEST, "invalid_grant", why),
         }
     };

@@ -54,7 +54,7 @@ pub struct Cli {
     pub command: Command,
 }
 
-#[derive(Subcommand)]
+#[derive(Clone, Subcommand)]
 pub enum Command {
     /// Sign in. FinHub profiles: --username with the password on standard
     /// input. OpenID Connect profiles: in the browser (the URL is printed).

@@ -76,36 +76,37 @@ async fn run(cli: Cli) -> Result<ExitCode, Failure> {
     }
     let engine = open(&cli)?;
     let json = cli.json;
-    match cli.command {
+    let outcome = command(&cli, &engine, json).await;
+    // A renewal whose caller went (Ctrl-C in `watch`) may hold a refresh
+    // token the provider already rotated: let it land before exiting.
+    engine.drain(DRAIN_AT_EXIT).await;
+    outcome?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// How long the process waits at exit for a renewal in flight.
+const DRAIN_AT_EXIT: std::time::Duration = std::time::Duration::from_secs(10);
+
+async fn command(cli: &Cli, engine: &Engine, json: bool) -> Result<(), Failure> {
+    match cli.command.clone() {
         Command::Login {
             username,
             password_stdin,
             device,
             end_oldest,
-        } => {
-            login(
-                &engine,
-                json,
-                &cli.profile,
-                username,
-                password_stdin,
-                device,
-                end_oldest,
-            )
-            .await?
-        }
-        Command::Sessions { end, end_others } => sessions(&engine, json, end, end_others).await?,
-        Command::Status => status(&engine, json).await?,
-        Command::Refresh => refresh(&engine, json).await?,
-        Command::Logout => logout(&engine, json).await?,
-        Command::Call { method, path, data } => call(&engine, json, method, &path, data).await?,
-        Command::Metrics => metrics(&engine, json).await?,
-        Command::Anomalies { limit } => anomalies(&engine, json, limit)?,
-        Command::Audit { limit } => audit(&engine, json, limit)?,
-        Command::Watch { seconds } => watch(&engine, json, seconds).await?,
+        } => login(engine, json, &cli.profile, username, password_stdin, device, end_oldest).await?,
+        Command::Sessions { end, end_others } => sessions(engine, json, end, end_others).await?,
+        Command::Status => status(engine, json).await?,
+        Command::Refresh => refresh(engine, json).await?,
+        Command::Logout => logout(engine, json).await?,
+        Command::Call { method, path, data } => call(engine, json, method, &path, data).await?,
+        Command::Metrics => metrics(engine, json).await?,
+        Command::Anomalies { limit } => anomalies(engine, json, limit)?,
+        Command::Audit { limit } => audit(engine, json, limit)?,
+        Command::Watch { seconds } => watch(engine, json, seconds).await?,
         Command::Doctor | Command::Diagnostics { .. } | Command::Completions { .. } | Command::Man => {}
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(())
 }
 
 fn config_path(cli: &Cli) -> Option<std::path::PathBuf> {

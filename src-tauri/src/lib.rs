@@ -345,6 +345,10 @@ fn one_instance<R: Runtime>(builder: tauri::Builder<R>) -> tauri::Builder<R> {
 pub fn on_run_event<R: Runtime>(app: &tauri::AppHandle<R>, event: &tauri::RunEvent) {
     if let tauri::RunEvent::Exit = event {
         if let Some(backend) = app.try_state::<Started>().and_then(|s| s.ready()) {
+            // A renewal in flight may hold a refresh token the provider
+            // already rotated: let it land (bounded) before the process ends.
+            let engine = backend.engine().clone();
+            tauri::async_runtime::block_on(engine.drain(std::time::Duration::from_secs(10)));
             let _ = backend.engine().audit_log().flush();
         }
     }

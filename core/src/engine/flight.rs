@@ -18,8 +18,16 @@
 //!    keychain, before any other network call (JWKS, validation). A passing
 //!    failure afterwards retries with the new token; an answer that fails a
 //!    security check ends the session and the new token is revoked.
-//! 5. **Nothing sticks.** A [`FlightGuard`] puts a cancelled or panicking
-//!    flight's session back to Active.
+//! 5. **A flight outlives its caller.** It runs as a task of its own: a
+//!    caller that gives up (Ctrl-C, a timeout, a closed window) does not
+//!    cancel a request the provider may already have answered with a new
+//!    refresh token; [`Engine::drain`] lets it land before the process
+//!    exits. A [`FlightGuard`] puts a panicking flight's session back to
+//!    Active.
+//! 6. **No token is presented twice.** After each redemption the journal
+//!    beside the lock names the live token (`shared.rs`); a process whose
+//!    token differs waits for the keychain instead of presenting a spent
+//!    one. A tombstone (a sign-out elsewhere) ends the session here.
 //!
 //! Re-authenticate mode renews with a browser sign-in instead: it holds no
 //! lock while the person is in the browser, and 401 callers never wait on it.
@@ -47,6 +55,17 @@ pub(crate) enum Trigger {
     Manual,
     /// The person asked to sign in again (re-authenticate mode's one click).
     Interactive,
+}
+
+/// Where a renewal's new tokens went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Landed {
+    /// Into the session (and the keychain).
+    Kept,
+    /// To the sign-out that waits for this flight.
+    Parked,
+    /// The session ended and nobody waits: this flight revokes them.
+    Orphaned,
 }
 
 /// The single flight: how many renewals have run and how the last ended.
@@ -124,14 +143,26 @@ impl Engine {
             return Err(e);
         }
         let seen = self.inner.flights_run.load(Ordering::SeqCst);
-        let mut log = self.inner.flights.lock().await;
-        if self.inner.flights_run.load(Ordering::SeqCst) != seen {
-            // A renewal ran while this caller waited: its outcome is ours.
-            return log.outcome.clone().unwrap_or(Ok(()));
+        let engine = self.clone();
+        let flight = tokio::spawn(async move {
+            let mut log = engine.inner.flights.lock().await;
+            if engine.inner.flights_run.load(Ordering::SeqCst) != seen {
+                // A renewal ran while this caller waited: its outcome is ours.
+                return log.outcome.clone().unwrap_or(Ok(()));
+            }
+            let outcome = engine.refresh_once().await;
+            log.outcome = Some(outcome.clone());
+            engine.inner.flights_run.fetch_add(1, Ordering::SeqCst);
+            outcome
+        });
+        let outcome = flight
+            .await
+            .unwrap_or_else(|e| Err(Error::Internal(format!("the renewal stopped: {e}"))));
+        // A change notice from another process that came during the flight
+        // was put off: look at the keychain now.
+        if std::mem::take(&mut self.state().recheck_keychain) {
+            self.look_at_keychain().await;
         }
-        let outcome = self.refresh_once().await;
-        log.outcome = Some(outcome.clone());
-        self.inner.flights_run.fetch_add(1, Ordering::SeqCst);
         outcome
     }
 
@@ -158,11 +189,19 @@ impl Engine {
             // file system without locks): a failed attempt, with backoff.
             Err(e) => return self.failed(None, e).await,
         };
-        if persistent {
+        if self.has_tombstone(current.session_id) {
+            // Signed out in another process that could not clear the
+            // keychain (or is clearing it now).
+            return self.ended_elsewhere(&lock, true).await;
+        }
+        // Memory-only too: the keychain may be back, with another process's
+        // renewal of this session in it.
+        {
             match self.read_stored().await {
-                super::store::Stored::Nothing => {
-                    return self.ended_elsewhere(&lock).await;
+                super::store::Stored::Nothing if persistent => {
+                    return self.ended_elsewhere(&lock, false).await;
                 }
+                super::store::Stored::Nothing => {}
                 super::store::Stored::Record(stored)
                     if stored.session_id != current.session_id
                         || stored.refresh != current.refresh
@@ -174,6 +213,7 @@ impl Engine {
                     let rules = self.rules();
                     return self
                         .apply(Some(&lock), |st| {
+                            st.persistence = Persistence::Keychain;
                             Ok((st.activate(*stored, None, Arrival::Adopted, &rules, now), ()))
                         })
                         .await;
@@ -191,7 +231,17 @@ impl Engine {
                 }
             }
         }
-        let generation = self.state().generation;
+        if self.journal_says_spent(current.session_id, &token) {
+            // Another process redeemed this token and could not store the
+            // new one: presenting ours would look like a reuse to the
+            // provider. Wait for that process to store it.
+            let e = Error::Vault(VaultError::Unavailable(
+                "another process renewed this session and could not store its new refresh token yet; \
+                 renewal goes on here once the keychain has it"
+                    .into(),
+            ));
+            return self.failed(Some(&lock), e).await;
+        }
         let guard = FlightGuard::begin(self);
         let flow = self.flow(current.session_id);
         self.inner.refresh_requests.fetch_add(1, Ordering::SeqCst);
@@ -213,22 +263,31 @@ impl Engine {
         // is the only valid one and goes to the keychain before anything
         // else can fail.
         if let Some(new) = grant.refresh.clone().filter(|new| *new != token) {
-            let kept = self
+            self.journal_redemption(current.session_id, &new);
+            let tokens = SessionTokens {
+                bearer: grant.bearer.clone(),
+                refresh: Some(new.clone()),
+                id_token: grant.id_token.clone(),
+            };
+            let landed = self
                 .apply(Some(&lock), |st| {
-                    if st.generation != generation || st.session.is_none() {
-                        // Signed out meanwhile: the sign-out revokes these.
-                        st.superseded = Some(SessionTokens {
-                            bearer: grant.bearer.clone(),
-                            refresh: Some(new.clone()),
-                            id_token: grant.id_token.clone(),
-                        });
-                        return Ok((Commit::keep(), false));
+                    if st.session.as_ref().map(|s| s.session_id) != Some(current.session_id) {
+                        // Signed out meanwhile: a sign-out waiting for this
+                        // flight revokes these; otherwise this flight does.
+                        if st.awaiting_flight == Some(current.session_id) {
+                            st.superseded = Some((current.session_id, tokens.clone()));
+                            return Ok((Commit::keep(), Landed::Parked));
+                        }
+                        return Ok((Commit::keep(), Landed::Orphaned));
                     }
-                    Ok((st.rotate(new.clone()), true))
+                    Ok((st.rotate(new.clone()), Landed::Kept))
                 })
                 .await?;
-            if !kept {
+            if landed != Landed::Kept {
                 guard.disarm();
+                if landed == Landed::Orphaned {
+                    self.revoke_quietly(&tokens).await;
+                }
                 return Err(self.not_renewable().unwrap_or(Error::NotSignedIn));
             }
         }
@@ -333,7 +392,9 @@ impl Engine {
     /// The keychain no longer holds the session: it was signed out in
     /// another process. It ends here too (the other process told the
     /// provider).
-    async fn ended_elsewhere(&self, lock: &ProcessLock) -> Result<(), Error> {
+    /// `clear`: the keychain may still hold it (the sign-out could not clear
+    /// it), so this process does.
+    async fn ended_elsewhere(&self, lock: &ProcessLock, clear: bool) -> Result<(), Error> {
         let (now, rules) = (self.now(), self.rules());
         let e = Error::EndedElsewhere("signed out in another process".into());
         let err = e.clone();
@@ -347,8 +408,11 @@ impl Engine {
                 &rules,
                 now,
             );
-            // Already gone from the keychain.
-            c.store = super::state::Store::Keep;
+            c.store = match (clear, st.ended_id) {
+                (true, Some(id)) => super::state::Store::SignOut(id),
+                // Already gone from the keychain.
+                _ => super::state::Store::Keep,
+            };
             Ok((c, ()))
         })
         .await?;

@@ -22,6 +22,7 @@ mod flight;
 mod grant;
 mod scheduler;
 mod sessions;
+mod shared;
 mod state;
 mod store;
 
@@ -418,10 +419,50 @@ impl Engine {
             matches!((before, after), (Some(b), Some(a))
                 if (a - b).num_seconds() >= 60 || ((b - now).num_seconds() <= 90 && a > b))
         };
+        self.share_activity_if_due(now);
         if moved {
             self.publish();
         }
         self.wake();
+    }
+
+    /// Write the last activity for other processes (and the next start),
+    /// at most once per [`shared::ACTIVITY_GRAIN`]; only with an idle timeout.
+    fn share_activity_if_due(&self, now: Timestamp) {
+        if self.rules().idle.is_none() {
+            return;
+        }
+        let id = {
+            let mut st = self.state();
+            let due = st
+                .activity_shared_at
+                .is_none_or(|at| now - at >= shared::ACTIVITY_GRAIN || now < at);
+            match st.session.as_ref().map(|s| s.session_id) {
+                Some(id) if due => {
+                    st.activity_shared_at = Some(now);
+                    id
+                }
+                _ => return,
+            }
+        };
+        self.share_activity(id, now);
+    }
+
+    /// The last activity another process noted for this session, if later
+    /// than the one known here: taken (the idle timeout moves).
+    fn take_shared_activity(&self) -> bool {
+        let Some(id) = self.state().session.as_ref().map(|s| s.session_id) else {
+            return false;
+        };
+        let Some(at) = self.shared_activity(id) else {
+            return false;
+        };
+        let mut st = self.state();
+        if st.last_activity.is_some_and(|known| at > known) && at <= self.now() {
+            st.last_activity = Some(at);
+            return true;
+        }
+        false
     }
 
     /// The idle timeout or the absolute limit passed: sign out (the
@@ -434,6 +475,12 @@ impl Engine {
             st.timeout_at(&rules).filter(|(t, _)| self.now() >= *t)
         };
         let Some((_, kind)) = due else { return };
+        if kind == state::TimeoutKind::Idle && self.take_shared_activity() {
+            // Used in another process meanwhile (`sessionctl call`).
+            self.publish();
+            self.wake();
+            return;
+        }
         let (name, limit) = match kind {
             state::TimeoutKind::Idle => ("idle", rules.idle),
             state::TimeoutKind::Absolute => ("absolute", rules.absolute),
@@ -452,10 +499,21 @@ impl Engine {
     /// End a session that can no longer be renewed and whose token expired.
     async fn expire_if_due(&self) {
         let (now, rules) = (self.now(), self.rules());
+        // Another process may have renewed it: its fresher record is taken,
+        // not deleted.
+        let stored = match self.next_step() {
+            Next::Expire => self.read_stored().await,
+            _ => return,
+        };
         let _ = self
             .apply(None, |st| {
                 if st.next_step(&rules, now) != Next::Expire {
                     return Ok((Commit::keep(), ()));
+                }
+                if let (store::Stored::Record(r), Some(s)) = (stored, &st.session) {
+                    if r.session_id == s.session_id && r.refresh_count > s.refresh_count {
+                        return Ok((st.activate(*r, None, Arrival::Adopted, &rules, now), ()));
+                    }
                 }
                 let at = st
                     .session
@@ -487,10 +545,38 @@ impl Engine {
     /// Another process changed the keychain record: take its session (a
     /// sign-in, a refresh) or end ours (a sign-out there).
     async fn look_at_keychain(&self) {
-        if self.state().persistence != Persistence::Keychain {
-            return;
-        }
+        let probing = {
+            let st = self.state();
+            match st.persistence {
+                Persistence::Keychain => false,
+                // Memory-only: a session of ours is written again by its own
+                // retry; with none, the keychain may have come back.
+                _ if st.session.is_none() => true,
+                _ => return,
+            }
+        };
         let stored = self.read_stored().await;
+        if probing {
+            if matches!(stored, store::Stored::Unreadable(_)) {
+                return;
+            }
+            let mut st = self.state();
+            st.persistence = Persistence::Keychain;
+            if st
+                .last_error
+                .as_ref()
+                .is_some_and(|e| e.code == crate::ErrorCode::KeychainUnavailable)
+            {
+                st.last_error = None;
+            }
+        }
+        let signed_out_here = {
+            let st = self.state();
+            st.session
+                .as_ref()
+                .map(|s| s.session_id)
+                .filter(|id| self.has_tombstone(*id))
+        };
         let (now, rules) = (self.now(), self.rules());
         let _ = self
             .apply(None, |st| {
@@ -498,7 +584,24 @@ impl Engine {
                     st.phase,
                     Phase::Active | Phase::SignedOut | Phase::Expired | Phase::Revoked
                 ) {
+                    // Look again when the change under way is done.
+                    st.recheck_keychain = true;
                     return Ok((Commit::keep(), ()));
+                }
+                if let Some(id) = signed_out_here {
+                    // Signed out in another process that could not clear the
+                    // keychain: clear it, end here.
+                    let mut c = st.end(
+                        Phase::SignedOut,
+                        Error::EndedElsewhere("signed out in another process".into()),
+                        AuditEvent::SignedOut {
+                            server_logout: "done by another process".into(),
+                        },
+                        &rules,
+                        now,
+                    );
+                    c.store = Store::SignOut(id);
+                    return Ok((c, ()));
                 }
                 let commit = match (stored, &st.session) {
                     // Signed out in another process.
@@ -583,6 +686,25 @@ impl Engine {
                 }
             }
         };
+        if record
+            .refresh
+            .as_ref()
+            .is_some_and(|t| self.journal_says_spent(record.session_id, t))
+        {
+            // Another process renewed this session and could not store the
+            // new refresh token (the keychain was locked): this one is
+            // spent. It goes; that process stores the live one when it can,
+            // and this one adopts it then.
+            let (id, count) = (record.session_id, record.refresh_count);
+            if self
+                .vault_op(move |v| store::clear_if(v, id, Some(count)))
+                .await
+                .is_ok()
+            {
+                self.inner.beacon.signal();
+            }
+            return Ok(self.view());
+        }
         if self.has_tombstone(record.session_id) {
             // Signed out while the keychain could not hear of it.
             let id = record.session_id;
@@ -618,11 +740,18 @@ impl Engine {
             _ => None,
         };
         let renew_unverified = unverified.is_some() && renewable;
+        let last_activity = self.shared_activity(record.session_id);
         self.apply(None, |st| {
             if st.session.is_some() || st.phase == Phase::SigningIn {
                 return Ok((Commit::keep(), ()));
             }
             let mut c = st.activate(record, None, Arrival::Restored, &rules, now);
+            // The idle timeout counts from the last activity in any process,
+            // not from this start.
+            if let Some(at) = last_activity.filter(|at| *at <= now) {
+                st.last_activity = Some(at);
+                st.activity_shared_at = Some(at);
+            }
             if let Some((phase, e)) = ended {
                 let event = match phase {
                     Phase::Expired => AuditEvent::SessionExpired,
@@ -637,6 +766,12 @@ impl Engine {
             Ok((c, ()))
         })
         .await?;
+        // Idle for longer than the profile allows, in every process: the
+        // session ends now (the provider is told).
+        if self.next_step() == Next::TimeOut {
+            self.time_out().await;
+            return Ok(self.view());
+        }
         // Renew before use: an expired token (a laptop that slept, an app
         // that was closed) or one due for renewal. With the token expired,
         // the provider is asked once even if the refresh token looks expired
@@ -800,6 +935,7 @@ impl Engine {
                         .await;
                     return Err(Error::InvalidState("the sign-in was overtaken by a sign-out".into()));
                 }
+                self.share_activity_if_due(now);
                 self.after_sign_in(origin).await;
                 Ok(self.view())
             }
@@ -812,6 +948,14 @@ impl Engine {
     pub async fn refresh_now(&self) -> Result<SessionView, Error> {
         self.extend(Trigger::Manual).await?;
         Ok(self.view())
+    }
+
+    /// Let a renewal in flight finish (its caller may have gone: Ctrl-C, a
+    /// window closed), for at most `within`: the provider may already have
+    /// rotated the refresh token, and only that flight holds the new one.
+    /// Call it before the process exits.
+    pub async fn drain(&self, within: Duration) {
+        let _ = tokio::time::timeout(within, self.inner.flights.lock()).await;
     }
 
     /// Sign out: local state (memory, keychain, view) is cleared first and
@@ -856,13 +1000,17 @@ impl Engine {
             session
         };
         // A renewal in flight finishes (bounded by the request timeout); its
-        // new tokens are then ours to revoke.
+        // new tokens are then ours to revoke. One that lands later revokes
+        // them itself.
+        let id = ended.as_ref().map(|s| s.session_id);
+        self.state().awaiting_flight = id;
         let _ = tokio::time::timeout(SIGN_OUT_WAITS_FOR_RENEWAL, self.inner.flights.lock()).await;
-        let superseded = self.state().superseded.take();
-        let store = ended
-            .as_ref()
-            .map(|s| Store::Clear(s.session_id))
-            .unwrap_or(Store::Keep);
+        let superseded = {
+            let mut st = self.state();
+            st.awaiting_flight = None;
+            st.superseded.take().filter(|(of, _)| Some(*of) == id).map(|(_, t)| t)
+        };
+        let store = id.map(Store::SignOut).unwrap_or(Store::Keep);
         self.apply(None, |_| {
             Ok((
                 Commit {
@@ -912,6 +1060,17 @@ impl Engine {
             view: self.view(),
             server_error,
         })
+    }
+
+    /// Revoke `tokens` at the provider without a browser, best effort: what
+    /// a renewal brought back for a session that ended meanwhile.
+    pub(super) async fn revoke_quietly(&self, tokens: &SessionTokens) {
+        let flow = self.flow(Uuid::new_v4());
+        let _ = self
+            .inner
+            .provider
+            .sign_out(tokens, &flow, &crate::provider::opener::NoOpener)
+            .await;
     }
 
     /// A sign-in's answer failed a check after the provider issued its

@@ -14,6 +14,9 @@ use super::{flight::Trigger, Engine};
 use std::sync::Arc;
 use tokio::sync::watch;
 
+/// How often a memory-only engine with no session looks for the keychain.
+const KEYCHAIN_PROBE: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// Stops the scheduler when dropped.
 #[derive(Debug)]
 pub struct SchedulerGuard {
@@ -83,6 +86,19 @@ pub(super) fn spawn(engine: Engine, mut resumes: Option<watch::Receiver<u64>>) -
                 Next::Idle => None,
                 Next::WaitUntil(at) => Some(at),
             };
+            // Without a keychain and without a session, look for the
+            // keychain again now and then (unlocked after the start).
+            let probe = {
+                let st = engine.state();
+                st.persistence == crate::view::Persistence::MemoryOnly && st.session.is_none()
+            };
+            let deadline = match (probe, deadline) {
+                (false, d) => d,
+                (true, d) => {
+                    let at = crate::refresh::after(engine.now(), KEYCHAIN_PROBE);
+                    Some(d.map_or(at, |d| d.min(at)))
+                }
+            };
             drop(engine);
             let sleep = async {
                 match deadline {
@@ -108,7 +124,13 @@ pub(super) fn spawn(engine: Engine, mut resumes: Option<watch::Receiver<u64>>) -
                 }
             };
             tokio::select! {
-                _ = sleep => {}
+                _ = sleep => {
+                    if probe {
+                        if let Some(inner) = weak.upgrade() {
+                            Engine { inner }.look_at_keychain().await;
+                        }
+                    }
+                }
                 _ = resumed => {}
                 _ = wake.notified() => {}
                 _ = changed => {

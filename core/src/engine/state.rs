@@ -23,8 +23,13 @@ pub(super) enum Store {
     Keep,
     /// Write the current session.
     Save,
-    /// Delete the session `Uuid`, if the keychain still holds that one.
-    Clear(Uuid),
+    /// The person (or a session timeout) signed session `Uuid` out: a
+    /// tombstone first, then delete its record, however fresh.
+    SignOut(Uuid),
+    /// Session `id` ended here (expired, revoked, refused): delete its
+    /// record unless another process stored a fresher one of it (a higher
+    /// `refresh_count`).
+    Forget { id: Uuid, refresh_count: u32 },
 }
 
 /// The effects of a transition, applied by `Engine::apply`.
@@ -128,9 +133,22 @@ pub(super) struct State {
     /// session and its refresh token are kept until the refresh token's
     /// stated end (see `renewal_step`).
     pub stop_renewing: bool,
-    /// Tokens a renewal brought back after the session ended here: the
-    /// sign-out revokes them.
-    pub superseded: Option<SessionTokens>,
+    /// Tokens a renewal of session `Uuid` brought back after that session
+    /// ended here, while its sign-out waited for the renewal: the sign-out
+    /// revokes them.
+    pub superseded: Option<(Uuid, SessionTokens)>,
+    /// The sign-out of this session is waiting for a renewal in flight to
+    /// land (then it takes `superseded`); after that, a renewal that lands
+    /// revokes what it brought itself.
+    pub awaiting_flight: Option<Uuid>,
+    /// The session's record is (or was) in the keychain: a sign-out that
+    /// cannot clear it leaves a tombstone; a memory-only session needs none.
+    pub in_keychain: bool,
+    /// When the last activity was written for other processes to see.
+    pub activity_shared_at: Option<Timestamp>,
+    /// A change notice from another process came while a change was under
+    /// way here: look at the keychain when it is done.
+    pub recheck_keychain: bool,
     /// A keychain write failed and is owed: when to try it again.
     pub persist_retry_at: Option<Timestamp>,
     /// The session that ended here last: never adopted back from the
@@ -173,6 +191,10 @@ impl State {
             reauth_needed: false,
             stop_renewing: false,
             superseded: None,
+            awaiting_flight: None,
+            in_keychain: false,
+            activity_shared_at: None,
+            recheck_keychain: false,
             persist_retry_at: None,
             ended_id: None,
             backup_endpoint: None,
@@ -406,6 +428,15 @@ impl State {
         if matches!(arrival, Arrival::SignedIn | Arrival::Restored) || self.last_activity.is_none() {
             self.last_activity = Some(now);
         }
+        match arrival {
+            Arrival::Restored | Arrival::Adopted => self.in_keychain = true,
+            Arrival::SignedIn => {
+                self.in_keychain = false;
+                self.superseded = None;
+                self.activity_shared_at = None;
+            }
+            _ => {}
+        }
         self.session = Some(record);
         self.phase = Phase::Active;
         self.generation += 1;
@@ -532,7 +563,10 @@ impl State {
             (phase != Phase::SignedOut || matches!(error, Error::EndedElsewhere(_))).then(|| error.info());
         self.ended = Some(error);
         Commit {
-            store: Store::Clear(session.session_id),
+            store: Store::Forget {
+                id: session.session_id,
+                refresh_count: session.refresh_count,
+            },
             audit,
         }
     }
@@ -723,7 +757,7 @@ mod tests {
             &rules(),
             now,
         );
-        assert_eq!(c.store, Store::Clear(id));
+        assert_eq!(c.store, Store::Forget { id, refresh_count: 0 });
         assert_eq!(c.audit[0].session_id, Some(id.to_string()));
         assert!(st.session.is_none() && st.generation > g);
         assert_eq!(st.next_step(&rules(), now), Next::Idle);

@@ -5,18 +5,20 @@
 //! the cross-process lock), writes the audit records, publishes the view.
 //! Commits are serialized, so whoever hears of a change finds it persisted.
 //!
-//! A sign-out that cannot reach the keychain (locked, gone) leaves a
-//! tombstone naming the session in the shared state directory; the next
-//! start of any process honours it, so a session the person ended never
-//! comes back.
+//! A sign-out writes a tombstone naming the session in the shared state
+//! directory before it clears the keychain (see `shared.rs`): a process
+//! renewing the session at that moment finds it after its own write and
+//! undoes that write, and the next start of any process honours it, so a
+//! session the person ended never comes back.
 
 use super::state::{Commit, State, Store};
 use super::Engine;
 use crate::audit::AuditEvent;
 use crate::error::Error;
 use crate::proclock::ProcessLock;
+use crate::provider::SessionTokens;
 use crate::vault::{SessionRecord, Vault, VaultError};
-use crate::view::{Persistence, SessionView};
+use crate::view::{Persistence, Phase, SessionView};
 use std::time::Duration;
 use uuid::Uuid;
 
@@ -50,7 +52,9 @@ impl Engine {
             let (commit, value) = transition(&mut st)?;
             (commit, value, st.generation)
         };
-        self.persist(commit.store, generation, held).await;
+        if self.persist(commit.store, generation, held).await == Persisted::SignedOutElsewhere {
+            self.signed_out_meanwhile().await;
+        }
         let audit = self.inner.audit.clone();
         let records = commit.audit;
         if !records.is_empty() {
@@ -68,14 +72,15 @@ impl Engine {
         Ok(value)
     }
 
-    /// Publish the current view (each with a new `seq`).
+    /// Publish the current view, with a `seq` drawn from one counter for
+    /// the whole process and sent under the state lock: views reach every
+    /// listener in the order of the states they show, and a view of an
+    /// engine that was replaced never outranks its successor's.
     pub(super) fn publish(&self) {
-        let view = {
-            let mut st = self.state();
-            st.seq += 1;
-            self.view_of(&st)
-        };
-        let _ = self.inner.events.send(view);
+        static SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let mut st = self.state();
+        st.seq = SEQ.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
+        let _ = self.inner.events.send(self.view_of(&st));
     }
 
     /// A view-only change (the browser page): publish, nothing to persist.
@@ -112,9 +117,9 @@ impl Engine {
     }
 
     /// The keychain side of a commit.
-    async fn persist(&self, store: Store, generation: u64, held: Option<&ProcessLock>) {
+    async fn persist(&self, store: Store, generation: u64, held: Option<&ProcessLock>) -> Persisted {
         if store == Store::Keep {
-            return;
+            return Persisted::Done;
         }
         // Another process's commit must not interleave with ours; if its
         // lock is held too long, a save still goes ahead (our record is the
@@ -123,31 +128,58 @@ impl Engine {
             Some(_) => None,
             None => self.process_lock(COMMIT_LOCK_WAIT).await.ok(),
         };
+        let mut outcome = Persisted::Done;
         match store {
             Store::Keep => {}
             Store::Save => {
                 let record = {
                     let st = self.state();
                     if st.generation != generation {
-                        return; // a newer transition owns the keychain now
+                        return Persisted::Done; // a newer transition owns the keychain now
                     }
                     match st.session.clone() {
                         Some(r) => r,
-                        None => return,
+                        None => return Persisted::Done,
                     }
                 };
                 let id = record.session_id;
                 let result = self.vault_op(move |v| v.save(&record)).await;
-                if result.is_ok() {
-                    // Stored again after a failure: the record is good.
-                    self.remove_tombstone(id);
-                }
+                let stored = result.is_ok();
                 self.saved(result).await;
+                // A sign-out elsewhere writes its tombstone before it clears
+                // the keychain: found now, it came after our write, whose
+                // record its clear may have missed.
+                if stored && self.has_tombstone(id) {
+                    let _ = self.vault_op(move |v| clear_if(v, id, None)).await;
+                    outcome = Persisted::SignedOutElsewhere;
+                }
             }
-            Store::Clear(id) => {
-                let result = self.vault_op(move |v| clear_if(v, id)).await;
-                if let Err(e) = &result {
+            Store::SignOut(id) => {
+                let stored = self.state().in_keychain;
+                if stored {
                     self.write_tombstone(id);
+                }
+                let result = self.vault_op(move |v| clear_if(v, id, None)).await;
+                match &result {
+                    // Cleared while no other process could be writing it:
+                    // nobody needs the tombstone.
+                    Ok(()) if own.is_some() || held.is_some() => self.remove_tombstone(id),
+                    Ok(()) => {}
+                    Err(e) => {
+                        let mut st = self.state();
+                        if matches!(e, VaultError::Unavailable(_)) {
+                            st.persistence = Persistence::MemoryOnly;
+                        }
+                        if stored {
+                            st.last_error = Some(Error::Vault(e.clone()).info());
+                        }
+                    }
+                }
+                self.state().in_keychain = false;
+            }
+            Store::Forget { id, refresh_count } => {
+                let result = self.vault_op(move |v| clear_if(v, id, Some(refresh_count))).await;
+                if let Err(e) = &result {
                     let mut st = self.state();
                     if matches!(e, VaultError::Unavailable(_)) {
                         st.persistence = Persistence::MemoryOnly;
@@ -158,6 +190,36 @@ impl Engine {
         }
         drop(own);
         self.inner.beacon.signal();
+        outcome
+    }
+
+    /// A sign-out in another process came while this one stored the
+    /// session: it ends here too, and what this process holds (tokens the
+    /// other process never saw) is revoked, best effort.
+    async fn signed_out_meanwhile(&self) {
+        let (now, rules) = (self.now(), self.rules());
+        let tokens = {
+            let mut st = self.state();
+            let Some(s) = st.session.clone() else { return };
+            let mut c = st.end(
+                Phase::SignedOut,
+                Error::EndedElsewhere("signed out in another process".into()),
+                AuditEvent::SignedOut {
+                    server_logout: "done by another process".into(),
+                },
+                &rules,
+                now,
+            );
+            for r in c.audit.drain(..) {
+                let _ = self.inner.audit.append(&r);
+            }
+            SessionTokens {
+                bearer: s.bearer,
+                refresh: s.refresh,
+                id_token: s.id_token,
+            }
+        };
+        self.revoke_quietly(&tokens).await;
     }
 
     /// After a save: back to keychain persistence, or memory-only with the
@@ -167,6 +229,7 @@ impl Engine {
             Ok(()) => {
                 let mut st = self.state();
                 st.persist_retry_at = None;
+                st.in_keychain = true;
                 if st.persistence == Persistence::MemoryOnly {
                     st.persistence = Persistence::Keychain;
                     if st
@@ -182,21 +245,17 @@ impl Engine {
                 // The keychain still holds the previous record, whose refresh
                 // token may be spent by now: remove it (best effort) so that
                 // no later start presents it; the session lives on in memory.
-                let cleared = self.vault_op(|v| v.clear()).await;
+                // If even that fails, the journal says the token is spent.
+                let _ = self.vault_op(|v| v.clear()).await;
                 let now = self.now();
-                let (first, id) = {
+                let first = {
                     let mut st = self.state();
                     let first = st.persistence == Persistence::Keychain;
                     st.persistence = Persistence::MemoryOnly;
                     st.persist_retry_at = Some(crate::refresh::after(now, PERSIST_RETRY));
                     st.last_error = Some(Error::Vault(e.clone()).info());
-                    (first, st.session.as_ref().map(|s| s.session_id))
+                    first
                 };
-                if let (Err(_), Some(id)) = (&cleared, id) {
-                    // Not even that: remember that this record is not to be
-                    // used again.
-                    self.write_tombstone(id);
-                }
                 if first {
                     let record = self.state().record(
                         &self.rules(),
@@ -207,32 +266,6 @@ impl Engine {
                 }
             }
         }
-    }
-
-    fn tombstone_path(&self, id: Uuid) -> std::path::PathBuf {
-        self.inner.shared_dir.join(format!("{}.ended-{id}", self.inner.stem))
-    }
-
-    /// Remember that session `id` ended here although the keychain could not
-    /// forget it (it was locked, or gone).
-    pub(super) fn write_tombstone(&self, id: Uuid) {
-        let path = self.tombstone_path(id);
-        let _ = crate::paths::private_dir(&self.inner.shared_dir).and_then(|()| {
-            crate::paths::open_private(
-                &path,
-                std::fs::OpenOptions::new().create(true).write(true).truncate(true),
-            )
-            .map(|_| ())
-        });
-    }
-
-    /// Whether session `id` was ended where the keychain could not hear of it.
-    pub(super) fn has_tombstone(&self, id: Uuid) -> bool {
-        self.tombstone_path(id).exists()
-    }
-
-    pub(super) fn remove_tombstone(&self, id: Uuid) {
-        let _ = std::fs::remove_file(self.tombstone_path(id));
     }
 
     /// Write the session again, after a write that failed.
@@ -259,12 +292,23 @@ impl Engine {
 }
 
 /// Delete the record if it is session `id` (or unreadable, so no token of
-/// it can stay); leave another session, signed in elsewhere, alone.
-fn clear_if(v: &Vault, id: Uuid) -> Result<(), VaultError> {
+/// it can stay); leave another session, signed in elsewhere, alone, and,
+/// with `not_after` (the refresh count this process holds), a fresher
+/// record of the same session that another process renewed.
+pub(super) fn clear_if(v: &Vault, id: Uuid, not_after: Option<u32>) -> Result<(), VaultError> {
     match v.load() {
         Ok(Some(r)) if r.session_id != id => Ok(()),
+        Ok(Some(r)) if not_after.is_some_and(|n| r.refresh_count > n) => Ok(()),
         Ok(None) => v.clear(),
         Ok(Some(_)) | Err(VaultError::Corrupt(_)) => v.clear(),
         Err(e) => Err(e),
     }
+}
+
+/// What the keychain side of a commit found.
+#[derive(Debug, PartialEq, Eq)]
+enum Persisted {
+    Done,
+    /// The session was signed out in another process while it was stored.
+    SignedOutElsewhere,
 }

@@ -254,10 +254,14 @@ impl FinHub {
         ]
     }
 
-    async fn token_call(&self, call: Call, path: &str, body: Value, flow: &FlowContext) -> Result<Grant, Error> {
-        let response = self
-            .send(reqwest::Method::POST, path, Self::flow_headers(flow), Some(&body))
-            .await?;
+    async fn token_call(
+        &self,
+        call: Call,
+        path: &str,
+        body: Value,
+        headers: Vec<(&'static str, HeaderValue)>,
+    ) -> Result<Grant, Error> {
+        let response = self.send(reqwest::Method::POST, path, headers, Some(&body)).await?;
         if response.status().as_u16() != 200 {
             return Err(error_answer(&self.client, call, response).await);
         }
@@ -329,12 +333,15 @@ impl Provider for FinHub {
         if *replace_oldest {
             body["replaceOldest"] = Value::Bool(true);
         }
-        self.token_call(Call::Login, LOGIN_PATH, body, flow).await
+        self.token_call(Call::Login, LOGIN_PATH, body, Self::flow_headers(flow))
+            .await
     }
 
     async fn refresh(&self, refresh: &RefreshToken, flow: &FlowContext) -> Result<Grant, Error> {
         let body = json!({ "refreshToken": refresh.expose() });
-        self.token_call(Call::Refresh, REFRESH_PATH, body, flow).await
+        let mut headers = Self::flow_headers(flow);
+        headers.push((headers::IDEMPOTENCY_KEY, plain(&idempotency_key(refresh))));
+        self.token_call(Call::Refresh, REFRESH_PATH, body, headers).await
     }
 
     async fn sign_out(
@@ -371,6 +378,16 @@ impl Provider for FinHub {
 /// server refuses as a bad header.
 fn plain(value: &str) -> HeaderValue {
     HeaderValue::from_str(value).unwrap_or(HeaderValue::from_static(""))
+}
+
+/// The refresh's idempotency key: a hash of the refresh token (never the
+/// token), so every attempt with one token carries the same key.
+fn idempotency_key(refresh: &RefreshToken) -> String {
+    use sha2::{Digest, Sha256};
+    Sha256::digest(refresh.expose().as_bytes())[..16]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 #[cfg(test)]

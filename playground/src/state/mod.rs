@@ -190,6 +190,10 @@ pub struct AppState {
     pub refresh_lifetimes: RefreshLifetimes,
     pub(crate) sessions: Mutex<HashMap<String, Session>>,
     pub(crate) refresh_index: Mutex<HashMap<String, RefreshEntry>>,
+    /// FinHub refresh answers by idempotency key and presented token, with
+    /// when they were given: a repeated attempt within a minute gets the
+    /// same answer.
+    pub(crate) answered: Mutex<HashMap<String, (i64, serde_json::Value)>>,
     pub(crate) issued: Mutex<Bounded<String>>,
     pub(crate) requests: Mutex<Bounded<RecordedRequest>>,
     /// The bearer secret the admin API requires, made at start.
@@ -250,6 +254,7 @@ impl AppState {
             },
             sessions: Mutex::new(HashMap::new()),
             refresh_index: Mutex::new(HashMap::new()),
+            answered: Mutex::new(HashMap::new()),
             issued: Mutex::new(Bounded::new(MAX_RECORDS)),
             requests: Mutex::new(Bounded::new(MAX_RECORDS)),
             admin_token: B64URL.encode(rand::random::<[u8; 32]>()),

@@ -714,16 +714,24 @@ async fn a_refresh_lock_that_cannot_be_taken_backs_off_instead_of_spinning() {
     assert_eq!(provider.refresh_calls.load(Ordering::SeqCst), 0);
 }
 
-/// Finding 3: a refresh whose caller gives up leaves the session usable.
+/// Finding 3: a refresh whose caller gives up leaves the session usable:
+/// the renewal goes on without that caller (N10) and ends Active.
 #[tokio::test(start_paused = true)]
 async fn a_cancelled_refresh_leaves_the_session_usable() {
     let rig = rig(60);
     sign_in(&rig).await;
     *rig.provider.refresh_delay.lock().unwrap() = Duration::from_secs(1);
     let _ = tokio::time::timeout(Duration::from_millis(100), rig.engine.refresh_now()).await;
+    assert_eq!(
+        rig.engine.view().state,
+        Phase::Refreshing,
+        "the renewal was cancelled with its caller"
+    );
+    rig.engine.drain(Duration::from_secs(5)).await;
     assert_eq!(rig.engine.view().state, Phase::Active);
     *rig.provider.refresh_delay.lock().unwrap() = Duration::ZERO;
     rig.engine.refresh_now().await.unwrap();
+    assert_eq!(rig.refresh_calls(), 2);
 }
 
 /// Finding 3: a panic inside a refresh leaves no session stuck.
@@ -732,8 +740,8 @@ async fn a_panicking_refresh_leaves_the_session_usable() {
     let rig = rig(60);
     sign_in(&rig).await;
     rig.provider.panic_next.store(true, Ordering::SeqCst);
-    let engine = rig.engine.clone();
-    assert!(tokio::spawn(async move { engine.refresh_now().await }).await.is_err());
+    let err = rig.engine.refresh_now().await.unwrap_err();
+    assert_eq!(err.code(), crate::ErrorCode::Internal, "{err}");
     assert_eq!(rig.engine.view().state, Phase::Active);
     rig.engine.refresh_now().await.unwrap();
 }
@@ -1588,3 +1596,5 @@ async fn a_forward_jump_past_renewable_until_asks_the_provider_once() {
     assert_eq!(rig.refresh_calls(), 1);
     assert_eq!(rig.engine.view().state, Phase::Expired);
 }
+
+mod processes;
