@@ -448,3 +448,89 @@ async fn a_lost_refresh_answer_is_survived_within_a_reuse_grace_period() {
         }
     }
 }
+
+/// A provider whose end-session endpoint takes GET only answers the POST
+/// with 404: with `end_session_method = "get"` the sign-out page submits a
+/// GET, the provider's session ends, and the ID token is still in no
+/// command line (the loopback page's address carries none).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_get_only_end_session_endpoint_is_reached_with_a_get() {
+    for (method, ends) in [("post", false), ("get", true)] {
+        let pg = playground(600).await;
+        pg.set(Switch::EndSessionGetOnly, true);
+        let (engine, opener, _dir) = strict(&pg, with_line(&format!("end_session_method = \"{method}\"")));
+        engine.sign_in_browser().await.unwrap();
+        // Only the browser may end the provider's session here.
+        let revoked = pg.calls_to("/oidc/revoke");
+        let _ = engine.sign_out().await.unwrap();
+        let opened = opener.opened().last().unwrap().clone();
+        assert!(opened.starts_with("http://127.0.0.1:"), "{opened}");
+        for token in pg.issued_tokens() {
+            assert!(!opened.contains(&token), "a token in the opened URL");
+        }
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while opener.pages().len() < 2 && std::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let visits: Vec<_> = pg
+            .requests()
+            .into_iter()
+            .filter(|r| r.path == "/oidc/end-session")
+            .collect();
+        assert_eq!(visits.len(), 1, "{method}: {visits:?}");
+        let page = opener.pages().last().cloned().unwrap_or_default();
+        assert_eq!(page.contains("You are signed out"), ends, "{method}: {page}");
+        assert_eq!(visits[0].method, method.to_uppercase());
+        assert!(pg.calls_to("/oidc/revoke") > revoked);
+    }
+}
+
+/// A provider that refuses revocation to public clients (401
+/// invalid_client): the sign-out says the refresh token could not be
+/// revoked; the local session is gone all the same.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_revocation_refused_to_a_public_client_is_reported_at_sign_out() {
+    let pg = playground(600).await;
+    pg.set(Switch::RevocationRefusesPublicClients, true);
+    let (engine, _, _dir) = strict(&pg, |t| t.replace("logout_url = ", "# logout_url = "));
+    engine.sign_in_browser().await.unwrap();
+    let report = engine.sign_out().await.unwrap();
+    assert_eq!(report.view.state, Phase::SignedOut);
+    let said = report.server_error.map(|e| e.message).unwrap_or_default();
+    assert!(said.contains("revoking the refresh_token answered 401"), "{said:?}");
+}
+
+/// A refresh token the provider does not know, answered 400
+/// invalid_request (a certified provider's reading): the session ends as
+/// Expired and the message says what happened, not "sign-in refused".
+#[tokio::test(flavor = "multi_thread")]
+async fn an_unknown_refresh_token_answered_invalid_request_ends_the_session_plainly() {
+    let pg = playground(600).await;
+    pg.set(Switch::UnknownRefreshInvalidRequest, true);
+    let (engine, _, _dir) = strict(&pg, |t| t);
+    engine.sign_in_browser().await.unwrap();
+    pg.forget_refresh_tokens();
+    let e = engine.refresh_now().await.unwrap_err();
+    let v = engine.view();
+    assert_eq!(v.state, Phase::Expired, "{e}");
+    assert!(e.to_string().contains("does not accept this refresh token"), "{e}");
+    assert!(!e.to_string().contains("sign-in"), "{e}");
+}
+
+/// A provider that does not rotate: the answer has no refresh token, the
+/// one the session holds is kept and used again.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_provider_that_does_not_rotate_keeps_the_session_on_its_one_refresh_token() {
+    let pg = playground(600).await;
+    pg.set(Switch::NoRotation, true);
+    let (engine, _, _dir) = strict(&pg, |t| t);
+    engine.sign_in_browser().await.unwrap();
+    for _ in 0..3 {
+        engine.refresh_now().await.unwrap();
+        tokio::time::sleep(Duration::from_millis(1100)).await;
+    }
+    let v = engine.view();
+    assert_eq!(v.state, Phase::Active);
+    assert_eq!(v.refresh_count, 3);
+    assert!(pg.sessions().iter().all(|s| !s.revoked));
+}

@@ -422,8 +422,8 @@ async fn check_profile(profile: &Profile) -> Vec<Check> {
         if reachable(&oidc.discovery_url) {
             // The endpoints discovery names may live on hosts the profile
             // does not (a token service, a device endpoint): check those too.
-            let (check, endpoints) = check_discovery(profile, oidc).await;
-            checks.push(check);
+            let (found, endpoints) = check_discovery(profile, oidc).await;
+            checks.extend(found);
             for (host, port) in endpoints {
                 if !hosts.contains(&(host.clone(), port)) {
                     checks.extend(check_host(profile, &host, port).await);
@@ -445,11 +445,16 @@ fn host_port(url: &reqwest::Url) -> Option<(String, u16)> {
 /// Fetch the discovery document as the engine does (pinned, capped, the
 /// issuer compared exactly); returns the verdict and the hosts of the
 /// endpoints it names, in the order it names them, once each.
-async fn check_discovery(profile: &Profile, oidc: &crate::profile::OidcSettings) -> (Check, Vec<(String, u16)>) {
+async fn check_discovery(profile: &Profile, oidc: &crate::profile::OidcSettings) -> (Vec<Check>, Vec<(String, u16)>) {
     let what = format!("{} discovery", profile.name);
     let client = match tls::PinnedClient::for_profile(profile) {
         Ok(c) => c,
-        Err(e) => return (Check::failed(what, e.to_string(), "fix the profile's ca_file"), vec![]),
+        Err(e) => {
+            return (
+                vec![Check::failed(what, e.to_string(), "fix the profile's ca_file")],
+                vec![],
+            )
+        }
     };
     let cache = crate::provider::oidc::discovery::DiscoveryCache::new(
         client,
@@ -460,11 +465,11 @@ async fn check_discovery(profile: &Profile, oidc: &crate::profile::OidcSettings)
         Ok(d) => d,
         Err(e) => {
             return (
-                Check::failed(
+                vec![Check::failed(
                     what,
                     e.to_string(),
                     "check the profile's issuer and discovery_url against the provider's metadata",
-                ),
+                )],
                 vec![],
             )
         }
@@ -484,7 +489,27 @@ async fn check_discovery(profile: &Profile, oidc: &crate::profile::OidcSettings)
     );
     let named: Vec<String> = hosts.iter().map(|(h, p)| format!("{h}:{p}")).collect();
     let detail = format!("issuer {}; endpoints on {}", d.issuer, named.join(", "));
-    (Check::ok(what, detail), hosts)
+    let mut checks = vec![Check::ok(what, detail)];
+    if let Some(w) = unrevocable(profile, oidc, d.revocation_endpoint.is_some()) {
+        checks.push(w);
+    }
+    (checks, hosts)
+}
+
+/// A warning when sign-out cannot end this device's refresh token: the
+/// provider has no revocation endpoint, the profile no logout URL, and it
+/// asks for an offline token, which outlives the provider's session.
+fn unrevocable(profile: &Profile, oidc: &crate::profile::OidcSettings, revocation: bool) -> Option<Check> {
+    let offline = oidc.scopes.iter().any(|s| s == "offline_access");
+    (!revocation && oidc.logout_url.is_none() && offline).then(|| {
+        Check::warning(
+            format!("{} sign-out", profile.name),
+            "the provider offers no way to revoke this device's refresh token (no revocation_endpoint): \
+             after sign-out it stays valid until it expires",
+            "remove offline_access from the profile's scopes if a refresh token that ends with the \
+             provider's session is enough, or ask the provider for a revocation endpoint",
+        )
+    })
 }
 
 /// DNS, TCP, then TLS with the profile's verifier; stops at the first step
@@ -784,6 +809,27 @@ pub fn clock_verdict(what: &str, offset_secs: i64) -> Check {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_refresh_token_that_sign_out_cannot_end_is_a_warning_with_its_fix() {
+        let mut profile = crate::testkit::oidc_profile("refresh");
+        let mut oidc = profile.oidc.take().unwrap();
+        oidc.logout_url = None;
+        oidc.scopes = vec!["openid".into(), "offline_access".into()];
+        let w = unrevocable(&profile, &oidc, false).expect("a warning");
+        assert_eq!(w.status, Status::Warning);
+        assert!(w.detail.contains("no way to revoke"), "{w:?}");
+        assert!(w.fix.as_deref().unwrap_or_default().contains("offline_access"), "{w:?}");
+        assert!(
+            unrevocable(&profile, &oidc, true).is_none(),
+            "with a revocation endpoint"
+        );
+        oidc.scopes.retain(|s| s != "offline_access");
+        assert!(
+            unrevocable(&profile, &oidc, false).is_none(),
+            "an online token ends with the session"
+        );
+    }
 
     #[test]
     fn clock_offsets_within_the_leeway_pass_beyond_the_anomaly_limit_fail() {

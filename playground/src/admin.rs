@@ -112,6 +112,10 @@ struct OidcSwitchesBody {
     ignore_max_age: Option<bool>,
     access_token_aud_scopes: Option<bool>,
     no_revocation_endpoint: Option<bool>,
+    end_session_get_only: Option<bool>,
+    revocation_refuses_public_clients: Option<bool>,
+    unknown_refresh_invalid_request: Option<bool>,
+    no_rotation: Option<bool>,
     device_interval_seconds: Option<u64>,
 }
 
@@ -271,7 +275,8 @@ async fn set_oidc_switches(State(state): State<Arc<AppState>>, text: String) -> 
                 "invalid_request",
                 format!(
                     "{e}; send JSON with any of opaque_access_tokens, prompt_none, lenient_offline_access, \
-                     id_token_on_refresh, refresh_expires_in, opaque_refresh_tokens, ignore_max_age, access_token_aud_scopes, no_revocation_endpoint (bool) and \
+                     id_token_on_refresh, refresh_expires_in, opaque_refresh_tokens, ignore_max_age, access_token_aud_scopes, no_revocation_endpoint, \
+                     end_session_get_only, revocation_refuses_public_clients, unknown_refresh_invalid_request, no_rotation (bool) and \
                      device_interval_seconds (N)"
                 ),
             )
@@ -288,6 +293,13 @@ async fn set_oidc_switches(State(state): State<Arc<AppState>>, text: String) -> 
         (b.ignore_max_age, &s.ignore_max_age),
         (b.access_token_aud_scopes, &s.access_token_aud_scopes),
         (b.no_revocation_endpoint, &s.no_revocation_endpoint),
+        (b.end_session_get_only, &s.end_session_get_only),
+        (
+            b.revocation_refuses_public_clients,
+            &s.revocation_refuses_public_clients,
+        ),
+        (b.unknown_refresh_invalid_request, &s.unknown_refresh_invalid_request),
+        (b.no_rotation, &s.no_rotation),
     ] {
         if let Some(v) = value {
             flag.store(v, Ordering::SeqCst);

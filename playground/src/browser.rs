@@ -137,8 +137,13 @@ impl Browser {
     /// submitted, as a browser with scripts on does.
     pub async fn open(&self, url: &str, action: Action<'_>) -> Result<Visit, String> {
         let mut visit = self.go(self.http.get(url), url.to_owned()).await?;
-        if let Some((target, fields)) = auto_submitted_form(&visit.body) {
-            visit = self.go(self.http.post(&target).form(&fields), target.clone()).await?;
+        if let Some((get, target, fields)) = auto_submitted_form(&visit.body) {
+            let request = if get {
+                self.http.get(&target).query(&fields)
+            } else {
+                self.http.post(&target).form(&fields)
+            };
+            visit = self.go(request, target.clone()).await?;
         }
         // At most a sign-in page and then a consent page.
         for _ in 0..2 {
@@ -203,9 +208,12 @@ fn hidden_tx(body: &str) -> Option<String> {
     Some(body[start..start + end].to_owned())
 }
 
-/// The action and hidden fields of a form the page submits by script
-/// (`….submit()`), values unescaped.
-pub fn auto_submitted_form(body: &str) -> Option<(String, Vec<(String, String)>)> {
+/// A form's hidden fields, values unescaped.
+pub type Fields = Vec<(String, String)>;
+
+/// Whether a form the page submits by script (`….submit()`) is a GET, its
+/// action and its hidden fields.
+pub fn auto_submitted_form(body: &str) -> Option<(bool, String, Fields)> {
     if !body.contains(".submit()") {
         return None;
     }
@@ -216,13 +224,15 @@ pub fn auto_submitted_form(body: &str) -> Option<(String, Vec<(String, String)>)
         let start = tag.find(&key)? + key.len();
         Some(unescape(&tag[start..start + tag[start..].find('"')?]))
     };
-    let action = attr(&form[..form.find('>')?], "action")?;
+    let tag = &form[..form.find('>')?];
+    let action = attr(tag, "action")?;
+    let get = attr(tag, "method").is_some_and(|m| m.eq_ignore_ascii_case("get"));
     let fields = form
         .split("<input")
         .skip(1)
         .filter_map(|input| Some((attr(input, "name")?, attr(input, "value")?)))
         .collect();
-    Some((action, fields))
+    Some((get, action, fields))
 }
 
 fn unescape(s: &str) -> String {

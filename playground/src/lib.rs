@@ -59,6 +59,14 @@ pub enum Switch {
     AccessTokenAudScopes,
     /// No revocation endpoint: refresh tokens outlive sign-out.
     NoRevocationEndpoint,
+    /// The end-session endpoint takes GET only: a POST is answered 404 (as at a certified provider).
+    EndSessionGetOnly,
+    /// The revocation endpoint answers a public client (no secret) 401 invalid_client.
+    RevocationRefusesPublicClients,
+    /// A refresh token the provider does not know is answered 400 invalid_request, not invalid_grant.
+    UnknownRefreshInvalidRequest,
+    /// Refresh answers carry no new refresh token: the one presented stays valid.
+    NoRotation,
 }
 
 /// How to start a Playground.
@@ -364,6 +372,10 @@ impl Playground {
             Switch::IgnoreMaxAge => &s.ignore_max_age,
             Switch::AccessTokenAudScopes => &s.access_token_aud_scopes,
             Switch::NoRevocationEndpoint => &s.no_revocation_endpoint,
+            Switch::EndSessionGetOnly => &s.end_session_get_only,
+            Switch::RevocationRefusesPublicClients => &s.revocation_refuses_public_clients,
+            Switch::UnknownRefreshInvalidRequest => &s.unknown_refresh_invalid_request,
+            Switch::NoRotation => &s.no_rotation,
         };
         flag.store(on, Ordering::SeqCst);
     }
@@ -415,6 +427,12 @@ impl Playground {
     /// Offset the Playground's clock (token times, `Date`) by `seconds`.
     pub fn set_clock_offset(&self, seconds: i64) {
         self.state.clock_offset_secs.store(seconds, Ordering::SeqCst);
+    }
+
+    /// Forget every refresh token issued so far (a provider whose token
+    /// store was reset): each is then unknown.
+    pub fn forget_refresh_tokens(&self) {
+        state::lock(&self.state.refresh_index).clear();
     }
 
     /// Make the next refresh answer after `delay`, once.

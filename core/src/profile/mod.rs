@@ -36,6 +36,7 @@
 //! extend_access = "refresh"             # or "reauthenticate"
 //! logout_url = "https://api.transmitsecurity.io/cis/v1/auth/logout"  # optional
 //! end_session_in_browser = true         # optional
+//! end_session_method = "post"           # or "get", for providers that answer a POST with 404
 //! sign_in_timeout_secs = 300            # optional
 //! api_base_url = "https://api.example"  # optional, for `call`
 //! pins = ["sha256/…", "sha256/…"]
@@ -131,10 +132,24 @@ pub struct OidcSettings {
     pub logout_url: Option<reqwest::Url>,
     /// Open the provider's `end_session_endpoint` in the browser at sign-out.
     pub end_session_in_browser: bool,
+    /// How the browser asks for it: a POST keeps the ID token out of URLs;
+    /// some certified providers take only a GET (RP-Initiated Logout 1.0
+    /// requires both, not every provider reads it so).
+    pub end_session_method: EndSessionMethod,
     /// How long to wait for the browser.
     pub sign_in_timeout: Duration,
     /// Where `call` sends API requests with the access token.
     pub api_base_url: Option<reqwest::Url>,
+}
+
+/// How the browser sends the end-session request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EndSessionMethod {
+    /// A form POST from a one-shot loopback page: no token in any URL.
+    Post,
+    /// A form GET from the same page: the ID token is in the provider's URL
+    /// (the browser's history), still never in a command line.
+    Get,
 }
 
 /// The provider's environment; it sets defaults and requirements.

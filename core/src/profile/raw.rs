@@ -49,6 +49,7 @@ pub(super) struct RawProfile {
     pub(super) discovery_url: Option<String>,
     pub(super) logout_url: Option<String>,
     pub(super) end_session_in_browser: Option<bool>,
+    pub(super) end_session_method: Option<String>,
     pub(super) sign_in_timeout_secs: Option<u64>,
     pub(super) api_base_url: Option<String>,
     pub(super) offline_access_prompt: Option<bool>,
@@ -57,7 +58,7 @@ pub(super) struct RawProfile {
 
 /// The fields only one provider kind takes.
 pub(super) const FINHUB_ONLY: [&str; 5] = ["base_url", "backup_urls", "failback_secs", "device_name", "tenant_id"];
-pub(super) const OIDC_ONLY: [&str; 13] = [
+pub(super) const OIDC_ONLY: [&str; 14] = [
     "client_id",
     "client_secret",
     "scopes",
@@ -67,6 +68,7 @@ pub(super) const OIDC_ONLY: [&str; 13] = [
     "discovery_url",
     "logout_url",
     "end_session_in_browser",
+    "end_session_method",
     "sign_in_timeout_secs",
     "api_base_url",
     "offline_access_prompt",
@@ -91,6 +93,7 @@ impl RawProfile {
             "discovery_url" => self.discovery_url.is_some(),
             "logout_url" => self.logout_url.is_some(),
             "end_session_in_browser" => self.end_session_in_browser.is_some(),
+            "end_session_method" => self.end_session_method.is_some(),
             "sign_in_timeout_secs" => self.sign_in_timeout_secs.is_some(),
             "api_base_url" => self.api_base_url.is_some(),
             "offline_access_prompt" => self.offline_access_prompt.is_some(),

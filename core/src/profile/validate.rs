@@ -462,6 +462,7 @@ fn oidc_fields(p: &mut Profile, raw: RawProfile) -> Result<(), ConfigError> {
         discovery_url: discovery_url(name, raw.discovery_url.as_deref(), issuer.0)?,
         logout_url: optional_url(name, "logout_url", raw.logout_url.as_deref())?,
         end_session_in_browser: raw.end_session_in_browser.unwrap_or(true),
+        end_session_method: end_session_method(name, raw.end_session_method.as_deref())?,
         sign_in_timeout: sign_in_timeout(name, raw.sign_in_timeout_secs)?,
         api_base_url,
         client_id,
@@ -529,6 +530,19 @@ fn scopes(name: &str, value: Option<Vec<String>>, extend: ExtendAccess) -> Resul
         scopes.insert(0, "openid".into());
     }
     Ok(scopes)
+}
+
+fn end_session_method(name: &str, value: Option<&str>) -> Result<super::EndSessionMethod, ConfigError> {
+    match value.map(str::to_ascii_lowercase).as_deref() {
+        None | Some("post") => Ok(super::EndSessionMethod::Post),
+        Some("get") => Ok(super::EndSessionMethod::Get),
+        Some(other) => Err(ConfigError::new(
+            name,
+            "end_session_method",
+            format!("unknown method '{other}'"),
+            "use \"post\" (the default) or \"get\" for a provider that answers the sign-out POST with an error",
+        )),
+    }
 }
 
 fn extend_access(name: &str, value: Option<&str>) -> Result<ExtendAccess, ConfigError> {

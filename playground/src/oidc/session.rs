@@ -4,6 +4,7 @@
 use super::token::{session_of, verify_for_any_client};
 use super::{authenticate_client, cookie, invalid_client, page, user_named, SSO_COOKIE};
 use crate::reply::{bearer, oauth_error};
+use crate::state::oidc::Switches;
 use crate::state::{lock, AppState};
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -45,7 +46,11 @@ pub(super) async fn revoke(
     headers: HeaderMap,
     Form(f): Form<HashMap<String, String>>,
 ) -> Response {
-    if authenticate_client(&headers, &f).is_none() {
+    let Some(client) = authenticate_client(&headers, &f) else {
+        return invalid_client();
+    };
+    if client == super::CLIENT_ID && Switches::get(&state.oidc.switches.revocation_refuses_public_clients) {
+        // Some providers revoke only for confidential clients.
         return invalid_client();
     }
     let token = f.get("token").map(String::as_str).unwrap_or_default();
@@ -73,6 +78,10 @@ pub(super) async fn end_session_post(
     headers: HeaderMap,
     Form(f): Form<HashMap<String, String>>,
 ) -> Response {
+    if Switches::get(&state.oidc.switches.end_session_get_only) {
+        // As at a certified provider that reads RP-Initiated Logout as GET only.
+        return StatusCode::NOT_FOUND.into_response();
+    }
     sign_out_browser(&state, &headers, &f)
 }
 

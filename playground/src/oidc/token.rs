@@ -123,6 +123,14 @@ async fn refresh_grant(state: &AppState, refresh: &str, client: &'static str) ->
         let own = |s: &Session| s.oidc.as_ref().is_some_and(|o| o.client_id == client);
         match state.redeem_refresh(&mut sessions, refresh, own) {
             Ok(session) => tokens(state, session, Issue::Refresh { presented: refresh }),
+            // A certified provider's reading: a token it does not know is
+            // a malformed request, not a refused grant.
+            Err(why)
+                if why.starts_with("unknown refresh token")
+                    && Switches::get(&state.oidc.switches.unknown_refresh_invalid_request) =>
+            {
+                oauth_error(StatusCode::BAD_REQUEST, "invalid_request", "Invalid refresh token")
+            }
             Err(why) => invalid_grant(&why),
         }
     };
@@ -261,7 +269,10 @@ fn tokens(state: &AppState, session: &mut Session, issue: Issue) -> Response {
         body["id_token"] = json!(id_token);
         issued.push(id_token);
     }
-    if scope.split(' ').any(|s| s == "offline_access") {
+    // No rotation: a refresh answer carries no refresh token (RFC 6749
+    // section 6: the client keeps the one it has, which stays valid).
+    let rotate = presented.is_none() || !Switches::get(&switches.no_rotation);
+    if rotate && scope.split(' ').any(|s| s == "offline_access") {
         let opaque = Switches::get(&switches.opaque_refresh_tokens);
         let refresh = state.rotate_refresh(session, presented, opaque);
         if Switches::get(&switches.refresh_expires_in) {

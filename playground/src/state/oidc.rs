@@ -142,6 +142,14 @@ pub(crate) struct Switches {
     /// refresh tokens live on after sign-out, as at some certified
     /// providers.
     pub(crate) no_revocation_endpoint: AtomicBool,
+    /// The end-session endpoint takes GET only: a POST is answered 404 (as at a certified provider).
+    pub(crate) end_session_get_only: AtomicBool,
+    /// The revocation endpoint answers a public client (no secret) 401 invalid_client.
+    pub(crate) revocation_refuses_public_clients: AtomicBool,
+    /// A refresh token the provider does not know is answered 400 invalid_request, not invalid_grant.
+    pub(crate) unknown_refresh_invalid_request: AtomicBool,
+    /// Refresh answers carry no new refresh token: the one presented stays valid.
+    pub(crate) no_rotation: AtomicBool,
     /// The polling interval asked of device clients (RFC 8628: 5 s).
     pub(crate) device_interval_secs: AtomicU64,
 }
@@ -158,6 +166,10 @@ pub(crate) struct SwitchesView {
     pub(crate) ignore_max_age: bool,
     pub(crate) access_token_aud_scopes: bool,
     pub(crate) no_revocation_endpoint: bool,
+    pub(crate) end_session_get_only: bool,
+    pub(crate) revocation_refuses_public_clients: bool,
+    pub(crate) unknown_refresh_invalid_request: bool,
+    pub(crate) no_rotation: bool,
     pub(crate) device_interval_seconds: u64,
 }
 
@@ -177,6 +189,10 @@ impl Switches {
             ignore_max_age: Self::get(&self.ignore_max_age),
             access_token_aud_scopes: Self::get(&self.access_token_aud_scopes),
             no_revocation_endpoint: Self::get(&self.no_revocation_endpoint),
+            end_session_get_only: Self::get(&self.end_session_get_only),
+            revocation_refuses_public_clients: Self::get(&self.revocation_refuses_public_clients),
+            unknown_refresh_invalid_request: Self::get(&self.unknown_refresh_invalid_request),
+            no_rotation: Self::get(&self.no_rotation),
             device_interval_seconds: self.device_interval_secs.load(Ordering::SeqCst),
         }
     }

@@ -446,6 +446,23 @@ pub fn page_html(title: &str, text: &str) -> String {
 /// logout request be a POST, which keeps the ID token out of URLs: out of
 /// process command lines, browser history and access logs.
 pub fn post_page(title: &str, text: &str, action: &str, fields: &[(&str, &str)]) -> (String, String) {
+    form_page(title, text, action, "post", fields)
+}
+
+/// As [`post_page`], with a form GET: the fields go into the provider's
+/// URL (and the browser's history), never into a command line. The
+/// action's own query parameters are kept as fields (a GET form replaces
+/// the action's query).
+pub fn get_page(title: &str, text: &str, action: &reqwest::Url, fields: &[(&str, &str)]) -> (String, String) {
+    let mut bare = action.clone();
+    bare.set_query(None);
+    let own: Vec<(String, String)> = action.query_pairs().into_owned().collect();
+    let mut all: Vec<(&str, &str)> = own.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    all.extend_from_slice(fields);
+    form_page(title, text, bare.as_str(), "get", &all)
+}
+
+fn form_page(title: &str, text: &str, action: &str, method: &str, fields: &[(&str, &str)]) -> (String, String) {
     let nonce = super::pkce::random_token();
     let inputs: String = fields
         .iter()
@@ -461,7 +478,7 @@ pub fn post_page(title: &str, text: &str, action: &str, fields: &[(&str, &str)])
         "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
          <title>Session Manager: {t}</title>\
          <style>body{{font:16px/1.5 system-ui,sans-serif;max-width:36em;margin:4em auto;padding:0 1em}}</style></head>\
-         <body><h1>{t}</h1><p>{x}</p><form id=\"f\" method=\"post\" action=\"{a}\">{inputs}<button>Continue</button></form>\
+         <body><h1>{t}</h1><p>{x}</p><form id=\"f\" method=\"{method}\" action=\"{a}\">{inputs}<button>Continue</button></form>\
          <script nonce=\"{nonce}\">document.getElementById('f').submit()</script></body></html>",
         t = html_escape(title),
         x = html_escape(text),

@@ -3,6 +3,7 @@
 
 use super::{loopback, pkce, Discovery, Oidc, SIGN_OUT_PAGE_TIMEOUT};
 use crate::error::Error;
+use crate::profile::EndSessionMethod;
 use crate::provider::opener::Opener;
 use crate::provider::{bearer_header, SessionTokens};
 use crate::token::IdToken;
@@ -100,12 +101,13 @@ impl Oidc {
         let listener = loopback::Loopback::bind(0).await.map_err(|e| e.to_string())?;
         let path = format!("/sign-out/{}", pkce::random_token());
         let url = format!("http://127.0.0.1:{}{path}", listener.port());
-        let (page, csp) = loopback::post_page(
-            "Signing you out",
-            "Session Manager is asking your identity provider to end its session in this browser.",
-            end_session.as_str(),
-            &[("id_token_hint", id_token.expose()), ("client_id", client_id)],
-        );
+        let title = "Signing you out";
+        let text = "Session Manager is asking your identity provider to end its session in this browser.";
+        let fields = [("id_token_hint", id_token.expose()), ("client_id", client_id.as_str())];
+        let (page, csp) = match self.settings().end_session_method {
+            EndSessionMethod::Post => loopback::post_page(title, text, end_session.as_str(), &fields),
+            EndSessionMethod::Get => loopback::get_page(title, text, end_session, &fields),
+        };
         let served = listener.serve_once(path, page, csp, SIGN_OUT_PAGE_TIMEOUT);
         self.pages.lock().unwrap_or_else(|e| e.into_inner()).push(served);
         opener
