@@ -16,9 +16,10 @@ pub const X_SESSION_ID: &str = "X-Session-ID";
 pub const X_CORRELATION_ID: &str = "X-Correlation-ID";
 pub const X_SESSION_ACTIVE: &str = "X-Session-Active";
 pub const X_USER_SESSION_TOKEN: &str = "X-User-Session-Token";
-/// A refresh's key, the same for every attempt with one refresh token: a
-/// provider that honours it answers a repeated attempt (its first answer
-/// was lost) with the same tokens instead of seeing a reuse.
+/// A refresh's key, random, the same for every attempt this process makes
+/// with one refresh token: a provider that honours it answers a repeated
+/// attempt (its first answer was lost) with the same tokens instead of
+/// seeing a reuse; a copy of the token alone does not carry it.
 pub const IDEMPOTENCY_KEY: &str = "Idempotency-Key";
 
 /// A fresh request id (UUID v4).

@@ -39,6 +39,11 @@ pub struct FinHub {
     /// Sent at login so session lists are readable.
     device_name: String,
     endpoints: Arc<Endpoints>,
+    /// The idempotency key of the refresh token last presented (its hash
+    /// and a random key): the same for every attempt this process makes
+    /// with that token, and unknown to anyone holding only a copy of the
+    /// token (a stolen keychain entry still meets reuse detection).
+    idempotency: Arc<std::sync::Mutex<Option<([u8; 32], String)>>>,
 }
 
 /// The login and refresh answer. No `Debug`: it holds tokens (which are
@@ -193,6 +198,23 @@ impl FinHub {
             client,
             endpoints,
             device_name: profile.device_name.clone(),
+            idempotency: Arc::new(std::sync::Mutex::new(None)),
+        }
+    }
+
+    /// The refresh's idempotency key for `refresh`: kept while the same
+    /// token is presented again, a new random one for another token.
+    fn idempotency_key(&self, refresh: &RefreshToken) -> String {
+        use sha2::{Digest, Sha256};
+        let hash: [u8; 32] = Sha256::digest(refresh.expose().as_bytes()).into();
+        let mut slot = self.idempotency.lock().unwrap_or_else(|e| e.into_inner());
+        match &*slot {
+            Some((h, key)) if *h == hash => key.clone(),
+            _ => {
+                let key: String = rand::random::<[u8; 16]>().iter().map(|b| format!("{b:02x}")).collect();
+                *slot = Some((hash, key.clone()));
+                key
+            }
         }
     }
 
@@ -340,7 +362,7 @@ impl Provider for FinHub {
     async fn refresh(&self, refresh: &RefreshToken, flow: &FlowContext) -> Result<Grant, Error> {
         let body = json!({ "refreshToken": refresh.expose() });
         let mut headers = Self::flow_headers(flow);
-        headers.push((headers::IDEMPOTENCY_KEY, plain(&idempotency_key(refresh))));
+        headers.push((headers::IDEMPOTENCY_KEY, plain(&self.idempotency_key(refresh))));
         self.token_call(Call::Refresh, REFRESH_PATH, body, headers).await
     }
 
@@ -378,16 +400,6 @@ impl Provider for FinHub {
 /// server refuses as a bad header.
 fn plain(value: &str) -> HeaderValue {
     HeaderValue::from_str(value).unwrap_or(HeaderValue::from_static(""))
-}
-
-/// The refresh's idempotency key: a hash of the refresh token (never the
-/// token), so every attempt with one token carries the same key.
-fn idempotency_key(refresh: &RefreshToken) -> String {
-    use sha2::{Digest, Sha256};
-    Sha256::digest(refresh.expose().as_bytes())[..16]
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
 }
 
 #[cfg(test)]
