@@ -43,8 +43,11 @@ pub struct FinHub {
     /// and a random key): the same for every attempt this process makes
     /// with that token, and unknown to anyone holding only a copy of the
     /// token (a stolen keychain entry still meets reuse detection).
-    idempotency: Arc<std::sync::Mutex<Option<([u8; 32], String)>>>,
+    idempotency: Arc<std::sync::Mutex<Option<IdempotencyKey>>>,
 }
+
+/// A refresh token's SHA-256 and the random key sent with it.
+type IdempotencyKey = ([u8; 32], String);
 
 /// The login and refresh answer. No `Debug`: it holds tokens (which are
 /// wrapped in their secret types at once).
