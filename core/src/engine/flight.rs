@@ -396,18 +396,8 @@ impl Engine {
     /// it), so this process does.
     async fn ended_elsewhere(&self, lock: &ProcessLock, clear: bool) -> Result<(), Error> {
         let (now, rules) = (self.now(), self.rules());
-        let e = Error::EndedElsewhere("signed out in another process".into());
-        let err = e.clone();
         self.apply(Some(lock), move |st| {
-            let mut c = st.end(
-                Phase::SignedOut,
-                e,
-                AuditEvent::SignedOut {
-                    server_logout: "done by another process".into(),
-                },
-                &rules,
-                now,
-            );
+            let mut c = st.ended_elsewhere(&rules, now);
             c.store = match (clear, st.ended_id) {
                 (true, Some(id)) => super::state::Store::SignOut(id),
                 // Already gone from the keychain.
@@ -416,7 +406,7 @@ impl Engine {
             Ok((c, ()))
         })
         .await?;
-        Err(err)
+        Err(Error::EndedElsewhere("signed out in another process".into()))
     }
 
     /// Re-authenticate mode: a browser sign-in extends the session, silent

@@ -591,30 +591,14 @@ impl Engine {
                 if let Some(id) = signed_out_here {
                     // Signed out in another process that could not clear the
                     // keychain: clear it, end here.
-                    let mut c = st.end(
-                        Phase::SignedOut,
-                        Error::EndedElsewhere("signed out in another process".into()),
-                        AuditEvent::SignedOut {
-                            server_logout: "done by another process".into(),
-                        },
-                        &rules,
-                        now,
-                    );
+                    let mut c = st.ended_elsewhere(&rules, now);
                     c.store = Store::SignOut(id);
                     return Ok((c, ()));
                 }
                 let commit = match (stored, &st.session) {
                     // Signed out in another process.
                     (store::Stored::Nothing, Some(_)) => {
-                        let mut c = st.end(
-                            Phase::SignedOut,
-                            Error::EndedElsewhere("signed out in another process".into()),
-                            AuditEvent::SignedOut {
-                                server_logout: "done by another process".into(),
-                            },
-                            &rules,
-                            now,
-                        );
+                        let mut c = st.ended_elsewhere(&rules, now);
                         c.store = Store::Keep;
                         c
                     }

@@ -571,6 +571,20 @@ impl State {
         }
     }
 
+    /// The session was signed out in another process (which told the
+    /// provider): it ends here too. The caller says what the keychain does.
+    pub fn ended_elsewhere(&mut self, rules: &Rules, now: Timestamp) -> Commit {
+        self.end(
+            Phase::SignedOut,
+            Error::EndedElsewhere("signed out in another process".into()),
+            AuditEvent::SignedOut {
+                server_logout: "done by another process".into(),
+            },
+            rules,
+            now,
+        )
+    }
+
     /// A flight that did not finish (cancelled, panicked) leaves no trace.
     pub fn phase_back_to_active(&mut self) {
         if self.phase == Phase::Refreshing {

@@ -18,7 +18,7 @@ use crate::error::Error;
 use crate::proclock::ProcessLock;
 use crate::provider::SessionTokens;
 use crate::vault::{SessionRecord, Vault, VaultError};
-use crate::view::{Persistence, Phase, SessionView};
+use crate::view::{Persistence, SessionView};
 use std::time::Duration;
 use uuid::Uuid;
 
@@ -201,15 +201,7 @@ impl Engine {
         let tokens = {
             let mut st = self.state();
             let Some(s) = st.session.clone() else { return };
-            let mut c = st.end(
-                Phase::SignedOut,
-                Error::EndedElsewhere("signed out in another process".into()),
-                AuditEvent::SignedOut {
-                    server_logout: "done by another process".into(),
-                },
-                &rules,
-                now,
-            );
+            let mut c = st.ended_elsewhere(&rules, now);
             for r in c.audit.drain(..) {
                 let _ = self.inner.audit.append(&r);
             }
