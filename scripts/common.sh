@@ -5,8 +5,9 @@
 #   Secret Service backend (it talks D-Bus through libdbus);
 # - dbus-daemon, dbus-x11: a private session bus (dbus-run-session);
 # - gnome-keyring: the Secret Service the tests store sessions in;
-# - libsecret-tools: `secret-tool`, to look into the keychain by hand.
-BASE_PACKAGES=(build-essential pkg-config libdbus-1-dev dbus-daemon dbus-x11 gnome-keyring libsecret-tools ca-certificates)
+# - libsecret-tools: `secret-tool`, to look into the keychain by hand;
+# - iproute2: `ip`, with which tests/netns.rs takes a link down and up.
+BASE_PACKAGES=(build-essential pkg-config libdbus-1-dev dbus-daemon dbus-x11 gnome-keyring libsecret-tools ca-certificates iproute2)
 # The desktop app (Tauri v2 on WebKitGTK, tray icon through libayatana).
 # xdg-utils: xdg-open, how OpenID Connect profiles reach the system browser.
 APP_PACKAGES=(libwebkit2gtk-4.1-dev librsvg2-dev libxdo-dev libayatana-appindicator3-dev xdg-utils)

@@ -38,6 +38,7 @@ pub mod engine;
 pub mod error;
 pub mod headers;
 pub mod metrics;
+pub mod netwatch;
 pub mod paths;
 pub mod pin;
 pub mod proclock;

@@ -41,6 +41,13 @@ pub const DEFAULT_API_BODY_LIMIT: u64 = 16 * 1024 * 1024;
 /// How long the TCP connection may take (TLS comes on top, within the
 /// profile's timeout).
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long an idle pooled connection may be reused. Renewals come minutes
+/// apart, so each one opens a fresh connection: one that died silently while
+/// idle (a link that went away, a NAT that forgot it, a laptop that slept)
+/// would otherwise hold the renewal for the whole request timeout before it
+/// could show as offline. A fresh connection to a dead link fails at once
+/// (no route) or within `CONNECT_TIMEOUT`.
+pub const POOL_IDLE: Duration = Duration::from_secs(15);
 /// The default time a request may take from sending to the last byte of the
 /// answer ([`Profile::timeout`]).
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
@@ -418,6 +425,7 @@ impl PinnedClient {
             .https_only(true)
             .redirect(reqwest::redirect::Policy::none())
             .connect_timeout(CONNECT_TIMEOUT)
+            .pool_idle_timeout(POOL_IDLE)
             .timeout(DEFAULT_TIMEOUT)
             .build()
             .map_err(|e| format!("cannot build the HTTP client: {e}"))?;

@@ -93,6 +93,10 @@ pub struct Options {
     /// store (the config's `backup_urls`); `/admin/primary` takes the
     /// primary down and up.
     pub backup: bool,
+    /// Addresses besides 127.0.0.1 that the certificate also names. The
+    /// Playground still listens on 127.0.0.1 only: this is for a forwarder
+    /// on such an address (a test across a network namespace's link).
+    pub extra_addresses: Vec<std::net::IpAddr>,
 }
 
 impl Default for Options {
@@ -108,6 +112,7 @@ impl Default for Options {
             refresh_idle: Duration::from_secs(8 * 3600),
             refresh_absolute: Duration::from_secs(24 * 3600),
             backup: false,
+            extra_addresses: Vec::new(),
         }
     }
 }
@@ -193,7 +198,7 @@ impl Drop for MadeDir {
 impl Playground {
     /// Start a Playground (must be called inside a tokio runtime).
     pub async fn start(options: Options) -> std::io::Result<Self> {
-        let pki = tls::Pki::generate().map_err(std::io::Error::other)?;
+        let pki = tls::Pki::generate(&options.extra_addresses).map_err(std::io::Error::other)?;
         let (dir, made_dir) = match &options.dir {
             Some(d) => {
                 std::fs::create_dir_all(d)?;

@@ -27,7 +27,8 @@ pub fn pin(spki_der: &[u8]) -> String {
 }
 
 impl Pki {
-    pub fn generate() -> Result<Self, rcgen::Error> {
+    /// `extra`: addresses the leaf names besides 127.0.0.1.
+    pub fn generate(extra: &[std::net::IpAddr]) -> Result<Self, rcgen::Error> {
         let ca_key = KeyPair::generate()?;
         let mut ca = CertificateParams::new(Vec::<String>::new())?;
         ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
@@ -43,6 +44,8 @@ impl Pki {
         let mut leaf = CertificateParams::new(vec!["localhost".to_owned()])?;
         leaf.subject_alt_names
             .push(SanType::IpAddress(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST)));
+        leaf.subject_alt_names
+            .extend(extra.iter().map(|ip| SanType::IpAddress(*ip)));
         leaf.distinguished_name
             .push(DnType::CommonName, "Session Manager Playground");
         leaf.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];

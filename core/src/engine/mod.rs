@@ -305,14 +305,34 @@ impl Engine {
 
     /// Start renewing in the background; stops when the guard drops. Besides
     /// its wall-clock timer, the scheduler also wakes on logind's resume
-    /// signal where the system bus has one.
+    /// signal where the system bus has one, and on the network coming back.
     pub fn start(&self) -> SchedulerGuard {
         self.start_with(Some(SleepBus::System))
     }
 
     /// [`Engine::start`], hearing resumes on `sleep_bus` (or on no bus).
     pub fn start_with(&self, sleep_bus: Option<SleepBus>) -> SchedulerGuard {
-        scheduler::spawn(self.clone(), sleep_bus.and_then(crate::resume::resumes))
+        scheduler::spawn(
+            self.clone(),
+            sleep_bus.and_then(crate::resume::resumes),
+            crate::netwatch::changes(),
+        )
+    }
+
+    /// The network may be back: a session retrying after a passing failure
+    /// tries again now instead of at the end of its backoff (the attempt
+    /// count stays, so if it fails the next wait is as long as it would have
+    /// been). Nothing else changes: news from the network never ends a
+    /// session.
+    pub(crate) fn network_changed(&self) {
+        let now = self.now();
+        let mut st = self.state();
+        // `last_failure` is set only while retrying (not after a refusal or
+        // a misconfiguration, which no network change mends).
+        let retrying = st.session.is_some() && st.last_failure.is_some();
+        if retrying && st.next_refresh_at.is_some_and(|at| at > now) {
+            st.next_refresh_at = Some(now);
+        }
     }
 
     fn state(&self) -> std::sync::MutexGuard<'_, State> {

@@ -4,7 +4,9 @@
 //! It is a loop over `select!` of the wall-clock sleep until the next
 //! deadline ([`crate::clock::Clock::sleep_until`], which also returns when
 //! the clock jumps or the machine resumes), logind's resume signal
-//! ([`crate::resume`]), a wake-up [`tokio::sync::Notify`]
+//! ([`crate::resume`]), the network coming back ([`crate::netwatch`]: a
+//! session retrying after "offline" tries again at once), a wake-up
+//! [`tokio::sync::Notify`]
 //! (every commit rings it, since a commit may move the deadline), the
 //! keychain's change notices from other processes, and a stop signal. While
 //! a session waits for its renewal time it does not wake at all.
@@ -46,7 +48,11 @@ impl Drop for SchedulerGuard {
 /// holds a weak reference, so when the last [`Engine`] handle goes the
 /// engine goes at once (its audit log writing its queue), not whenever
 /// the task next runs, which may be after its data directory was removed.
-pub(super) fn spawn(engine: Engine, mut resumes: Option<watch::Receiver<u64>>) -> SchedulerGuard {
+pub(super) fn spawn(
+    engine: Engine,
+    mut resumes: Option<watch::Receiver<u64>>,
+    mut network: Option<watch::Receiver<u64>>,
+) -> SchedulerGuard {
     let (stop, mut stopped) = watch::channel(false);
     let mut changes = engine.inner.beacon.watch();
     let wake = engine.inner.wake.clone();
@@ -123,7 +129,22 @@ pub(super) fn spawn(engine: Engine, mut resumes: Option<watch::Receiver<u64>>) -
                     None => std::future::pending().await,
                 }
             };
+            let network_back = async {
+                match network.as_mut() {
+                    Some(r) => {
+                        if r.changed().await.is_err() {
+                            network = None;
+                        }
+                    }
+                    None => std::future::pending().await,
+                }
+            };
             tokio::select! {
+                _ = network_back => {
+                    if let Some(inner) = weak.upgrade() {
+                        Engine { inner }.network_changed();
+                    }
+                }
                 _ = sleep => {
                     if probe {
                         if let Some(inner) = weak.upgrade() {
