@@ -1,6 +1,6 @@
 // The UI: renders SessionViews it is given, forwards clicks to commands.
 // It holds no token and no session logic beyond the countdown.
-import { errorText, STATE_TEXT, POLICY_TEXT, remainingMs, fractionLeft, barStep, formatCountdown, clockTime, whenTime, takesOver, nextRefreshText, idleWarning, linePoints, barRects, screenFor, endedNotice, sessionErrorOf } from './render.js';
+import { errorText, STATE_TEXT, headlineOf, POLICY_TEXT, remainingMs, fractionLeft, barStep, formatCountdown, clockTime, whenTime, takesOver, nextRefreshText, idleWarning, linePoints, barRects, screenFor, endedNotice, sessionErrorOf } from './render.js';
 
 const { invoke } = window.__TAURI__.core;
 const { listen } = window.__TAURI__.event;
@@ -74,7 +74,7 @@ function render() {
   renderSession(screen === 'session');
   tick();
   const inSession = screen === 'session';
-  announce(`${STATE_TEXT[view.state]}${inSession ? `, ${Math.ceil(remainingMs(view, Date.now()) / 60000)} minutes left` : ''}`);
+  announce(`${headlineOf(view).text}${inSession ? `, ${Math.ceil(remainingMs(view, Date.now()) / 60000)} minutes left` : ''}`);
 }
 
 function renderHeader() {
@@ -111,9 +111,11 @@ function renderSignIn() {
 /** The session screen: its facts, then its banners. */
 function renderSession(inSession) {
   const browser = view.sign_in_method === 'browser';
+  // The engine's headline: the same words as the tray and `sessionctl status`.
+  const headline = headlineOf(view);
   const badge = $('state-badge');
-  badge.textContent = STATE_TEXT[view.state] || view.state;
-  badge.className = `state ${view.state}`;
+  badge.textContent = headline.text;
+  badge.className = `state ${view.state} tone-${headline.tone}`;
   $('user-value').textContent = view.user || '—';
   $('name-value').textContent = [view.name, view.email && `<${view.email}>`].filter(Boolean).join(' ') || '—';
   // FinHub has customers and tenants; OpenID Connect has names and emails.
@@ -186,7 +188,7 @@ function tick() {
   }
   // Announce whole minutes only.
   const minutes = Math.ceil(left / 60000);
-  if (left > 0 && left % 60000 > 59000) announce(`${STATE_TEXT[view.state]}, ${minutes} minutes left`);
+  if (left > 0 && left % 60000 > 59000) announce(`${headlineOf(view).text}, ${minutes} minutes left`);
   timer = setTimeout(tick, 1000 - (now % 1000) + 5);
 }
 document.addEventListener('visibilitychange', () => { if (document.hidden) clearTimeout(timer); else tick(); });

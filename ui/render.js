@@ -45,6 +45,12 @@ export const STATE_TEXT = {
   refreshing: 'Refreshing…', expired: 'Expired', revoked: 'Revoked',
 };
 
+/** The engine's headline ({tone, text}), or the phase's name from a view without one. */
+export function headlineOf(view) {
+  if (view && view.headline && view.headline.text) return view.headline;
+  return { tone: 'neutral', text: (view && (STATE_TEXT[view.state] || view.state)) || '' };
+}
+
 /** Milliseconds left, with "now" corrected to the provider's clock. */
 export function remainingMs(view, nowMs) {
   if (!view || !view.expires_at) return 0;

@@ -1,7 +1,7 @@
 //! The one serializable picture of a session. It carries no token.
 
 use crate::clock::Timestamp;
-use crate::error::ErrorInfo;
+use crate::error::{ErrorCode, ErrorInfo};
 pub use crate::profile::ExtendAccess;
 use serde::{Deserialize, Serialize};
 
@@ -108,11 +108,219 @@ pub struct SessionView {
     /// Re-authenticate mode: the session could not be extended silently, so
     /// the person must sign in again before `expires_at`.
     pub reauth_needed: bool,
+    /// How renewal stands: on schedule, retrying after a failure that may
+    /// pass (offline, or the provider not answering with tokens), or stopped
+    /// until someone fixes the profile. See [`SessionView::headline`].
+    pub renewal: Renewal,
+    /// Why the last session ended, once it has (`Expired`, `Revoked`, or
+    /// `SignedOut` after a session).
+    pub ended_because: Option<EndReason>,
+    /// The one line every front shows for this view (the window's state,
+    /// the tray, `sessionctl status`), times in this machine's local time.
+    pub headline: Headline,
     /// Why this session cannot be renewed although its policy is to renew
     /// with a refresh token: the provider granted none. It says what was
     /// granted, that the session ends with its access token, and how to fix
     /// the profile.
     pub renewal_notice: Option<String>,
+}
+
+/// How renewal stands.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Renewal {
+    /// Nothing to renew, or renewing on schedule.
+    OnSchedule,
+    /// The last attempt failed for a reason that may pass; the session and
+    /// its refresh token are kept and the next attempt is at `next_attempt`
+    /// (sooner if the network comes back). `offline`: the provider could
+    /// not be reached at all (no network, a timeout, TLS cut short or
+    /// intercepted, as behind a captive portal). Otherwise it was reached
+    /// but did not answer with tokens; `reason` says how, for people.
+    Retrying {
+        offline: bool,
+        reason: String,
+        code: ErrorCode,
+        next_attempt: Option<Timestamp>,
+    },
+    /// No more attempts until the profile or the provider's client settings
+    /// are fixed (`reason` says what to fix); the session lasts until its
+    /// access token ends, and nothing is deleted.
+    Stopped { reason: String, code: ErrorCode },
+    /// The session cannot be extended without the person: sign in again
+    /// before it ends.
+    SignInNeeded,
+}
+
+/// Why a session ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EndReason {
+    /// The provider revoked it (or detected a reused refresh token).
+    Revoked,
+    /// The provider no longer accepts its refresh token.
+    Refused,
+    /// The refresh token's lifetime, as the provider stated it, has passed.
+    RefreshTokenExpired,
+    /// The profile's idle timeout.
+    Idle,
+    /// The profile's absolute limit.
+    Absolute,
+    /// The person signed out here.
+    SignedOut,
+    /// The person signed out in another process (the app, `sessionctl`).
+    SignedOutElsewhere,
+    /// A token the provider sent failed a security check, so the session
+    /// was ended rather than trusted.
+    CheckFailed,
+}
+
+impl EndReason {
+    /// The sentence people see.
+    pub fn text(self) -> &'static str {
+        match self {
+            EndReason::Revoked => "Ended by the provider",
+            EndReason::Refused => "Ended by the provider: it no longer accepts this session",
+            EndReason::RefreshTokenExpired => "Ended: the provider's time limit for this session has passed",
+            EndReason::Idle => "Ended: idle for longer than the profile allows",
+            EndReason::Absolute => "Ended: the profile's time limit was reached",
+            EndReason::SignedOut => "Signed out",
+            EndReason::SignedOutElsewhere => "Signed out in another window or terminal",
+            EndReason::CheckFailed => "Ended: the provider's new token failed a security check",
+        }
+    }
+}
+
+/// How a headline should look.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Tone {
+    /// Active and renewing on schedule.
+    Good,
+    /// Working on it, or waiting for something (offline, retrying, signing in).
+    Attention,
+    /// Renewal stopped, or the session ended other than by the person.
+    Bad,
+    /// Nothing going on (signed out).
+    Neutral,
+}
+
+/// One line that says how the session is: what the window's state badge,
+/// the tray and `sessionctl status` show.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Headline {
+    pub tone: Tone,
+    pub text: String,
+}
+
+impl SessionView {
+    /// The headline, with times written by `time` (local clock time, say).
+    pub fn headline(&self, time: impl Fn(Timestamp) -> String) -> Headline {
+        let (tone, text) = match self.state {
+            Phase::SigningIn => (Tone::Attention, "Signing in…".to_owned()),
+            Phase::SignedOut | Phase::Expired | Phase::Revoked => match self.ended_because {
+                None | Some(EndReason::SignedOut) => (Tone::Neutral, "Signed out".to_owned()),
+                Some(EndReason::SignedOutElsewhere) => (Tone::Neutral, EndReason::SignedOutElsewhere.text().to_owned()),
+                Some(r) => (Tone::Bad, r.text().to_owned()),
+            },
+            Phase::Active | Phase::Refreshing => match &self.renewal {
+                Renewal::SignInNeeded => (
+                    Tone::Attention,
+                    match self.expires_at {
+                        Some(at) => format!("Sign in again by {}", time(at)),
+                        None => "Sign in again".to_owned(),
+                    },
+                ),
+                Renewal::Stopped { reason, .. } => (Tone::Bad, format!("Can't renew: {reason}")),
+                Renewal::Retrying {
+                    offline, next_attempt, ..
+                } if *offline => (
+                    Tone::Attention,
+                    match next_attempt {
+                        Some(at) if self.state == Phase::Active => format!("Offline, retrying at {}", time(*at)),
+                        _ => "Offline, retrying".to_owned(),
+                    },
+                ),
+                Renewal::Retrying {
+                    reason, next_attempt, ..
+                } => (
+                    Tone::Attention,
+                    match next_attempt {
+                        Some(at) if self.state == Phase::Active => {
+                            format!("Can't renew: {reason}, retrying at {}", time(*at))
+                        }
+                        _ => format!("Can't renew: {reason}, retrying"),
+                    },
+                ),
+                Renewal::OnSchedule if self.state == Phase::Refreshing => (Tone::Good, "Renewing…".to_owned()),
+                Renewal::OnSchedule => (Tone::Good, "Active".to_owned()),
+            },
+        };
+        Headline { tone, text }
+    }
+}
+
+/// A time as the headline writes it: `14:02` today, `Tue 8 Dec 14:02`
+/// another day (this machine's local time).
+pub fn local_clock_time(at: Timestamp, now: Timestamp) -> String {
+    let (at, now) = (at.with_timezone(&chrono::Local), now.with_timezone(&chrono::Local));
+    if at.date_naive() == now.date_naive() {
+        at.format("%H:%M").to_string()
+    } else {
+        at.format("%a %-d %b %H:%M").to_string()
+    }
+}
+
+/// How renewal stands after a failed attempt `error` that is retried:
+/// whether it means offline, and the reason for people.
+pub(crate) fn retrying(error: &crate::error::Error, next_attempt: Option<Timestamp>) -> Renewal {
+    use crate::error::Error;
+    let offline = matches!(
+        error,
+        Error::Network { .. } | Error::ConnectionLost { .. } | Error::Timeout { .. } | Error::Tls { .. }
+    );
+    let reason = match error {
+        Error::PinMismatch { .. } => {
+            "the server's certificate does not match the pinned keys (the connection may be intercepted)".to_owned()
+        }
+        Error::Server { status: 429, .. } => "the provider asks to slow down (429)".to_owned(),
+        Error::Server { status, .. } if *status >= 500 => format!("the provider reported a problem ({status})"),
+        Error::Server { status, .. } => format!("the provider answered {status}"),
+        Error::Protocol(_) | Error::ResponseTooLarge { .. } => {
+            "the answer was not the provider's (a captive portal or a proxy may be in the way)".to_owned()
+        }
+        Error::Token(_) => "the provider's new token failed a time check (a clock may be off)".to_owned(),
+        Error::Vault(_) => "the keychain is locked or unavailable".to_owned(),
+        Error::Lock(_) => "another process holds the session lock".to_owned(),
+        _ if offline => "the provider cannot be reached".to_owned(),
+        other => other.to_string(),
+    };
+    Renewal::Retrying {
+        offline,
+        reason,
+        code: error.code(),
+        next_attempt,
+    }
+}
+
+/// What to fix when renewing stopped because of `error` (a configuration
+/// error: the client or the profile, not the refresh token).
+pub(crate) fn stopped(error: &crate::error::Error) -> Renewal {
+    use crate::error::Error;
+    let reason = match error {
+        Error::Authorization { error: e, .. } => match e.as_str() {
+            "invalid_client" => "the provider does not accept this client: check the profile's client_id and that the client is registered at the provider as a public client".to_owned(),
+            "unauthorized_client" => "this client may not use refresh tokens at the provider: allow the refresh_token grant for it, or set extend_access = \"reauthenticate\"".to_owned(),
+            "unsupported_grant_type" => "the provider does not offer refresh tokens to this client: set extend_access = \"reauthenticate\"".to_owned(),
+            "invalid_scope" => "the provider refuses the scopes the session was granted: check the profile's scopes".to_owned(),
+            other => format!("the provider refused the client ({other})"),
+        },
+        other => other.to_string(),
+    };
+    Renewal::Stopped {
+        reason,
+        code: error.code(),
+    }
 }
 
 /// How a profile signs in.

@@ -35,6 +35,7 @@ pub fn print_view(view: &SessionView, json: bool) {
         view.profile, view.environment, view.provider
     );
     println!("State        : {state}");
+    println!("Status       : {}", view.headline.text);
     if let Some(user) = &view.user {
         println!("User         : {user}");
     }
@@ -74,6 +75,12 @@ pub fn print_view(view: &SessionView, json: bool) {
         }
         if view.offline {
             println!("Connection   : offline, retrying (the session token has expired; it is renewed as soon as the provider answers)");
+        }
+        if let session_core::view::Renewal::Retrying { next_attempt, .. } = &view.renewal {
+            println!(
+                "Next attempt : {} (sooner when the network comes back)",
+                when(*next_attempt, now)
+            );
         }
         match view.extend_access {
             ExtendAccess::Refresh => {

@@ -594,6 +594,12 @@ mod tests {
             email: None,
             browser: None,
             reauth_needed: false,
+            renewal: session_core::view::Renewal::OnSchedule,
+            ended_because: None,
+            headline: session_core::view::Headline {
+                tone: session_core::view::Tone::Good,
+                text: "Active".into(),
+            },
             renewal_notice: None,
         }
     }

@@ -2,28 +2,29 @@
 //! when a session is about to expire and renewing it fails.
 
 use crate::backend::{expiry_warning, Backend};
-use session_core::{Phase, SessionView};
+use session_core::view::Tone;
+use session_core::SessionView;
 use std::sync::{Arc, Mutex};
 use tauri::menu::{Menu, MenuItem, PredefinedMenuItem};
 use tauri::tray::TrayIconBuilder;
 use tauri::{AppHandle, Manager, Runtime};
 
-/// The tray's status line for a view.
+/// The tray's status line for a view: the engine's headline (what the
+/// window and `sessionctl status` say), and the access token's time left
+/// while all is well.
 pub fn status_line(view: &SessionView, now: chrono::DateTime<chrono::Utc>) -> String {
-    let state = match view.state {
-        Phase::SignedOut => "Signed out",
-        Phase::SigningIn => "Signing in…",
-        Phase::Active => "Active",
-        Phase::Refreshing => "Refreshing…",
-        Phase::Expired => "Expired",
-        Phase::Revoked => "Revoked",
-    };
-    match (view.state.has_session(), view.expires_at) {
-        (true, Some(exp)) => {
+    match (view.headline.tone, view.expires_at) {
+        (Tone::Good, Some(exp)) if view.state.has_session() => {
             let left = (exp - now).num_seconds().max(0);
-            format!("{} · {state} · {}:{:02} left", view.profile, left / 60, left % 60)
+            format!(
+                "{} · {} · {}:{:02} left",
+                view.profile,
+                view.headline.text,
+                left / 60,
+                left % 60
+            )
         }
-        _ => format!("{} · {state}", view.profile),
+        _ => format!("{} · {}", view.profile, view.headline.text),
     }
 }
 

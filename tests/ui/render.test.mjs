@@ -2,7 +2,7 @@
 // runs them). No DOM, no IPC.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { takesOver, formatCountdown, remainingMs, fractionLeft, barStep, whenTime, clockTime, errorText, nextRefreshText, idleWarning, linePoints, barRects, screenFor, endedNotice, sessionErrorOf } from '../../ui/render.js';
+import { takesOver, headlineOf, formatCountdown, remainingMs, fractionLeft, barStep, whenTime, clockTime, errorText, nextRefreshText, idleWarning, linePoints, barRects, screenFor, endedNotice, sessionErrorOf } from '../../ui/render.js';
 
 const v = (profile, seq, extra = {}) => ({ profile, seq, ...extra });
 
@@ -100,4 +100,11 @@ test('the lifetime bar moves in whole 1 % steps, whatever the input', () => {
   const steps = new Set();
   for (let s = 0; s <= 60; s++) steps.add(barStep((1800 - s) / 1800));
   assert.ok(steps.size <= 5, `${steps.size} distinct steps in a minute`);
+});
+
+test('the badge says what the engine says, and falls back to the phase', () => {
+  const retrying = { state: 'active', headline: { tone: 'attention', text: 'Offline, retrying at 14:02' } };
+  assert.deepEqual(headlineOf(retrying), { tone: 'attention', text: 'Offline, retrying at 14:02' });
+  assert.deepEqual(headlineOf({ state: 'active' }), { tone: 'neutral', text: 'Active' });
+  assert.deepEqual(headlineOf({ state: 'expired', headline: { tone: 'bad', text: '' } }), { tone: 'neutral', text: 'Expired' });
 });

@@ -346,6 +346,7 @@ impl Engine {
                             now,
                         );
                         c.audit.splice(0..0, super::state::failure_records(st, &e, &rules, now));
+                        st.end_reason = Some(crate::view::EndReason::CheckFailed);
                         Ok((c, ()))
                     })
                     .await;

@@ -371,7 +371,7 @@ impl Engine {
         let p = &self.inner.profile;
         let s = st.session.as_ref();
         let now = self.now();
-        SessionView {
+        let mut view = SessionView {
             seq: st.seq,
             profile: p.name.clone(),
             environment: p.environment.as_str().to_owned(),
@@ -407,13 +407,27 @@ impl Engine {
             email: s.and_then(|s| s.email.clone()),
             browser: st.browser.clone(),
             reauth_needed: s.is_some() && st.reauth_needed,
+            renewal: match (s, &st.stopped_by, &st.last_failure) {
+                (None, _, _) => crate::view::Renewal::OnSchedule,
+                (Some(_), _, _) if st.reauth_needed => crate::view::Renewal::SignInNeeded,
+                (Some(_), Some(e), _) => crate::view::stopped(e),
+                (Some(_), None, Some(e)) => crate::view::retrying(e, st.next_refresh_at),
+                (Some(_), None, None) => crate::view::Renewal::OnSchedule,
+            },
+            ended_because: s.is_none().then_some(st.end_reason).flatten(),
+            headline: crate::view::Headline {
+                tone: crate::view::Tone::Neutral,
+                text: String::new(),
+            },
             renewal_notice: s
                 .filter(|s| s.refresh.is_none() && self.policy() == ExtendAccess::Refresh)
                 .map(|s| {
                     let oidc = p.oidc.as_ref().map(|o| (o.scopes.as_slice(), o.offline_access_prompt));
                     crate::view::no_refresh_notice(oidc, s.scope.as_deref())
                 }),
-        }
+        };
+        view.headline = view.headline(|at| crate::view::local_clock_time(at, now));
+        view
     }
 
     /// What the scheduler should do now.
@@ -513,7 +527,11 @@ impl Engine {
         let reason = event.describe();
         let record = self.state().record(&rules, self.now(), event);
         let _ = self.inner.audit.append(&record);
-        let _ = self.sign_out_with(Some(Error::TimedOut(reason))).await;
+        let why = match kind {
+            state::TimeoutKind::Idle => crate::view::EndReason::Idle,
+            state::TimeoutKind::Absolute => crate::view::EndReason::Absolute,
+        };
+        let _ = self.sign_out_with(Some((Error::TimedOut(reason), why))).await;
     }
 
     /// End a session that can no longer be renewed and whose token expired.
@@ -974,7 +992,7 @@ impl Engine {
     /// Signed out) or the engine's (`Some`: the view goes to Expired with
     /// that reason, in the same commit, so no view in between says
     /// "signed out" without why).
-    async fn sign_out_with(&self, why: Option<Error>) -> Result<SignOutReport, Error> {
+    async fn sign_out_with(&self, why: Option<(Error, crate::view::EndReason)>) -> Result<SignOutReport, Error> {
         self.cancel_browser();
         // Memory first: from here on every operation sees no session.
         let ended = {
@@ -985,14 +1003,18 @@ impl Engine {
             st.retry_attempt = 0;
             st.last_failure = None;
             match why {
-                Some(error) => {
+                Some((error, reason)) => {
                     st.phase = Phase::Expired;
                     st.last_error = Some(error.info());
                     st.ended = Some(error);
+                    st.end_reason = Some(reason);
                 }
                 None => {
                     st.phase = Phase::SignedOut;
                     st.last_error = None;
+                    if session.is_some() {
+                        st.end_reason = Some(crate::view::EndReason::SignedOut);
+                    }
                 }
             }
             st.reauth_needed = false;

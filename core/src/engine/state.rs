@@ -131,8 +131,10 @@ pub(super) struct State {
     /// Renewing failed because the client or profile is misconfigured
     /// (`invalid_client`, …): no more attempts until the person acts; the
     /// session and its refresh token are kept until the refresh token's
-    /// stated end (see `renewal_step`).
-    pub stop_renewing: bool,
+    /// stated end (see `renewal_step`). The error that stopped it.
+    pub stopped_by: Option<Error>,
+    /// Why the last session ended (with `ended`, which says it in words).
+    pub end_reason: Option<crate::view::EndReason>,
     /// Tokens a renewal of session `Uuid` brought back after that session
     /// ended here, while its sign-out waited for the renewal: the sign-out
     /// revokes them.
@@ -189,7 +191,8 @@ impl State {
             ended: None,
             browser: None,
             reauth_needed: false,
-            stop_renewing: false,
+            stopped_by: None,
+            end_reason: None,
             superseded: None,
             awaiting_flight: None,
             in_keychain: false,
@@ -234,7 +237,7 @@ impl State {
     /// Whether the session can be renewed at all.
     fn renewable(&self, rules: &Rules) -> bool {
         let Some(s) = &self.session else { return false };
-        if self.stop_renewing || self.reauth_needed {
+        if self.stopped_by.is_some() || self.reauth_needed {
             return false;
         }
         if rules.refresh_policy {
@@ -318,7 +321,7 @@ impl State {
         // whatever the retries: after one last attempt.
         let dead_at = s.renewable_until.map(|until| until.max(s.expires_at));
         let dead = dead_at.is_some_and(|d| provider_now >= d);
-        if self.stop_renewing && rules.refresh_policy && s.refresh.is_some() {
+        if self.stopped_by.is_some() && rules.refresh_policy && s.refresh.is_some() {
             // A misconfigured client: no attempts until the person acts, and
             // the refresh token is kept for then, as long as it may live.
             return match dead_at {
@@ -442,8 +445,9 @@ impl State {
         self.generation += 1;
         self.browser = None;
         self.reauth_needed = false;
-        self.stop_renewing = false;
+        self.stopped_by = None;
         self.ended = None;
+        self.end_reason = None;
         self.last_error = None;
         if matches!(arrival, Arrival::Refreshed | Arrival::Reauthenticated { .. }) {
             self.last_refresh = Some(RefreshOutcome { at: now, ok: true });
@@ -529,7 +533,7 @@ impl State {
         if reauth {
             self.reauth_needed = true;
         } else {
-            self.stop_renewing = true;
+            self.stopped_by = Some(error.clone());
         }
         self.next_refresh_at = None;
         self.last_error = Some(error.info());
@@ -558,9 +562,10 @@ impl State {
         self.last_failure = None;
         self.browser = None;
         self.reauth_needed = false;
-        self.stop_renewing = false;
+        self.stopped_by = None;
         self.last_error =
             (phase != Phase::SignedOut || matches!(error, Error::EndedElsewhere(_))).then(|| error.info());
+        self.end_reason = Some(end_reason_of(phase, &error));
         self.ended = Some(error);
         Commit {
             store: Store::Forget {
@@ -594,6 +599,21 @@ impl State {
                 Phase::SignedOut
             };
         }
+    }
+}
+
+/// Why a session ended, from the phase it ended in and the error that says
+/// why (the idle and absolute timeouts, and checks that failed, are set
+/// where they happen).
+pub(crate) fn end_reason_of(phase: Phase, error: &Error) -> crate::view::EndReason {
+    use crate::view::EndReason;
+    match error {
+        Error::Revoked(_) => EndReason::Revoked,
+        Error::RefreshRefused(_) => EndReason::Refused,
+        Error::Expired(_) => EndReason::RefreshTokenExpired,
+        Error::EndedElsewhere(_) => EndReason::SignedOutElsewhere,
+        _ if phase == Phase::SignedOut => EndReason::SignedOut,
+        _ => EndReason::CheckFailed,
     }
 }
 

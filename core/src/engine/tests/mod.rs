@@ -1597,4 +1597,5 @@ async fn a_forward_jump_past_renewable_until_asks_the_provider_once() {
     assert_eq!(rig.engine.view().state, Phase::Expired);
 }
 
+mod headline;
 mod processes;
