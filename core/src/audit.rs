@@ -37,7 +37,13 @@ pub enum AuditEvent {
         code: String,
         attempt: u32,
     },
-    SessionExpired,
+    /// The session ended without the person: its refresh token's time ran
+    /// out, or the provider refused it. `reason` says which (empty in
+    /// records written before it was kept).
+    SessionExpired {
+        #[serde(default)]
+        reason: String,
+    },
     SessionRevoked {
         reason: String,
     },
@@ -132,7 +138,8 @@ impl AuditEvent {
             ),
             AuditEvent::SessionAdopted => "Took over a refresh made by another process".into(),
             AuditEvent::RefreshFailed { reason, attempt, .. } => format!("Refresh attempt {attempt} failed: {reason}"),
-            AuditEvent::SessionExpired => "Session expired".into(),
+            AuditEvent::SessionExpired { reason } if reason.is_empty() => "Session expired".into(),
+            AuditEvent::SessionExpired { reason } => format!("Session expired: {reason}"),
             AuditEvent::SessionRevoked { reason } => format!("Session revoked: {reason}"),
             AuditEvent::SignedOut { server_logout } => {
                 format!("Signed out (server logout: {server_logout})")

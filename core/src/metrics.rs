@@ -116,7 +116,7 @@ pub fn compute(records: &[AuditRecord], now: Timestamp) -> Metrics {
                 s.location = Some(format!("{city}, {country}"));
             }
             AuditEvent::SignedOut { .. }
-            | AuditEvent::SessionExpired
+            | AuditEvent::SessionExpired { .. }
             | AuditEvent::SessionRevoked { .. }
             | AuditEvent::SessionTimedOut { .. }
                 if s.ended.is_none() =>
@@ -125,7 +125,7 @@ pub fn compute(records: &[AuditRecord], now: Timestamp) -> Metrics {
                 s.end = Some(
                     match &r.event {
                         AuditEvent::SignedOut { .. } => "signed_out",
-                        AuditEvent::SessionExpired => "expired",
+                        AuditEvent::SessionExpired { .. } => "expired",
                         AuditEvent::SessionRevoked { .. } => "revoked",
                         _ => "timed_out",
                     }

@@ -566,16 +566,11 @@ impl Engine {
                     Some(e) => format!("{at}, and it could not be renewed: {e}"),
                     None => at,
                 };
-                Ok((
-                    st.end(
-                        Phase::Expired,
-                        Error::Expired(reason),
-                        AuditEvent::SessionExpired,
-                        &rules,
-                        now,
-                    ),
-                    (),
-                ))
+                let error = Error::Expired(reason);
+                let event = AuditEvent::SessionExpired {
+                    reason: error.to_string(),
+                };
+                Ok((st.end(Phase::Expired, error, event, &rules, now), ()))
             })
             .await;
     }
@@ -776,7 +771,7 @@ impl Engine {
             }
             if let Some((phase, e)) = ended {
                 let event = match phase {
-                    Phase::Expired => AuditEvent::SessionExpired,
+                    Phase::Expired => AuditEvent::SessionExpired { reason: e.to_string() },
                     _ => AuditEvent::ValidationFailed { check: e.to_string() },
                 };
                 c = st.end(phase, e, event, &rules, now);

@@ -787,7 +787,7 @@ mod tests {
         let c = st.end(
             Phase::Expired,
             Error::Expired("now".into()),
-            AuditEvent::SessionExpired,
+            AuditEvent::SessionExpired { reason: "now".into() },
             &rules(),
             now,
         );

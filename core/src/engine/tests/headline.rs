@@ -123,8 +123,16 @@ async fn a_revocation_reads_ended_by_the_provider() {
 
 #[tokio::test(start_paused = true)]
 async fn a_refused_refresh_token_and_a_sign_out_say_so() {
-    let (_rig, view) = failing_with(Error::RefreshRefused("invalid_grant".into())).await;
+    let (refused, view) = failing_with(Error::RefreshRefused("invalid_grant".into())).await;
     assert_eq!(view.ended_because, Some(EndReason::Refused));
+    // The audit log says why, too.
+    assert!(
+        events(&refused.engine)
+            .iter()
+            .any(|e| matches!(e, AuditEvent::SessionExpired { reason } if reason.contains("refused its refresh token"))),
+        "{:?}",
+        events(&refused.engine)
+    );
     assert!(
         view.headline.text.starts_with("Ended by the provider"),
         "{}",
