@@ -534,3 +534,46 @@ async fn a_provider_that_does_not_rotate_keeps_the_session_on_its_one_refresh_to
     assert_eq!(v.refresh_count, 3);
     assert!(pg.sessions().iter().all(|s| !s.revoked));
 }
+
+/// A provider that matches the redirect URI exactly, port included (one
+/// registered loopback port, not RFC 8252's any port): the default profile
+/// (any free port) lands on the provider's "not registered" page; with
+/// `redirect_port` set to the registered port it signs in, renews and signs
+/// out.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_provider_that_matches_the_redirect_port_exactly_needs_redirect_port() {
+    let pg = playground(600).await;
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    pg.set_registered_redirect_port(port);
+    // Any free port: refused at the provider, which never redirects back.
+    let (engine, opener, _dir) = strict(&pg, |t| t);
+    let attempt = tokio::spawn({
+        let engine = engine.clone();
+        async move { engine.sign_in_browser().await }
+    });
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !opener.pages().iter().any(|p| p.contains("Redirect URI not registered")) {
+        assert!(std::time::Instant::now() < deadline, "{:?}", opener.pages());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(opener
+        .pages()
+        .iter()
+        .any(|p| p.contains(&format!("127.0.0.1:{port}/callback"))));
+    engine.cancel_sign_in().unwrap();
+    assert!(attempt.await.unwrap().is_err());
+    // The registered port: the whole lifecycle works.
+    let (engine, opener, _dir) = strict(&pg, with_line(&format!("redirect_port = {port}")));
+    engine.sign_in_browser().await.unwrap();
+    assert!(
+        opener.opened()[0].contains(&format!("127.0.0.1%3A{port}%2Fcallback")),
+        "{:?}",
+        opener.opened()
+    );
+    engine.refresh_now().await.unwrap();
+    let report = engine.sign_out().await.unwrap();
+    assert_eq!(report.view.state, Phase::SignedOut);
+}

@@ -117,6 +117,7 @@ struct OidcSwitchesBody {
     unknown_refresh_invalid_request: Option<bool>,
     no_rotation: Option<bool>,
     device_interval_seconds: Option<u64>,
+    registered_redirect_port: Option<u16>,
 }
 
 /// Parse an admin request body; the error says what shape to send. An
@@ -276,8 +277,8 @@ async fn set_oidc_switches(State(state): State<Arc<AppState>>, text: String) -> 
                 format!(
                     "{e}; send JSON with any of opaque_access_tokens, prompt_none, lenient_offline_access, \
                      id_token_on_refresh, refresh_expires_in, opaque_refresh_tokens, ignore_max_age, access_token_aud_scopes, no_revocation_endpoint, \
-                     end_session_get_only, revocation_refuses_public_clients, unknown_refresh_invalid_request, no_rotation (bool) and \
-                     device_interval_seconds (N)"
+                     end_session_get_only, revocation_refuses_public_clients, unknown_refresh_invalid_request, no_rotation (bool), \
+                     device_interval_seconds (N) and registered_redirect_port (a port; 0 = any)"
                 ),
             )
         }
@@ -307,6 +308,9 @@ async fn set_oidc_switches(State(state): State<Arc<AppState>>, text: String) -> 
     }
     if let Some(v) = b.device_interval_seconds {
         s.device_interval_secs.store(v, Ordering::SeqCst);
+    }
+    if let Some(v) = b.registered_redirect_port {
+        s.registered_redirect_port.store(u64::from(v), Ordering::SeqCst);
     }
     Json(s.view()).into_response()
 }

@@ -420,6 +420,16 @@ impl Playground {
             .store(interval.as_secs(), Ordering::SeqCst);
     }
 
+    /// Register one loopback port for the redirect URI and refuse any other
+    /// (as some certified providers do); 0 accepts any port again.
+    pub fn set_registered_redirect_port(&self, port: u16) {
+        self.state
+            .oidc
+            .switches
+            .registered_redirect_port
+            .store(u64::from(port), Ordering::SeqCst);
+    }
+
     /// For how long a rotated refresh token may still be presented without
     /// counting as reuse.
     pub fn set_reuse_grace(&self, grace: Duration) {

@@ -20,7 +20,9 @@ const CODE_LIFETIME: i64 = 60;
 const TRANSACTION_LIFETIME: i64 = 600;
 
 /// A loopback redirect URI of RFC 8252 section 7.3 with path `/callback`.
-fn valid_redirect(uri: &str) -> bool {
+/// A loopback redirect URI to `/callback`; on `registered` only, unless it
+/// is 0 (any port, RFC 8252 section 7.3).
+fn valid_redirect(uri: &str, registered: u16) -> bool {
     let Some(rest) = uri
         .strip_prefix("http://127.0.0.1:")
         .or_else(|| uri.strip_prefix("http://[::1]:"))
@@ -30,7 +32,9 @@ fn valid_redirect(uri: &str) -> bool {
     let Some((port, path)) = rest.split_once('/') else {
         return false;
     };
-    port.parse::<u16>().is_ok_and(|p| p > 0) && path == "callback"
+    port.parse::<u16>()
+        .is_ok_and(|p| p > 0 && (registered == 0 || p == registered))
+        && path == "callback"
 }
 
 fn urlencode(s: &str) -> String {
@@ -46,7 +50,8 @@ fn urlencode(s: &str) -> String {
 
 /// Redirect to the client with `params` (and always `state` and `iss`).
 fn back_to_client(redirect_uri: &str, state: Option<&str>, issuer: &str, params: &[(&str, &str)]) -> Response {
-    if !valid_redirect(redirect_uri) {
+    // Checked against the registered port when the request came in.
+    if !valid_redirect(redirect_uri, 0) {
         return page(
             StatusCode::BAD_REQUEST,
             "error",
@@ -196,12 +201,21 @@ pub(super) async fn start(
             &format!("<p>client_id must be <code>{CLIENT_ID}</code> or <code>{CONFIDENTIAL_CLIENT_ID}</code>.</p>"),
         );
     };
-    let Some(redirect_uri) = get("redirect_uri").filter(|r| valid_redirect(r)) else {
+    let registered = state
+        .oidc
+        .switches
+        .registered_redirect_port
+        .load(std::sync::atomic::Ordering::SeqCst) as u16;
+    let Some(redirect_uri) = get("redirect_uri").filter(|r| valid_redirect(r, registered)) else {
+        let port = match registered {
+            0 => "PORT".to_owned(),
+            p => p.to_string(),
+        };
         return page(
             StatusCode::BAD_REQUEST,
             "error",
             "Redirect URI not registered",
-            "<p>Only http://127.0.0.1:PORT/callback is registered.</p>",
+            &format!("<p>Only http://127.0.0.1:{port}/callback is registered.</p>"),
         );
     };
     let mut params = AuthorizeParams {

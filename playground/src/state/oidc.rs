@@ -152,6 +152,10 @@ pub(crate) struct Switches {
     pub(crate) no_rotation: AtomicBool,
     /// The polling interval asked of device clients (RFC 8628: 5 s).
     pub(crate) device_interval_secs: AtomicU64,
+    /// The one loopback port registered for the redirect URI, matched
+    /// exactly as some certified providers do; 0 accepts any port (RFC 8252
+    /// section 7.3, the default).
+    pub(crate) registered_redirect_port: AtomicU64,
 }
 
 /// The switches as the admin API shows them.
@@ -171,6 +175,7 @@ pub(crate) struct SwitchesView {
     pub(crate) unknown_refresh_invalid_request: bool,
     pub(crate) no_rotation: bool,
     pub(crate) device_interval_seconds: u64,
+    pub(crate) registered_redirect_port: u64,
 }
 
 impl Switches {
@@ -194,6 +199,7 @@ impl Switches {
             unknown_refresh_invalid_request: Self::get(&self.unknown_refresh_invalid_request),
             no_rotation: Self::get(&self.no_rotation),
             device_interval_seconds: self.device_interval_secs.load(Ordering::SeqCst),
+            registered_redirect_port: self.registered_redirect_port.load(Ordering::SeqCst),
         }
     }
 }

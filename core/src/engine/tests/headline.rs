@@ -127,9 +127,9 @@ async fn a_refused_refresh_token_and_a_sign_out_say_so() {
     assert_eq!(view.ended_because, Some(EndReason::Refused));
     // The audit log says why, too.
     assert!(
-        events(&refused.engine)
-            .iter()
-            .any(|e| matches!(e, AuditEvent::SessionExpired { reason } if reason.contains("refused its refresh token"))),
+        events(&refused.engine).iter().any(
+            |e| matches!(e, AuditEvent::SessionExpired { reason } if reason.contains("refused its refresh token"))
+        ),
         "{:?}",
         events(&refused.engine)
     );
