@@ -577,3 +577,47 @@ async fn a_provider_that_matches_the_redirect_port_exactly_needs_redirect_port()
     let report = engine.sign_out().await.unwrap();
     assert_eq!(report.view.state, Phase::SignedOut);
 }
+
+/// Wait until the test browser has loaded `n` pages.
+async fn pages(opener: &BrowserOpener, n: usize) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while opener.pages().len() < n {
+        assert!(std::time::Instant::now() < deadline, "{:?}", opener.pages());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// A provider without a revocation endpoint that keeps offline sessions
+/// past the browser's sign-out (as Keycloak does): the offline refresh
+/// token stays valid there, and sign-out says so. A profile that asks for
+/// no offline_access gets an online refresh token, which renews the
+/// session the same way and ends with the provider's session at
+/// end-session: nothing stays behind, and sign-out has nothing to confess.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_online_refresh_token_ends_with_the_providers_session() {
+    let pg = playground(600).await;
+    pg.set(Switch::NoRevocationEndpoint, true);
+    pg.set(Switch::OnlineRefreshTokens, true);
+    // The provider's own session ids are not the app's: count the live ones.
+    let live = || pg.sessions().iter().filter(|s| !s.revoked && !s.signed_out).count();
+    let no_logout = |t: String| t.replace("logout_url = ", "# logout_url = ");
+    // Offline: it outlives the sign-out at the provider.
+    let (engine, opener, _dir) = strict(&pg, no_logout);
+    engine.sign_in_browser().await.unwrap();
+    let report = engine.sign_out().await.unwrap();
+    let said = report.server_error.map(|e| e.message).unwrap_or_default();
+    assert!(said.contains("no way to revoke"), "{said:?}");
+    pages(&opener, 2).await;
+    assert_eq!(live(), 1, "the offline session ended at the provider after all");
+    // Online: the same renewals, and the browser's sign-out ends it.
+    let (engine, opener, _dir) = strict(&pg, |t| no_logout(t).replace(", \"offline_access\"]", "]"));
+    let v = engine.sign_in_browser().await.unwrap();
+    assert_eq!(live(), 2);
+    assert!(!v.scope.unwrap_or_default().contains("offline_access"));
+    assert_eq!(v.renewal_notice, None, "no refresh token granted");
+    assert_eq!(engine.refresh_now().await.unwrap().refresh_count, 1);
+    let report = engine.sign_out().await.unwrap();
+    assert!(report.server_error.is_none(), "{:?}", report.server_error);
+    pages(&opener, 2).await;
+    assert_eq!(live(), 1, "the online session outlived the provider's session");
+}

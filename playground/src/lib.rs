@@ -67,6 +67,9 @@ pub enum Switch {
     UnknownRefreshInvalidRequest,
     /// Refresh answers carry no new refresh token: the one presented stays valid.
     NoRotation,
+    /// Refresh tokens also without `offline_access`: online ones, which end
+    /// with the provider's session (at end-session), as Keycloak's do.
+    OnlineRefreshTokens,
 }
 
 /// How to start a Playground.
@@ -381,6 +384,7 @@ impl Playground {
             Switch::RevocationRefusesPublicClients => &s.revocation_refuses_public_clients,
             Switch::UnknownRefreshInvalidRequest => &s.unknown_refresh_invalid_request,
             Switch::NoRotation => &s.no_rotation,
+            Switch::OnlineRefreshTokens => &s.online_refresh_tokens,
         };
         flag.store(on, Ordering::SeqCst);
     }

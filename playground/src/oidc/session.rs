@@ -87,25 +87,45 @@ pub(super) async fn end_session_post(
 
 /// End the sessions of the `id_token_hint` and of the browser's cookie.
 fn sign_out_browser(state: &AppState, headers: &HeaderMap, q: &HashMap<String, String>) -> Response {
+    // A provider without a revocation endpoint keeps offline sessions past
+    // the browser's sign-out (Core 11: offline access outlives the
+    // provider's session), as Keycloak does; online ones end with it.
+    let keep_offline = Switches::get(&state.oidc.switches.no_revocation_endpoint);
+    let ends = |s: &crate::state::Session| {
+        !keep_offline
+            || !s
+                .oidc
+                .as_ref()
+                .is_some_and(|o| o.scope.split(' ').any(|x| x == "offline_access"))
+    };
+    let mut ended: Vec<String> = Vec::new();
     if let Some(hint) = q.get("id_token_hint") {
         let claims = verify_for_any_client(state, hint, None);
         if let Some(sid) = claims
             .ok()
             .and_then(|c| c.get("sid").and_then(Value::as_str).map(str::to_owned))
         {
-            state.end_session(&sid);
+            ended.push(sid);
         }
     }
     if let Some(sso) = cookie(headers, SSO_COOKIE) {
         lock(&state.oidc.sso).remove(&sso);
-        let ended: Vec<String> = lock(&state.sessions)
-            .iter()
-            .filter(|(_, s)| s.oidc.as_ref().is_some_and(|o| !o.sso.is_empty() && o.sso == sso))
-            .map(|(id, _)| id.clone())
-            .collect();
-        for id in ended {
-            state.end_session(&id);
-        }
+        ended.extend(
+            lock(&state.sessions)
+                .iter()
+                .filter(|(_, s)| s.oidc.as_ref().is_some_and(|o| !o.sso.is_empty() && o.sso == sso))
+                .map(|(id, _)| id.clone()),
+        );
+    }
+    let ended: Vec<String> = {
+        let sessions = lock(&state.sessions);
+        ended
+            .into_iter()
+            .filter(|id| sessions.get(id).is_some_and(&ends))
+            .collect()
+    };
+    for id in ended {
+        state.end_session(&id);
     }
     let mut response = page(
         StatusCode::OK,

@@ -272,7 +272,8 @@ fn tokens(state: &AppState, session: &mut Session, issue: Issue) -> Response {
     // No rotation: a refresh answer carries no refresh token (RFC 6749
     // section 6: the client keeps the one it has, which stays valid).
     let rotate = presented.is_none() || !Switches::get(&switches.no_rotation);
-    if rotate && scope.split(' ').any(|s| s == "offline_access") {
+    let offline = scope.split(' ').any(|s| s == "offline_access");
+    if rotate && (offline || Switches::get(&switches.online_refresh_tokens)) {
         let opaque = Switches::get(&switches.opaque_refresh_tokens);
         let refresh = state.rotate_refresh(session, presented, opaque);
         if Switches::get(&switches.refresh_expires_in) {

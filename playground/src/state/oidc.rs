@@ -150,6 +150,9 @@ pub(crate) struct Switches {
     pub(crate) unknown_refresh_invalid_request: AtomicBool,
     /// Refresh answers carry no new refresh token: the one presented stays valid.
     pub(crate) no_rotation: AtomicBool,
+    /// Refresh tokens also without `offline_access` (online: they end with
+    /// the provider's session at end-session).
+    pub(crate) online_refresh_tokens: AtomicBool,
     /// The polling interval asked of device clients (RFC 8628: 5 s).
     pub(crate) device_interval_secs: AtomicU64,
     /// The one loopback port registered for the redirect URI, matched
@@ -174,6 +177,7 @@ pub(crate) struct SwitchesView {
     pub(crate) revocation_refuses_public_clients: bool,
     pub(crate) unknown_refresh_invalid_request: bool,
     pub(crate) no_rotation: bool,
+    pub(crate) online_refresh_tokens: bool,
     pub(crate) device_interval_seconds: u64,
     pub(crate) registered_redirect_port: u64,
 }
@@ -198,6 +202,7 @@ impl Switches {
             revocation_refuses_public_clients: Self::get(&self.revocation_refuses_public_clients),
             unknown_refresh_invalid_request: Self::get(&self.unknown_refresh_invalid_request),
             no_rotation: Self::get(&self.no_rotation),
+            online_refresh_tokens: Self::get(&self.online_refresh_tokens),
             device_interval_seconds: self.device_interval_secs.load(Ordering::SeqCst),
             registered_redirect_port: self.registered_redirect_port.load(Ordering::SeqCst),
         }

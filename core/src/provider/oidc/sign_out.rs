@@ -49,8 +49,17 @@ impl Oidc {
                     }
                 }
                 // No way to revoke it: an offline refresh token outlives the
-                // provider's session (Core 11) and stays valid. Say so.
-                if d.revocation_endpoint.is_none() && tokens.refresh.is_some() && !logged_out {
+                // provider's session (Core 11) and stays valid. Say so. An
+                // online one (no offline_access asked) ends with the
+                // provider's session, which the browser ends below.
+                let offline = s.scopes.iter().any(|x| x == "offline_access");
+                let ends_with_browser_session =
+                    !offline && d.end_session_endpoint.is_some() && s.end_session_in_browser;
+                if d.revocation_endpoint.is_none()
+                    && tokens.refresh.is_some()
+                    && !logged_out
+                    && !ends_with_browser_session
+                {
                     failures.push(NOT_REVOCABLE.to_owned());
                 }
                 // 3. RP-initiated logout: the browser holds the provider's session.
