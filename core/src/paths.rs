@@ -141,12 +141,17 @@ pub fn open_private(path: &Path, options: &mut std::fs::OpenOptions) -> std::io:
 /// only while it is still the file at `path`: one rotated or removed by
 /// another process (the app and `sessionctl` share the audit log) is never
 /// written after it moved.
+///
+/// Its directory is made at the first write; one removed after that (a
+/// person resetting the app while it runs, or a test's temporary directory)
+/// is not made again by a late write: that write fails with `NotFound`.
 #[derive(Debug, Clone)]
 pub struct RotatingFile {
     path: PathBuf,
     max_bytes: u64,
     keep: usize,
     open: std::sync::Arc<std::sync::Mutex<Option<std::fs::File>>>,
+    wrote: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl RotatingFile {
@@ -157,6 +162,7 @@ impl RotatingFile {
             max_bytes,
             keep,
             open: Default::default(),
+            wrote: Default::default(),
         }
     }
 
@@ -193,6 +199,15 @@ impl RotatingFile {
         }
         *open = None;
         if let Some(dir) = self.path.parent() {
+            if self.wrote.load(std::sync::atomic::Ordering::SeqCst) && !dir.exists() {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::NotFound,
+                    format!(
+                        "{} was removed while this process wrote to it; it is not made again",
+                        dir.display()
+                    ),
+                ));
+            }
             private_dir(dir)?;
         }
         let size = std::fs::metadata(&self.path).map(|m| m.len()).unwrap_or(0);
@@ -208,6 +223,7 @@ impl RotatingFile {
         let mut file = open_private(&self.path, std::fs::OpenOptions::new().create(true).append(true))?;
         file.write_all(bytes)?;
         *open = Some(file);
+        self.wrote.store(true, std::sync::atomic::Ordering::SeqCst);
         Ok(())
     }
 }
@@ -256,6 +272,26 @@ mod tests {
         app.append(b"app-3\n").unwrap();
         assert_eq!(read(&path), "app-3\n");
         assert_eq!(std::fs::metadata(&path).unwrap().mode() & 0o777, 0o600);
+    }
+
+    /// A directory removed after the first write is not made again by a
+    /// later one (a late write of an engine that outlived its test made
+    /// the test's removed temporary directory again, once in five runs).
+    #[test]
+    fn a_directory_removed_after_the_first_write_is_not_made_again() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("data");
+        let log = RotatingFile::new(dir.join("x.log"), 1000, 2);
+        log.append(b"one\n").unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
+        let err = log.append(b"two\n").unwrap_err();
+        assert_eq!(err.kind(), std::io::ErrorKind::NotFound, "{err}");
+        assert!(!dir.exists(), "the removed directory was made again");
+        // A fresh writer (a new start) makes it.
+        RotatingFile::new(dir.join("x.log"), 1000, 2)
+            .append(b"three\n")
+            .unwrap();
+        assert!(dir.exists());
     }
 
     /// A file kept open between appends is still tightened when someone
