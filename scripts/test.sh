@@ -34,6 +34,8 @@ if [ "$E2E" != only ]; then
   cargo clippy -p session-manager --no-default-features --locked -- -D warnings
   say "UI unit tests (node --test)"
   node --test tests/ui/
+  say "links between the README and docs/"
+  node scripts/check-links.mjs
 fi
 # One `cargo test` for everything, so every crate is built once with the
 # same features. The end-to-end scenarios take a lock and run one at a time.

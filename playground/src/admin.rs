@@ -1,4 +1,4 @@
-//! The admin API (the README's QA guide): fault injection and inspection,
+//! The admin API (docs/qa-guide.md): fault injection and inspection,
 //! every call behind the bearer secret the Playground made at start.
 
 use crate::reply::{error, oauth_error};

@@ -1,4 +1,4 @@
-//! The FinHub session API (the README's "API" section): login, refresh with
+//! The FinHub session API (docs/providers.md, "API"): login, refresh with
 //! rotation and reuse detection, logout with its exact headers, the
 //! accounts API, the key set, and the header rules every request obeys.
 

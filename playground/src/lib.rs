@@ -3,8 +3,8 @@
 //! It serves the FinHub session API over real TLS on 127.0.0.1 with a CA and
 //! a leaf certificate generated at start (so pins are real), signs tokens
 //! with RS256 or ES256 keys published as a JWKS, rotates refresh tokens and
-//! detects their reuse, and has an admin API for fault injection. See the
-//! README's "Playground" and "QA guide" sections.
+//! detects their reuse, and has an admin API for fault injection. See
+//! docs/qa-guide.md.
 
 mod admin;
 pub mod browser;

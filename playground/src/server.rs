@@ -79,7 +79,7 @@ async fn not_found() -> Response {
     error(
         StatusCode::NOT_FOUND,
         "not_found",
-        "no such endpoint; see the README's API section",
+        "no such endpoint; see docs/providers.md, \"API\"",
     )
 }
 

@@ -115,7 +115,7 @@ fn serve(connection: Connection) -> Claim {
 /// Mesa does that on the CPU, for the whole window. Painted directly, it
 /// redraws the changed rectangle. Measured with the one-page app and a 1 Hz
 /// text tick under Xvfb, 30 s each: 1.73 % of a core composited, 0.56 %
-/// with this policy (`bench/`, README "Benchmarks"). It is also what
+/// with this policy (`bench/`, docs/benchmarks.md). It is also what
 /// `WEBKIT_DISABLE_COMPOSITING_MODE=1` does, the usual advice for blank
 /// WebKitGTK windows on some GPU drivers. WebKitGTK 4.1 (GTK 3) keeps the
 /// `NEVER` policy; only the GTK 4 API dropped it.

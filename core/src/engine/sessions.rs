@@ -1,5 +1,5 @@
-//! The person's sessions on other devices (the FinHub sessions API in the
-//! README's "API" section): list them, end one, end all others. OpenID
+//! The person's sessions on other devices (the FinHub sessions API,
+//! docs/providers.md, "API"): list them, end one, end all others. OpenID
 //! Connect has no standard API for this, so those profiles say so.
 
 use super::{Caller, Engine};

@@ -324,7 +324,7 @@ impl Config {
         let raw: RawFile = toml::from_str(text).map_err(|e| {
             ConfigError::general(
                 format!("not a valid config file: {}", e.message()),
-                "the file holds `default_profile` and `[profiles.NAME]` tables; see the README's Configuration section",
+                "the file holds `default_profile` and `[profiles.NAME]` tables; see docs/configuration.md",
             )
         })?;
         let mut profiles = BTreeMap::new();
@@ -336,7 +336,7 @@ impl Config {
                     &name,
                     &field,
                     msg,
-                    "remove or correct the field; the README's Configuration section lists every field",
+                    "remove or correct the field; docs/configuration.md lists every field",
                 )
             })?;
             profiles.insert(name.clone(), validate::validate(&name, raw, base)?);

@@ -1,7 +1,7 @@
 //! The FinHub session API.
 //!
 //! - `POST /api/v2/auth/login`, body `{"username", "password"}` (defined by
-//!   this project; see the README's "API" section), answers
+//!   this project; see docs/providers.md, "API"), answers
 //!   `{expires_in, token_type:"Bearer", scope, customerId, tenantId,
 //!   userSessionToken, refreshToken}`.
 //! - `POST /api/v2/auth/refresh`, body `{"refreshToken"}` (defined by this
@@ -73,7 +73,7 @@ pub const SESSIONS_PATH: &str = "/api/v2/sessions";
 pub const END_OTHERS_PATH: &str = "/api/v2/sessions/end-others";
 
 /// The sessions of a `GET /api/v2/sessions` answer (or of a
-/// `session_limit` refusal), in the README's "API" shape. At most 1000 rows
+/// `session_limit` refusal), in the shape docs/providers.md ("API") gives. At most 1000 rows
 /// are read; a row without an id or a creation time is skipped.
 pub fn parse_sessions(body: &str) -> Result<Vec<crate::view::RemoteSession>, Error> {
     let v: Value = serde_json::from_str(body).map_err(|e| {

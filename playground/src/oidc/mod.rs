@@ -1,5 +1,5 @@
 //! The Playground's OpenID Connect side, issuer `{base_url}/oidc`, as strict
-//! as a certified provider by default (the README's "OpenID Connect" part of
+//! as a certified provider by default (docs/providers.md and docs/qa-guide.md, part of
 //! the Playground section):
 //! - discovery, and authorize: a sign-in page for the demo users, SSO by
 //!   cookie, `prompt=none|login|consent`, `max_age` ([`authorize`]);
