@@ -69,7 +69,8 @@ TMPDIR=$test_tmp with_test_keyring cargo test --locked "${what[@]}" -- "$@" || {
 # anything of the app's). The last such writer was a renewal's audit record
 # written on the blocking pool after its engine test had returned; a log
 # whose directory was removed is no longer made again (paths::RotatingFile).
-left=$(find "$test_tmp" -mindepth 1 \( -name '*.jsonl' -o -name '*.journal' -o -name '*.lock' -o -name '*.changed' \) -print)
+# (Depth 2: the end-to-end harness's own lock file sits at the top.)
+left=$(find "$test_tmp" -mindepth 2 \( -name '*.jsonl' -o -name '*.journal' -o -name '*.lock' -o -name '*.changed' \) -print)
 if [ -n "$left" ]; then
   echo "error: the tests wrote these after their directory was removed (kept in $test_tmp for a look):" >&2
   echo "$left" >&2
