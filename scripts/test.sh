@@ -36,6 +36,10 @@ if [ "$E2E" != only ]; then
   node --test tests/ui/
   say "links between the README and docs/"
   node scripts/check-links.mjs
+  say "core's layers import one way, down"
+  node scripts/check-layers.mjs
+  say "cargo doc (the engine's API pages, no broken link)"
+  RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --locked -p session-core --quiet
 fi
 # One `cargo test` for everything, so every crate is built once with the
 # same features. The end-to-end scenarios take a lock and run one at a time.

@@ -3,8 +3,8 @@
 
 use integration::*;
 use playground::{Mode, Options, Playground};
-use session_core::anomaly::Kind;
-use session_core::audit::AuditEvent;
+use session_core::insight::anomaly::Kind;
+use session_core::storage::audit::AuditEvent;
 use session_core::{Engine, Password, Phase};
 
 const PW: &str = "alice-pw-1";

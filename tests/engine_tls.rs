@@ -2,8 +2,8 @@
 
 use integration::*;
 use playground::{Mode, Options};
-use session_core::audit::AuditEvent;
-use session_core::vault::MemoryStore;
+use session_core::storage::audit::AuditEvent;
+use session_core::storage::vault::MemoryStore;
 use session_core::{ErrorCode, Password, Phase};
 use std::collections::BTreeSet;
 use std::sync::Arc;

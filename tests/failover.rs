@@ -4,7 +4,7 @@
 
 use integration::*;
 use playground::{Options, Playground};
-use session_core::audit::AuditEvent;
+use session_core::storage::audit::AuditEvent;
 use session_core::{Engine, ErrorCode, Password, Phase};
 use std::time::Duration;
 

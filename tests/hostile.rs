@@ -3,8 +3,8 @@
 //! numbers, and an attacker's chain with the genuine certificate appended.
 
 use integration::hostile::{Behaviour, Handshake, Hostile, Pki};
-use session_core::tls::{BodyKind, PinnedClient};
-use session_core::vault::MemoryStore;
+use session_core::net::tls::BodyKind;
+use session_core::storage::vault::MemoryStore;
 use session_core::{Engine, Error, ErrorCode, Password, Phase};
 use std::sync::Arc;
 use std::time::Duration;
@@ -85,7 +85,7 @@ async fn an_api_answer_is_capped_by_the_profile() {
     )
     .await;
     let profile = hostile.finhub_profile("max_response_bytes = 4096");
-    let client = PinnedClient::for_profile(&profile).unwrap();
+    let client = profile.pinned_client().unwrap();
     let url = format!("{}/api/v2/accounts", hostile.base_url());
     let response = client.send(client.http().get(&url)).await.unwrap();
     let err = client.read_body(response, BodyKind::Api).await.unwrap_err();
@@ -164,7 +164,7 @@ fn trust_both(a: &Pki, b: &Pki) -> tempfile::NamedTempFile {
     file
 }
 
-fn pinned_profile(hostile: &Hostile, pin: &session_core::pin::Pin, ca: &std::path::Path) -> session_core::Profile {
+fn pinned_profile(hostile: &Hostile, pin: &session_core::net::pin::Pin, ca: &std::path::Path) -> session_core::Profile {
     let text = hostile
         .finhub_config(pin, "")
         .replace(&hostile.ca_file().display().to_string(), &ca.display().to_string());
@@ -301,7 +301,7 @@ async fn a_primary_that_cannot_be_reached_fails_over_to_the_backup() {
 /// Connect profile whose discovery document and API live on the hostile
 /// server, which answers the document with `discovery`. The issuer is a
 /// name: the doctor contacts only what the profile and the document name.
-async fn doctor_on_discovery(discovery: Behaviour) -> session_core::doctor::Report {
+async fn doctor_on_discovery(discovery: Behaviour) -> session_core::support::doctor::Report {
     let path = "/.well-known/openid-configuration";
     let hostile = Hostile::start(Pki::new("doctor"), None, Handshake::Tls, vec![(path, discovery)]).await;
     let dir = tempfile::tempdir().unwrap();
@@ -318,7 +318,7 @@ async fn doctor_on_discovery(discovery: Behaviour) -> session_core::doctor::Repo
         ),
     )
     .unwrap();
-    let doctor = session_core::doctor::Doctor {
+    let doctor = session_core::support::doctor::Doctor {
         config_file: Some(config),
         profile: None,
         data_dir: None,
@@ -327,7 +327,10 @@ async fn doctor_on_discovery(discovery: Behaviour) -> session_core::doctor::Repo
     doctor.examine().await
 }
 
-fn check<'a>(report: &'a session_core::doctor::Report, what: &str) -> &'a session_core::doctor::Check {
+fn check<'a>(
+    report: &'a session_core::support::doctor::Report,
+    what: &str,
+) -> &'a session_core::support::doctor::Check {
     let found: Vec<_> = report.checks.iter().filter(|c| c.what == what).collect();
     assert_eq!(found.len(), 1, "one check named '{what}' in {:#?}", report.checks);
     found[0]
@@ -335,7 +338,7 @@ fn check<'a>(report: &'a session_core::doctor::Report, what: &str) -> &'a sessio
 
 #[tokio::test]
 async fn doctor_checks_the_hosts_discovery_names_not_only_the_profiles() {
-    use session_core::doctor::Status;
+    use session_core::support::doctor::Status;
     // The token and device endpoints on another host (localhost, where the
     // profile names 127.0.0.1), on a port nobody listens on.
     let closed = std::net::TcpListener::bind("127.0.0.1:0")
@@ -368,7 +371,7 @@ async fn doctor_checks_the_hosts_discovery_names_not_only_the_profiles() {
 
 #[tokio::test]
 async fn doctor_names_a_discovery_document_that_is_endless_or_wrong() {
-    use session_core::doctor::Status;
+    use session_core::support::doctor::Status;
     // Endless: read up to the protocol cap, then a failure; the other checks
     // (the clock) still run.
     let report = doctor_on_discovery(Behaviour::Endless).await;
@@ -407,7 +410,7 @@ async fn diagnostics_wait_a_short_while_for_silent_providers_all_at_once() {
     }
     let profiles: Vec<session_core::Profile> = servers.iter().map(|h| h.finhub_profile("")).collect();
     assert!(profiles.iter().all(|p| p.timeout >= Duration::from_secs(30)));
-    let inputs = session_core::diagnostics::Inputs {
+    let inputs = session_core::support::diagnostics::Inputs {
         config_file: None,
         profiles,
         config_error: None,
@@ -416,8 +419,8 @@ async fn diagnostics_wait_a_short_while_for_silent_providers_all_at_once() {
         lines: 10,
         front: "test".into(),
     };
-    let deadline = session_core::diagnostics::CLOCK_DEADLINE;
-    let report = tokio::time::timeout(deadline * 2, session_core::diagnostics::collect(&inputs))
+    let deadline = session_core::support::diagnostics::CLOCK_DEADLINE;
+    let report = tokio::time::timeout(deadline * 2, session_core::support::diagnostics::collect(&inputs))
         .await
         .expect("the clocks were read one after another, or past the deadline");
     assert_eq!(report.clock.len(), 3);

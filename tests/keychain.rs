@@ -2,7 +2,7 @@
 //! the D-Bus session that the test command starts).
 
 use integration::*;
-use session_core::vault::{KeyringStore, SecretStore, SessionRecord, Vault};
+use session_core::storage::vault::{KeyringStore, SecretStore, SessionRecord, Vault};
 use session_core::{Password, Phase};
 use std::sync::Arc;
 

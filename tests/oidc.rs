@@ -2,9 +2,9 @@
 //! played by the Playground's scripted browser through the opener seam.
 
 use integration::*;
-use session_core::audit::AuditEvent;
 use session_core::profile::ExtendAccess;
-use session_core::vault::{MemoryStore, Vault};
+use session_core::storage::audit::AuditEvent;
+use session_core::storage::vault::{MemoryStore, Vault};
 use session_core::view::SignInMethod;
 use session_core::{Engine, ErrorCode, Phase};
 use std::sync::Arc;

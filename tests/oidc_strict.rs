@@ -6,7 +6,7 @@
 
 use integration::*;
 use playground::Switch;
-use session_core::audit::AuditEvent;
+use session_core::storage::audit::AuditEvent;
 use session_core::{Engine, ErrorCode, Phase};
 use std::sync::Arc;
 use std::time::Duration;

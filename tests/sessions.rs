@@ -3,7 +3,7 @@
 
 use integration::*;
 use playground::{Mode, Options, Playground};
-use session_core::audit::AuditEvent;
+use session_core::storage::audit::AuditEvent;
 use session_core::{Engine, ErrorCode, Password, Phase};
 
 const PW: &str = "alice-pw-1";

@@ -1,8 +1,8 @@
 //! Test helpers: signing keys, token minting and a scripted provider.
 
-use crate::clock::{Clock, TestClock};
 use crate::error::Error;
-use crate::headers::FlowContext;
+use crate::net::headers::FlowContext;
+use crate::os::clock::{Clock, TestClock};
 use crate::profile::{Config, Profile};
 use crate::provider::{ApiRequest, ApiResponse, Credentials, Grant, Provider, SessionTokens};
 use crate::token::{AccessToken, JwksCache, RefreshToken, StaticJwks, Validator};
@@ -227,7 +227,7 @@ impl ScriptedProvider {
     }
 
     /// The provider's clock now.
-    fn provider_now(&self) -> crate::clock::Timestamp {
+    fn provider_now(&self) -> crate::os::clock::Timestamp {
         self.clock.now() + chrono::Duration::seconds(*self.clock_ahead_secs.lock().unwrap())
     }
 

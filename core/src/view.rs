@@ -1,7 +1,7 @@
 //! The one serializable picture of a session. It carries no token.
 
-use crate::clock::Timestamp;
 use crate::error::{ErrorCode, ErrorInfo};
+use crate::os::clock::Timestamp;
 pub use crate::profile::ExtendAccess;
 use serde::{Deserialize, Serialize};
 
@@ -77,7 +77,7 @@ pub struct SessionView {
     /// OpenID Connect has no standard API for it.
     pub sessions_api: bool,
     /// Unusual things seen (new location, odd hours, …), until dismissed.
-    pub anomalies: Vec<crate::anomaly::Finding>,
+    pub anomalies: Vec<crate::insight::anomaly::Finding>,
     /// The profile's idle timeout: the session is signed out at this (local)
     /// time unless there is activity first (the app warns a minute before).
     pub idle_sign_out_at: Option<Timestamp>,
@@ -387,16 +387,7 @@ pub(crate) fn no_refresh_notice(oidc: Option<(&[String], bool)>, granted: Option
     format!("{head} {fix}")
 }
 
-/// A whole number of seconds for people: `45 s`, `30 min`, `12 h`, `7 days`
-/// (the largest unit that divides it, else the next smaller one).
-pub fn duration_text(secs: u64) -> String {
-    match secs {
-        s if s >= 86_400 && s % 86_400 == 0 => format!("{} days", s / 86_400),
-        s if s >= 3600 && s % 3600 == 0 => format!("{} h", s / 3600),
-        s if s >= 60 && s % 60 == 0 => format!("{} min", s / 60),
-        s => format!("{s} s"),
-    }
-}
+pub use crate::os::clock::duration_text;
 
 /// One of the person's sessions as the provider lists them (the FinHub
 /// sessions API, `GET /api/v2/sessions`).

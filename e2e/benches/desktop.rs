@@ -123,7 +123,7 @@ async fn direct_cpu(exe: &Path, env: &[(&str, &std::ffi::OsStr)], warm_up: Durat
 /// Session Manager started directly with a session to restore.
 async fn direct_cpu_signed_in(app: &Path, idle: Duration) -> f64 {
     use playground::{Options, Playground};
-    use session_core::vault::{KeyringStore, SecretStore};
+    use session_core::storage::vault::{KeyringStore, SecretStore};
     let dir = tempfile::tempdir().unwrap();
     let pg = Playground::start(Options {
         token_lifetime: Duration::from_secs(3600),
@@ -155,11 +155,11 @@ async fn direct_cpu_signed_in(app: &Path, idle: Duration) -> f64 {
     ];
     let cpu = direct_cpu(app, &env, Duration::from_secs(10), idle).await;
     // The figure is of a signed-in window only if the app restored the session.
-    let restored = session_core::audit::AuditLog::in_dir(&data)
+    let restored = session_core::storage::audit::AuditLog::in_dir(&data)
         .recent(100)
         .unwrap_or_default()
         .iter()
-        .any(|r| r.event == session_core::audit::AuditEvent::SessionRestored);
+        .any(|r| r.event == session_core::storage::audit::AuditEvent::SessionRestored);
     assert!(
         restored,
         "the app did not restore the bench's session, so its CPU figure would be the sign-in screen's; see {}",

@@ -14,7 +14,7 @@
 
 use fantoccini::{Client, ClientBuilder, Locator};
 use playground::{Options, Playground};
-use session_core::vault::{KeyringStore, SecretStore};
+use session_core::storage::vault::{KeyringStore, SecretStore};
 use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -556,7 +556,8 @@ async fn wait_for_exit(data: &Path) -> Vec<String> {
 
 fn clean_keychain(keychain: &str) {
     for profile in ["playground", "playground-oidc"] {
-        let _ = session_core::vault::Vault::new(std::sync::Arc::new(KeyringStore::new(keychain)), profile).clear();
+        let _ =
+            session_core::storage::vault::Vault::new(std::sync::Arc::new(KeyringStore::new(keychain)), profile).clear();
     }
 }
 

@@ -795,7 +795,7 @@ async fn s19_the_sessions_panel_ends_another_devices_session() {
             let phone = session_core::Engine::open_with_store(
                 profile,
                 other_dir.path(),
-                std::sync::Arc::new(session_core::vault::MemoryStore::default()),
+                std::sync::Arc::new(session_core::storage::vault::MemoryStore::default()),
             )
             .unwrap();
             s.pg.set_next_login_origin("198.51.100.4", "Lisbon", "PT");

@@ -12,10 +12,10 @@ mod print;
 use clap::Parser;
 use cli::{Cli, Command, HttpMethod};
 use print::{print_metrics, print_report, print_sessions, print_view, warn_memory_only, warn_no_refresh};
-use session_core::audit::{AuditEvent, AuditRecord};
-use session_core::paths;
+use session_core::os::paths;
 use session_core::provider::opener::{NoOpener, Opener, SystemOpener, Tee};
-use session_core::vault::KeyringStore;
+use session_core::storage::audit::{AuditEvent, AuditRecord};
+use session_core::storage::vault::KeyringStore;
 use session_core::view::SignInMethod;
 use session_core::{Config, Engine, Error, ErrorCode, ErrorInfo, Password, Phase, SessionView};
 use std::io::BufRead;
@@ -42,7 +42,7 @@ async fn main() -> ExitCode {
     // Printing completions or the man page (package builds do) leaves no
     // log and creates no data directory.
     if !matches!(cli.command, Command::Completions { .. } | Command::Man) {
-        session_core::diaglog::init(
+        session_core::support::diaglog::init(
             cli.data_dir.clone().or_else(paths::default_data_dir).as_deref(),
             "sessionctl",
         );
@@ -479,7 +479,7 @@ async fn watch(engine: &Engine, json: bool, seconds: Option<u64>) -> Result<(), 
 
 /// Every check, printed; exit 0 when none failed, 1 otherwise.
 async fn doctor(cli: &Cli) -> ExitCode {
-    let doctor = session_core::doctor::Doctor {
+    let doctor = session_core::support::doctor::Doctor {
         config_file: config_path(cli),
         profile: cli.profile.clone(),
         data_dir: cli.data_dir.clone().or_else(paths::default_data_dir),
@@ -500,8 +500,8 @@ async fn doctor(cli: &Cli) -> ExitCode {
 
 async fn diagnostics(cli: &Cli, lines: usize) -> Result<(), Failure> {
     let config_file = config_path(cli);
-    let (profiles, config_error) = session_core::diagnostics::load_profiles(config_file.as_deref());
-    let inputs = session_core::diagnostics::Inputs {
+    let (profiles, config_error) = session_core::support::diagnostics::load_profiles(config_file.as_deref());
+    let inputs = session_core::support::diagnostics::Inputs {
         config_file: config_file.map(|p| p.display().to_string()),
         profiles,
         config_error,
@@ -510,7 +510,7 @@ async fn diagnostics(cli: &Cli, lines: usize) -> Result<(), Failure> {
         lines,
         front: format!("sessionctl {}", env!("CARGO_PKG_VERSION")),
     };
-    let report = session_core::diagnostics::collect(&inputs).await;
+    let report = session_core::support::diagnostics::collect(&inputs).await;
     if cli.json {
         println!("{}", serde_json::to_string(&report).unwrap_or_default());
     } else {

@@ -1,7 +1,7 @@
 //! What `sessionctl` prints: sessions, metrics, session lists, doctor
 //! reports. Text for people; `--json` output is serialized where it is made.
 
-use session_core::doctor::{Report, Status};
+use session_core::support::doctor::{Report, Status};
 use session_core::view::{ExtendAccess, Persistence};
 use session_core::SessionView;
 
@@ -126,7 +126,7 @@ pub fn warn_memory_only(view: &SessionView, json: bool) {
     }
 }
 
-pub fn print_metrics(m: &session_core::metrics::Metrics) {
+pub fn print_metrics(m: &session_core::insight::metrics::Metrics) {
     let ms = |v: Option<u64>| v.map(|v| format!("{v} ms")).unwrap_or_else(|| "-".into());
     println!("Sessions     : {}", m.sessions.len());
     println!(
@@ -227,7 +227,7 @@ pub fn print_report(report: &Report) {
 }
 
 /// One audit record as `sessionctl audit` prints it.
-pub fn audit_line(r: &session_core::audit::AuditRecord) -> String {
+pub fn audit_line(r: &session_core::storage::audit::AuditRecord) -> String {
     format!(
         "{}  {:<8} {:<10} {}",
         r.time.format("%Y-%m-%d %H:%M:%S"),

@@ -3,7 +3,7 @@
 //! Playground over real TLS.
 
 use playground::{Options, Playground};
-use session_core::vault::{KeyringStore, SecretStore};
+use session_core::storage::vault::{KeyringStore, SecretStore};
 use std::path::{Path, PathBuf};
 use std::process::Output;
 use std::time::Duration;
@@ -98,8 +98,11 @@ impl Cli {
 impl Drop for Cli {
     fn drop(&mut self) {
         for profile in ["playground", "playground-oidc"] {
-            let _ = session_core::vault::Vault::new(std::sync::Arc::new(KeyringStore::new(&self.keychain)), profile)
-                .clear();
+            let _ = session_core::storage::vault::Vault::new(
+                std::sync::Arc::new(KeyringStore::new(&self.keychain)),
+                profile,
+            )
+            .clear();
         }
     }
 }

@@ -5,13 +5,14 @@
 
 use crate::embedded::{DemoUser, Playground};
 use serde::Serialize;
-use session_core::audit::AuditRecord;
 use session_core::engine::SchedulerGuard;
 use session_core::engine::SignOutReport;
+use session_core::os::paths;
 use session_core::profile::Config;
 use session_core::provider::opener::{Opener, SystemOpener};
-use session_core::vault::KeyringStore;
-use session_core::{paths, Engine, Error, ErrorCode, ErrorInfo, Password, Phase, Profile, SessionView};
+use session_core::storage::audit::AuditRecord;
+use session_core::storage::vault::KeyringStore;
+use session_core::{Engine, Error, ErrorCode, ErrorInfo, Password, Phase, Profile, SessionView};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
@@ -375,7 +376,7 @@ impl Backend {
         // The report reads the audit file: write the engine's queued
         // records (API calls) first.
         let _ = self.engine().audit_log().flush();
-        let inputs = session_core::diagnostics::Inputs {
+        let inputs = session_core::support::diagnostics::Inputs {
             config_file: self.config_file.as_ref().map(|p| p.display().to_string()),
             profiles: self.profiles.values().cloned().collect(),
             config_error: self.config_error.as_ref().map(|e| e.message.clone()),
@@ -384,7 +385,7 @@ impl Backend {
             lines: DIAGNOSTIC_LINES,
             front: format!("Session Manager app {}", env!("CARGO_PKG_VERSION")),
         };
-        session_core::diagnostics::collect(&inputs).await.to_text()
+        session_core::support::diagnostics::collect(&inputs).await.to_text()
     }
 
     /// The current session view.

@@ -83,7 +83,7 @@ async fn end_session(backend: Backed<'_>, id: String) -> Result<(), ErrorInfo> {
 
 /// Session metrics from the audit log (the Metrics panel).
 #[tauri::command]
-async fn metrics(backend: Backed<'_>) -> Result<session_core::metrics::Metrics, ErrorInfo> {
+async fn metrics(backend: Backed<'_>) -> Result<session_core::insight::metrics::Metrics, ErrorInfo> {
     Ok(backend.get().await?.engine().metrics().await?)
 }
 
@@ -153,7 +153,7 @@ async fn about(backend: Backed<'_>) -> Result<About, ErrorInfo> {
 }
 
 /// "Copy diagnostics": what a support team needs, as text, with no secret
-/// in it (see `session_core::diagnostics`).
+/// in it (see `session_core::support::diagnostics`).
 #[tauri::command]
 async fn diagnostics(backend: Backed<'_>) -> Result<String, ErrorInfo> {
     Ok(backend.get().await?.diagnostics().await)
@@ -276,7 +276,7 @@ pub fn build<R: Runtime>(
 /// namespaces (`SESSION_MANAGER_KEYCHAIN_SERVICE`, which tests set) share no
 /// session and may run side by side.
 fn instance_name() -> String {
-    match std::env::var(session_core::vault::SERVICE_ENV) {
+    match std::env::var(session_core::storage::vault::SERVICE_ENV) {
         Ok(ns) => {
             let ns: String = ns
                 .chars()
@@ -365,8 +365,11 @@ pub fn run() {
     };
     // The diagnostic log (data_dir/logs/app.log); without a data directory
     // the backend reports that on the window.
-    let data_dir = options.data_dir.clone().or_else(session_core::paths::default_data_dir);
-    session_core::diaglog::init(data_dir.as_deref(), "app");
+    let data_dir = options
+        .data_dir
+        .clone()
+        .or_else(session_core::os::paths::default_data_dir);
+    session_core::support::diaglog::init(data_dir.as_deref(), "app");
     // A second launch hands over to the first instance and exits before
     // any session is touched.
     let builder = one_instance(tauri::Builder::default());

@@ -286,7 +286,7 @@ fn csp_is_strict_and_the_ui_has_no_inline_script() {
 
 #[test]
 fn audit_records_still_queued_reach_copy_diagnostics_and_are_written_when_the_app_exits() {
-    use session_core::audit::{AuditEvent, AuditRecord};
+    use session_core::storage::audit::{AuditEvent, AuditRecord};
     let keychain_service = own_keychain_namespace();
     let data = tempfile::tempdir().unwrap();
     let backend = tauri::async_runtime::block_on(Backend::start(Options {

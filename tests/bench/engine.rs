@@ -13,8 +13,7 @@
 //!    the backoff, so the requests follow the backoff, not the callers.
 
 use integration::{memory_engine, playground, playground_with, profile};
-use session_core::headers;
-use session_core::tls::PinnedClient;
+use session_core::net::headers;
 use session_core::token::{HttpJwksFetcher, JwksCache, Validator};
 use session_core::Password;
 use std::sync::Arc;
@@ -31,7 +30,7 @@ async fn jwt_per_token(alg: playground::Algorithm, n: usize) -> Duration {
     engine.sign_in("alice", Password::new("alice-pw-1")).await.unwrap();
     let token = session_core::AccessToken::new(pg.issued_tokens()[0].clone());
     let p = profile(&pg, |t| t);
-    let client = PinnedClient::for_profile(&p).unwrap();
+    let client = p.pinned_client().unwrap();
     let cache = JwksCache::new(
         Box::new(HttpJwksFetcher::new(
             client,
@@ -65,7 +64,7 @@ async fn call_throughput(rounds: usize, per_round: usize) -> (f64, f64, Vec<f64>
     engine.sign_in("alice", Password::new("alice-pw-1")).await.unwrap();
     let bearer = pg.issued_tokens()[0].clone();
     let p = profile(&pg, |t| t);
-    let plain = PinnedClient::for_profile(&p).unwrap();
+    let plain = p.pinned_client().unwrap();
     let url = p.base_url.join("/api/v2/accounts").unwrap();
     let (session, correlation) = (uuid::Uuid::new_v4().to_string(), uuid::Uuid::new_v4().to_string());
     let engine_round = || async {

@@ -5,7 +5,7 @@ pub mod hostile;
 
 use playground::{Options, Playground};
 use session_core::profile::Config;
-use session_core::vault::{MemoryStore, SecretStore};
+use session_core::storage::vault::{MemoryStore, SecretStore};
 use session_core::{Engine, Profile, SessionView};
 use std::path::Path;
 use std::sync::Arc;

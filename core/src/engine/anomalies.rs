@@ -1,14 +1,14 @@
-//! Running the anomaly detectors ([`crate::anomaly`]) at the moments they
+//! Running the anomaly detectors ([`crate::insight::anomaly`]) at the moments they
 //! need: after a sign-in (location, hours, clock, concurrent sessions) and
 //! after each API call (bursts, 401 storms). Each finding becomes an
 //! `anomaly` audit record and a banner in the view until dismissed; a
 //! Production profile may sign out on chosen kinds.
 
 use super::Engine;
-use crate::anomaly::{self, Call, CallLimits, Finding, Place};
-use crate::audit::AuditEvent;
+use crate::insight::anomaly::{self, Call, CallLimits, Finding, Place};
 use crate::profile::Environment;
 use crate::provider::SignInOrigin;
+use crate::storage::audit::AuditEvent;
 
 /// How many audit records the sign-in detectors read back.
 const HISTORY: usize = 2000;

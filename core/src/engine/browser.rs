@@ -100,7 +100,7 @@ impl Opener for ViewOpener {
     fn open(&self, url: &str) -> Result<(), String> {
         self.engine.show_browser(BrowserWait {
             url: url.to_owned(),
-            deadline: crate::refresh::after(self.engine.now(), self.timeout),
+            deadline: super::timing::after(self.engine.now(), self.timeout),
             silent: self.silent,
             open_error: None,
             user_code: None,
@@ -121,7 +121,7 @@ impl Opener for ViewOpener {
     fn show_code(&self, code: &DeviceCode) {
         self.engine.show_browser(BrowserWait {
             url: code.verification_uri.clone(),
-            deadline: crate::refresh::after(self.engine.now(), code.expires_in),
+            deadline: super::timing::after(self.engine.now(), code.expires_in),
             silent: false,
             open_error: None,
             user_code: Some(code.user_code.clone()),

@@ -35,11 +35,11 @@
 use super::grant::is_security_failure;
 use super::state::{Arrival, Commit};
 use super::Engine;
-use crate::audit::AuditEvent;
 use crate::error::{Error, RenewalVerdict};
-use crate::proclock::ProcessLock;
 use crate::provider::{Credentials, SessionTokens};
-use crate::vault::VaultError;
+use crate::storage::audit::AuditEvent;
+use crate::storage::proclock::ProcessLock;
+use crate::storage::vault::VaultError;
 use crate::view::{Persistence, Phase};
 use std::sync::atomic::Ordering;
 use tracing::Instrument;

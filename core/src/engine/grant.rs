@@ -2,12 +2,12 @@
 //! fields, the provider's clock.
 
 use super::Engine;
-use crate::clock::{from_unix_seconds, Timestamp};
 use crate::error::Error;
+use crate::os::clock::{from_unix_seconds, Timestamp};
 use crate::profile::ProviderKind;
 use crate::provider::Grant;
+use crate::storage::vault::SessionRecord;
 use crate::token::{AccessToken, Claims, RefreshToken, TokenError};
-use crate::vault::SessionRecord;
 use base64::Engine as _;
 use std::time::Duration;
 use uuid::Uuid;
@@ -68,7 +68,7 @@ impl Engine {
     /// clock is named before a session starts.
     fn renewal_check_time(&self, grant: &Grant) -> Timestamp {
         match self.clock_offset(grant) {
-            Some(offset) => crate::refresh::after_signed(self.now(), offset),
+            Some(offset) => super::timing::after_signed(self.now(), offset),
             None => self.provider_now(),
         }
     }
@@ -168,7 +168,7 @@ impl Engine {
         // answer (Keycloak's refresh_expires_in), else the refresh token's
         // own `exp` when it is a JWT, else what was known before.
         let renewable_until = match grant.refresh_expires_in {
-            Some(secs) => Some(crate::refresh::after(now, Duration::from_secs(secs))),
+            Some(secs) => Some(super::timing::after(now, Duration::from_secs(secs))),
             None => refresh
                 .as_ref()
                 .and_then(refresh_token_expiry)

@@ -9,12 +9,12 @@
 //! token expired (`Expired`), or on sign-out, here or in another process.
 //!
 //! Where things are:
-//! - [`state`]: the state and its transitions (pure);
-//! - [`store`]: the one commit path (persist, audit, publish), the keychain;
-//! - [`flight`]: the whole refresh decision;
-//! - [`grant`]: checking a provider's answer;
-//! - [`browser`]: the browser step of a sign-in;
-//! - [`scheduler`]: the background task.
+//! - `state`: the state and its transitions (pure);
+//! - `store`: the one commit path (persist, audit, publish), the keychain;
+//! - `flight`: the whole refresh decision;
+//! - `grant`: checking a provider's answer;
+//! - `browser`: the browser step of a sign-in;
+//! - `scheduler`: the background task.
 
 mod anomalies;
 mod browser;
@@ -25,24 +25,24 @@ mod sessions;
 mod shared;
 mod state;
 mod store;
+pub mod timing;
 
 pub use scheduler::SchedulerGuard;
 
-use crate::audit::{AuditEvent, AuditLog};
-use crate::clock::{Clock, SystemClock, Timestamp};
 use crate::error::{Error, ErrorInfo};
-use crate::headers::FlowContext;
-use crate::proclock::{self, Beacon, ProcessLock};
+use crate::net::headers::FlowContext;
+use crate::os::clock::{Clock, SystemClock, Timestamp};
+use crate::os::resume::SleepBus;
 use crate::profile::{ExtendAccess, Profile, ProviderKind};
 use crate::provider::finhub::FinHub;
 use crate::provider::oidc::discovery::{DiscoveredJwks, DiscoveryCache};
 use crate::provider::oidc::Oidc;
 use crate::provider::opener::{Opener, SystemOpener};
 use crate::provider::{ApiRequest, ApiResponse, Credentials, Provider, SessionTokens};
-use crate::resume::SleepBus;
-use crate::tls::PinnedClient;
+use crate::storage::audit::{AuditEvent, AuditLog};
+use crate::storage::proclock::{self, Beacon, ProcessLock};
+use crate::storage::vault::{KeyringStore, SecretStore, Vault, VaultError};
 use crate::token::{AccessToken, HttpJwksFetcher, JwksCache, Password, Validator};
-use crate::vault::{KeyringStore, SecretStore, Vault, VaultError};
 use crate::view::{Persistence, Phase, SessionView, SignInMethod};
 use flight::{FlightLog, Trigger};
 use state::{Arrival, Commit, Next, Rules, State, Store};
@@ -180,7 +180,7 @@ impl Engine {
         opener: Arc<dyn Opener>,
     ) -> Result<Self, Error> {
         let profile = Arc::new(profile);
-        let client = PinnedClient::for_profile(&profile)?;
+        let client = profile.pinned_client()?;
         let discovery = profile.oidc.as_ref().map(|o| {
             Arc::new(DiscoveryCache::new(
                 client.clone(),
@@ -314,8 +314,8 @@ impl Engine {
     pub fn start_with(&self, sleep_bus: Option<SleepBus>) -> SchedulerGuard {
         scheduler::spawn(
             self.clone(),
-            sleep_bus.and_then(crate::resume::resumes),
-            crate::netwatch::changes(),
+            sleep_bus.and_then(crate::os::resume::resumes),
+            crate::os::netwatch::changes(),
         )
     }
 
@@ -666,7 +666,7 @@ impl Engine {
         let record = match self.read_stored().await {
             store::Stored::Nothing => return Ok(self.view()),
             store::Stored::Record(r) => *r,
-            store::Stored::Unreadable(e @ (VaultError::Unavailable(_) | VaultError::NewerVersion(_))) => {
+            store::Stored::Unreadable(e @ (VaultError::Unavailable(_) | VaultError::NewerVersion { .. })) => {
                 // Nothing to restore from here: say why; the record (a newer
                 // version's) stays as it is.
                 let _ = self
@@ -1096,7 +1096,7 @@ impl Engine {
 
     /// A sign-in's answer failed a check after the provider issued its
     /// tokens: revoke them (best effort), and record whether that worked.
-    async fn revoke_refused(&self, grant: &crate::provider::Grant, flow: &crate::headers::FlowContext) {
+    async fn revoke_refused(&self, grant: &crate::provider::Grant, flow: &crate::net::headers::FlowContext) {
         let tokens = SessionTokens {
             bearer: grant.bearer.clone(),
             refresh: grant.refresh.clone(),

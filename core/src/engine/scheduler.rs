@@ -2,9 +2,9 @@
 //! can no longer be renewed.
 //!
 //! It is a loop over `select!` of the wall-clock sleep until the next
-//! deadline ([`crate::clock::Clock::sleep_until`], which also returns when
+//! deadline ([`crate::os::clock::Clock::sleep_until`], which also returns when
 //! the clock jumps or the machine resumes), logind's resume signal
-//! ([`crate::resume`]), the network coming back ([`crate::netwatch`]: a
+//! ([`crate::os::resume`]), the network coming back ([`crate::os::netwatch`]: a
 //! session retrying after "offline" tries again at once), a wake-up
 //! [`tokio::sync::Notify`]
 //! (every commit rings it, since a commit may move the deadline), the
@@ -101,7 +101,7 @@ pub(super) fn spawn(
             let deadline = match (probe, deadline) {
                 (false, d) => d,
                 (true, d) => {
-                    let at = crate::refresh::after(engine.now(), KEYCHAIN_PROBE);
+                    let at = super::timing::after(engine.now(), KEYCHAIN_PROBE);
                     Some(d.map_or(at, |d| d.min(at)))
                 }
             };

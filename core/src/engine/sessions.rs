@@ -3,11 +3,11 @@
 //! Connect has no standard API for this, so those profiles say so.
 
 use super::{Caller, Engine};
-use crate::audit::AuditEvent;
 use crate::error::Error;
 use crate::profile::ProviderKind;
 use crate::provider::finhub::{parse_sessions, END_OTHERS_PATH, SESSIONS_PATH};
 use crate::provider::ApiResponse;
+use crate::storage::audit::AuditEvent;
 use crate::view::RemoteSession;
 use reqwest::Method;
 
@@ -80,7 +80,7 @@ impl Engine {
     }
 
     /// This profile's session metrics from its audit log.
-    pub async fn metrics(&self) -> Result<crate::metrics::Metrics, Error> {
+    pub async fn metrics(&self) -> Result<crate::insight::metrics::Metrics, Error> {
         let audit = self.inner.audit.clone();
         let profile = self.inner.profile.name.clone();
         let records = tokio::task::spawn_blocking(move || audit.recent(usize::MAX))
@@ -88,7 +88,7 @@ impl Engine {
             .map_err(|e| Error::Internal(format!("reading the audit log failed: {e}")))?
             .map_err(|e| Error::Internal(format!("cannot read the audit log: {e}")))?;
         let mine: Vec<_> = records.into_iter().filter(|r| r.profile == profile).collect();
-        Ok(crate::metrics::compute(&mine, self.now()))
+        Ok(crate::insight::metrics::compute(&mine, self.now()))
     }
 
     /// Append one audit record about the current session now (not a state

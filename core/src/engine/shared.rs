@@ -17,7 +17,7 @@
 //! All are 0600 in the 0700 shared directory; none holds a secret.
 
 use super::Engine;
-use crate::clock::Timestamp;
+use crate::os::clock::Timestamp;
 use crate::token::RefreshToken;
 use sha2::{Digest, Sha256};
 use std::path::PathBuf;
@@ -42,10 +42,10 @@ impl Engine {
     /// over it, so a reader sees the old or the new content, never half.
     fn write_shared(&self, suffix: &str, text: &str) -> std::io::Result<()> {
         use std::io::Write;
-        crate::paths::private_dir(&self.inner.shared_dir)?;
+        crate::os::paths::private_dir(&self.inner.shared_dir)?;
         let path = self.shared_file(suffix);
         let tmp = self.shared_file(&format!("{suffix}.tmp-{}", std::process::id()));
-        let mut file = crate::paths::open_private(
+        let mut file = crate::os::paths::open_private(
             &tmp,
             std::fs::OpenOptions::new().create(true).write(true).truncate(true),
         )?;
@@ -71,8 +71,8 @@ impl Engine {
     /// hold it and for every later start.
     pub(super) fn write_tombstone(&self, id: Uuid) {
         let path = self.tombstone_path(id);
-        let _ = crate::paths::private_dir(&self.inner.shared_dir).and_then(|()| {
-            crate::paths::open_private(
+        let _ = crate::os::paths::private_dir(&self.inner.shared_dir).and_then(|()| {
+            crate::os::paths::open_private(
                 &path,
                 std::fs::OpenOptions::new().create(true).write(true).truncate(true),
             )
@@ -113,6 +113,6 @@ impl Engine {
     /// The last activity on session `id` that any process noted.
     pub(super) fn shared_activity(&self, id: Uuid) -> Option<Timestamp> {
         let secs = self.read_shared("activity", id)?.parse::<i64>().ok()?;
-        crate::clock::from_unix_seconds(secs)
+        crate::os::clock::from_unix_seconds(secs)
     }
 }

@@ -6,12 +6,12 @@
 //! publish; see `Engine::apply`), so no transition can forget a step. The
 //! methods do no I/O and need no runtime, which keeps them unit-testable.
 
-use crate::audit::{AuditEvent, AuditRecord};
-use crate::clock::Timestamp;
+use super::timing;
 use crate::error::{Error, ErrorInfo};
+use crate::os::clock::Timestamp;
 use crate::provider::SessionTokens;
-use crate::refresh;
-use crate::vault::SessionRecord;
+use crate::storage::audit::{AuditEvent, AuditRecord};
+use crate::storage::vault::SessionRecord;
 use crate::view::{BrowserWait, Persistence, Phase, RefreshOutcome};
 use std::time::Duration;
 use uuid::Uuid;
@@ -164,9 +164,9 @@ pub(super) struct State {
     /// for the idle timeout.
     pub last_activity: Option<Timestamp>,
     /// Findings shown until dismissed (at most 10).
-    pub anomalies: Vec<crate::anomaly::Finding>,
+    pub anomalies: Vec<crate::insight::anomaly::Finding>,
     /// Recent API calls, for the pattern detector.
-    pub calls: std::collections::VecDeque<crate::anomaly::Call>,
+    pub calls: std::collections::VecDeque<crate::insight::anomaly::Call>,
     /// When the pattern detector last reported.
     pub last_api_finding: Option<Timestamp>,
     /// How long the refresh being committed took at the provider.
@@ -251,7 +251,7 @@ impl State {
     fn schedule(&mut self, rules: &Rules) {
         self.next_refresh_at = match &self.session {
             Some(s) if self.renewable(rules) => {
-                let at = refresh::refresh_at(s.issued_at, s.expires_at, rules.lead, &mut rand::thread_rng());
+                let at = timing::refresh_at(s.issued_at, s.expires_at, rules.lead, &mut rand::thread_rng());
                 Some(self.local_time(at))
             }
             _ => None,
@@ -275,12 +275,12 @@ impl State {
     pub fn idle_sign_out_at(&self, rules: &Rules) -> Option<Timestamp> {
         let idle = rules.idle?;
         self.session.as_ref()?;
-        Some(crate::refresh::after(self.last_activity?, idle))
+        Some(super::timing::after(self.last_activity?, idle))
     }
 
     /// When the profile's absolute limit ends the session.
     pub fn ends_at(&self, rules: &Rules) -> Option<Timestamp> {
-        Some(crate::refresh::after(
+        Some(super::timing::after(
             self.session.as_ref()?.signed_in_at?,
             rules.absolute?,
         ))
@@ -514,8 +514,8 @@ impl State {
         self.last_refresh = Some(RefreshOutcome { at: now, ok: false });
         if let Some(s) = &self.session {
             let lifetime = (s.expires_at - s.issued_at).to_std().unwrap_or(Duration::from_secs(1));
-            let backoff = refresh::backoff(refresh::backoff_base(lifetime), attempt, &mut rand::thread_rng());
-            self.next_refresh_at = Some(refresh::after(now, refresh::retry_delay(backoff, error.retry_after())));
+            let backoff = timing::backoff(timing::backoff_base(lifetime), attempt, &mut rand::thread_rng());
+            self.next_refresh_at = Some(timing::after(now, timing::retry_delay(backoff, error.retry_after())));
         }
         Commit {
             store: Store::Keep,

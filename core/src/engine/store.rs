@@ -13,11 +13,11 @@
 
 use super::state::{Commit, State, Store};
 use super::Engine;
-use crate::audit::AuditEvent;
 use crate::error::Error;
-use crate::proclock::ProcessLock;
 use crate::provider::SessionTokens;
-use crate::vault::{SessionRecord, Vault, VaultError};
+use crate::storage::audit::AuditEvent;
+use crate::storage::proclock::ProcessLock;
+use crate::storage::vault::{SessionRecord, Vault, VaultError};
 use crate::view::{Persistence, SessionView};
 use std::time::Duration;
 use uuid::Uuid;
@@ -240,7 +240,7 @@ impl Engine {
                     let mut st = self.state();
                     let first = st.persistence == Persistence::Keychain;
                     st.persistence = Persistence::MemoryOnly;
-                    st.persist_retry_at = Some(crate::refresh::after(now, PERSIST_RETRY));
+                    st.persist_retry_at = Some(super::timing::after(now, PERSIST_RETRY));
                     st.last_error = Some(Error::Vault(e.clone()).info());
                     first
                 };

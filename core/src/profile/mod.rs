@@ -48,14 +48,13 @@
 //! Every error names the profile, the field and the fix; unknown fields are
 //! errors.
 
-mod error;
 mod raw;
 mod validate;
 
-pub use error::ConfigError;
+pub use crate::error::ConfigError;
 pub use validate::{CHUNK_SEPARATOR, DEFAULT_TIMEOUT_SECS, MAX_RESPONSE_BYTES, MAX_TIMEOUT_SECS};
 
-use crate::pin::Pin;
+use crate::net::pin::Pin;
 use crate::token::ClientSecret;
 use jsonwebtoken::Algorithm;
 use raw::{RawFile, RawProfile};
@@ -211,22 +210,7 @@ impl Environment {
     }
 }
 
-/// What a pin mismatch does.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PinMode {
-    /// The connection fails (the default, and always in Production).
-    Enforce,
-    /// The mismatch is audited and shown; the connection proceeds (the
-    /// chain must still be valid WebPKI for the name).
-    ReportOnly,
-}
-
-/// A TLS protocol version.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub enum TlsVersion {
-    V1_2,
-    V1_3,
-}
+pub use crate::net::tls::{PinMode, TlsVersion};
 
 /// One validated profile.
 #[derive(Debug, Clone)]
@@ -285,7 +269,7 @@ pub struct Profile {
     pub anomaly_max_sessions: usize,
     /// Production only: the anomaly kinds that sign the session out
     /// (`anomaly_sign_out`, default none).
-    pub anomaly_sign_out: Vec<crate::anomaly::Kind>,
+    pub anomaly_sign_out: Vec<crate::insight::anomaly::Kind>,
     /// How long one request may take, from sending it to the last byte of
     /// the answer (`timeout_secs`, default 30).
     pub timeout: Duration,
@@ -398,6 +382,29 @@ pub fn parse_algorithm(name: &str) -> Result<Algorithm, String> {
             "'{name}' is a shared-secret algorithm; provider tokens must be verified with public keys"
         )),
         other => Ok(other),
+    }
+}
+
+impl Profile {
+    /// The pinned client for this profile: its pins (report-only or
+    /// enforced), extra CA, minimum TLS version, timeout and API body cap.
+    pub fn pinned_client(&self) -> Result<crate::net::tls::PinnedClient, crate::error::Error> {
+        crate::net::tls::PinnedClient::with_options(
+            &self.pins,
+            self.ca_file.as_deref(),
+            self.min_tls,
+            self.pin_mode == PinMode::ReportOnly,
+            self.timeout,
+            self.max_response_bytes,
+        )
+        .map_err(|problem| {
+            crate::error::Error::Config(ConfigError::new(
+                &self.name,
+                "ca_file",
+                problem,
+                "point ca_file at a PEM file with the CA certificate",
+            ))
+        })
     }
 }
 

@@ -6,7 +6,7 @@ use super::{
     parse_algorithm, ConfigError, Environment, ExtendAccess, OidcSettings, PinMode, Profile, ProviderKind, TlsVersion,
     DEFAULT_REFRESH_LEAD,
 };
-use crate::pin::Pin;
+use crate::net::pin::Pin;
 use crate::token::ClientSecret;
 use jsonwebtoken::Algorithm;
 use std::path::{Path, PathBuf};
@@ -300,7 +300,7 @@ fn timeout(name: &str, value: Option<u64>) -> Result<Duration, ConfigError> {
 }
 
 fn max_response_bytes(name: &str, value: Option<u64>) -> Result<u64, ConfigError> {
-    match value.unwrap_or(crate::tls::DEFAULT_API_BODY_LIMIT) {
+    match value.unwrap_or(crate::net::tls::DEFAULT_API_BODY_LIMIT) {
         n @ 1024..=MAX_RESPONSE_BYTES => Ok(n),
         n => Err(ConfigError::new(
             name,
@@ -308,7 +308,7 @@ fn max_response_bytes(name: &str, value: Option<u64>) -> Result<u64, ConfigError
             format!("{n} bytes is outside 1024..{MAX_RESPONSE_BYTES}"),
             format!(
                 "set the largest API answer to accept, between 1 KiB and 256 MiB (default {} bytes)",
-                crate::tls::DEFAULT_API_BODY_LIMIT
+                crate::net::tls::DEFAULT_API_BODY_LIMIT
             ),
         )),
     }
@@ -576,7 +576,7 @@ fn anomaly_sign_out(
     name: &str,
     kinds: Option<&[String]>,
     environment: Environment,
-) -> Result<Vec<crate::anomaly::Kind>, ConfigError> {
+) -> Result<Vec<crate::insight::anomaly::Kind>, ConfigError> {
     let Some(kinds) = kinds else { return Ok(Vec::new()) };
     if environment != Environment::Production && !kinds.is_empty() {
         return Err(ConfigError::new(
@@ -589,8 +589,8 @@ fn anomaly_sign_out(
     kinds
         .iter()
         .map(|k| {
-            crate::anomaly::Kind::parse(k).ok_or_else(|| {
-                let known: Vec<&str> = crate::anomaly::Kind::ALL.iter().map(|k| k.as_str()).collect();
+            crate::insight::anomaly::Kind::parse(k).ok_or_else(|| {
+                let known: Vec<&str> = crate::insight::anomaly::Kind::ALL.iter().map(|k| k.as_str()).collect();
                 ConfigError::new(
                     name,
                     "anomaly_sign_out",

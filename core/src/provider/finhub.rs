@@ -17,9 +17,9 @@
 use super::failover::{self, Endpoints, Route, Verdict};
 use super::{ApiRequest, ApiResponse, Credentials, Grant, Provider, SessionTokens};
 use crate::error::Error;
-use crate::headers::{self, FlowContext};
+use crate::net::headers::{self, FlowContext};
+use crate::net::tls::{BodyKind, PinnedClient};
 use crate::profile::Profile;
-use crate::tls::{BodyKind, PinnedClient};
 use crate::token::{AccessToken, RefreshToken};
 use async_trait::async_trait;
 use reqwest::header::HeaderValue;
@@ -335,7 +335,7 @@ impl Provider for FinHub {
         Some(self.endpoints.route())
     }
 
-    fn take_pin_reports(&self) -> Vec<crate::tls::PinReport> {
+    fn take_pin_reports(&self) -> Vec<crate::net::tls::PinReport> {
         self.client.pin_reports().map(|r| r.drain()).unwrap_or_default()
     }
 

@@ -16,8 +16,8 @@ pub use reqwest::Method;
 pub use reqwest::Url;
 
 use crate::error::Error;
-use crate::headers::FlowContext;
-use crate::tls::{BodyKind, PinnedClient};
+use crate::net::headers::FlowContext;
+use crate::net::tls::{BodyKind, PinnedClient};
 use crate::token::{AccessToken, IdToken, Password, RefreshToken};
 use async_trait::async_trait;
 use opener::Opener;
@@ -80,7 +80,7 @@ pub struct DeviceCode {
 }
 
 /// The server's clock from a response's `Date` header, if it has one.
-pub fn server_date(response: &reqwest::Response) -> Option<crate::clock::Timestamp> {
+pub fn server_date(response: &reqwest::Response) -> Option<crate::os::clock::Timestamp> {
     response
         .headers()
         .get("date")
@@ -200,7 +200,7 @@ pub struct Grant {
     pub tenant: Option<String>,
     pub customer: Option<String>,
     /// The server's clock when it answered (its `Date` header), if known.
-    pub server_date: Option<crate::clock::Timestamp>,
+    pub server_date: Option<crate::os::clock::Timestamp>,
     /// The validated ID token's `sub` (OpenID Connect).
     pub subject: Option<String>,
     /// The person's name and email (ID token or userinfo).
@@ -257,7 +257,7 @@ pub trait Provider: Send + Sync {
 
     /// Report-only profiles: the pin mismatches let through since the last
     /// call (each names its host and the pins presented).
-    fn take_pin_reports(&self) -> Vec<crate::tls::PinReport> {
+    fn take_pin_reports(&self) -> Vec<crate::net::tls::PinReport> {
         Vec::new()
     }
 

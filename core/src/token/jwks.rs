@@ -10,7 +10,7 @@
 //! signature.
 
 use crate::error::Error;
-use crate::tls::{BodyKind, PinnedClient};
+use crate::net::tls::{BodyKind, PinnedClient};
 use async_trait::async_trait;
 use jsonwebtoken::jwk::{Jwk, JwkSet, KeyOperations, PublicKeyUse};
 use std::collections::HashMap;

@@ -3,11 +3,11 @@
 //! guarantees; each failed on the engine before the rebuild.
 
 use super::*;
-use crate::audit::AuditEvent;
-use crate::clock::TestClock;
+use crate::os::clock::TestClock;
+use crate::storage::audit::AuditEvent;
+use crate::storage::vault::{MemoryStore, SessionRecord};
 use crate::testkit::{self, keys, ScriptedProvider};
 use crate::token::StaticJwks;
-use crate::vault::{MemoryStore, SessionRecord};
 use crate::view::ExtendAccess;
 use jsonwebtoken::Algorithm;
 use std::sync::atomic::Ordering;
@@ -357,7 +357,7 @@ async fn a_wall_clock_jump_past_the_refresh_time_is_noticed_within_two_seconds()
 #[cfg(target_os = "linux")]
 #[tokio::test(flavor = "multi_thread")]
 async fn loginds_resume_signal_is_noticed_within_two_seconds() {
-    use crate::resume::SleepBus;
+    use crate::os::resume::SleepBus;
     fn send_prepare_for_sleep(sleeping: bool) {
         let bus = dbus::blocking::Connection::new_session()
             .expect("a D-Bus session bus (run the tests through scripts/test.sh)");
@@ -463,7 +463,11 @@ async fn api_calls_are_audited_within_a_second_not_with_a_write_each() {
     let events: Vec<_> = std::fs::read_to_string(&path)
         .unwrap()
         .lines()
-        .map(|l| serde_json::from_str::<crate::audit::AuditRecord>(l).unwrap().event)
+        .map(|l| {
+            serde_json::from_str::<crate::storage::audit::AuditRecord>(l)
+                .unwrap()
+                .event
+        })
         .collect();
     let call = events.iter().rposition(|e| matches!(e, AuditEvent::ApiCall { .. }));
     let out = events.iter().position(|e| matches!(e, AuditEvent::SignedOut { .. }));
@@ -1447,7 +1451,7 @@ async fn a_refresh_that_fails_on_tls_html_or_a_4xx_is_retried_and_keeps_the_sess
             host: "idp.test:443".into(),
             presented: "sha256/portal".into(),
         },
-        Error::Vault(crate::vault::VaultError::Failed(
+        Error::Vault(crate::storage::vault::VaultError::Failed(
             "the keychain answered an error".into(),
         )),
     ];
@@ -1465,7 +1469,7 @@ async fn a_refresh_that_fails_on_tls_html_or_a_4xx_is_retried_and_keeps_the_sess
         assert!(tried >= 5, "{failure}: renewal stopped after {tried} attempts");
         // The real network is back: renewed within the backoff cap.
         *rig.provider.fail_with.lock().unwrap() = None;
-        tokio::time::sleep(crate::refresh::MAX_BACKOFF + Duration::from_secs(1)).await;
+        tokio::time::sleep(crate::engine::timing::MAX_BACKOFF + Duration::from_secs(1)).await;
         let view = rig.engine.view();
         assert_eq!(view.state, Phase::Active, "{failure}");
         assert!(

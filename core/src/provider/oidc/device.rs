@@ -8,8 +8,8 @@
 use super::token::TokenCall;
 use super::Oidc;
 use crate::error::Error;
+use crate::net::tls::BodyKind;
 use crate::provider::{BrowserSignIn, DeviceCode, Grant};
-use crate::tls::BodyKind;
 use serde_json::Value;
 use std::time::Duration;
 

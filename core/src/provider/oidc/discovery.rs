@@ -6,7 +6,7 @@
 //! https. Redirects are not followed (the pinned client follows none).
 
 use crate::error::Error;
-use crate::tls::{BodyKind, PinnedClient};
+use crate::net::tls::{BodyKind, PinnedClient};
 use crate::token::{Fetched, HttpJwksFetcher, JwksFetcher};
 use async_trait::async_trait;
 use serde::Deserialize;

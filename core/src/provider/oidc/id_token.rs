@@ -16,8 +16,8 @@
 //!   old (3.1.2.1).
 
 use super::pkce::constant_time_eq;
-use crate::clock::Timestamp;
 use crate::error::Error;
+use crate::os::clock::Timestamp;
 use crate::token::{AccessToken, Claims, IdToken, TokenError, Validator};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64URL;
 use base64::Engine as _;

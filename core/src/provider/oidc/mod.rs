@@ -2,8 +2,8 @@
 //! and a loopback redirect (RFC 8252, RFC 7636), ID token validation (Core
 //! 3.1.3.7), refresh with rotation (RFC 6749 section 6), silent
 //! re-authentication (`prompt=none`), the device authorization grant (RFC
-//! 8628, [`device`]), userinfo, and three ways to end a session
-//! ([`sign_out`]): a Transmit-style logout endpoint, token revocation (RFC
+//! 8628, `device`), userinfo, and three ways to end a session
+//! (`sign_out`): a Transmit-style logout endpoint, token revocation (RFC
 //! 7009) and RP-initiated logout (`end_session_endpoint`).
 //!
 //! Offline access (Core 11): with `offline_access` among the scopes, an
@@ -28,11 +28,11 @@ use super::opener::Opener;
 use super::{
     bearer_header, join_below, ApiRequest, ApiResponse, BrowserSignIn, Credentials, Grant, Provider, SessionTokens,
 };
-use crate::clock::Clock;
 use crate::error::Error;
-use crate::headers::FlowContext;
+use crate::net::headers::FlowContext;
+use crate::net::tls::{BodyKind, PinnedClient};
+use crate::os::clock::Clock;
 use crate::profile::{OidcSettings, Profile};
-use crate::tls::{BodyKind, PinnedClient};
 use crate::token::{AccessToken, RefreshToken, Validator};
 use async_trait::async_trait;
 use discovery::{Discovery, DiscoveryCache};
@@ -286,7 +286,7 @@ impl Provider for Oidc {
         "oidc"
     }
 
-    fn take_pin_reports(&self) -> Vec<crate::tls::PinReport> {
+    fn take_pin_reports(&self) -> Vec<crate::net::tls::PinReport> {
         self.client.pin_reports().map(|r| r.drain()).unwrap_or_default()
     }
 

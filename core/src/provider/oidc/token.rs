@@ -3,8 +3,8 @@
 
 use super::{Discovery, Oidc};
 use crate::error::Error;
+use crate::net::tls::BodyKind;
 use crate::provider::{plausible_expires_in, sensitive};
-use crate::tls::BodyKind;
 use crate::token::{AccessToken, IdToken, RefreshToken};
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine as _;
@@ -125,7 +125,7 @@ pub(super) struct TokenResponse {
     pub(super) expires_in: Option<u64>,
     pub(super) refresh_expires_in: Option<u64>,
     pub(super) scope: Option<String>,
-    pub(super) server_date: Option<crate::clock::Timestamp>,
+    pub(super) server_date: Option<crate::os::clock::Timestamp>,
 }
 
 /// An RFC 6749 section 5.2 error answer as an engine error.

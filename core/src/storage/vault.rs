@@ -24,7 +24,7 @@
 //! The vault never falls back to a file: a missing or locked keychain is
 //! [`VaultError::Unavailable`] and the engine keeps the session in memory.
 
-use crate::clock::Timestamp;
+use crate::os::clock::Timestamp;
 use crate::token::{AccessToken, IdToken, RefreshToken};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
@@ -46,21 +46,10 @@ pub const DEFAULT_SERVICE: &str = "session-manager";
 /// use it to get a namespace of their own).
 pub const SERVICE_ENV: &str = "SESSION_MANAGER_KEYCHAIN_SERVICE";
 
-/// Keychain failures.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum VaultError {
-    #[error("the OS keychain is not available ({0}); the session is kept in memory only and will not survive a restart. On Linux, start a Secret Service (gnome-keyring or KeePassXC) and unlock it")]
-    Unavailable(String),
-    #[error("the keychain entry is damaged ({0}); sign in again to replace it")]
-    Corrupt(String),
-    #[error("the keychain holds a session written by a newer version of Session Manager (format {0}, this one reads {FORMAT_VERSION}); it was left untouched. Use the newer version, or sign out there first")]
-    NewerVersion(u32),
-    #[error("the keychain failed: {0}")]
-    Failed(String),
-}
+pub use crate::error::VaultError;
 
 /// A key-value store of secrets. The OS keychain is the real one; tests may
-/// use [`MemoryStore`].
+/// use `MemoryStore`.
 pub trait SecretStore: Send + Sync {
     /// The value under `account`, `None` when there is none.
     fn get(&self, account: &str) -> Result<Option<String>, VaultError>;
@@ -452,7 +441,10 @@ impl Vault {
         };
         if let Ok(Versioned { v }) = serde_json::from_str::<Versioned>(&text) {
             if v > FORMAT_VERSION {
-                return Err(VaultError::NewerVersion(v));
+                return Err(VaultError::NewerVersion {
+                    found: v,
+                    reads: FORMAT_VERSION,
+                });
             }
         }
         serde_json::from_str(&text)
@@ -562,7 +554,10 @@ impl Vault {
         }
         if let Ok(Versioned { v }) = serde_json::from_str::<Versioned>(&json) {
             if v > FORMAT_VERSION {
-                return Err(VaultError::NewerVersion(v));
+                return Err(VaultError::NewerVersion {
+                    found: v,
+                    reads: FORMAT_VERSION,
+                });
             }
         }
         let s: Stored =
@@ -600,7 +595,7 @@ impl Vault {
     /// manifest says, or if it cannot be read), then the manifest. A record
     /// of a newer format is left alone.
     pub fn clear(&self) -> Result<(), VaultError> {
-        if let Err(e @ VaultError::NewerVersion(_)) = self.manifest() {
+        if let Err(e @ VaultError::NewerVersion { .. }) = self.manifest() {
             return Err(e);
         }
         self.sweep(None)?;
@@ -754,9 +749,27 @@ mod tests {
             .unwrap();
         store.set(&chunk, r#"{"v":2,"renamed":"field"}"#).unwrap();
         let before = store.entries();
-        assert_eq!(vault.load().unwrap_err(), VaultError::NewerVersion(2));
-        assert_eq!(vault.clear().unwrap_err(), VaultError::NewerVersion(2));
-        assert_eq!(vault.save(&record(10)).unwrap_err(), VaultError::NewerVersion(2));
+        assert_eq!(
+            vault.load().unwrap_err(),
+            VaultError::NewerVersion {
+                found: 2,
+                reads: FORMAT_VERSION
+            }
+        );
+        assert_eq!(
+            vault.clear().unwrap_err(),
+            VaultError::NewerVersion {
+                found: 2,
+                reads: FORMAT_VERSION
+            }
+        );
+        assert_eq!(
+            vault.save(&record(10)).unwrap_err(),
+            VaultError::NewerVersion {
+                found: 2,
+                reads: FORMAT_VERSION
+            }
+        );
         assert_eq!(store.entries(), before, "a newer version's record was touched");
     }
 

@@ -2,9 +2,9 @@
 //!
 //! *When* a session is renewed is decided here and in
 //! [`crate::engine`]'s `next_step`; *how* is the engine's flight; *how the
-//! process wakes up* for it is [`crate::clock::Clock::sleep_until`].
+//! process wakes up* for it is [`crate::os::clock::Clock::sleep_until`].
 
-use crate::clock::Timestamp;
+use crate::os::clock::Timestamp;
 use rand::Rng;
 use std::time::Duration;
 

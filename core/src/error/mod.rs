@@ -4,10 +4,14 @@
 //! UI maps it to text. Fronts never match on message strings. No message ever
 //! contains a token.
 
-use crate::profile::ConfigError;
-use crate::token::TokenError;
-use crate::vault::VaultError;
+mod config;
+mod token;
+mod vault;
+
+pub use config::ConfigError;
 use serde::{Deserialize, Serialize};
+pub use token::TokenError;
+pub use vault::VaultError;
 
 /// The closed set of error codes that cross to fronts (CLI, IPC).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]

@@ -11,10 +11,10 @@
 //! passes here passes in the app; the doctor only records what the server
 //! presented on the way, to show it.
 
-use crate::pin::Pin;
+use crate::net::pin::Pin;
+use crate::net::tls::{self, danger::PinnedVerifier};
 use crate::profile::{Config, Profile, TlsVersion};
-use crate::tls::{self, danger::PinnedVerifier};
-use crate::vault::SecretStore;
+use crate::storage::vault::SecretStore;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::{DigitallySignedStruct, SignatureScheme};
 use rustls_pki_types::{CertificateDer, ServerName, UnixTime};
@@ -447,7 +447,7 @@ fn host_port(url: &reqwest::Url) -> Option<(String, u16)> {
 /// endpoints it names, in the order it names them, once each.
 async fn check_discovery(profile: &Profile, oidc: &crate::profile::OidcSettings) -> (Vec<Check>, Vec<(String, u16)>) {
     let what = format!("{} discovery", profile.name);
-    let client = match tls::PinnedClient::for_profile(profile) {
+    let client = match profile.pinned_client() {
         Ok(c) => c,
         Err(e) => {
             return (
@@ -752,7 +752,7 @@ pub(crate) async fn check_clock(profile: &Profile) -> Check {
         Some(o) => o.discovery_url.clone(),
         None => profile.base_url.clone(),
     };
-    let client = match tls::PinnedClient::for_profile(profile) {
+    let client = match profile.pinned_client() {
         Ok(c) => c,
         Err(e) => return Check::failed(what, e.to_string(), "fix the profile's ca_file"),
     };
@@ -786,7 +786,7 @@ pub(crate) async fn check_clock(profile: &Profile) -> Check {
 /// provider's `Date`) but says so; beyond, something is wrong.
 pub fn clock_verdict(what: &str, offset_secs: i64) -> Check {
     let leeway = crate::engine::LEEWAY.as_secs() as i64;
-    let limit = crate::anomaly::CLOCK_LIMIT.as_secs() as i64;
+    let limit = crate::insight::anomaly::CLOCK_LIMIT.as_secs() as i64;
     let side = if offset_secs > 0 { "behind" } else { "ahead of" };
     let detail = format!(
         "this machine's clock is {} s {side} the provider's",
@@ -896,12 +896,12 @@ mod tests {
 
     #[tokio::test]
     async fn the_keychain_probe_leaves_nothing_behind_and_fails_on_a_broken_store() {
-        let store = Arc::new(crate::vault::MemoryStore::default());
+        let store = Arc::new(crate::storage::vault::MemoryStore::default());
         let check = check_keychain(store.clone()).await;
         assert_eq!(check.status, Status::Ok, "{check:?}");
         assert!(store.entries().is_empty(), "the probe entry is deleted");
 
-        let broken = Arc::new(crate::vault::MemoryStore::default());
+        let broken = Arc::new(crate::storage::vault::MemoryStore::default());
         broken.fail_after_writes(0);
         let check = check_keychain(broken.clone()).await;
         assert_eq!(check.status, Status::Failed, "{check:?}");

@@ -3,7 +3,7 @@
 //! - One file per front in the data directory: `logs/app.log`,
 //!   `logs/sessionctl.log`; mode 0600 in a 0700 directory, never through a
 //!   symbolic link, rotated at [`MAX_BYTES`] keeping [`KEEP`] old files
-//!   ([`crate::paths::RotatingFile`], as the audit log).
+//!   ([`crate::os::paths::RotatingFile`], as the audit log).
 //! - Level: `SESSION_MANAGER_LOG` (`error` … `trace`, for the app's own
 //!   crates; others stay at `warn`), or `RUST_LOG` with full directives
 //!   (`info,h2=debug`); default `info`.
@@ -22,7 +22,7 @@
 //! and their `Debug` prints `AccessToken([redacted])`.
 //! - Writing the log can never stop the app: a failed write loses the line.
 
-use crate::paths::RotatingFile;
+use crate::os::paths::RotatingFile;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use tracing_subscriber::filter::{LevelFilter, Targets};

@@ -8,7 +8,7 @@
 //! The detectors take plain data (times, places, counts), so each is tested
 //! with fixtures; the engine gathers that data.
 
-use crate::clock::Timestamp;
+use crate::os::clock::Timestamp;
 use chrono::Timelike;
 use serde::{Deserialize, Serialize};
 use std::time::Duration;

@@ -22,8 +22,7 @@
 //! never report each other's pins.
 
 use crate::error::Error;
-use crate::pin::Pin;
-use crate::profile::{ConfigError, Profile, TlsVersion};
+use crate::net::pin::Pin;
 use rustls::crypto::CryptoProvider;
 use rustls::{ClientConfig, RootCertStore};
 use rustls_pki_types::pem::PemObject;
@@ -36,7 +35,7 @@ use std::time::Duration;
 /// JWKS, token, userinfo, revocation and FinHub's auth answers are a few
 /// kilobytes; a megabyte leaves room for large tokens and key sets.
 pub const PROTOCOL_BODY_LIMIT: u64 = 1024 * 1024;
-/// The default cap of an API answer ([`Profile::max_response_bytes`]).
+/// The default cap of an API answer ([`crate::profile::Profile::max_response_bytes`]).
 pub const DEFAULT_API_BODY_LIMIT: u64 = 16 * 1024 * 1024;
 /// How long the TCP connection may take (TLS comes on top, within the
 /// profile's timeout).
@@ -49,7 +48,7 @@ pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// (no route) or within `CONNECT_TIMEOUT`.
 pub const POOL_IDLE: Duration = Duration::from_secs(15);
 /// The default time a request may take from sending to the last byte of the
-/// answer ([`Profile::timeout`]).
+/// answer ([`crate::profile::Profile::timeout`]).
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The pins of a verified path that matched none of the profile's pins. It
@@ -375,6 +374,23 @@ pub enum BodyKind {
     Api,
 }
 
+/// What a pin mismatch does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PinMode {
+    /// The connection fails (the default, and always in Production).
+    Enforce,
+    /// The mismatch is audited and shown; the connection proceeds (the
+    /// chain must still be valid WebPKI for the name).
+    ReportOnly,
+}
+
+/// A TLS protocol version.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum TlsVersion {
+    V1_2,
+    V1_3,
+}
+
 /// An HTTP client whose every connection is pinned, that follows no redirect,
 /// reads every answer within a size cap and a deadline, and maps transport
 /// failures to the engine's errors.
@@ -388,19 +404,18 @@ pub struct PinnedClient {
 }
 
 impl PinnedClient {
-    /// The pinned client for a profile.
-    pub fn for_profile(profile: &Profile) -> Result<Self, Error> {
-        let reports = (profile.pin_mode == crate::profile::PinMode::ReportOnly).then(Arc::default);
-        Self::build(&profile.pins, profile.ca_file.as_deref(), profile.min_tls, reports)
-            .map(|c| c.with_limits(profile.timeout, profile.max_response_bytes))
-            .map_err(|problem| {
-                Error::Config(ConfigError::new(
-                    &profile.name,
-                    "ca_file",
-                    problem,
-                    "point ca_file at a PEM file with the CA certificate",
-                ))
-            })
+    /// A pinned client with the given limits; `report_only` lets a pin
+    /// mismatch through (recorded in [`PinnedClient::pin_reports`]).
+    pub fn with_options(
+        pins: &[Pin],
+        extra_ca: Option<&Path>,
+        min_tls: TlsVersion,
+        report_only: bool,
+        timeout: Duration,
+        api_limit: u64,
+    ) -> Result<Self, String> {
+        let reports = report_only.then(Arc::default);
+        Self::build(pins, extra_ca, min_tls, reports).map(|c| c.with_limits(timeout, api_limit))
     }
 
     /// A pinned client from its parts, with the default limits.

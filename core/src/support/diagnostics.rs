@@ -5,9 +5,9 @@
 //! audit records. Nothing in it can sign anyone in: no token, password,
 //! client secret or whole pin ever enters it (a test scans it).
 
-use crate::audit::{AuditLog, AuditRecord};
 use crate::profile::{Config, PinMode, Profile, TlsVersion};
-use crate::vault::SecretStore;
+use crate::storage::audit::{AuditLog, AuditRecord};
+use crate::storage::vault::SecretStore;
 use serde::Serialize;
 use std::fmt::Write as _;
 use std::path::PathBuf;
@@ -107,7 +107,7 @@ pub fn load_profiles(path: Option<&std::path::Path>) -> (Vec<Profile>, Option<St
 }
 
 /// A pin as diagnostics show it: enough to tell pins apart, not the value.
-pub fn shortened_pin(pin: &crate::pin::Pin) -> String {
+pub fn shortened_pin(pin: &crate::net::pin::Pin) -> String {
     let whole = pin.to_string();
     let cut: String = whole.chars().take("sha256/".len() + 8).collect();
     format!("{cut}…")
@@ -179,7 +179,9 @@ pub async fn collect(inputs: &Inputs) -> Diagnostics {
         .iter()
         .cloned()
         .map(|p| {
-            tokio::spawn(async move { tokio::time::timeout(CLOCK_DEADLINE, crate::doctor::check_clock(&p)).await })
+            tokio::spawn(
+                async move { tokio::time::timeout(CLOCK_DEADLINE, crate::support::doctor::check_clock(&p)).await },
+            )
         })
         .collect();
     let mut clock = Vec::new();
@@ -197,7 +199,7 @@ pub async fn collect(inputs: &Inputs) -> Diagnostics {
     }
     let (log, audit) = match &inputs.data_dir {
         Some(dir) => (
-            crate::diaglog::tail(dir, inputs.lines),
+            crate::support::diaglog::tail(dir, inputs.lines),
             AuditLog::in_dir(dir).recent(inputs.lines).unwrap_or_default(),
         ),
         None => (Vec::new(), Vec::new()),
@@ -292,7 +294,7 @@ mod tests {
 
     #[test]
     fn pins_and_urls_are_shown_without_their_secrets() {
-        let pin = crate::pin::Pin([7; 32]);
+        let pin = crate::net::pin::Pin([7; 32]);
         let short = shortened_pin(&pin);
         assert!(pin.to_string().starts_with(short.trim_end_matches('…')));
         assert!(short.len() < pin.to_string().len());

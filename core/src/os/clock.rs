@@ -90,7 +90,7 @@ mod realtime {
                 it_value: when,
             },
         )?;
-        let fd = crate::paths::async_fd(fd)?;
+        let fd = crate::os::paths::async_fd(fd)?;
         loop {
             let mut ready = fd.readable().await?;
             let mut buf = [0u8; 8];
@@ -191,5 +191,16 @@ mod tests {
         // A deadline in the past is due at once.
         SystemClock.sleep_until(Utc::now() - chrono::Duration::hours(1)).await;
         SystemClock.sleep_until(DateTime::<Utc>::MIN_UTC).await;
+    }
+}
+
+/// A whole number of seconds for people: `45 s`, `30 min`, `12 h`, `7 days`
+/// (the largest unit that divides it, else the next smaller one).
+pub fn duration_text(secs: u64) -> String {
+    match secs {
+        s if s >= 86_400 && s % 86_400 == 0 => format!("{} days", s / 86_400),
+        s if s >= 3600 && s % 3600 == 0 => format!("{} h", s / 3600),
+        s if s >= 60 && s % 60 == 0 => format!("{} min", s / 60),
+        s => format!("{s} s"),
     }
 }

@@ -2,8 +2,8 @@
 //! duration, refreshes, refresh latency (median and 95th percentile), API
 //! calls, failures, time offline, locations. Pure: records in, numbers out.
 
-use crate::audit::{AuditEvent, AuditRecord};
-use crate::clock::Timestamp;
+use crate::os::clock::Timestamp;
+use crate::storage::audit::{AuditEvent, AuditRecord};
 use serde::Serialize;
 use std::collections::BTreeMap;
 

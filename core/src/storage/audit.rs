@@ -5,8 +5,8 @@
 //! pass the cap, `audit.jsonl` becomes `audit.jsonl.1` (and so on, keeping
 //! [`AuditLog::KEEP`] old files).
 
-use crate::clock::Timestamp;
-use crate::paths;
+use crate::os::clock::Timestamp;
+use crate::os::paths;
 use serde::{Deserialize, Serialize};
 use std::fs::{self, OpenOptions};
 use std::io::{BufRead, BufReader};
@@ -172,11 +172,11 @@ impl AuditEvent {
                 "The tokens of the refused sign-in could not be revoked ({detail}); they stay valid at the provider until they expire"
             ),
             AuditEvent::SessionTimedOut { kind, after_secs } if kind == "idle" => {
-                format!("Signed out after {} without activity (the profile's idle timeout)", crate::view::duration_text(*after_secs))
+                format!("Signed out after {} without activity (the profile's idle timeout)", crate::os::clock::duration_text(*after_secs))
             }
             AuditEvent::SessionTimedOut { after_secs, .. } => format!(
                 "Signed out: the session reached the profile's limit of {}",
-                crate::view::duration_text(*after_secs)
+                crate::os::clock::duration_text(*after_secs)
             ),
             AuditEvent::PinMismatchReported { host, presented } => format!(
                 "Report-only pinning: {host} presented none of the configured pins ({presented}); the connection was allowed"

@@ -13,7 +13,7 @@
 //! deleted: a crashed holder's lock goes with its process, and deleting a
 //! held lock file would let a newcomer lock a fresh inode.
 
-use crate::paths;
+use crate::os::paths;
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -191,7 +191,7 @@ mod watch {
 
     pub fn start(path: &Path) -> Option<Watch> {
         let dir = path.parent()?;
-        crate::paths::private_dir(dir).ok()?;
+        crate::os::paths::private_dir(dir).ok()?;
         let fd = inotify::init(inotify::CreateFlags::CLOEXEC | inotify::CreateFlags::NONBLOCK).ok()?;
         inotify::add_watch(
             &fd,
@@ -200,7 +200,7 @@ mod watch {
         )
         .ok()?;
         Some(Watch {
-            fd: crate::paths::async_fd(fd).ok()?,
+            fd: crate::os::paths::async_fd(fd).ok()?,
             name: path.file_name()?.to_owned(),
         })
     }

@@ -2,7 +2,7 @@
 //! `PrepareForSleep(false)` signal on the system bus.
 //!
 //! The scheduler's first way is the wall-clock timer itself
-//! ([`crate::clock::Clock::sleep_until`]): on Linux a `timerfd` with
+//! ([`crate::os::clock::Clock::sleep_until`]): on Linux a `timerfd` with
 //! `TFD_TIMER_CANCEL_ON_SET`, which the kernel wakes on every resume. This
 //! signal covers what that cannot: a timer made where no timerfd could be
 //! had (the fallback tick), and a resume the kernel did not report as a
