@@ -50,7 +50,7 @@ async fn the_primary_going_down_moves_to_the_backup_and_back() {
     pg.set_primary(false).await;
     let v = engine.refresh_now().await.unwrap();
     assert_eq!(v.state, Phase::Active);
-    assert_eq!(v.backup_endpoint.as_deref(), Some(format!("{backup}/").as_str()));
+    assert_eq!(v.backup_endpoint.as_deref(), Some(backup.as_str()));
     let r = engine
         .call(reqwest::Method::GET, "/api/v2/accounts", None)
         .await

@@ -621,3 +621,18 @@ async fn an_online_refresh_token_ends_with_the_providers_session() {
     pages(&opener, 2).await;
     assert_eq!(live(), 1, "the online session outlived the provider's session");
 }
+
+/// Security review 2: a device sign-in polls on through a provider's
+/// passing trouble (503 twice) instead of giving up, and a profile's
+/// `max_age` (which only a browser sign-in sends) does not demand an
+/// `auth_time` the device sign-in never asked for.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_device_sign_in_polls_on_through_passing_errors_and_ignores_max_age() {
+    let pg = playground(600).await;
+    pg.set_device_interval(Duration::from_secs(1));
+    pg.fail_next_device_polls(2);
+    let (engine, _opener, _dir) = strict(&pg, with_line("max_age_secs = 600"));
+    let view = engine.sign_in_device().await.unwrap();
+    assert_eq!((view.state, view.user.as_deref()), (Phase::Active, Some("alice")));
+    assert!(pg.calls_to("/oidc/token") >= 3, "the failed polls were not retried");
+}

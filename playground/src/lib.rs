@@ -316,6 +316,12 @@ impl Playground {
         self.state.fail_refreshes.store(n, Ordering::SeqCst);
     }
 
+    /// Answer the next `n` device-grant polls of the token endpoint with 503
+    /// (a provider under load).
+    pub fn fail_next_device_polls(&self, n: u32) {
+        self.state.fail_device_polls.store(n, Ordering::SeqCst);
+    }
+
     /// Answer the next `n` JWKS requests (FinHub's and OpenID Connect's)
     /// with 503.
     pub fn fail_next_jwks(&self, n: u32) {

@@ -377,10 +377,15 @@ impl Engine {
             environment: p.environment.as_str().to_owned(),
             provider: self.inner.provider.name().to_owned(),
             state: st.phase,
-            user: s.map(|s| s.user.clone()).or_else(|| st.last_user.clone()),
-            tenant: s.and_then(|s| s.tenant.clone()),
-            customer: s.and_then(|s| s.customer.clone()),
-            scope: s.and_then(|s| s.scope.clone()),
+            // What a provider sent, shown without control characters
+            // (they are dropped where the answers are parsed, too).
+            user: s
+                .map(|s| s.user.clone())
+                .or_else(|| st.last_user.clone())
+                .map(|u| shown(&u)),
+            tenant: s.and_then(|s| s.tenant.as_deref().map(shown)),
+            customer: s.and_then(|s| s.customer.as_deref().map(shown)),
+            scope: s.and_then(|s| s.scope.as_deref().map(shown)),
             session_id: s.map(|s| s.session_id.to_string()),
             issued_at: s.map(|s| s.issued_at),
             expires_at: s.map(|s| s.expires_at),
@@ -403,8 +408,8 @@ impl Engine {
                 ProviderKind::Oidc => SignInMethod::Browser,
             },
             extend_access: self.policy(),
-            name: s.and_then(|s| s.name.clone()),
-            email: s.and_then(|s| s.email.clone()),
+            name: s.and_then(|s| s.name.as_deref().map(shown)),
+            email: s.and_then(|s| s.email.as_deref().map(shown)),
             browser: st.browser.clone(),
             reauth_needed: s.is_some() && st.reauth_needed,
             renewal: match (s, &st.stopped_by, &st.last_failure) {
@@ -1252,6 +1257,11 @@ impl Engine {
     pub fn sign_out_page_pending(&self) -> bool {
         self.inner.provider.page_pending()
     }
+}
+
+/// Provider text as the view shows it.
+fn shown(text: &str) -> String {
+    crate::net::text::printable(text, 1000)
 }
 
 /// Why an operation that needs a session cannot run in this state.

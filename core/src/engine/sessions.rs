@@ -42,9 +42,10 @@ impl Engine {
     /// End the session `id` (another device's; ending this one is a sign-out).
     pub async fn end_session(&self, id: &str) -> Result<(), Error> {
         self.need_sessions_api()?;
-        if id.is_empty() || id.len() > 100 || !id.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) {
+        if !is_session_id(id) {
             return Err(Error::InvalidState(format!(
-                "'{id}' is not a session id; take one from the list of sessions"
+                "'{}' is not a session id; take one from the list of sessions",
+                crate::net::text::printable(id, 100)
             )));
         }
         let this = self.state().session.as_ref().map(|s| s.session_id.to_string());
@@ -109,4 +110,29 @@ fn expect(answer: &ApiResponse, status: u16, what: &str) -> Result<(), Error> {
         message: format!("{what}: the provider answered {} {detail}", answer.status),
         retry_after: None,
     })
+}
+
+/// Whether `id` can be a session id in a URL path: 1 to 100 ASCII letters,
+/// digits, `-`, `_` or `.`, starting with a letter or digit (so `.` and `..`,
+/// which a URL join would collapse into the parent path, cannot be one).
+fn is_session_id(id: &str) -> bool {
+    id.len() <= 100
+        && id.starts_with(|c: char| c.is_ascii_alphanumeric())
+        && id.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+}
+
+#[cfg(test)]
+mod tests {
+    /// Security review 2: `.` and `..` would make the URL join send the
+    /// DELETE, with the bearer, to `/api/v2/sessions/` or `/api/v2/`.
+    #[test]
+    fn dot_segments_and_odd_characters_are_not_session_ids() {
+        for bad in [".", "..", "", ".hidden", "-x", "a/b", "a?b", "a b", "é"] {
+            assert!(!super::is_session_id(bad), "{bad:?}");
+        }
+        assert!(!super::is_session_id(&"a".repeat(101)));
+        for good in ["s1", "2f1c-9a_b.c", "A"] {
+            assert!(super::is_session_id(good), "{good:?}");
+        }
+    }
 }

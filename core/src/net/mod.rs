@@ -3,4 +3,5 @@
 
 pub mod headers;
 pub mod pin;
+pub mod text;
 pub mod tls;

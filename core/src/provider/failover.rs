@@ -181,10 +181,17 @@ impl Endpoints {
     pub fn route(&self) -> Route {
         let b = self.breaker();
         Route {
-            backup: (b.active != 0).then(|| self.urls[b.active].to_string()),
+            backup: (b.active != 0).then(|| shown(&self.urls[b.active])),
             reason: b.reason.clone(),
         }
     }
+}
+
+/// A URL as the view, the audit log and diagnostics show it: scheme, host,
+/// port and path, never user info, a query or a fragment (which may hold
+/// credentials).
+fn shown(url: &Url) -> String {
+    format!("{}://{}{}", url.scheme(), host(url), url.path().trim_end_matches('/'))
 }
 
 fn host(url: &Url) -> String {
@@ -197,6 +204,15 @@ fn host(url: &Url) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Security review 2: a backup URL reaches the view, the audit log and
+    /// diagnostics without its user info or query.
+    #[test]
+    fn a_backup_url_is_shown_without_user_info_or_query() {
+        let url = Url::parse("https://ops:s3cret@dr.example:8443/base/?token=abc#frag").unwrap();
+        assert_eq!(shown(&url), "https://dr.example:8443/base");
+        assert_eq!(shown(&Url::parse("https://dr.example/").unwrap()), "https://dr.example");
+    }
 
     fn endpoints() -> Endpoints {
         Endpoints::new(

@@ -90,7 +90,7 @@ pub fn parse_sessions(body: &str) -> Result<Vec<crate::view::RemoteSession>, Err
     let text = |r: &Value, k: &str| {
         r.get(k)
             .and_then(Value::as_str)
-            .map(|s| s.chars().take(100).collect::<String>())
+            .map(|s| crate::net::text::printable(s, 100))
     };
     let time = |r: &Value, k: &str| {
         r.get(k)
@@ -134,7 +134,10 @@ fn server_message(body: &str) -> Option<(Option<String>, String)> {
         .and_then(Value::as_str)
         .map(str::to_owned)
         .or_else(|| code.clone())?;
-    Some((code, message.chars().take(300).collect()))
+    Some((
+        code.map(|c| crate::net::text::printable(&c, 100)),
+        crate::net::text::printable(&message, 300),
+    ))
 }
 
 fn error_for(call: Call, status: u16, body: &str, location: Option<&str>, retry_after: Option<Duration>) -> Error {
@@ -246,7 +249,10 @@ impl FinHub {
             }
             // X-Request-ID: fresh for every request, retries included.
             let request_id = headers::request_id();
-            tracing::debug!(%request_id, %method, path, endpoint = index, "request");
+            // The path without its query (`sessionctl call` may carry
+            // anything there).
+            let logged = path.split('?').next().unwrap_or_default();
+            tracing::debug!(%request_id, %method, path = logged, endpoint = index, "request");
             request = request.header(headers::X_REQUEST_ID, request_id.to_string());
             if let Some(body) = body {
                 request = request.json(body);
@@ -309,14 +315,15 @@ impl FinHub {
             refresh_expires_in: None,
             origin: parsed
                 .origin
-                .filter(|o| o.city.chars().count() <= 100 && o.country.chars().count() <= 100),
+                .filter(|o| o.city.chars().count() <= 100 && o.country.chars().count() <= 100)
+                .map(|o| o.printable()),
             expires_in: super::plausible_expires_in(parsed.expires_in, "expires_in")?,
             bearer: AccessToken::new(parsed.user_session_token),
             refresh: parsed.refresh_token.map(RefreshToken::new),
             id_token: None,
-            scope: parsed.scope,
-            tenant: parsed.tenant_id,
-            customer: parsed.customer_id,
+            scope: parsed.scope.map(|s| crate::net::text::printable(&s, 1000)),
+            tenant: parsed.tenant_id.map(|s| crate::net::text::printable(&s, 200)),
+            customer: parsed.customer_id.map(|s| crate::net::text::printable(&s, 200)),
             server_date,
             subject: None,
             name: None,
@@ -408,6 +415,29 @@ fn plain(value: &str) -> HeaderValue {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Security review 2: text a server chose reaches terminals and log
+    /// lines only without control characters (an ANSI escape in a device
+    /// name, a line break in a city that would forge a log line).
+    #[test]
+    fn server_text_loses_its_control_characters() {
+        let body = r#"{"sessions":[{"id":"s1","deviceName":"\u001b[31mlaptop\u001b[0m","created":1700000000,
+            "ip":"10.0.0.1\r\n","city":"Berlin\n2026-12-05T00:00:00Z  INFO forged","country":"DE\u202e"}]}"#;
+        let s = &parse_sessions(body).unwrap()[0];
+        assert_eq!(s.device_name, "[31mlaptop[0m");
+        assert_eq!(s.ip.as_deref(), Some("10.0.0.1"));
+        assert_eq!(s.city.as_deref(), Some("Berlin2026-12-05T00:00:00Z  INFO forged"));
+        assert_eq!(s.country.as_deref(), Some("DE"));
+        let e = error_for(
+            Call::Refresh,
+            503,
+            r#"{"message":"down\n\u001b[2Jfor maintenance"}"#,
+            None,
+            None,
+        );
+        assert!(!e.to_string().chars().any(char::is_control), "{e}");
+        assert!(e.to_string().contains("down[2Jfor maintenance"), "{e}");
+    }
 
     #[test]
     fn statuses_map_to_errors() {

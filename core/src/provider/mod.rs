@@ -218,6 +218,19 @@ pub struct SignInOrigin {
     pub country: String,
 }
 
+impl SignInOrigin {
+    /// The same origin with only printable text (an address is at most 45
+    /// characters, the longest IPv6 text form).
+    pub fn printable(self) -> Self {
+        use crate::net::text::printable;
+        Self {
+            ip: self.ip.map(|ip| printable(&ip, 45)),
+            city: printable(&self.city, 100),
+            country: printable(&self.country, 100),
+        }
+    }
+}
+
 /// The tokens of a session, as a provider needs them to end it.
 #[derive(Debug, Clone)]
 pub struct SessionTokens {

@@ -140,6 +140,9 @@ async fn refresh_grant(state: &AppState, refresh: &str, client: &'static str) ->
 }
 
 fn device_grant(state: &AppState, device_code: &str, client: &'static str) -> Response {
+    if let Some(message) = state.injected_device_poll_failure() {
+        return oauth_error(StatusCode::SERVICE_UNAVAILABLE, "temporarily_unavailable", message);
+    }
     let now = state.now();
     let mut devices = lock(&state.oidc.devices);
     let Some(d) = devices.get_mut(device_code) else {
@@ -260,6 +263,14 @@ fn tokens(state: &AppState, session: &mut Session, issue: Issue) -> Response {
         });
         if let Some(n) = nonce {
             id_claims["nonce"] = json!(n);
+        }
+        // A device sign-in sent no max_age, and Core 2 requires auth_time
+        // only then: a strict provider may leave it out (one session of a
+        // browser has an SSO cookie; a device's has none).
+        if session.oidc.as_ref().is_some_and(|o| o.sso.is_empty()) {
+            if let Some(claims) = id_claims.as_object_mut() {
+                claims.remove("auth_time");
+            }
         }
         if let Some(u) = &user {
             id_claims["name"] = json!(u.name);

@@ -174,6 +174,8 @@ pub struct AppState {
     pub(crate) padding: usize,
     pub(crate) keys: RwLock<KeyRing>,
     pub fail_refreshes: AtomicU32,
+    /// Device-grant polls of the token endpoint still to answer 503.
+    pub fail_device_polls: AtomicU32,
     /// JWKS requests (both endpoints) still to answer 503.
     pub fail_jwks: AtomicU32,
     pub latency_ms: AtomicU64,
@@ -241,6 +243,7 @@ impl AppState {
             padding: options.token_padding,
             keys: RwLock::new(keys),
             fail_refreshes: AtomicU32::new(0),
+            fail_device_polls: AtomicU32::new(0),
             fail_jwks: AtomicU32::new(0),
             latency_ms: AtomicU64::new(0),
             slow_next_refresh_ms: AtomicU64::new(0),
@@ -466,6 +469,11 @@ impl AppState {
     /// send instead of refreshing.
     pub(crate) fn injected_refresh_failure(&self) -> Option<String> {
         take_one(&self.fail_refreshes)
+    }
+
+    /// Consume one injected device-poll failure, if any is left.
+    pub(crate) fn injected_device_poll_failure(&self) -> Option<String> {
+        take_one(&self.fail_device_polls)
     }
 
     /// Consume one injected JWKS failure, if any is left.

@@ -21,6 +21,8 @@ const DEFAULT_INTERVAL: Duration = Duration::from_secs(5);
 const SLOW_DOWN: Duration = Duration::from_secs(5);
 /// The longest a device code is waited for, whatever the provider says.
 const MAX_WAIT: Duration = Duration::from_secs(1800);
+/// The longest interval a passing failure doubles the polling interval to.
+const MAX_INTERVAL: Duration = Duration::from_secs(60);
 
 impl Oidc {
     /// Sign in with the device authorization grant.
@@ -70,9 +72,16 @@ impl Oidc {
                 ("grant_type", GRANT_TYPE.to_owned()),
                 ("device_code", device_code.clone()),
             ];
-            let response = self.token_request(&d, form).await?;
-            match self.token_response(TokenCall::Device, response).await {
-                Ok(tokens) => return self.grant(&d, tokens, Some(None)).await,
+            // A passing failure (the network, a timeout, 5xx, 429) does not
+            // end the sign-in: poll again, twice as far apart (section 3.5),
+            // until the code expires.
+            let answer = match self.token_request(&d, form).await {
+                Ok(response) => self.token_response(TokenCall::Device, response).await,
+                Err(e) => Err(e),
+            };
+            match answer {
+                Ok(tokens) => return self.grant(&d, tokens, Some(super::SignInChecks::DEVICE)).await,
+                Err(e) if e.is_transient() => interval = (interval * 2).min(MAX_INTERVAL),
                 Err(Error::Authorization { error, .. }) if error == "authorization_pending" => {}
                 Err(Error::Authorization { error, .. }) if error == "slow_down" => interval += SLOW_DOWN,
                 Err(Error::Authorization { error, .. }) if error == "expired_token" => {
@@ -114,7 +123,7 @@ fn parse_authorization(body: &[u8]) -> Result<(String, DeviceCode, Duration), Er
         verification_uri_complete: text("verification_uri_complete")
             .map(|u| https("verification_uri_complete", u.to_owned()))
             .transpose()?,
-        user_code: need("user_code")?,
+        user_code: crate::net::text::printable(&need("user_code")?, 64),
         expires_in: Duration::from_secs(expires_in),
     };
     Ok((need("device_code")?, code, interval))

@@ -306,8 +306,8 @@ fn decide(
         }
         _ => {}
     }
-    if let Some(error) = param("error") {
-        let description = param("error_description");
+    if let Some(error) = param("error").map(|e| crate::net::text::printable(&e, 100)) {
+        let description = param("error_description").map(|d| crate::net::text::printable(&d, 300));
         let text = match &description {
             Some(d) => format!(
                 "The identity provider said: {error}: {d}. You can close this tab and return to Session Manager."

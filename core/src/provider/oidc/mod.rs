@@ -70,6 +70,25 @@ pub struct Oidc {
     pages: Mutex<Vec<tokio::task::JoinHandle<bool>>>,
 }
 
+/// What a sign-in's ID token is checked against besides the usual claims.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct SignInChecks<'a> {
+    /// The nonce the authorization request sent, if it sent one.
+    pub nonce: Option<&'a str>,
+    /// Whether the request sent the profile's `max_age` (a browser sign-in
+    /// does; a device sign-in has no such parameter, so its ID token need
+    /// not carry `auth_time`).
+    pub max_age_sent: bool,
+}
+
+impl SignInChecks<'_> {
+    /// A device sign-in (RFC 8628): no nonce, no `max_age`.
+    pub const DEVICE: Self = SignInChecks {
+        nonce: None,
+        max_age_sent: false,
+    };
+}
+
 impl Oidc {
     /// The provider for `profile` (which must be an `oidc` profile).
     /// `validator` is the engine's (access tokens); ID tokens get the same
@@ -173,34 +192,38 @@ impl Oidc {
         if v.get("sub").and_then(Value::as_str) != Some(subject) {
             return None;
         }
-        let s = |n: &str| v.get(n).and_then(Value::as_str).map(str::to_owned);
+        let s = |n: &str| {
+            v.get(n)
+                .and_then(Value::as_str)
+                .map(|t| crate::net::text::printable(t, 200))
+        };
         Some((s("name"), s("email")))
     }
 
     /// Turn a token response into a grant and check who it is for: the ID
     /// token is validated (`sign_in`: the sign-in's `nonce`, if the flow
     /// had one, and the profile's `max_age`), then userinfo is asked.
-    async fn grant(&self, d: &Discovery, t: TokenResponse, sign_in: Option<Option<&str>>) -> Result<Grant, Error> {
+    async fn grant(&self, d: &Discovery, t: TokenResponse, sign_in: Option<SignInChecks<'_>>) -> Result<Grant, Error> {
         self.identify(d, raw_grant(t), sign_in).await
     }
 
     /// Validate a grant's ID token and fill in the subject, name and email
     /// (ID token, then userinfo).
-    async fn identify(&self, d: &Discovery, mut g: Grant, sign_in: Option<Option<&str>>) -> Result<Grant, Error> {
+    async fn identify(&self, d: &Discovery, mut g: Grant, sign_in: Option<SignInChecks<'_>>) -> Result<Grant, Error> {
         let s = self.settings();
         let (subject, mut name, mut email) = match &g.id_token {
             Some(id) => {
                 let expect = id_token::Expect {
-                    nonce: sign_in.flatten(),
+                    nonce: sign_in.and_then(|c| c.nonce),
                     access: Some(&g.bearer),
-                    max_age: sign_in.and(s.max_age),
+                    max_age: sign_in.filter(|c| c.max_age_sent).and(s.max_age),
                     server_date: g.server_date,
                 };
                 let now = self.clock.now();
                 let claims = id_token::verify(&self.id_tokens, id, &s.client_id, &expect, now)
                     .await
                     .map_err(|e| crate::token::explain_skew(e, g.server_date, now, self.id_tokens.leeway()))?;
-                let c = |n: &str| claims.str(n).map(str::to_owned);
+                let c = |n: &str| claims.str(n).map(|t| crate::net::text::printable(t, 200));
                 (Some(claims.subject.clone()), c("name"), c("email"))
             }
             // A sign-in's answer to an `openid` request must have one (Core
@@ -276,7 +299,15 @@ impl Oidc {
         ];
         let response = self.token_request(&d, form).await?;
         let tokens = self.token_response(TokenCall::Code, response).await?;
-        self.grant(&d, tokens, Some(Some(&nonce))).await
+        self.grant(
+            &d,
+            tokens,
+            Some(SignInChecks {
+                nonce: Some(&nonce),
+                max_age_sent: true,
+            }),
+        )
+        .await
     }
 }
 

@@ -135,11 +135,11 @@ pub(super) fn token_error(call: TokenCall, status: u16, body: &str, retry_after:
     let code = v
         .get("error")
         .and_then(Value::as_str)
-        .map(|s| s.chars().take(100).collect::<String>());
+        .map(|s| crate::net::text::printable(s, 100));
     let description = v
         .get("error_description")
         .and_then(Value::as_str)
-        .map(|s| s.chars().take(300).collect::<String>());
+        .map(|s| crate::net::text::printable(s, 300));
     if (300..400).contains(&status) {
         return Error::Protocol("the token endpoint redirected; redirects are not followed".into());
     }
@@ -194,6 +194,18 @@ fn form_urlencoded_component(v: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_error_description_loses_its_control_characters() {
+        let e = token_error(
+            TokenCall::Refresh,
+            400,
+            r#"{"error":"invalid_grant\r\n","error_description":"gone\n\u001b[1mBOLD"}"#,
+            None,
+        );
+        assert!(!e.to_string().chars().any(char::is_control), "{e}");
+        assert!(e.to_string().contains("gone[1mBOLD"), "{e}");
+    }
 
     #[test]
     fn token_errors_map_per_rfc6749() {
