@@ -193,3 +193,35 @@ async fn a_playground_removes_the_folder_it_made_and_keeps_a_given_one() {
         "the caller's folder was emptied"
     );
 }
+
+/// Security review 2: the Playground's files in its folder are private and
+/// a link planted at `ca.pem` is replaced, never written through (a data
+/// directory in a shared folder); the admin token is in a 0600 file for QA.
+#[tokio::test]
+async fn a_planted_link_is_replaced_and_the_admin_token_is_in_a_private_file() {
+    use std::os::unix::fs::PermissionsExt;
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("playground");
+    std::fs::create_dir(&dir).unwrap();
+    let victim = tmp.path().join("victim");
+    std::fs::write(&victim, "the victim's file").unwrap();
+    std::os::unix::fs::symlink(&victim, dir.join("ca.pem")).unwrap();
+    let pg = ::playground::Playground::start(::playground::Options {
+        dir: Some(dir.clone()),
+        ..::playground::Options::default()
+    })
+    .await
+    .unwrap();
+    assert_eq!(std::fs::read_to_string(&victim).unwrap(), "the victim's file");
+    let ca = std::fs::symlink_metadata(dir.join("ca.pem")).unwrap();
+    assert!(ca.is_file(), "ca.pem is still a link");
+    let token = dir.join(::playground::ADMIN_TOKEN_FILE);
+    assert_eq!(std::fs::read_to_string(&token).unwrap(), pg.info().admin_token);
+    for f in [dir.join("ca.pem"), token] {
+        assert_eq!(
+            std::fs::metadata(&f).unwrap().permissions().mode() & 0o777,
+            0o600,
+            "{f:?}"
+        );
+    }
+}

@@ -198,6 +198,29 @@ impl Drop for MadeDir {
     }
 }
 
+/// The file the admin API's bearer token is written to, in the
+/// Playground's folder (0600): QA reads it there (or in the app's About and
+/// QA panel); it is not printed at start.
+pub const ADMIN_TOKEN_FILE: &str = "admin-token";
+
+/// Write `bytes` to a new private file (0600) at `path`, replacing what is
+/// there without following a link planted at it: whatever is at the path is
+/// removed (a symbolic link itself, not what it points to), then the file
+/// is created exclusively, which fails rather than follow a link that
+/// appears in between.
+fn write_private(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    match std::fs::remove_file(path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+        _ => {}
+    }
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    options.open(path)?.write_all(bytes)
+}
+
 impl Playground {
     /// Start a Playground (must be called inside a tokio runtime).
     pub async fn start(options: Options) -> std::io::Result<Self> {
@@ -218,7 +241,7 @@ impl Playground {
             }
         };
         let ca_path = dir.join("ca.pem");
-        std::fs::write(&ca_path, &pki.ca_pem)?;
+        write_private(&ca_path, pki.ca_pem.as_bytes())?;
         let listener = tokio::net::TcpListener::bind(("127.0.0.1", options.port)).await?;
         let port = listener.local_addr()?.port();
         let base_url = format!("https://127.0.0.1:{port}");
@@ -242,6 +265,7 @@ impl Playground {
         };
         let config = config_text(&base_url, backup_url.as_deref(), &pins, &ca_path, options.mode);
         let state = Arc::new(state::AppState::new(&options, base_url.clone(), keys, config.clone()));
+        write_private(&dir.join(ADMIN_TOKEN_FILE), state.admin_token.as_bytes())?;
         let server_config = pki.server_config(options.mode).map_err(std::io::Error::other)?;
         let (stop, stopped) = tokio::sync::oneshot::channel();
         if options.signing_alg == Algorithm::ES256 {

@@ -107,8 +107,10 @@ async fn main() {
         }
         println!("  admin API: {}", info.admin_url);
         println!(
-            "  admin key: {}  (send it as Authorization: Bearer …)",
-            info.admin_token
+            "  admin key: in {}  (send it as Authorization: Bearer …)",
+            std::path::Path::new(&info.ca_cert)
+                .with_file_name(playground::ADMIN_TOKEN_FILE)
+                .display()
         );
         println!("  CA cert  : {}", info.ca_cert);
         println!("  pins     : {}", info.pins.join(", "));

@@ -210,6 +210,10 @@ impl Backend {
                     "no data directory: pass --data-dir DIR or set SESSION_MANAGER_DATA_DIR",
                 )
             })?;
+        // Its owner and mode first: the built-in Playground writes into it
+        // before any engine opens it (a folder others can write to could
+        // hold a planted link).
+        paths::private_dir(&data_dir).map_err(|e| ErrorInfo::new(ErrorCode::ConfigInvalid, e.to_string()))?;
         let mut profiles = BTreeMap::new();
         let mut config_error = None;
         let mut default_profile = None;
@@ -298,8 +302,10 @@ impl Backend {
                     format!("the built-in Playground did not start ({e}); the profiles of the config file still work"),
                 )
             })?;
-        // QA and tests find the admin API, its token, the CA and pins here.
-        println!("playground: {}", serde_json::to_string(pg.info()).unwrap_or_default());
+        // QA finds the admin API here; its token is in the About and QA
+        // panel and in a 0600 file, never on stdout (which lands in the
+        // journal when the app starts from a desktop menu).
+        println!("{}", playground_announcement(&pg.info().admin_url, &pg.info().ca_cert));
         let config = Config::parse(pg.config(), data_dir).map_err(|e| Error::Config(e).info())?;
         Ok((pg, config))
     }
@@ -507,6 +513,16 @@ impl Backend {
     }
 }
 
+/// The line the app prints when its built-in Playground starts: where the
+/// admin API is and where its token is kept (never the token).
+pub fn playground_announcement(admin_url: &str, ca_cert: &str) -> String {
+    let token_file = std::path::Path::new(ca_cert).with_file_name(crate::embedded::ADMIN_TOKEN_FILE);
+    format!(
+        "playground: admin API at {admin_url}; its token is in the About and QA panel and in {}",
+        token_file.display()
+    )
+}
+
 /// The warning to show as a desktop notification, if any: the session will
 /// expire within two minutes and refreshing it keeps failing (or is not
 /// possible).
@@ -559,6 +575,17 @@ pub fn expiry_warning(view: &SessionView, now: chrono::DateTime<chrono::Utc>) ->
 mod tests {
     use super::*;
     use session_core::view::{Persistence, RefreshOutcome};
+
+    /// Security review 2: the app's start line names where the admin API
+    /// and its token are, never the token (stdout lands in the journal).
+    #[test]
+    fn the_playground_announcement_holds_no_token() {
+        let line = playground_announcement("https://127.0.0.1:4000/admin", "/data/playground/ca.pem");
+        assert_eq!(
+            line,
+            "playground: admin API at https://127.0.0.1:4000/admin; its token is in the About and QA panel and in /data/playground/admin-token"
+        );
+    }
 
     fn view(state: Phase, secs_left: i64, last_ok: Option<bool>, next: bool) -> SessionView {
         let now = chrono::Utc::now();

@@ -6,7 +6,7 @@
 //! `Option<Playground>` that is always `None`).
 
 #[cfg(feature = "playground")]
-pub use playground::{DemoUser, Playground};
+pub use playground::{DemoUser, Playground, ADMIN_TOKEN_FILE};
 
 #[cfg(feature = "playground")]
 pub(crate) async fn start(lifetime: std::time::Duration, dir: std::path::PathBuf) -> Result<Playground, String> {
@@ -23,6 +23,8 @@ pub(crate) async fn start(lifetime: std::time::Duration, dir: std::path::PathBuf
 
 #[cfg(not(feature = "playground"))]
 pub use none::{DemoUser, Playground};
+#[cfg(not(feature = "playground"))]
+pub const ADMIN_TOKEN_FILE: &str = "admin-token";
 
 #[cfg(not(feature = "playground"))]
 pub(crate) async fn start(_lifetime: std::time::Duration, _dir: std::path::PathBuf) -> Result<Playground, String> {
