@@ -225,3 +225,44 @@ async fn a_planted_link_is_replaced_and_the_admin_token_is_in_a_private_file() {
         );
     }
 }
+
+/// Security review 2 (finding 2b): a request whose body never comes does
+/// not hold its connection slot: 408 within the body timeout, and the
+/// connection closes.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_body_that_never_comes_is_answered_408_in_time() {
+    use rustls::pki_types::pem::PemObject;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let pg = playground(60).await;
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in rustls::pki_types::CertificateDer::pem_file_iter(&pg.info().ca_cert).unwrap() {
+        roots.add(cert.unwrap()).unwrap();
+    }
+    let config = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let addr = pg.base_url().trim_start_matches("https://").to_owned();
+    let tcp = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    let name = rustls::pki_types::ServerName::try_from("127.0.0.1").unwrap();
+    let mut tls = tokio_rustls::TlsConnector::from(Arc::new(config))
+        .connect(name, tcp)
+        .await
+        .unwrap();
+    let head = format!(
+        "POST /api/v2/auth/login HTTP/1.1\r\nhost: {addr}\r\ncontent-type: application/json\r\ncontent-length: 100\r\n\r\n{{\"user"
+    );
+    tls.write_all(head.as_bytes()).await.unwrap();
+    let started = std::time::Instant::now();
+    let mut answer = Vec::new();
+    let read = tokio::time::timeout(
+        ::playground::BODY_TIMEOUT + std::time::Duration::from_secs(3),
+        tls.read_to_end(&mut answer),
+    )
+    .await;
+    assert!(read.is_ok(), "the connection was held past the body timeout");
+    let text = String::from_utf8_lossy(&answer);
+    assert!(text.starts_with("HTTP/1.1 408"), "{text}");
+    assert!(started.elapsed() >= ::playground::BODY_TIMEOUT - std::time::Duration::from_millis(100));
+}

@@ -5,7 +5,7 @@
 //! with EMFILE, then retried at once, forever: one core at 100 % and no
 //! descriptor left for anything else, so the browser's real callback never
 //! got through. Now it serves at most `MAX_CONNECTIONS`, closes the oldest
-//! silent one to make room, and backs off on accept errors.
+//! one without a whole request head to make room, and backs off on accept errors.
 //!
 //! It lowers RLIMIT_NOFILE for the whole process, so it is a binary of its
 //! own (`harness = false`); the junk client is this binary again, in a child

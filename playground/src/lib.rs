@@ -13,6 +13,7 @@ mod keys;
 mod oidc;
 mod reply;
 mod server;
+pub use server::BODY_TIMEOUT;
 mod state;
 mod tls;
 

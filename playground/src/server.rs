@@ -20,6 +20,13 @@ use std::time::Duration;
 pub const MAX_CONNECTIONS: usize = 256;
 /// How long a TLS handshake, and a request head, may take.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a request's body may take to arrive once its head has: a
+/// client that announces a body and sends it slowly (or never) would
+/// otherwise hold one of the [`MAX_CONNECTIONS`] slots for as long as it
+/// likes.
+pub const BODY_TIMEOUT: Duration = Duration::from_secs(5);
+/// The largest request body the Playground reads.
+pub const MAX_BODY_BYTES: usize = 1024 * 1024;
 /// How long to wait after a failed `accept` (EMFILE and the like).
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 
@@ -96,6 +103,37 @@ async fn date(State(state): State<Arc<AppState>>, request: Request, next: Next) 
     response
 }
 
+/// Read the whole body within [`BODY_TIMEOUT`] and [`MAX_BODY_BYTES`]
+/// before any handler runs: 408 or 413 otherwise, and the connection closes.
+async fn body_in_time(request: Request, next: Next) -> Response {
+    let (parts, body) = request.into_parts();
+    match tokio::time::timeout(BODY_TIMEOUT, axum::body::to_bytes(body, MAX_BODY_BYTES)).await {
+        Ok(Ok(bytes)) => {
+            next.run(Request::from_parts(parts, axum::body::Body::from(bytes)))
+                .await
+        }
+        Ok(Err(_)) => closing(error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "body_too_large",
+            format!("the request body is larger than {MAX_BODY_BYTES} bytes"),
+        )),
+        Err(_) => closing(error(
+            StatusCode::REQUEST_TIMEOUT,
+            "body_timeout",
+            format!("the request body did not arrive within {} s", BODY_TIMEOUT.as_secs()),
+        )),
+    }
+}
+
+/// `response` with `Connection: close`.
+fn closing(mut response: Response) -> Response {
+    response.headers_mut().insert(
+        axum::http::header::CONNECTION,
+        axum::http::HeaderValue::from_static("close"),
+    );
+    response
+}
+
 pub fn router(state: Arc<AppState>) -> Router {
     Router::new()
         .merge(crate::finhub::router().route_layer(middleware::from_fn_with_state(state.clone(), api_guard)))
@@ -104,6 +142,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/.well-known/jwks.json", get(crate::finhub::jwks))
         .fallback(not_found)
         .layer(middleware::from_fn_with_state(state.clone(), date))
+        .layer(middleware::from_fn(body_in_time))
         .with_state(state)
 }
 

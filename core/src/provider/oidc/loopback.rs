@@ -36,15 +36,16 @@ use tokio::time::Instant;
 pub const CALLBACK_PATH: &str = "/callback";
 /// The most connections served at once.
 pub const MAX_CONNECTIONS: usize = 32;
-/// How long a connection that has sent nothing is safe from being closed to
-/// make room for a new one.
+/// How long a connection that has not sent a whole request head is safe
+/// from being closed to make room for a new one.
 pub const EVICT_AFTER: Duration = Duration::from_secs(1);
 /// How long to wait after a failed `accept` (EMFILE and the like).
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 /// The most a request head may take.
 const MAX_HEAD: usize = 16 * 1024;
-/// How long one connection may take to send its request.
-const READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long one connection may take to send its request head (a browser
+/// sends it at once; a local process dripping bytes gives up its slot).
+const READ_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// What the provider sent back.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -97,8 +98,10 @@ impl Drop for AbortOnDrop {
 /// A connection being served.
 struct Slot {
     opened: Instant,
-    /// Set once the connection has sent its first byte.
-    spoke: Arc<AtomicBool>,
+    /// Set once the connection has sent a whole request head: until then
+    /// (silent, or dripping bytes) it is the first to go when the table is
+    /// full.
+    headed: Arc<AtomicBool>,
     task: AbortHandle,
 }
 
@@ -140,7 +143,7 @@ impl Loopback {
                     let evictable = slots
                         .iter()
                         .enumerate()
-                        .filter(|(_, s)| !s.spoke.load(Ordering::SeqCst))
+                        .filter(|(_, s)| !s.headed.load(Ordering::SeqCst))
                         .min_by_key(|(_, s)| s.opened)
                         .map(|(i, s)| (i, s.opened + EVICT_AFTER));
                     match evictable {
@@ -163,11 +166,11 @@ impl Loopback {
                         continue;
                     }
                 };
-                let spoke = Arc::new(AtomicBool::new(false));
-                let task = tokio::spawn(serve(stream, tx.clone(), spoke.clone()));
+                let headed = Arc::new(AtomicBool::new(false));
+                let task = tokio::spawn(serve(stream, tx.clone(), headed.clone()));
                 slots.push(Slot {
                     opened: Instant::now(),
-                    spoke,
+                    headed,
                     task: task.abort_handle(),
                 });
             }
@@ -345,7 +348,7 @@ fn decide(
 }
 
 /// Read one request head, hand it over, write the answer.
-async fn serve(mut stream: TcpStream, tx: mpsc::Sender<Incoming>, spoke: Arc<AtomicBool>) {
+async fn serve(mut stream: TcpStream, tx: mpsc::Sender<Incoming>, headed: Arc<AtomicBool>) {
     let mut head = Vec::with_capacity(1024);
     let read = tokio::time::timeout(READ_TIMEOUT, async {
         let mut buf = [0u8; 2048];
@@ -354,12 +357,13 @@ async fn serve(mut stream: TcpStream, tx: mpsc::Sender<Incoming>, spoke: Arc<Ato
             if n == 0 {
                 return None;
             }
-            spoke.store(true, Ordering::SeqCst);
             if head.len() + n > MAX_HEAD {
                 return None;
             }
             head.extend_from_slice(&buf[..n]);
             if head.windows(4).any(|w| w == b"\r\n\r\n") {
+                // A whole head: this one is being served, not evicted.
+                headed.store(true, Ordering::SeqCst);
                 return Some(());
             }
         }
@@ -530,6 +534,34 @@ mod tests {
         );
         // Exactly one: the listener is gone.
         assert!(TcpStream::connect(("127.0.0.1", port)).await.is_err());
+    }
+
+    /// Security review 2 (finding 4): connections that each sent one byte
+    /// of a head and then nothing fill the table; the browser's callback
+    /// still gets through (the oldest incomplete one is closed for it).
+    #[tokio::test]
+    async fn connections_dripping_a_partial_head_do_not_keep_the_callback_out() {
+        let lb = Loopback::bind(0).await.unwrap();
+        let port = port_of(&lb);
+        let (_c, cancel) = watch::channel(false);
+        let wait = tokio::spawn(lb.wait("s", "https://idp", false, Duration::from_secs(30), cancel));
+        let mut junk = Vec::new();
+        for _ in 0..MAX_CONNECTIONS {
+            let mut s = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+            s.write_all(b"G").await.unwrap();
+            junk.push(s);
+        }
+        // Let the listener take all of them, and the eviction age pass.
+        tokio::time::sleep(EVICT_AFTER + Duration::from_millis(200)).await;
+        let started = std::time::Instant::now();
+        // Within a second: the junk would have kept it out until their
+        // head timeout (READ_TIMEOUT, about 2 s from here).
+        let (status, _) = tokio::time::timeout(Duration::from_secs(1), get(port, "/callback?code=c&state=s"))
+            .await
+            .expect("the callback waited behind the junk connections");
+        assert_eq!(status, 200);
+        assert!(started.elapsed() < Duration::from_secs(1));
+        assert_eq!(wait.await.unwrap().unwrap(), Callback { code: "c".into() });
     }
 
     #[tokio::test]
