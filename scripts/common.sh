@@ -13,6 +13,8 @@ BASE_PACKAGES=(build-essential pkg-config libdbus-1-dev dbus-daemon dbus-x11 gno
 APP_PACKAGES=(libwebkit2gtk-4.1-dev librsvg2-dev libxdo-dev libayatana-appindicator3-dev xdg-utils)
 # End-to-end tests: WebKitWebDriver and a virtual X server.
 E2E_PACKAGES=(webkit2gtk-driver xvfb)
+# The package step: Debian's package checker and AppStream's validator.
+PACKAGE_PACKAGES=(lintian appstream)
 # The UI's pure helpers are tested with Node's built-in test runner.
 UI_TEST_PACKAGES=(nodejs)
 

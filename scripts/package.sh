@@ -20,7 +20,7 @@ if [ "${1:-}" = --debug ]; then
   tauri_flag=(--debug)
 fi
 
-ensure_packages "${BASE_PACKAGES[@]}" "${APP_PACKAGES[@]}"
+ensure_packages "${BASE_PACKAGES[@]}" "${APP_PACKAGES[@]}" "${PACKAGE_PACKAGES[@]}"
 ensure_node
 ensure_rust
 ensure_tauri_cli
@@ -35,6 +35,10 @@ gzip -9nf "$share/sessionctl.1"
 "$out/sessionctl" completions bash > "$share/sessionctl.bash"
 "$out/sessionctl" completions zsh > "$share/_sessionctl"
 "$out/sessionctl" completions fish > "$share/sessionctl.fish"
+# What Debian's policy (and lintian) asks of every package: the copyright
+# file and a changelog; and AppStream's description for software centres.
+gzip -9nc packaging/changelog > "$share/changelog.gz"
+appstreamcli validate --no-net --pedantic packaging/dev.sessionmanager.SessionManager.metainfo.xml >/dev/null
 
 # tauri-cli takes the folder holding tauri.conf.json as the app's crate,
 # and ours is at the repository root, beside the workspace manifest (the
@@ -54,6 +58,9 @@ const files = {
   '/usr/share/bash-completion/completions/sessionctl': `${share}/sessionctl.bash`,
   '/usr/share/zsh/vendor-completions/_sessionctl': `${share}/_sessionctl`,
   '/usr/share/fish/vendor_completions.d/sessionctl.fish': `${share}/sessionctl.fish`,
+  '/usr/share/doc/session-manager/copyright': '../packaging/copyright',
+  '/usr/share/doc/session-manager/changelog.gz': `${share}/changelog.gz`,
+  '/usr/share/metainfo/dev.sessionmanager.SessionManager.metainfo.xml': '../packaging/dev.sessionmanager.SessionManager.metainfo.xml',
 };
 config.build.frontendDist = `../${config.build.frontendDist}`;
 config.bundle = {
@@ -63,12 +70,18 @@ config.bundle = {
   icon: config.bundle.icon.map((p) => `../${p}`),
   category: 'Utility',
   shortDescription: 'Sign in to an identity provider and keep the session fresh',
-  longDescription: 'Signs in to an identity provider (FinHub, OpenID Connect), refreshes the session before it expires, keeps secrets in the OS keychain and talks only over certificate-pinned TLS. Includes sessionctl, its command line.',
+  // Lines of at most 80 characters: Debian's control file shows them as they are.
+  longDescription: [
+    'Signs in to an identity provider (FinHub, OpenID Connect), keeps the',
+    'session alive for as long as the provider allows, keeps secrets in the',
+    'OS keychain and talks only over certificate-pinned TLS. Includes',
+    'sessionctl, its command line.',
+  ].join('\n'),
   linux: {
     deb: {
       section: 'utils',
       // WebKitGTK and GTK come from the bundler; the tray needs libayatana.
-      depends: ['libayatana-appindicator3-1'],
+      depends: ['libayatana-appindicator3-1', 'libc6'],
       // The keychain: without a Secret Service sessions live in memory only.
       recommends: ['gnome-keyring | keepassxc', 'xdg-utils'],
       files,
@@ -85,5 +98,18 @@ JS
 
 say "bundling the app ($profile)"
 (cd src-tauri && "$TAURI_CLI" build "${tauri_flag[@]}" --ci --bundles deb,rpm -- --locked)
+# Conventional file names, without the product name's space:
+# session-manager_VERSION_ARCH.deb and session-manager-VERSION-1.ARCH.rpm.
+for f in "$out"/bundle/deb/*.deb "$out"/bundle/rpm/*.rpm; do
+  case "$f" in *' '*) mv -f "$f" "$(dirname "$f")/$(basename "$f" | sed 's/^Session Manager/session-manager/')" ;; esac
+done
+deb=$(ls -t "$out"/bundle/deb/*.deb | head -n 1)
+say "lintian $deb"
+# Errors fail the build; the warnings kept are listed, with why, in
+# docs/architecture.md ("Packages"). A debug build is not stripped: that
+# error is the release build's to hold.
+suppress=()
+[ "$profile" = debug ] && suppress=(--suppress-tags unstripped-binary-or-object)
+lintian --fail-on error "${suppress[@]}" "$deb" >&2
 say "packages:"
 ls -l "$out"/bundle/deb/*.deb "$out"/bundle/rpm/*.rpm >&2
