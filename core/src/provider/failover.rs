@@ -290,7 +290,7 @@ mod tests {
         e.record(0, Some("connection refused"), t0);
         e.record(1, None, t0);
         let r = e.route();
-        assert_eq!(r.backup.as_deref(), Some("https://backup1.example/"));
+        assert_eq!(r.backup.as_deref(), Some("https://backup1.example"));
         assert!(
             r.reason.contains("primary.example failed: connection refused"),
             "{}",
@@ -322,7 +322,7 @@ mod tests {
         e.record(1, None, t0);
         e.record(1, Some("refused"), t0);
         e.record(2, None, t0);
-        assert_eq!(e.route().backup.as_deref(), Some("https://backup2.example/"));
+        assert_eq!(e.route().backup.as_deref(), Some("https://backup2.example"));
         assert_eq!(e.order(t0), vec![2, 1, 0]);
     }
 
