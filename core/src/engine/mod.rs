@@ -598,15 +598,7 @@ impl Engine {
             if matches!(stored, store::Stored::Unreadable(_)) {
                 return;
             }
-            let mut st = self.state();
-            st.persistence = Persistence::Keychain;
-            if st
-                .last_error
-                .as_ref()
-                .is_some_and(|e| e.code == crate::ErrorCode::KeychainUnavailable)
-            {
-                st.last_error = None;
-            }
+            self.state().keychain_is_back();
         }
         let signed_out_here = {
             let st = self.state();

@@ -590,6 +590,19 @@ impl State {
         )
     }
 
+    /// The keychain answers again: sessions are kept there, and the error
+    /// that said it was unavailable is gone.
+    pub fn keychain_is_back(&mut self) {
+        self.persistence = Persistence::Keychain;
+        if self
+            .last_error
+            .as_ref()
+            .is_some_and(|e| e.code == crate::ErrorCode::KeychainUnavailable)
+        {
+            self.last_error = None;
+        }
+    }
+
     /// A flight that did not finish (cancelled, panicked) leaves no trace.
     pub fn phase_back_to_active(&mut self) {
         if self.phase == Phase::Refreshing {

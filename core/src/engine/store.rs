@@ -219,14 +219,7 @@ impl Engine {
                 st.persist_retry_at = None;
                 st.in_keychain = true;
                 if st.persistence == Persistence::MemoryOnly {
-                    st.persistence = Persistence::Keychain;
-                    if st
-                        .last_error
-                        .as_ref()
-                        .is_some_and(|e| e.code == crate::ErrorCode::KeychainUnavailable)
-                    {
-                        st.last_error = None;
-                    }
+                    st.keychain_is_back();
                 }
             }
             Err(e) => {
