@@ -2,7 +2,11 @@
 # Build installable packages of Session Manager with the Tauri bundler:
 # a .deb and an .rpm holding the desktop app (with its desktop entry and
 # icons) and sessionctl (with its man page and bash, zsh and fish
-# completions).
+# completions). The app is built without its built-in Playground (the
+# `playground` feature): with nothing configured it opens on a first-run
+# screen. The Playground is a package of its own, for QA and demos:
+# session-manager-playground_VERSION_ARCH.deb (built here with dpkg-deb),
+# which the first-run screen's "Try the demo" starts.
 #   bash scripts/package.sh            release build: target/release/bundle/{deb,rpm}/
 #   bash scripts/package.sh --debug    debug build (what the test command installs)
 # Installs what is missing: the build's Debian packages, Node (to write the
@@ -96,20 +100,54 @@ config.bundle = {
 fs.writeFileSync(process.argv[2], JSON.stringify(config, null, 2));
 JS
 
-say "bundling the app ($profile)"
-(cd src-tauri && "$TAURI_CLI" build "${tauri_flag[@]}" --ci --bundles deb,rpm -- --locked)
+say "bundling the app ($profile, without the built-in Playground)"
+(cd src-tauri && "$TAURI_CLI" build "${tauri_flag[@]}" --ci --bundles deb,rpm -- --locked --no-default-features)
 # Conventional file names, without the product name's space:
 # session-manager_VERSION_ARCH.deb and session-manager-VERSION-1.ARCH.rpm.
 for f in "$out"/bundle/deb/*.deb "$out"/bundle/rpm/*.rpm; do
   case "$f" in *' '*) mv -f "$f" "$(dirname "$f")/$(basename "$f" | sed 's/^Session Manager/session-manager/')" ;; esac
 done
-deb=$(ls -t "$out"/bundle/deb/*.deb | head -n 1)
-say "lintian $deb"
+say "the Playground's package ($profile)"
+cargo build --locked --quiet "${cargo_flag[@]}" -p playground
+version=$(dpkg-deb -f "$out"/bundle/deb/session-manager_*.deb Version)
+arch=$(dpkg --print-architecture)
+pgroot="$out/playground-package"
+rm -rf "$pgroot"
+install -D -m 0755 "$out/playground" "$pgroot/usr/bin/session-manager-playground"
+install -D -m 0644 packaging/playground.desktop "$pgroot/usr/share/applications/dev.sessionmanager.Playground.desktop"
+install -D -m 0644 icons/128x128.png "$pgroot/usr/share/icons/hicolor/128x128/apps/dev.sessionmanager.Playground.png"
+install -D -m 0644 packaging/copyright "$pgroot/usr/share/doc/session-manager-playground/copyright"
+sed 's/^session-manager (/session-manager-playground (/' packaging/changelog | gzip -9n > "$share/playground-changelog.gz"
+install -D -m 0644 "$share/playground-changelog.gz" "$pgroot/usr/share/doc/session-manager-playground/changelog.gz"
+[ "$profile" = release ] && strip "$pgroot/usr/bin/session-manager-playground"
+mkdir -p "$pgroot/DEBIAN"
+cat > "$pgroot/DEBIAN/control" <<CONTROL
+Package: session-manager-playground
+Version: $version
+Architecture: $arch
+Maintainer: Session Manager developers <maintainers@session-manager.invalid>
+Installed-Size: $(du -sk "$pgroot/usr" | cut -f1)
+Depends: libc6
+Section: devel
+Priority: optional
+Description: demo identity provider for Session Manager (QA)
+ A local identity provider for QA and demos: the FinHub session API and
+ OpenID Connect over real TLS on 127.0.0.1, with demo users, switches for
+ how real providers behave, and an admin API for fault injection. Session
+ Manager's first-run screen starts it with "Try the demo".
+CONTROL
+mkdir -p "$out/bundle/playground"
+pgdeb="$out/bundle/playground/session-manager-playground_${version}_${arch}.deb"
+dpkg-deb --root-owner-group -Zxz -b "$pgroot" "$pgdeb" >/dev/null
+deb=$(ls -t "$out"/bundle/deb/session-manager_*.deb | head -n 1)
+for d in "$deb" "$pgdeb"; do
+say "lintian $d"
 # Errors fail the build; the warnings kept are listed, with why, in
 # docs/architecture.md ("Packages"). A debug build is not stripped: that
 # error is the release build's to hold.
 suppress=()
 [ "$profile" = debug ] && suppress=(--suppress-tags unstripped-binary-or-object)
-lintian --fail-on error "${suppress[@]}" "$deb" >&2
+lintian --fail-on error "${suppress[@]}" "$d" >&2
+done
 say "packages:"
-ls -l "$out"/bundle/deb/*.deb "$out"/bundle/rpm/*.rpm >&2
+ls -l "$out"/bundle/deb/*.deb "$out"/bundle/rpm/*.rpm "$pgdeb" >&2

@@ -7,10 +7,12 @@
 #        E2E=only bash scripts/test.sh   only the end-to-end scenarios
 #        E2E=skip bash scripts/test.sh   everything but them (and the package)
 #        PACKAGE=skip bash scripts/test.sh   everything but the package step
-# The package step builds the .deb (scripts/package.sh --debug), installs it
-# with apt (as root, or with sudo), starts the installed app under the
-# display and checks its sign-in screen, then removes the package; then it
-# installs the .rpm into a scratch root and does the same from there.
+# The package step builds the packages (scripts/package.sh --debug),
+# installs the app's .deb with apt (as root, or with sudo), starts the
+# installed app under the display and checks its first-run screen, installs
+# the Playground's package beside it and uses "Try the demo" up to the
+# demo's sign-in screen, then removes both; then it installs the .rpm into a
+# scratch root and checks the first-run screen from there.
 # Extra arguments go to the test binaries (e.g. a test or scenario name).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -89,20 +91,25 @@ fi
 [ -n "$(find "$test_tmp" -mindepth 1 -name audit.jsonl -print -quit)" ] || rm -rf "$test_tmp"
 
 if [ "$E2E" != skip ] && [ "${PACKAGE:-run}" != skip ] && [ $# -eq 0 ]; then
-  say "the package: build the .deb, install it, start the installed app, remove it"
+  say "the packages: build them, install the app, start it, try the demo, remove them"
   bash scripts/package.sh --debug
-  deb=$(ls -t target/debug/bundle/deb/*.deb | head -n 1)
+  deb=$(ls -t target/debug/bundle/deb/session-manager_*.deb | head -n 1)
+  pgdeb=$(ls -t target/debug/bundle/playground/session-manager-playground_*.deb | head -n 1)
   name=$(dpkg-deb -f "$deb" Package)
   sudo=()
   [ "$(id -u)" -eq 0 ] || sudo=(sudo)
   # apt resolves the package's dependencies (all present after the build's).
   DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq "./$deb" >/dev/null
-  trap '[ -n "${XVFB_PID:-}" ] && kill "$XVFB_PID" 2>/dev/null; "${sudo[@]}" dpkg -r "$name" >/dev/null 2>&1 || true' EXIT
+  trap '[ -n "${XVFB_PID:-}" ] && kill "$XVFB_PID" 2>/dev/null; "${sudo[@]}" dpkg -r "$name" session-manager-playground >/dev/null 2>&1 || true' EXIT
   dpkg -L "$name" | grep -qx /usr/bin/sessionctl
   /usr/bin/sessionctl --version
-  with_test_keyring cargo run --locked --quiet -p e2e --bin check-installed -- /usr/bin/session-manager
-  "${sudo[@]}" dpkg -r "$name" >/dev/null
-  say "installed, started and removed $deb"
+  # The app holds no Playground of its own.
+  ! command -v session-manager-playground >/dev/null
+  with_test_keyring cargo run --locked --quiet -p e2e --bin check-installed -- /usr/bin/session-manager first-run
+  DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq "./$pgdeb" >/dev/null
+  with_test_keyring cargo run --locked --quiet -p e2e --bin check-installed -- /usr/bin/session-manager demo
+  "${sudo[@]}" dpkg -r "$name" session-manager-playground >/dev/null
+  say "installed, started, tried the demo with, and removed $deb and $pgdeb"
 
   # The .rpm on this Debian machine: rpm installs it into a scratch root
   # (--nodeps: its dependencies carry Fedora's names, which dpkg does not
@@ -110,7 +117,7 @@ if [ "$E2E" != skip ] && [ "${PACKAGE:-run}" != skip ] && [ $# -eq 0 ]; then
   # .deb, and the app installed from it must reach its sign-in screen.
   say "the .rpm: install it into a scratch root, compare it with the .deb, start the app from there"
   ensure_packages rpm
-  rpmfile=$(ls -t target/debug/bundle/rpm/*.rpm | head -n 1)
+  rpmfile=$(ls -t target/debug/bundle/rpm/session-manager-*.rpm | head -n 1)
   rpmroot=$(mktemp -d)
   trap '[ -n "${XVFB_PID:-}" ] && kill "$XVFB_PID" 2>/dev/null; "${sudo[@]}" rm -rf "$rpmroot"' EXIT
   "${sudo[@]}" rpm --root "$rpmroot" --dbpath "$rpmroot/var/lib/rpm" --initdb
@@ -125,7 +132,7 @@ if [ "$E2E" != skip ] && [ "${PACKAGE:-run}" != skip ] && [ $# -eq 0 ]; then
   diff -r -x session-manager "$rpmroot/deb/usr" "$rpmroot/usr"
   [ "$(cmp -l "$rpmroot/deb/usr/bin/session-manager" "$rpmroot/usr/bin/session-manager" | wc -l)" -le 3 ]
   "$rpmroot/usr/bin/sessionctl" --version
-  with_test_keyring cargo run --locked --quiet -p e2e --bin check-installed -- "$rpmroot/usr/bin/session-manager"
+  with_test_keyring cargo run --locked --quiet -p e2e --bin check-installed -- "$rpmroot/usr/bin/session-manager" first-run
   "${sudo[@]}" rm -rf "$rpmroot"
   say "installed $rpmfile into a scratch root and started it"
 fi

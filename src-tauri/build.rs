@@ -30,6 +30,7 @@ fn main() {
                 "switch_profile",
                 "about",
                 "diagnostics",
+                "try_demo",
             ])),
     )
     .expect("tauri-build failed");

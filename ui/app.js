@@ -392,10 +392,41 @@ function wire() {
   $('pin-back').addEventListener('click', () => { pinError = null; render(); $('username').focus(); });
 }
 
+// The first-run screen: nothing is configured and the app has no built-in
+// Playground (the packaged app). "Try the demo" starts the Playground
+// package; the page then starts again on its profiles.
+function showFirstRun(err) {
+  for (const s of document.querySelectorAll('main > section')) s.hidden = s.id !== 'screen-first-run';
+  const path = /add a profile to (.*?), or try/.exec(err.message || '');
+  if (path) $('first-run-config').textContent = path[1];
+  $('app').setAttribute('aria-busy', 'false');
+  $('try-demo').addEventListener('click', async () => {
+    const button = $('try-demo');
+    button.disabled = true;
+    button.textContent = 'Starting the demo…';
+    setError($('first-run-error'), null);
+    try {
+      await invoke('try_demo');
+      location.reload();
+    } catch (e) {
+      setError($('first-run-error'), e);
+      button.disabled = false;
+      button.textContent = 'Try the demo';
+    }
+  });
+  $('try-demo').focus();
+}
+
 async function init() {
   wire();
   // Both answers are needed for the first screen: ask for them together.
-  const [list, first] = await Promise.all([invoke('list_profiles'), invoke('session_view')]);
+  let list, first;
+  try {
+    [list, first] = await Promise.all([invoke('list_profiles'), invoke('session_view')]);
+  } catch (err) {
+    if (err && err.code === 'not_configured') { showFirstRun(err); return; }
+    throw err;
+  }
   profiles = list.profiles;
   const configBanner = $('config-error-banner');
   if (list.config_error) { configBanner.textContent = errorText(list.config_error); show(configBanner, true); }

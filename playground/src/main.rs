@@ -46,6 +46,11 @@ struct Args {
     /// Also write the config file (profile `playground`) to this path.
     #[arg(long)]
     write_config: Option<PathBuf>,
+    /// Stop when standard input closes: the app that started it (the
+    /// first-run screen's "Try the demo") holds the other end, so the
+    /// Playground goes with it however the app ends.
+    #[arg(long)]
+    exit_with_stdin: bool,
 }
 
 #[tokio::main]
@@ -135,9 +140,23 @@ async fn main() {
             None => std::future::pending().await,
         }
     };
+    let (stdin_closed, closed) = tokio::sync::oneshot::channel::<()>();
+    // Without --exit-with-stdin the sender stays here, unsent, until main ends.
+    let _unused = match args.exit_with_stdin {
+        true => {
+            std::thread::spawn(move || {
+                let mut sink = Vec::new();
+                let _ = std::io::Read::read_to_end(&mut std::io::stdin(), &mut sink);
+                let _ = stdin_closed.send(());
+            });
+            None
+        }
+        false => Some(stdin_closed),
+    };
     tokio::select! {
         _ = tokio::signal::ctrl_c() => {}
         _ = terminated => {}
+        _ = closed => {}
     }
     drop(pg);
 }

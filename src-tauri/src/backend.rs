@@ -244,6 +244,19 @@ impl Backend {
                     eprintln!("warning[{}]: {}", e.code, e.message);
                     playground_error = Some(e);
                 }
+                // Nothing configured and no built-in Playground (the
+                // packaged app): the window's first-run screen.
+                Err(_) if !cfg!(feature = "playground") && config_error.is_none() => {
+                    return Err(ErrorInfo::new(
+                        ErrorCode::NotConfigured,
+                        format!(
+                            "no identity provider is configured yet: add a profile to {}, or try the demo (the Session Manager Playground)",
+                            paths::default_config_file()
+                                .map(|p| p.display().to_string())
+                                .unwrap_or_else(|| "the config file".into())
+                        ),
+                    ))
+                }
                 Err(e) => return Err(e),
             }
         }

@@ -6,6 +6,7 @@
 
 pub mod backend;
 #[cfg(target_os = "linux")]
+mod demo;
 mod desktop;
 mod embedded;
 mod tray;
@@ -24,7 +25,7 @@ pub const SESSION_EVENT: &str = "session://changed";
 /// while the backend starts (the built-in Playground generates keys, the
 /// session is restored from the keychain); commands wait for it.
 #[derive(Clone)]
-pub struct Started(tokio::sync::watch::Receiver<Option<Result<Arc<Backend>, ErrorInfo>>>);
+pub struct Started(tokio::sync::watch::Receiver<StartOutcome>);
 
 impl Started {
     /// The backend, waiting for it to start if need be.
@@ -204,7 +205,8 @@ fn with_commands<R: Runtime>(builder: tauri::Builder<R>) -> tauri::Builder<R> {
         list_profiles,
         switch_profile,
         about,
-        diagnostics
+        diagnostics,
+        try_demo
     ])
 }
 
@@ -216,13 +218,19 @@ fn attach<R: Runtime, F>(
     app: &tauri::AppHandle<R>,
     start: F,
     on_view: impl Fn(&tauri::AppHandle<R>, &SessionView) + Send + Sync + 'static,
-    on_ready: impl FnOnce(&tauri::AppHandle<R>, &Arc<Backend>) + Send + 'static,
+    on_ready: impl Fn(&tauri::AppHandle<R>, &Arc<Backend>) + Send + Sync + 'static,
 ) -> tauri::Result<()>
 where
     F: std::future::Future<Output = Result<Arc<Backend>, ErrorInfo>> + Send + 'static,
 {
     let (ready, started) = tokio::sync::watch::channel(None);
     app.manage(Started(started));
+    let hooks = Hooks::<R> {
+        ready: Arc::new(ready),
+        on_view: Arc::new(on_view),
+        on_ready: Arc::new(on_ready),
+    };
+    app.manage(hooks.clone());
     if let Some(config) = app.config().app.windows.iter().find(|w| w.label == "main") {
         let window = tauri::WebviewWindowBuilder::from_config(app, config)?
             .on_navigation(is_app_page)
@@ -234,32 +242,115 @@ where
     }
     let handle = app.clone();
     tauri::async_runtime::spawn(async move {
-        let backend = match start.await {
-            Ok(b) => b,
+        match start.await {
+            Ok(backend) => hooks.serve(&handle, backend),
             Err(e) => {
-                eprintln!("error[{}]: {}", e.code, e.message);
-                let _ = ready.send(Some(Err(e)));
-                return;
-            }
-        };
-        // Subscribe before any command can run, so no transition is missed.
-        let mut events = backend.subscribe();
-        on_view(&handle, &backend.view());
-        on_ready(&handle, &backend);
-        let _ = ready.send(Some(Ok(backend)));
-        loop {
-            match events.recv().await {
-                Ok(view) => {
-                    on_view(&handle, &view);
-                    let _ = handle.emit(SESSION_EVENT, &view);
+                // A first run with nothing configured is not an error: the
+                // window shows its first-run screen.
+                if e.code != session_core::ErrorCode::NotConfigured {
+                    eprintln!("error[{}]: {}", e.code, e.message);
                 }
-                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
-                Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+                let _ = hooks.ready.send(Some(Err(e)));
             }
         }
     });
     Ok(())
 }
+
+/// What a started backend is handed to: the window's `Started`, the shell's
+/// reaction to each view (title, tray, notification) and to the start (the
+/// tray). Kept so that a backend started later ("Try the demo") is served
+/// the same way.
+struct Hooks<R: Runtime> {
+    ready: Arc<tokio::sync::watch::Sender<StartOutcome>>,
+    on_view: Arc<OnView<R>>,
+    on_ready: Arc<OnReady<R>>,
+}
+
+/// The backend once started, or why it could not start (`None` meanwhile).
+type StartOutcome = Option<Result<Arc<Backend>, ErrorInfo>>;
+/// The shell's reaction to each view.
+type OnView<R> = dyn Fn(&tauri::AppHandle<R>, &SessionView) + Send + Sync;
+/// The shell's reaction to a started backend.
+type OnReady<R> = dyn Fn(&tauri::AppHandle<R>, &Arc<Backend>) + Send + Sync;
+
+impl<R: Runtime> Clone for Hooks<R> {
+    fn clone(&self) -> Self {
+        Self {
+            ready: self.ready.clone(),
+            on_view: self.on_view.clone(),
+            on_ready: self.on_ready.clone(),
+        }
+    }
+}
+
+impl<R: Runtime> Hooks<R> {
+    /// Make `backend` the one commands use, and forward its views to the
+    /// webview and the shell until it closes.
+    fn serve(&self, handle: &tauri::AppHandle<R>, backend: Arc<Backend>) {
+        // Subscribe before any command can run, so no transition is missed.
+        let mut events = backend.subscribe();
+        (self.on_view)(handle, &backend.view());
+        (self.on_ready)(handle, &backend);
+        let _ = self.ready.send(Some(Ok(backend)));
+        let (handle, on_view) = (handle.clone(), self.on_view.clone());
+        tauri::async_runtime::spawn(async move {
+            loop {
+                match events.recv().await {
+                    Ok(view) => {
+                        on_view(&handle, &view);
+                        let _ = handle.emit(SESSION_EVENT, &view);
+                    }
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+                }
+            }
+        });
+    }
+}
+
+/// The demo Playground the first-run screen started, stopped at exit.
+#[derive(Default)]
+struct DemoPlayground(std::sync::Mutex<Option<std::process::Child>>);
+
+impl DemoPlayground {
+    fn stop(&self) {
+        if let Some(mut child) = self.0.lock().unwrap_or_else(|e| e.into_inner()).take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// "Try the demo" on the first-run screen: start the Session Manager
+/// Playground (its own package) with a folder in the data directory, and a
+/// backend on the config it writes. The window reloads once this returns.
+#[tauri::command]
+async fn try_demo<R: Runtime>(app: tauri::AppHandle<R>) -> Result<(), ErrorInfo> {
+    let started = app.state::<Started>();
+    if started.ready().is_some() {
+        return Ok(());
+    }
+    let options = app.state::<StartOptions>().0.clone();
+    let (child, config) = demo::start(&options).await?;
+    app.state::<DemoPlayground>()
+        .0
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .replace(child);
+    let backend = Backend::start(backend::Options {
+        config: Some(config),
+        ..options
+    })
+    .await
+    .map(Arc::new)?;
+    let hooks = app.state::<Hooks<R>>().inner().clone();
+    hooks.serve(&app, backend);
+    Ok(())
+}
+
+/// The options the app started with (the demo's backend uses them too).
+struct StartOptions(backend::Options);
 
 /// The app on any runtime with a ready backend (tests use the mock runtime).
 pub fn build<R: Runtime>(
@@ -344,6 +435,9 @@ fn one_instance<R: Runtime>(builder: tauri::Builder<R>) -> tauri::Builder<R> {
 /// still holds in its queue (API calls) are written here.
 pub fn on_run_event<R: Runtime>(app: &tauri::AppHandle<R>, event: &tauri::RunEvent) {
     if let tauri::RunEvent::Exit = event {
+        if let Some(demo) = app.try_state::<DemoPlayground>() {
+            demo.stop();
+        }
         if let Some(backend) = app.try_state::<Started>().and_then(|s| s.ready()) {
             // A renewal in flight may hold a refresh token the provider
             // already rotated: let it land (bounded) before the process ends.
@@ -375,6 +469,8 @@ pub fn run() {
     let builder = one_instance(tauri::Builder::default());
     let app = with_commands(builder)
         .setup(move |app| {
+            app.manage(StartOptions(options.clone()));
+            app.manage(DemoPlayground::default());
             let start = async move { Backend::start(options).await.map(Arc::new) };
             attach(app.handle(), start, tray::on_view, |app, backend| {
                 // A tray needs a status notifier host; without one the app

@@ -59,6 +59,9 @@ pub enum ErrorCode {
     SignInTimeout,
     /// The session cannot be extended silently; the person must sign in.
     ReauthRequired,
+    /// No provider is configured (no config file, no built-in Playground):
+    /// the app opens on its first-run screen.
+    NotConfigured,
     /// Anything else (a bug or an I/O failure).
     Internal,
 }
@@ -87,6 +90,7 @@ impl ErrorCode {
             ErrorCode::SignInCancelled => "sign_in_cancelled",
             ErrorCode::SignInTimeout => "sign_in_timeout",
             ErrorCode::ReauthRequired => "reauth_required",
+            ErrorCode::NotConfigured => "not_configured",
             ErrorCode::Internal => "internal",
         }
     }

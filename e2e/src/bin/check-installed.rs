@@ -1,23 +1,76 @@
-//! `check-installed APP`: start an installed Session Manager (from the
-//! package, e.g. `/usr/bin/session-manager`) through tauri-driver, with no
-//! config file, and wait until it shows the sign-in screen of its built-in
-//! Playground with the demo users. Exit 0 when it does, 1 with the reason
-//! otherwise. The package step of `scripts/test.sh` runs it after
-//! `dpkg -i`; it needs what the end-to-end tests need (a display,
-//! tauri-driver, a Secret Service).
+//! `check-installed APP [first-run | demo | playground]`: start an installed
+//! Session Manager (from a package, e.g. `/usr/bin/session-manager`) through
+//! tauri-driver, with no config file, and wait for what it should show:
+//! - `first-run` (the packaged app, built without the Playground): the
+//!   first-run screen;
+//! - `demo`: the first-run screen, then "Try the demo" (the Playground
+//!   package must be installed), then the sign-in screen with the demo
+//!   users;
+//! - `playground` (a build with the built-in Playground): the sign-in screen
+//!   with the demo users at once.
+//!
+//! Exit 0 when it does, 1 with the reason otherwise. The package step of
+//! `scripts/test.sh` runs it after installing the packages; it needs what
+//! the end-to-end tests need (a display, tauri-driver, a Secret Service).
 
-use e2e::fantoccini::Locator;
+use e2e::fantoccini::{Client, Locator};
 use e2e::{connect_to, root, Driver};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
+/// Whether the element `testid` is displayed and (when given) holds `text`.
+async fn shows(client: &Client, testid: &str, text: Option<&str>) -> bool {
+    let found = async {
+        let el = client
+            .find(Locator::Css(&format!("[data-testid='{testid}']")))
+            .await
+            .ok()?;
+        if !el.is_displayed().await.ok()? {
+            return None;
+        }
+        match text {
+            Some(t) => el.text().await.ok()?.contains(t).then_some(()),
+            None => Some(()),
+        }
+    };
+    found.await.is_some()
+}
+
+/// Wait up to a minute until `ready` holds.
+async fn wait_until<F, Fut>(mut ready: F) -> bool
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    tokio::time::timeout(Duration::from_secs(60), async {
+        while !ready().await {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    })
+    .await
+    .is_ok()
+}
+
+async fn sign_in_screen(client: &Client) -> bool {
+    shows(client, "screen-signin", None).await && shows(client, "demo-credentials", Some("alice")).await
+}
+
 #[tokio::main(flavor = "multi_thread")]
 async fn main() -> ExitCode {
-    let Some(app) = std::env::args_os().nth(1).map(PathBuf::from) else {
-        eprintln!("usage: check-installed /usr/bin/session-manager");
+    let mut args = std::env::args_os().skip(1);
+    let Some(app) = args.next().map(PathBuf::from) else {
+        eprintln!("usage: check-installed /usr/bin/session-manager [first-run | demo | playground]");
         return ExitCode::from(2);
     };
+    let expect = args
+        .next()
+        .map(|a| a.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "first-run".into());
+    if !["first-run", "demo", "playground"].contains(&expect.as_str()) {
+        eprintln!("error: expected first-run, demo or playground, not {expect}");
+        return ExitCode::from(2);
+    }
     if !app.is_file() {
         eprintln!("error: {} is not installed", app.display());
         return ExitCode::from(1);
@@ -29,32 +82,53 @@ async fn main() -> ExitCode {
     let keychain = PathBuf::from(format!("session-manager-installed-{}", uuid::Uuid::new_v4().simple()));
     let env = [
         ("SESSION_MANAGER_DATA_DIR", data.path()),
-        // No config anywhere: the app starts its built-in Playground.
+        // No config anywhere.
         ("XDG_CONFIG_HOME", config_home.path()),
         ("SESSION_MANAGER_KEYCHAIN_SERVICE", keychain.as_path()),
     ];
     let driver = Driver::start(&env, &artifacts.join("tauri-driver.log")).await;
     let client = connect_to(driver.port, &app).await;
-    let waited = tokio::time::timeout(Duration::from_secs(60), async {
-        loop {
-            let shown = async {
-                let signin = client.find(Locator::Css("[data-testid='screen-signin']")).await.ok()?;
-                let demo = client
-                    .find(Locator::Css("[data-testid='demo-credentials']"))
-                    .await
-                    .ok()?;
-                let text = demo.text().await.ok()?;
-                (signin.is_displayed().await.ok()? && text.contains("alice")).then_some(())
+    let outcome: Result<&str, String> = async {
+        if expect == "playground" {
+            return match wait_until(|| sign_in_screen(&client)).await {
+                true => Ok("reached the sign-in screen of its built-in Playground"),
+                false => Err("did not show its sign-in screen within 60 s".to_owned()),
             };
-            if shown.await.is_some() {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
         }
-    })
+        if !wait_until(|| shows(&client, "screen-first-run", None)).await {
+            return Err("did not show its first-run screen within 60 s".to_owned());
+        }
+        if let Ok(png) = client.screenshot().await {
+            let _ = std::fs::write(artifacts.join("first-run.png"), png);
+        }
+        if expect == "first-run" {
+            return Ok("opened on its first-run screen");
+        }
+        let button = client
+            .find(Locator::Css("[data-testid='try-demo-button']"))
+            .await
+            .map_err(|e| format!("no Try the demo button: {e}"))?;
+        button
+            .click()
+            .await
+            .map_err(|e| format!("cannot click Try the demo: {e}"))?;
+        match wait_until(|| sign_in_screen(&client)).await {
+            true => Ok("started the demo from its first-run screen and reached the Playground's sign-in screen"),
+            false => {
+                let said = client.find(Locator::Css("[data-testid='first-run-error']")).await.ok();
+                let said = match said {
+                    Some(el) => el.text().await.unwrap_or_default(),
+                    None => String::new(),
+                };
+                Err(format!(
+                    "Try the demo did not reach the sign-in screen within 60 s ({said})"
+                ))
+            }
+        }
+    }
     .await;
     if let Ok(png) = client.screenshot().await {
-        let _ = std::fs::write(artifacts.join("sign-in.png"), png);
+        let _ = std::fs::write(artifacts.join(format!("{expect}.png")), png);
     }
     let _ = client.close().await;
     let lingering = driver.stop(data.path()).await;
@@ -65,17 +139,14 @@ async fn main() -> ExitCode {
         );
         return ExitCode::from(1);
     }
-    match waited {
-        Ok(()) => {
-            println!(
-                "{} reached the sign-in screen of its built-in Playground",
-                app.display()
-            );
+    match outcome {
+        Ok(what) => {
+            println!("{} {what}", app.display());
             ExitCode::SUCCESS
         }
-        Err(_) => {
+        Err(why) => {
             eprintln!(
-                "error: {} did not show its sign-in screen within 60 s (screenshot and driver log in {})",
+                "error: {} {why} (screenshot and driver log in {})",
                 app.display(),
                 artifacts.display()
             );
