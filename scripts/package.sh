@@ -141,13 +141,13 @@ pgdeb="$out/bundle/playground/session-manager-playground_${version}_${arch}.deb"
 dpkg-deb --root-owner-group -Zxz -b "$pgroot" "$pgdeb" >/dev/null
 deb=$(ls -t "$out"/bundle/deb/session-manager_*.deb | head -n 1)
 for d in "$deb" "$pgdeb"; do
-say "lintian $d"
-# Errors fail the build; the warnings kept are listed, with why, in
-# docs/architecture.md ("Packages"). A debug build is not stripped: that
-# error is the release build's to hold.
-suppress=()
-[ "$profile" = debug ] && suppress=(--suppress-tags unstripped-binary-or-object)
-lintian --fail-on error "${suppress[@]}" "$d" >&2
+  say "lintian $d"
+  # Errors fail the build; the warnings kept are listed, with why, in
+  # docs/architecture.md ("Packages"). A debug build is not stripped: that
+  # error is the release build's to hold.
+  suppress=()
+  [ "$profile" = debug ] && suppress=(--suppress-tags unstripped-binary-or-object)
+  lintian --fail-on error "${suppress[@]}" "$d" >&2
 done
 say "packages:"
 ls -l "$out"/bundle/deb/*.deb "$out"/bundle/rpm/*.rpm "$pgdeb" >&2

@@ -399,6 +399,8 @@ function showFirstRun(err) {
   for (const s of document.querySelectorAll('main > section')) s.hidden = s.id !== 'screen-first-run';
   const path = /add a profile to (.*?), or try/.exec(err.message || '');
   if (path) $('first-run-config').textContent = path[1];
+  // No profile, so no environment to name.
+  $('env-badge').hidden = true;
   $('app').setAttribute('aria-busy', 'false');
   $('try-demo').addEventListener('click', async () => {
     const button = $('try-demo');

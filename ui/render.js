@@ -24,6 +24,7 @@ export const ERROR_TEXT = {
   sign_in_timeout: 'The sign-in in the browser took too long. Start it again.',
   reauth_required: 'Your session cannot be extended without you. Sign in again before it expires.',
   not_configured: 'No identity provider is set up yet:',
+  not_installed: 'Something this needs is not installed:',
 };
 
 /** How a session is kept alive, for people. */
@@ -33,7 +34,7 @@ export const POLICY_TEXT = {
 };
 
 /** Codes whose server message is worth showing under the friendly text. */
-const SHOW_DETAIL = new Set(['not_configured', 'session_timed_out', 'config_invalid', 'invalid_state', 'internal', 'session_revoked', 'session_limit', 'server_error', 'authorization_failed', 'protocol_error']);
+const SHOW_DETAIL = new Set(['not_configured', 'not_installed', 'session_timed_out', 'config_invalid', 'invalid_state', 'internal', 'session_revoked', 'session_limit', 'server_error', 'authorization_failed', 'protocol_error']);
 
 export function errorText(err) {
   if (!err || typeof err !== 'object') return ERROR_TEXT.internal + ' ' + String(err);

@@ -308,7 +308,7 @@ impl Scenario {
         let outcome = tokio::spawn(body(self)).await;
         if let Err(e) = &outcome {
             let shot = artifacts.join("failure.png");
-            if let Ok(png) = client.screenshot().await {
+            if let Ok(png) = screenshot(&client).await {
                 let _ = std::fs::write(&shot, png);
             }
             if let Ok(source) = client.source().await {
@@ -473,7 +473,10 @@ impl Scenario {
     /// Save a screenshot as `artifacts/<file>`.
     pub async fn screenshot(&self, file: &str) -> PathBuf {
         let path = self.artifacts.join(file);
-        std::fs::write(&path, self.client.screenshot().await.unwrap()).unwrap();
+        let png = screenshot(&self.client)
+            .await
+            .unwrap_or_else(|e| panic!("screenshot {file}: {e}"));
+        std::fs::write(&path, png).unwrap();
         path
     }
 
@@ -593,4 +596,46 @@ pub async fn connect_to(port: u16, application: &Path) -> Client {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     panic!("no WebDriver session within 30 s: {}", last.unwrap_or_default())
+}
+
+/// How long a screenshot may take.
+pub const SCREENSHOT_WITHIN: Duration = Duration::from_secs(10);
+
+/// WebKitWebDriver (2.50) takes a screenshot after the page's next paint,
+/// not of the last one: on a page where nothing changes (the first-run
+/// screen) it never answers. This makes the page paint a 1-pixel,
+/// all-but-transparent element every 50 ms for 3 s, then removes it, so
+/// that a screenshot asked for next has a paint to wait for. See
+/// docs/next-engineer.md, "WebKitWebDriver screenshots".
+const PAINT_SOON: &str = r#"
+  let dot = document.getElementById('e2e-paint');
+  if (!dot) {
+    dot = document.createElement('div');
+    dot.id = 'e2e-paint';
+    dot.setAttribute('aria-hidden', 'true');
+    dot.style.cssText = 'position:fixed;left:0;bottom:0;width:1px;height:1px;background:#888;opacity:0.01;pointer-events:none';
+    document.body.appendChild(dot);
+    let n = 0;
+    const tick = setInterval(() => {
+      n += 1;
+      dot.style.opacity = n % 2 ? '0.02' : '0.01';
+      if (n >= 60) { clearInterval(tick); dot.remove(); }
+    }, 50);
+  }
+  return true;
+"#;
+
+/// A PNG of the window, or why there is none within [`SCREENSHOT_WITHIN`].
+pub async fn screenshot(client: &Client) -> Result<Vec<u8>, String> {
+    let shot = async {
+        client.execute(PAINT_SOON, vec![]).await.map_err(|e| e.to_string())?;
+        client.screenshot().await.map_err(|e| e.to_string())
+    };
+    match tokio::time::timeout(SCREENSHOT_WITHIN, shot).await {
+        Ok(result) => result,
+        Err(_) => Err(format!(
+            "WebKitWebDriver gave no screenshot within {} s",
+            SCREENSHOT_WITHIN.as_secs()
+        )),
+    }
 }

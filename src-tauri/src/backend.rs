@@ -42,6 +42,9 @@ pub struct Options {
     /// else the default). Tests running side by side in one process each
     /// name their own: the environment is the whole process's.
     pub keychain_service: Option<String>,
+    /// The demo users of a Playground started beside the app ("Try the
+    /// demo"), shown with its profiles as the built-in one's are.
+    pub demo_users: Vec<DemoUserInfo>,
 }
 
 impl Options {
@@ -81,11 +84,20 @@ pub struct ProfileInfo {
     pub demo_users: Vec<DemoUserInfo>,
 }
 
-/// A demo user's credentials (the embedded Playground's; not secrets).
-#[derive(Debug, Clone, Serialize, PartialEq)]
+/// A demo user's credentials (a Playground's; not secrets).
+#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq)]
 pub struct DemoUserInfo {
     pub username: String,
     pub password: String,
+}
+
+impl From<&DemoUser> for DemoUserInfo {
+    fn from(u: &DemoUser) -> Self {
+        Self {
+            username: u.username.clone(),
+            password: u.password.clone(),
+        }
+    }
 }
 
 /// The profile list and any problem with the config file.
@@ -168,7 +180,9 @@ pub struct Backend {
     profiles: BTreeMap<String, Profile>,
     /// The config file the profiles came from, if one was read.
     config_file: Option<PathBuf>,
-    demo_users: Vec<DemoUser>,
+    /// The Playground's demo users (the built-in one's or the demo's);
+    /// empty for a config of real providers.
+    demo_users: Vec<DemoUserInfo>,
     config_error: Option<ErrorInfo>,
     data_dir: PathBuf,
     current: RwLock<Arc<Current>>,
@@ -285,7 +299,10 @@ impl Backend {
         });
         let first = Self::open(&profiles, &selected, &data_dir, &events, &opener, &keychain).await?;
         Ok(Self {
-            demo_users: playground.as_ref().map(|p| p.info().users.clone()).unwrap_or_default(),
+            demo_users: match &playground {
+                Some(p) => p.info().users.iter().map(DemoUserInfo::from).collect(),
+                None => options.demo_users.clone(),
+            },
             profiles,
             config_file,
             config_error,
@@ -477,14 +494,6 @@ impl Backend {
     /// The profiles, the selected one marked.
     pub fn list_profiles(&self) -> ProfileList {
         let selected = self.engine().profile().name.clone();
-        let demo: Vec<DemoUserInfo> = self
-            .demo_users
-            .iter()
-            .map(|u| DemoUserInfo {
-                username: u.username.clone(),
-                password: u.password.clone(),
-            })
-            .collect();
         ProfileList {
             profiles: self
                 .profiles
@@ -494,8 +503,8 @@ impl Backend {
                     environment: p.environment.as_str().to_owned(),
                     provider: p.provider.as_str().to_owned(),
                     selected: p.name == selected,
-                    demo_users: if p.name.starts_with(PLAYGROUND_PROFILE) && self.playground.is_some() {
-                        demo.clone()
+                    demo_users: if p.name.starts_with(PLAYGROUND_PROFILE) {
+                        self.demo_users.clone()
                     } else {
                         Vec::new()
                     },

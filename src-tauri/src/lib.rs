@@ -332,14 +332,15 @@ async fn try_demo<R: Runtime>(app: tauri::AppHandle<R>) -> Result<(), ErrorInfo>
         return Ok(());
     }
     let options = app.state::<StartOptions>().0.clone();
-    let (child, config) = demo::start(&options).await?;
+    let demo = demo::start(&options).await?;
     app.state::<DemoPlayground>()
         .0
         .lock()
         .unwrap_or_else(|e| e.into_inner())
-        .replace(child);
+        .replace(demo.child);
     let backend = Backend::start(backend::Options {
-        config: Some(config),
+        config: Some(demo.config),
+        demo_users: demo.users,
         ..options
     })
     .await

@@ -2,7 +2,8 @@
 // runs them). No DOM, no IPC.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { takesOver, headlineOf, formatCountdown, remainingMs, fractionLeft, barStep, whenTime, clockTime, errorText, nextRefreshText, idleWarning, linePoints, barRects, screenFor, endedNotice, sessionErrorOf } from '../../ui/render.js';
+import { readFileSync } from 'node:fs';
+import { takesOver, headlineOf, formatCountdown, remainingMs, fractionLeft, barStep, whenTime, clockTime, errorText, ERROR_TEXT, nextRefreshText, idleWarning, linePoints, barRects, screenFor, endedNotice, sessionErrorOf } from '../../ui/render.js';
 
 const v = (profile, seq, extra = {}) => ({ profile, seq, ...extra });
 
@@ -107,4 +108,13 @@ test('the badge says what the engine says, and falls back to the phase', () => {
   assert.deepEqual(headlineOf(retrying), { tone: 'attention', text: 'Offline, retrying at 14:02' });
   assert.deepEqual(headlineOf({ state: 'active' }), { tone: 'neutral', text: 'Active' });
   assert.deepEqual(headlineOf({ state: 'expired', headline: { tone: 'bad', text: '' } }), { tone: 'neutral', text: 'Expired' });
+});
+
+test('every error code the engine sends has a sentence in the window', () => {
+  // The codes as core/src/error/mod.rs spells them on the wire.
+  const source = readFileSync(new URL('../../core/src/error/mod.rs', import.meta.url), 'utf8');
+  const codes = [...source.matchAll(/ErrorCode::\w+ => "([a-z_]+)"/g)].map((m) => m[1]);
+  assert.ok(codes.length > 20, `found only ${codes.length} codes: has the enum moved?`);
+  const missing = codes.filter((c) => !(c in ERROR_TEXT));
+  assert.deepEqual(missing, [], 'codes without a sentence in ui/render.js ERROR_TEXT');
 });

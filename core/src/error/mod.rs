@@ -62,6 +62,8 @@ pub enum ErrorCode {
     /// No provider is configured (no config file, no built-in Playground):
     /// the app opens on its first-run screen.
     NotConfigured,
+    /// A program this needs is not installed (the demo's Playground).
+    NotInstalled,
     /// Anything else (a bug or an I/O failure).
     Internal,
 }
@@ -91,6 +93,7 @@ impl ErrorCode {
             ErrorCode::SignInTimeout => "sign_in_timeout",
             ErrorCode::ReauthRequired => "reauth_required",
             ErrorCode::NotConfigured => "not_configured",
+            ErrorCode::NotInstalled => "not_installed",
             ErrorCode::Internal => "internal",
         }
     }

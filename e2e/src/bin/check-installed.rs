@@ -2,7 +2,8 @@
 //! Session Manager (from a package, e.g. `/usr/bin/session-manager`) through
 //! tauri-driver, with no config file, and wait for what it should show:
 //! - `first-run` (the packaged app, built without the Playground): the
-//!   first-run screen;
+//!   first-run screen, whose "Try the demo" names the package it needs
+//!   (the Playground's package must not be installed);
 //! - `demo`: the first-run screen, then "Try the demo" (the Playground
 //!   package must be installed), then the sign-in screen with the demo
 //!   users;
@@ -98,16 +99,33 @@ async fn main() -> ExitCode {
         if !wait_until(|| shows(&client, "screen-first-run", None)).await {
             return Err("did not show its first-run screen within 60 s".to_owned());
         }
-        if let Ok(png) = client.screenshot().await {
-            let _ = std::fs::write(artifacts.join("first-run.png"), png);
-        }
-        if expect == "first-run" {
-            return Ok("opened on its first-run screen");
+        match e2e::screenshot(&client).await {
+            Ok(png) => std::fs::write(artifacts.join("first-run.png"), png).map_err(|e| e.to_string())?,
+            Err(e) => eprintln!("warning: no screenshot of the first-run screen: {e}"),
         }
         let button = client
             .find(Locator::Css("[data-testid='try-demo-button']"))
             .await
             .map_err(|e| format!("no Try the demo button: {e}"))?;
+        if expect == "first-run" {
+            // Without the Playground's package, Try the demo says how to get it.
+            button
+                .click()
+                .await
+                .map_err(|e| format!("cannot click Try the demo: {e}"))?;
+            let named = wait_until(|| {
+                shows(
+                    &client,
+                    "first-run-error",
+                    Some("apt install session-manager-playground"),
+                )
+            })
+            .await;
+            return match named {
+                true => Ok("opened on its first-run screen, and Try the demo names the package it needs"),
+                false => Err("Try the demo did not say that the Playground's package is needed".to_owned()),
+            };
+        }
         button
             .click()
             .await
@@ -127,10 +145,19 @@ async fn main() -> ExitCode {
         }
     }
     .await;
-    if let Ok(png) = client.screenshot().await {
-        let _ = std::fs::write(artifacts.join(format!("{expect}.png")), png);
+    match e2e::screenshot(&client).await {
+        Ok(png) => {
+            let _ = std::fs::write(artifacts.join(format!("{expect}.png")), png);
+        }
+        Err(e) => eprintln!("warning: no screenshot at the end: {e}"),
     }
-    let _ = client.close().await;
+    // A window the session did not close keeps the app running: the
+    // check below then names it.
+    match tokio::time::timeout(Duration::from_secs(10), client.close()).await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => eprintln!("warning: ending the WebDriver session: {e}"),
+        Err(_) => eprintln!("warning: ending the WebDriver session took more than 10 s"),
+    }
     let lingering = driver.stop(data.path()).await;
     if !lingering.is_empty() {
         eprintln!(
