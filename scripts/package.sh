@@ -107,6 +107,68 @@ say "bundling the app ($profile, without the built-in Playground)"
 for f in "$out"/bundle/deb/*.deb "$out"/bundle/rpm/*.rpm; do
   case "$f" in *' '*) mv -f "$f" "$(dirname "$f")/$(basename "$f" | sed 's/^Session Manager/session-manager/')" ;; esac
 done
+
+# A reverse-DNS desktop file id and icon name (the AppStream id): Tauri's
+# bundler names them after the product ("Session Manager.desktop") and the
+# binary (session-manager.png), with no setting to change either, so both
+# packages are unpacked, renamed and packed again here.
+app_id=dev.sessionmanager.SessionManager
+rename_in_tree() {
+  local root=$1 icon
+  mv "$root/usr/share/applications/Session Manager.desktop" "$root/usr/share/applications/$app_id.desktop"
+  sed -i "s/^Icon=.*/Icon=$app_id/" "$root/usr/share/applications/$app_id.desktop"
+  for icon in "$root"/usr/share/icons/hicolor/*/apps/session-manager.png; do
+    mv "$icon" "$(dirname "$icon")/$app_id.png"
+  done
+}
+deb=$(ls -t "$out"/bundle/deb/session-manager_*.deb | head -n 1)
+tree=$(mktemp -d)
+dpkg-deb -R "$deb" "$tree"
+rename_in_tree "$tree"
+(cd "$tree" && find usr -type f -print0 | sort -z | xargs -0 md5sum > DEBIAN/md5sums)
+# The metainfo, the desktop file it launches and the icon, together.
+appstreamcli validate-tree --no-net "$tree" >&2
+dpkg-deb --root-owner-group -Zgzip -b "$tree" "$deb" >/dev/null
+rm -rf "$tree"
+# The .rpm: its payload renamed the same way and built again with rpmbuild
+# from a spec that carries over the bundler's header (name, version,
+# dependencies, description), changing nothing else (no strip, no
+# dependency scan).
+ensure_packages rpm cpio
+rpmfile=$(ls -t "$out"/bundle/rpm/session-manager-*.rpm | head -n 1)
+work=$(mktemp -d)
+mkdir -p "$work/root" "$work/top"
+# Debian's rpm2cpio writes the whole payload of the bundler's .rpm and then
+# exits 1; what it wrote is checked instead (rpm -i installs the same file
+# without a complaint in the test command).
+(cd "$work/root" && { rpm2cpio "$OLDPWD/$rpmfile" || true; } | cpio -idm --quiet)
+[ -x "$work/root/usr/bin/session-manager" ] && [ -x "$work/root/usr/bin/sessionctl" ]
+rename_in_tree "$work/root"
+q() { rpm -qp --qf "$1" "$rpmfile"; }
+{
+  echo "Name: $(q '%{NAME}')"
+  echo "Version: $(q '%{VERSION}')"
+  echo "Release: $(q '%{RELEASE}')"
+  echo "Summary: $(q '%{SUMMARY}')"
+  echo "License: $(q '%{LICENSE}')"
+  echo "AutoReqProv: no"
+  rpm -qp --requires "$rpmfile" | grep -v '^rpmlib(' | sed 's/^/Requires: /'
+  rpm -qp --recommends "$rpmfile" | sed 's/^/Recommends: /'
+  echo '%global debug_package %{nil}'
+  echo '%global __os_install_post %{nil}'
+  echo '%global _build_id_links none'
+  echo '%description'
+  q '%{DESCRIPTION}'
+  echo
+  echo '%install'
+  echo "cp -a '$work/root/.' %{buildroot}/"
+  echo '%files'
+  echo '%defattr(-,root,root,-)'
+  (cd "$work/root" && find . -type f -o -type l | sed 's|^\.||' | sort | sed 's/.*/"&"/')
+} > "$work/session-manager.spec"
+rpmbuild -bb --quiet --define "_topdir $work/top" --target "$(q '%{ARCH}')" "$work/session-manager.spec" >/dev/null
+mv -f "$work"/top/RPMS/*/*.rpm "$rpmfile"
+rm -rf "$work"
 say "the Playground's package ($profile)"
 cargo build --locked --quiet "${cargo_flag[@]}" -p playground
 version=$(dpkg-deb -f "$out"/bundle/deb/session-manager_*.deb Version)
@@ -139,7 +201,6 @@ CONTROL
 mkdir -p "$out/bundle/playground"
 pgdeb="$out/bundle/playground/session-manager-playground_${version}_${arch}.deb"
 dpkg-deb --root-owner-group -Zxz -b "$pgroot" "$pgdeb" >/dev/null
-deb=$(ls -t "$out"/bundle/deb/session-manager_*.deb | head -n 1)
 for d in "$deb" "$pgdeb"; do
   say "lintian $d"
   # Errors fail the build; the warnings kept are listed, with why, in

@@ -102,6 +102,8 @@ if [ "$E2E" != skip ] && [ "${PACKAGE:-run}" != skip ] && [ $# -eq 0 ]; then
   DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq "./$deb" >/dev/null
   trap '[ -n "${XVFB_PID:-}" ] && kill "$XVFB_PID" 2>/dev/null; "${sudo[@]}" dpkg -r "$name" session-manager-playground >/dev/null 2>&1 || true' EXIT
   dpkg -L "$name" | grep -qx /usr/bin/sessionctl
+  dpkg -L "$name" | grep -qx /usr/share/applications/dev.sessionmanager.SessionManager.desktop
+  dpkg -L "$name" | grep -qx /usr/share/icons/hicolor/128x128/apps/dev.sessionmanager.SessionManager.png
   /usr/bin/sessionctl --version
   # The app holds no Playground of its own.
   ! command -v session-manager-playground >/dev/null

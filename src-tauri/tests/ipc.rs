@@ -231,6 +231,7 @@ fn the_main_window_may_use_only_this_apps_commands_and_core_essentials() {
             "allow-sign-out",
             "allow-switch-profile",
             "allow-touch",
+            "allow-try-demo",
             "core:event:allow-listen",
             "core:event:allow-unlisten",
         ]
