@@ -134,7 +134,7 @@ fn packaged_binary_size(profile: &str) -> Option<(PathBuf, u64)> {
         .stdin(tar.stdout?)
         .output()
         .ok()?;
-    (out.status.success() && !out.stdout.is_empty()).then(|| (deb, out.stdout.len() as u64))
+    (out.status.success() && !out.stdout.is_empty()).then_some((deb, out.stdout.len() as u64))
 }
 
 /// Start `exe` directly with `env`, let it settle for `warm_up`, then the
