@@ -159,3 +159,40 @@ async fn a_lost_finhub_refresh_answer_is_given_again_not_taken_for_a_reuse() {
     let refreshes: u32 = pg.sessions().iter().map(|s| s.refresh_count).sum();
     assert_eq!(refreshes, 1, "the retry was redeemed again instead of answered again");
 }
+
+/// Taking the primary down ends its connections before it reports down: a
+/// request in flight gets its answer first, and no keep-alive connection
+/// is left for a pooled client to send the next request on (once in the
+/// full suite, the refresh after `set_primary(false)` above went through
+/// to the primary on such a connection).
+#[tokio::test(flavor = "multi_thread")]
+async fn the_primary_reports_down_only_when_its_connections_have_ended() {
+    let pg = with_backup(600).await;
+    let dir = tempfile::tempdir().unwrap();
+    let (engine, _) = memory_engine(&pg, dir.path());
+    engine.sign_in("alice", Password::new(PW)).await.unwrap();
+    pg.slow_next_refresh(Duration::from_millis(1500));
+    let renewing = {
+        let engine = engine.clone();
+        tokio::spawn(async move { engine.refresh_now().await })
+    };
+    // The refresh is redeemed, then its answer waits.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while !pg.sessions().iter().any(|s| s.refresh_count == 1) {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the refresh did not reach the primary"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let reached = std::time::Instant::now();
+    pg.set_primary(false).await;
+    // The answer is held for 1.5 s after the refresh was redeemed.
+    assert!(
+        reached.elapsed() >= Duration::from_millis(1400),
+        "the primary was reported down after {:?}, while a request on it was still being answered",
+        reached.elapsed()
+    );
+    let view = renewing.await.unwrap().expect("the request in flight got its answer");
+    assert_eq!(view.backup_endpoint, None);
+}

@@ -162,7 +162,7 @@ pub enum Shutdown {
 /// a TLS handshake and each request head must arrive within
 /// [`HANDSHAKE_TIMEOUT`] (so an idle keep-alive connection closes too), and
 /// an accept error backs off instead of spinning. The handle ends when the
-/// listener is closed.
+/// listener is closed and every connection it accepted has ended.
 pub fn serve(
     listener: tokio::net::TcpListener,
     config: Arc<rustls::ServerConfig>,
@@ -197,6 +197,11 @@ pub fn serve(
         };
         drop(listener);
         let _ = closing.send(Some(how));
+        // The handle ends when the last connection has: a primary taken down
+        // has no keep-alive connection left that a pooled client could still
+        // send a request on (seen once in the failover tests: a refresh went
+        // through to a primary already reported down).
+        let _ = slots.acquire_many(MAX_CONNECTIONS as u32).await;
     })
 }
 
