@@ -231,25 +231,9 @@ async fn a_planted_link_is_replaced_and_the_admin_token_is_in_a_private_file() {
 /// connection closes.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_body_that_never_comes_is_answered_408_in_time() {
-    use rustls::pki_types::pem::PemObject;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let pg = playground(60).await;
-    let mut roots = rustls::RootCertStore::empty();
-    for cert in rustls::pki_types::CertificateDer::pem_file_iter(&pg.info().ca_cert).unwrap() {
-        roots.add(cert.unwrap()).unwrap();
-    }
-    let config = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    let addr = pg.base_url().trim_start_matches("https://").to_owned();
-    let tcp = tokio::net::TcpStream::connect(&addr).await.unwrap();
-    let name = rustls::pki_types::ServerName::try_from("127.0.0.1").unwrap();
-    let mut tls = tokio_rustls::TlsConnector::from(Arc::new(config))
-        .connect(name, tcp)
-        .await
-        .unwrap();
+    let (mut tls, addr) = tls_to(&pg).await;
     let head = format!(
         "POST /api/v2/auth/login HTTP/1.1\r\nhost: {addr}\r\ncontent-type: application/json\r\ncontent-length: 100\r\n\r\n{{\"user"
     );
@@ -265,4 +249,58 @@ async fn a_body_that_never_comes_is_answered_408_in_time() {
     let text = String::from_utf8_lossy(&answer);
     assert!(text.starts_with("HTTP/1.1 408"), "{text}");
     assert!(started.elapsed() >= ::playground::BODY_TIMEOUT - std::time::Duration::from_millis(100));
+}
+
+/// A TLS connection to the Playground's primary, trusting its CA; and the
+/// `host:port` it is at.
+async fn tls_to(pg: &::playground::Playground) -> (tokio_rustls::client::TlsStream<tokio::net::TcpStream>, String) {
+    use rustls::pki_types::pem::PemObject;
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in rustls::pki_types::CertificateDer::pem_file_iter(&pg.info().ca_cert).unwrap() {
+        roots.add(cert.unwrap()).unwrap();
+    }
+    let config = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let addr = pg.base_url().trim_start_matches("https://").to_owned();
+    let tcp = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    let name = rustls::pki_types::ServerName::try_from("127.0.0.1").unwrap();
+    let tls = tokio_rustls::TlsConnector::from(Arc::new(config))
+        .connect(name, tcp)
+        .await
+        .unwrap();
+    (tls, addr)
+}
+
+/// A primary reported down answers nothing more on a connection it had
+/// accepted (a client's pool keeps such connections): once in the full
+/// suite, a pooled refresh went through to a primary already reported down
+/// (tests/failover.rs). `set_primary(false)` now returns only when every
+/// open connection has taken the stop in.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_primary_reported_down_answers_nothing_on_connections_it_had_open() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let pg = playground_with(::playground::Options {
+        backup: true,
+        ..::playground::Options::default()
+    })
+    .await;
+    let (mut tls, addr) = tls_to(&pg).await;
+    pg.set_primary(false).await;
+    let request = format!("GET /.well-known/jwks.json HTTP/1.1\r\nhost: {addr}\r\n\r\n");
+    // The write may fail already: the connection is gone.
+    let _ = tls.write_all(request.as_bytes()).await;
+    let mut answer = Vec::new();
+    let read = tokio::time::timeout(std::time::Duration::from_secs(5), tls.read_to_end(&mut answer)).await;
+    assert!(
+        read.is_ok(),
+        "the connection stayed open after the primary was reported down"
+    );
+    assert!(
+        answer.is_empty(),
+        "the primary answered after it was reported down: {}",
+        String::from_utf8_lossy(&answer)
+    );
 }

@@ -162,7 +162,9 @@ pub enum Shutdown {
 /// a TLS handshake and each request head must arrive within
 /// [`HANDSHAKE_TIMEOUT`] (so an idle keep-alive connection closes too), and
 /// an accept error backs off instead of spinning. The handle ends when the
-/// listener is closed and every connection it accepted has ended.
+/// listener is closed and every connection it accepted has taken the stop
+/// in: ended, or (graceful) finishing the request it is answering and
+/// reading no other.
 pub fn serve(
     listener: tokio::net::TcpListener,
     config: Arc<rustls::ServerConfig>,
@@ -172,6 +174,8 @@ pub fn serve(
     let acceptor = tokio_rustls::TlsAcceptor::from(config);
     let app = router(state);
     let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
+    // One per connection that has not yet taken a stop in.
+    let unheard = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
     // Stopping also closes the open (keep-alive) connections, so a stopped
     // listener is really gone for its clients.
     let (closing, closed) = tokio::sync::watch::channel(None::<Shutdown>);
@@ -193,15 +197,28 @@ pub fn serve(
                     continue;
                 }
             };
-            tokio::spawn(connection(acceptor.clone(), tcp, app.clone(), closed.clone(), slot));
+            // As many as slots, so one is always free here.
+            let Ok(heard) = unheard.clone().try_acquire_owned() else {
+                continue;
+            };
+            tokio::spawn(connection(
+                acceptor.clone(),
+                tcp,
+                app.clone(),
+                closed.clone(),
+                slot,
+                heard,
+            ));
         };
         drop(listener);
         let _ = closing.send(Some(how));
-        // The handle ends when the last connection has: a primary taken down
-        // has no keep-alive connection left that a pooled client could still
-        // send a request on (seen once in the failover tests: a refresh went
-        // through to a primary already reported down).
-        let _ = slots.acquire_many(MAX_CONNECTIONS as u32).await;
+        // The handle ends when every connection has heard the stop: a
+        // primary reported down has no keep-alive connection left that
+        // serves a pooled client's next request (seen once in the failover
+        // tests: a refresh went through to a primary already reported down).
+        // Not when they have all ended: the admin request that takes the
+        // primary down is answered on one of them, after this.
+        let _ = unheard.acquire_many(MAX_CONNECTIONS as u32).await;
     })
 }
 
@@ -212,6 +229,7 @@ async fn connection(
     app: Router,
     mut closed: tokio::sync::watch::Receiver<Option<Shutdown>>,
     _slot: tokio::sync::OwnedSemaphorePermit,
+    unheard: tokio::sync::OwnedSemaphorePermit,
 ) {
     // A failed handshake (a client that refused our pin, say) ends this
     // connection only.
@@ -234,7 +252,10 @@ async fn connection(
         how = closed.wait_for(Option::is_some) => how.is_ok_and(|h| *h == Some(Shutdown::Graceful)),
     };
     if graceful {
+        // From here the connection reads no new request; the one in flight
+        // gets its answer.
         conn.as_mut().graceful_shutdown();
+        drop(unheard);
         let _ = tokio::time::timeout(HANDSHAKE_TIMEOUT, conn).await;
     }
 }
