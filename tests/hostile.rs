@@ -320,6 +320,7 @@ async fn doctor_on_discovery(discovery: Behaviour) -> session_core::support::doc
     .unwrap();
     let doctor = session_core::support::doctor::Doctor {
         config_file: Some(config),
+        config_given: true,
         profile: None,
         data_dir: None,
         store: Arc::new(MemoryStore::default()),

@@ -228,7 +228,13 @@ impl Playground {
         let pki = tls::Pki::generate(&options.extra_addresses).map_err(std::io::Error::other)?;
         let (dir, made_dir) = match &options.dir {
             Some(d) => {
-                std::fs::create_dir_all(d)?;
+                // Private, like the data directory it usually sits in
+                // (sessionctl doctor checks both).
+                let mut made = std::fs::DirBuilder::new();
+                made.recursive(true);
+                #[cfg(unix)]
+                std::os::unix::fs::DirBuilderExt::mode(&mut made, 0o700);
+                made.create(d)?;
                 (d.clone(), None)
             }
             None => {

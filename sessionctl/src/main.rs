@@ -113,6 +113,12 @@ fn config_path(cli: &Cli) -> Option<std::path::PathBuf> {
     cli.config.clone().or_else(paths::default_config_file)
 }
 
+/// Whether the person named the config file (`--config` or the
+/// environment), rather than it being the platform's default.
+fn config_named(cli: &Cli) -> bool {
+    cli.config.is_some() || std::env::var_os(paths::CONFIG_ENV).is_some_and(|v| !v.is_empty())
+}
+
 fn open(cli: &Cli) -> Result<Engine, Failure> {
     let config_path = config_path(cli).ok_or_else(|| {
         failure(
@@ -120,6 +126,17 @@ fn open(cli: &Cli) -> Result<Engine, Failure> {
             "no config file: pass --config FILE or set SESSION_MANAGER_CONFIG",
         )
     })?;
+    if !config_path.exists() {
+        let fix = if config_named(cli) {
+            "check the path given with --config or SESSION_MANAGER_CONFIG"
+        } else {
+            "add a profile to it (docs/configuration.md), or pass --config FILE"
+        };
+        return Err(failure(
+            ErrorCode::NotConfigured,
+            format!("there is no config file at {}: {fix}", config_path.display()),
+        ));
+    }
     let config = Config::load(&config_path).map_err(Error::from)?;
     let profile = config.profile(cli.profile.as_deref()).map_err(Error::Config)?.clone();
     let data_dir = cli.data_dir.clone().or_else(paths::default_data_dir).ok_or_else(|| {
@@ -481,6 +498,7 @@ async fn watch(engine: &Engine, json: bool, seconds: Option<u64>) -> Result<(), 
 async fn doctor(cli: &Cli) -> ExitCode {
     let doctor = session_core::support::doctor::Doctor {
         config_file: config_path(cli),
+        config_given: config_named(cli),
         profile: cli.profile.clone(),
         data_dir: cli.data_dir.clone().or_else(paths::default_data_dir),
         store: Arc::new(KeyringStore::from_env()),

@@ -1155,3 +1155,44 @@ async fn completions_man_page_and_help_examples_come_from_the_command_definition
         stderr(&out)
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn out_of_the_box_doctor_passes_and_no_config_is_not_found_not_invalid() {
+    // The Quick start's machine: no config file anywhere, nothing named.
+    let home = tempfile::tempdir().unwrap();
+    let data = home.path().join("data");
+    let run = |args: &'static [&'static str]| {
+        let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_sessionctl"));
+        cmd.args(args)
+            .env_remove("SESSION_MANAGER_CONFIG")
+            .env("XDG_CONFIG_HOME", home.path().join("config"))
+            .env("SESSION_MANAGER_DATA_DIR", &data)
+            .env("SESSION_MANAGER_KEYCHAIN_SERVICE", "session-manager-cli-out-of-the-box");
+        async move { cmd.output().await.unwrap() }
+    };
+    let out = run(&["--json", "doctor"]).await;
+    let report = json(&out);
+    assert_eq!(out.status.code(), Some(0), "{report:#}");
+    let config = &checks(&report, "config")[0];
+    assert_eq!(config["status"], "ok", "{report:#}");
+    assert!(
+        config["detail"].as_str().unwrap().contains("no config file at"),
+        "{config:#}"
+    );
+
+    let out = run(&["status"]).await;
+    let err = stderr(&out);
+    assert!(err.contains("not_configured"), "{err}");
+    assert!(!err.contains("invalid configuration"), "{err}");
+    assert!(err.contains("add a profile"), "{err}");
+
+    // A file the person named that is not there: not found, with the fix.
+    let out = run(&["--config", "/nonexistent/session-manager.toml", "--json", "doctor"]).await;
+    assert_eq!(out.status.code(), Some(1));
+    let report = json(&out);
+    assert_eq!(status_of(&report, "config"), "failed");
+    assert!(checks(&report, "config")[0]["detail"]
+        .as_str()
+        .unwrap()
+        .ends_with("not found"));
+}

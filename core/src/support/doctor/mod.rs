@@ -155,6 +155,11 @@ impl Report {
 pub struct Doctor {
     /// The config file (`None`: none was given and there is no default).
     pub config_file: Option<PathBuf>,
+    /// Whether the person named the config file (`--config`): then a
+    /// missing file is a failure. The default file not existing yet is how
+    /// every first run starts (the app opens on its built-in Playground or
+    /// its first-run screen), not a problem.
+    pub config_given: bool,
     /// Only this profile's hosts (default: every profile's).
     pub profile: Option<String>,
     /// The data directory (`None`: none could be determined).
@@ -167,7 +172,7 @@ impl Doctor {
     /// Run every check.
     pub async fn examine(&self) -> Report {
         let mut checks = Vec::new();
-        let (config_check, config) = check_config(self.config_file.as_deref());
+        let (config_check, config) = check_config(self.config_file.as_deref(), self.config_given);
         checks.push(config_check);
         checks.push(check_keychain(self.store.clone()).await);
         checks.extend(check_data_dir(self.data_dir.as_deref()));
@@ -197,7 +202,7 @@ impl Doctor {
     }
 }
 
-fn check_config(path: Option<&Path>) -> (Check, Option<Config>) {
+fn check_config(path: Option<&Path>, given: bool) -> (Check, Option<Config>) {
     let Some(path) = path else {
         return (
             Check::failed(
@@ -208,6 +213,24 @@ fn check_config(path: Option<&Path>) -> (Check, Option<Config>) {
             None,
         );
     };
+    if !path.exists() {
+        let check = if given {
+            Check::failed(
+                "config",
+                format!("{}: not found", path.display()),
+                "check the path given with --config or SESSION_MANAGER_CONFIG",
+            )
+        } else {
+            Check::ok(
+                "config",
+                format!(
+                    "no config file at {} yet: the app opens on its built-in Playground (or its first-run screen); profiles go in this file (docs/configuration.md)",
+                    path.display()
+                ),
+            )
+        };
+        return (check, None);
+    }
     match Config::load(path) {
         Ok(config) => {
             let names = config.profiles.keys().cloned().collect::<Vec<_>>().join(", ");
@@ -325,7 +348,7 @@ fn check_data_dir(dir: Option<&Path>) -> Vec<Check> {
             for entry in files {
                 let path = entry.path();
                 if let Ok(meta) = std::fs::symlink_metadata(&path) {
-                    if let Some(problem) = private_to_me(&path, &meta, false) {
+                    if let Some(problem) = private_to_me(&path, &meta, meta.is_dir()) {
                         checks.push(problem);
                     }
                 }
@@ -367,10 +390,7 @@ fn private_to_me(path: &Path, meta: &std::fs::Metadata, is_dir: bool) -> Option<
         // shows only file names, and the app tightens it to 0700 whenever
         // it opens it: a warning.
         let (want, problem) = if is_dir {
-            (
-                "700",
-                "others can list it; the app makes it private when it next starts",
-            )
+            ("700", "others can list the files in it")
         } else {
             ("600", "others can read it, and may have")
         };

@@ -76,6 +76,28 @@ fn a_data_directory_others_can_read_fails_with_the_chmod_that_fixes_it() {
         Some(format!("chmod 700 {}", data.display()).as_str())
     );
 
+    // A folder inside (the built-in Playground's) wants a directory's mode.
+    std::fs::set_permissions(&data, std::fs::Permissions::from_mode(0o700)).unwrap();
+    std::fs::set_permissions(&log, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let sub = data.join("playground");
+    std::fs::create_dir(&sub).unwrap();
+    std::fs::set_permissions(&sub, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let checks = check_data_dir(Some(&data));
+    let sub_check = checks
+        .iter()
+        .find(|c| c.detail.contains("playground"))
+        .unwrap_or_else(|| panic!("{checks:?}"));
+    assert_eq!(
+        sub_check.fix.as_deref(),
+        Some(format!("chmod 700 {}", sub.display()).as_str()),
+        "{checks:?}"
+    );
+    assert!(
+        sub_check.detail.ends_with("others can list the files in it"),
+        "{checks:?}"
+    );
+    assert!(checks.iter().all(|c| c.status != Status::Failed), "{checks:?}");
+
     std::fs::remove_dir_all(&data).unwrap();
     std::os::unix::fs::symlink(dir.path(), &data).unwrap();
     assert_eq!(
@@ -105,11 +127,26 @@ fn a_broken_config_fails_with_its_fix_and_no_file_is_named() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("config.toml");
     std::fs::write(&path, "[profiles.x]\nprovider = \"finhub\"\nbogus = 1\n").unwrap();
-    let (check, config) = check_config(Some(&path));
+    let (check, config) = check_config(Some(&path), true);
     assert!(config.is_none());
     assert_eq!(check.status, Status::Failed);
     assert!(check.detail.contains("bogus"), "{check:?}");
     assert!(!check.detail.contains("Fix:"), "the fix is its own field: {check:?}");
     assert!(check.fix.as_deref().is_some_and(|f| !f.is_empty()));
-    assert_eq!(check_config(None).0.status, Status::Failed);
+    assert_eq!(check_config(None, false).0.status, Status::Failed);
+}
+
+#[test]
+fn no_config_file_yet_is_a_fact_unless_one_was_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("config.toml");
+    // The default file, not written yet: how every first run starts.
+    let (check, _) = check_config(Some(&path), false);
+    assert_eq!(check.status, Status::Ok, "{check:?}");
+    assert!(check.detail.contains("no config file at"), "{check:?}");
+    // A file the person named that is not there.
+    let (check, _) = check_config(Some(&path), true);
+    assert_eq!(check.status, Status::Failed, "{check:?}");
+    assert!(check.detail.ends_with("not found"), "{check:?}");
+    assert!(!check.detail.contains("invalid"), "{check:?}");
 }
