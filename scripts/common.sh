@@ -11,8 +11,9 @@ BASE_PACKAGES=(build-essential pkg-config libdbus-1-dev dbus-daemon dbus-x11 gno
 # The desktop app (Tauri v2 on WebKitGTK, tray icon through libayatana).
 # xdg-utils: xdg-open, how OpenID Connect profiles reach the system browser.
 APP_PACKAGES=(libwebkit2gtk-4.1-dev librsvg2-dev libxdo-dev libayatana-appindicator3-dev xdg-utils)
-# End-to-end tests: WebKitWebDriver and a virtual X server.
-E2E_PACKAGES=(webkit2gtk-driver xvfb)
+# End-to-end tests: WebKitWebDriver and a virtual X server; openbox and
+# wmctrl, a real window manager for what closing the window does.
+E2E_PACKAGES=(webkit2gtk-driver xvfb openbox wmctrl)
 # The package step: Debian's package checker and AppStream's validator.
 PACKAGE_PACKAGES=(lintian appstream)
 # The UI's pure helpers are tested with Node's built-in test runner.

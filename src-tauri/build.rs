@@ -31,6 +31,8 @@ fn main() {
                 "about",
                 "diagnostics",
                 "try_demo",
+                "close_window",
+                "quit",
             ])),
     )
     .expect("tauri-build failed");

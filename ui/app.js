@@ -390,6 +390,14 @@ function wire() {
   $('reauth-button').addEventListener('click', () => run($('reauth-button'), async () => { accept(await invoke('sign_in_browser')); }, $('session-error')));
   $('copy-diagnostics').addEventListener('click', () => run($('copy-diagnostics'), copyDiagnostics, $('qa-error')));
   $('pin-back').addEventListener('click', () => { pinError = null; render(); $('username').focus(); });
+  // Ctrl+W closes the window (the app goes on in the tray), Ctrl+Q quits.
+  window.addEventListener('keydown', (ev) => {
+    if (!ev.ctrlKey || ev.altKey || ev.metaKey || ev.shiftKey) return;
+    const command = { w: 'close_window', q: 'quit' }[ev.key.toLowerCase()];
+    if (!command) return;
+    ev.preventDefault();
+    invoke(command).catch(() => {});
+  });
 }
 
 // The first-run screen: nothing is configured and the app has no built-in

@@ -19,6 +19,8 @@ use std::time::Duration;
 #[derive(Debug, Clone)]
 pub struct Notification {
     pub app_name: String,
+    /// The icon named by the notification (the app's icon name).
+    pub app_icon: String,
     pub summary: String,
     pub body: String,
 }
@@ -112,10 +114,11 @@ fn serve(seen: Arc<Mutex<Seen>>, stop: Arc<AtomicBool>, ready: std::sync::mpsc::
                 "expire_timeout",
             ),
             ("id",),
-            |_: &mut Context, s: &mut Served, (app_name, _, _, summary, body, _, _, _): NotifyArgs| {
+            |_: &mut Context, s: &mut Served, (app_name, _, app_icon, summary, body, _, _, _): NotifyArgs| {
                 let mut seen = s.0.lock().unwrap();
                 seen.notifications.push(Notification {
                     app_name,
+                    app_icon,
                     summary,
                     body,
                 });

@@ -24,6 +24,7 @@ use tokio::time::Instant;
 pub use fantoccini;
 
 pub mod desktop;
+pub mod wm;
 
 /// The repository root.
 pub fn root() -> PathBuf {
@@ -69,6 +70,8 @@ pub struct Setup {
     /// Play the desktop on the bus: record notifications and take the
     /// tray's registration ([`desktop::Desktop`]).
     pub desktop: bool,
+    /// Run a window manager (openbox) while the scenario runs ([`wm`]).
+    pub window_manager: bool,
 }
 
 impl Default for Setup {
@@ -79,6 +82,7 @@ impl Default for Setup {
             env: Vec::new(),
             embedded: false,
             desktop: false,
+            window_manager: false,
         }
     }
 }
@@ -103,6 +107,8 @@ pub struct Scenario {
     /// The recording desktop, when the setup asked for it (dropped last,
     /// after the app).
     pub desktop: Option<desktop::Desktop>,
+    /// The window manager, when the setup asked for one.
+    pub wm: Option<wm::WindowManager>,
 }
 
 /// The global lock that keeps scenarios from overlapping.
@@ -228,6 +234,7 @@ impl Scenario {
         }
         // Before the app: its tray registers with the watcher at start.
         let desktop = setup.desktop.then(desktop::Desktop::start);
+        let wm = setup.window_manager.then(wm::WindowManager::start);
         let driver = cmd
             .spawn()
             .expect("tauri-driver starts (cargo install tauri-driver --locked)");
@@ -235,6 +242,7 @@ impl Scenario {
         let client = connect(port).await;
         Scenario {
             desktop,
+            wm,
             name: name.to_owned(),
             pg,
             client,
@@ -265,6 +273,36 @@ impl Scenario {
     /// Open the app again after [`Scenario::close_app`].
     pub async fn open_app(&mut self) {
         self.client = connect(self.driver_port).await;
+    }
+
+    /// Press a key with Ctrl held (a keyboard shortcut), in the focused
+    /// window. (A shortcut that ends the app ends the WebDriver command with
+    /// an error: the answer's window is gone.)
+    pub async fn press_ctrl(&self, key: char) -> Result<(), String> {
+        use fantoccini::actions::{InputSource, KeyAction, KeyActions};
+        use fantoccini::key::Key;
+        let keys = KeyActions::new("keyboard".into())
+            .then(KeyAction::Down {
+                value: Key::Control.into(),
+            })
+            .then(KeyAction::Down { value: key })
+            .then(KeyAction::Up { value: key })
+            .then(KeyAction::Up {
+                value: Key::Control.into(),
+            });
+        self.client
+            .perform_actions(keys)
+            .await
+            .map_err(|e| format!("Ctrl+{key}: {e}"))
+    }
+
+    /// Whether the app runs (with this scenario's data directory; the
+    /// drivers that share it are not the app).
+    pub fn app_running(&self) -> bool {
+        let app = app_binary();
+        processes_with_data_dir(self.data.path())
+            .iter()
+            .any(|(_, cmd)| cmd.split(' ').next() == app.to_str())
     }
 
     /// The keychain entry of the `playground` profile, if any.

@@ -977,3 +977,84 @@ async fn s22_the_tray_shows_the_session_and_signs_out_and_one_notification_warns
         })
         .await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn s23_closing_the_window_keeps_renewing_in_the_tray_and_ctrl_q_quits() {
+    let setup = Setup {
+        desktop: true,
+        window_manager: true,
+        ..lifetime(6)
+    };
+    Scenario::start("s23_background", setup)
+        .await
+        .run(|s| async move {
+            let (desktop, wm) = (s.desktop.as_ref().unwrap(), s.wm.as_ref().unwrap());
+            s.wait_until("the tray item to register", T, || async { !desktop.items().is_empty() })
+                .await;
+            let (bus, path) = desktop.items()[0].clone();
+            let tray = e2e::desktop::TrayItem::new(&bus, &path);
+            s.sign_in_active(ALICE.0, ALICE.1).await;
+            let shown = || {
+                wm.titles()
+                    .iter()
+                    .any(|t| t.starts_with("Session Manager — playground"))
+            };
+            assert!(shown(), "the window is not mapped: {:?}", wm.titles());
+            let told = || {
+                desktop
+                    .notifications()
+                    .into_iter()
+                    .filter(|n| n.summary == "Session Manager is still running")
+                    .collect::<Vec<_>>()
+            };
+
+            // The window manager's close (the title bar's ×) hides the
+            // window; the app stays, and says once where it went.
+            wm.close("Session Manager — playground");
+            s.wait_until("the window to be hidden", T, || async { !shown() }).await;
+            s.wait_until("the first close to be explained", T, || async { !told().is_empty() })
+                .await;
+            let notes = told();
+            let note = &notes[0];
+            assert!(note.body.contains("tray") && note.body.contains("Ctrl+Q"), "{note:?}");
+            assert_eq!(note.app_icon, "dev.sessionmanager.SessionManager", "{note:?}");
+            assert!(s.app_running(), "closing the window ended the app");
+
+            // Hidden, the session goes on being renewed (6 s tokens).
+            let before = s.pg.refresh_calls();
+            s.wait_until(
+                "two renewals while the window is hidden",
+                Duration::from_secs(30),
+                || async { s.pg.refresh_calls() >= before + 2 },
+            )
+            .await;
+            assert!(!shown(), "the window came back by itself");
+
+            // The tray brings it back, on a session still active.
+            tray.click("Show window").unwrap();
+            s.wait_until("the window to be shown again", T, || async { shown() })
+                .await;
+            // (6 s tokens: it may be renewing the moment it is shown.)
+            s.wait_text("state-badge", "an active session", T, |t| t == "Active")
+                .await;
+
+            // Ctrl+W closes it too; the explanation is not repeated.
+            s.press_ctrl('w').await.unwrap();
+            s.wait_until("Ctrl+W to hide the window", T, || async { !shown() })
+                .await;
+            assert!(s.app_running(), "Ctrl+W ended the app");
+            assert_eq!(told().len(), 1, "{:?}", desktop.notifications());
+
+            // Ctrl+Q quits: the app ends, its session stays in the keychain
+            // for the next start.
+            tray.click("Show window").unwrap();
+            s.wait_until("the window to be shown again", T, || async { shown() })
+                .await;
+            let _ = s.press_ctrl('q').await;
+            s.wait_until("Ctrl+Q to end the app", T, || async { !s.app_running() })
+                .await;
+            assert!(s.stored().is_some(), "quitting signed out");
+            s
+        })
+        .await;
+}

@@ -154,7 +154,7 @@ fn send_notification(summary: &str, body: &str) -> Result<u32, String> {
     // Lets the desktop group it under the app's entry and icon.
     hints.insert(
         "desktop-entry".into(),
-        Variant(Box::new("session-manager".to_owned()) as Box<dyn RefArg>),
+        Variant(Box::new(crate::APP_ID.to_owned()) as Box<dyn RefArg>),
     );
     let (id,): (u32,) = proxy
         .method_call(
@@ -163,7 +163,7 @@ fn send_notification(summary: &str, body: &str) -> Result<u32, String> {
             (
                 "Session Manager",
                 0u32,
-                "session-manager",
+                crate::APP_ID,
                 summary,
                 body,
                 Vec::<String>::new(),

@@ -5,6 +5,7 @@
 //! commands return `SessionView`s, lists and `{code, message}` errors.
 
 pub mod backend;
+mod background;
 #[cfg(target_os = "linux")]
 mod demo;
 mod desktop;
@@ -17,6 +18,10 @@ use session_core::view::RemoteSession;
 use session_core::{ErrorInfo, Password, SessionView};
 use std::sync::Arc;
 use tauri::{Emitter, Manager, Runtime, State};
+
+/// The app's id: its desktop file, icon and AppStream component are named
+/// after it (packaging/), and notifications name it.
+pub const APP_ID: &str = "dev.sessionmanager.SessionManager";
 
 /// The event that carries every new `SessionView` to the webview.
 pub const SESSION_EVENT: &str = "session://changed";
@@ -160,6 +165,18 @@ async fn diagnostics(backend: Backed<'_>) -> Result<String, ErrorInfo> {
     Ok(backend.get().await?.diagnostics().await)
 }
 
+/// Ctrl+W: close the window; the app goes on in the tray.
+#[tauri::command]
+fn close_window<R: Runtime>(app: tauri::AppHandle<R>) {
+    background::close_window(&app);
+}
+
+/// Ctrl+Q: quit the app (renewals stop until it starts again).
+#[tauri::command]
+fn quit<R: Runtime>(app: tauri::AppHandle<R>) {
+    app.exit(0);
+}
+
 /// Switch to another profile.
 #[tauri::command]
 async fn switch_profile(backend: Backed<'_>, name: String) -> Result<SessionView, ErrorInfo> {
@@ -206,7 +223,9 @@ fn with_commands<R: Runtime>(builder: tauri::Builder<R>) -> tauri::Builder<R> {
         switch_profile,
         about,
         diagnostics,
-        try_demo
+        try_demo,
+        close_window,
+        quit
     ])
 }
 
@@ -470,6 +489,7 @@ pub fn run() {
     let builder = one_instance(tauri::Builder::default());
     let app = with_commands(builder)
         .setup(move |app| {
+            app.manage(background::Background::new(data_dir));
             app.manage(StartOptions(options.clone()));
             app.manage(DemoPlayground::default());
             let start = async move { Backend::start(options).await.map(Arc::new) };
@@ -482,6 +502,7 @@ pub fn run() {
             })?;
             Ok(())
         })
+        .on_window_event(background::on_window_event)
         .build(tauri::generate_context!("../tauri.conf.json"));
     match app {
         Ok(app) => app.run(|app, event| on_run_event(app, &event)),

@@ -93,6 +93,11 @@ pub fn create<R: Runtime>(app: &AppHandle<R>, backend: &Arc<Backend>) -> tauri::
     Ok(())
 }
 
+/// Whether the tray icon was made (a hidden window can be shown from it).
+pub fn exists<R: Runtime>(app: &AppHandle<R>) -> bool {
+    app.try_state::<TrayState<R>>().is_some()
+}
+
 fn update<R: Runtime>(app: &AppHandle<R>, view: &SessionView) {
     let now = chrono::Utc::now();
     if let Some(tray) = app.try_state::<TrayState<R>>() {
@@ -108,13 +113,15 @@ fn update<R: Runtime>(app: &AppHandle<R>, view: &SessionView) {
     }
 }
 
+/// Show a desktop notification (none shown is not an error).
 #[cfg(target_os = "linux")]
-fn notify<R: Runtime>(_: &AppHandle<R>, summary: &str, body: &str) {
+pub fn notify<R: Runtime>(_: &AppHandle<R>, summary: &str, body: &str) {
     crate::desktop::notify(summary, body);
 }
 
+/// Show a desktop notification (none shown is not an error).
 #[cfg(not(target_os = "linux"))]
-fn notify<R: Runtime>(app: &AppHandle<R>, summary: &str, body: &str) {
+pub fn notify<R: Runtime>(app: &AppHandle<R>, summary: &str, body: &str) {
     use tauri_plugin_notification::NotificationExt;
     // No notification service is not an error.
     let _ = app.notification().builder().title(summary).body(body).show();

@@ -216,6 +216,7 @@ fn the_main_window_may_use_only_this_apps_commands_and_core_essentials() {
         vec![
             "allow-about",
             "allow-cancel-sign-in",
+            "allow-close-window",
             "allow-diagnostics",
             "allow-dismiss-anomalies",
             "allow-end-other-sessions",
@@ -223,6 +224,7 @@ fn the_main_window_may_use_only_this_apps_commands_and_core_essentials() {
             "allow-list-profiles",
             "allow-list-sessions",
             "allow-metrics",
+            "allow-quit",
             "allow-recent-activity",
             "allow-refresh-now",
             "allow-session-view",

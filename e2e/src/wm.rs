@@ -1,0 +1,76 @@
+//! A real window manager on the test display: openbox, and wmctrl to ask
+//! it which windows are mapped and to close one as its title bar's close
+//! button does (a `_NET_CLOSE_WINDOW` request, which openbox turns into the
+//! `WM_DELETE_WINDOW` message GTK reports as a close request). Without a
+//! window manager nobody answers that request, so a test of what closing
+//! the window does needs one.
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// openbox on `$DISPLAY`, stopped when dropped.
+pub struct WindowManager {
+    child: Child,
+}
+
+impl WindowManager {
+    /// Start openbox and wait until it manages the display.
+    pub fn start() -> WindowManager {
+        let child = Command::new("openbox")
+            .arg("--sm-disable")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("openbox starts (apt-get install openbox wmctrl; scripts/test.sh installs them)");
+        let wm = WindowManager { child };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !wmctrl(&["-m"]).is_some_and(|out| out.contains("Openbox")) {
+            assert!(
+                Instant::now() < deadline,
+                "openbox did not take the display within 10 s"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        wm
+    }
+
+    /// The titles of the windows it manages (mapped, not hidden).
+    pub fn titles(&self) -> Vec<String> {
+        wmctrl(&["-l"])
+            .unwrap_or_default()
+            .lines()
+            // "0x01200003  0 host Title words": the title is the rest.
+            .map(|l| l.split_whitespace().skip(3).collect::<Vec<_>>().join(" "))
+            .collect()
+    }
+
+    /// Ask the window whose title contains `title` to close, as its close
+    /// button would.
+    pub fn close(&self, title: &str) {
+        assert!(
+            wmctrl(&["-c", title]).is_some(),
+            "wmctrl found no window titled '{title}': {:?}",
+            self.titles()
+        );
+    }
+}
+
+impl Drop for WindowManager {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// wmctrl's output when it succeeds.
+fn wmctrl(args: &[&str]) -> Option<String> {
+    let out = Command::new("wmctrl")
+        .args(args)
+        .stderr(Stdio::null())
+        .output()
+        .expect("wmctrl runs (apt-get install wmctrl)");
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+}

@@ -1,0 +1,101 @@
+//! The app in the background: closing the window (the window manager's
+//! close, Ctrl+W) hides it and the session goes on being renewed; Quit (the
+//! tray menu, Ctrl+Q) ends the app. The first time the window goes away the
+//! app says once, in a notification, where it went: a marker file in the
+//! data directory remembers that it did.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use tauri::{AppHandle, Manager, Runtime};
+
+/// The marker file, in the data directory, that says the person was told.
+const TOLD: &str = "told-where-the-window-went";
+
+/// What the first close says.
+pub const SUMMARY: &str = "Session Manager is still running";
+pub const BODY: &str = "Your session is kept renewed in the background. Open the window from the tray icon; quit from its menu or with Ctrl+Q.";
+
+/// Whether the person has been told where the window went.
+pub struct Background {
+    marker: Option<PathBuf>,
+    told: AtomicBool,
+}
+
+impl Background {
+    /// For an app whose data directory is `data_dir` (none: told at every
+    /// run, since nothing can remember it).
+    pub fn new(data_dir: Option<PathBuf>) -> Self {
+        let marker = data_dir.map(|d| d.join(TOLD));
+        let told = marker.as_ref().is_some_and(|m| m.exists());
+        Self {
+            marker,
+            told: AtomicBool::new(told),
+        }
+    }
+
+    /// True the first time only (and remembered across runs when the data
+    /// directory can be written).
+    fn first_time(&self) -> bool {
+        if self.told.swap(true, Ordering::SeqCst) {
+            return false;
+        }
+        if let Some(marker) = &self.marker {
+            if let Err(e) = std::fs::write(marker, b"") {
+                tracing::info!(error = %e, "cannot remember that the first close was explained");
+            }
+        }
+        true
+    }
+}
+
+/// Hide the main window; the app and its renewals go on. Without a tray
+/// there is no way back to a hidden window but starting the app again, so
+/// the window closes for real and the app ends, as it did before.
+pub fn close_window<R: Runtime>(app: &AppHandle<R>) {
+    let Some(window) = app.get_webview_window("main") else {
+        return;
+    };
+    if !crate::tray::exists(app) {
+        let _ = window.destroy();
+        return;
+    }
+    let _ = window.hide();
+    if app.try_state::<Background>().is_some_and(|b| b.first_time()) {
+        crate::tray::notify(app, SUMMARY, BODY);
+    }
+}
+
+/// The window manager asked the main window to close: hide it instead.
+pub fn on_window_event<R: Runtime>(window: &tauri::Window<R>, event: &tauri::WindowEvent) {
+    if let tauri::WindowEvent::CloseRequested { api, .. } = event {
+        if window.label() == "main" && crate::tray::exists(window.app_handle()) {
+            api.prevent_close();
+            close_window(window.app_handle());
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_first_close_is_explained_once_and_remembered_across_runs() {
+        let dir = tempfile::tempdir().unwrap();
+        let b = Background::new(Some(dir.path().to_owned()));
+        assert!(b.first_time());
+        assert!(!b.first_time());
+        // The next run of the app has been told already.
+        assert!(!Background::new(Some(dir.path().to_owned())).first_time());
+        // Another data directory has not.
+        let other = tempfile::tempdir().unwrap();
+        assert!(Background::new(Some(other.path().to_owned())).first_time());
+    }
+
+    #[test]
+    fn without_a_data_directory_it_is_explained_once_per_run() {
+        let b = Background::new(None);
+        assert!(b.first_time());
+        assert!(!b.first_time());
+    }
+}
