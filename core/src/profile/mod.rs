@@ -48,6 +48,7 @@
 //! Every error names the profile, the field and the fix; unknown fields are
 //! errors.
 
+mod hint;
 mod raw;
 mod validate;
 
@@ -305,23 +306,43 @@ impl Config {
 
     /// Parse and validate config text; relative paths resolve against `base`.
     pub fn parse(text: &str, base: &Path) -> Result<Self, ConfigError> {
-        let raw: RawFile = toml::from_str(text).map_err(|e| {
-            ConfigError::general(
+        let raw: RawFile = toml::from_str(text).map_err(|e| match hint::unknown_field(e.message()) {
+            Some((field, Some(meant))) => ConfigError::general(
+                format!("there is no top-level field `{field}`"),
+                format!("did you mean `{meant}`?"),
+            ),
+            _ => ConfigError::general(
                 format!("not a valid config file: {}", e.message()),
                 "the file holds `default_profile` and `[profiles.NAME]` tables; see docs/configuration.md",
-            )
+            ),
         })?;
         let mut profiles = BTreeMap::new();
         for (name, value) in raw.profiles {
             let raw: RawProfile = value.try_into().map_err(|e: toml::de::Error| {
                 let msg = e.message().to_owned();
-                let field = msg.split('`').nth(1).unwrap_or("(unknown)").to_owned();
-                ConfigError::new(
-                    &name,
-                    &field,
-                    msg,
-                    "remove or correct the field; docs/configuration.md lists every field",
-                )
+                match hint::unknown_field(&msg) {
+                    Some((field, Some(meant))) => ConfigError::new(
+                        &name,
+                        &field,
+                        format!("there is no field `{field}`"),
+                        format!("did you mean `{meant}`?"),
+                    ),
+                    Some((field, None)) => ConfigError::new(
+                        &name,
+                        &field,
+                        format!("there is no field `{field}`"),
+                        "remove it; docs/configuration.md lists every field",
+                    ),
+                    None => {
+                        let field = msg.split('`').nth(1).unwrap_or("(unknown)").to_owned();
+                        ConfigError::new(
+                            &name,
+                            &field,
+                            msg,
+                            "correct the field; docs/configuration.md lists every field",
+                        )
+                    }
+                }
             })?;
             profiles.insert(name.clone(), validate::validate(&name, raw, base)?);
         }

@@ -62,6 +62,22 @@ fn unknown_field_is_named() {
     let e = err(&profile("integration", &format!("pins = [\"{PIN_A}\"]\npinz = []")));
     assert_eq!(e.profile.as_deref(), Some("p"));
     assert_eq!(e.field.as_deref(), Some("pinz"));
+    // The one meant, not every valid name.
+    assert_eq!(e.fix, "did you mean `pins`?");
+    assert!(!e.to_string().contains("expected one of"), "{e}");
+    let e = err(&profile(
+        "integration",
+        &format!("pins = [\"{PIN_A}\"]\ntenantid = \"t\""),
+    ));
+    assert_eq!(e.fix, "did you mean `tenant_id`?");
+    let e = err(&profile("integration", &format!("pins = [\"{PIN_A}\"]\nbogus = 1")));
+    assert!(e.fix.starts_with("remove it"), "{e}");
+    // At the top of the file too.
+    let e = err(&format!(
+        "defualt_profile = \"p\"\n{}",
+        profile("integration", &format!("pins = [\"{PIN_A}\"]"))
+    ));
+    assert_eq!(e.fix, "did you mean `default_profile`?");
 }
 
 #[test]
