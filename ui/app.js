@@ -1,6 +1,6 @@
 // The UI: renders SessionViews it is given, forwards clicks to commands.
 // It holds no token and no session logic beyond the countdown.
-import { errorText, STATE_TEXT, headlineOf, POLICY_TEXT, remainingMs, fractionLeft, barStep, formatCountdown, clockTime, whenTime, takesOver, nextRefreshText, idleWarning, linePoints, barRects, screenFor, endedNotice, sessionErrorOf } from './render.js';
+import { errorText, STATE_TEXT, headlineOf, POLICY_TEXT, remainingMs, fractionLeft, barStep, formatCountdown, clockTime, whenTime, takesOver, nextRefreshText, idleWarning, linePoints, barRects, screenFor, endedNotice, sessionErrorOf, plural, metricsSummary } from './render.js';
 
 const { invoke } = window.__TAURI__.core;
 const { listen } = window.__TAURI__.event;
@@ -74,7 +74,7 @@ function render() {
   renderSession(screen === 'session');
   tick();
   const inSession = screen === 'session';
-  announce(`${headlineOf(view).text}${inSession ? `, ${Math.ceil(remainingMs(view, Date.now()) / 60000)} minutes left` : ''}`);
+  announce(`${headlineOf(view).text}${inSession ? `, ${plural(Math.ceil(remainingMs(view, Date.now()) / 60000), 'minute')} left` : ''}`);
 }
 
 function renderHeader() {
@@ -188,7 +188,7 @@ function tick() {
   }
   // Announce whole minutes only.
   const minutes = Math.ceil(left / 60000);
-  if (left > 0 && left % 60000 > 59000) announce(`${headlineOf(view).text}, ${minutes} minutes left`);
+  if (left > 0 && left % 60000 > 59000) announce(`${headlineOf(view).text}, ${plural(minutes, 'minute')} left`);
   timer = setTimeout(tick, 1000 - (now % 1000) + 5);
 }
 document.addEventListener('visibilitychange', () => { if (document.hidden) clearTimeout(timer); else tick(); });
@@ -247,8 +247,7 @@ async function loadMetrics() {
   if (!$('metrics-details').open) return;
   let m;
   try { m = await invoke('metrics'); } catch (e) { $('metrics-summary').textContent = errorText(e); return; }
-  const ms = (v) => (v == null ? '–' : `${v} ms`);
-  $('metrics-summary').textContent = `${m.sessions.length} sessions, ${m.refreshes} refreshes (median ${ms(m.refresh_latency_p50_ms)}, 95th percentile ${ms(m.refresh_latency_p95_ms)}), ${m.api_calls} API calls, ${m.failures} failures, ${m.offline_secs} s offline${m.locations.length ? `, from ${m.locations.join('; ')}` : ''}.`;
+  $('metrics-summary').textContent = metricsSummary(m);
   const points = linePoints(m.refresh_latency.map(([, v]) => v), 300, 80);
   $('metrics-latency').replaceChildren(...(points.length ? [svgEl('polyline', { points: points.map((p) => `${p.x},${p.y}`).join(' '), 'data-testid': 'metrics-latency-line' })] : []));
   drawBars($('metrics-per-day'), Object.values(m.sessions_per_day), 'metrics-day-bar');

@@ -173,3 +173,17 @@ export function sessionErrorOf(view) {
   const bannered = ['keychain_unavailable', 'reauth_required'];
   return inSession && view.last_error && !bannered.includes(view.last_error.code) ? view.last_error : null;
 }
+
+/** "1 session", "2 sessions": a count with its noun in the right number. */
+export function plural(n, one, many = `${one}s`) {
+  return `${n} ${n === 1 ? one : many}`;
+}
+
+/** The Metrics panel's summary in words. */
+export function metricsSummary(m) {
+  const ms = (v) => (v == null ? '–' : `${v} ms`);
+  const from = m.locations.length ? `, from ${m.locations.join('; ')}` : '';
+  return `${plural(m.sessions.length, 'session')}, ${plural(m.refreshes, 'refresh', 'refreshes')} `
+    + `(median ${ms(m.refresh_latency_p50_ms)}, 95th percentile ${ms(m.refresh_latency_p95_ms)}), `
+    + `${plural(m.api_calls, 'API call')}, ${plural(m.failures, 'failure')}, ${m.offline_secs} s offline${from}.`;
+}

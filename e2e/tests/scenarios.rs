@@ -872,7 +872,7 @@ async fn s21_the_metrics_panel_draws() {
             assert_eq!(s.count("metrics-day-bar").await, 1);
             assert_eq!(s.count("metrics-lifetime-bar").await, 1);
             let summary = s.text("metrics-summary").await;
-            assert!(summary.starts_with("1 sessions, 2 refreshes (median "), "{summary}");
+            assert!(summary.starts_with("1 session, 2 refreshes (median "), "{summary}");
             s.screenshot("metrics.png").await;
             s
         })

@@ -148,11 +148,11 @@ pub fn print_metrics(m: &session_core::insight::metrics::Metrics) {
     );
     for s in m.sessions.iter().rev() {
         println!(
-            "  {}  {:>7} s  {:>3} refreshes  {:>4} calls  {}{}",
+            "  {}  {:>7} s  {:>13}  {:>10}  {}{}",
             s.started.format("%Y-%m-%d %H:%M"),
             s.duration_secs,
-            s.refreshes,
-            s.api_calls,
+            plural(s.refreshes, "refresh", "refreshes"),
+            plural(s.api_calls, "call", "calls"),
             s.end.as_deref().unwrap_or("live"),
             s.location.as_deref().map(|l| format!("  {l}")).unwrap_or_default()
         );
@@ -238,4 +238,20 @@ pub fn audit_line(r: &session_core::storage::audit::AuditRecord) -> String {
             .unwrap_or_else(|| "-".into()),
         r.event.describe()
     )
+}
+
+/// "1 refresh", "2 refreshes": a count with its noun in the right number.
+pub fn plural(n: impl Into<u64>, one: &str, many: &str) -> String {
+    let n = n.into();
+    format!("{n} {}", if n == 1 { one } else { many })
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn counts_read_in_the_right_number() {
+        assert_eq!(super::plural(1u32, "refresh", "refreshes"), "1 refresh");
+        assert_eq!(super::plural(0u32, "refresh", "refreshes"), "0 refreshes");
+        assert_eq!(super::plural(2u64, "call", "calls"), "2 calls");
+    }
 }

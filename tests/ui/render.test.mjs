@@ -3,7 +3,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
-import { takesOver, headlineOf, formatCountdown, remainingMs, fractionLeft, barStep, whenTime, clockTime, errorText, ERROR_TEXT, nextRefreshText, idleWarning, linePoints, barRects, screenFor, endedNotice, sessionErrorOf } from '../../ui/render.js';
+import { takesOver, headlineOf, formatCountdown, remainingMs, fractionLeft, barStep, whenTime, clockTime, errorText, ERROR_TEXT, nextRefreshText, idleWarning, linePoints, barRects, screenFor, endedNotice, sessionErrorOf, plural, metricsSummary } from '../../ui/render.js';
 
 const v = (profile, seq, extra = {}) => ({ profile, seq, ...extra });
 
@@ -117,4 +117,17 @@ test('every error code the engine sends has a sentence in the window', () => {
   assert.ok(codes.length > 20, `found only ${codes.length} codes: has the enum moved?`);
   const missing = codes.filter((c) => !(c in ERROR_TEXT));
   assert.deepEqual(missing, [], 'codes without a sentence in ui/render.js ERROR_TEXT');
+});
+
+test('counts read in the right number', () => {
+  assert.equal(plural(1, 'session'), '1 session');
+  assert.equal(plural(0, 'session'), '0 sessions');
+  assert.equal(plural(2, 'refresh', 'refreshes'), '2 refreshes');
+  const one = {
+    sessions: [{}], refreshes: 1, refresh_latency_p50_ms: 12, refresh_latency_p95_ms: 12,
+    api_calls: 1, failures: 1, offline_secs: 0, locations: [],
+  };
+  assert.equal(metricsSummary(one), '1 session, 1 refresh (median 12 ms, 95th percentile 12 ms), 1 API call, 1 failure, 0 s offline.');
+  const many = { ...one, sessions: [{}, {}], refreshes: 3, api_calls: 0, failures: 2, locations: ['Berlin, DE'] };
+  assert.equal(metricsSummary(many), '2 sessions, 3 refreshes (median 12 ms, 95th percentile 12 ms), 0 API calls, 2 failures, 0 s offline, from Berlin, DE.');
 });

@@ -242,9 +242,14 @@ fn check_config(path: Option<&Path>, given: bool) -> (Check, Option<Config>) {
             let check = Check::ok(
                 "config",
                 format!(
-                    "{}: {} profile(s): {names}{default}",
+                    "{}: {} {}: {names}{default}",
                     path.display(),
-                    config.profiles.len()
+                    config.profiles.len(),
+                    if config.profiles.len() == 1 {
+                        "profile"
+                    } else {
+                        "profiles"
+                    }
                 ),
             );
             (check, Some(config))
