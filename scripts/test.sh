@@ -54,7 +54,7 @@ say "building the app and the tests"
 # The scenarios need the app's test-opener feature (browser pages go to files
 # the tests read). `cargo test --workspace` turns it on through the e2e
 # crate's dev-dependency; alone, the e2e crate does not build the binary.
-if [ "$E2E" = only ]; then cargo build --locked -p session-manager --features test-opener; fi
+if [ "$E2E" = only ]; then cargo build --locked -p session-manager --features test-opener -p sessionctl; fi
 cargo test --locked "${what[@]}" --no-run --quiet
 
 ensure_display

@@ -1,6 +1,6 @@
 // The UI: renders SessionViews it is given, forwards clicks to commands.
 // It holds no token and no session logic beyond the countdown.
-import { errorText, STATE_TEXT, headlineOf, POLICY_TEXT, remainingMs, fractionLeft, barStep, formatCountdown, clockTime, whenTime, takesOver, nextRefreshText, idleWarning, linePoints, barRects, screenFor, endedNotice, sessionErrorOf, plural, metricsSummary } from './render.js';
+import { errorText, STATE_TEXT, headlineOf, POLICY_TEXT, remainingMs, fractionLeft, barStep, formatCountdown, clockTime, whenTime, takesOver, nextRefreshText, idleWarning, linePoints, barRects, screenFor, endedNotice, sessionErrorOf, plural, metricsSummary, sessionEndText } from './render.js';
 
 const { invoke } = window.__TAURI__.core;
 const { listen } = window.__TAURI__.event;
@@ -141,9 +141,16 @@ function renderSession(inSession) {
 }
 
 function renderSessionBanners(inSession) {
-  const renewable = $('renewable-until');
-  renewable.textContent = view.renewable_until ? `Renewable until ${whenTime(view.renewable_until)}` : '';
-  show(renewable, inSession && !!view.renewable_until);
+  // When the session really ends (the engine's one answer); the countdown
+  // below is only its access token's.
+  const ends = $('session-ends');
+  const end = sessionEndText(view);
+  $('session-ends-text').textContent = end.text;
+  $('session-ends-why').textContent = end.why;
+  ends.dataset.at = (view.session_end && view.session_end.at) || '';
+  show(ends, inSession);
+  $('countdown-label').textContent = view.session_end && view.session_end.because === 'access_ends'
+    ? 'Ends in' : 'Access token valid for';
   show($('offline-notice'), inSession && view.offline);
   $('backup-endpoint').textContent = view.backup_endpoint || '';
   show($('backup-notice'), inSession && !!view.backup_endpoint);

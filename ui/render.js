@@ -187,3 +187,21 @@ export function metricsSummary(m) {
     + `(median ${ms(m.refresh_latency_p50_ms)}, 95th percentile ${ms(m.refresh_latency_p95_ms)}), `
     + `${plural(m.api_calls, 'API call')}, ${plural(m.failures, 'failure')}, ${m.offline_secs} s offline${from}.`;
 }
+
+const END_CAUSE_TEXT = {
+  provider_limit: "the provider's limit",
+  idle: 'idle sign-out, unless you use the app',
+  absolute: "the profile's time limit",
+  access_ends: 'it cannot be renewed',
+};
+
+/**
+ * "Session ends at …": when the session really ends, as the engine
+ * computed it (the same time the tray and `sessionctl status` show), and
+ * why, as `{ text, why }`.
+ */
+export function sessionEndText(view, nowMs = Date.now()) {
+  const end = view && view.session_end;
+  if (!end) return { text: 'Session ends when you sign out', why: 'renewed for as long as the provider allows' };
+  return { text: `Session ends at ${whenTime(end.at, nowMs)}`, why: END_CAUSE_TEXT[end.because] || end.because };
+}

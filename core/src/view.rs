@@ -123,6 +123,45 @@ pub struct SessionView {
     /// granted, that the session ends with its access token, and how to fix
     /// the profile.
     pub renewal_notice: Option<String>,
+    /// When the session really ends unless someone acts first, and what
+    /// ends it (see [`SessionView::session_end`]): what the window's
+    /// "Session ends at", the tray and `sessionctl status` show.
+    pub session_end: Option<SessionEnd>,
+}
+
+/// When a session really ends, on this machine's clock, and what ends it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SessionEnd {
+    pub at: Timestamp,
+    pub because: EndCause,
+}
+
+/// What ends a session at [`SessionEnd::at`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EndCause {
+    /// The provider's limit on renewing it (its refresh token's end, as the
+    /// provider stated it).
+    ProviderLimit,
+    /// The profile's idle timeout, unless there is activity first.
+    Idle,
+    /// The profile's absolute limit.
+    Absolute,
+    /// Its access token's end: it cannot be renewed (nothing to renew with,
+    /// renewal stopped, or the person must sign in again).
+    AccessEnds,
+}
+
+impl EndCause {
+    /// Why, in words ("Session ends at 14:02: the provider's limit").
+    pub fn text(self) -> &'static str {
+        match self {
+            EndCause::ProviderLimit => "the provider's limit",
+            EndCause::Idle => "idle sign-out, unless you use the app",
+            EndCause::Absolute => "the profile's time limit",
+            EndCause::AccessEnds => "it cannot be renewed",
+        }
+    }
 }
 
 /// How renewal stands.
@@ -214,6 +253,37 @@ pub struct Headline {
 }
 
 impl SessionView {
+    /// When the session really ends unless someone acts first: the earliest
+    /// of the provider's limit (the refresh token's stated end), the idle
+    /// sign-out, the absolute limit, and, when it cannot be renewed, its
+    /// access token's end. Provider times are moved to this machine's clock
+    /// by [`SessionView::clock_offset_ms`]. `None` without a session, or
+    /// when nothing sets an end (renewed for as long as the provider
+    /// allows, and it has not said how long).
+    pub fn session_end(&self) -> Option<SessionEnd> {
+        if !self.state.has_session() {
+            return None;
+        }
+        let local = |t: Timestamp| t - chrono::Duration::milliseconds(self.clock_offset_ms);
+        let cannot_renew =
+            self.renewal_notice.is_some() || matches!(self.renewal, Renewal::Stopped { .. } | Renewal::SignInNeeded);
+        [
+            // (An access token that outlives its refresh token still
+            // serves: the engine ends the session at the later of the two.)
+            self.renewable_until
+                .map(|t| (local(self.expires_at.map_or(t, |e| e.max(t))), EndCause::ProviderLimit)),
+            self.idle_sign_out_at.map(|t| (t, EndCause::Idle)),
+            self.ends_at.map(|t| (t, EndCause::Absolute)),
+            self.expires_at
+                .filter(|_| cannot_renew)
+                .map(|t| (local(t), EndCause::AccessEnds)),
+        ]
+        .into_iter()
+        .flatten()
+        .min_by_key(|(at, _)| *at)
+        .map(|(at, because)| SessionEnd { at, because })
+    }
+
     /// The headline, with times written by `time` (local clock time, say).
     pub fn headline(&self, time: impl Fn(Timestamp) -> String) -> Headline {
         let (tone, text) = match self.state {
@@ -419,5 +489,99 @@ impl RemoteSession {
             self.created.format("%Y-%m-%d %H:%M UTC"),
             self.id
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn active(now: Timestamp) -> SessionView {
+        SessionView {
+            seq: 1,
+            profile: "p".into(),
+            environment: "playground".into(),
+            provider: "finhub".into(),
+            state: Phase::Active,
+            user: Some("alice".into()),
+            tenant: None,
+            customer: None,
+            scope: None,
+            session_id: Some("s1".into()),
+            issued_at: Some(now),
+            expires_at: Some(now + chrono::Duration::minutes(5)),
+            renewable_until: None,
+            offline: false,
+            backup_endpoint: None,
+            sessions_api: true,
+            anomalies: Vec::new(),
+            idle_sign_out_at: None,
+            ends_at: None,
+            pin_report: None,
+            next_refresh_at: None,
+            refresh_count: 0,
+            last_refresh: None,
+            last_error: None,
+            persistence: Persistence::Keychain,
+            clock_offset_ms: 0,
+            sign_in_method: SignInMethod::Password,
+            extend_access: ExtendAccess::Refresh,
+            name: None,
+            email: None,
+            browser: None,
+            reauth_needed: false,
+            renewal: Renewal::OnSchedule,
+            ended_because: None,
+            headline: Headline {
+                tone: Tone::Good,
+                text: "Active".into(),
+            },
+            renewal_notice: None,
+            session_end: None,
+        }
+    }
+
+    #[test]
+    fn the_session_ends_at_the_earliest_limit_and_says_which() {
+        let now = chrono::Utc::now();
+        let min = chrono::Duration::minutes;
+        let mut v = active(now);
+        // Renewed for as long as the provider allows, no stated limit.
+        assert_eq!(v.session_end(), None);
+        // The refresh token's stated end; an access token that outlives it
+        // still serves until its own end.
+        v.renewable_until = Some(now + min(3));
+        let end = v.session_end().unwrap();
+        assert_eq!((end.at, end.because), (now + min(5), EndCause::ProviderLimit));
+        v.renewable_until = Some(now + min(60));
+        assert_eq!(v.session_end().unwrap().at, now + min(60));
+        v.ends_at = Some(now + min(50));
+        assert_eq!(v.session_end().unwrap().because, EndCause::Absolute);
+        v.idle_sign_out_at = Some(now + min(30));
+        let end = v.session_end().unwrap();
+        assert_eq!((end.at, end.because), (now + min(30), EndCause::Idle));
+        // Renewal stopped: it ends with its access token (5 min).
+        v.renewal = Renewal::Stopped {
+            reason: "the client is not allowed to refresh".into(),
+            code: ErrorCode::SessionExpired,
+        };
+        let end = v.session_end().unwrap();
+        assert_eq!((end.at, end.because), (now + min(5), EndCause::AccessEnds));
+        // Signed out: no end to show.
+        v.state = Phase::SignedOut;
+        assert_eq!(v.session_end(), None);
+    }
+
+    #[test]
+    fn provider_times_move_to_this_machines_clock() {
+        let now = chrono::Utc::now();
+        let mut v = active(now);
+        // The provider's clock is 90 s ahead: its limit comes 90 s earlier here.
+        v.clock_offset_ms = 90_000;
+        v.renewable_until = Some(now + chrono::Duration::minutes(10));
+        v.ends_at = Some(now + chrono::Duration::seconds(600 - 60));
+        let end = v.session_end().unwrap();
+        assert_eq!(end.because, EndCause::ProviderLimit, "{end:?}");
+        assert_eq!(end.at, now + chrono::Duration::seconds(600 - 90));
     }
 }

@@ -45,6 +45,17 @@ pub fn app_binary() -> PathBuf {
     p
 }
 
+/// The `sessionctl` binary built beside the app.
+pub fn sessionctl_binary() -> PathBuf {
+    let p = app_binary().with_file_name("sessionctl");
+    assert!(
+        p.is_file(),
+        "sessionctl is not built at {}: run `cargo build -p sessionctl` (scripts/test.sh does)",
+        p.display()
+    );
+    p
+}
+
 /// A free TCP port on 127.0.0.1.
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")

@@ -908,30 +908,16 @@ async fn s22_the_tray_shows_the_session_and_signs_out_and_one_notification_warns
                 "nothing to sign out: {menu:?}"
             );
 
-            // Signed in: the status line shows the state and the time left.
+            // Signed in: the status line shows the state and when the
+            // session really ends (the Playground's refresh tokens state
+            // their end: 8 hours), not the access token's seconds.
             s.sign_in_active(ALICE.0, ALICE.1).await;
-            s.wait_until("the tray to show the session", T, || async {
-                labels(&tray)
-                    .iter()
-                    .any(|(l, _)| l.starts_with("playground · Active · 0:"))
-            })
-            .await;
-            let status = labels(&tray)
-                .into_iter()
-                .find(|(l, _)| l.starts_with("playground · Active"))
-                .unwrap()
-                .0;
-            let left: u64 = status
-                .rsplit(" · ")
-                .next()
-                .unwrap()
-                .trim_end_matches(" left")
-                .split(':')
-                .nth(1)
-                .unwrap()
-                .parse()
-                .unwrap();
-            assert!((20..=30).contains(&left), "{status}");
+            let deadline = Instant::now() + T;
+            let active = |l: &[(String, bool)]| l.iter().any(|(l, _)| l.starts_with("playground · Active · ends "));
+            while !active(&labels(&tray)) {
+                assert!(Instant::now() < deadline, "the tray shows {:?}", labels(&tray));
+                tokio::time::sleep(POLL).await;
+            }
 
             // The provider stops renewing (503s): in its last two minutes
             // the session warns once, and keeps quiet through the retries
@@ -1054,6 +1040,75 @@ async fn s23_closing_the_window_keeps_renewing_in_the_tray_and_ctrl_q_quits() {
             s.wait_until("Ctrl+Q to end the app", T, || async { !s.app_running() })
                 .await;
             assert!(s.stored().is_some(), "quitting signed out");
+            s
+        })
+        .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn s24_the_window_the_tray_and_sessionctl_show_one_session_end() {
+    let setup = Setup {
+        desktop: true,
+        // The profile's absolute limit: an hour after sign-in.
+        edit_config: Box::new(|_, c| c.replacen("tenant_id =", "absolute_timeout_secs = 3600\ntenant_id =", 1)),
+        ..lifetime(600)
+    };
+    Scenario::start("s24_one_session_end", setup)
+        .await
+        .run(|s| async move {
+            let desktop = s.desktop.as_ref().unwrap();
+            s.wait_until("the tray item to register", T, || async { !desktop.items().is_empty() })
+                .await;
+            let (bus, path) = desktop.items()[0].clone();
+            let tray = e2e::desktop::TrayItem::new(&bus, &path);
+            s.sign_in_active(ALICE.0, ALICE.1).await;
+            let ends = s.el("session-ends").await;
+            let text = ends.text().await.unwrap();
+            assert!(
+                text.starts_with("Session ends at ") && text.ends_with("the profile's time limit"),
+                // (the cause is its own line)
+                "{text}"
+            );
+            let window_at: chrono::DateTime<chrono::Utc> =
+                ends.attr("data-at").await.unwrap().expect("data-at").parse().unwrap();
+            assert!(
+                (window_at - chrono::Utc::now() - chrono::Duration::hours(1))
+                    .num_seconds()
+                    .abs()
+                    < 30,
+                "{window_at}"
+            );
+
+            // sessionctl on the same config, data and keychain: the same end.
+            let out = tokio::process::Command::new(e2e::sessionctl_binary())
+                .arg("--config")
+                .arg(s.config_path())
+                .arg("--data-dir")
+                .arg(s.data.path())
+                .args(["--json", "status"])
+                .env("SESSION_MANAGER_KEYCHAIN_SERVICE", &s.keychain)
+                .output()
+                .await
+                .unwrap();
+            assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+            let status: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+            let cli_at: chrono::DateTime<chrono::Utc> = status["session_end"]["at"]
+                .as_str()
+                .expect("session_end.at")
+                .parse()
+                .unwrap();
+            assert_eq!(cli_at, window_at, "{status:#}");
+            assert_eq!(status["session_end"]["because"], "absolute");
+
+            // The tray: the same end, to the minute, in local time.
+            let local = session_core::view::local_clock_time(window_at, chrono::Utc::now());
+            s.wait_until("the tray to show the session's end", T, || async {
+                tray.menu()
+                    .unwrap()
+                    .iter()
+                    .any(|e| e.label == format!("playground · Active · ends {local}"))
+            })
+            .await;
             s
         })
         .await;

@@ -64,8 +64,12 @@ pub fn print_view(view: &SessionView, json: bool) {
                 when(Some(at), now)
             );
         }
+        match &view.session_end {
+            Some(end) => println!("Session ends : {} ({})", when(Some(end.at), now), end.because.text()),
+            None => println!("Session ends : when you sign out (renewed for as long as the provider allows)"),
+        }
         if let Some(at) = view.ends_at {
-            println!("Session ends : {} (the profile's absolute limit)", when(Some(at), now));
+            println!("Absolute end : {} (the profile's limit)", when(Some(at), now));
         }
         if let Some(report) = &view.pin_report {
             println!("Pins         : REPORT-ONLY, mismatch: {report}");

@@ -148,6 +148,8 @@ async fn recent_activity(backend: Backed<'_>, limit: Option<usize>) -> Result<Ve
 /// The profiles to choose from.
 #[tauri::command]
 async fn list_profiles(backend: Backed<'_>) -> Result<ProfileList, ErrorInfo> {
+    // The page's first question (the start's timeline in the diagnostic log).
+    tracing::debug!("start: the page asks for its profiles");
     Ok(backend.get().await?.list_profiles())
 }
 
@@ -259,6 +261,7 @@ where
         #[cfg(not(target_os = "linux"))]
         let _ = window;
     }
+    tracing::debug!("start: window built");
     let handle = app.clone();
     tauri::async_runtime::spawn(async move {
         match start.await {

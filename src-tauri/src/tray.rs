@@ -2,7 +2,6 @@
 //! when a session is about to expire and renewing it fails.
 
 use crate::backend::{expiry_warning, Backend};
-use session_core::view::Tone;
 use session_core::SessionView;
 use std::sync::{Arc, Mutex};
 use tauri::menu::{Menu, MenuItem, PredefinedMenuItem};
@@ -10,21 +9,18 @@ use tauri::tray::TrayIconBuilder;
 use tauri::{AppHandle, Manager, Runtime};
 
 /// The tray's status line for a view: the engine's headline (what the
-/// window and `sessionctl status` say), and the access token's time left
-/// while all is well.
+/// window and `sessionctl status` say) and, while there is a session, when
+/// it really ends (the view's `session_end`, the time the window shows).
+/// No seconds: the line is redrawn twice a minute.
 pub fn status_line(view: &SessionView, now: chrono::DateTime<chrono::Utc>) -> String {
-    match (view.headline.tone, view.expires_at) {
-        (Tone::Good, Some(exp)) if view.state.has_session() => {
-            let left = (exp - now).num_seconds().max(0);
-            format!(
-                "{} · {} · {}:{:02} left",
-                view.profile,
-                view.headline.text,
-                left / 60,
-                left % 60
-            )
-        }
-        _ => format!("{} · {}", view.profile, view.headline.text),
+    match &view.session_end {
+        Some(end) => format!(
+            "{} · {} · ends {}",
+            view.profile,
+            view.headline.text,
+            session_core::view::local_clock_time(end.at, now)
+        ),
+        None => format!("{} · {}", view.profile, view.headline.text),
     }
 }
 

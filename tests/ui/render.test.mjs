@@ -3,7 +3,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
-import { takesOver, headlineOf, formatCountdown, remainingMs, fractionLeft, barStep, whenTime, clockTime, errorText, ERROR_TEXT, nextRefreshText, idleWarning, linePoints, barRects, screenFor, endedNotice, sessionErrorOf, plural, metricsSummary } from '../../ui/render.js';
+import { takesOver, headlineOf, formatCountdown, remainingMs, fractionLeft, barStep, whenTime, clockTime, errorText, ERROR_TEXT, nextRefreshText, idleWarning, linePoints, barRects, screenFor, endedNotice, sessionErrorOf, plural, metricsSummary, sessionEndText } from '../../ui/render.js';
 
 const v = (profile, seq, extra = {}) => ({ profile, seq, ...extra });
 
@@ -130,4 +130,13 @@ test('counts read in the right number', () => {
   assert.equal(metricsSummary(one), '1 session, 1 refresh (median 12 ms, 95th percentile 12 ms), 1 API call, 1 failure, 0 s offline.');
   const many = { ...one, sessions: [{}, {}], refreshes: 3, api_calls: 0, failures: 2, locations: ['Berlin, DE'] };
   assert.equal(metricsSummary(many), '2 sessions, 3 refreshes (median 12 ms, 95th percentile 12 ms), 0 API calls, 2 failures, 0 s offline, from Berlin, DE.');
+});
+
+test('the session end is the engine\'s, in local time, with why', () => {
+  const now = Date.parse('2026-12-05T10:00:00Z');
+  const at = new Date(now + 30 * 60_000).toISOString();
+  assert.deepEqual(sessionEndText({ session_end: { at, because: 'idle' } }, now),
+    { text: `Session ends at ${clockTime(at)}`, why: 'idle sign-out, unless you use the app' });
+  assert.equal(sessionEndText({ session_end: null }, now).text, 'Session ends when you sign out');
+  assert.equal(sessionEndText({ session_end: { at, because: 'access_ends' } }, now).why, 'it cannot be renewed');
 });

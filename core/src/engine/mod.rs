@@ -437,7 +437,9 @@ impl Engine {
                     let oidc = p.oidc.as_ref().map(|o| (o.scopes.as_slice(), o.offline_access_prompt));
                     crate::view::no_refresh_notice(oidc, s.scope.as_deref())
                 }),
+            session_end: None,
         };
+        view.session_end = view.session_end();
         view.headline = view.headline(|at| crate::view::local_clock_time(at, now));
         view
     }

@@ -166,6 +166,7 @@ impl Backend {
                 }
             }
         }
+        tracing::debug!("start: config read");
         let mut playground = None;
         let mut playground_error = None;
         if !profiles.contains_key(PLAYGROUND_PROFILE) {
@@ -195,6 +196,7 @@ impl Backend {
                 Err(e) => return Err(e),
             }
         }
+        tracing::debug!("start: built-in Playground done");
         let selected = options
             .profile
             .clone()
@@ -274,6 +276,7 @@ impl Backend {
             .cloned()
             .ok_or_else(|| ErrorInfo::new(ErrorCode::ConfigInvalid, format!("there is no profile named '{name}'")))?;
         let engine = Engine::open_with(profile, data_dir, keychain.clone(), opener.clone())?;
+        tracing::debug!(profile = name, "start: engine opened");
         let mut rx = engine.subscribe();
         let tx = events.clone();
         let forward = tokio::spawn(async move {
@@ -294,6 +297,7 @@ impl Backend {
             forward,
         };
         current.engine.restore().await?;
+        tracing::debug!(profile = name, "start: session restored from the keychain");
         let _ = events.send(current.engine.view());
         Ok(current)
     }

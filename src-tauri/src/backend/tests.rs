@@ -54,6 +54,7 @@ fn view(state: Phase, secs_left: i64, last_ok: Option<bool>, next: bool) -> Sess
             text: "Active".into(),
         },
         renewal_notice: None,
+        session_end: None,
     }
 }
 
