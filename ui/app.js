@@ -20,6 +20,8 @@ function setText(el, text) { if (el.textContent !== text) el.textContent = text;
 
 function setError(el, err) {
   if (err) { el.textContent = errorText(err); show(el, true); } else { el.textContent = ''; show(el, false); }
+  // The person's own Cancel is news, not a failure: not in red.
+  el.classList.toggle('note', !!err && err.code === 'sign_in_cancelled');
 }
 
 function announce(text) {

@@ -563,6 +563,16 @@ async fn s13_sign_in_through_the_browser_with_openid_connect() {
             s.click("cancel-signin-button").await;
             s.wait_text("signin-error", "the cancelled notice", T, |t| t.contains("cancelled"))
                 .await;
+            // The person's own Cancel is not shown as a failure (not red).
+            let color = s
+                .client
+                .execute(
+                    "return getComputedStyle(document.getElementById('signin-error')).color",
+                    vec![],
+                )
+                .await
+                .unwrap();
+            assert_eq!(color, "rgb(90, 100, 120)", "the muted colour, not the error red");
             assert!(s.stored_for("playground-oidc").is_none());
             // Sign in: the test plays the browser on the Playground's page.
             s.click("signin-button").await;
