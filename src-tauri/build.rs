@@ -31,6 +31,7 @@ fn main() {
                 "about",
                 "diagnostics",
                 "try_demo",
+                "copy_diagnostics",
                 "close_window",
                 "quit",
             ])),

@@ -306,16 +306,15 @@ async function loadAbout() {
  * put on the clipboard where the webview allows it.
  */
 async function copyDiagnostics() {
-  const text = await invoke('diagnostics');
+  // The shell puts it on the clipboard (WebKitGTK's web clipboard refuses);
+  // the text is shown and selected too, for copying by hand.
+  const { text, copied } = await invoke('copy_diagnostics');
   const box = $('diagnostics-text');
   box.value = text;
   show(box, true);
   box.scrollIntoView({ block: 'nearest' });
   box.focus();
   box.select();
-  let copied = false;
-  try { await navigator.clipboard.writeText(text); copied = true; } catch (e) { /* no clipboard access here */ }
-  if (!copied) { try { copied = document.execCommand('copy'); } catch (e) { copied = false; } }
   $('diagnostics-status').textContent = copied
     ? 'Copied to the clipboard. It holds no token or password.'
     : 'Select the text below and copy it. It holds no token or password.';

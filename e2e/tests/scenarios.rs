@@ -462,6 +462,20 @@ async fn s11_embedded_playground_out_of_the_box() {
             }
             assert!(!text.contains(&token), "the admin token stays out of the diagnostics");
             assert!(s.text("diagnostics-status").await.contains("no token or password"));
+            // On the clipboard, as another program reads it.
+            let clip = std::process::Command::new("xclip")
+                .args(["-o", "-selection", "clipboard"])
+                .output()
+                .expect("xclip runs (scripts/test.sh installs it)");
+            assert_eq!(
+                String::from_utf8_lossy(&clip.stdout),
+                text,
+                "the clipboard holds the report"
+            );
+            assert!(s
+                .text("diagnostics-status")
+                .await
+                .starts_with("Copied to the clipboard"));
             s.assert_no_token("the diagnostics", &text);
             s.screenshot("diagnostics.png").await;
             assert_nothing_leaked(&s).await;

@@ -179,6 +179,28 @@ fn quit<R: Runtime>(app: tauri::AppHandle<R>) {
     app.exit(0);
 }
 
+/// "Copy diagnostics": the report, put on the clipboard by the shell (the
+/// webview's clipboard API refuses), and whether that worked.
+#[tauri::command]
+async fn copy_diagnostics<R: Runtime>(app: tauri::AppHandle<R>, backend: Backed<'_>) -> Result<Copied, ErrorInfo> {
+    let text = backend.get().await?.diagnostics().await;
+    #[cfg(target_os = "linux")]
+    let copied = desktop::to_clipboard(&app, text.clone()).await;
+    #[cfg(not(target_os = "linux"))]
+    let copied = {
+        let _ = &app;
+        false
+    };
+    Ok(Copied { text, copied })
+}
+
+/// Text and whether it reached the clipboard.
+#[derive(serde::Serialize)]
+struct Copied {
+    text: String,
+    copied: bool,
+}
+
 /// Switch to another profile.
 #[tauri::command]
 async fn switch_profile(backend: Backed<'_>, name: String) -> Result<SessionView, ErrorInfo> {
@@ -226,6 +248,7 @@ fn with_commands<R: Runtime>(builder: tauri::Builder<R>) -> tauri::Builder<R> {
         about,
         diagnostics,
         try_demo,
+        copy_diagnostics,
         close_window,
         quit
     ])

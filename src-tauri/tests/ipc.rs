@@ -217,6 +217,7 @@ fn the_main_window_may_use_only_this_apps_commands_and_core_essentials() {
             "allow-about",
             "allow-cancel-sign-in",
             "allow-close-window",
+            "allow-copy-diagnostics",
             "allow-diagnostics",
             "allow-dismiss-anomalies",
             "allow-end-other-sessions",
