@@ -1,6 +1,6 @@
 // The UI: renders SessionViews it is given, forwards clicks to commands.
 // It holds no token and no session logic beyond the countdown.
-import { errorText, STATE_TEXT, headlineOf, POLICY_TEXT, remainingMs, fractionLeft, barStep, formatCountdown, clockTime, whenTime, takesOver, nextRefreshText, idleWarning, linePoints, barRects, screenFor, endedNotice, sessionErrorOf, plural, metricsSummary, sessionEndText } from './render.js';
+import { errorText, errorDetails, STATE_TEXT, headlineOf, POLICY_TEXT, remainingMs, fractionLeft, barStep, formatCountdown, clockTime, whenTime, takesOver, nextRefreshText, idleWarning, linePoints, barRects, screenFor, endedNotice, sessionErrorOf, plural, metricsSummary, sessionEndText } from './render.js';
 
 const { invoke } = window.__TAURI__.core;
 const { listen } = window.__TAURI__.event;
@@ -18,10 +18,31 @@ function show(el, on) { if (el.hidden === on) el.hidden = !on; }
 /** Write a text only when it changes: an unchanged node is not repainted. */
 function setText(el, text) { if (el.textContent !== text) el.textContent = text; }
 
-function setError(el, err) {
-  if (err) { el.textContent = errorText(err); show(el, true); } else { el.textContent = ''; show(el, false); }
+/**
+ * Show `err` in `el`: one plain sentence, and the code and the provider's
+ * raw answer under a "Details" disclosure (`opts.retrying`: the app is
+ * retrying by itself, so no "try again").
+ */
+function setError(el, err, opts = {}) {
+  el.replaceChildren();
+  show(el, !!err);
   // The person's own Cancel is news, not a failure: not in red.
   el.classList.toggle('note', !!err && err.code === 'sign_in_cancelled');
+  if (!err) return;
+  const sentence = document.createElement('span');
+  sentence.textContent = errorText(err, opts);
+  el.append(sentence);
+  const raw = errorDetails(err);
+  if (!raw) return;
+  const details = document.createElement('details');
+  details.className = 'error-details';
+  details.dataset.testid = `${el.id}-details`;
+  const summary = document.createElement('summary');
+  summary.textContent = 'Details';
+  const text = document.createElement('code');
+  text.textContent = raw;
+  details.append(summary, text);
+  el.append(details);
 }
 
 function announce(text) {
@@ -106,8 +127,7 @@ function renderSignIn() {
   $('signin-button').textContent = view.state === 'signing_in' ? 'Signing in…' : (browser ? 'Continue in your browser' : 'Sign in');
   const notice = $('session-notice');
   const ended = endedNotice(view);
-  notice.textContent = ended ? errorText(ended) : '';
-  show(notice, !!ended);
+  setError(notice, ended);
 }
 
 /** The session screen: its facts, then its banners. */
@@ -137,7 +157,7 @@ function renderSession(inSession) {
   $('refresh-count').textContent = String(view.refresh_count);
   const last = view.last_refresh;
   $('last-refresh').textContent = last ? `${last.ok ? 'Succeeded' : 'Failed'} at ${clockTime(last.at)}` : 'Not yet';
-  setError($('session-error'), sessionErrorOf(view));
+  setError($('session-error'), sessionErrorOf(view), { retrying: !!view.renewal && view.renewal.kind === 'retrying' });
   $('refresh-button').disabled = view.state !== 'active';
   renderSessionBanners(inSession);
 }
@@ -214,7 +234,7 @@ async function loadSessions() {
   if (unsupported || !$('sessions-details').open) { list.replaceChildren(); return; }
   let sessions;
   try { sessions = await invoke('list_sessions'); } catch (e) {
-    error.textContent = errorText(e); show(error, true); return;
+    setError(error, e); return;
   }
   list.replaceChildren(...sessions.map((s) => {
     const li = document.createElement('li');

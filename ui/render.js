@@ -33,13 +33,38 @@ export const POLICY_TEXT = {
   reauthenticate: 'Signing in again (re-authentication)',
 };
 
-/** Codes whose server message is worth showing under the friendly text. */
-const SHOW_DETAIL = new Set(['not_configured', 'not_installed', 'session_timed_out', 'config_invalid', 'invalid_state', 'internal', 'session_revoked', 'session_limit', 'server_error', 'authorization_failed', 'protocol_error']);
+/**
+ * Codes whose message is the app's own explanation (which file, which
+ * field, what is missing): it follows the sentence. Any other message is
+ * the provider's or the network's raw answer: it goes under "Details".
+ */
+const MESSAGE_INLINE = new Set(['not_configured', 'not_installed', 'session_timed_out', 'config_invalid', 'invalid_state', 'internal']);
 
-export function errorText(err) {
+/** While renewal is retried by itself, no "try again": say it keeps trying. */
+const RETRYING_TEXT = {
+  network_unreachable: 'The identity provider cannot be reached right now. Session Manager keeps trying by itself.',
+  timeout: 'The identity provider is not answering in time. Session Manager keeps trying by itself.',
+  server_error: 'The identity provider reported a problem. Session Manager keeps trying by itself.',
+  tls_failure: 'A secure connection to the identity provider could not be set up (a network login page can cause this). Session Manager keeps trying by itself.',
+  protocol_error: 'The identity provider answered in an unexpected way. Session Manager keeps trying by itself.',
+};
+
+/**
+ * One plain sentence for an error: what happened and what to do. With
+ * `{ retrying: true }` (the app is retrying by itself) it says so instead
+ * of asking the person to try again.
+ */
+export function errorText(err, { retrying = false } = {}) {
   if (!err || typeof err !== 'object') return ERROR_TEXT.internal + ' ' + String(err);
+  if (retrying && RETRYING_TEXT[err.code]) return RETRYING_TEXT[err.code];
   const base = ERROR_TEXT[err.code] || ERROR_TEXT.internal;
-  return SHOW_DETAIL.has(err.code) && err.message ? `${base} ${err.message}` : base;
+  return MESSAGE_INLINE.has(err.code) && err.message ? `${base} ${err.message}` : base;
+}
+
+/** What goes under "Details": the error code and the raw answer, or null. */
+export function errorDetails(err) {
+  if (!err || typeof err !== 'object' || !err.code || MESSAGE_INLINE.has(err.code)) return null;
+  return err.message ? `Error code: ${err.code}\n${err.message}` : `Error code: ${err.code}`;
 }
 
 export const STATE_TEXT = {

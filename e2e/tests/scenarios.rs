@@ -200,10 +200,34 @@ async fn s05_revoked_by_the_provider() {
             assert_eq!(s.pg.revoke(Some("alice")), 1);
             s.click("refresh-button").await;
             s.wait_visible("screen-signin", T).await;
-            let notice = s.text("session-notice").await;
+            // One plain sentence; the provider's own words and the code
+            // under Details.
+            let sentence = s
+                .client
+                .execute(
+                    "return document.querySelector('#session-notice > span').textContent",
+                    vec![],
+                )
+                .await
+                .unwrap();
+            let sentence = sentence.as_str().unwrap_or_default();
+            assert_eq!(
+                sentence,
+                "Your session was ended by the identity provider. Sign in again."
+            );
+            s.client
+                .find(e2e::fantoccini::Locator::Css(
+                    "[data-testid='session-notice-details'] summary",
+                ))
+                .await
+                .unwrap()
+                .click()
+                .await
+                .unwrap();
+            let details = s.text("session-notice-details").await;
             assert!(
-                notice.contains("ended by the identity provider") && notice.contains("revoked by an administrator"),
-                "{notice}"
+                details.contains("revoked by an administrator") && details.contains("Error code: session_revoked"),
+                "{details}"
             );
             assert_eq!(s.stored(), None, "the keychain entry survived the revocation");
             s.screenshot("revoked.png").await;

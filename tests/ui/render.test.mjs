@@ -3,7 +3,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
-import { takesOver, headlineOf, formatCountdown, remainingMs, fractionLeft, barStep, whenTime, clockTime, errorText, ERROR_TEXT, nextRefreshText, idleWarning, linePoints, barRects, screenFor, endedNotice, sessionErrorOf, plural, metricsSummary, sessionEndText } from '../../ui/render.js';
+import { takesOver, headlineOf, formatCountdown, remainingMs, fractionLeft, barStep, whenTime, clockTime, errorText, errorDetails, ERROR_TEXT, nextRefreshText, idleWarning, linePoints, barRects, screenFor, endedNotice, sessionErrorOf, plural, metricsSummary, sessionEndText } from '../../ui/render.js';
 
 const v = (profile, seq, extra = {}) => ({ profile, seq, ...extra });
 
@@ -40,7 +40,20 @@ test('a time on another day carries its date', () => {
 test('errors read by code, with the detail only where it helps', () => {
   assert.match(errorText({ code: 'timeout', message: 'x' }), /did not answer in time/);
   assert.doesNotMatch(errorText({ code: 'invalid_credentials', message: 'SECRET detail' }), /SECRET/);
-  assert.match(errorText({ code: 'server_error', message: 'the server answered 503' }), /503/);
+  // The provider's raw answer goes under Details, with the code.
+  const e503 = { code: 'server_error', message: 'the server answered 503: injected failure' };
+  assert.doesNotMatch(errorText(e503), /503/);
+  assert.equal(errorDetails(e503), 'Error code: server_error\nthe server answered 503: injected failure');
+  // The app's own explanations stay in the sentence, with no Details.
+  const cfg = { code: 'config_invalid', message: 'profile p: there is no field `x`' };
+  assert.match(errorText(cfg), /there is no field/);
+  assert.equal(errorDetails(cfg), null);
+  // While the app retries by itself it never asks the person to try again.
+  for (const code of ['network_unreachable', 'timeout', 'server_error', 'tls_failure']) {
+    const text = errorText({ code, message: 'x' }, { retrying: true });
+    assert.doesNotMatch(text, /try again/i, code);
+    assert.match(text, /keeps trying by itself/, code);
+  }
 });
 
 test('no refresh token is said, never a bare dash', () => {
