@@ -359,6 +359,13 @@ function wire() {
     }
     const username = $('username').value;
     const password = $('password');
+    // An empty field is caught here: nothing is sent for it.
+    const missing = !username.trim() ? $('username') : (!password.value ? password : null);
+    if (missing) {
+      setError($('signin-error'), { code: 'field_missing', message: missing === password ? 'Enter your password.' : 'Enter your username.' });
+      missing.focus();
+      return;
+    }
     show($('end-oldest-button'), false);
     run($('signin-button'), async () => {
       try { accept(await invoke('sign_in', { username, password: password.value })); password.value = ''; }

@@ -25,6 +25,7 @@ export const ERROR_TEXT = {
   reauth_required: 'Your session cannot be extended without you. Sign in again before it expires.',
   not_configured: 'No identity provider is set up yet:',
   not_installed: 'Something this needs is not installed:',
+  field_missing: 'Nothing was sent.',
 };
 
 /** How a session is kept alive, for people. */
@@ -38,7 +39,7 @@ export const POLICY_TEXT = {
  * field, what is missing): it follows the sentence. Any other message is
  * the provider's or the network's raw answer: it goes under "Details".
  */
-const MESSAGE_INLINE = new Set(['not_configured', 'not_installed', 'session_timed_out', 'config_invalid', 'invalid_state', 'internal']);
+const MESSAGE_INLINE = new Set(['field_missing', 'not_configured', 'not_installed', 'session_timed_out', 'config_invalid', 'invalid_state', 'internal']);
 
 /** While renewal is retried by itself, no "try again": say it keeps trying. */
 const RETRYING_TEXT = {

@@ -206,6 +206,61 @@ async fn direct_cpu_signed_in(app: &Path, idle: Duration) -> f64 {
     cpu
 }
 
+/// Cold starts of `app` (started by its driver, ready when its selector is
+/// displayed) and of the one-page app, alternated, `runs()` each; prints
+/// the medians, their ratio and where the time went.
+async fn compare_starts(what: &str, (da, app, ready): (&Driver, &Path, &str), dm: &Driver, minimal: &Path) {
+    let (mut app_starts, mut min_starts) = (Vec::new(), Vec::new());
+    let (mut app_phases, mut min_phases) = (Vec::new(), Vec::new());
+    for _ in 0..runs() {
+        let asked = std::time::SystemTime::now();
+        let (c, t) = cold_start(da, app, ready).await;
+        app_starts.push(t);
+        app_phases.push(phases(&c, asked).await);
+        c.close().await.unwrap();
+        let asked = std::time::SystemTime::now();
+        let (c, t) = cold_start(dm, minimal, "[data-testid='ready']").await;
+        min_starts.push(t);
+        min_phases.push(phases(&c, asked).await);
+        c.close().await.unwrap();
+    }
+    let (a, m) = (median(app_starts), median(min_starts));
+    println!(
+        "  {what}: {} ms, minimal Tauri app: {} ms, ratio {:.2} (target <= 1.15)",
+        a.as_millis(),
+        m.as_millis(),
+        a.as_secs_f64() / m.as_secs_f64()
+    );
+    println!("    where the time goes (medians, ms from the session request): page requested / HTML parsed / first screen drawn");
+    for (name, p) in [("Session Manager", app_phases), ("minimal Tauri app", min_phases)] {
+        let at = |i: usize| median(p.iter().map(|x| x[i]).collect());
+        println!("      {name}: {:.0} / {:.0} / {:.0}", at(0), at(1), at(2));
+    }
+}
+
+/// The packaged app's binary, taken out of the newest `.deb` into a
+/// temporary folder (kept while the folder lives), to be started as is.
+fn packaged_binary(profile: &str) -> Option<(tempfile::TempDir, PathBuf)> {
+    let (deb, _) = packaged_binary_size(profile)?;
+    let dir = tempfile::tempdir().ok()?;
+    let tar = std::process::Command::new("dpkg-deb")
+        .arg("--fsys-tarfile")
+        .arg(&deb)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .ok()?;
+    let ok = std::process::Command::new("tar")
+        .args(["-xf", "-", "-C"])
+        .arg(dir.path())
+        .arg("./usr/bin/session-manager")
+        .stdin(tar.stdout?)
+        .status()
+        .ok()?
+        .success();
+    let bin = dir.path().join("usr/bin/session-manager");
+    (ok && bin.is_file()).then_some((dir, bin))
+}
+
 /// When the page was requested, when its HTML was parsed, and when the
 /// first screen was drawn (the page's `first-screen` mark, or the load event
 /// for the minimal app's static page), in ms from the session request.
@@ -279,35 +334,52 @@ async fn main() {
             .unwrap_or(60),
     );
 
-    let (mut app_starts, mut min_starts) = (Vec::new(), Vec::new());
-    let (mut app_phases, mut min_phases) = (Vec::new(), Vec::new());
-    for _ in 0..runs() {
-        let asked = std::time::SystemTime::now();
-        let (c, t) = cold_start(&d, &app, "[data-testid='screen-signin']").await;
-        app_starts.push(t);
-        app_phases.push(phases(&c, asked).await);
-        c.close().await.unwrap();
-        let asked = std::time::SystemTime::now();
-        let (c, t) = cold_start(&d, &minimal, "[data-testid='ready']").await;
-        min_starts.push(t);
-        min_phases.push(phases(&c, asked).await);
-        c.close().await.unwrap();
-    }
-    let (a, m) = (median(app_starts), median(min_starts));
     println!(
         "Cold start to a rendered first screen (median of {}, {profile} builds):",
         runs()
     );
-    println!(
-        "  Session Manager: {} ms, minimal Tauri app: {} ms, ratio {:.2} (target <= 1.15)",
-        a.as_millis(),
-        m.as_millis(),
-        a.as_secs_f64() / m.as_secs_f64()
-    );
-    println!("  where the time goes (medians, ms from the session request): page requested / HTML parsed / first screen drawn");
-    for (name, p) in [("Session Manager", app_phases), ("minimal Tauri app", min_phases)] {
-        let at = |i: usize| median(p.iter().map(|x| x[i]).collect());
-        println!("    {name}: {:.0} / {:.0} / {:.0}", at(0), at(1), at(2));
+    compare_starts(
+        "Session Manager on its built-in Playground (scripts/run.sh; QA's build)",
+        (&d, &app, "[data-testid='screen-signin']"),
+        &d,
+        &minimal,
+    )
+    .await;
+    // The packaged app as people run it: no built-in Playground, a provider
+    // in the config file (a Playground in this process), no session yet.
+    match packaged_binary(&profile) {
+        Some((_dir, packaged)) => {
+            let provider = tempfile::tempdir().unwrap();
+            let pg = playground::Playground::start(playground::Options {
+                token_lifetime: Duration::from_secs(3600),
+                dir: Some(provider.path().join("pg")),
+                ..playground::Options::default()
+            })
+            .await
+            .unwrap();
+            let config = provider.path().join("config.toml");
+            std::fs::write(&config, pg.config()).unwrap();
+            let packaged_data = provider.path().join("data");
+            let service = format!("session-manager-bench-{}", uuid::Uuid::new_v4().simple());
+            let env = [
+                ("SESSION_MANAGER_CONFIG", config.as_path()),
+                ("SESSION_MANAGER_DATA_DIR", packaged_data.as_path()),
+                ("SESSION_MANAGER_KEYCHAIN_SERVICE", Path::new(&service)),
+            ];
+            let d2 = Driver::start(&env, &std::env::temp_dir().join("desktop-bench-driver-2.log")).await;
+            compare_starts(
+                "the packaged app, a provider configured (what people run)",
+                (&d2, &packaged, "[data-testid='screen-signin']"),
+                &d,
+                &minimal,
+            )
+            .await;
+            d2.stop(&packaged_data).await;
+        }
+        None => println!(
+            "  the packaged app: no .deb in target/{profile}/bundle/deb to start (build it with bash scripts/package.sh{})",
+            if profile == "release" { "" } else { " --debug" }
+        ),
     }
     // DESKTOP_BENCH_ONLY=start: sizes and cold starts only (for comparing
     // builds; with DESKTOP_BENCH_RUNS for more starts).

@@ -94,6 +94,20 @@ async fn s02_wrong_password() {
     Scenario::start("s02_wrong_password", lifetime(600))
         .await
         .run(|s| async move {
+            // An empty password is caught before anything is sent.
+            let before = s.pg.requests().len();
+            s.sign_in("alice", "").await;
+            let msg = s
+                .wait_text("signin-error", "the empty-field error", T, |t| !t.is_empty())
+                .await;
+            assert!(msg.contains("Enter your password"), "{msg}");
+            assert_eq!(s.pg.requests().len(), before, "an empty password was sent");
+            let focused = s
+                .client
+                .execute("return document.activeElement.id", vec![])
+                .await
+                .unwrap();
+            assert_eq!(focused, "password", "the empty field takes the focus");
             s.sign_in("alice", "not-her-password").await;
             let msg = s
                 .wait_text("signin-error", "the sign-in error", T, |t| !t.is_empty())
