@@ -462,11 +462,13 @@ function showFirstRun(err) {
 }
 
 async function init() {
+  performance.mark('script-start'); // the desktop bench's cold-start breakdown
   wire();
   // Both answers are needed for the first screen: ask for them together.
   let list, first;
   try {
     [list, first] = await Promise.all([invoke('list_profiles'), invoke('session_view')]);
+    performance.mark('answers');
   } catch (err) {
     if (err && err.code === 'not_configured') { showFirstRun(err); return; }
     throw err;

@@ -231,10 +231,17 @@ async fn compare_starts(what: &str, (da, app, ready): (&Driver, &Path, &str), dm
         m.as_millis(),
         a.as_secs_f64() / m.as_secs_f64()
     );
-    println!("    where the time goes (medians, ms from the session request): page requested / HTML parsed / first screen drawn");
+    println!("    where the time goes (medians, ms from the session request): page requested / HTML parsed / script started / answers in / first screen drawn");
     for (name, p) in [("Session Manager", app_phases), ("minimal Tauri app", min_phases)] {
         let at = |i: usize| median(p.iter().map(|x| x[i]).collect());
-        println!("      {name}: {:.0} / {:.0} / {:.0}", at(0), at(1), at(2));
+        println!(
+            "      {name}: {:.0} / {:.0} / {:.0} / {:.0} / {:.0}",
+            at(0),
+            at(1),
+            at(2),
+            at(3),
+            at(4)
+        );
     }
 }
 
@@ -261,18 +268,20 @@ fn packaged_binary(profile: &str) -> Option<(tempfile::TempDir, PathBuf)> {
     (ok && bin.is_file()).then_some((dir, bin))
 }
 
-/// When the page was requested, when its HTML was parsed, and when the
-/// first screen was drawn (the page's `first-screen` mark, or the load event
-/// for the minimal app's static page), in ms from the session request.
-async fn phases(c: &Client, asked: std::time::SystemTime) -> [f64; 3] {
+/// When the page was requested, when its HTML was parsed, when the app's
+/// script started and when its first two answers came in (marks `ui/app.js`
+/// sets; NaN for the minimal app), and when the first screen was drawn (the
+/// page's `first-screen` mark, or the load event for the minimal app's
+/// static page), in ms from the session request.
+async fn phases(c: &Client, asked: std::time::SystemTime) -> [f64; 5] {
     let script = "const n = performance.getEntriesByType('navigation')[0]; \
-                  const m = performance.getEntriesByName('first-screen')[0]; \
-                  return [performance.timeOrigin, n.domInteractive, m ? m.startTime : n.loadEventEnd];";
+                  const at = (name) => { const m = performance.getEntriesByName(name)[0]; return m ? m.startTime : null; }; \
+                  return [performance.timeOrigin, n.domInteractive, at('script-start'), at('answers'), at('first-screen') ?? n.loadEventEnd];";
     let v = c.execute(script, vec![]).await.unwrap();
     let f = |i: usize| v[i].as_f64().unwrap_or(f64::NAN);
     let asked = asked.duration_since(std::time::UNIX_EPOCH).unwrap().as_secs_f64() * 1000.0;
     let origin = f(0) - asked;
-    [origin, origin + f(1), origin + f(2)]
+    [origin, origin + f(1), origin + f(2), origin + f(3), origin + f(4)]
 }
 
 /// The middle value (durations, or the breakdown's milliseconds; a NaN,
