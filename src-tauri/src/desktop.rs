@@ -179,6 +179,22 @@ fn describe(e: &dbus::Error) -> String {
     format!("{}: {}", e.name().unwrap_or("D-Bus error"), e.message().unwrap_or(""))
 }
 
+/// Put `text` on the clipboard (GTK's, on the main thread) and offer it to
+/// a clipboard manager so it outlives the app. True once it is there.
+/// WebKitGTK's `navigator.clipboard.writeText` and `execCommand('copy')`
+/// refused a real click's copy (the UX review saw the clipboard stay empty),
+/// so "Copy diagnostics" goes through the shell.
+pub async fn to_clipboard<R: tauri::Runtime>(app: &tauri::AppHandle<R>, text: String) -> bool {
+    let (done, copied) = tokio::sync::oneshot::channel();
+    let queued = app.run_on_main_thread(move || {
+        let clipboard = gtk::Clipboard::get(&gtk::gdk::SELECTION_CLIPBOARD);
+        clipboard.set_text(&text);
+        clipboard.store();
+        let _ = done.send(true);
+    });
+    queued.is_ok() && copied.await.unwrap_or(false)
+}
+
 #[cfg(test)]
 mod tests {
     //! Against the real session bus (the test command runs every test in a
@@ -239,20 +255,4 @@ mod tests {
         drop(hung);
         assert!(matches!(claim(&name), Claim::First(_)));
     }
-}
-
-/// Put `text` on the clipboard (GTK's, on the main thread) and offer it to
-/// a clipboard manager so it outlives the app. True once it is there.
-/// WebKitGTK's `navigator.clipboard.writeText` and `execCommand('copy')`
-/// refused a real click's copy (the UX review saw the clipboard stay empty),
-/// so "Copy diagnostics" goes through the shell.
-pub async fn to_clipboard<R: tauri::Runtime>(app: &tauri::AppHandle<R>, text: String) -> bool {
-    let (done, copied) = tokio::sync::oneshot::channel();
-    let queued = app.run_on_main_thread(move || {
-        let clipboard = gtk::Clipboard::get(&gtk::gdk::SELECTION_CLIPBOARD);
-        clipboard.set_text(&text);
-        clipboard.store();
-        let _ = done.send(true);
-    });
-    queued.is_ok() && copied.await.unwrap_or(false)
 }
