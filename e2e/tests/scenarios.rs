@@ -1107,15 +1107,31 @@ async fn s23_closing_the_window_keeps_renewing_in_the_tray_and_ctrl_q_quits() {
         .await;
 }
 
+/// A FinHub profile whose absolute limit ends the session `secs` after
+/// sign-in, with the desktop played on the bus.
+fn absolute_limit(secs: u64) -> Setup {
+    Setup {
+        desktop: true,
+        edit_config: Box::new(move |_, c| {
+            c.replacen(
+                "tenant_id =",
+                &format!("absolute_timeout_secs = {secs}\ntenant_id ="),
+                1,
+            )
+        }),
+        ..lifetime(600)
+    }
+}
+
+/// The session's end as the window shows it (its `data-at`).
+async fn session_end_at(s: &Scenario) -> chrono::DateTime<chrono::Utc> {
+    let at = s.el("session-ends").await.attr("data-at").await.unwrap();
+    at.expect("the session end's data-at").parse().unwrap()
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn s24_the_window_the_tray_and_sessionctl_show_one_session_end() {
-    let setup = Setup {
-        desktop: true,
-        // The profile's absolute limit: an hour after sign-in.
-        edit_config: Box::new(|_, c| c.replacen("tenant_id =", "absolute_timeout_secs = 3600\ntenant_id =", 1)),
-        ..lifetime(600)
-    };
-    Scenario::start("s24_one_session_end", setup)
+    Scenario::start("s24_one_session_end", absolute_limit(3600))
         .await
         .run(|s| async move {
             let desktop = s.desktop.as_ref().unwrap();
@@ -1131,8 +1147,7 @@ async fn s24_the_window_the_tray_and_sessionctl_show_one_session_end() {
                 // (the cause is its own line)
                 "{text}"
             );
-            let window_at: chrono::DateTime<chrono::Utc> =
-                ends.attr("data-at").await.unwrap().expect("data-at").parse().unwrap();
+            let window_at = session_end_at(&s).await;
             assert!(
                 (window_at - chrono::Utc::now() - chrono::Duration::hours(1))
                     .num_seconds()
@@ -1171,6 +1186,39 @@ async fn s24_the_window_the_tray_and_sessionctl_show_one_session_end() {
                     .any(|e| e.label == format!("playground · Active · ends {local}"))
             })
             .await;
+            s
+        })
+        .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn s25_a_notification_warns_before_the_session_really_ends() {
+    // 100 s: inside the two-minute lead at once.
+    Scenario::start("s25_end_warning", absolute_limit(100))
+        .await
+        .run(|s| async move {
+            let desktop = s.desktop.as_ref().unwrap();
+            s.sign_in_active(ALICE.0, ALICE.1).await;
+            let warnings = || {
+                desktop
+                    .notifications()
+                    .into_iter()
+                    .filter(|n| n.summary == "Session ending soon")
+                    .collect::<Vec<_>>()
+            };
+            s.wait_until("the warning before the end", T, || async { !warnings().is_empty() })
+                .await;
+            let at = session_end_at(&s).await;
+            let body = &warnings()[0].body;
+            let local = session_core::view::local_clock_time(at, chrono::Utc::now());
+            assert!(
+                body.contains(&format!("ends at {local}: the profile's time limit")),
+                "the window's end, in the notification: {body}"
+            );
+            // A renewal (a new view) does not warn again.
+            s.click("refresh-button").await;
+            s.wait_text("refresh-count", "a refresh", T, |t| t == "1").await;
+            assert_eq!(warnings().len(), 1, "{:?}", desktop.notifications());
             s
         })
         .await;

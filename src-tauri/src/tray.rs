@@ -1,7 +1,7 @@
 //! The tray icon (state, time left, Sign out) and the desktop notification
 //! when a session is about to expire and renewing it fails.
 
-use crate::backend::{expiry_warning, Backend};
+use crate::backend::{expiry_warning, session_end_warning, Backend};
 use session_core::SessionView;
 use std::sync::{Arc, Mutex};
 use tauri::menu::{Menu, MenuItem, PredefinedMenuItem};
@@ -28,6 +28,8 @@ struct TrayState<R: Runtime> {
     status: MenuItem<R>,
     sign_out: MenuItem<R>,
     warned_session: Mutex<Option<String>>,
+    /// The session warned that its real end is near (once per session).
+    warned_end: Mutex<Option<String>>,
 }
 
 /// Create the tray icon with its menu.
@@ -75,6 +77,7 @@ pub fn create<R: Runtime>(app: &AppHandle<R>, backend: &Arc<Backend>) -> tauri::
         status,
         sign_out,
         warned_session: Mutex::new(None),
+        warned_end: Mutex::new(None),
     });
     // The time left moves: refresh the status line twice a minute (no IPC).
     let handle = app.clone();
@@ -104,6 +107,13 @@ fn update<R: Runtime>(app: &AppHandle<R>, view: &SessionView) {
             if *warned != view.session_id {
                 *warned = view.session_id.clone();
                 notify(app, "Session about to expire", &message);
+            }
+        }
+        if let Some(message) = session_end_warning(view, now) {
+            let mut warned = tray.warned_end.lock().unwrap_or_else(|e| e.into_inner());
+            if *warned != view.session_id {
+                *warned = view.session_id.clone();
+                notify(app, "Session ending soon", &message);
             }
         }
     }

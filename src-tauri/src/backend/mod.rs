@@ -8,7 +8,7 @@ mod shown;
 #[cfg(test)]
 mod tests;
 
-pub use notice::{expiry_warning, playground_announcement};
+pub use notice::{expiry_warning, playground_announcement, session_end_warning, END_LEAD_SECS};
 pub use shown::{About, ActivityItem, DemoUserInfo, PlaygroundQa, ProfileInfo, ProfileList};
 
 use crate::embedded::{DemoUser, Playground};

@@ -1,5 +1,6 @@
 //! Texts the shell shows outside the window: the line printed when the
-//! built-in Playground starts, and the expiry notification.
+//! built-in Playground starts, the expiry notification and the warning
+//! before the session really ends.
 
 use super::*;
 
@@ -59,4 +60,33 @@ pub fn expiry_warning(view: &SessionView, now: chrono::DateTime<chrono::Utc>) ->
              Session Manager keeps trying{until}; save your work in case you have to sign in again."
         )
     })
+}
+
+/// How long before the session's real end (`session_end`) the app warns.
+pub const END_LEAD_SECS: i64 = 120;
+
+/// The warning before the session really ends, when a limit that no
+/// renewal moves is near: the provider's limit on renewing it, or the
+/// profile's absolute limit (`END_LEAD_SECS` ahead). The idle sign-out has
+/// its own warning (activity moves it), and a session that cannot be
+/// renewed is [`expiry_warning`]'s.
+pub fn session_end_warning(view: &SessionView, now: chrono::DateTime<chrono::Utc>) -> Option<String> {
+    use session_core::view::EndCause;
+    if !view.state.has_session() {
+        return None;
+    }
+    let end = view.session_end.as_ref()?;
+    if !matches!(end.because, EndCause::ProviderLimit | EndCause::Absolute) {
+        return None;
+    }
+    let left = (end.at - now).num_seconds();
+    if !(0..=END_LEAD_SECS).contains(&left) {
+        return None;
+    }
+    Some(format!(
+        "Your {} session ends at {}: {}. Save your work; you will have to sign in again.",
+        view.profile,
+        session_core::view::local_clock_time(end.at, now),
+        end.because.text()
+    ))
 }

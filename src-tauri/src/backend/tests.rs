@@ -59,6 +59,51 @@ fn view(state: Phase, secs_left: i64, last_ok: Option<bool>, next: bool) -> Sess
 }
 
 #[test]
+fn warns_before_a_limit_no_renewal_moves() {
+    use session_core::view::{EndCause, SessionEnd};
+    let now = chrono::Utc::now();
+    let mut v = view(Phase::Active, 900, Some(true), true);
+    assert!(session_end_warning(&v, now).is_none(), "no end set");
+    let at = |secs| now + chrono::Duration::seconds(secs);
+    v.session_end = Some(SessionEnd {
+        at: at(90),
+        because: EndCause::Absolute,
+    });
+    let text = session_end_warning(&v, now).expect("90 s before the absolute limit");
+    assert!(
+        text.contains("the profile's time limit") && text.contains("sign in again"),
+        "{text}"
+    );
+    v.session_end = Some(SessionEnd {
+        at: at(90),
+        because: EndCause::ProviderLimit,
+    });
+    assert!(session_end_warning(&v, now).unwrap().contains("the provider's limit"));
+    v.session_end = Some(SessionEnd {
+        at: at(END_LEAD_SECS + 30),
+        because: EndCause::Absolute,
+    });
+    assert!(session_end_warning(&v, now).is_none(), "too early");
+    // The idle sign-out and an unrenewable access token have their own warnings.
+    v.session_end = Some(SessionEnd {
+        at: at(90),
+        because: EndCause::Idle,
+    });
+    assert!(session_end_warning(&v, now).is_none());
+    v.session_end = Some(SessionEnd {
+        at: at(90),
+        because: EndCause::AccessEnds,
+    });
+    assert!(session_end_warning(&v, now).is_none());
+    v.session_end = Some(SessionEnd {
+        at: at(90),
+        because: EndCause::Absolute,
+    });
+    v.state = Phase::SignedOut;
+    assert!(session_end_warning(&v, now).is_none(), "no session");
+}
+
+#[test]
 fn warns_only_when_expiry_is_near_and_refresh_fails() {
     let now = chrono::Utc::now();
     assert!(expiry_warning(&view(Phase::Active, 90, Some(false), true), now).is_some());
