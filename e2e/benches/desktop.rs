@@ -108,33 +108,46 @@ fn runs() -> usize {
         .unwrap_or(9)
 }
 
-/// The size in bytes of the app's binary inside the newest `.deb` that
-/// `scripts/package.sh` built for `profile` (the packaged app: built
-/// without the built-in Playground), if there is one.
-fn packaged_binary_size(profile: &str) -> Option<(PathBuf, u64)> {
-    let dir = root().join("target").join(profile).join("bundle/deb");
-    let deb = std::fs::read_dir(&dir)
-        .ok()?
-        .flatten()
-        .map(|e| e.path())
-        .filter(|p| {
-            p.file_name()
-                .and_then(|n| n.to_str())
-                .is_some_and(|n| n.starts_with("session-manager_") && n.ends_with(".deb"))
-        })
-        .max_by_key(|p| std::fs::metadata(p).and_then(|m| m.modified()).ok())?;
-    let tar = std::process::Command::new("dpkg-deb")
-        .arg("--fsys-tarfile")
-        .arg(&deb)
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .ok()?;
-    let out = std::process::Command::new("tar")
-        .args(["-xOf", "-", "./usr/bin/session-manager"])
-        .stdin(tar.stdout?)
-        .output()
-        .ok()?;
-    (out.status.success() && !out.stdout.is_empty()).then_some((deb, out.stdout.len() as u64))
+/// The packaged app: its binary taken out of the newest `.deb` that
+/// `scripts/package.sh` built for a profile (built without the built-in
+/// Playground) into a temporary folder, to be measured and started as is.
+struct Packaged {
+    deb: PathBuf,
+    binary: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl Packaged {
+    fn extract(profile: &str) -> Option<Packaged> {
+        let dir = root().join("target").join(profile).join("bundle/deb");
+        let deb = std::fs::read_dir(&dir)
+            .ok()?
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| {
+                p.file_name()
+                    .and_then(|n| n.to_str())
+                    .is_some_and(|n| n.starts_with("session-manager_") && n.ends_with(".deb"))
+            })
+            .max_by_key(|p| std::fs::metadata(p).and_then(|m| m.modified()).ok())?;
+        let out = tempfile::tempdir().ok()?;
+        let tar = std::process::Command::new("dpkg-deb")
+            .arg("--fsys-tarfile")
+            .arg(&deb)
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .ok()?;
+        let ok = std::process::Command::new("tar")
+            .args(["-xf", "-", "-C"])
+            .arg(out.path())
+            .arg("./usr/bin/session-manager")
+            .stdin(tar.stdout?)
+            .status()
+            .ok()?
+            .success();
+        let binary = out.path().join("usr/bin/session-manager");
+        (ok && binary.is_file()).then_some(Packaged { deb, binary, _dir: out })
+    }
 }
 
 /// Start `exe` directly with `env`, let it settle for `warm_up`, then the
@@ -245,29 +258,6 @@ async fn compare_starts(what: &str, (da, app, ready): (&Driver, &Path, &str), dm
     }
 }
 
-/// The packaged app's binary, taken out of the newest `.deb` into a
-/// temporary folder (kept while the folder lives), to be started as is.
-fn packaged_binary(profile: &str) -> Option<(tempfile::TempDir, PathBuf)> {
-    let (deb, _) = packaged_binary_size(profile)?;
-    let dir = tempfile::tempdir().ok()?;
-    let tar = std::process::Command::new("dpkg-deb")
-        .arg("--fsys-tarfile")
-        .arg(&deb)
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .ok()?;
-    let ok = std::process::Command::new("tar")
-        .args(["-xf", "-", "-C"])
-        .arg(dir.path())
-        .arg("./usr/bin/session-manager")
-        .stdin(tar.stdout?)
-        .status()
-        .ok()?
-        .success();
-    let bin = dir.path().join("usr/bin/session-manager");
-    (ok && bin.is_file()).then_some((dir, bin))
-}
-
 /// When the page was requested, when its HTML was parsed, when the app's
 /// script started and when its first two answers came in (marks `ui/app.js`
 /// sets; NaN for the minimal app), and when the first screen was drawn (the
@@ -316,12 +306,13 @@ async fn main() {
         size(&minimal),
         size(&app) / size(&minimal)
     );
-    match packaged_binary_size(&profile) {
-        Some((deb, bytes)) => println!(
+    let packaged = Packaged::extract(&profile);
+    match &packaged {
+        Some(p) => println!(
             "  the packaged app (in {}, without the built-in Playground): {:.1} MB, ratio {:.2} (target <= 1.8 for release)",
-            deb.file_name().unwrap_or_default().to_string_lossy(),
-            bytes as f64 / 1e6,
-            bytes as f64 / 1e6 / size(&minimal)
+            p.deb.file_name().unwrap_or_default().to_string_lossy(),
+            size(&p.binary),
+            size(&p.binary) / size(&minimal)
         ),
         None => println!(
             "  the packaged app: no .deb in target/{profile}/bundle/deb (build it with bash scripts/package.sh{})",
@@ -356,39 +347,33 @@ async fn main() {
     .await;
     // The packaged app as people run it: no built-in Playground, a provider
     // in the config file (a Playground in this process), no session yet.
-    match packaged_binary(&profile) {
-        Some((_dir, packaged)) => {
-            let provider = tempfile::tempdir().unwrap();
-            let pg = playground::Playground::start(playground::Options {
-                token_lifetime: Duration::from_secs(3600),
-                dir: Some(provider.path().join("pg")),
-                ..playground::Options::default()
-            })
-            .await
-            .unwrap();
-            let config = provider.path().join("config.toml");
-            std::fs::write(&config, pg.config()).unwrap();
-            let packaged_data = provider.path().join("data");
-            let service = format!("session-manager-bench-{}", uuid::Uuid::new_v4().simple());
-            let env = [
-                ("SESSION_MANAGER_CONFIG", config.as_path()),
-                ("SESSION_MANAGER_DATA_DIR", packaged_data.as_path()),
-                ("SESSION_MANAGER_KEYCHAIN_SERVICE", Path::new(&service)),
-            ];
-            let d2 = Driver::start(&env, &std::env::temp_dir().join("desktop-bench-driver-2.log")).await;
-            compare_starts(
-                "the packaged app, a provider configured (what people run)",
-                (&d2, &packaged, "[data-testid='screen-signin']"),
-                &d,
-                &minimal,
-            )
-            .await;
-            d2.stop(&packaged_data).await;
-        }
-        None => println!(
-            "  the packaged app: no .deb in target/{profile}/bundle/deb to start (build it with bash scripts/package.sh{})",
-            if profile == "release" { "" } else { " --debug" }
-        ),
+    if let Some(packaged) = &packaged {
+        let provider = tempfile::tempdir().unwrap();
+        let pg = playground::Playground::start(playground::Options {
+            token_lifetime: Duration::from_secs(3600),
+            dir: Some(provider.path().join("pg")),
+            ..playground::Options::default()
+        })
+        .await
+        .unwrap();
+        let config = provider.path().join("config.toml");
+        std::fs::write(&config, pg.config()).unwrap();
+        let packaged_data = provider.path().join("data");
+        let service = format!("session-manager-bench-{}", uuid::Uuid::new_v4().simple());
+        let env = [
+            ("SESSION_MANAGER_CONFIG", config.as_path()),
+            ("SESSION_MANAGER_DATA_DIR", packaged_data.as_path()),
+            ("SESSION_MANAGER_KEYCHAIN_SERVICE", Path::new(&service)),
+        ];
+        let d2 = Driver::start(&env, &std::env::temp_dir().join("desktop-bench-driver-2.log")).await;
+        compare_starts(
+            "the packaged app, a provider configured (what people run)",
+            (&d2, &packaged.binary, "[data-testid='screen-signin']"),
+            &d,
+            &minimal,
+        )
+        .await;
+        d2.stop(&packaged_data).await;
     }
     // DESKTOP_BENCH_ONLY=start: sizes and cold starts only (for comparing
     // builds; with DESKTOP_BENCH_RUNS for more starts).

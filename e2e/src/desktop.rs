@@ -66,6 +66,14 @@ impl Desktop {
         self.seen.lock().unwrap().notifications.clone()
     }
 
+    /// The notifications shown so far with this summary.
+    pub fn notifications_titled(&self, summary: &str) -> Vec<Notification> {
+        self.notifications()
+            .into_iter()
+            .filter(|n| n.summary == summary)
+            .collect()
+    }
+
     /// The tray items registered so far.
     pub fn items(&self) -> Vec<(String, String)> {
         self.seen.lock().unwrap().items.clone()

@@ -307,6 +307,18 @@ impl Scenario {
             .map_err(|e| format!("Ctrl+{key}: {e}"))
     }
 
+    /// The app's tray item, once it has registered with the recording
+    /// desktop's watcher (the setup must ask for `desktop`).
+    pub async fn tray(&self) -> desktop::TrayItem {
+        let desktop = self.desktop.as_ref().expect("a scenario with `desktop: true`");
+        self.wait_until("the tray item to register", Duration::from_secs(20), || async {
+            !desktop.items().is_empty()
+        })
+        .await;
+        let (bus, path) = desktop.items()[0].clone();
+        desktop::TrayItem::new(&bus, &path)
+    }
+
     /// Whether the app runs (with this scenario's data directory; the
     /// drivers that share it are not the app).
     pub fn app_running(&self) -> bool {

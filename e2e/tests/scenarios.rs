@@ -952,10 +952,7 @@ async fn s22_the_tray_shows_the_session_and_signs_out_and_one_notification_warns
         .run(|s| async move {
             let desktop = s.desktop.as_ref().unwrap();
             // The tray item registers with the watcher as the app starts.
-            s.wait_until("the tray item to register", T, || async { !desktop.items().is_empty() })
-                .await;
-            let (bus, path) = desktop.items()[0].clone();
-            let tray = e2e::desktop::TrayItem::new(&bus, &path);
+            let tray = s.tray().await;
             let labels = |t: &e2e::desktop::TrayItem| {
                 t.menu()
                     .unwrap()
@@ -1000,11 +997,7 @@ async fn s22_the_tray_shows_the_session_and_signs_out_and_one_notification_warns
             // The next attempt finds the session revoked: it ends, and the
             // sign-in screen says why.
             s.wait_visible("screen-signin", Duration::from_secs(60)).await;
-            let warnings: Vec<_> = desktop
-                .notifications()
-                .into_iter()
-                .filter(|n| n.summary == "Session about to expire")
-                .collect();
+            let warnings = desktop.notifications_titled("Session about to expire");
             assert_eq!(warnings.len(), 1, "{:?}", desktop.notifications());
             // Renewal still runs (offline, retrying): the warning says so, and
             // does not claim the session ends with its access token.
@@ -1037,10 +1030,7 @@ async fn s23_closing_the_window_keeps_renewing_in_the_tray_and_ctrl_q_quits() {
         .await
         .run(|s| async move {
             let (desktop, wm) = (s.desktop.as_ref().unwrap(), s.wm.as_ref().unwrap());
-            s.wait_until("the tray item to register", T, || async { !desktop.items().is_empty() })
-                .await;
-            let (bus, path) = desktop.items()[0].clone();
-            let tray = e2e::desktop::TrayItem::new(&bus, &path);
+            let tray = s.tray().await;
             s.sign_in_active(ALICE.0, ALICE.1).await;
             let shown = || {
                 wm.titles()
@@ -1048,13 +1038,7 @@ async fn s23_closing_the_window_keeps_renewing_in_the_tray_and_ctrl_q_quits() {
                     .any(|t| t.starts_with("Session Manager — playground"))
             };
             assert!(shown(), "the window is not mapped: {:?}", wm.titles());
-            let told = || {
-                desktop
-                    .notifications()
-                    .into_iter()
-                    .filter(|n| n.summary == "Session Manager is still running")
-                    .collect::<Vec<_>>()
-            };
+            let told = || desktop.notifications_titled("Session Manager is still running");
 
             // The window manager's close (the title bar's ×) hides the
             // window; the app stays, and says once where it went.
@@ -1134,11 +1118,7 @@ async fn s24_the_window_the_tray_and_sessionctl_show_one_session_end() {
     Scenario::start("s24_one_session_end", absolute_limit(3600))
         .await
         .run(|s| async move {
-            let desktop = s.desktop.as_ref().unwrap();
-            s.wait_until("the tray item to register", T, || async { !desktop.items().is_empty() })
-                .await;
-            let (bus, path) = desktop.items()[0].clone();
-            let tray = e2e::desktop::TrayItem::new(&bus, &path);
+            let tray = s.tray().await;
             s.sign_in_active(ALICE.0, ALICE.1).await;
             let ends = s.el("session-ends").await;
             let text = ends.text().await.unwrap();
@@ -1199,13 +1179,7 @@ async fn s25_a_notification_warns_before_the_session_really_ends() {
         .run(|s| async move {
             let desktop = s.desktop.as_ref().unwrap();
             s.sign_in_active(ALICE.0, ALICE.1).await;
-            let warnings = || {
-                desktop
-                    .notifications()
-                    .into_iter()
-                    .filter(|n| n.summary == "Session ending soon")
-                    .collect::<Vec<_>>()
-            };
+            let warnings = || desktop.notifications_titled("Session ending soon");
             s.wait_until("the warning before the end", T, || async { !warnings().is_empty() })
                 .await;
             let at = session_end_at(&s).await;

@@ -116,7 +116,7 @@ fn config_path(cli: &Cli) -> Option<std::path::PathBuf> {
 /// Whether the person named the config file (`--config` or the
 /// environment), rather than it being the platform's default.
 fn config_named(cli: &Cli) -> bool {
-    cli.config.is_some() || std::env::var_os(paths::CONFIG_ENV).is_some_and(|v| !v.is_empty())
+    paths::config_named(cli.config.is_some())
 }
 
 fn open(cli: &Cli) -> Result<Engine, Failure> {

@@ -40,7 +40,11 @@ impl Background {
             return false;
         }
         if let Some(marker) = &self.marker {
-            if let Err(e) = std::fs::write(marker, b"") {
+            // 0600 and never through a link, like every file of the data
+            // directory (sessionctl doctor fails a file others can read).
+            let mut create = std::fs::OpenOptions::new();
+            create.write(true).create(true);
+            if let Err(e) = session_core::os::paths::open_private(marker, &mut create) {
                 tracing::info!(error = %e, "cannot remember that the first close was explained");
             }
         }
@@ -87,6 +91,13 @@ mod tests {
         assert!(!b.first_time());
         // The next run of the app has been told already.
         assert!(!Background::new(Some(dir.path().to_owned())).first_time());
+        // The marker is private, as doctor wants every data file.
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(dir.path().join(TOLD)).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
         // Another data directory has not.
         let other = tempfile::tempdir().unwrap();
         assert!(Background::new(Some(other.path().to_owned())).first_time());

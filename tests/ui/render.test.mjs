@@ -153,3 +153,15 @@ test('the session end is the engine\'s, in local time, with why', () => {
   assert.equal(sessionEndText({ session_end: null }, now).text, 'Session ends when you sign out');
   assert.equal(sessionEndText({ session_end: { at, because: 'access_ends' } }, now).why, 'it cannot be renewed');
 });
+
+test('the window says why a session ends in the words sessionctl and the tray use', () => {
+  // EndCause::text in core/src/view.rs: the CLI's words for each cause.
+  const source = readFileSync(new URL('../../core/src/view.rs', import.meta.url), 'utf8');
+  const causes = [...source.matchAll(/EndCause::(\w+) => "([^"]+)"/g)];
+  assert.equal(causes.length, 4, 'has the enum moved?');
+  const snake = (name) => name.replace(/[A-Z]/g, (c, i) => (i ? '_' : '') + c.toLowerCase());
+  for (const [, name, words] of causes) {
+    const at = new Date().toISOString();
+    assert.equal(sessionEndText({ session_end: { at, because: snake(name) } }).why, words, name);
+  }
+});

@@ -31,6 +31,14 @@ pub fn default_config_file() -> Option<PathBuf> {
     platform_dir("XDG_CONFIG_HOME", ".config").map(|d| d.join("config.toml"))
 }
 
+/// Whether the person named the config file: `given` (`--config`), or
+/// `SESSION_MANAGER_CONFIG` set and not empty. Otherwise the file is the
+/// platform's default, which a first run has not written yet: its absence
+/// is a fact, not an error.
+pub fn config_named(given: bool) -> bool {
+    given || std::env::var_os(CONFIG_ENV).is_some_and(|v| !v.is_empty())
+}
+
 fn platform_dir(xdg_var: &str, home_fallback: &str) -> Option<PathBuf> {
     if cfg!(target_os = "windows") {
         return std::env::var_os("APPDATA").map(|d| PathBuf::from(d).join(APP_DIR));

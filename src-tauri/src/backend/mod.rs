@@ -152,7 +152,7 @@ impl Backend {
         let mut profiles = BTreeMap::new();
         let mut config_error = None;
         let mut default_profile = None;
-        let explicit = options.config.is_some() || std::env::var_os(paths::CONFIG_ENV).is_some();
+        let explicit = paths::config_named(options.config.is_some());
         let mut config_file = None;
         if let Some(path) = options.config.clone().or_else(paths::default_config_file) {
             if explicit || path.exists() {
