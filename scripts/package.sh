@@ -29,7 +29,8 @@ ensure_node
 ensure_rust
 ensure_tauri_cli
 
-out="target/$profile"
+# CARGO_TARGET_DIR is honoured (a worktree sharing another's build).
+out="$(realpath -m "${CARGO_TARGET_DIR:-target}")/$profile"
 share="$out/package-share"
 say "building sessionctl ($profile), its man page and completions"
 cargo build --locked --quiet "${cargo_flag[@]}" -p sessionctl
@@ -51,10 +52,10 @@ appstreamcli validate --no-net --pedantic packaging/dev.sessionmanager.SessionMa
 # and removed afterwards.
 generated=src-tauri/tauri.conf.json
 trap 'rm -f "$generated"' EXIT
-PROFILE="$profile" node - "$generated" <<'JS'
+OUT="$out" node - "$generated" <<'JS'
 const fs = require('fs');
 const config = JSON.parse(fs.readFileSync('tauri.conf.json', 'utf8'));
-const out = `../target/${process.env.PROFILE}`;
+const out = process.env.OUT;
 const share = `${out}/package-share`;
 const files = {
   '/usr/bin/sessionctl': `${out}/sessionctl`,
@@ -141,7 +142,7 @@ mkdir -p "$work/root" "$work/top"
 # Debian's rpm2cpio writes the whole payload of the bundler's .rpm and then
 # exits 1; what it wrote is checked instead (rpm -i installs the same file
 # without a complaint in the test command).
-(cd "$work/root" && { rpm2cpio "$OLDPWD/$rpmfile" || true; } | cpio -idm --quiet)
+(cd "$work/root" && { rpm2cpio "$rpmfile" || true; } | cpio -idm --quiet)
 [ -x "$work/root/usr/bin/session-manager" ] && [ -x "$work/root/usr/bin/sessionctl" ]
 rename_in_tree "$work/root"
 q() { rpm -qp --qf "$1" "$rpmfile"; }

@@ -40,6 +40,15 @@ async fn cold_start(d: &Driver, app: &Path, ready: &str) -> (Client, Duration) {
                 return (client, start.elapsed());
             }
         }
+        // A build of the wrong kind never shows `ready` (package.sh builds
+        // target/release/session-manager without the built-in Playground,
+        // which opens on the first-run screen): say so instead of waiting.
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "{} did not show {ready} within 60 s; after bash scripts/package.sh, \
+             build the app again: cargo build --release -p session-manager",
+            app.display()
+        );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }

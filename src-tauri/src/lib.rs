@@ -276,9 +276,14 @@ where
     };
     app.manage(hooks.clone());
     if let Some(config) = app.config().app.windows.iter().find(|w| w.label == "main") {
-        let window = tauri::WebviewWindowBuilder::from_config(app, config)?
-            .on_navigation(is_app_page)
-            .build()?;
+        let builder = tauri::WebviewWindowBuilder::from_config(app, config)?.on_navigation(is_app_page);
+        // The platform's own font where sans-serif is not it (ui/styles.css;
+        // untested here: macOS and Windows cannot be built on this machine).
+        #[cfg(not(target_os = "linux"))]
+        let builder = builder.initialization_script(
+            "document.documentElement?.style.setProperty('--platform-font', 'system-ui, sans-serif');",
+        );
+        let window = builder.build()?;
         #[cfg(target_os = "linux")]
         window.with_webview(desktop::paint_without_compositing)?;
         #[cfg(not(target_os = "linux"))]
