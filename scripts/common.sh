@@ -84,6 +84,22 @@ ensure_tauri_cli() {
   "$TAURI_CLI" --version >/dev/null
 }
 
+# axe-core, the accessibility checker the end-to-end scenarios inject into
+# the window (e2e::axe): npm, pinned, into target/tools/axe-core.
+AXE_CORE_VERSION=4.14.1
+ensure_axe() {
+  local dir=target/tools/axe-core
+  local js="$dir/node_modules/axe-core/axe.min.js"
+  if [ -f "$js" ] && grep -q "axe v$AXE_CORE_VERSION" "$js"; then
+    return 0
+  fi
+  command -v npm >/dev/null || ensure_packages npm
+  say "installing axe-core $AXE_CORE_VERSION (npm, into $dir)"
+  mkdir -p "$dir"
+  npm install --prefix "$dir" --no-save --no-audit --no-fund --loglevel=error "axe-core@$AXE_CORE_VERSION" >/dev/null
+  grep -q "axe v$AXE_CORE_VERSION" "$js"
+}
+
 # Start a virtual X server on a free display unless DISPLAY is set; sets
 # DISPLAY and XVFB_PID.
 ensure_display() {

@@ -22,6 +22,7 @@ ensure_packages "${BASE_PACKAGES[@]}" "${APP_PACKAGES[@]}" "${E2E_PACKAGES[@]}"
 ensure_node
 ensure_rust
 ensure_tauri_driver
+ensure_axe
 
 E2E=${E2E:-run}
 # A test run builds once from scratch or nearly so: incremental compilation

@@ -12,6 +12,8 @@ let currentProfile = null;
 let profiles = [];
 let pinError = null;
 let lastAnnounced = '';
+/** The screen shown last: focus moves into a blocking alert when it first shows. */
+let shownScreen = null;
 
 function show(el, on) { if (el.hidden === on) el.hidden = !on; }
 
@@ -92,6 +94,10 @@ function render() {
   show($('screen-session'), screen === 'session');
   show($('sessions-panel'), screen === 'session');
   if (screen === 'pin') renderPin();
+  // A blocking alert takes the focus (WCAG 2.4.3): its one way on, the
+  // button back to sign-in, with the alert's text as its description.
+  if (screen === 'pin' && shownScreen !== 'pin') $('pin-back').focus();
+  shownScreen = screen;
   if (screen === 'browser') renderBrowserWait();
   renderSignIn();
   renderSession(screen === 'session');

@@ -23,6 +23,7 @@ use tokio::time::Instant;
 
 pub use fantoccini;
 
+pub mod a11y;
 pub mod desktop;
 pub mod wm;
 
@@ -542,6 +543,27 @@ impl Scenario {
             .unwrap_or_else(|e| panic!("screenshot {file}: {e}"));
         std::fs::write(&path, png).unwrap();
         path
+    }
+
+    /// Check the screen as it is now: no serious or critical axe-core
+    /// violation (WCAG 2.1 AA), and a screenshot at a small and a large
+    /// window size (`artifacts/<name>-400x600.png`, `-1280x900.png`), each
+    /// checked again at its size. The window is left at the large size.
+    pub async fn check_screen(&self, name: &str) {
+        for (w, h) in [(400u32, 600u32), (1280, 900)] {
+            self.client
+                .set_window_size(w, h)
+                .await
+                .unwrap_or_else(|e| panic!("resize to {w}x{h}: {e}"));
+            let found = a11y::violations(&self.client).await;
+            assert!(
+                found.is_empty(),
+                "{name} at {w}x{h}: axe-core found {} serious or critical violation(s):\n{}",
+                found.len(),
+                found.join("\n")
+            );
+            self.screenshot(&format!("{name}-{w}x{h}.png")).await;
+        }
     }
 
     /// Fail if any token the Playground issued appears in `text`.

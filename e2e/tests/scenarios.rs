@@ -278,7 +278,13 @@ async fn s06_pin_mismatch_blocks_and_shows_the_hash() {
                 s.pg.requests().is_empty(),
                 "the Playground received a request despite the mismatch"
             );
-            s.screenshot("pin-mismatch.png").await;
+            let focused = s
+                .client
+                .execute("return document.activeElement.id", vec![])
+                .await
+                .unwrap();
+            assert_eq!(focused, "pin-back", "the blocking alert takes the focus");
+            s.check_screen("pin-mismatch").await;
             s
         })
         .await;
@@ -1196,4 +1202,55 @@ async fn s25_a_notification_warns_before_the_session_really_ends() {
             s
         })
         .await;
+}
+
+/// Every screen a person meets on the way in, checked with axe-core (no
+/// serious or critical WCAG 2.1 AA violation) and photographed at 400x600
+/// and 1280x900, in the light scheme and, with the GTK theme's dark variant
+/// (what WebKitGTK's prefers-color-scheme follows), the dark one.
+async fn screens_pass_axe(name: &str, dark: bool) {
+    let theme = if dark { "Adwaita:dark" } else { "Adwaita" };
+    let setup = Setup {
+        env: vec![("GTK_THEME".into(), theme.into())],
+        ..lifetime(600)
+    };
+    let name = name.to_owned();
+    Scenario::start(&name, setup)
+        .await
+        .run(move |s| async move {
+            s.wait_visible("screen-signin", T).await;
+            let scheme = s
+                .client
+                .execute("return matchMedia('(prefers-color-scheme: dark)').matches;", vec![])
+                .await
+                .unwrap();
+            assert_eq!(
+                scheme,
+                serde_json::Value::Bool(dark),
+                "prefers-color-scheme with GTK_THEME={theme}"
+            );
+            s.check_screen("signin").await;
+            s.sign_in(ALICE.0, "not-her-password").await;
+            s.wait_text("signin-error", "the sign-in error", T, |t| !t.is_empty())
+                .await;
+            s.check_screen("signin-error").await;
+            s.sign_in_active(ALICE.0, ALICE.1).await;
+            s.check_screen("session").await;
+            for panel in ["sessions-toggle", "metrics-toggle", "about-toggle"] {
+                s.click(panel).await;
+            }
+            s.check_screen("session-panels").await;
+            s
+        })
+        .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn s26_every_screen_passes_axe_light() {
+    screens_pass_axe("s26_axe_light", false).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn s27_every_screen_passes_axe_dark() {
+    screens_pass_axe("s27_axe_dark", true).await;
 }
