@@ -1,6 +1,6 @@
 // The UI: renders SessionViews it is given, forwards clicks to commands.
 // It holds no token and no session logic beyond the countdown.
-import { errorText, errorDetails, STATE_TEXT, headlineOf, POLICY_TEXT, remainingMs, fractionLeft, barStep, formatCountdown, clockTime, whenTime, takesOver, nextRefreshText, idleWarning, linePoints, barRects, screenFor, endedNotice, sessionErrorOf, plural, metricsSummary, sessionEndText } from './render.js';
+import { errorText, errorDetails, STATE_TEXT, headlineOf, POLICY_TEXT, remainingMs, fractionLeft, barStep, formatCountdown, clockTime, whenTime, takesOver, nextRefreshText, idleWarning, endingSoon, linePoints, barRects, screenFor, endedNotice, sessionErrorOf, plural, metricsSummary, sessionEndText } from './render.js';
 
 const { invoke } = window.__TAURI__.core;
 const { listen } = window.__TAURI__.event;
@@ -214,6 +214,14 @@ function tick() {
   const idle = idleWarning(view, now);
   if (idle !== null) setText($('idle-seconds'), String(idle));
   show($('idle-warning'), idle !== null);
+  const soon = endingSoon(view, now);
+  if (soon) {
+    setText($('ending-soon-text'), soon.text);
+    // The headline says it too (amber), until the session ends.
+    setText($('state-badge'), 'Ending soon');
+    $('state-badge').className = `state ${view.state} tone-attention`;
+  }
+  show($('ending-soon'), soon !== null);
   const step = barStep(fractionLeft(view, now));
   if (step !== barShown) {
     barShown = step;
@@ -400,6 +408,19 @@ function wire() {
   $('signout-button').addEventListener('click', () => run($('signout-button'), async () => {
     const report = await invoke('sign_out');
     accept(report.view);
+    loadActivity();
+  }, $('session-error')));
+  // Before a limit no renewal moves: a new sign-in now. Through the browser
+  // that is a new session replacing this one; with a password, this one
+  // ends here and the sign-in form takes the password.
+  $('ending-soon-signin').addEventListener('click', () => run($('ending-soon-signin'), async () => {
+    if (view.sign_in_method === 'browser') { accept(await invoke('sign_in_browser')); return; }
+    const user = view.user;
+    const report = await invoke('sign_out');
+    accept(report.view);
+    render();
+    if (user) $('username').value = user;
+    $('password').focus();
     loadActivity();
   }, $('session-error')));
   // The outcome comes with the sign-in's own answer and the next event;

@@ -127,6 +127,20 @@ export function whenTime(iso, nowMs = Date.now()) {
 }
 
 /**
+ * When a session ends, to the minute, as the tray, the notifications and
+ * `sessionctl status` write it (`local_clock_time` in core/src/view.rs):
+ * "14:03" today, else "Tue 24 Nov 04:55".
+ */
+export function endTime(iso, nowMs = Date.now()) {
+  const d = new Date(iso);
+  const hm = `${pad(d.getHours())}:${pad(d.getMinutes())}`;
+  if (d.toDateString() === new Date(nowMs).toDateString()) return hm;
+  const weekday = d.toLocaleDateString('en-GB', { weekday: 'short' });
+  const month = d.toLocaleDateString('en-GB', { month: 'short' });
+  return `${weekday} ${d.getDate()} ${month} ${hm}`;
+}
+
+/**
  * Whether `next` should replace `shown`: views arrive by two paths (a
  * command's answer, an event) in any order; each profile's engine numbers
  * them (`seq`), and views of a profile other than `profile` (the one the
@@ -229,5 +243,30 @@ const END_CAUSE_TEXT = {
 export function sessionEndText(view, nowMs = Date.now()) {
   const end = view && view.session_end;
   if (!end) return { text: 'Session ends when you sign out', why: 'renewed for as long as the provider allows' };
-  return { text: `Session ends at ${whenTime(end.at, nowMs)}`, why: END_CAUSE_TEXT[end.because] || end.because };
+  return { text: `Session ends at ${endTime(end.at, nowMs)}`, why: END_CAUSE_TEXT[end.because] || end.because };
+}
+
+/**
+ * How long before the session's real end the window warns: the lead of the
+ * "Session ending soon" notification too (END_LEAD_SECS in
+ * src-tauri/src/backend/notice.rs; a UI test keeps the two equal).
+ */
+export const END_LEAD_MS = 120_000;
+
+/**
+ * The warning before the session really ends at a limit no renewal moves
+ * (the provider's limit, the profile's absolute limit), within END_LEAD_MS:
+ * `{ text, seconds }`, or null. The idle sign-out has its own warning, and a
+ * session that cannot be renewed its own banner.
+ */
+export function endingSoon(view, nowMs) {
+  const end = view && view.session_end;
+  if (!end || !(end.because === 'provider_limit' || end.because === 'absolute')) return null;
+  if (!(view.state === 'active' || view.state === 'refreshing')) return null;
+  const left = Date.parse(end.at) - nowMs;
+  if (!(left >= 0 && left <= END_LEAD_MS)) return null;
+  return {
+    text: `Your session ends at ${endTime(end.at, nowMs)}: ${END_CAUSE_TEXT[end.because]}. Save your work; you will have to sign in again.`,
+    seconds: Math.ceil(left / 1000),
+  };
 }

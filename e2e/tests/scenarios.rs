@@ -1184,7 +1184,10 @@ async fn s25_a_notification_warns_before_the_session_really_ends() {
         .await
         .run(|s| async move {
             let desktop = s.desktop.as_ref().unwrap();
-            s.sign_in_active(ALICE.0, ALICE.1).await;
+            // Inside the lead from the start: the headline says so at once.
+            s.sign_in(ALICE.0, ALICE.1).await;
+            s.wait_text("state-badge", "the headline", T, |t| t == "Ending soon")
+                .await;
             let warnings = || desktop.notifications_titled("Session ending soon");
             s.wait_until("the warning before the end", T, || async { !warnings().is_empty() })
                 .await;
@@ -1199,6 +1202,33 @@ async fn s25_a_notification_warns_before_the_session_really_ends() {
             s.click("refresh-button").await;
             s.wait_text("refresh-count", "a refresh", T, |t| t == "1").await;
             assert_eq!(warnings().len(), 1, "{:?}", desktop.notifications());
+            // The window says the same, with the way on.
+            let banner = s
+                .wait_text("ending-soon-text", "the window's warning", T, |t| !t.is_empty())
+                .await;
+            assert!(
+                banner.contains(&format!("ends at {}: the profile's time limit", local)),
+                "{banner}"
+            );
+            assert_eq!(s.text("state-badge").await, "Ending soon");
+            s.check_screen("ending-soon").await;
+            s.click("ending-soon-signin").await;
+            s.wait_visible("screen-signin", T).await;
+            assert_eq!(
+                s.el("username-input").await.prop("value").await.unwrap().as_deref(),
+                Some(ALICE.0)
+            );
+            let focused = s
+                .client
+                .execute("return document.activeElement.id", vec![])
+                .await
+                .unwrap();
+            assert_eq!(focused, "password", "the password is what is left to type");
+            assert_eq!(s.stored(), None, "the ended session is not kept");
+            // The new session has the same 100 s limit: warned at once.
+            s.sign_in(ALICE.0, ALICE.1).await;
+            s.wait_text("state-badge", "the new session's headline", T, |t| t == "Ending soon")
+                .await;
             s
         })
         .await;

@@ -3,7 +3,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
-import { takesOver, headlineOf, formatCountdown, remainingMs, fractionLeft, barStep, whenTime, clockTime, errorText, errorDetails, ERROR_TEXT, nextRefreshText, idleWarning, linePoints, barRects, screenFor, endedNotice, sessionErrorOf, plural, metricsSummary, sessionEndText } from '../../ui/render.js';
+import { takesOver, headlineOf, formatCountdown, remainingMs, fractionLeft, barStep, whenTime, clockTime, errorText, errorDetails, ERROR_TEXT, nextRefreshText, idleWarning, linePoints, barRects, screenFor, endedNotice, sessionErrorOf, plural, metricsSummary, sessionEndText, endingSoon, END_LEAD_MS, endTime } from '../../ui/render.js';
 
 const v = (profile, seq, extra = {}) => ({ profile, seq, ...extra });
 
@@ -149,7 +149,7 @@ test('the session end is the engine\'s, in local time, with why', () => {
   const now = Date.parse('2026-12-05T10:00:00Z');
   const at = new Date(now + 30 * 60_000).toISOString();
   assert.deepEqual(sessionEndText({ session_end: { at, because: 'idle' } }, now),
-    { text: `Session ends at ${clockTime(at)}`, why: 'idle sign-out, unless you use the app' });
+    { text: `Session ends at ${endTime(at, now)}`, why: 'idle sign-out, unless you use the app' });
   assert.equal(sessionEndText({ session_end: null }, now).text, 'Session ends when you sign out');
   assert.equal(sessionEndText({ session_end: { at, because: 'access_ends' } }, now).why, 'it cannot be renewed');
 });
@@ -164,4 +164,32 @@ test('the window says why a session ends in the words sessionctl and the tray us
     const at = new Date().toISOString();
     assert.equal(sessionEndText({ session_end: { at, because: snake(name) } }).why, words, name);
   }
+});
+
+test('the window warns before a limit no renewal moves, within the notification\'s lead', () => {
+  const now = Date.parse('2026-12-06T10:00:00Z');
+  const at = (secs) => new Date(now + secs * 1000).toISOString();
+  const view = (because, secs, state = 'active') => ({ state, session_end: { at: at(secs), because } });
+  const soon = endingSoon(view('absolute', 90), now);
+  assert.equal(soon.seconds, 90);
+  assert.match(soon.text, /^Your session ends at \d\d:\d\d: the profile's time limit\. Save your work/);
+  assert.ok(endingSoon(view('provider_limit', 120), now), 'at the lead itself');
+  assert.equal(endingSoon(view('provider_limit', 121), now), null, 'before the lead');
+  assert.equal(endingSoon(view('absolute', -1), now), null, 'after the end');
+  assert.equal(endingSoon(view('idle', 30), now), null, 'the idle sign-out has its own warning');
+  assert.equal(endingSoon(view('access_ends', 30), now), null, 'a session that cannot be renewed has its banner');
+  assert.equal(endingSoon(view('absolute', 30, 'signed_out'), now), null, 'no session, no warning');
+  assert.equal(endingSoon({ state: 'active', session_end: null }, now), null);
+});
+
+test('the window and the notification warn with the same lead', () => {
+  const rust = readFileSync(new URL('../../src-tauri/src/backend/notice.rs', import.meta.url), 'utf8');
+  const secs = Number(/pub const END_LEAD_SECS: i64 = (\d+);/.exec(rust)[1]);
+  assert.equal(END_LEAD_MS, secs * 1000);
+});
+
+test('a session end is written to the minute, as core/src/view.rs local_clock_time writes it', () => {
+  const now = new Date(2026, 10, 23, 12, 0, 0).getTime();
+  assert.equal(endTime(new Date(2026, 10, 23, 18, 30, 59).toISOString(), now), '18:30');
+  assert.equal(endTime(new Date(2026, 10, 24, 4, 5, 4).toISOString(), now), 'Tue 24 Nov 04:05');
 });
