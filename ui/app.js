@@ -26,15 +26,21 @@ function setText(el, text) { if (el.textContent !== text) el.textContent = text;
  * retrying by itself, so no "try again").
  */
 function setError(el, err, opts = {}) {
+  const sentenceText = err ? errorText(err, opts) : '';
+  const raw = err ? errorDetails(err) : '';
+  // Every render calls this: the same error again leaves the element as it
+  // is, so an opened "Details" stays open (and is not replaced under a click).
+  const shown = `${sentenceText}\u0000${raw || ''}`;
+  if (el.dataset.shown === shown && !el.hidden === !!err) return;
+  el.dataset.shown = shown;
   el.replaceChildren();
   show(el, !!err);
   // The person's own Cancel is news, not a failure: not in red.
   el.classList.toggle('note', !!err && err.code === 'sign_in_cancelled');
   if (!err) return;
   const sentence = document.createElement('span');
-  sentence.textContent = errorText(err, opts);
+  sentence.textContent = sentenceText;
   el.append(sentence);
-  const raw = errorDetails(err);
   if (!raw) return;
   const details = document.createElement('details');
   details.className = 'error-details';
@@ -312,6 +318,15 @@ async function loadActivity() {
     li.dataset.kind = item.kind;
     const t = document.createElement('time'); t.dateTime = item.time; t.textContent = clockTime(item.time);
     const s = document.createElement('span'); s.textContent = item.text;
+    // The provider's own words and the code, behind a disclosure.
+    if (item.detail) {
+      const details = document.createElement('details');
+      details.className = 'error-details';
+      const summary = document.createElement('summary'); summary.textContent = 'Details';
+      const code = document.createElement('code'); code.textContent = item.detail;
+      details.append(summary, code);
+      s.append(details);
+    }
     li.append(t, s);
     return li;
   }));

@@ -244,6 +244,20 @@ async fn s05_revoked_by_the_provider() {
                 "{details}"
             );
             assert_eq!(s.stored(), None, "the keychain entry survived the revocation");
+            // The Activity list says why in the same plain words, with the
+            // provider's text behind its own Details.
+            let ended = r#"return [...document.querySelectorAll("[data-testid='activity-item'][data-kind='session_revoked'] > span")]
+                .map((s) => [s.firstChild.textContent, s.querySelector('details code')?.textContent ?? null]);"#;
+            s.wait_until("the revocation in the Activity list", T, || async {
+                s.client.execute(ended, vec![]).await.unwrap().as_array().is_some_and(|a| !a.is_empty())
+            })
+            .await;
+            let items = s.client.execute(ended, vec![]).await.unwrap();
+            assert_eq!(items[0][0], "Ended by the provider", "{items}");
+            assert!(
+                items[0][1].as_str().is_some_and(|d| d.contains("revoked by an administrator")),
+                "{items}"
+            );
             s.screenshot("revoked.png").await;
             s
         })
@@ -622,15 +636,18 @@ async fn s13_sign_in_through_the_browser_with_openid_connect() {
             s.wait_text("signin-error", "the cancelled notice", T, |t| t.contains("cancelled"))
                 .await;
             // The person's own Cancel is not shown as a failure (not red).
-            let color = s
+            // (The stylesheet's --muted, drawn on a probe element.)
+            let colors = s
                 .client
                 .execute(
-                    "return getComputedStyle(document.getElementById('signin-error')).color",
+                    "const probe = document.createElement('span'); probe.style.color = 'var(--muted)'; \
+                     document.body.append(probe); const muted = getComputedStyle(probe).color; probe.remove(); \
+                     return [getComputedStyle(document.getElementById('signin-error')).color, muted];",
                     vec![],
                 )
                 .await
                 .unwrap();
-            assert_eq!(color, "rgb(90, 100, 120)", "the muted colour, not the error red");
+            assert_eq!(colors[0], colors[1], "the muted colour, not the error red");
             assert!(s.stored_for("playground-oidc").is_none());
             // Sign in: the test plays the browser on the Playground's page.
             s.click("signin-button").await;

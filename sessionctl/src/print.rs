@@ -240,7 +240,7 @@ pub fn audit_line(r: &session_core::storage::audit::AuditRecord) -> String {
             .as_deref()
             .map(|f| f.chars().take(19).collect::<String>())
             .unwrap_or_else(|| "-".into()),
-        r.event.describe()
+        r.event.line()
     )
 }
 

@@ -341,6 +341,7 @@ impl Engine {
                             ended.clone(),
                             AuditEvent::SessionRevoked {
                                 reason: ended.to_string(),
+                                why: crate::view::EndReason::CheckFailed.text().into(),
                             },
                             &rules,
                             now,
@@ -375,14 +376,20 @@ impl Engine {
                 RenewalVerdict::Revoked => st.end(
                     Phase::Revoked,
                     e.clone(),
-                    AuditEvent::SessionRevoked { reason: e.to_string() },
+                    AuditEvent::SessionRevoked {
+                        reason: e.to_string(),
+                        why: String::new(),
+                    },
                     &rules,
                     now,
                 ),
                 RenewalVerdict::Refused => st.end(
                     Phase::Expired,
                     e.clone(),
-                    AuditEvent::SessionExpired { reason: e.to_string() },
+                    AuditEvent::SessionExpired {
+                        reason: e.to_string(),
+                        why: String::new(),
+                    },
                     &rules,
                     now,
                 ),

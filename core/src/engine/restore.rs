@@ -117,7 +117,10 @@ impl Engine {
             }
             if let Some((phase, e)) = ended {
                 let event = match phase {
-                    Phase::Expired => AuditEvent::SessionExpired { reason: e.to_string() },
+                    Phase::Expired => AuditEvent::SessionExpired {
+                        reason: e.to_string(),
+                        why: String::new(),
+                    },
                     _ => AuditEvent::ValidationFailed { check: e.to_string() },
                 };
                 c = st.end(phase, e, event, &rules, now);

@@ -139,6 +139,7 @@ impl Engine {
                 let error = Error::Expired(reason);
                 let event = AuditEvent::SessionExpired {
                     reason: error.to_string(),
+                    why: String::new(),
                 };
                 Ok((st.end(Phase::Expired, error, event, &rules, now), ()))
             })

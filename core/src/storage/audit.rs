@@ -43,9 +43,16 @@ pub enum AuditEvent {
     SessionExpired {
         #[serde(default)]
         reason: String,
+        /// Why, in the words the window uses (`EndReason::text`); empty in
+        /// records written before it was kept. `reason` is the detail.
+        #[serde(default, skip_serializing_if = "String::is_empty")]
+        why: String,
     },
     SessionRevoked {
         reason: String,
+        /// As for `SessionExpired`.
+        #[serde(default, skip_serializing_if = "String::is_empty")]
+        why: String,
     },
     SignedOut {
         server_logout: String,
@@ -124,7 +131,46 @@ pub enum AuditEvent {
 }
 
 impl AuditEvent {
-    /// A one-line description for people.
+    /// An ended session's event with why in plain words, unless it has one.
+    pub fn with_why(mut self, text: &str) -> Self {
+        if let AuditEvent::SessionExpired { why, .. } | AuditEvent::SessionRevoked { why, .. } = &mut self {
+            if why.is_empty() {
+                *why = text.to_owned();
+            }
+        }
+        self
+    }
+
+    /// What the provider or the error said, for a "Details" disclosure:
+    /// the raw text and the error's code, kept out of [`describe`]'s
+    /// sentence.
+    ///
+    /// [`describe`]: AuditEvent::describe
+    pub fn detail(&self) -> Option<String> {
+        match self {
+            AuditEvent::SessionExpired { reason, why } | AuditEvent::SessionRevoked { reason, why }
+                if !why.is_empty() && !reason.is_empty() =>
+            {
+                Some(reason.clone())
+            }
+            AuditEvent::SignInFailed { code, reason } | AuditEvent::RefreshFailed { code, reason, .. } => {
+                Some(format!("{code}: {reason}"))
+            }
+            _ => None,
+        }
+    }
+
+    /// One line with both, for logs and the terminal: the sentence, then
+    /// the detail in parentheses.
+    pub fn line(&self) -> String {
+        match self.detail() {
+            Some(d) => format!("{} ({d})", self.describe()),
+            None => self.describe(),
+        }
+    }
+
+    /// A one-line description for people, in plain words (the raw detail
+    /// is [`detail`](AuditEvent::detail)'s).
     pub fn describe(&self) -> String {
         match self {
             AuditEvent::SessionCreated => "Signed in".into(),
@@ -137,14 +183,18 @@ impl AuditEvent {
                 if *silent { "a silent" } else { "a new" }
             ),
             AuditEvent::SessionAdopted => "Took over a refresh made by another process".into(),
-            AuditEvent::RefreshFailed { reason, attempt, .. } => format!("Refresh attempt {attempt} failed: {reason}"),
-            AuditEvent::SessionExpired { reason } if reason.is_empty() => "Session expired".into(),
-            AuditEvent::SessionExpired { reason } => format!("Session expired: {reason}"),
-            AuditEvent::SessionRevoked { reason } => format!("Session revoked: {reason}"),
+            AuditEvent::RefreshFailed { attempt, .. } => format!("Renewal attempt {attempt} failed"),
+            AuditEvent::SessionExpired { why, .. } | AuditEvent::SessionRevoked { why, .. } if !why.is_empty() => {
+                why.clone()
+            }
+            // Records written before `why` was kept.
+            AuditEvent::SessionExpired { reason, .. } if reason.is_empty() => "Session expired".into(),
+            AuditEvent::SessionExpired { reason, .. } => format!("Session expired: {reason}"),
+            AuditEvent::SessionRevoked { reason, .. } => format!("Session revoked: {reason}"),
             AuditEvent::SignedOut { server_logout } => {
                 format!("Signed out (server logout: {server_logout})")
             }
-            AuditEvent::SignInFailed { reason, .. } => format!("Sign-in failed: {reason}"),
+            AuditEvent::SignInFailed { .. } => "Sign-in failed".into(),
             AuditEvent::PinMismatch { host, presented } => {
                 format!("Certificate pin mismatch at {host}: presented {presented}")
             }
@@ -271,7 +321,7 @@ impl AuditLog {
         tracing::info!(
             profile = %record.profile,
             user = record.user.as_deref().unwrap_or("-"),
-            event = %record.event.describe(),
+            event = %record.event.line(),
             "audit"
         );
         let line = line_of(record)?;
@@ -388,6 +438,41 @@ fn parse_lines(text: impl BufRead) -> Vec<AuditRecord> {
 mod tests {
     use super::*;
     use std::io::Write;
+
+    #[test]
+    fn an_ended_session_says_why_in_plain_words_and_keeps_the_providers_text_as_detail() {
+        let ended = AuditEvent::SessionRevoked {
+            reason: "session revoked: invalid_grant: token revoked".into(),
+            why: String::new(),
+        }
+        .with_why("Ended by the provider");
+        assert_eq!(ended.describe(), "Ended by the provider");
+        assert_eq!(
+            ended.detail().as_deref(),
+            Some("session revoked: invalid_grant: token revoked")
+        );
+        assert_eq!(
+            ended.line(),
+            "Ended by the provider (session revoked: invalid_grant: token revoked)"
+        );
+        // A why set where the end happened is kept.
+        assert_eq!(ended.with_why("Signed out").describe(), "Ended by the provider");
+        // Records written before `why` existed read as they did.
+        let old: AuditEvent =
+            serde_json::from_str(r#"{"event":"session_expired","reason":"refresh token expired"}"#).unwrap();
+        assert_eq!(old.describe(), "Session expired: refresh token expired");
+        assert_eq!(old.detail(), None);
+        // No raw text in the sentence of a failed sign-in; it is the detail.
+        let failed = AuditEvent::SignInFailed {
+            code: "invalid_credentials".into(),
+            reason: "sign-in refused: unknown user".into(),
+        };
+        assert_eq!(failed.describe(), "Sign-in failed");
+        assert_eq!(
+            failed.detail().as_deref(),
+            Some("invalid_credentials: sign-in refused: unknown user")
+        );
+    }
 
     fn record(n: u32) -> AuditRecord {
         AuditRecord {

@@ -281,7 +281,7 @@ impl Diagnostics {
                 r.time.format("%Y-%m-%d %H:%M:%S"),
                 r.profile,
                 r.user.as_deref().unwrap_or("-"),
-                r.event.describe()
+                r.event.line()
             );
         }
         t

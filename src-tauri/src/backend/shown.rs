@@ -72,6 +72,8 @@ pub struct ActivityItem {
     pub kind: String,
     /// For people, e.g. "Session refreshed (refresh #2)".
     pub text: String,
+    /// The provider's or the error's own words and code, for "Details".
+    pub detail: Option<String>,
     pub user: Option<String>,
 }
 
@@ -85,6 +87,7 @@ impl From<AuditRecord> for ActivityItem {
             time: r.time,
             kind,
             text: r.event.describe(),
+            detail: r.event.detail(),
             user: r.user,
         }
     }

@@ -552,6 +552,8 @@ impl State {
             self.phase = phase;
             return Commit::keep();
         };
+        let end_reason = end_reason_of(phase, &error);
+        let event = event.with_why(end_reason.text());
         let audit = vec![record_of(Some(&session), None, rules, now, event)];
         self.last_user = Some(session.user.clone());
         self.ended_id = Some(session.session_id);
@@ -565,7 +567,7 @@ impl State {
         self.stopped_by = None;
         self.last_error =
             (phase != Phase::SignedOut || matches!(error, Error::EndedElsewhere(_))).then(|| error.info());
-        self.end_reason = Some(end_reason_of(phase, &error));
+        self.end_reason = Some(end_reason);
         self.ended = Some(error);
         Commit {
             store: Store::Forget {

@@ -135,7 +135,10 @@ fn ending_clears_the_session_and_asks_the_keychain_to_forget_that_one() {
     let c = st.end(
         Phase::Expired,
         Error::Expired("now".into()),
-        AuditEvent::SessionExpired { reason: "now".into() },
+        AuditEvent::SessionExpired {
+            reason: "now".into(),
+            why: String::new(),
+        },
         &rules(),
         now,
     );

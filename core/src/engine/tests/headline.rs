@@ -125,13 +125,16 @@ async fn a_revocation_reads_ended_by_the_provider() {
 async fn a_refused_refresh_token_and_a_sign_out_say_so() {
     let (refused, view) = failing_with(Error::RefreshRefused("invalid_grant".into())).await;
     assert_eq!(view.ended_because, Some(EndReason::Refused));
-    // The audit log says why, too.
+    // The audit log says why, too: in the window's words, with the
+    // provider's answer as the detail.
+    let ended = events(&refused.engine)
+        .into_iter()
+        .find(|e| matches!(e, AuditEvent::SessionExpired { .. }))
+        .expect("a SessionExpired record");
+    assert_eq!(ended.describe(), EndReason::Refused.text());
     assert!(
-        events(&refused.engine).iter().any(
-            |e| matches!(e, AuditEvent::SessionExpired { reason } if reason.contains("refused its refresh token"))
-        ),
-        "{:?}",
-        events(&refused.engine)
+        ended.detail().is_some_and(|d| d.contains("refused its refresh token")),
+        "{ended:?}"
     );
     assert!(
         view.headline.text.starts_with("Ended by the provider"),
