@@ -32,6 +32,8 @@ fn main() {
                 "diagnostics",
                 "try_demo",
                 "copy_diagnostics",
+                "open_sign_in_page",
+                "copy_sign_in_address",
                 "close_window",
                 "quit",
             ])),

@@ -124,6 +124,7 @@ function renderPin() {
 }
 
 function renderBrowserWait() {
+  if ($('browser-url').textContent !== view.browser.url) $('browser-copy-status').textContent = '';
   $('browser-url').textContent = view.browser.url;
   $('browser-deadline').textContent = clockTime(view.browser.deadline);
   const openError = view.browser.open_error;
@@ -438,6 +439,18 @@ function wire() {
     $('password').focus();
     loadActivity();
   }, $('session-error')));
+  // The browser-wait screen: the engine's own address, opened again or copied.
+  $('browser-open-again').addEventListener('click', () => run($('browser-open-again'), async () => {
+    await invoke('open_sign_in_page');
+    $('browser-copy-status').textContent = 'Opened the sign-in page again.';
+  }, $('browser-action-error')));
+  $('browser-copy').addEventListener('click', () => run($('browser-copy'), async () => {
+    const { copied } = await invoke('copy_sign_in_address');
+    $('browser-copy-status').textContent = copied
+      ? 'Address copied. Paste it into your browser.'
+      : 'Select the address above and copy it.';
+    if (!copied) window.getSelection().selectAllChildren($('browser-url'));
+  }, $('browser-action-error')));
   // The outcome comes with the sign-in's own answer and the next event;
   // cancel_sign_in answers nothing, so no stale view can come back here.
   $('cancel-signin').addEventListener('click', () => run($('cancel-signin'), () => invoke('cancel_sign_in'), $('signin-error')));

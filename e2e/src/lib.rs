@@ -57,6 +57,16 @@ pub fn sessionctl_binary() -> PathBuf {
     p
 }
 
+/// What the X clipboard holds, as another program reads it (`xclip`, which
+/// `scripts/test.sh` installs).
+pub fn clipboard_text() -> String {
+    let out = std::process::Command::new("xclip")
+        .args(["-o", "-selection", "clipboard"])
+        .output()
+        .expect("xclip runs (scripts/test.sh installs it)");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
 /// A free TCP port on 127.0.0.1.
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")

@@ -521,15 +521,7 @@ async fn s11_embedded_playground_out_of_the_box() {
             assert!(!text.contains(&token), "the admin token stays out of the diagnostics");
             assert!(s.text("diagnostics-status").await.contains("no token or password"));
             // On the clipboard, as another program reads it.
-            let clip = std::process::Command::new("xclip")
-                .args(["-o", "-selection", "clipboard"])
-                .output()
-                .expect("xclip runs (scripts/test.sh installs it)");
-            assert_eq!(
-                String::from_utf8_lossy(&clip.stdout),
-                text,
-                "the clipboard holds the report"
-            );
+            assert_eq!(e2e::clipboard_text(), text, "the clipboard holds the report");
             assert!(s
                 .text("diagnostics-status")
                 .await
@@ -631,7 +623,19 @@ async fn s13_sign_in_through_the_browser_with_openid_connect() {
             s.wait_visible("screen-browser-wait", T).await;
             let first = opened_url(opened.path(), 1).await;
             assert_eq!(s.text("browser-url").await, first);
-            s.screenshot("waiting.png").await;
+            // The tab was closed: "Open again" opens the same page again,
+            // and "Copy address" puts it on the clipboard.
+            s.click("browser-open-again").await;
+            assert_eq!(opened_url(opened.path(), 2).await, first, "opened again, the same page");
+            s.wait_text("browser-copy-status", "the reopen's note", T, |t| t.contains("again"))
+                .await;
+            s.click("browser-copy").await;
+            s.wait_text("browser-copy-status", "the copy's note", T, |t| {
+                t.starts_with("Address copied")
+            })
+            .await;
+            assert_eq!(e2e::clipboard_text(), first, "the clipboard holds the address");
+            s.check_screen("waiting").await;
             s.click("cancel-signin-button").await;
             s.wait_text("signin-error", "the cancelled notice", T, |t| t.contains("cancelled"))
                 .await;
@@ -652,7 +656,7 @@ async fn s13_sign_in_through_the_browser_with_openid_connect() {
             // Sign in: the test plays the browser on the Playground's page.
             s.click("signin-button").await;
             s.wait_visible("screen-browser-wait", T).await;
-            let url = opened_url(opened.path(), 2).await;
+            let url = opened_url(opened.path(), 3).await;
             assert!(
                 url.starts_with(&format!("{}/authorize?", s.pg.info().oidc_issuer)),
                 "{url}"
@@ -675,7 +679,7 @@ async fn s13_sign_in_through_the_browser_with_openid_connect() {
             // (so in no URL, command line or history).
             s.click("signout-button").await;
             s.wait_visible("screen-signin", T).await;
-            let end = opened_url(opened.path(), 3).await;
+            let end = opened_url(opened.path(), 4).await;
             assert!(
                 end.starts_with("http://127.0.0.1:") && end.contains("/sign-out/"),
                 "{end}"

@@ -184,14 +184,38 @@ fn quit<R: Runtime>(app: tauri::AppHandle<R>) {
 #[tauri::command]
 async fn copy_diagnostics<R: Runtime>(app: tauri::AppHandle<R>, backend: Backed<'_>) -> Result<Copied, ErrorInfo> {
     let text = backend.get().await?.diagnostics().await;
+    Ok(Copied {
+        copied: to_clipboard(&app, &text).await,
+        text,
+    })
+}
+
+/// "Open again" on the browser-wait screen.
+#[tauri::command]
+async fn open_sign_in_page(backend: Backed<'_>) -> Result<(), ErrorInfo> {
+    backend.get().await?.open_sign_in_page()
+}
+
+/// "Copy" on the browser-wait screen: the sign-in page's address on the
+/// clipboard (the shell's, as for the diagnostics).
+#[tauri::command]
+async fn copy_sign_in_address<R: Runtime>(app: tauri::AppHandle<R>, backend: Backed<'_>) -> Result<Copied, ErrorInfo> {
+    let text = backend.get().await?.sign_in_address()?;
+    Ok(Copied {
+        copied: to_clipboard(&app, &text).await,
+        text,
+    })
+}
+
+/// The shell's clipboard: true when `text` is on it.
+async fn to_clipboard<R: Runtime>(app: &tauri::AppHandle<R>, text: &str) -> bool {
     #[cfg(target_os = "linux")]
-    let copied = desktop::to_clipboard(&app, text.clone()).await;
+    return desktop::to_clipboard(app, text.to_owned()).await;
     #[cfg(not(target_os = "linux"))]
-    let copied = {
-        let _ = &app;
+    {
+        let _ = (app, text);
         false
-    };
-    Ok(Copied { text, copied })
+    }
 }
 
 /// Text and whether it reached the clipboard.
@@ -249,6 +273,8 @@ fn with_commands<R: Runtime>(builder: tauri::Builder<R>) -> tauri::Builder<R> {
         diagnostics,
         try_demo,
         copy_diagnostics,
+        open_sign_in_page,
+        copy_sign_in_address,
         close_window,
         quit
     ])

@@ -383,6 +383,28 @@ impl Backend {
         Ok(self.engine().cancel_sign_in()?)
     }
 
+    /// The address of the provider's page a browser sign-in waits on (the
+    /// engine's own, never one the page supplies).
+    pub fn sign_in_address(&self) -> Result<String, ErrorInfo> {
+        self.engine()
+            .view()
+            .browser
+            .map(|b| b.url)
+            .ok_or_else(|| ErrorInfo::new(ErrorCode::InvalidState, "no sign-in is waiting for the browser."))
+    }
+
+    /// Open the waiting sign-in's page again: the tab was closed, or no
+    /// browser came up the first time.
+    pub fn open_sign_in_page(&self) -> Result<(), ErrorInfo> {
+        let url = self.sign_in_address()?;
+        self.opener.open(&url).map_err(|e| {
+            ErrorInfo::new(
+                ErrorCode::Internal,
+                format!("no browser could be started ({e}); copy the address into a browser instead."),
+            )
+        })
+    }
+
     /// Sign out of the current profile (local state always cleared).
     pub async fn sign_out(&self) -> Result<SignOutReport, ErrorInfo> {
         Ok(self.engine().sign_out().await?)
