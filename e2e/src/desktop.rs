@@ -275,6 +275,47 @@ impl TrayItem {
         Ok(entries)
     }
 
+    /// The icon the item shows, as a panel loads it: the file its
+    /// `IconName` names (a path, or a name in `IconThemePath`), decoded to
+    /// (width, height, RGBA).
+    pub fn icon(&self) -> Result<(u32, u32, Vec<u8>), String> {
+        use dbus::blocking::stdintf::org_freedesktop_dbus::Properties;
+        let item = self.conn.with_proxy(&self.bus, &self.path, Duration::from_secs(5));
+        let name: String = item
+            .get("org.kde.StatusNotifierItem", "IconName")
+            .map_err(|e| format!("IconName: {e}"))?;
+        let mut file = std::path::PathBuf::from(&name);
+        if !file.is_absolute() {
+            let dir: String = item
+                .get("org.kde.StatusNotifierItem", "IconThemePath")
+                .map_err(|e| format!("IconThemePath: {e}"))?;
+            file = std::path::Path::new(&dir).join(format!("{name}.png"));
+        }
+        let bytes = std::fs::read(&file).map_err(|e| format!("{}: {e}", file.display()))?;
+        let mut reader = png::Decoder::new(std::io::Cursor::new(bytes))
+            .read_info()
+            .map_err(|e| format!("{}: {e}", file.display()))?;
+        let mut buf = vec![0; reader.output_buffer_size().unwrap_or(0)];
+        let info = reader
+            .next_frame(&mut buf)
+            .map_err(|e| format!("{}: {e}", file.display()))?;
+        if info.color_type != png::ColorType::Rgba || info.bit_depth != png::BitDepth::Eight {
+            return Err(format!("{}: not 8-bit RGBA ({:?})", file.display(), info.color_type));
+        }
+        buf.truncate(info.buffer_size());
+        Ok((info.width, info.height, buf))
+    }
+
+    /// The colour at the centre of the icon's state dot (its lower right
+    /// quarter, as `session-manager`'s `tray::icon_for` draws it).
+    pub fn dot(&self) -> Result<[u8; 3], String> {
+        let (w, h, rgba) = self.icon()?;
+        let r = w.min(h) as f32 * 0.22;
+        let (x, y) = ((w as f32 - r - 1.0) as u32, (h as f32 - r - 1.0) as u32);
+        let i = ((y * w + x) * 4) as usize;
+        Ok([rgba[i], rgba[i + 1], rgba[i + 2]])
+    }
+
     /// Click the entry with this label, as a panel does.
     pub fn click(&self, label: &str) -> Result<(), dbus::Error> {
         let entry = self

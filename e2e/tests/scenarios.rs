@@ -968,6 +968,25 @@ async fn s21_the_metrics_panel_draws() {
         .await;
 }
 
+// The tray icon's state dot, as a panel draws the file the item names (the
+// colours of tray::dot_colour; the app's own icon has no pure green, amber
+// or red where the dot goes).
+const GREEN: [u8; 3] = [0x1f, 0x9d, 0x55];
+const AMBER: [u8; 3] = [0xe8, 0xa3, 0x00];
+const RED: [u8; 3] = [0xd0, 0x2b, 0x3a];
+
+/// Wait until the tray icon's dot is `want` (None: no state dot).
+async fn tray_dot_reads(s: &Scenario, tray: &e2e::desktop::TrayItem, want: Option<[u8; 3]>, what: &str) {
+    s.wait_until(what, Duration::from_secs(45), || async {
+        let dot = tray.dot().unwrap();
+        match want {
+            Some(c) => dot == c,
+            None => ![GREEN, AMBER, RED].contains(&dot),
+        }
+    })
+    .await
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn s22_the_tray_shows_the_session_and_signs_out_and_one_notification_warns() {
     let setup = Setup {
@@ -987,6 +1006,7 @@ async fn s22_the_tray_shows_the_session_and_signs_out_and_one_notification_warns
                     .map(|e| (e.label, e.enabled))
                     .collect::<Vec<_>>()
             };
+            tray_dot_reads(&s, &tray, None, "no state dot while signed out").await;
             let menu = labels(&tray);
             assert!(menu.contains(&("playground · Signed out".into(), false)), "{menu:?}");
             assert!(
@@ -1004,12 +1024,14 @@ async fn s22_the_tray_shows_the_session_and_signs_out_and_one_notification_warns
                 assert!(Instant::now() < deadline, "the tray shows {:?}", labels(&tray));
                 tokio::time::sleep(POLL).await;
             }
+            tray_dot_reads(&s, &tray, Some(GREEN), "a green dot while Active").await;
 
             // The provider stops renewing (503s): in its last two minutes
             // the session warns once, and keeps quiet through the retries
             // that follow (each one a new view), until it ends.
             s.pg.fail_next_refreshes(1000);
             s.wait_visible("offline-notice", Duration::from_secs(45)).await;
+            tray_dot_reads(&s, &tray, Some(AMBER), "an amber dot while offline, retrying").await;
             let attempts = std::sync::Mutex::new(std::collections::BTreeSet::new());
             // Backoff doubles, so one more attempt may be half a minute away.
             s.wait_until("another failed attempt", Duration::from_secs(60), || async {
@@ -1024,6 +1046,7 @@ async fn s22_the_tray_shows_the_session_and_signs_out_and_one_notification_warns
             // The next attempt finds the session revoked: it ends, and the
             // sign-in screen says why.
             s.wait_visible("screen-signin", Duration::from_secs(60)).await;
+            tray_dot_reads(&s, &tray, Some(RED), "a red dot once the provider ended it").await;
             let warnings = desktop.notifications_titled("Session about to expire");
             assert_eq!(warnings.len(), 1, "{:?}", desktop.notifications());
             // Renewal still runs (offline, retrying): the warning says so, and
@@ -1040,6 +1063,7 @@ async fn s22_the_tray_shows_the_session_and_signs_out_and_one_notification_warns
             .await;
             tray.click("Sign out").unwrap();
             s.wait_visible("screen-signin", T).await;
+            tray_dot_reads(&s, &tray, None, "no dot once signed out").await;
             assert_eq!(s.stored(), None, "the keychain entry is gone");
             s
         })

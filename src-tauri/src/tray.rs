@@ -2,10 +2,12 @@
 //! when a session is about to expire and renewing it fails.
 
 use crate::backend::{expiry_warning, session_end_warning, Backend};
+use session_core::view::Tone;
 use session_core::SessionView;
 use std::sync::{Arc, Mutex};
+use tauri::image::Image;
 use tauri::menu::{Menu, MenuItem, PredefinedMenuItem};
-use tauri::tray::TrayIconBuilder;
+use tauri::tray::{TrayIcon, TrayIconBuilder};
 use tauri::{AppHandle, Manager, Runtime};
 
 /// The tray's status line for a view: the engine's headline (what the
@@ -24,7 +26,50 @@ pub fn status_line(view: &SessionView, now: chrono::DateTime<chrono::Utc>) -> St
     }
 }
 
+/// The colour of the tray icon's state dot: green while the session is
+/// fine, amber while the app works on it (offline, retrying, signing in),
+/// red when renewal stopped or the session ended other than by the person;
+/// no dot when signed out.
+pub fn dot_colour(tone: Tone) -> Option<[u8; 3]> {
+    match tone {
+        Tone::Good => Some([0x1f, 0x9d, 0x55]),
+        Tone::Attention => Some([0xe8, 0xa3, 0x00]),
+        Tone::Bad => Some([0xd0, 0x2b, 0x3a]),
+        Tone::Neutral => None,
+    }
+}
+
+/// The app's icon with the state dot for `tone` in its lower right
+/// quarter, ringed in white so it shows on dark and light panels alike.
+pub fn icon_for(base: &Image<'_>, tone: Tone) -> Image<'static> {
+    let (w, h) = (base.width(), base.height());
+    let mut rgba = base.rgba().to_vec();
+    if let Some([r, g, b]) = dot_colour(tone) {
+        let radius = w.min(h) as f32 * 0.22;
+        let (cx, cy) = (w as f32 - radius - 1.0, h as f32 - radius - 1.0);
+        for y in 0..h {
+            for x in 0..w {
+                let d = ((x as f32 + 0.5 - cx).powi(2) + (y as f32 + 0.5 - cy).powi(2)).sqrt();
+                let px = if d <= radius * 0.78 {
+                    [r, g, b, 255]
+                } else if d <= radius {
+                    [255, 255, 255, 255]
+                } else {
+                    continue;
+                };
+                let i = ((y * w + x) * 4) as usize;
+                rgba[i..i + 4].copy_from_slice(&px);
+            }
+        }
+    }
+    Image::new_owned(rgba, w, h)
+}
+
 struct TrayState<R: Runtime> {
+    icon: TrayIcon<R>,
+    /// The app's own icon, and the tone its dot shows now.
+    base: Image<'static>,
+    tone: Mutex<Option<Tone>>,
     status: MenuItem<R>,
     sign_out: MenuItem<R>,
     warned_session: Mutex<Option<String>>,
@@ -69,11 +114,16 @@ pub fn create<R: Runtime>(app: &AppHandle<R>, backend: &Arc<Backend>) -> tauri::
             "quit" => app.exit(0),
             _ => {}
         });
-    if let Some(icon) = app.default_window_icon() {
-        tray = tray.icon(icon.clone());
-    }
-    tray.build(app)?;
+    let base = app
+        .default_window_icon()
+        .map(|i| i.clone().to_owned())
+        .unwrap_or_else(|| Image::new_owned(vec![0; 4 * 16 * 16], 16, 16));
+    tray = tray.icon(icon_for(&base, view.headline.tone));
+    let icon = tray.build(app)?;
     app.manage(TrayState {
+        icon,
+        base,
+        tone: Mutex::new(Some(view.headline.tone)),
         status,
         sign_out,
         warned_session: Mutex::new(None),
@@ -101,6 +151,12 @@ fn update<R: Runtime>(app: &AppHandle<R>, view: &SessionView) {
     let now = chrono::Utc::now();
     if let Some(tray) = app.try_state::<TrayState<R>>() {
         let _ = tray.status.set_text(status_line(view, now));
+        let mut tone = tray.tone.lock().unwrap_or_else(|e| e.into_inner());
+        if *tone != Some(view.headline.tone) {
+            *tone = Some(view.headline.tone);
+            let _ = tray.icon.set_icon(Some(icon_for(&tray.base, view.headline.tone)));
+        }
+        drop(tone);
         let _ = tray.sign_out.set_enabled(view.state.has_session());
         if let Some(message) = expiry_warning(view, now) {
             let mut warned = tray.warned_session.lock().unwrap_or_else(|e| e.into_inner());
@@ -139,4 +195,31 @@ pub fn on_view<R: Runtime>(app: &AppHandle<R>, view: &SessionView) {
         let _ = w.set_title(&crate::window_title(view));
     }
     update(app, view);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_icon_shows_the_state_as_a_dot_and_nothing_when_signed_out() {
+        let base = Image::new_owned(vec![10; 4 * 32 * 32], 32, 32);
+        let at = |img: &Image<'_>, x: u32, y: u32| {
+            let i = ((y * img.width() + x) * 4) as usize;
+            [img.rgba()[i], img.rgba()[i + 1], img.rgba()[i + 2]]
+        };
+        // The dot's centre, near the lower right corner.
+        let (cx, cy) = (32 - 8, 32 - 8);
+        for tone in [Tone::Good, Tone::Attention, Tone::Bad] {
+            let icon = icon_for(&base, tone);
+            assert_eq!(Some(at(&icon, cx, cy)), dot_colour(tone), "{tone:?}");
+            assert_eq!(at(&icon, 2, 2), [10, 10, 10], "the rest of the icon is the app's");
+        }
+        assert_eq!(icon_for(&base, Tone::Neutral).rgba(), base.rgba());
+        let colours: std::collections::HashSet<_> = [Tone::Good, Tone::Attention, Tone::Bad]
+            .into_iter()
+            .map(dot_colour)
+            .collect();
+        assert_eq!(colours.len(), 3, "each state its own colour");
+    }
 }
