@@ -34,6 +34,8 @@ fn main() {
                 "copy_diagnostics",
                 "open_sign_in_page",
                 "copy_sign_in_address",
+                "autostart",
+                "set_autostart",
                 "close_window",
                 "quit",
             ])),

@@ -335,6 +335,7 @@ async function loadActivity() {
 
 /** The About panel; QA gets the built-in Playground's admin API. */
 async function loadAbout() {
+  try { $('autostart-toggle').checked = await invoke('autostart'); } catch (e) { /* shown as off */ }
   let about;
   try { about = await invoke('about'); } catch (e) { return; }
   $('about-version').textContent = about.version;
@@ -439,6 +440,15 @@ function wire() {
     $('password').focus();
     loadActivity();
   }, $('session-error')));
+  // Start at login: what the shell answers is what the box shows.
+  $('autostart-toggle').addEventListener('change', async () => {
+    const box = $('autostart-toggle');
+    box.disabled = true;
+    setError($('autostart-error'), null);
+    try { box.checked = await invoke('set_autostart', { enabled: box.checked }); }
+    catch (e) { box.checked = !box.checked; setError($('autostart-error'), e); }
+    finally { box.disabled = false; }
+  });
   // The browser-wait screen: the engine's own address, opened again or copied.
   $('browser-open-again').addEventListener('click', () => run($('browser-open-again'), async () => {
     await invoke('open_sign_in_page');

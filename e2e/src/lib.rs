@@ -297,6 +297,12 @@ impl Scenario {
         self.client = connect(self.driver_port).await;
     }
 
+    /// Open the app again with command-line `args` (as an autostart entry
+    /// or a launcher would).
+    pub async fn open_app_with(&mut self, args: &[&str]) {
+        self.client = connect_with(self.driver_port, &app_binary(), args).await;
+    }
+
     /// Press a key with Ctrl held (a keyboard shortcut), in the focused
     /// window. (A shortcut that ends the app ends the WebDriver command with
     /// an error: the answer's window is gone.)
@@ -321,13 +327,20 @@ impl Scenario {
     /// The app's tray item, once it has registered with the recording
     /// desktop's watcher (the setup must ask for `desktop`).
     pub async fn tray(&self) -> desktop::TrayItem {
+        // The newest item that answers: an app opened again registers anew,
+        // and the one before it has left the bus.
         let desktop = self.desktop.as_ref().expect("a scenario with `desktop: true`");
+        let live = || {
+            desktop.items().into_iter().rev().find_map(|(bus, path)| {
+                let item = desktop::TrayItem::new(&bus, &path);
+                item.menu().is_ok().then_some(item)
+            })
+        };
         self.wait_until("the tray item to register", Duration::from_secs(20), || async {
-            !desktop.items().is_empty()
+            live().is_some()
         })
         .await;
-        let (bus, path) = desktop.items()[0].clone();
-        desktop::TrayItem::new(&bus, &path)
+        live().expect("a live tray item")
     }
 
     /// Whether the app runs (with this scenario's data directory; the
@@ -666,11 +679,16 @@ async fn connect(port: u16) -> Client {
 
 /// A WebDriver session on the tauri-driver at `port` that launches `application`.
 pub async fn connect_to(port: u16, application: &Path) -> Client {
+    connect_with(port, application, &[]).await
+}
+
+/// As [`connect_to`], the application started with `args`.
+pub async fn connect_with(port: u16, application: &Path, args: &[&str]) -> Client {
     let mut caps = fantoccini::wd::Capabilities::new();
     caps.insert("browserName".into(), "wry".into());
     caps.insert(
         "tauri:options".into(),
-        serde_json::json!({ "application": application }),
+        serde_json::json!({ "application": application, "args": args }),
     );
     let mut last = None;
     // WebKitWebDriver may still be starting right after tauri-driver listens.

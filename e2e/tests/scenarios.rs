@@ -1329,3 +1329,95 @@ async fn s26_every_screen_passes_axe_light() {
 async fn s27_every_screen_passes_axe_dark() {
     screens_pass_axe("s27_axe_dark", true).await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn s28_start_at_login_in_the_tray() {
+    // The person's config home (where the autostart entry goes) is the
+    // scenario's own.
+    let home = tempfile::tempdir().unwrap();
+    let setup = Setup {
+        desktop: true,
+        window_manager: true,
+        env: vec![("XDG_CONFIG_HOME".into(), home.path().display().to_string())],
+        ..lifetime(600)
+    };
+    let entry = home.path().join("autostart/dev.sessionmanager.SessionManager.desktop");
+    let entry_for_run = entry.clone();
+    Scenario::start("s28_autostart", setup)
+        .await
+        .run(move |mut s| async move {
+            let entry = entry_for_run;
+            s.sign_in_active(ALICE.0, ALICE.1).await;
+            s.click("about-toggle").await;
+            let toggle = s.el("autostart-toggle").await;
+            assert_eq!(
+                toggle.prop("checked").await.unwrap().as_deref(),
+                Some("false"),
+                "off by default"
+            );
+            assert!(!entry.exists());
+            toggle.click().await.unwrap();
+            s.wait_until("the autostart entry", T, || async { entry.exists() })
+                .await;
+            let text = std::fs::read_to_string(&entry).unwrap();
+            let exec = text
+                .lines()
+                .find_map(|l| l.strip_prefix("Exec="))
+                .expect("an Exec line")
+                .to_owned();
+            let app = e2e::app_binary().canonicalize().unwrap();
+            assert_eq!(exec, format!("{} --hidden", app.display()), "{text}");
+            assert_eq!(
+                s.el("autostart-toggle").await.prop("checked").await.unwrap().as_deref(),
+                Some("true")
+            );
+            s.client
+                .execute(
+                    "document.getElementById('autostart-toggle').scrollIntoView({ block: 'center' })",
+                    vec![],
+                )
+                .await
+                .unwrap();
+            s.check_screen("autostart-on").await;
+
+            // The session starts as the login would start it: hidden, in the
+            // tray, the session restored from the keychain.
+            s.close_app().await;
+            s.open_app_with(&["--hidden"]).await;
+            let tray = s.tray().await;
+            s.wait_until("the restored session in the tray", T, || async {
+                tray.menu()
+                    .unwrap()
+                    .iter()
+                    .any(|e| e.label.starts_with("playground · Active"))
+            })
+            .await;
+            let wm = s.wm.as_ref().unwrap();
+            assert!(
+                !wm.titles().iter().any(|t| t.contains("Session Manager")),
+                "the window is not shown at login: {:?}",
+                wm.titles()
+            );
+            tray.click("Show window").unwrap();
+            s.wait_until("the window shown from the tray", T, || async {
+                s.wm.as_ref()
+                    .unwrap()
+                    .titles()
+                    .iter()
+                    .any(|t| t.contains("Session Manager"))
+            })
+            .await;
+
+            // Off again: the entry is gone.
+            s.click("about-toggle").await;
+            s.wait_until("the setting read back", T, || async {
+                s.el("autostart-toggle").await.prop("checked").await.unwrap().as_deref() == Some("true")
+            })
+            .await;
+            s.click("autostart-toggle").await;
+            s.wait_until("the autostart entry removed", T, || async { !entry.exists() })
+                .await;
+            s
+        })
+        .await;
+}

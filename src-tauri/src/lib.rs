@@ -4,6 +4,7 @@
 //! notification. No session logic lives here, and no token crosses IPC:
 //! commands return `SessionView`s, lists and `{code, message}` errors.
 
+mod autostart;
 pub mod backend;
 mod background;
 #[cfg(target_os = "linux")]
@@ -190,6 +191,21 @@ async fn copy_diagnostics<R: Runtime>(app: tauri::AppHandle<R>, backend: Backed<
     })
 }
 
+/// Whether the app starts at login (the About panel's setting).
+#[tauri::command]
+fn autostart() -> bool {
+    autostart::entry_path().is_some_and(|p| autostart::enabled(&p))
+}
+
+/// Start at login, or not; answers whether it now does.
+#[tauri::command]
+fn set_autostart(enabled: bool) -> Result<bool, ErrorInfo> {
+    let fail = |m: String| ErrorInfo::new(session_core::ErrorCode::InvalidState, m);
+    let entry = autostart::entry_path().ok_or_else(|| fail("no home folder to put the autostart entry in.".into()))?;
+    let exe = std::env::current_exe().map_err(|e| fail(format!("cannot tell where this program is: {e}")))?;
+    autostart::set(&entry, enabled, &exe).map_err(fail)
+}
+
 /// "Open again" on the browser-wait screen.
 #[tauri::command]
 async fn open_sign_in_page(backend: Backed<'_>) -> Result<(), ErrorInfo> {
@@ -275,6 +291,8 @@ fn with_commands<R: Runtime>(builder: tauri::Builder<R>) -> tauri::Builder<R> {
         copy_diagnostics,
         open_sign_in_page,
         copy_sign_in_address,
+        autostart,
+        set_autostart,
         close_window,
         quit
     ])
@@ -302,7 +320,12 @@ where
     };
     app.manage(hooks.clone());
     if let Some(config) = app.config().app.windows.iter().find(|w| w.label == "main") {
-        let builder = tauri::WebviewWindowBuilder::from_config(app, config)?.on_navigation(is_app_page);
+        // `--hidden` (the autostart entry): in the tray, the window not
+        // shown until asked for (shown anyway if no tray comes up).
+        let hidden = app.try_state::<StartOptions>().is_some_and(|o| o.0.hidden);
+        let builder = tauri::WebviewWindowBuilder::from_config(app, config)?
+            .on_navigation(is_app_page)
+            .visible(!hidden);
         // The platform's own font where sans-serif is not it (ui/styles.css;
         // untested here: macOS and Windows cannot be built on this machine).
         #[cfg(not(target_os = "linux"))]
@@ -555,6 +578,10 @@ pub fn run() {
                 // works on, just without the icon.
                 if let Err(e) = tray::create(app, backend) {
                     eprintln!("warning: no tray icon: {e}");
+                    // Started hidden with nowhere to show from: show it.
+                    if let Some(w) = app.get_webview_window("main") {
+                        let _ = w.show();
+                    }
                 }
             })?;
             Ok(())

@@ -215,6 +215,7 @@ fn the_main_window_may_use_only_this_apps_commands_and_core_essentials() {
         granted,
         vec![
             "allow-about",
+            "allow-autostart",
             "allow-cancel-sign-in",
             "allow-close-window",
             "allow-copy-diagnostics",
@@ -231,6 +232,7 @@ fn the_main_window_may_use_only_this_apps_commands_and_core_essentials() {
             "allow-recent-activity",
             "allow-refresh-now",
             "allow-session-view",
+            "allow-set-autostart",
             "allow-sign-in",
             "allow-sign-in-browser",
             "allow-sign-out",

@@ -53,6 +53,9 @@ pub struct Options {
     /// The demo users of a Playground started beside the app ("Try the
     /// demo"), shown with its profiles as the built-in one's are.
     pub demo_users: Vec<DemoUserInfo>,
+    /// `--hidden`: start in the tray, the window not shown (the autostart
+    /// entry's way; shown anyway when there is no tray).
+    pub hidden: bool,
 }
 
 impl Options {
@@ -67,6 +70,7 @@ impl Options {
                 "--config" => o.config = Some(value("--config")?.into()),
                 "--data-dir" => o.data_dir = Some(value("--data-dir")?.into()),
                 "--profile" => o.profile = Some(value("--profile")?),
+                "--hidden" => o.hidden = true,
                 // Arguments the platform or a WebDriver may add are ignored.
                 _ => {}
             }
