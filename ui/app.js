@@ -89,8 +89,15 @@ function renderProfiles() {
   show($('demo-credentials'), users.length > 0);
 }
 
+/** The profile, state and session the panels were last read for. */
+let panelsShown = null;
+
 function render() {
   if (!view) return;
+  // Whichever path the view came by (a command's answer, an event), a new
+  // profile, state or session reads the panels again.
+  const panelsKey = `${currentProfile}/${view.state}/${view.session_id || ''}`;
+  if (panelsKey !== panelsShown) { panelsShown = panelsKey; refreshPanels(); }
   document.getElementById('app').setAttribute('aria-busy', 'false');
   renderHeader();
   const screen = screenFor(view, pinError);
@@ -252,11 +259,17 @@ async function loadSessions() {
   const list = $('sessions-list');
   const error = $('sessions-error');
   show(error, false);
-  if (unsupported || !$('sessions-details').open) { list.replaceChildren(); return; }
+  // No session shown (signed out, another profile's sign-in): no list.
+  const inSession = view && screenFor(view, pinError) === 'session';
+  if (unsupported || !inSession || !$('sessions-details').open) { list.replaceChildren(); return; }
   let sessions;
+  const asked = currentProfile;
   try { sessions = await invoke('list_sessions'); } catch (e) {
-    setError(error, e); return;
+    if (asked === currentProfile) setError(error, e);
+    return;
   }
+  // An answer about a profile no longer shown is dropped.
+  if (asked !== currentProfile) return;
   list.replaceChildren(...sessions.map((s) => {
     const li = document.createElement('li');
     li.dataset.testid = 'session-row';
@@ -292,11 +305,29 @@ function drawBars(svg, values, testid) {
   svg.replaceChildren(...barRects(values, 300, 80).map((r) => svgEl('rect', { ...r, 'data-testid': testid })));
 }
 
+/**
+ * "Your sessions", Metrics and Activity belong to the profile shown: all
+ * three are read again after a profile switch and every change of the
+ * session (the closed ones are emptied, and read when opened).
+ */
+function refreshPanels() {
+  loadActivity();
+  loadMetrics();
+  loadSessions();
+}
+
 /** The Metrics panel: numbers from the audit log, drawn as plain SVG. */
 async function loadMetrics() {
-  if (!$('metrics-details').open) return;
+  if (!$('metrics-details').open) {
+    // Closed: nothing of an earlier profile waits in it; read when opened.
+    $('metrics-summary').textContent = '';
+    for (const id of ['metrics-latency', 'metrics-per-day', 'metrics-lifetimes']) $(id).replaceChildren();
+    return;
+  }
   let m;
-  try { m = await invoke('metrics'); } catch (e) { $('metrics-summary').textContent = errorText(e); return; }
+  const asked = currentProfile;
+  try { m = await invoke('metrics'); } catch (e) { if (asked === currentProfile) $('metrics-summary').textContent = errorText(e); return; }
+  if (asked !== currentProfile) return;
   $('metrics-summary').textContent = metricsSummary(m);
   const points = linePoints(m.refresh_latency.map(([, v]) => v), 300, 80);
   $('metrics-latency').replaceChildren(...(points.length ? [svgEl('polyline', { points: points.map((p) => `${p.x},${p.y}`).join(' '), 'data-testid': 'metrics-latency-line' })] : []));
@@ -306,7 +337,9 @@ async function loadMetrics() {
 
 async function loadActivity() {
   let items = [];
+  const asked = currentProfile;
   try { items = await invoke('recent_activity', { limit: 20 }); } catch (e) { items = []; }
+  if (asked !== currentProfile) return;
   const list = $('activity-list');
   if (items.length === 0) {
     const li = document.createElement('li'); li.className = 'empty'; li.textContent = 'Nothing yet.';
@@ -418,7 +451,6 @@ function wire() {
       catch (e) { currentProfile = previous.profile; view = previous.view; throw e; }
       profiles = (await invoke('list_profiles')).profiles;
       renderProfiles();
-      loadActivity();
     }, $('signin-error'));
   });
   $('refresh-button').addEventListener('click', () => run($('refresh-button'), async () => { accept(await invoke('refresh_now')); }, $('session-error')));
@@ -550,7 +582,11 @@ async function init() {
     const previous = view && view.state;
     accept(event.payload);
     render();
-    if (previous !== view.state || view.state === 'active') loadActivity();
+    // A new state (signed in, out, ended) reads all three again; a renewal
+    // only the two the audit log feeds (the sessions list asks the
+    // provider, which a renewal does not change).
+    // (render() reads all three again when the state or session changes.)
+    if (previous === view.state && view.state === 'active') { loadActivity(); loadMetrics(); }
   });
   // A transition between the first answer and the listener is not lost.
   accept(await invoke('session_view'));

@@ -1421,3 +1421,76 @@ async fn s28_start_at_login_in_the_tray() {
         })
         .await;
 }
+
+/// The panels' words, as a person reads them: the metrics summary, the
+/// number of sessions listed, and the Activity list.
+async fn panels(s: &Scenario) -> (String, usize, Vec<String>) {
+    let activity = s
+        .client
+        .execute(
+            "return [...document.querySelectorAll('#activity-list > li')].map((li) => li.textContent);",
+            vec![],
+        )
+        .await
+        .unwrap();
+    let activity = serde_json::from_value(activity).unwrap();
+    (s.text("metrics-summary").await, s.count("session-row").await, activity)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn s29_the_panels_follow_the_profile_and_the_session() {
+    Scenario::start("s29_panels_follow", lifetime(600))
+        .await
+        .run(|s| async move {
+            s.sign_in_active(ALICE.0, ALICE.1).await;
+            s.click("sessions-toggle").await;
+            s.click("metrics-toggle").await;
+            s.wait_until("the panels of the signed-in profile", T, || async {
+                let (metrics, rows, activity) = panels(&s).await;
+                metrics.starts_with("1 session,") && rows == 1 && activity.iter().any(|a| a.contains("Signed in"))
+            })
+            .await;
+
+            // Signed out: the open panels follow (the list of sessions
+            // empties, Activity says so).
+            s.click("signout-button").await;
+            s.wait_visible("screen-signin", T).await;
+            s.wait_until("the panels after signing out", T, || async {
+                let (metrics, rows, activity) = panels(&s).await;
+                metrics.starts_with("1 session,") && rows == 0 && activity.iter().any(|a| a.contains("Signed out"))
+            })
+            .await;
+
+            // Another profile, never signed in: nothing of the first one.
+            let select = s.el("profile-select").await;
+            select.select_by_value("playground-oidc").await.unwrap();
+            s.wait_until("the other profile's empty panels", T, || async {
+                let (metrics, rows, activity) = panels(&s).await;
+                metrics.starts_with("0 sessions,") && rows == 0 && activity == ["Nothing yet."]
+            })
+            .await;
+            s.check_screen("other-profile").await;
+
+            // Back, and signed in again: the first profile's, with both sessions.
+            s.el("profile-select")
+                .await
+                .select_by_value("playground")
+                .await
+                .unwrap();
+            s.wait_until("the first profile's panels again", T, || async {
+                let (metrics, _, activity) = panels(&s).await;
+                metrics.starts_with("1 session,") && activity.iter().any(|a| a.contains("Signed out"))
+            })
+            .await;
+            s.sign_in_active(ALICE.0, ALICE.1).await;
+            s.wait_until("the panels after a new sign-in", T, || async {
+                let (metrics, rows, activity) = panels(&s).await;
+                metrics.starts_with("2 sessions,")
+                    && rows == 1
+                    && activity.iter().filter(|a| a.contains("Signed in")).count() >= 2
+            })
+            .await;
+            s
+        })
+        .await;
+}
