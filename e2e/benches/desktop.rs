@@ -100,7 +100,15 @@ fn cpu_ticks(pids: &[u32]) -> u64 {
 
 /// RSS after `idle`, and the CPU share over it.
 async fn settle(exe: &Path, idle: Duration) -> (u64, f64) {
+    // The kernel names a process by its real path: a symlinked build
+    // otherwise matched nothing and measured 0 % and 0 MiB.
+    let exe = &exe.canonicalize().unwrap_or_else(|_| exe.to_owned());
     let pids = tree_of(exe);
+    assert!(
+        !pids.is_empty(),
+        "no running process of {}: nothing to measure",
+        exe.display()
+    );
     let before = cpu_ticks(&pids);
     tokio::time::sleep(idle).await;
     let pids = tree_of(exe);
