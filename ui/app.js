@@ -233,7 +233,8 @@ function tick() {
     setText($('ending-soon-text'), soon.text);
     // The headline says it too (amber), until the session ends.
     setText($('state-badge'), 'Ending soon');
-    $('state-badge').className = `state ${view.state} tone-attention`;
+    const tone = `state ${view.state} tone-attention`;
+    if ($('state-badge').className !== tone) $('state-badge').className = tone;
   }
   show($('ending-soon'), soon !== null);
   const step = barStep(fractionLeft(view, now));
@@ -470,7 +471,6 @@ function wire() {
     render();
     if (user) $('username').value = user;
     $('password').focus();
-    loadActivity();
   }, $('session-error')));
   // Start at login: what the shell answers is what the box shows.
   $('autostart-toggle').addEventListener('change', async () => {

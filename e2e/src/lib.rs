@@ -558,6 +558,16 @@ impl Scenario {
         .await;
     }
 
+    /// The id of the element that has the keyboard focus ("" for none).
+    pub async fn focused_id(&self) -> String {
+        let id = self
+            .client
+            .execute("return document.activeElement.id", vec![])
+            .await
+            .expect("the page answers a script");
+        id.as_str().unwrap_or_default().to_owned()
+    }
+
     /// Save a screenshot as `artifacts/<file>`.
     pub async fn screenshot(&self, file: &str) -> PathBuf {
         let path = self.artifacts.join(file);

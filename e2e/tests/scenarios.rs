@@ -102,11 +102,7 @@ async fn s02_wrong_password() {
                 .await;
             assert!(msg.contains("Enter your password"), "{msg}");
             assert_eq!(s.pg.requests().len(), before, "an empty password was sent");
-            let focused = s
-                .client
-                .execute("return document.activeElement.id", vec![])
-                .await
-                .unwrap();
+            let focused = s.focused_id().await;
             assert_eq!(focused, "password", "the empty field takes the focus");
             s.sign_in("alice", "not-her-password").await;
             let msg = s
@@ -292,11 +288,7 @@ async fn s06_pin_mismatch_blocks_and_shows_the_hash() {
                 s.pg.requests().is_empty(),
                 "the Playground received a request despite the mismatch"
             );
-            let focused = s
-                .client
-                .execute("return document.activeElement.id", vec![])
-                .await
-                .unwrap();
+            let focused = s.focused_id().await;
             assert_eq!(focused, "pin-back", "the blocking alert takes the focus");
             s.check_screen("pin-mismatch").await;
             s
@@ -1263,11 +1255,7 @@ async fn s25_a_notification_warns_before_the_session_really_ends() {
                 s.el("username-input").await.prop("value").await.unwrap().as_deref(),
                 Some(ALICE.0)
             );
-            let focused = s
-                .client
-                .execute("return document.activeElement.id", vec![])
-                .await
-                .unwrap();
+            let focused = s.focused_id().await;
             assert_eq!(focused, "password", "the password is what is left to type");
             assert_eq!(s.stored(), None, "the ended session is not kept");
             // The new session has the same 100 s limit: warned at once.
