@@ -3,6 +3,7 @@
 
 use integration::*;
 use playground::{Mode, Options, Playground};
+use session_core::provider::Replace;
 use session_core::storage::audit::AuditEvent;
 use session_core::{Engine, ErrorCode, Password, Phase};
 
@@ -86,7 +87,10 @@ async fn at_the_limit_the_error_lists_the_sessions_and_the_oldest_can_be_replace
         "oldest first: {text}"
     );
     // "End the oldest and sign in".
-    let v = third.sign_in_password("alice", Password::new(PW), true).await.unwrap();
+    let v = third
+        .sign_in_password("alice", Password::new(PW), Replace::Oldest)
+        .await
+        .unwrap();
     assert_eq!(v.state, Phase::Active);
     let e = first.refresh_now().await.unwrap_err();
     assert_eq!(e.code(), ErrorCode::SessionRevoked, "the oldest was ended: {e}");
@@ -96,6 +100,54 @@ async fn at_the_limit_the_error_lists_the_sessions_and_the_oldest_can_be_replace
     let list = third.sessions().await.unwrap();
     assert_eq!(list.len(), 1);
     assert!(list[0].current);
+}
+
+/// The window's session-limit screen: the refusal carries the live
+/// sessions (oldest first, with their ids for the choice, not for reading),
+/// and a sign-in can end the one the person picked, and only that one. A
+/// pick that is no longer live, with the limit still reached, is refused
+/// again with the list as it is now; nothing is ended by guesswork.
+#[tokio::test(flavor = "multi_thread")]
+async fn at_the_limit_the_person_picks_the_session_to_end() {
+    let pg = production().await;
+    let dirs: Vec<_> = (0..4).map(|_| tempfile::tempdir().unwrap()).collect();
+    let first = named(&pg, dirs[0].path(), "first");
+    let second = named(&pg, dirs[1].path(), "second");
+    let third = named(&pg, dirs[2].path(), "third");
+    first.sign_in("alice", Password::new(PW)).await.unwrap();
+    second.sign_in("alice", Password::new(PW)).await.unwrap();
+    let info = third.sign_in("alice", Password::new(PW)).await.unwrap_err().info();
+    assert_eq!(info.code, ErrorCode::SessionLimit);
+    let names: Vec<_> = info.sessions.iter().map(|s| s.device_name.as_str()).collect();
+    assert_eq!(names, ["first", "second"], "oldest first");
+    let json = serde_json::to_value(&info).unwrap();
+    assert_eq!(
+        json["sessions"][1]["device_name"], "second",
+        "the window gets the list: {json}"
+    );
+
+    let picked = info.sessions[1].clone();
+    let v = third
+        .sign_in_password("alice", Password::new(PW), Replace::Session(picked.id.clone()))
+        .await
+        .unwrap();
+    assert_eq!(v.state, Phase::Active);
+    let e = second.refresh_now().await.unwrap_err();
+    assert_eq!(e.code(), ErrorCode::SessionRevoked, "the picked one was ended: {e}");
+    first.refresh_now().await.unwrap();
+
+    // The same pick again (ended now), at the limit: refused, the new list.
+    let fourth = named(&pg, dirs[3].path(), "fourth");
+    let info = fourth
+        .sign_in_password("alice", Password::new(PW), Replace::Session(picked.id))
+        .await
+        .unwrap_err()
+        .info();
+    assert_eq!(info.code, ErrorCode::SessionLimit);
+    let names: Vec<_> = info.sessions.iter().map(|s| s.device_name.as_str()).collect();
+    assert_eq!(names, ["first", "third"]);
+    first.refresh_now().await.unwrap();
+    third.refresh_now().await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -1,6 +1,6 @@
 // The UI: renders SessionViews it is given, forwards clicks to commands.
 // It holds no token and no session logic beyond the countdown.
-import { errorText, errorDetails, STATE_TEXT, headlineOf, POLICY_TEXT, remainingMs, fractionLeft, barStep, formatCountdown, clockTime, whenTime, takesOver, nextRefreshText, idleWarning, endingSoon, linePoints, barRects, screenFor, endedNotice, sessionErrorOf, plural, metricsSummary, sessionEndText } from './render.js';
+import { errorText, errorDetails, STATE_TEXT, headlineOf, POLICY_TEXT, remainingMs, fractionLeft, barStep, formatCountdown, clockTime, takesOver, nextRefreshText, idleWarning, endingSoon, linePoints, barRects, screenFor, endedNotice, sessionErrorOf, plural, metricsSummary, sessionEndText, sessionFacts, replacedNote } from './render.js';
 
 const { invoke } = window.__TAURI__.core;
 const { listen } = window.__TAURI__.event;
@@ -14,6 +14,10 @@ let pinError = null;
 let lastAnnounced = '';
 /** The screen shown last: focus moves into a blocking alert when it first shows. */
 let shownScreen = null;
+/** At the session limit: the live sessions listed and the one being confirmed. */
+let limit = null;
+/** After a sign-in that ended another session to make room: what it ended. */
+let replaced = null;
 
 function show(el, on) { if (el.hidden === on) el.hidden = !on; }
 
@@ -114,6 +118,10 @@ function render() {
   if (screen === 'browser') renderBrowserWait();
   renderSignIn();
   renderSession(screen === 'session');
+  // What a replacing sign-in ended, said on this session until it ends.
+  if (screen !== 'session') replaced = null;
+  if (replaced !== null) setText($('replaced-note'), replaced);
+  show($('replaced-note'), replaced !== null);
   tick();
   const inSession = screen === 'session';
   announce(`${headlineOf(view).text}${inSession ? `, ${plural(Math.ceil(remainingMs(view, Date.now()) / 60000), 'minute')} left` : ''}`);
@@ -282,8 +290,7 @@ async function loadSessions() {
       badge.textContent = 'This device'; li.append(' ', badge);
     }
     const facts = document.createElement('div'); facts.className = 'muted';
-    const place = [s.city, s.country].filter(Boolean).join(', ');
-    facts.textContent = `Signed in ${whenTime(s.created)} · last seen ${whenTime(s.last_seen)} · ${s.ip || 'unknown address'}${place ? ` (${place})` : ''}`;
+    facts.textContent = sessionFacts(s);
     li.append(facts);
     if (!s.current) {
       const end = document.createElement('button'); end.type = 'button'; end.className = 'danger';
@@ -406,13 +413,13 @@ async function copyDiagnostics() {
 }
 
 async function run(button, action, errorEl) {
-  button.disabled = true;
+  if (button) button.disabled = true;
   setError(errorEl, null);
   try { return await action(); }
   catch (err) {
     if (err && err.code === 'pin_mismatch') { pinError = err; render(); }
     else setError(errorEl, err);
-  } finally { button.disabled = false; render(); }
+  } finally { if (button) button.disabled = false; render(); }
 }
 
 function wire() {
@@ -431,21 +438,12 @@ function wire() {
       missing.focus();
       return;
     }
-    show($('end-oldest-button'), false);
-    run($('signin-button'), async () => {
-      try { accept(await invoke('sign_in', { username, password: password.value })); password.value = ''; }
-      catch (e) {
-        // At the session limit the password stays for "End the oldest and sign in".
-        const limit = !!e && e.code === 'session_limit';
-        if (!limit) password.value = '';
-        show($('end-oldest-button'), limit);
-        throw e;
-      }
-    }, $('signin-error'));
+    run($('signin-button'), () => signInReplacing(null), $('signin-error'));
   });
   $('profile-select').addEventListener('change', (ev) => {
     run($('profile-select'), async () => {
       const previous = { profile: currentProfile, view };
+      limit = null; renderLimit(); // another profile's sessions
       currentProfile = ev.target.value;
       view = null;
       try { accept(await invoke('switch_profile', { name: ev.target.value })); }
@@ -463,15 +461,7 @@ function wire() {
   // Before a limit no renewal moves: a new sign-in now. Through the browser
   // that is a new session replacing this one; with a password, this one
   // ends here and the sign-in form takes the password.
-  $('ending-soon-signin').addEventListener('click', () => run($('ending-soon-signin'), async () => {
-    if (view.sign_in_method === 'browser') { accept(await invoke('sign_in_browser')); return; }
-    const user = view.user;
-    const report = await invoke('sign_out');
-    accept(report.view);
-    render();
-    if (user) $('username').value = user;
-    $('password').focus();
-  }, $('session-error')));
+  $('ending-soon-signin').addEventListener('click', () => run($('ending-soon-signin'), signInAgain, $('session-error')));
   // Start at login: what the shell answers is what the box shows.
   $('autostart-toggle').addEventListener('change', async () => {
     const box = $('autostart-toggle');
@@ -503,10 +493,7 @@ function wire() {
   $('end-others-button').addEventListener('click', () => run($('end-others-button'), async () => {
     await invoke('end_other_sessions'); await loadSessions(); loadActivity();
   }, $('sessions-error')));
-  $('end-oldest-button').addEventListener('click', () => run($('end-oldest-button'), async () => {
-    try { accept(await invoke('sign_in', { username: $('username').value, password: $('password').value, replaceOldest: true })); }
-    finally { $('password').value = ''; show($('end-oldest-button'), false); }
-  }, $('signin-error')));
+  $('end-oldest-button').addEventListener('click', () => run($('end-oldest-button'), () => signInReplacing('oldest'), $('signin-error')));
   $('stay-button').addEventListener('click', () => run($('stay-button'), () => invoke('touch'), $('session-error')));
   // Any input is activity for the idle timeout; told at most every 15 s.
   let lastTouch = 0;
@@ -558,6 +545,79 @@ function showFirstRun(err) {
   $('try-demo').focus();
 }
 
+/**
+ * Sign in with the form's username and password; `replace` (at the
+ * session limit): 'oldest', or the listed session to end to make room.
+ * Refused at the limit, the password stays and the list of live sessions
+ * shows, each with "End this session" behind a confirmation.
+ */
+async function signInReplacing(replace) {
+  const args = { username: $('username').value, password: $('password').value };
+  const ended = replace === 'oldest' ? (limit && limit.sessions[0]) : replace;
+  if (replace === 'oldest') args.replaceOldest = true;
+  else if (replace) args.replaceSession = replace.id;
+  try {
+    accept(await invoke('sign_in', args));
+    $('password').value = '';
+    replaced = ended ? replacedNote(ended) : null;
+    limit = null;
+  } catch (e) {
+    const atLimit = !!e && e.code === 'session_limit';
+    if (!atLimit) $('password').value = '';
+    limit = atLimit ? { sessions: e.sessions || [], confirming: null } : null;
+    throw e;
+  } finally { renderLimit(); }
+}
+
+/** The session-limit list under the sign-in form. */
+function renderLimit() {
+  show($('limit-panel'), !!limit);
+  const list = $('limit-list');
+  if (!limit) { list.replaceChildren(); return; }
+  list.replaceChildren(...limit.sessions.map((s, i) => {
+    const li = document.createElement('li');
+    li.dataset.testid = 'limit-row';
+    const name = document.createElement('strong'); name.textContent = s.device_name;
+    const facts = document.createElement('div'); facts.className = 'muted'; facts.textContent = sessionFacts(s);
+    li.append(name, facts);
+    if (limit.confirming !== i) {
+      const end = document.createElement('button'); end.type = 'button'; end.className = 'danger';
+      end.dataset.testid = 'limit-end-button'; end.textContent = 'End this session';
+      end.setAttribute('aria-label', `End this session on ${s.device_name}`);
+      end.addEventListener('click', () => { limit.confirming = i; renderLimit(); $('limit-confirm').focus(); });
+      li.append(end);
+      return li;
+    }
+    const ask = document.createElement('p'); ask.id = 'limit-ask';
+    ask.textContent = `End the session on ${s.device_name} and sign in here? Whoever uses it there is signed out.`;
+    const yes = document.createElement('button'); yes.type = 'button'; yes.className = 'danger'; yes.id = 'limit-confirm';
+    yes.dataset.testid = 'limit-confirm'; yes.textContent = 'End it and sign in';
+    yes.setAttribute('aria-describedby', 'limit-ask');
+    yes.addEventListener('click', () => run(yes, () => signInReplacing(s), $('signin-error')));
+    const no = document.createElement('button'); no.type = 'button'; no.dataset.testid = 'limit-keep'; no.textContent = 'Keep it';
+    no.addEventListener('click', () => { limit.confirming = null; renderLimit(); });
+    const actions = document.createElement('div'); actions.className = 'actions'; actions.append(yes, no);
+    li.append(ask, actions);
+    return li;
+  }));
+}
+
+// A new sign-in, from the Ending-soon banner or a notification's button.
+// Through the browser that is a new session replacing any still running;
+// with a password, a session still running ends here and the sign-in form,
+// its username filled, takes the password.
+async function signInAgain() {
+  if (view.sign_in_method === 'browser') { accept(await invoke('sign_in_browser')); return; }
+  const user = view.user;
+  if (view.state === 'active' || view.state === 'refreshing') {
+    const report = await invoke('sign_out');
+    accept(report.view);
+  }
+  render();
+  if (user) $('username').value = user;
+  $('password').focus();
+}
+
 async function init() {
   performance.mark('script-start'); // the desktop bench's cold-start breakdown
   wire();
@@ -587,6 +647,11 @@ async function init() {
     // provider, which a renewal does not change).
     // (render() reads all three again when the state or session changes.)
     if (previous === view.state && view.state === 'active') { loadActivity(); loadMetrics(); }
+  });
+  // A notification's "Sign in again" (the shell has shown the window).
+  await listen('notice://sign-in-again', () => {
+    const inSession = view.state === 'active' || view.state === 'refreshing';
+    run(null, signInAgain, $(inSession ? 'session-error' : 'signin-error'));
   });
   // A transition between the first answer and the listener is not lost.
   accept(await invoke('session_view'));

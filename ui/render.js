@@ -13,7 +13,7 @@ export const ERROR_TEXT = {
   session_revoked: 'Your session was ended by the identity provider. Sign in again.',
   session_timed_out: 'You were signed out by the profile\'s session timeout:',
   not_signed_in: 'You are not signed in.',
-  session_limit: 'You already have the most sessions allowed. Sign out on another device, then try again.',
+  session_limit: 'You already have the most sessions allowed. End one of them to sign in here, or sign out on another device and try again.',
   keychain_unavailable: 'The system keychain is not available: this session will not survive a restart.',
   config_invalid: 'The configuration file has a problem:',
   invalid_state: 'That cannot be done right now:',
@@ -124,6 +124,25 @@ export function whenTime(iso, nowMs = Date.now()) {
   if (d.toDateString() === today.toDateString()) return clockTime(iso);
   const day = d.toLocaleDateString('en-GB', { weekday: 'short', day: 'numeric', month: 'short' });
   return `${day}, ${pad(d.getHours())}:${pad(d.getMinutes())}`;
+}
+
+/**
+ * One of the provider's sessions in plain words, no id: "Signed in 14:03:07
+ * · last seen 14:20:11 · Lisbon, PT (198.51.100.4)" (local times; the date
+ * when not today).
+ */
+export function sessionFacts(s, nowMs = Date.now()) {
+  const place = [s.city, s.country].filter(Boolean).join(', ');
+  const where = place && s.ip ? `${place} (${s.ip})` : (place || s.ip || 'unknown place');
+  const parts = [`Signed in ${whenTime(s.created, nowMs)}`];
+  if (s.last_seen) parts.push(`last seen ${whenTime(s.last_seen, nowMs)}`);
+  parts.push(where);
+  return parts.join(' · ');
+}
+
+/** What the window says after a sign-in that ended `s` to make room. */
+export function replacedNote(s, nowMs = Date.now()) {
+  return `To sign in here, Session Manager ended your session on ${s.device_name} (signed in ${whenTime(s.created, nowMs)}).`;
 }
 
 /**

@@ -18,16 +18,22 @@ use std::time::Duration;
 /// A notification as the app sent it.
 #[derive(Debug, Clone)]
 pub struct Notification {
+    /// The id the server answered with.
+    pub id: u32,
     pub app_name: String,
     /// The icon named by the notification (the app's icon name).
     pub app_icon: String,
     pub summary: String,
     pub body: String,
+    /// The buttons as the spec lists them: key, label, key, label.
+    pub actions: Vec<String>,
 }
 
 #[derive(Default)]
 struct Seen {
     notifications: Vec<Notification>,
+    /// Presses to announce (`ActionInvoked`): notification id and key.
+    presses: Vec<(u32, String)>,
     /// Registered tray items: (the sender's unique bus name, object path).
     items: Vec<(String, String)>,
 }
@@ -72,6 +78,22 @@ impl Desktop {
             .into_iter()
             .filter(|n| n.summary == summary)
             .collect()
+    }
+
+    /// Press a notification's button (or `default`: a click on the
+    /// notification), as a person does on the desktop's bubble: the server
+    /// announces `ActionInvoked` and closes it (`NotificationClosed`,
+    /// reason 2: dismissed by the user).
+    pub fn press(&self, notification: &Notification, key: &str) {
+        assert!(
+            key == "default" || notification.actions.iter().step_by(2).any(|k| k == key),
+            "no button {key} on {notification:?}"
+        );
+        self.seen
+            .lock()
+            .unwrap()
+            .presses
+            .push((notification.id, key.to_owned()));
     }
 
     /// The tray items registered so far.
@@ -122,19 +144,22 @@ fn serve(seen: Arc<Mutex<Seen>>, stop: Arc<AtomicBool>, ready: std::sync::mpsc::
                 "expire_timeout",
             ),
             ("id",),
-            |_: &mut Context, s: &mut Served, (app_name, _, app_icon, summary, body, _, _, _): NotifyArgs| {
+            |_: &mut Context, s: &mut Served, (app_name, _, app_icon, summary, body, actions, _, _): NotifyArgs| {
                 let mut seen = s.0.lock().unwrap();
+                let id = seen.notifications.len() as u32 + 1;
                 seen.notifications.push(Notification {
+                    id,
                     app_name,
                     app_icon,
                     summary,
                     body,
+                    actions,
                 });
-                Ok((seen.notifications.len() as u32,))
+                Ok((id,))
             },
         );
         b.method("GetCapabilities", (), ("capabilities",), |_, _, ()| {
-            Ok((vec!["body".to_owned()],))
+            Ok((vec!["body".to_owned(), "actions".to_owned()],))
         });
         b.method(
             "GetServerInformation",
@@ -188,7 +213,7 @@ fn serve(seen: Arc<Mutex<Seen>>, stop: Arc<AtomicBool>, ready: std::sync::mpsc::
         });
     });
     cr.insert("/org/freedesktop/Notifications", &[notifications], Served(seen.clone()));
-    cr.insert("/StatusNotifierWatcher", &[watcher], Served(seen));
+    cr.insert("/StatusNotifierWatcher", &[watcher], Served(seen.clone()));
     conn.start_receive(
         MatchRule::new_method_call(),
         Box::new(move |msg, conn| {
@@ -200,6 +225,19 @@ fn serve(seen: Arc<Mutex<Seen>>, stop: Arc<AtomicBool>, ready: std::sync::mpsc::
     while !stop.load(Ordering::SeqCst) {
         if conn.process(Duration::from_millis(100)).is_err() {
             break;
+        }
+        let presses = std::mem::take(&mut seen.lock().unwrap().presses);
+        for (id, key) in presses {
+            let from = |member: &str| {
+                dbus::Message::signal(
+                    &"/org/freedesktop/Notifications".into(),
+                    &"org.freedesktop.Notifications".into(),
+                    &member.into(),
+                )
+            };
+            use dbus::channel::Sender;
+            let _ = conn.send(from("ActionInvoked").append2(id, key));
+            let _ = conn.send(from("NotificationClosed").append2(id, 2u32));
         }
     }
 }

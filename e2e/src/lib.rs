@@ -392,14 +392,16 @@ impl Scenario {
         let data = self.data.clone();
         let outcome = tokio::spawn(body(self)).await;
         if let Err(e) = &outcome {
+            // A window that is not shown (closed to the tray) never paints:
+            // WebKitWebDriver's screenshot of it waits for ever.
             let shot = artifacts.join("failure.png");
-            if let Ok(png) = screenshot(&client).await {
+            if let Ok(Ok(png)) = tokio::time::timeout(Duration::from_secs(10), screenshot(&client)).await {
                 let _ = std::fs::write(&shot, png);
             }
-            if let Ok(source) = client.source().await {
+            if let Ok(Ok(source)) = tokio::time::timeout(Duration::from_secs(10), client.source()).await {
                 let _ = std::fs::write(artifacts.join("page.html"), source);
             }
-            let _ = client.clone().close().await;
+            let _ = tokio::time::timeout(Duration::from_secs(10), client.clone().close()).await;
             clean_keychain(&keychain);
             let lingering = match driver {
                 Some(d) => d.stop(data.path()).await,

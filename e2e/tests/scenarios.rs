@@ -865,25 +865,8 @@ async fn s19_the_sessions_panel_ends_another_devices_session() {
         .await
         .run(|s| async move {
             let other_dir = tempfile::tempdir().unwrap();
-            let text =
-                s.pg.config()
-                    .replacen("tenant_id =", "device_name = \"phone\"\ntenant_id =", 1);
-            let profile = session_core::profile::Config::parse(&text, std::path::Path::new("/"))
-                .unwrap()
-                .profile(Some("playground"))
-                .unwrap()
-                .clone();
-            let phone = session_core::Engine::open_with_store(
-                profile,
-                other_dir.path(),
-                std::sync::Arc::new(session_core::storage::vault::MemoryStore::default()),
-            )
-            .unwrap();
             s.pg.set_next_login_origin("198.51.100.4", "Lisbon", "PT");
-            phone
-                .sign_in(ALICE.0, session_core::Password::new(ALICE.1))
-                .await
-                .unwrap();
+            let phone = other_device(&s.pg, other_dir.path(), "phone").await;
             s.sign_in_active(ALICE.0, ALICE.1).await;
             s.click("sessions-toggle").await;
             s.wait_until("two session rows", T, || async { s.count("session-row").await == 2 })
@@ -1478,6 +1461,196 @@ async fn s29_the_panels_follow_the_profile_and_the_session() {
                     && activity.iter().filter(|a| a.contains("Signed in")).count() >= 2
             })
             .await;
+            s
+        })
+        .await;
+}
+
+/// Notifications with buttons, the window closed to the tray: the idle
+/// warning's "Stay signed in" moves the sign-out (a second warning, for the
+/// later time, comes instead of the end), and once the session has ended
+/// for inactivity the notification's "Sign in again" brings the window back
+/// on the sign-in form, the username filled and the password field focused.
+#[tokio::test(flavor = "multi_thread")]
+async fn s30_notification_buttons_act_with_the_window_closed() {
+    let setup = Setup {
+        desktop: true,
+        window_manager: true,
+        edit_config: Box::new(|_, c| c.replacen("tenant_id =", "idle_timeout_secs = 20\ntenant_id =", 1)),
+        ..lifetime(600)
+    };
+    Scenario::start("s30_notification_buttons", setup)
+        .await
+        .run(|s| async move {
+            let (desktop, wm) = (s.desktop.as_ref().unwrap(), s.wm.as_ref().unwrap());
+            s.tray().await;
+            s.sign_in_active(ALICE.0, ALICE.1).await;
+            let shown = || {
+                wm.titles()
+                    .iter()
+                    .any(|t| t.starts_with("Session Manager — playground"))
+            };
+            // Closed as the title bar's × closes it: no input reaches the
+            // page, so nothing there counts as activity from here on.
+            wm.close("Session Manager — playground");
+            s.wait_until("the window to be hidden", T, || async { !shown() }).await;
+
+            let idle = || desktop.notifications_titled("Signing out for inactivity");
+            s.wait_until("the idle warning", T, || async { !idle().is_empty() })
+                .await;
+            let first = idle()[0].clone();
+            assert!(
+                first.body.starts_with("Your playground session signs out at "),
+                "{first:?}"
+            );
+            assert_eq!(first.actions[2..], ["stay-signed-in", "Stay signed in"], "{first:?}");
+            desktop.press(&first, "stay-signed-in");
+            // Twenty seconds from the press: a new warning, for the later
+            // time (one per sign-out time: without the press there is none,
+            // and the session ends instead).
+            let ended = || desktop.notifications_titled("Signed out for inactivity");
+            s.wait_until("a warning for the moved sign-out", T, || async { idle().len() >= 2 })
+                .await;
+            assert!(ended().is_empty(), "signed out although the button was pressed");
+            assert!(!shown(), "Stay signed in needs no window");
+
+            // No more activity: signed out, and told so with a button.
+            s.wait_until("the idle sign-out's notification", Duration::from_secs(40), || async {
+                !ended().is_empty()
+            })
+            .await;
+            let note = ended()[0].clone();
+            assert_eq!(
+                note.body,
+                "Your playground session was idle for longer than the profile allows. Sign in again to go on.",
+            );
+            desktop.press(&note, "sign-in-again");
+            s.wait_until("the window shown by the button", T, || async { shown() })
+                .await;
+            s.wait_visible("screen-signin", T).await;
+            s.wait_until("the password field focused", T, || async {
+                s.focused_id().await == "password"
+            })
+            .await;
+            assert_eq!(
+                s.el("username-input").await.prop("value").await.unwrap().as_deref(),
+                Some(ALICE.0)
+            );
+            s.check_screen("signed-out-for-inactivity").await;
+            s
+        })
+        .await;
+}
+
+/// A signed-in engine of `pg`'s `playground` profile on another "device"
+/// (its own data directory and an in-memory keychain), as alice.
+async fn other_device(pg: &playground::Playground, dir: &std::path::Path, device: &str) -> session_core::Engine {
+    let text = pg
+        .config()
+        .replacen("tenant_id =", &format!("device_name = \"{device}\"\ntenant_id ="), 1);
+    let profile = session_core::profile::Config::parse(&text, std::path::Path::new("/"))
+        .unwrap()
+        .profile(Some("playground"))
+        .unwrap()
+        .clone();
+    let engine = session_core::Engine::open_with_store(
+        profile,
+        dir,
+        std::sync::Arc::new(session_core::storage::vault::MemoryStore::default()),
+    )
+    .unwrap();
+    engine
+        .sign_in(ALICE.0, session_core::Password::new(ALICE.1))
+        .await
+        .unwrap();
+    engine
+}
+
+/// The session limit (Production, two sessions): the sign-in form lists
+/// the live sessions in plain words (device, when in local time, where; no
+/// id outside Details), "End this session" asks first, and the sign-in
+/// that follows ends exactly that one and says so.
+#[tokio::test(flavor = "multi_thread")]
+async fn s31_at_the_session_limit_the_person_picks_the_session_to_end() {
+    let setup = Setup {
+        playground: Options {
+            mode: playground::Mode::Production,
+            session_limit: 2,
+            token_lifetime: Duration::from_secs(600),
+            ..Options::default()
+        },
+        ..Setup::default()
+    };
+    Scenario::start("s31_session_limit", setup)
+        .await
+        .run(|s| async move {
+            let dirs = [tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap()];
+            s.pg.set_next_login_origin("198.51.100.4", "Lisbon", "PT");
+            let phone = other_device(&s.pg, dirs[0].path(), "phone").await;
+            s.pg.set_next_login_origin("203.0.113.9", "Porto", "PT");
+            let tablet = other_device(&s.pg, dirs[1].path(), "tablet").await;
+            let ids = [phone.view().session_id.unwrap(), tablet.view().session_id.unwrap()];
+
+            s.sign_in(ALICE.0, ALICE.1).await;
+            s.wait_visible("limit-panel", T).await;
+            assert_eq!(s.count("limit-row").await, 2);
+            let panel = s.text("limit-panel").await;
+            assert!(
+                panel.contains("phone")
+                    && panel.contains("Lisbon, PT")
+                    && panel.contains("tablet")
+                    && panel.contains("Porto, PT"),
+                "{panel}"
+            );
+            assert!(panel.find("phone") < panel.find("tablet"), "oldest first: {panel}");
+            for id in &ids {
+                assert!(!panel.contains(id.as_str()), "a raw id in the text: {panel}");
+            }
+            let sentence = s
+                .client
+                .execute(
+                    "return document.querySelector('#signin-error > span').textContent",
+                    vec![],
+                )
+                .await
+                .unwrap();
+            assert!(
+                !sentence.as_str().unwrap_or_default().contains("replaceOldest"),
+                "{sentence}"
+            );
+
+            // The second row's "End this session" asks first; "Keep it" keeps it.
+            let end_buttons = s
+                .client
+                .find_all(e2e::fantoccini::Locator::Css("[data-testid='limit-end-button']"))
+                .await
+                .unwrap();
+            end_buttons[1].click().await.unwrap();
+            s.wait_visible("limit-confirm", T).await;
+            assert_eq!(s.focused_id().await, "limit-confirm", "the question takes the focus");
+            s.check_screen("session-limit-confirm").await;
+            s.click("limit-keep").await;
+            assert_eq!(s.count("limit-confirm").await, 0);
+            let end_buttons = s
+                .client
+                .find_all(e2e::fantoccini::Locator::Css("[data-testid='limit-end-button']"))
+                .await
+                .unwrap();
+            end_buttons[1].click().await.unwrap();
+            s.click("limit-confirm").await;
+            s.wait_text("state-badge", "the state badge to read Active", T, |t| t == "Active")
+                .await;
+            let note = s.text("replaced-note").await;
+            assert!(note.contains("ended your session on tablet"), "{note}");
+            s.screenshot("session-limit-replaced.png").await;
+
+            let e = tablet.refresh_now().await.unwrap_err();
+            assert_eq!(
+                e.code(),
+                session_core::ErrorCode::SessionRevoked,
+                "the picked one ended: {e}"
+            );
+            phone.refresh_now().await.expect("the other one lives on");
             s
         })
         .await;

@@ -156,6 +156,10 @@ struct LoginBody {
     /// and sign in (this project's addition).
     #[serde(rename = "replaceOldest", default)]
     replace_oldest: bool,
+    /// At the limit: end this live session of the user's (an id from the
+    /// refusal's list) and sign in (this project's addition).
+    #[serde(rename = "replaceSession", default)]
+    replace_session: Option<String>,
 }
 
 /// A device name as a list shows it: control characters dropped, at most
@@ -220,14 +224,26 @@ async fn login(State(state): State<Arc<AppState>>, headers: HeaderMap, body: Opt
             .values()
             .filter(|s| s.info.user == user.username && !s.info.revoked && !s.info.signed_out)
             .count();
-        if live >= state.session_limit && body.replace_oldest {
-            let oldest = sessions
-                .values_mut()
+        // The session to end to make room: the one named (if it is still
+        // one of this user's live sessions), or the oldest.
+        let named = body.replace_session.as_deref().filter(|id| {
+            sessions
+                .get(*id)
+                .is_some_and(|s| s.info.user == user.username && self::live(s))
+        });
+        let replace = match (named, body.replace_oldest) {
+            (Some(id), _) => Some(id.to_owned()),
+            (None, true) => sessions
+                .values()
                 .filter(|s| s.info.user == user.username && self::live(s))
-                .min_by_key(|s| s.serial);
-            if let Some(s) = oldest {
+                .min_by_key(|s| s.serial)
+                .map(|s| s.info.id.clone()),
+            (None, false) => None,
+        };
+        if let (true, Some(id)) = (live >= state.session_limit, replace) {
+            if let Some(s) = sessions.get_mut(&id) {
                 s.info.revoked = true;
-                s.info.revoke_reason = Some("ended to make room for a new sign-in (replaceOldest)".into());
+                s.info.revoke_reason = Some("ended to make room for a new sign-in".into());
             }
         } else if live >= state.session_limit {
             let mut rows: Vec<&Session> = sessions

@@ -71,8 +71,12 @@ pub enum Command {
         device: bool,
         /// At the provider's concurrent-session limit, end your oldest
         /// session and sign in (FinHub).
-        #[arg(long)]
+        #[arg(long, conflicts_with = "end_session")]
         end_oldest: bool,
+        /// At the provider's concurrent-session limit, end this session
+        /// (an id from the list the refusal prints) and sign in (FinHub).
+        #[arg(long, value_name = "ID")]
+        end_session: Option<String>,
     },
     /// Your sessions on other devices (FinHub): list them, or end one or
     /// all others.

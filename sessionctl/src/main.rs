@@ -14,6 +14,7 @@ use cli::{Cli, Command, HttpMethod};
 use print::{print_metrics, print_report, print_sessions, print_view, warn_memory_only, warn_no_refresh};
 use session_core::os::paths;
 use session_core::provider::opener::{NoOpener, Opener, SystemOpener, Tee};
+use session_core::provider::Replace;
 use session_core::storage::audit::{AuditEvent, AuditRecord};
 use session_core::storage::vault::KeyringStore;
 use session_core::view::SignInMethod;
@@ -94,7 +95,15 @@ async fn command(cli: &Cli, engine: &Engine, json: bool) -> Result<(), Failure> 
             password_stdin,
             device,
             end_oldest,
-        } => login(engine, json, &cli.profile, username, password_stdin, device, end_oldest).await?,
+            end_session,
+        } => {
+            let replace = match (end_oldest, end_session) {
+                (_, Some(id)) => Replace::Session(id),
+                (true, None) => Replace::Oldest,
+                (false, None) => Replace::Nothing,
+            };
+            login(engine, json, &cli.profile, username, password_stdin, device, replace).await?
+        }
         Command::Sessions { end, end_others } => sessions(engine, json, end, end_others).await?,
         Command::Status => status(engine, json).await?,
         Command::Refresh => refresh(engine, json).await?,
@@ -202,7 +211,7 @@ async fn login(
     username: Option<String>,
     password_stdin: bool,
     device: bool,
-    end_oldest: bool,
+    replace: Replace,
 ) -> Result<(), Failure> {
     let restored = engine.restore().await?;
     if restored.sign_in_method == SignInMethod::Browser {
@@ -242,14 +251,14 @@ async fn login(
         return Err(failure(ErrorCode::InvalidCredentials, "no password on standard input; pipe it in, e.g. `printf %s \"$PW\" | sessionctl login --username U --password-stdin`"));
     }
     let view = match engine
-        .sign_in_password(&username, Password::new(password), end_oldest)
+        .sign_in_password(&username, Password::new(password), replace)
         .await
     {
         Err(e) if e.code() == ErrorCode::SessionLimit => {
             let mut info = e.info();
             let flag = profile.as_ref().map(|p| format!(" --profile {p}")).unwrap_or_default();
             info.message = format!(
-                "{}\nTo end the oldest session and sign in:\n  sessionctl{flag} login --username {username} --password-stdin --end-oldest\nor end one with `sessionctl sessions --end ID` from a signed-in device.",
+                "{}\nTo end the oldest session and sign in:\n  sessionctl{flag} login --username {username} --password-stdin --end-oldest\nor end one of them by its id and sign in:\n  sessionctl{flag} login --username {username} --password-stdin --end-session ID",
                 info.message,
             );
             return Err(Failure(info));
@@ -318,7 +327,7 @@ async fn sessions(engine: &Engine, json: bool, end: Option<String>, end_others: 
     } else if end_others {
         let n = engine.end_other_sessions().await?;
         if !json {
-            println!("Ended {n} other session(s).");
+            println!("Ended {}.", print::plural(n, "other session", "other sessions"));
         }
     }
     let list = engine.sessions().await?;

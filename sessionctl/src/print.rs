@@ -224,9 +224,10 @@ pub fn print_report(report: &Report) {
     }
     let (failed, warnings) = (report.count(Status::Failed), report.count(Status::Warning));
     println!(
-        "{} checks: {} ok, {warnings} warning(s), {failed} failed.",
-        report.checks.len(),
-        report.count(Status::Ok)
+        "{}: {} ok, {}, {failed} failed.",
+        plural(report.checks.len() as u64, "check", "checks"),
+        report.count(Status::Ok),
+        plural(warnings as u64, "warning", "warnings"),
     );
 }
 

@@ -868,10 +868,54 @@ async fn sessions_are_listed_and_ended_and_the_limit_offers_the_oldest() {
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(stdout(&out).contains(&format!("Ended the session {beta}.")));
     let out = c.run(&["sessions", "--end-others"], None).await;
-    assert!(stdout(&out).contains("Ended 0 other session(s)."), "{}", stdout(&out));
+    assert!(stdout(&out).contains("Ended 0 other sessions."), "{}", stdout(&out));
     // beta learns at its next renewal that its session was ended.
     let out = b.run(&["refresh"], None).await;
     assert!(stderr(&out).starts_with("error[session_revoked]"), "{}", stderr(&out));
+
+    // At the limit again (gamma, beta): delta ends the one it names.
+    assert!(b.login_alice(false).await.status.success());
+    let d = named("delta");
+    let err = stderr(&d.login_alice(false).await);
+    assert!(err.contains("--end-session ID"), "{err}");
+    let out = d
+        .run(
+            &[
+                "login",
+                "--username",
+                "alice",
+                "--password-stdin",
+                "--end-session",
+                &gamma_id(&c).await,
+            ],
+            Some("alice-pw-1\n"),
+        )
+        .await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = c.run(&["refresh"], None).await;
+    assert!(
+        stderr(&out).starts_with("error[session_revoked]"),
+        "the named one ended: {}",
+        stderr(&out)
+    );
+    assert!(
+        b.run(&["refresh"], None).await.status.success(),
+        "the other one lives on"
+    );
+}
+
+/// The id of the `gamma` device's session, as `sessions --json` lists it.
+async fn gamma_id(cli: &Cli) -> String {
+    let listed = json(&cli.run(&["--json", "sessions"], None).await);
+    listed["sessions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["device_name"] == "gamma")
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned()
 }
 
 /// The checks of a `doctor --json` report whose `what` contains `part`.

@@ -1,5 +1,5 @@
 //! What the shell asks of the Linux desktop: one instance per keychain
-//! namespace and a notification (both over the session bus), and how
+//! namespace and notifications with a button (both over the session bus), and how
 //! WebKitGTK paints the window.
 //!
 //! Both go through libdbus (the `dbus` crate the engine already links for
@@ -117,12 +117,22 @@ fn serve(connection: Connection) -> Claim {
 /// text tick under Xvfb, 30 s each: 1.73 % of a core composited, 0.56 %
 /// with this policy (`bench/`, docs/benchmarks.md). It is also what
 /// `WEBKIT_DISABLE_COMPOSITING_MODE=1` does, the usual advice for blank
-/// WebKitGTK windows on some GPU drivers. WebKitGTK 4.1 (GTK 3) keeps the
-/// `NEVER` policy; only the GTK 4 API dropped it.
-pub fn paint_without_compositing(webview: tauri::webview::PlatformWebview) {
-    use webkit2gtk::{HardwareAccelerationPolicy, SettingsExt, WebViewExt};
-    if let Some(settings) = webview.inner().settings() {
-        settings.set_hardware_acceleration_policy(HardwareAccelerationPolicy::Never);
+/// WebKitGTK windows on some GPU drivers.
+///
+/// It is set through that variable, before WebKit starts, and not through
+/// the web view's settings (`HardwareAccelerationPolicy::Never`) as it was:
+/// with WebKitGTK 2.50.6 that setting, applied to a window built hidden
+/// (`--hidden`, the autostart entry) and shown later, crashed the web
+/// process in about one start in three (a null pointer inside
+/// libwebkit2gtk; s28 failed with "session deleted because of page crash
+/// or hang", the kernel log showed the segfault). With the variable, 24
+/// runs of s28 passed, and the idle CPU is the same. A value the person
+/// set is kept.
+pub fn paint_without_compositing() {
+    const VAR: &str = "WEBKIT_DISABLE_COMPOSITING_MODE";
+    if std::env::var_os(VAR).is_none() {
+        // Single-threaded still: called first thing in `run`.
+        std::env::set_var(VAR, "1");
     }
 }
 
@@ -131,9 +141,34 @@ pub fn paint_without_compositing(webview: tauri::webview::PlatformWebview) {
 /// a notification server (a bare X server) there is nothing to show on, and
 /// that is not an error: the window and the tray show the same state.
 pub fn notify(summary: &str, body: &str) {
+    spawn_notification(summary, body, None);
+}
+
+/// The button a notification offers and what to run when it is pressed
+/// (given the key pressed: the action's, or `default` for a click on the
+/// notification itself).
+pub type OnAction = Box<dyn FnOnce(&str) + Send>;
+
+/// [`notify`] with a button. The notification's thread listens for the
+/// press (`ActionInvoked`) until the notification is closed, or for an hour
+/// at most (a notification kept in the desktop's list after that shows the
+/// window only through its app entry).
+pub fn notify_with_action(
+    summary: &str,
+    body: &str,
+    action: crate::backend::NoticeAction,
+    on_action: impl FnOnce(&str) + Send + 'static,
+) {
+    spawn_notification(summary, body, Some((action, Box::new(on_action))));
+}
+
+/// How long a notification's thread waits for its button.
+const ACTION_WAIT: Duration = Duration::from_secs(3600);
+
+fn spawn_notification(summary: &str, body: &str, action: Option<(crate::backend::NoticeAction, OnAction)>) {
     let (summary, body) = (summary.to_owned(), body.to_owned());
     let sent = std::thread::Builder::new().name("notify".into()).spawn(move || {
-        if let Err(e) = send_notification(&summary, &body) {
+        if let Err(e) = show_notification(&summary, &body, action) {
             tracing::info!(error = %e, "no desktop notification shown");
         }
     });
@@ -142,9 +177,45 @@ pub fn notify(summary: &str, body: &str) {
     }
 }
 
-fn send_notification(summary: &str, body: &str) -> Result<u32, String> {
+/// What the notification server said about our notifications.
+enum Heard {
+    Pressed(u32, String),
+    Closed(u32),
+}
+
+fn show_notification(
+    summary: &str,
+    body: &str,
+    action: Option<(crate::backend::NoticeAction, OnAction)>,
+) -> Result<(), String> {
     use dbus::arg::{PropMap, RefArg, Variant};
     let connection = Connection::new_session().map_err(|e| describe(&e))?;
+    // Listen before asking, so that no press can come before the listener.
+    let heard = Arc::new(std::sync::Mutex::new(Vec::new()));
+    if action.is_some() {
+        let into = heard.clone();
+        connection
+            .add_match(
+                MatchRule::new_signal("org.freedesktop.Notifications", "ActionInvoked"),
+                move |(id, key): (u32, String), _, _| {
+                    into.lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .push(Heard::Pressed(id, key));
+                    true
+                },
+            )
+            .map_err(|e| describe(&e))?;
+        let into = heard.clone();
+        connection
+            .add_match(
+                MatchRule::new_signal("org.freedesktop.Notifications", "NotificationClosed"),
+                move |(id, _reason): (u32, u32), _, _| {
+                    into.lock().unwrap_or_else(|e| e.into_inner()).push(Heard::Closed(id));
+                    true
+                },
+            )
+            .map_err(|e| describe(&e))?;
+    }
     let proxy = connection.with_proxy(
         "org.freedesktop.Notifications",
         "/org/freedesktop/Notifications",
@@ -156,6 +227,12 @@ fn send_notification(summary: &str, body: &str) -> Result<u32, String> {
         "desktop-entry".into(),
         Variant(Box::new(crate::APP_ID.to_owned()) as Box<dyn RefArg>),
     );
+    // The spec's list: key, label, key, label; "default" is the click on
+    // the notification itself (shows the window).
+    let buttons: Vec<String> = match &action {
+        Some((a, _)) => vec!["default".into(), "Show".into(), a.key().into(), a.label().into()],
+        None => Vec::new(),
+    };
     let (id,): (u32,) = proxy
         .method_call(
             "org.freedesktop.Notifications",
@@ -166,13 +243,34 @@ fn send_notification(summary: &str, body: &str) -> Result<u32, String> {
                 crate::APP_ID,
                 summary,
                 body,
-                Vec::<String>::new(),
+                buttons,
                 hints,
                 -1i32,
             ),
         )
         .map_err(|e| describe(&e))?;
-    Ok(id)
+    let Some((_, on_action)) = action else {
+        return Ok(());
+    };
+    let deadline = std::time::Instant::now() + ACTION_WAIT;
+    loop {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        if left.is_zero() {
+            return Ok(());
+        }
+        connection.process(left).map_err(|e| describe(&e))?;
+        let events = std::mem::take(&mut *heard.lock().unwrap_or_else(|e| e.into_inner()));
+        for event in events {
+            match event {
+                Heard::Pressed(pressed, key) if pressed == id => {
+                    on_action(&key);
+                    return Ok(());
+                }
+                Heard::Closed(closed) if closed == id => return Ok(()),
+                _ => {}
+            }
+        }
+    }
 }
 
 fn describe(e: &dbus::Error) -> String {

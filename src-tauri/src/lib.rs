@@ -68,12 +68,15 @@ async fn sign_in(
     username: String,
     password: Password,
     replace_oldest: Option<bool>,
+    replace_session: Option<String>,
 ) -> Result<SessionView, ErrorInfo> {
-    backend
-        .get()
-        .await?
-        .sign_in(&username, password, replace_oldest.unwrap_or(false))
-        .await
+    use session_core::provider::Replace;
+    let replace = match (replace_session, replace_oldest) {
+        (Some(id), _) => Replace::Session(id),
+        (None, Some(true)) => Replace::Oldest,
+        _ => Replace::Nothing,
+    };
+    backend.get().await?.sign_in(&username, password, replace).await
 }
 
 /// Your sessions on other devices (FinHub).
@@ -332,11 +335,7 @@ where
         let builder = builder.initialization_script(
             "document.documentElement?.style.setProperty('--platform-font', 'system-ui, sans-serif');",
         );
-        let window = builder.build()?;
-        #[cfg(target_os = "linux")]
-        window.with_webview(desktop::paint_without_compositing)?;
-        #[cfg(not(target_os = "linux"))]
-        let _ = window;
+        builder.build()?;
     }
     tracing::debug!("start: window built");
     let handle = app.clone();
@@ -479,7 +478,8 @@ fn instance_name() -> String {
     }
 }
 
-fn show_window<R: Runtime>(app: &tauri::AppHandle<R>) {
+/// Bring the main window up: shown, not minimized, focused.
+pub(crate) fn show_window<R: Runtime>(app: &tauri::AppHandle<R>) {
     if let Some(w) = app.get_webview_window("main") {
         let _ = w.unminimize();
         let _ = w.show();
@@ -550,6 +550,9 @@ pub fn on_run_event<R: Runtime>(app: &tauri::AppHandle<R>, event: &tauri::RunEve
 
 /// Run the desktop app.
 pub fn run() {
+    // Before any thread or WebKit starts (it reads the environment).
+    #[cfg(target_os = "linux")]
+    desktop::paint_without_compositing();
     let options = match backend::Options::from_args(std::env::args()) {
         Ok(o) => o,
         Err(e) => {

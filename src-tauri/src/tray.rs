@@ -1,14 +1,14 @@
-//! The tray icon (state, time left, Sign out) and the desktop notification
-//! when a session is about to expire and renewing it fails.
+//! The tray icon (state, time left, Sign out) and the desktop
+//! notifications ([`crate::backend::notices`]) with their buttons.
 
-use crate::backend::{expiry_warning, session_end_warning, Backend};
+use crate::backend::{next_look, notices, Backend, Notice, NoticeAction};
 use session_core::view::Tone;
 use session_core::SessionView;
 use std::sync::{Arc, Mutex};
 use tauri::image::Image;
 use tauri::menu::{Menu, MenuItem, PredefinedMenuItem};
 use tauri::tray::{TrayIcon, TrayIconBuilder};
-use tauri::{AppHandle, Manager, Runtime};
+use tauri::{AppHandle, Emitter, Manager, Runtime};
 
 /// The tray's status line for a view: the engine's headline (what the
 /// window and `sessionctl status` say) and, while there is a session, when
@@ -72,10 +72,14 @@ struct TrayState<R: Runtime> {
     tone: Mutex<Option<Tone>>,
     status: MenuItem<R>,
     sign_out: MenuItem<R>,
-    warned_session: Mutex<Option<String>>,
-    /// The session warned that its real end is near (once per session).
-    warned_end: Mutex<Option<String>>,
+    /// The view the last notifications were worked out from.
+    last: Mutex<Option<SessionView>>,
+    /// The notifications shown (their `once` keys, the newest last).
+    shown: Mutex<std::collections::VecDeque<String>>,
 }
+
+/// How many notifications the tray remembers having shown.
+const SHOWN_KEPT: usize = 64;
 
 /// Create the tray icon with its menu.
 pub fn create<R: Runtime>(app: &AppHandle<R>, backend: &Arc<Backend>) -> tauri::Result<()> {
@@ -100,10 +104,7 @@ pub fn create<R: Runtime>(app: &AppHandle<R>, backend: &Arc<Backend>) -> tauri::
         .tooltip("Session Manager")
         .on_menu_event(move |app, event| match event.id().as_ref() {
             "show" => {
-                if let Some(w) = app.get_webview_window("main") {
-                    let _ = w.show();
-                    let _ = w.set_focus();
-                }
+                crate::show_window(app);
             }
             "sign_out" => {
                 let backend = for_menu.clone();
@@ -126,16 +127,18 @@ pub fn create<R: Runtime>(app: &AppHandle<R>, backend: &Arc<Backend>) -> tauri::
         tone: Mutex::new(Some(view.headline.tone)),
         status,
         sign_out,
-        warned_session: Mutex::new(None),
-        warned_end: Mutex::new(None),
+        last: Mutex::new(Some(view.clone())),
+        shown: Mutex::new(Default::default()),
     });
-    // The time left moves: refresh the status line twice a minute (no IPC).
+    // The time left moves: refresh the status line twice a minute (no IPC),
+    // and look again when a warning falls due.
     let handle = app.clone();
     let backend = backend.clone();
     tauri::async_runtime::spawn(async move {
-        let mut tick = tokio::time::interval(std::time::Duration::from_secs(30));
         loop {
-            tick.tick().await;
+            let view = backend.view();
+            let wait = next_look(&view, chrono::Utc::now(), std::time::Duration::from_secs(30));
+            tokio::time::sleep(wait).await;
             update(&handle, &backend.view());
         }
     });
@@ -158,20 +161,62 @@ fn update<R: Runtime>(app: &AppHandle<R>, view: &SessionView) {
         }
         drop(tone);
         let _ = tray.sign_out.set_enabled(view.state.has_session());
-        if let Some(message) = expiry_warning(view, now) {
-            let mut warned = tray.warned_session.lock().unwrap_or_else(|e| e.into_inner());
-            if *warned != view.session_id {
-                *warned = view.session_id.clone();
-                notify(app, "Session about to expire", &message);
+        let before = tray
+            .last
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .replace(view.clone());
+        for notice in notices(before.as_ref(), view, now) {
+            let mut shown = tray.shown.lock().unwrap_or_else(|e| e.into_inner());
+            if shown.contains(&notice.once) {
+                continue;
             }
-        }
-        if let Some(message) = session_end_warning(view, now) {
-            let mut warned = tray.warned_end.lock().unwrap_or_else(|e| e.into_inner());
-            if *warned != view.session_id {
-                *warned = view.session_id.clone();
-                notify(app, "Session ending soon", &message);
+            if shown.len() == SHOWN_KEPT {
+                shown.pop_front();
             }
+            shown.push_back(notice.once.clone());
+            drop(shown);
+            notify_with_action(app, notice);
         }
+    }
+}
+
+/// Show a notice with its button; a press does what the button says.
+fn notify_with_action<R: Runtime>(app: &AppHandle<R>, notice: Notice) {
+    let handle = app.clone();
+    let on_action = move |key: &str| {
+        // "default" is a click on the notification itself.
+        let action = NoticeAction::from_key(key).unwrap_or(NoticeAction::Show);
+        act(&handle, action);
+    };
+    #[cfg(target_os = "linux")]
+    crate::desktop::notify_with_action(notice.summary, &notice.body, notice.action, on_action);
+    #[cfg(not(target_os = "linux"))]
+    {
+        // The notification plugin has no buttons on desktop systems: the
+        // window's banner has them (untested here).
+        let _ = on_action;
+        notify(app, notice.summary, &notice.body);
+    }
+}
+
+/// What a notification's button does.
+pub fn act<R: Runtime>(app: &AppHandle<R>, action: NoticeAction) {
+    match action {
+        NoticeAction::StaySignedIn => {
+            let app = app.clone();
+            tauri::async_runtime::spawn(async move {
+                if let Ok(backend) = app.state::<crate::Started>().get().await {
+                    backend.touch();
+                }
+            });
+        }
+        NoticeAction::SignInAgain => {
+            crate::show_window(app);
+            // The window starts the sign-in as its own button does.
+            let _ = app.emit("notice://sign-in-again", ());
+        }
+        NoticeAction::Show => crate::show_window(app),
     }
 }
 

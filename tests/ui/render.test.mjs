@@ -3,7 +3,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
-import { takesOver, headlineOf, formatCountdown, remainingMs, fractionLeft, barStep, whenTime, clockTime, errorText, errorDetails, ERROR_TEXT, nextRefreshText, idleWarning, linePoints, barRects, screenFor, endedNotice, sessionErrorOf, plural, metricsSummary, sessionEndText, endingSoon, END_LEAD_MS, endTime } from '../../ui/render.js';
+import { takesOver, headlineOf, formatCountdown, remainingMs, fractionLeft, barStep, whenTime, clockTime, errorText, errorDetails, ERROR_TEXT, nextRefreshText, idleWarning, linePoints, barRects, screenFor, endedNotice, sessionErrorOf, plural, metricsSummary, sessionEndText, endingSoon, END_LEAD_MS, endTime, sessionFacts, replacedNote } from '../../ui/render.js';
 
 const v = (profile, seq, extra = {}) => ({ profile, seq, ...extra });
 
@@ -192,4 +192,14 @@ test('a session end is written to the minute, as core/src/view.rs local_clock_ti
   const now = new Date(2026, 10, 23, 12, 0, 0).getTime();
   assert.equal(endTime(new Date(2026, 10, 23, 18, 30, 59).toISOString(), now), '18:30');
   assert.equal(endTime(new Date(2026, 10, 24, 4, 5, 4).toISOString(), now), 'Tue 24 Nov 04:05');
+});
+
+test('a provider session in plain words: local times, the place, no id', () => {
+  const now = Date.parse('2026-11-23T18:40:00');
+  const s = { id: 'e3b0c442-98fc', device_name: 'phone', created: '2026-11-23T18:30:05', last_seen: '2026-11-23T18:35:00', ip: '198.51.100.4', city: 'Lisbon', country: 'PT' };
+  assert.equal(sessionFacts(s, now), 'Signed in 18:30:05 · last seen 18:35:00 · Lisbon, PT (198.51.100.4)');
+  assert.equal(sessionFacts({ ...s, last_seen: null, city: null, country: null, ip: null }, now), 'Signed in 18:30:05 · unknown place');
+  assert.equal(sessionFacts({ ...s, city: null, country: null }, now).endsWith(' · 198.51.100.4'), true);
+  assert.doesNotMatch(sessionFacts(s, now) + replacedNote(s, now), /e3b0c442/);
+  assert.equal(replacedNote(s, now), 'To sign in here, Session Manager ended your session on phone (signed in 18:30:05).');
 });

@@ -45,7 +45,7 @@ use crate::provider::finhub::FinHub;
 use crate::provider::oidc::discovery::{DiscoveredJwks, DiscoveryCache};
 use crate::provider::oidc::Oidc;
 use crate::provider::opener::{Opener, SystemOpener};
-use crate::provider::{ApiRequest, ApiResponse, Credentials, Provider, SessionTokens};
+use crate::provider::{ApiRequest, ApiResponse, Credentials, Provider, Replace, SessionTokens};
 use crate::storage::audit::{AuditEvent, AuditLog};
 use crate::storage::proclock::{self, Beacon, ProcessLock};
 use crate::storage::vault::{KeyringStore, SecretStore, Vault, VaultError};

@@ -7,23 +7,23 @@ use super::*;
 impl Engine {
     /// Sign in with a username and password.
     pub async fn sign_in(&self, username: &str, password: Password) -> Result<SessionView, Error> {
-        self.sign_in_password(username, password, false).await
+        self.sign_in_password(username, password, Replace::Nothing).await
     }
 
-    /// Sign in with a password; `replace_oldest`: at the provider's
-    /// concurrent-session limit, end the oldest live session first (the
-    /// choice the `session_limit` error offers).
+    /// Sign in with a password; `replace`: at the provider's
+    /// concurrent-session limit, the live session to end first (the choice
+    /// the `session_limit` error offers, with its list).
     pub async fn sign_in_password(
         &self,
         username: &str,
         password: Password,
-        replace_oldest: bool,
+        replace: Replace,
     ) -> Result<SessionView, Error> {
         self.sign_in_with(
             Credentials::Password {
                 username: username.to_owned(),
                 password,
-                replace_oldest,
+                replace,
             },
             None,
         )

@@ -5,11 +5,13 @@
 //! contains a token.
 
 mod config;
+mod sessions;
 mod token;
 mod vault;
 
 pub use config::ConfigError;
 use serde::{Deserialize, Serialize};
+pub use sessions::RemoteSession;
 pub use token::TokenError;
 pub use vault::VaultError;
 
@@ -115,6 +117,10 @@ pub struct ErrorInfo {
     /// without parsing the message.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub detail: Option<String>,
+    /// For `session_limit`: the person's live sessions, oldest first, as
+    /// the provider listed them (one may be ended to make room).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sessions: Vec<RemoteSession>,
 }
 
 impl ErrorInfo {
@@ -124,6 +130,7 @@ impl ErrorInfo {
             code,
             message: message.into(),
             detail: None,
+            sessions: Vec::new(),
         }
     }
 }
@@ -182,8 +189,12 @@ pub enum Error {
     Lock(String),
     #[error("not signed in; sign in first")]
     NotSignedIn,
-    #[error("the provider refused another session: {0}")]
-    SessionLimit(String),
+    #[error("the provider refused another session: {message}")]
+    SessionLimit {
+        message: String,
+        /// The live sessions, oldest first, when the provider listed them.
+        live: Vec<RemoteSession>,
+    },
     #[error(transparent)]
     Vault(#[from] VaultError),
     #[error("the identity provider refused the sign-in: {error}{}", description.as_ref().map(|d| format!(" ({d})")).unwrap_or_default())]
@@ -221,7 +232,7 @@ impl Error {
             Error::EndedElsewhere(_) => ErrorCode::NotSignedIn,
             Error::Lock(_) => ErrorCode::Internal,
             Error::NotSignedIn => ErrorCode::NotSignedIn,
-            Error::SessionLimit(_) => ErrorCode::SessionLimit,
+            Error::SessionLimit { .. } => ErrorCode::SessionLimit,
             Error::Vault(VaultError::Unavailable(_)) => ErrorCode::KeychainUnavailable,
             Error::Vault(_) => ErrorCode::Internal,
             Error::InvalidState(_) => ErrorCode::InvalidState,
@@ -278,6 +289,10 @@ impl Error {
             detail: match self {
                 Error::PinMismatch { presented, .. } => Some(presented.clone()),
                 _ => None,
+            },
+            sessions: match self {
+                Error::SessionLimit { live, .. } => live.clone(),
+                _ => Vec::new(),
             },
         }
     }

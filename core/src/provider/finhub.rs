@@ -15,7 +15,7 @@
 //!   (login and refresh carry all of them but `Authorization`).
 
 use super::failover::{self, Endpoints, Route, Verdict};
-use super::{ApiRequest, ApiResponse, Credentials, Grant, Provider, SessionTokens};
+use super::{ApiRequest, ApiResponse, Credentials, Grant, Provider, Replace, SessionTokens};
 use crate::error::Error;
 use crate::net::headers::{self, FlowContext};
 use crate::net::tls::{BodyKind, PinnedClient};
@@ -156,10 +156,13 @@ fn error_for(call: Call, status: u16, body: &str, location: Option<&str>, retry_
                 .iter()
                 .map(|s| format!("\n  - {}", s.describe()))
                 .collect::<String>();
-            Error::SessionLimit(match listed.is_empty() {
-                true => message,
-                false => format!("{message}. Live sessions, oldest first:{listed}"),
-            })
+            Error::SessionLimit {
+                message: match listed.is_empty() {
+                    true => message,
+                    false => format!("{message}. Live sessions, oldest first:{listed}"),
+                },
+                live,
+            }
         }
         (Call::Refresh, 401) => Error::Revoked(message),
         (Call::Refresh, 400) if code.as_deref() == Some("invalid_grant") => super::refresh_refusal(message),
@@ -350,7 +353,7 @@ impl Provider for FinHub {
         let Credentials::Password {
             username,
             password,
-            replace_oldest,
+            replace,
         } = credentials
         else {
             return Err(Error::InvalidState(
@@ -362,8 +365,10 @@ impl Provider for FinHub {
             "password": password.expose(),
             "deviceName": self.device_name,
         });
-        if *replace_oldest {
-            body["replaceOldest"] = Value::Bool(true);
+        match replace {
+            Replace::Nothing => {}
+            Replace::Oldest => body["replaceOldest"] = Value::Bool(true),
+            Replace::Session(id) => body["replaceSession"] = Value::String(id.clone()),
         }
         self.token_call(Call::Login, LOGIN_PATH, body, Self::flow_headers(flow))
             .await
@@ -465,7 +470,7 @@ mod tests {
                 None,
                 None
             ),
-            Error::SessionLimit(_)
+            Error::SessionLimit { .. }
         ));
         assert!(
             matches!(error_for(Call::Logout, 302, "", Some("https://evil"), None), Error::Protocol(m) if m.contains("not followed"))

@@ -31,15 +31,29 @@ pub const MAX_EXPIRES_IN: u64 = 366 * 24 * 3600;
 /// What a person signs in with.
 #[derive(Debug, Clone)]
 pub enum Credentials {
-    /// A username and a password (FinHub). `replace_oldest`: at the
-    /// concurrent-session limit, end the oldest session and sign in.
+    /// A username and a password (FinHub). `replace`: at the
+    /// concurrent-session limit, which live session to end to make room.
     Password {
         username: String,
         password: Password,
-        replace_oldest: bool,
+        replace: Replace,
     },
     /// The browser (OpenID Connect).
     Browser(BrowserSignIn),
+}
+
+/// At the provider's concurrent-session limit, the live session a sign-in
+/// ends to make room (the choice a `session_limit` refusal offers).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum Replace {
+    /// None: at the limit the sign-in is refused with the list.
+    #[default]
+    Nothing,
+    /// The oldest live session.
+    Oldest,
+    /// This one (an id from the refusal's list); if it is no longer live
+    /// and the limit still holds, the refusal comes again with a new list.
+    Session(String),
 }
 
 /// A browser sign-in: where to open the provider's page, and how to stop

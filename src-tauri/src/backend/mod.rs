@@ -8,7 +8,10 @@ mod shown;
 #[cfg(test)]
 mod tests;
 
-pub use notice::{expiry_warning, playground_announcement, session_end_warning, END_LEAD_SECS};
+pub use notice::{
+    expiry_warning, next_look, notices, playground_announcement, session_end_warning, Notice, NoticeAction,
+    END_LEAD_SECS, IDLE_LEAD_SECS,
+};
 pub use shown::{About, ActivityItem, DemoUserInfo, PlaygroundQa, ProfileInfo, ProfileList};
 
 use crate::embedded::{DemoUser, Playground};
@@ -363,7 +366,7 @@ impl Backend {
         &self,
         username: &str,
         password: Password,
-        replace_oldest: bool,
+        replace: session_core::provider::Replace,
     ) -> Result<SessionView, ErrorInfo> {
         if username.trim().is_empty() || password.expose().is_empty() {
             return Err(ErrorInfo::new(
@@ -373,7 +376,7 @@ impl Backend {
         }
         Ok(self
             .engine()
-            .sign_in_password(username.trim(), password, replace_oldest)
+            .sign_in_password(username.trim(), password, replace)
             .await?)
     }
 

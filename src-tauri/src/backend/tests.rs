@@ -182,3 +182,114 @@ fn options_parse_flags_and_ignore_the_rest() {
         .unwrap_err()
         .contains("--config needs a value"));
 }
+
+fn summaries(notices: &[Notice]) -> Vec<&'static str> {
+    notices.iter().map(|n| n.summary).collect()
+}
+
+#[test]
+fn a_session_ended_by_anyone_but_this_person_is_a_notification_with_sign_in_again() {
+    use session_core::view::EndReason;
+    let now = chrono::Utc::now();
+    let active = view(Phase::Active, 900, Some(true), true);
+    for (reason, summary) in [
+        (EndReason::Revoked, Some("Session ended by the provider")),
+        (EndReason::Refused, Some("Session ended by the provider")),
+        (EndReason::RefreshTokenExpired, Some("Session reached its time limit")),
+        (EndReason::Absolute, Some("Session reached its time limit")),
+        (EndReason::Idle, Some("Signed out for inactivity")),
+        (EndReason::SignedOutElsewhere, Some("Signed out elsewhere")),
+        (EndReason::CheckFailed, Some("Session ended for your safety")),
+        (EndReason::SignedOut, None),
+    ] {
+        let mut ended = view(Phase::Revoked, 900, Some(true), false);
+        ended.session_id = None;
+        ended.ended_because = Some(reason);
+        let got = notices(Some(&active), &ended, now);
+        assert_eq!(summaries(&got), summary.into_iter().collect::<Vec<_>>(), "{reason:?}");
+        if let Some(n) = got.first() {
+            assert_eq!(n.action, NoticeAction::SignInAgain);
+            assert_eq!(n.once, "ended:s1", "keyed by the session that ended");
+            assert!(
+                n.body.contains(" p session") && n.body.ends_with(" Sign in again to go on."),
+                "{}",
+                n.body
+            );
+        }
+        // Only on the change: a view that was already ended says nothing.
+        assert!(notices(Some(&ended), &ended, now).is_empty(), "{reason:?}");
+        assert!(notices(None, &ended, now).is_empty(), "{reason:?} at the start");
+    }
+}
+
+#[test]
+fn the_idle_sign_out_warns_a_minute_ahead_with_stay_signed_in() {
+    let now = chrono::Utc::now();
+    let mut v = view(Phase::Active, 900, Some(true), true);
+    v.idle_sign_out_at = Some(now + chrono::Duration::seconds(IDLE_LEAD_SECS + 5));
+    assert!(notices(Some(&v), &v, now).is_empty(), "too early");
+    v.idle_sign_out_at = Some(now + chrono::Duration::seconds(45));
+    let got = notices(Some(&v), &v, now);
+    assert_eq!(summaries(&got), ["Signing out for inactivity"]);
+    assert_eq!(got[0].action, NoticeAction::StaySignedIn);
+    // Activity moves the sign-out: a later warning is a new one.
+    let mut later = v.clone();
+    later.idle_sign_out_at = Some(now + chrono::Duration::seconds(50));
+    assert_ne!(notices(Some(&v), &later, now)[0].once, got[0].once);
+    v.state = Phase::Refreshing;
+    assert!(notices(Some(&v), &v, now).is_empty(), "only while active");
+}
+
+#[test]
+fn renewal_stopping_and_new_findings_are_told_once_on_the_change() {
+    use session_core::insight::anomaly::{Finding, Kind};
+    use session_core::view::Renewal;
+    let now = chrono::Utc::now();
+    let before = view(Phase::Active, 900, Some(true), true);
+    let mut stopped = before.clone();
+    stopped.renewal = Renewal::Stopped {
+        reason: "the provider refused this client <b>".into(),
+        code: session_core::ErrorCode::ConfigInvalid,
+    };
+    let got = notices(Some(&before), &stopped, now);
+    assert_eq!(summaries(&got), ["Session can't be renewed"]);
+    assert!(
+        got[0].body.contains("refused this client &lt;b&gt;"),
+        "no markup: {}",
+        got[0].body
+    );
+    assert!(notices(Some(&stopped), &stopped, now).is_empty(), "already stopped");
+
+    let mut found = before.clone();
+    found.anomalies = vec![Finding {
+        kind: Kind::NewLocation,
+        reason: "A sign-in from Lisbon, PT.".into(),
+    }];
+    let got = notices(Some(&before), &found, now);
+    assert_eq!(summaries(&got), ["New sign-in location"]);
+    assert_eq!(got[0].action, NoticeAction::Show);
+    assert_eq!(got[0].body, "Your p session: A sign-in from Lisbon, PT.");
+    assert!(notices(Some(&found), &found, now).is_empty(), "already told");
+}
+
+#[test]
+fn the_tray_looks_again_when_a_warning_falls_due() {
+    let now = chrono::Utc::now();
+    let max = std::time::Duration::from_secs(30);
+    let mut v = view(Phase::Active, 3600, Some(true), true);
+    assert_eq!(next_look(&v, now, max), max);
+    v.idle_sign_out_at = Some(now + chrono::Duration::seconds(IDLE_LEAD_SECS + 7));
+    assert_eq!(next_look(&v, now, max).as_secs(), 7, "when the idle lead begins");
+    v.idle_sign_out_at = Some(now + chrono::Duration::seconds(10));
+    assert_eq!(next_look(&v, now, max), max, "the lead has passed: the warning is out");
+    v.expires_at = Some(now + chrono::Duration::seconds(120));
+    assert_eq!(next_look(&v, now, max), max);
+}
+
+#[test]
+fn notification_buttons_read_back_from_their_keys() {
+    for a in NoticeAction::ALL {
+        assert_eq!(NoticeAction::from_key(a.key()), Some(a));
+    }
+    assert_eq!(NoticeAction::from_key("default"), None);
+}
