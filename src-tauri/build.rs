@@ -23,6 +23,7 @@ fn main() {
                 "list_sessions",
                 "end_session",
                 "end_other_sessions",
+                "end_everywhere",
                 "dismiss_anomalies",
                 "metrics",
                 "recent_activity",

@@ -1,6 +1,6 @@
 // The UI: renders SessionViews it is given, forwards clicks to commands.
 // It holds no token and no session logic beyond the countdown.
-import { errorText, errorDetails, STATE_TEXT, headlineOf, POLICY_TEXT, remainingMs, fractionLeft, barStep, formatCountdown, clockTime, takesOver, nextRefreshText, idleWarning, endingSoon, linePoints, barRects, screenFor, endedNotice, sessionErrorOf, plural, metricsSummary, sessionEndText, sessionFacts, replacedNote } from './render.js';
+import { errorText, errorDetails, STATE_TEXT, headlineOf, POLICY_TEXT, remainingMs, fractionLeft, barStep, formatCountdown, clockTime, takesOver, nextRefreshText, idleWarning, endingSoon, linePoints, barRects, screenFor, endedNotice, sessionErrorOf, plural, metricsSummary, sessionEndText, sessionFacts, replacedNote, notMeText } from './render.js';
 
 const { invoke } = window.__TAURI__.core;
 const { listen } = window.__TAURI__.event;
@@ -18,6 +18,8 @@ let shownScreen = null;
 let limit = null;
 /** After a sign-in that ended another session to make room: what it ended. */
 let replaced = null;
+/** After "This wasn't me": what it ended (until the next session). */
+let notMeDone = null;
 
 function show(el, on) { if (el.hidden === on) el.hidden = !on; }
 
@@ -118,8 +120,12 @@ function render() {
   if (screen === 'browser') renderBrowserWait();
   renderSignIn();
   renderSession(screen === 'session');
-  // What a replacing sign-in ended, said on this session until it ends.
+  // What a replacing sign-in ended, said on this session until it ends;
+  // what "This wasn't me" ended, on the sign-in screen until the next one.
   if (screen !== 'session') replaced = null;
+  else notMeDone = null;
+  if (notMeDone !== null) setText($('not-me-done'), notMeDone);
+  show($('not-me-done'), notMeDone !== null);
   if (replaced !== null) setText($('replaced-note'), replaced);
   show($('replaced-note'), replaced !== null);
   tick();
@@ -486,6 +492,16 @@ function wire() {
   // The outcome comes with the sign-in's own answer and the next event;
   // cancel_sign_in answers nothing, so no stale view can come back here.
   $('cancel-signin').addEventListener('click', () => run($('cancel-signin'), () => invoke('cancel_sign_in'), $('signin-error')));
+  // "This wasn't me": asks first, then ends every session, this one last.
+  const askNotMe = (on) => { show($('not-me-confirm'), on); show($('not-me-actions'), !on); $(on ? 'not-me-yes' : 'not-me').focus(); };
+  $('not-me').addEventListener('click', () => askNotMe(true));
+  $('not-me-no').addEventListener('click', () => askNotMe(false));
+  $('not-me-yes').addEventListener('click', () => run($('not-me-yes'), async () => {
+    const done = await invoke('end_everywhere');
+    notMeDone = notMeText(done.others);
+    show($('not-me-confirm'), false); show($('not-me-actions'), true);
+    accept(done.view);
+  }, $('session-error')));
   $('anomaly-dismiss').addEventListener('click', () => run($('anomaly-dismiss'), () => invoke('dismiss_anomalies'), $('session-error')));
   $('metrics-details').addEventListener('toggle', () => loadMetrics());
   $('sessions-details').addEventListener('toggle', () => loadSessions());

@@ -140,6 +140,17 @@ export function sessionFacts(s, nowMs = Date.now()) {
   return parts.join(' · ');
 }
 
+/**
+ * What "This wasn't me" did: `others` sessions ended elsewhere and this one
+ * (`null`: the provider has no way to end them from here).
+ */
+export function notMeText(others) {
+  if (others === null || others === undefined) {
+    return 'Signed out here. This identity provider offers no way to end your sessions on other devices from this app: end them on its account page, and change your password.';
+  }
+  return `Ended ${plural(others, 'other session')} and this one. Change your password with your identity provider before you sign in again.`;
+}
+
 /** What the window says after a sign-in that ended `s` to make room. */
 export function replacedNote(s, nowMs = Date.now()) {
   return `To sign in here, Session Manager ended your session on ${s.device_name} (signed in ${whenTime(s.created, nowMs)}).`;

@@ -1655,3 +1655,45 @@ async fn s31_at_the_session_limit_the_person_picks_the_session_to_end() {
         })
         .await;
 }
+
+/// "This wasn't me" on the new-location banner: it asks first (the focus
+/// moves to the question's button), then ends the other device's session
+/// at the provider and this one, and says what it did.
+#[tokio::test(flavor = "multi_thread")]
+async fn s32_this_wasnt_me_ends_every_session() {
+    Scenario::start("s32_not_me", lifetime(600))
+        .await
+        .run(|s| async move {
+            let dir = tempfile::tempdir().unwrap();
+            let phone = other_device(&s.pg, dir.path(), "phone").await;
+            s.sign_in_active(ALICE.0, ALICE.1).await;
+            s.click("signout-button").await;
+            s.wait_visible("screen-signin", T).await;
+            s.pg.set_next_login_origin("203.0.113.7", "Lisbon", "PT");
+            s.sign_in_active(ALICE.0, ALICE.1).await;
+            s.wait_visible("anomaly-banner", T).await;
+            s.click("not-me").await;
+            s.wait_visible("not-me-confirm", T).await;
+            assert_eq!(s.focused_id().await, "not-me-yes", "the question takes the focus");
+            s.check_screen("this-wasnt-me").await;
+            s.click("not-me-yes").await;
+            s.wait_visible("screen-signin", T).await;
+            let done = s.text("not-me-done").await;
+            assert!(done.starts_with("Ended 1 other session and this one."), "{done}");
+            let e = phone.refresh_now().await.unwrap_err();
+            assert_eq!(
+                e.code(),
+                session_core::ErrorCode::SessionRevoked,
+                "the phone's session: {e}"
+            );
+            assert_eq!(s.stored(), None, "this one's keychain entry");
+            let activity = s.text("activity-list").await;
+            assert!(
+                activity.contains("Ended 1 other session") && !activity.contains("session(s)"),
+                "{activity}"
+            );
+            s.screenshot("this-wasnt-me-done.png").await;
+            s
+        })
+        .await;
+}

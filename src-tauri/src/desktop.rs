@@ -125,7 +125,7 @@ fn serve(connection: Connection) -> Claim {
 /// (`--hidden`, the autostart entry) and shown later, crashed the web
 /// process in about one start in three (a null pointer inside
 /// libwebkit2gtk; s28 failed with "session deleted because of page crash
-/// or hang", the kernel log showed the segfault). With the variable, 24
+/// or hang", the kernel log showed the segfault). With the variable, 21
 /// runs of s28 passed, and the idle CPU is the same. A value the person
 /// set is kept.
 pub fn paint_without_compositing() {

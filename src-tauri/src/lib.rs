@@ -110,6 +110,12 @@ async fn end_other_sessions(backend: Backed<'_>) -> Result<u64, ErrorInfo> {
     Ok(backend.get().await?.engine().end_other_sessions().await?)
 }
 
+/// "This wasn't me": every other session, then this one.
+#[tauri::command]
+async fn end_everywhere(backend: Backed<'_>) -> Result<backend::EndedEverywhere, ErrorInfo> {
+    backend.get().await?.end_everywhere().await
+}
+
 /// Sign in through the browser (OpenID Connect profiles).
 #[tauri::command]
 async fn sign_in_browser(backend: Backed<'_>) -> Result<SessionView, ErrorInfo> {
@@ -283,6 +289,7 @@ fn with_commands<R: Runtime>(builder: tauri::Builder<R>) -> tauri::Builder<R> {
         list_sessions,
         end_session,
         end_other_sessions,
+        end_everywhere,
         dismiss_anomalies,
         metrics,
         recent_activity,

@@ -3,7 +3,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
-import { takesOver, headlineOf, formatCountdown, remainingMs, fractionLeft, barStep, whenTime, clockTime, errorText, errorDetails, ERROR_TEXT, nextRefreshText, idleWarning, linePoints, barRects, screenFor, endedNotice, sessionErrorOf, plural, metricsSummary, sessionEndText, endingSoon, END_LEAD_MS, endTime, sessionFacts, replacedNote } from '../../ui/render.js';
+import { takesOver, headlineOf, formatCountdown, remainingMs, fractionLeft, barStep, whenTime, clockTime, errorText, errorDetails, ERROR_TEXT, nextRefreshText, idleWarning, linePoints, barRects, screenFor, endedNotice, sessionErrorOf, plural, metricsSummary, sessionEndText, endingSoon, END_LEAD_MS, endTime, sessionFacts, replacedNote, notMeText } from '../../ui/render.js';
 
 const v = (profile, seq, extra = {}) => ({ profile, seq, ...extra });
 
@@ -202,4 +202,10 @@ test('a provider session in plain words: local times, the place, no id', () => {
   assert.equal(sessionFacts({ ...s, city: null, country: null }, now).endsWith(' · 198.51.100.4'), true);
   assert.doesNotMatch(sessionFacts(s, now) + replacedNote(s, now), /e3b0c442/);
   assert.equal(replacedNote(s, now), 'To sign in here, Session Manager ended your session on phone (signed in 18:30:05).');
+});
+
+test('"This wasn\'t me" says what it ended, in the right number', () => {
+  assert.match(notMeText(1), /^Ended 1 other session and this one\. Change your password/);
+  assert.match(notMeText(0), /^Ended 0 other sessions and this one\./);
+  assert.match(notMeText(null), /^Signed out here\. .*account page/);
 });

@@ -214,7 +214,10 @@ impl AuditEvent {
                 if *signed_out { "; signed out, as the profile asks" } else { "" }
             ),
             AuditEvent::RemoteSessionEnded { session } => format!("Ended the session {session} on another device"),
-            AuditEvent::OtherSessionsEnded { count } => format!("Ended {count} other session(s)"),
+            AuditEvent::OtherSessionsEnded { count } => match count {
+                1 => "Ended 1 other session".to_owned(),
+                n => format!("Ended {n} other sessions"),
+            },
             AuditEvent::RefusedGrantRevocation { revoked: true, .. } => {
                 "The tokens of the refused sign-in were revoked at the provider".to_owned()
             }

@@ -12,7 +12,7 @@ pub use notice::{
     expiry_warning, next_look, notices, playground_announcement, session_end_warning, Notice, NoticeAction,
     END_LEAD_SECS, IDLE_LEAD_SECS,
 };
-pub use shown::{About, ActivityItem, DemoUserInfo, PlaygroundQa, ProfileInfo, ProfileList};
+pub use shown::{About, ActivityItem, DemoUserInfo, EndedEverywhere, PlaygroundQa, ProfileInfo, ProfileList};
 
 use crate::embedded::{DemoUser, Playground};
 use serde::Serialize;
@@ -415,6 +415,22 @@ impl Backend {
     /// Sign out of the current profile (local state always cleared).
     pub async fn sign_out(&self) -> Result<SignOutReport, ErrorInfo> {
         Ok(self.engine().sign_out().await?)
+    }
+
+    /// "This wasn't me": end every other session at the provider first
+    /// (where it has an API for that), then this one. If the provider
+    /// cannot end the others, nothing is signed out and the error says why.
+    pub async fn end_everywhere(&self) -> Result<EndedEverywhere, ErrorInfo> {
+        let engine = self.engine();
+        let others = match engine.view().sessions_api {
+            true => Some(engine.end_other_sessions().await?),
+            false => None,
+        };
+        let report = engine.sign_out().await?;
+        Ok(EndedEverywhere {
+            others,
+            view: report.view,
+        })
     }
 
     /// The person is using the app: moves the idle timeout.

@@ -92,3 +92,12 @@ impl From<AuditRecord> for ActivityItem {
         }
     }
 }
+
+/// What "This wasn't me" did: how many other sessions the provider ended
+/// (`None`: the provider has no API for that, so only this one ended here),
+/// and the view after this one's sign-out.
+#[derive(Debug, Clone, Serialize)]
+pub struct EndedEverywhere {
+    pub others: Option<u64>,
+    pub view: SessionView,
+}

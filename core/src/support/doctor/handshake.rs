@@ -181,7 +181,10 @@ pub(super) fn tls_failure(profile: &Profile, what: &str, error: &std::io::Error,
     let seen = if facts.presented.is_empty() {
         String::new()
     } else {
-        format!("; the server presented {} certificate(s)", facts.presented.len())
+        match facts.presented.len() {
+            1 => "; the server presented 1 certificate".to_owned(),
+            n => format!("; the server presented {n} certificates"),
+        }
     };
     Check::failed(what, format!("handshake failed: {detail}{seen}"), fix)
 }
