@@ -1,6 +1,6 @@
 // The UI: renders SessionViews it is given, forwards clicks to commands.
 // It holds no token and no session logic beyond the countdown.
-import { errorText, errorDetails, STATE_TEXT, headlineOf, POLICY_TEXT, remainingMs, fractionLeft, barStep, formatCountdown, clockTime, takesOver, nextRefreshText, idleWarning, endingSoon, linePoints, barRects, screenFor, endedNotice, sessionErrorOf, plural, metricsSummary, sessionEndText, sessionFacts, replacedNote, notMeText } from './render.js';
+import { errorText, errorDetails, STATE_TEXT, headlineOf, POLICY_TEXT, remainingMs, fractionLeft, barStep, formatCountdown, clockTime, takesOver, nextRefreshText, idleWarning, endingSoon, lineChart, barChart, shortDuration, endTime, PLOT, screenFor, endedNotice, sessionErrorOf, plural, metricsSummary, sessionEndText, sessionFacts, replacedNote, notMeText } from './render.js';
 
 const { invoke } = window.__TAURI__.core;
 const { listen } = window.__TAURI__.event;
@@ -315,8 +315,50 @@ function svgEl(name, attrs) {
   for (const [k, v] of Object.entries(attrs)) el.setAttribute(k, String(v));
   return el;
 }
-function drawBars(svg, values, testid) {
-  svg.replaceChildren(...barRects(values, 300, 80).map((r) => svgEl('rect', { ...r, 'data-testid': testid })));
+function svgText(x, y, text, anchor, testid) {
+  const el = svgEl('text', { x, y, 'text-anchor': anchor, ...(testid ? { 'data-testid': testid } : {}) });
+  el.textContent = text;
+  return el;
+}
+
+/**
+ * Draw a chart model (render.js's lineChart or barChart): both axes with
+ * the value axis's 0 and top, the time axis's labels, and the values (on
+ * each point and bar as a tooltip, and written over the bars when there
+ * are few). `testid` marks the line or each bar.
+ */
+function drawChart(svg, chart, testid) {
+  if (!chart) { svg.replaceChildren(); return; }
+  const right = PLOT.width - PLOT.right;
+  const anchor = (x) => (x - PLOT.left < 24 ? 'start' : right - x < 24 ? 'end' : 'middle');
+  const titled = (el, value) => { const t = svgEl('title', {}); t.textContent = value; el.append(t); return el; };
+  const parts = [
+    svgEl('line', { x1: PLOT.left, y1: PLOT.top, x2: PLOT.left, y2: chart.baseline, class: 'axis', 'data-testid': 'chart-axis' }),
+    svgEl('line', { x1: PLOT.left, y1: chart.baseline, x2: right, y2: chart.baseline, class: 'axis' }),
+    svgText(PLOT.left - 4, chart.yMaxAt + 4, chart.yMax, 'end', 'chart-y-max'),
+    svgText(PLOT.left - 4, chart.baseline, chart.yZero, 'end'),
+    ...chart.xLabels.map((l) => svgText(l.x, PLOT.height - 5, l.text, anchor(l.x), 'chart-x-label')),
+  ];
+  if (chart.points) {
+    if (chart.points.length > 1) {
+      parts.push(svgEl('polyline', { points: chart.points.map((p) => `${p.x},${p.y}`).join(' '), 'data-testid': testid }));
+    }
+    parts.push(...chart.points.map((p, i) => titled(svgEl('circle', { cx: p.x, cy: p.y, r: 2.5, ...(chart.points.length === 1 && i === 0 ? { 'data-testid': testid } : {}) }), p.value)));
+    const last = chart.points[chart.points.length - 1];
+    parts.push(svgText(last.x, Math.max(PLOT.top - 2, last.y - 5), last.value, anchor(last.x), 'chart-value'));
+  }
+  if (chart.bars) {
+    for (const b of chart.bars) {
+      parts.push(titled(svgEl('rect', { x: b.x, y: b.y, width: b.width, height: b.height, 'data-testid': testid }), b.value));
+      if (b.showValue) parts.push(svgText(b.cx, Math.max(PLOT.top - 2, b.y - 3), b.value, 'middle', 'chart-value'));
+    }
+  }
+  svg.replaceChildren(...parts);
+}
+
+/** "2026-12-06" as "6 Dec". */
+function dayLabel(day) {
+  return new Date(`${day}T12:00:00`).toLocaleDateString('en-GB', { day: 'numeric', month: 'short' });
 }
 
 /**
@@ -343,10 +385,11 @@ async function loadMetrics() {
   try { m = await invoke('metrics'); } catch (e) { if (asked === currentProfile) $('metrics-summary').textContent = errorText(e); return; }
   if (asked !== currentProfile) return;
   $('metrics-summary').textContent = metricsSummary(m);
-  const points = linePoints(m.refresh_latency.map(([, v]) => v), 300, 80);
-  $('metrics-latency').replaceChildren(...(points.length ? [svgEl('polyline', { points: points.map((p) => `${p.x},${p.y}`).join(' '), 'data-testid': 'metrics-latency-line' })] : []));
-  drawBars($('metrics-per-day'), Object.values(m.sessions_per_day), 'metrics-day-bar');
-  drawBars($('metrics-lifetimes'), m.sessions.map((s) => s.duration_secs), 'metrics-lifetime-bar');
+  const latency = m.refresh_latency;
+  drawChart($('metrics-latency'), lineChart(latency.map(([, ms]) => ms), (i) => endTime(latency[i][0]), (v) => `${v} ms`), 'metrics-latency-line');
+  const days = Object.entries(m.sessions_per_day);
+  drawChart($('metrics-per-day'), barChart(days.map(([, n]) => n), days.map(([d]) => dayLabel(d)), String), 'metrics-day-bar');
+  drawChart($('metrics-lifetimes'), barChart(m.sessions.map((s) => s.duration_secs), m.sessions.map((_, i) => `#${i + 1}`), shortDuration), 'metrics-lifetime-bar');
 }
 
 async function loadActivity() {

@@ -197,26 +197,83 @@ export function idleWarning(view, nowMs) {
   return left <= 60_000 ? Math.max(0, Math.ceil(left / 1000)) : null;
 }
 
-// Chart geometry for the Metrics panel (plain SVG, drawn by app.js).
-// Points of a line through `values` in a `width` x `height` box, the
-// largest value at the top; an empty list gives no points.
-export function linePoints(values, width, height) {
-  if (!values.length) return [];
-  const max = Math.max(...values, 1);
-  const step = values.length > 1 ? width / (values.length - 1) : 0;
-  return values.map((v, i) => ({ x: +(i * step).toFixed(1), y: +(height - (v / max) * height).toFixed(1) }));
+// Chart geometry for the Metrics panel (plain SVG, drawn by app.js): a
+// plot area inside a 300x120 box, with room for the value axis on the left
+// and the labels under the time axis.
+export const PLOT = { width: 300, height: 120, left: 46, right: 8, top: 12, bottom: 22 };
+
+/** The value axis's top: the smallest 1, 2 or 5 x 10^n at or above `v`. */
+export function niceMax(v) {
+  if (!(v > 0)) return 1;
+  const p = 10 ** Math.floor(Math.log10(v));
+  return [1, 2, 5, 10].map((m) => m * p).find((m) => m >= v);
 }
 
-// Bars for `values` in a `width` x `height` box, with a gap between them.
-export function barRects(values, width, height) {
-  if (!values.length) return [];
-  const max = Math.max(...values, 1);
-  const slot = width / values.length;
-  const w = Math.max(1, slot * 0.8);
-  return values.map((v, i) => {
-    const h = +((v / max) * height).toFixed(1);
-    return { x: +(i * slot).toFixed(1), y: +(height - h).toFixed(1), width: +w.toFixed(1), height: h };
+const round1 = (n) => +n.toFixed(1);
+
+function frame(values) {
+  const max = niceMax(Math.max(...values, 0));
+  const w = PLOT.width - PLOT.left - PLOT.right;
+  const h = PLOT.height - PLOT.top - PLOT.bottom;
+  const y = (v) => round1(PLOT.top + h - (v / max) * h);
+  return { max, w, h, y, bottom: PLOT.top + h };
+}
+
+/**
+ * A line chart of `values` (oldest first), one labelled point each; one
+ * value is a point in the middle. `label(i)` names the i-th point on the
+ * time axis (the first and last are shown), `format(v)` writes a value.
+ */
+export function lineChart(values, label, format) {
+  if (!values.length) return null;
+  const f = frame(values);
+  const x = (i) => round1(PLOT.left + (values.length === 1 ? f.w / 2 : (i / (values.length - 1)) * f.w));
+  return {
+    yMax: format(f.max),
+    yZero: format(0),
+    yMaxAt: PLOT.top,
+    baseline: f.bottom,
+    points: values.map((v, i) => ({ x: x(i), y: f.y(v), value: format(v) })),
+    // The first and last time; once when both read the same.
+    xLabels: [...new Set([0, values.length - 1])]
+      .map((i) => ({ x: x(i), text: label(i) }))
+      .filter((l, i, all) => i === 0 || l.text !== all[0].text),
+  };
+}
+
+/**
+ * A bar chart of `values` with `labels` under the bars (all of them when
+ * there are few, else the first and last) and each value over its bar when
+ * there are few; a bar is at most 36 wide, so one day is one bar, not a
+ * block.
+ */
+export function barChart(values, labels, format) {
+  if (!values.length) return null;
+  const f = frame(values);
+  const slot = f.w / values.length;
+  const width = round1(Math.min(36, slot * 0.8));
+  const few = values.length <= 8;
+  const bars = values.map((v, i) => {
+    const cx = PLOT.left + slot * (i + 0.5);
+    const top = f.y(v);
+    return { x: round1(cx - width / 2), y: top, width, height: round1(f.bottom - top), cx: round1(cx), value: format(v), showValue: few };
   });
+  const shown = few ? bars.map((_, i) => i) : [...new Set([0, values.length - 1])];
+  return {
+    yMax: format(f.max),
+    yZero: format(0),
+    yMaxAt: PLOT.top,
+    baseline: f.bottom,
+    bars,
+    xLabels: shown.map((i) => ({ x: bars[i].cx, text: labels[i] })),
+  };
+}
+
+/** A duration in seconds for a chart: "45 s", "12 min", "3.5 h". */
+export function shortDuration(secs) {
+  if (secs < 60) return `${Math.round(secs)} s`;
+  if (secs < 3600) return `${Math.round(secs / 60)} min`;
+  return `${round1(secs / 3600)} h`;
 }
 
 // Which screen a view shows: the pin-mismatch screen over everything, then

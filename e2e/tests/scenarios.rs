@@ -935,9 +935,28 @@ async fn s21_the_metrics_panel_draws() {
             .await;
             assert_eq!(s.count("metrics-day-bar").await, 1);
             assert_eq!(s.count("metrics-lifetime-bar").await, 1);
+            // Each chart has its axes, the value axis's top and the values.
+            assert_eq!(s.count("chart-axis").await, 3);
+            let texts = |chart: &'static str, what: &'static str| {
+                let script = format!(
+                    "return [...document.querySelectorAll('#{chart} [data-testid=\"{what}\"]')].map((t) => t.textContent);"
+                );
+                let client = s.client.clone();
+                async move { client.execute(&script, vec![]).await.unwrap().to_string() }
+            };
+            assert!(texts("metrics-latency", "chart-y-max").await.contains(" ms"));
+            assert_eq!(texts("metrics-per-day", "chart-value").await, r#"["1"]"#, "one session today");
+            assert_eq!(texts("metrics-per-day", "chart-y-max").await, r#"["1"]"#);
             let summary = s.text("metrics-summary").await;
             assert!(summary.starts_with("1 session, 2 refreshes (median "), "{summary}");
-            s.screenshot("metrics.png").await;
+            s.client
+                .execute(
+                    "document.getElementById('metrics-latency').scrollIntoView({ block: 'start' })",
+                    vec![],
+                )
+                .await
+                .unwrap();
+            s.check_screen("metrics").await;
             s
         })
         .await;

@@ -3,7 +3,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
-import { takesOver, headlineOf, formatCountdown, remainingMs, fractionLeft, barStep, whenTime, clockTime, errorText, errorDetails, ERROR_TEXT, nextRefreshText, idleWarning, linePoints, barRects, screenFor, endedNotice, sessionErrorOf, plural, metricsSummary, sessionEndText, endingSoon, END_LEAD_MS, endTime, sessionFacts, replacedNote, notMeText } from '../../ui/render.js';
+import { takesOver, headlineOf, formatCountdown, remainingMs, fractionLeft, barStep, whenTime, clockTime, errorText, errorDetails, ERROR_TEXT, nextRefreshText, idleWarning, lineChart, barChart, niceMax, shortDuration, PLOT, screenFor, endedNotice, sessionErrorOf, plural, metricsSummary, sessionEndText, endingSoon, END_LEAD_MS, endTime, sessionFacts, replacedNote, notMeText } from '../../ui/render.js';
 
 const v = (profile, seq, extra = {}) => ({ profile, seq, ...extra });
 
@@ -72,15 +72,32 @@ test('the idle warning starts a minute before the sign-out', () => {
   assert.equal(idleWarning({ idle_sign_out_at: null }, t('2026-11-23T12:09:30Z')), null);
 });
 
-test('chart geometry fits its box, the largest value at the top', () => {
-  assert.deepEqual(linePoints([], 300, 80), []);
-  assert.deepEqual(linePoints([50, 100, 0], 300, 80), [{ x: 0, y: 40 }, { x: 150, y: 0 }, { x: 300, y: 80 }]);
-  assert.deepEqual(linePoints([5], 300, 80), [{ x: 0, y: 0 }]);
-  const bars = barRects([1, 3], 300, 80);
-  assert.equal(bars.length, 2);
-  assert.equal(bars[1].height, 80);
-  assert.equal(bars[0].y, 80 - bars[0].height);
-  assert.ok(bars[0].x + bars[0].width <= bars[1].x, 'a gap between bars');
+test('charts: a value axis from 0 to a round top, labelled; one point or one day still reads', () => {
+  assert.deepEqual([0, 1, 3, 7, 10, 11, 240, 999].map(niceMax), [1, 1, 5, 10, 10, 20, 500, 1000]);
+  assert.equal(lineChart([], () => '', String), null);
+  const ms = (v) => `${v} ms`;
+  const line = lineChart([50, 100, 0], (i) => `t${i}`, ms);
+  assert.equal(line.yMax, '100 ms');
+  assert.equal(line.yZero, '0 ms');
+  assert.deepEqual(line.points.map((p) => p.value), ['50 ms', '100 ms', '0 ms']);
+  assert.equal(line.points[1].y, PLOT.top, 'the top value at the top');
+  assert.equal(line.points[2].y, line.baseline, 'zero on the time axis');
+  assert.deepEqual(line.xLabels.map((l) => l.text), ['t0', 't2']);
+  const one = lineChart([42], () => '14:03', ms);
+  assert.equal(one.points.length, 1);
+  assert.equal(one.points[0].x, PLOT.left + (PLOT.width - PLOT.left - PLOT.right) / 2, 'one point sits in the middle');
+  assert.deepEqual(one.xLabels.map((l) => l.text), ['14:03']);
+  assert.deepEqual(lineChart([1, 2], () => '05:06', ms).xLabels.map((l) => l.text), ['05:06'], 'the same minute once');
+  const day = barChart([3], ['6 Dec'], String);
+  assert.equal(day.bars.length, 1);
+  assert.ok(day.bars[0].width <= 36, 'one day is a bar, not a block');
+  assert.equal(day.bars[0].value, '3');
+  assert.equal(day.yMax, '5');
+  const many = barChart(Array.from({ length: 20 }, (_, i) => i), Array.from({ length: 20 }, (_, i) => `d${i}`), String);
+  assert.deepEqual(many.xLabels.map((l) => l.text), ['d0', 'd19'], 'many bars: the first and last label');
+  assert.ok(many.bars.every((b) => !b.showValue));
+  assert.ok(many.bars[0].x + many.bars[0].width <= many.bars[1].x, 'a gap between bars');
+  assert.deepEqual([45, 720, 12600].map(shortDuration), ['45 s', '12 min', '3.5 h']);
 });
 
 test('one screen per view: pin over browser over session over sign-in', () => {
