@@ -52,6 +52,10 @@ async fn sessions_are_listed_with_their_devices_and_can_be_ended() {
     assert!(e.to_string().contains("not a session id"), "{e}");
     laptop.end_session(&list[1].id).await.unwrap();
     assert_eq!(laptop.sessions().await.unwrap().len(), 1);
+    // Reading the list (three times by now) is bookkeeping; the End was the
+    // person's one API call.
+    laptop.audit_log().flush().unwrap();
+    assert_eq!(laptop.metrics().await.unwrap().api_calls, 1);
     // The desk finds out at its next renewal: revoked.
     let e = desk.refresh_now().await.unwrap_err();
     assert_eq!(e.code(), ErrorCode::SessionRevoked, "{e}");

@@ -222,6 +222,7 @@ fn the_main_window_may_use_only_this_apps_commands_and_core_essentials() {
             "allow-copy-sign-in-address",
             "allow-diagnostics",
             "allow-dismiss-anomalies",
+            "allow-end-everywhere",
             "allow-end-other-sessions",
             "allow-end-session",
             "allow-list-profiles",

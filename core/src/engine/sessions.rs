@@ -28,8 +28,13 @@ impl Engine {
     }
 
     /// The person's live sessions, oldest first; `current` marks this one.
+    ///
+    /// Reading the list is the app's bookkeeping (the window reads it again
+    /// on every change of the session): it is neither one of the person's
+    /// API calls in the metrics nor activity for the idle timeout. Ending a
+    /// session is the person's, and counts.
     pub async fn sessions(&self) -> Result<Vec<RemoteSession>, Error> {
-        self.sessions_as(Caller::Person).await
+        self.sessions_as(Caller::Engine).await
     }
 
     pub(super) async fn sessions_as(&self, caller: Caller) -> Result<Vec<RemoteSession>, Error> {
