@@ -99,6 +99,11 @@ if [ "$E2E" != skip ] && [ "${PACKAGE:-run}" != skip ] && [ $# -eq 0 ]; then
   name=$(dpkg-deb -f "$deb" Package)
   sudo=()
   [ "$(id -u)" -eq 0 ] || sudo=(sudo)
+  # A run of this step cut short (killed while apt installed) leaves our own
+  # packages half-installed, and dpkg then refuses every install ("dpkg was
+  # interrupted") until they are repaired: take them out first.
+  "${sudo[@]}" dpkg --remove --force-remove-reinstreq "$name" session-manager-playground >/dev/null 2>&1 || true
+  "${sudo[@]}" dpkg --configure -a
   # apt resolves the package's dependencies (all present after the build's).
   DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq "./$deb" >/dev/null
   trap '[ -n "${XVFB_PID:-}" ] && kill "$XVFB_PID" 2>/dev/null; "${sudo[@]}" dpkg -r "$name" session-manager-playground >/dev/null 2>&1 || true' EXIT
