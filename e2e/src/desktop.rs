@@ -124,9 +124,19 @@ fn serve(seen: Arc<Mutex<Seen>>, stop: Arc<AtomicBool>, ready: std::sync::mpsc::
         }
     };
     for name in ["org.freedesktop.Notifications", "org.kde.StatusNotifierWatcher"] {
-        if let Err(e) = conn.request_name(name, false, true, true) {
-            let _ = ready.send(Err(format!("cannot own {name}: {e}")));
-            return;
+        use dbus::blocking::stdintf::org_freedesktop_dbus::RequestNameReply;
+        // Another owner (a desktop not yet dropped) answers Exists, not an
+        // error: then this desktop would hear nothing.
+        match conn.request_name(name, false, true, true) {
+            Ok(RequestNameReply::PrimaryOwner) => {}
+            Ok(other) => {
+                let _ = ready.send(Err(format!("cannot own {name}: {other:?}")));
+                return;
+            }
+            Err(e) => {
+                let _ = ready.send(Err(format!("cannot own {name}: {e}")));
+                return;
+            }
         }
     }
     let mut cr = Crossroads::new();

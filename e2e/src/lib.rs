@@ -123,7 +123,6 @@ pub struct Scenario {
     driver: Option<Driver>,
     driver_port: u16,
     _dir: tempfile::TempDir,
-    _lock: std::fs::File,
     log: PathBuf,
     config: PathBuf,
     /// The recording desktop, when the setup asked for it (dropped last,
@@ -131,6 +130,12 @@ pub struct Scenario {
     pub desktop: Option<desktop::Desktop>,
     /// The window manager, when the setup asked for one.
     pub wm: Option<wm::WindowManager>,
+    /// The lock that keeps scenarios apart: the last field, so it is let go
+    /// only after everything above (fields drop in order). Held above the
+    /// desktop, it was let go while the desktop still owned its bus names,
+    /// and the next scenario's watcher lost the name to it silently (s23's
+    /// tray never registered, once in a full run).
+    _lock: std::fs::File,
 }
 
 /// The global lock that keeps scenarios from overlapping.
