@@ -565,6 +565,16 @@ impl Scenario {
         .await;
     }
 
+    /// Scroll the element with this id into view (`block`: where it goes,
+    /// as `scrollIntoView` takes it: "start", "center", "end").
+    pub async fn scroll_to(&self, id: &str, block: &str) {
+        let script = format!("document.getElementById('{id}').scrollIntoView({{ block: '{block}' }})");
+        self.client
+            .execute(&script, vec![])
+            .await
+            .unwrap_or_else(|e| panic!("scroll to #{id}: {e}"));
+    }
+
     /// The id of the element that has the keyboard focus ("" for none).
     pub async fn focused_id(&self) -> String {
         let id = self

@@ -949,13 +949,7 @@ async fn s21_the_metrics_panel_draws() {
             assert_eq!(texts("metrics-per-day", "chart-y-max").await, r#"["1"]"#);
             let summary = s.text("metrics-summary").await;
             assert!(summary.starts_with("1 session, 2 refreshes (median "), "{summary}");
-            s.client
-                .execute(
-                    "document.getElementById('metrics-latency').scrollIntoView({ block: 'start' })",
-                    vec![],
-                )
-                .await
-                .unwrap();
+            s.scroll_to("metrics-latency", "start").await;
             s.check_screen("metrics").await;
             s
         })
@@ -1361,13 +1355,7 @@ async fn s28_start_at_login_in_the_tray() {
                 s.el("autostart-toggle").await.prop("checked").await.unwrap().as_deref(),
                 Some("true")
             );
-            s.client
-                .execute(
-                    "document.getElementById('autostart-toggle').scrollIntoView({ block: 'center' })",
-                    vec![],
-                )
-                .await
-                .unwrap();
+            s.scroll_to("autostart-toggle", "center").await;
             s.check_screen("autostart-on").await;
 
             // The session starts as the login would start it: hidden, in the
