@@ -177,7 +177,7 @@ pub fn notices(before: Option<&SessionView>, view: &SessionView, now: chrono::Da
         if (0..=IDLE_LEAD_SECS).contains(&(at - now).num_seconds()) {
             // Activity moves the sign-out, and a later one warns again.
             out.push(Notice {
-                once: format!("idle:{session}:{}", at.timestamp()),
+                once: format!("idle:{session}:{}", at.timestamp_millis()),
                 summary: "Signing out for inactivity",
                 body: format!(
                     "Your {profile} session signs out at {} unless you use it.",

@@ -236,6 +236,14 @@ fn the_idle_sign_out_warns_a_minute_ahead_with_stay_signed_in() {
     let mut later = v.clone();
     later.idle_sign_out_at = Some(now + chrono::Duration::seconds(50));
     assert_ne!(notices(Some(&v), &later, now)[0].once, got[0].once);
+    // Within the same second too (a press right after the warning).
+    let whole = chrono::DateTime::from_timestamp(now.timestamp() + 45, 0).unwrap();
+    v.idle_sign_out_at = Some(whole);
+    later.idle_sign_out_at = Some(whole + chrono::Duration::milliseconds(200));
+    assert_ne!(
+        notices(Some(&v), &later, now)[0].once,
+        notices(Some(&v), &v, now)[0].once
+    );
     v.state = Phase::Refreshing;
     assert!(notices(Some(&v), &v, now).is_empty(), "only while active");
 }
