@@ -158,6 +158,8 @@ pub struct ScriptedProvider {
     pub subject: Mutex<Option<String>>,
     /// Hand out refresh tokens that are JWTs with this lifetime (seconds).
     pub refresh_jwt_lifetime: Mutex<Option<i64>>,
+    /// How far ahead of its own clock the provider's `Date` runs (ms).
+    pub date_ahead_ms: std::sync::atomic::AtomicI64,
     /// Panic inside the next refresh.
     pub panic_next: AtomicBool,
     /// Browser sign-ins wait until cancelled (the person never comes back).
@@ -207,6 +209,7 @@ impl ScriptedProvider {
             retry_after: Mutex::new(None),
             subject: Mutex::new(None),
             refresh_jwt_lifetime: Mutex::new(None),
+            date_ahead_ms: std::sync::atomic::AtomicI64::new(7000),
             panic_next: AtomicBool::new(false),
             browser_waits: AtomicBool::new(false),
             sign_in_delay: Mutex::new(Duration::ZERO),
@@ -263,7 +266,9 @@ impl ScriptedProvider {
             scope: Some("accounts:read".into()),
             tenant: Some("t1".into()),
             customer: Some("c1".into()),
-            server_date: Some(self.provider_now() + chrono::Duration::seconds(7)),
+            server_date: Some(
+                self.provider_now() + chrono::Duration::milliseconds(self.date_ahead_ms.load(Ordering::SeqCst)),
+            ),
             // An opaque token's subject comes with the sign-in's ID token;
             // a refresh answer may bring none (OpenID Connect Core 12.2).
             subject: (self.opaque.load(Ordering::SeqCst) && !refreshing).then(|| user.to_owned()),

@@ -1704,3 +1704,75 @@ async fn s32_this_wasnt_me_ends_every_session() {
         })
         .await;
 }
+
+/// `sessionctl ARGS` as a person runs it beside the app out of the box: no
+/// config file anywhere, the app's data directory and keychain.
+async fn sessionctl_beside_the_app(s: &Scenario, args: &[&str]) -> std::process::Output {
+    tokio::process::Command::new(e2e::sessionctl_binary())
+        .args(args)
+        .env_remove("SESSION_MANAGER_CONFIG")
+        .env("XDG_CONFIG_HOME", s.data.path().join("no-config-home"))
+        .env("SESSION_MANAGER_DATA_DIR", s.data.path())
+        .env("SESSION_MANAGER_KEYCHAIN_SERVICE", &s.keychain)
+        .output()
+        .await
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn s33_the_built_in_playground_serves_sessionctl_and_outlives_the_app() {
+    let setup = Setup {
+        embedded: true,
+        env: vec![("SESSION_MANAGER_PLAYGROUND_LIFETIME".into(), "300".into())],
+        ..Setup::default()
+    };
+    Scenario::start("s33_built_in_playground_kept", setup)
+        .await
+        .run(|mut s| async move {
+            s.sign_in_active(ALICE.0, ALICE.1).await;
+            let window_at = session_end_at(&s).await;
+            // The help's examples, as printed, reach the app's Playground
+            // and its session.
+            let out = sessionctl_beside_the_app(&s, &["--json", "--profile", "playground", "status"]).await;
+            assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+            let status: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+            assert_eq!(status["state"], "active", "{status:#}");
+            let cli_at: chrono::DateTime<chrono::Utc> = status["session_end"]["at"].as_str().unwrap().parse().unwrap();
+            assert_eq!(cli_at, window_at, "{status:#}");
+            let out = sessionctl_beside_the_app(&s, &["call", "GET", "/api/v2/accounts"]).await;
+            assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+            let doctor = sessionctl_beside_the_app(&s, &["doctor"]).await;
+            assert!(
+                doctor.status.success(),
+                "{}{}",
+                String::from_utf8_lossy(&doctor.stdout),
+                String::from_utf8_lossy(&doctor.stderr)
+            );
+            let config = s.data.path().join("playground/config.toml");
+            let profiles = std::fs::read_to_string(&config).unwrap();
+
+            // Restarted, the app finds its Playground where it was, with the
+            // session: restored, not a new sign-in.
+            s.restart_app().await;
+            s.wait_visible("screen-session", T).await;
+            s.wait_text("state-badge", "Active", T, |t| t == "Active").await;
+            assert_eq!(s.text("user-value").await, "alice");
+            assert_eq!(
+                std::fs::read_to_string(&config).unwrap(),
+                profiles,
+                "the same address and pins"
+            );
+            let audit = std::fs::read_to_string(s.data.path().join("audit.jsonl")).unwrap();
+            assert!(audit.contains("\"event\":\"session_restored\""), "{audit}");
+            assert_eq!(audit.matches("\"event\":\"session_created\"").count(), 1, "{audit}");
+            // And it renews there: the Playground knows its refresh token.
+            let before = s.text("refresh-count").await;
+            s.click("refresh-button").await;
+            s.wait_text("refresh-count", "one more renewal", T, |t| t != before)
+                .await;
+            assert_eq!(s.text("state-badge").await, "Active");
+            s.screenshot("restored.png").await;
+            s
+        })
+        .await;
+}

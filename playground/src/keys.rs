@@ -6,8 +6,9 @@
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64URL;
 use base64::Engine as _;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header};
-use rsa::pkcs1::EncodeRsaPrivateKey;
+use rsa::pkcs1::{DecodeRsaPrivateKey, EncodeRsaPrivateKey};
 use rsa::traits::PublicKeyParts;
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 /// One signing key and its public JWK.
@@ -17,6 +18,19 @@ pub struct SigningKey {
     encoding: EncodingKey,
     decoding: DecodingKey,
     pub jwk: Value,
+    /// The private key's DER (PKCS#1 for RSA, PKCS#8 for EC), kept so a
+    /// Playground that keeps its state can write it down.
+    private_der: Vec<u8>,
+}
+
+/// A signing key as a Playground that keeps its state writes it down.
+#[derive(Serialize, Deserialize)]
+pub struct SavedKey {
+    pub kid: String,
+    /// `RS256` or `ES256`.
+    pub alg: String,
+    /// Base64url of the private key's DER.
+    pub der: String,
 }
 
 fn kid() -> String {
@@ -28,32 +42,71 @@ impl SigningKey {
     /// A fresh RSA 2048 key for RS256.
     pub fn rsa() -> Self {
         let private = rsa::RsaPrivateKey::new(&mut rand::rngs::OsRng, 2048).expect("RSA key generation");
-        let der = private.to_pkcs1_der().expect("PKCS#1 encoding");
+        Self::from_rsa(&private, kid()).expect("a key just generated encodes")
+    }
+
+    fn from_rsa(private: &rsa::RsaPrivateKey, kid: String) -> Result<Self, String> {
+        let der = private.to_pkcs1_der().map_err(|e| e.to_string())?;
         let n = B64URL.encode(private.n().to_bytes_be());
         let e = B64URL.encode(private.e().to_bytes_be());
-        let kid = kid();
-        Self {
+        Ok(Self {
             jwk: json!({"kty": "RSA", "use": "sig", "alg": "RS256", "kid": kid, "n": n, "e": e}),
-            decoding: DecodingKey::from_rsa_components(&n, &e).expect("RSA public key"),
+            decoding: DecodingKey::from_rsa_components(&n, &e).map_err(|e| e.to_string())?,
             encoding: EncodingKey::from_rsa_der(der.as_bytes()),
+            private_der: der.as_bytes().to_vec(),
             alg: Algorithm::RS256,
             kid,
-        }
+        })
     }
 
     /// A fresh P-256 key for ES256.
     pub fn ec() -> Self {
         let pair = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).expect("EC key generation");
+        Self::from_ec(&pair, kid()).expect("a key just generated encodes")
+    }
+
+    fn from_ec(pair: &rcgen::KeyPair, kid: String) -> Result<Self, String> {
         let raw = pair.public_key_raw(); // 0x04 || x || y
+        if raw.len() != 65 {
+            return Err("not a P-256 key".into());
+        }
         let x = B64URL.encode(&raw[1..33]);
         let y = B64URL.encode(&raw[33..65]);
-        let kid = kid();
-        Self {
+        Ok(Self {
             jwk: json!({"kty": "EC", "use": "sig", "alg": "ES256", "crv": "P-256", "kid": kid, "x": x, "y": y}),
-            decoding: DecodingKey::from_ec_components(&x, &y).expect("EC public key"),
+            decoding: DecodingKey::from_ec_components(&x, &y).map_err(|e| e.to_string())?,
             encoding: EncodingKey::from_ec_der(&pair.serialize_der()),
+            private_der: pair.serialize_der(),
             alg: Algorithm::ES256,
             kid,
+        })
+    }
+
+    /// The key as written down.
+    pub fn save(&self) -> SavedKey {
+        SavedKey {
+            kid: self.kid.clone(),
+            alg: format!("{:?}", self.alg),
+            der: B64URL.encode(&self.private_der),
+        }
+    }
+
+    /// A key written down by [`SigningKey::save`].
+    pub fn load(saved: &SavedKey) -> Result<Self, String> {
+        let der = B64URL
+            .decode(&saved.der)
+            .map_err(|e| format!("key {}: {e}", saved.kid))?;
+        match saved.alg.as_str() {
+            "RS256" => {
+                let private =
+                    rsa::RsaPrivateKey::from_pkcs1_der(&der).map_err(|e| format!("key {}: {e}", saved.kid))?;
+                Self::from_rsa(&private, saved.kid.clone())
+            }
+            "ES256" => {
+                let pair = rcgen::KeyPair::try_from(der.as_slice()).map_err(|e| format!("key {}: {e}", saved.kid))?;
+                Self::from_ec(&pair, saved.kid.clone())
+            }
+            other => Err(format!("key {}: unknown algorithm '{other}'", saved.kid)),
         }
     }
 
@@ -66,6 +119,14 @@ impl SigningKey {
         }
         jsonwebtoken::encode(&header, claims, &self.encoding).expect("signing")
     }
+}
+
+/// A key ring as written down.
+#[derive(Serialize, Deserialize)]
+pub struct SavedRing {
+    pub rsa: Option<SavedKey>,
+    pub ec: SavedKey,
+    pub previous: Vec<SavedKey>,
 }
 
 /// The current keys and the previous generation.
@@ -111,6 +172,24 @@ impl KeyRing {
         } else {
             Vec::new()
         };
+    }
+
+    /// The keys as written down (current first, then the previous ones).
+    pub fn save(&self) -> SavedRing {
+        SavedRing {
+            rsa: self.rsa.as_ref().map(SigningKey::save),
+            ec: self.ec.save(),
+            previous: self.previous.iter().map(SigningKey::save).collect(),
+        }
+    }
+
+    /// Keys written down by [`KeyRing::save`].
+    pub fn load(saved: &SavedRing) -> Result<Self, String> {
+        Ok(Self {
+            rsa: saved.rsa.as_ref().map(SigningKey::load).transpose()?,
+            ec: SigningKey::load(&saved.ec)?,
+            previous: saved.previous.iter().map(SigningKey::load).collect::<Result<_, _>>()?,
+        })
     }
 
     /// The key that signs with `alg` (EC until an RSA key exists).

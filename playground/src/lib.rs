@@ -101,6 +101,9 @@ pub struct Options {
     /// Playground still listens on 127.0.0.1 only: this is for a forwarder
     /// on such an address (a test across a network namespace's link).
     pub extra_addresses: Vec<std::net::IpAddr>,
+    /// Keep the state (port, certificates, signing keys, admin token,
+    /// sessions) in `dir` across restarts; see `state::saved`. Needs `dir`.
+    pub keep_state: bool,
 }
 
 impl Default for Options {
@@ -117,6 +120,7 @@ impl Default for Options {
             refresh_absolute: Duration::from_secs(24 * 3600),
             backup: false,
             extra_addresses: Vec::new(),
+            keep_state: false,
         }
     }
 }
@@ -222,10 +226,18 @@ fn write_private(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
     options.open(path)?.write_all(bytes)
 }
 
+/// The certificates and keys of a saved state, if they suit `options`.
+fn restored(saved: &state::saved::Saved, options: &Options) -> Result<(tls::Pki, keys::KeyRing), String> {
+    let pki = tls::Pki::load(&saved.pki)?;
+    if pki.extra != options.extra_addresses {
+        return Err("its certificate names other addresses than asked for".into());
+    }
+    Ok((pki, keys::KeyRing::load(&saved.keys)?))
+}
+
 impl Playground {
     /// Start a Playground (must be called inside a tokio runtime).
     pub async fn start(options: Options) -> std::io::Result<Self> {
-        let pki = tls::Pki::generate(&options.extra_addresses).map_err(std::io::Error::other)?;
         let (dir, made_dir) = match &options.dir {
             Some(d) => {
                 // Private, like the data directory it usually sits in
@@ -247,20 +259,58 @@ impl Playground {
                 (d.clone(), Some(MadeDir(d)))
             }
         };
+        let keep_state = options.keep_state && options.dir.is_some();
+        let saved = match keep_state {
+            true => state::saved::read(&dir).and_then(|saved| match restored(&saved, &options) {
+                Ok((pki, keys)) => Some((saved, pki, keys)),
+                Err(why) => state::saved::set_aside(&dir.join(state::saved::FILE), &why),
+            }),
+            false => None,
+        };
+        let (pki, keys, saved) = match saved {
+            Some((saved, pki, keys)) => (pki, Some(keys), Some(saved)),
+            None => (
+                tls::Pki::generate(&options.extra_addresses).map_err(std::io::Error::other)?,
+                None,
+                None,
+            ),
+        };
         let ca_path = dir.join("ca.pem");
         write_private(&ca_path, pki.ca_pem.as_bytes())?;
-        let listener = tokio::net::TcpListener::bind(("127.0.0.1", options.port)).await?;
+        // The port it had, so the config written before still points here.
+        let listener = match (options.port, &saved) {
+            (0, Some(saved)) => match tokio::net::TcpListener::bind(("127.0.0.1", saved.port)).await {
+                Ok(listener) => listener,
+                Err(e) => {
+                    eprintln!(
+                        "warning: the Playground's port {} is taken ({e}); it listens on another one, and profiles written for the old port must be written again",
+                        saved.port
+                    );
+                    tokio::net::TcpListener::bind(("127.0.0.1", 0)).await?
+                }
+            },
+            (port, _) => tokio::net::TcpListener::bind(("127.0.0.1", port)).await?,
+        };
         let port = listener.local_addr()?.port();
         let base_url = format!("https://127.0.0.1:{port}");
         // An ES256 Playground signs with its EC key at once and publishes the
         // RSA key when it is ready; an RS256 one waits for its RSA key.
-        let keys = if options.signing_alg == Algorithm::ES256 {
-            keys::KeyRing::ec_first()
-        } else {
-            tokio::task::spawn_blocking(keys::KeyRing::generate)
+        let keys = match keys {
+            Some(keys) if keys.rsa.is_some() || options.signing_alg == Algorithm::ES256 => keys,
+            Some(mut keys) => {
+                keys.set_rsa(
+                    tokio::task::spawn_blocking(keys::SigningKey::rsa)
+                        .await
+                        .map_err(std::io::Error::other)?,
+                );
+                keys
+            }
+            None if options.signing_alg == Algorithm::ES256 => keys::KeyRing::ec_first(),
+            None => tokio::task::spawn_blocking(keys::KeyRing::generate)
                 .await
-                .map_err(std::io::Error::other)?
+                .map_err(std::io::Error::other)?,
         };
+        let needs_rsa = keys.rsa.is_none();
         let pins = vec![pki.leaf_pin.clone(), pki.backup_pin.clone()];
         let backup = match options.backup {
             true => Some(tokio::net::TcpListener::bind(("127.0.0.1", 0)).await?),
@@ -271,11 +321,20 @@ impl Playground {
             None => None,
         };
         let config = config_text(&base_url, backup_url.as_deref(), &pins, &ca_path, options.mode);
-        let state = Arc::new(state::AppState::new(&options, base_url.clone(), keys, config.clone()));
+        let mut state = state::AppState::new(&options, base_url.clone(), keys, config.clone());
+        if let Some(saved) = saved {
+            state.admin_token = saved.admin_token;
+            state.restore_sessions(saved.sessions, saved.refresh_tokens);
+        }
+        if keep_state {
+            state.keeper = Some(state::saved::Keeper::new(dir.clone(), port, pki.save()));
+            state.save()?;
+        }
+        let state = Arc::new(state);
         write_private(&dir.join(ADMIN_TOKEN_FILE), state.admin_token.as_bytes())?;
         let server_config = pki.server_config(options.mode).map_err(std::io::Error::other)?;
         let (stop, stopped) = tokio::sync::oneshot::channel();
-        if options.signing_alg == Algorithm::ES256 {
+        if needs_rsa {
             let state = state.clone();
             tokio::spawn(async move {
                 if let Ok(rsa) = tokio::task::spawn_blocking(keys::SigningKey::rsa).await {
@@ -489,6 +548,7 @@ impl Playground {
     /// store was reset): each is then unknown.
     pub fn forget_refresh_tokens(&self) {
         state::lock(&self.state.refresh_index).clear();
+        self.state.save_or_warn();
     }
 
     /// Make the next refresh answer after `delay`, once.

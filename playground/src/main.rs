@@ -51,6 +51,11 @@ struct Args {
     /// Playground goes with it however the app ends.
     #[arg(long)]
     exit_with_stdin: bool,
+    /// Keep the port, certificates, signing keys, admin token and sessions
+    /// in --dir (state.json, 0600) and take them back at the next start, so
+    /// a client's session survives a restart as with a real provider.
+    #[arg(long, requires = "dir")]
+    keep_state: bool,
 }
 
 #[tokio::main]
@@ -82,6 +87,7 @@ async fn main() {
         refresh_idle: Duration::from_secs(args.refresh_idle),
         refresh_absolute: Duration::from_secs(args.refresh_absolute),
         backup: args.backup,
+        keep_state: args.keep_state,
         ..Options::default()
     };
     let pg = match Playground::start(options).await {

@@ -103,6 +103,18 @@ async fn date(State(state): State<Arc<AppState>>, request: Request, next: Next) 
     response
 }
 
+/// When the Playground keeps its state, write it down after every request
+/// and before the answer leaves: a client that holds an answer (a rotated
+/// refresh token) finds it known after a restart, however soon that comes.
+async fn changed(State(state): State<Arc<AppState>>, request: Request, next: Next) -> Response {
+    let response = next.run(request).await;
+    if state.keeper.is_some() {
+        let state = state.clone();
+        let _ = tokio::task::spawn_blocking(move || state.save_or_warn()).await;
+    }
+    response
+}
+
 /// Read the whole body within [`BODY_TIMEOUT`] and [`MAX_BODY_BYTES`]
 /// before any handler runs: 408 or 413 otherwise, and the connection closes.
 async fn body_in_time(request: Request, next: Next) -> Response {
@@ -142,6 +154,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/.well-known/jwks.json", get(crate::finhub::jwks))
         .fallback(not_found)
         .layer(middleware::from_fn_with_state(state.clone(), date))
+        .layer(middleware::from_fn_with_state(state.clone(), changed))
         .layer(middleware::from_fn(body_in_time))
         .with_state(state)
 }

@@ -12,7 +12,21 @@ use rustls_pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use sha2::{Digest, Sha256};
 use std::sync::Arc;
 
+/// The PKI as a Playground that keeps its state writes it down.
+#[derive(serde::Serialize, serde::Deserialize, Clone)]
+pub struct SavedPki {
+    pub extra: Vec<std::net::IpAddr>,
+    pub ca_pem: String,
+    pub ca_der: String,
+    pub leaf_der: String,
+    pub leaf_key: String,
+    pub leaf_pin: String,
+    pub backup_pin: String,
+}
+
 pub struct Pki {
+    /// The addresses the leaf names besides 127.0.0.1.
+    pub extra: Vec<std::net::IpAddr>,
     pub ca_pem: String,
     ca_der: CertificateDer<'static>,
     leaf_der: CertificateDer<'static>,
@@ -52,12 +66,41 @@ impl Pki {
         let leaf_cert = leaf.signed_by(&leaf_key, &ca_cert, &ca_key)?;
         let backup = KeyPair::generate()?;
         Ok(Self {
+            extra: extra.to_vec(),
             ca_pem: ca_cert.pem(),
             ca_der: ca_cert.der().clone(),
             leaf_der: leaf_cert.der().clone(),
             leaf_pin: pin(&leaf_key.public_key_der()),
             backup_pin: pin(&backup.public_key_der()),
             leaf_key: PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(leaf_key.serialize_der())),
+        })
+    }
+
+    /// The PKI as written down (the CA's key is not: nothing is signed with
+    /// it after start).
+    pub fn save(&self) -> SavedPki {
+        SavedPki {
+            extra: self.extra.clone(),
+            ca_pem: self.ca_pem.clone(),
+            ca_der: B64.encode(&self.ca_der),
+            leaf_der: B64.encode(&self.leaf_der),
+            leaf_key: B64.encode(self.leaf_key.secret_der()),
+            leaf_pin: self.leaf_pin.clone(),
+            backup_pin: self.backup_pin.clone(),
+        }
+    }
+
+    /// A PKI written down by [`Pki::save`].
+    pub fn load(saved: &SavedPki) -> Result<Self, String> {
+        let der = |what: &str, b64: &str| B64.decode(b64).map_err(|e| format!("{what}: {e}"));
+        Ok(Self {
+            extra: saved.extra.clone(),
+            ca_pem: saved.ca_pem.clone(),
+            ca_der: CertificateDer::from(der("the CA certificate", &saved.ca_der)?),
+            leaf_der: CertificateDer::from(der("the certificate", &saved.leaf_der)?),
+            leaf_key: PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(der("the certificate's key", &saved.leaf_key)?)),
+            leaf_pin: saved.leaf_pin.clone(),
+            backup_pin: saved.backup_pin.clone(),
         })
     }
 

@@ -135,25 +135,14 @@ fn open(cli: &Cli) -> Result<Engine, Failure> {
             "no config file: pass --config FILE or set SESSION_MANAGER_CONFIG",
         )
     })?;
-    if !config_path.exists() {
-        let fix = if config_named(cli) {
-            "check the path given with --config or SESSION_MANAGER_CONFIG"
-        } else {
-            "add a profile to it (docs/configuration.md), or pass --config FILE"
-        };
-        return Err(failure(
-            ErrorCode::NotConfigured,
-            format!("there is no config file at {}: {fix}", config_path.display()),
-        ));
-    }
-    let config = Config::load(&config_path).map_err(Error::from)?;
-    let profile = config.profile(cli.profile.as_deref()).map_err(Error::Config)?.clone();
     let data_dir = cli.data_dir.clone().or_else(paths::default_data_dir).ok_or_else(|| {
         failure(
             ErrorCode::ConfigInvalid,
             "no data directory: pass --data-dir DIR or set SESSION_MANAGER_DATA_DIR",
         )
     })?;
+    let config = load_config(cli, &config_path, &data_dir)?;
+    let profile = config.profile(cli.profile.as_deref()).map_err(Error::Config)?.clone();
     let inner: Arc<dyn Opener> = if cli.no_browser {
         Arc::new(NoOpener)
     } else {
@@ -178,6 +167,37 @@ fn open(cli: &Cli) -> Result<Engine, Failure> {
         Arc::new(KeyringStore::from_env()),
         Arc::new(opener),
     )?)
+}
+
+/// The config file's profiles, and the app's Playground's (the built-in
+/// one, or the demo package's, as the app left them in the data directory)
+/// unless the file has its own `playground` profile: the app does the same,
+/// so the CLI talks to the Playground the window shows.
+fn load_config(cli: &Cli, config_path: &std::path::Path, data_dir: &std::path::Path) -> Result<Config, Failure> {
+    let playground = paths::playground_config(data_dir);
+    let mut config = if config_path.exists() {
+        Config::load(config_path).map_err(Error::from)?
+    } else if let Some(path) = playground.as_ref().filter(|_| !config_named(cli)) {
+        return Ok(Config::load(path).map_err(Error::from)?);
+    } else {
+        let fix = if config_named(cli) {
+            "check the path given with --config or SESSION_MANAGER_CONFIG"
+        } else {
+            "add a profile to it (docs/configuration.md) or pass --config FILE; or start the app once: its Playground's profiles then work here too"
+        };
+        return Err(failure(
+            ErrorCode::NotConfigured,
+            format!("there is no config file at {}: {fix}", config_path.display()),
+        ));
+    };
+    if let Some(path) = playground.filter(|_| !config.profiles.contains_key("playground")) {
+        // The Playground is a guest: a file of it that does not parse
+        // (an older app's) does not stand in the way of the person's own.
+        if let Ok(theirs) = Config::load(&path) {
+            config.add_missing(theirs);
+        }
+    }
+    Ok(config)
 }
 
 /// `url` without the query parameter `name`.

@@ -1240,3 +1240,76 @@ async fn out_of_the_box_doctor_passes_and_no_config_is_not_found_not_invalid() {
         .unwrap()
         .ends_with("not found"));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_apps_playground_is_found_in_the_data_directory_with_or_without_a_config() {
+    // The app on its built-in Playground leaves the profiles in its data
+    // directory; the help's examples (`--profile playground`) then work
+    // with no config file, and beside a config file of the person's own.
+    let home = tempfile::tempdir().unwrap();
+    let data = home.path().join("data");
+    let pg = Playground::start(Options {
+        dir: Some(data.join("playground")),
+        ..Options::default()
+    })
+    .await
+    .unwrap();
+    std::fs::write(data.join("playground/config.toml"), pg.config()).unwrap();
+    let cli = Cli::new(&pg);
+    let run = |args: &[&str], stdin: Option<&str>| {
+        let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_sessionctl"));
+        cmd.args(args)
+            .env_remove("SESSION_MANAGER_CONFIG")
+            .env("XDG_CONFIG_HOME", home.path().join("config"))
+            .env("SESSION_MANAGER_DATA_DIR", &data)
+            .env("SESSION_MANAGER_KEYCHAIN_SERVICE", &cli.keychain)
+            .stdin(std::process::Stdio::piped());
+        let stdin = stdin.map(str::to_owned);
+        async move {
+            use tokio::io::AsyncWriteExt;
+            let mut child = cmd
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap();
+            let mut input = child.stdin.take().unwrap();
+            if let Some(s) = stdin {
+                input.write_all(s.as_bytes()).await.unwrap();
+            }
+            drop(input);
+            child.wait_with_output().await.unwrap()
+        }
+    };
+    let out = run(
+        &[
+            "--profile",
+            "playground",
+            "login",
+            "--username",
+            "alice",
+            "--password-stdin",
+        ],
+        Some("alice-pw-1\n"),
+    )
+    .await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    // No profile named: the Playground's default.
+    let out = run(&["--json", "status"], None).await;
+    assert_eq!(json(&out)["profile"], "playground", "{}", stderr(&out));
+    assert_eq!(json(&out)["state"], "active");
+
+    // The person's own config with one profile: it stays the default, and
+    // the Playground's profiles are there beside it.
+    let own = pg
+        .config()
+        .replace("[profiles.playground]", "[profiles.work]")
+        .replace("default_profile = \"playground\"\n", "");
+    let own = own.split("[profiles.playground-oidc]").next().unwrap().to_owned();
+    std::fs::create_dir_all(home.path().join("config/session-manager")).unwrap();
+    std::fs::write(home.path().join("config/session-manager/config.toml"), own).unwrap();
+    let out = run(&["--json", "status"], None).await;
+    assert_eq!(json(&out)["profile"], "work", "{}", stderr(&out));
+    let out = run(&["--json", "--profile", "playground", "status"], None).await;
+    assert_eq!(json(&out)["state"], "active", "{}", stderr(&out));
+    assert!(run(&["--profile", "playground", "logout"], None).await.status.success());
+}

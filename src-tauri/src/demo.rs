@@ -63,6 +63,8 @@ async fn start_program(options: &Options, program: &std::ffi::OsStr) -> Result<D
         .arg(&config)
         .arg("--json")
         .arg("--exit-with-stdin")
+        // A restarted app finds its demo session again.
+        .arg("--keep-state")
         // The Playground stops when this end closes: when the app exits,
         // however it exits.
         .stdin(Stdio::piped())

@@ -15,6 +15,9 @@ pub(crate) async fn start(lifetime: std::time::Duration, dir: std::path::PathBuf
         dir: Some(dir),
         // ES256 signs at once; the RSA key follows in the background.
         signing_alg: playground::Algorithm::ES256,
+        // Its port, certificates, keys and sessions outlive the app, as a
+        // real provider's do: a restarted app restores its session.
+        keep_state: true,
         ..playground::Options::default()
     })
     .await

@@ -12,6 +12,10 @@ use base64::Engine as _;
 use std::time::Duration;
 use uuid::Uuid;
 
+/// Clocks closer than this (ms) are taken to agree; see
+/// [`Engine::clock_offset`].
+pub(super) const IN_STEP_MS: i64 = 1000;
+
 /// Whether `token` has the shape of a JWS: three parts and a JSON header
 /// that names an algorithm.
 pub(super) fn looks_like_jwt(token: &str) -> bool {
@@ -144,11 +148,18 @@ impl Engine {
     }
 
     /// The provider's clock minus ours, from a grant's `Date` (whole seconds,
-    /// so half a second is added to centre the error).
+    /// so half a second is added to centre the error). Within
+    /// [`IN_STEP_MS`] the clocks are taken to agree: a `Date` cannot tell
+    /// them apart more finely, and a measured fraction differs from one
+    /// process to the next, so the app and sessionctl would show the same
+    /// session ending at times a fraction of a second apart.
     pub(super) fn clock_offset(&self, grant: &Grant) -> Option<i64> {
-        grant
-            .server_date
-            .map(|d| (d + chrono::Duration::milliseconds(500) - self.now()).num_milliseconds())
+        grant.server_date.map(
+            |d| match (d + chrono::Duration::milliseconds(500) - self.now()).num_milliseconds() {
+                ms if ms.abs() < IN_STEP_MS => 0,
+                ms => ms,
+            },
+        )
     }
 
     /// Turn a validated grant into the session record.

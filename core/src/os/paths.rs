@@ -39,6 +39,23 @@ pub fn config_named(given: bool) -> bool {
     given || std::env::var_os(CONFIG_ENV).is_some_and(|v| !v.is_empty())
 }
 
+/// Where, in the data directory, the app's Playground leaves its profiles:
+/// the built-in one (QA's build) and the demo package's ("Try the demo").
+/// sessionctl reads them from there, so the Playground the app runs is the
+/// one the CLI talks to.
+pub const PLAYGROUND_CONFIGS: [&str; 2] = ["playground/config.toml", "demo/config.toml"];
+
+/// The app's Playground profiles in `data_dir`, if it left any: the newest
+/// of [`PLAYGROUND_CONFIGS`].
+pub fn playground_config(data_dir: &Path) -> Option<PathBuf> {
+    PLAYGROUND_CONFIGS
+        .iter()
+        .map(|name| data_dir.join(name))
+        .filter_map(|path| Some((std::fs::metadata(&path).ok()?.modified().ok()?, path)))
+        .max_by_key(|(modified, _)| *modified)
+        .map(|(_, path)| path)
+}
+
 fn platform_dir(xdg_var: &str, home_fallback: &str) -> Option<PathBuf> {
     if cfg!(target_os = "windows") {
         return std::env::var_os("APPDATA").map(|d| PathBuf::from(d).join(APP_DIR));

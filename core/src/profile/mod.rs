@@ -370,6 +370,23 @@ impl Config {
     }
 
     /// The named profile, or the default one, or the only one.
+    /// Add `other`'s profiles that this config does not name (the app's
+    /// Playground beside a config file). The profile used when none is
+    /// named stays this config's: its default, or its only profile; `other`'s
+    /// default only when this config has no profile at all.
+    pub fn add_missing(&mut self, other: Config) {
+        if self.default_profile.is_none() {
+            self.default_profile = match self.profiles.len() {
+                0 => other.default_profile,
+                1 => self.profiles.keys().next().cloned(),
+                _ => None,
+            };
+        }
+        for (name, profile) in other.profiles {
+            self.profiles.entry(name).or_insert(profile);
+        }
+    }
+
     pub fn profile(&self, name: Option<&str>) -> Result<&Profile, ConfigError> {
         let names = || self.profiles.keys().cloned().collect::<Vec<_>>().join(", ");
         let wanted = match name.or(self.default_profile.as_deref()) {

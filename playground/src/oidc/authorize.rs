@@ -3,7 +3,7 @@
 //! and the redirect back to the app with a code or an error.
 
 use super::{
-    check_password, cookie, demo_list, escape, page, scope_list, CLIENTS, CLIENT_ID, CONFIDENTIAL_CLIENT_ID, SSO_COOKIE,
+    check_password, cookie, demo_list, escape, page, scope_list, CLIENT_ID, CONFIDENTIAL_CLIENT_ID, SSO_COOKIE,
 };
 use crate::state::oidc::{make_room, random, AuthorizeParams, Code, Switches, Transaction};
 use crate::state::{lock, AppState};
@@ -193,7 +193,7 @@ pub(super) async fn start(
     let get = |k: &str| q.get(k).map(String::as_str);
     // Until client and redirect URI are known good, errors stay here
     // (RFC 6749 section 4.1.2.1: never redirect to an unchecked URI).
-    let Some(client_id) = CLIENTS.into_iter().find(|c| get("client_id") == Some(c)) else {
+    let Some(client_id) = get("client_id").and_then(super::known_client) else {
         return page(
             StatusCode::BAD_REQUEST,
             "error",

@@ -220,6 +220,11 @@ fn authenticate_client(headers: &HeaderMap, f: &HashMap<String, String>) -> Opti
     }
 }
 
+/// The registered client named `id`, if there is one.
+pub(crate) fn known_client(id: &str) -> Option<&'static str> {
+    CLIENTS.into_iter().find(|c| *c == id)
+}
+
 fn invalid_client() -> Response {
     oauth_error(
         StatusCode::UNAUTHORIZED,

@@ -4,6 +4,7 @@
 //! Every route module uses it; it uses none of them.
 
 pub(crate) mod oidc;
+pub(crate) mod saved;
 
 use crate::keys::KeyRing;
 use crate::{demo_users, DemoUser, Mode, Options};
@@ -111,6 +112,10 @@ pub struct SessionInfo {
     pub revoke_reason: Option<String>,
 }
 
+/// Creation order of sessions, across Playgrounds in one process (a
+/// restored Playground continues after its highest).
+pub(crate) static SERIAL: AtomicU64 = AtomicU64::new(0);
+
 pub(crate) struct Session {
     pub(crate) info: SessionInfo,
     /// Creation order (`created` has whole seconds only).
@@ -124,7 +129,6 @@ pub(crate) struct Session {
 impl Session {
     /// A new live session `id` of `user`.
     pub(crate) fn new(id: String, user: &DemoUser, oidc: Option<OidcSession>, now: i64) -> Self {
-        static SERIAL: AtomicU64 = AtomicU64::new(0);
         Self {
             serial: SERIAL.fetch_add(1, Ordering::SeqCst),
             info: SessionInfo {
@@ -209,6 +213,9 @@ pub struct AppState {
     pub(crate) users: Vec<DemoUser>,
     pub(crate) config: String,
     pub(crate) oidc: OidcState,
+    /// Writes the state down after every change, when the Playground keeps
+    /// it (see [`saved`]).
+    pub(crate) keeper: Option<saved::Keeper>,
 }
 
 pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -267,6 +274,7 @@ impl AppState {
             users: demo_users(),
             config,
             oidc,
+            keeper: None,
         }
     }
 
@@ -335,12 +343,14 @@ impl AppState {
                 n += 1;
             }
         }
+        self.save_or_warn();
         n
     }
 
     /// Publish the RSA key that was generated after start.
     pub fn add_rsa_key(&self, key: crate::keys::SigningKey) {
         self.keys.write().unwrap_or_else(|e| e.into_inner()).set_rsa(key);
+        self.save_or_warn();
     }
 
     /// New signing keys; `keep_old` keeps the previous ones published (so
@@ -351,6 +361,7 @@ impl AppState {
                 .write()
                 .unwrap_or_else(|e| e.into_inner())
                 .rotate(fresh, keep_old);
+            self.save_or_warn();
         }
     }
 

@@ -267,6 +267,22 @@ impl Backend {
         // journal when the app starts from a desktop menu).
         println!("{}", playground_announcement(&pg.info().admin_url, &pg.info().ca_cert));
         let config = Config::parse(pg.config(), data_dir).map_err(|e| Error::Config(e).info())?;
+        // Where sessionctl finds it (paths::PLAYGROUND_CONFIGS), so the CLI
+        // talks to this Playground. Without it the CLI says there is no
+        // config, and the app goes on.
+        let written = data_dir.join(paths::PLAYGROUND_CONFIGS[0]);
+        let write = |path: &std::path::Path| -> std::io::Result<()> {
+            use std::io::Write;
+            let mut options = std::fs::OpenOptions::new();
+            options.write(true).create(true).truncate(true);
+            paths::open_private(path, &mut options)?.write_all(pg.config().as_bytes())
+        };
+        if let Err(e) = write(&written) {
+            tracing::warn!(
+                "could not write the built-in Playground's profiles to {}: {e}",
+                written.display()
+            );
+        }
         Ok((pg, config))
     }
 

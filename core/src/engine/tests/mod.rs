@@ -120,6 +120,19 @@ async fn join_all<T: Send + 'static>(handles: impl Iterator<Item = tokio::task::
 // ---------------------------------------------------------------- basics
 
 #[tokio::test(start_paused = true)]
+async fn a_date_within_a_second_of_our_clock_is_taken_as_in_step() {
+    // A `Date` has whole seconds: half a second off is what it cannot tell
+    // apart, and two processes would measure two different fractions (the
+    // app and sessionctl then showed one session ending 0.47 s apart).
+    let rig = rig(60);
+    rig.provider.date_ahead_ms.store(0, Ordering::SeqCst);
+    assert_eq!(sign_in(&rig).await.clock_offset_ms, 0);
+    rig.provider.date_ahead_ms.store(1_400, Ordering::SeqCst);
+    let view = rig.engine.refresh_now().await.unwrap();
+    assert_eq!(view.clock_offset_ms, 1_900, "a second or more is an offset");
+}
+
+#[tokio::test(start_paused = true)]
 async fn sign_in_stores_the_session_and_publishes_views() {
     let rig = rig(60);
     let mut rx = rig.engine.subscribe();
