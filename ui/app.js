@@ -1,6 +1,6 @@
 // The UI: renders SessionViews it is given, forwards clicks to commands.
 // It holds no token and no session logic beyond the countdown.
-import { errorText, errorDetails, STATE_TEXT, headlineOf, POLICY_TEXT, remainingMs, fractionLeft, barStep, formatCountdown, clockTime, takesOver, nextRefreshText, idleWarning, endingSoon, lineChart, barChart, shortDuration, endTime, PLOT, screenFor, endedNotice, sessionErrorOf, plural, metricsSummary, sessionEndText, sessionFacts, replacedNote, notMeText } from './render.js';
+import { errorText, errorDetails, STATE_TEXT, headlineOf, POLICY_TEXT, remainingMs, fractionLeft, barStep, formatCountdown, nextTickMs, clockTime, takesOver, nextRefreshText, idleWarning, endingSoon, lineChart, barChart, shortDuration, endTime, PLOT, screenFor, endedNotice, sessionErrorOf, plural, metricsSummary, sessionEndText, sessionFacts, replacedNote, notMeText } from './render.js';
 
 const { invoke } = window.__TAURI__.core;
 const { listen } = window.__TAURI__.event;
@@ -225,11 +225,13 @@ function renderSessionBanners(inSession) {
   if (view.reauth_needed) $('reauth-deadline').textContent = clockTime(view.expires_at);
 }
 
-// The countdown: computed here from expires_at, once a second, no IPC.
-// Only what changed is written: the text once a second, the bar in steps of
-// 1 % through `transform` (the compositor moves it; no layout, no repaint of
-// its neighbours). While the window is hidden or minimized nothing ticks
-// (the tray and the notification keep the state); it resumes on showing.
+// The countdown: computed here from expires_at, no IPC, and woken only when
+// something it shows changes (nextTickMs): once a minute while minutes are
+// left, once a second in the last minute and during the idle warning. Only
+// what changed is written: the text, the bar in steps of 1 % through
+// `transform` (the compositor moves it; no layout, no repaint of its
+// neighbours). While the window is hidden or minimized nothing ticks (the
+// tray and the notification keep the state); it resumes on showing.
 let timer = null;
 let barShown = null;
 function tick() {
@@ -238,7 +240,9 @@ function tick() {
   if (document.hidden) return;
   const now = Date.now();
   const left = remainingMs(view, now);
-  setText($('countdown'), formatCountdown(left));
+  const shown = formatCountdown(left);
+  const minuteChanged = shown !== $('countdown').textContent;
+  setText($('countdown'), shown);
   const idle = idleWarning(view, now);
   if (idle !== null) setText($('idle-seconds'), String(idle));
   show($('idle-warning'), idle !== null);
@@ -259,9 +263,8 @@ function tick() {
     $('progress-bar').classList.toggle('low', step < 0.2);
   }
   // Announce whole minutes only.
-  const minutes = Math.ceil(left / 60000);
-  if (left > 0 && left % 60000 > 59000) announce(`${headlineOf(view).text}, ${plural(minutes, 'minute')} left`);
-  timer = setTimeout(tick, 1000 - (now % 1000) + 5);
+  if (minuteChanged && left >= 60_000) announce(`${headlineOf(view).text}, ${plural(Math.floor(left / 60_000), 'minute')} left`);
+  timer = setTimeout(tick, nextTickMs(view, now) + 5);
 }
 document.addEventListener('visibilitychange', () => { if (document.hidden) clearTimeout(timer); else tick(); });
 

@@ -103,10 +103,50 @@ export function barStep(fraction) {
 
 const pad = (n) => String(n).padStart(2, '0');
 
-/** mm:ss (minutes may pass 59: 75:00 for a 75-minute token). */
+/**
+ * The access token's time left as the window shows it: whole minutes while a
+ * minute or more is left ("4 min", "1 h 05 min"), seconds in the last minute
+ * ("45 s"). Until the last minute it changes once a minute, so the window
+ * repaints once a minute: a repaint is what an idle window costs in
+ * WebKitGTK (1 % of a core at one a second, 0.1 % at one a minute; see
+ * docs/benchmarks.md).
+ */
 export function formatCountdown(ms) {
   const s = Math.max(0, Math.ceil(ms / 1000));
-  return `${pad(Math.floor(s / 60))}:${pad(s % 60)}`;
+  if (s < 60) return `${s} s`;
+  const m = Math.floor(s / 60);
+  return m < 60 ? `${m} min` : `${Math.floor(m / 60)} h ${pad(m % 60)} min`;
+}
+
+/** Milliseconds until formatCountdown(ms) reads differently (Infinity at 0). */
+export function untilCountdownChanges(ms) {
+  if (!(ms > 0)) return Infinity;
+  const s = Math.ceil(ms / 1000);
+  // The text changes when ceil(ms / 1000) drops to `next`.
+  const next = s < 60 ? s - 1 : Math.floor(s / 60) * 60 - 1;
+  return ms - next * 1000;
+}
+
+/**
+ * Milliseconds until anything the session screen shows by the clock changes:
+ * the countdown, the idle warning (seconds in its last minute), the
+ * ending-soon warning (shown from END_LEAD_MS before the end, gone at it).
+ * At most a minute, at least 1 ms.
+ */
+export function nextTickMs(view, nowMs) {
+  const delays = [untilCountdownChanges(remainingMs(view, nowMs)), 60_000];
+  if (view && view.idle_sign_out_at) {
+    const left = Date.parse(view.idle_sign_out_at) - nowMs;
+    if (left > 60_000) delays.push(left - 60_000);
+    else if (left > 0) delays.push(left - (Math.ceil(left / 1000) - 1) * 1000);
+  }
+  const end = view && view.session_end;
+  if (end && end.at) {
+    const left = Date.parse(end.at) - nowMs;
+    if (left > END_LEAD_MS) delays.push(left - END_LEAD_MS);
+    else if (left > 0) delays.push(left);
+  }
+  return Math.max(1, Math.min(...delays));
 }
 
 /** Local wall-clock time of an RFC 3339 instant, e.g. 14:03:07. */

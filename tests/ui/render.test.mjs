@@ -3,7 +3,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
-import { takesOver, headlineOf, formatCountdown, remainingMs, fractionLeft, barStep, whenTime, clockTime, errorText, errorDetails, ERROR_TEXT, nextRefreshText, idleWarning, lineChart, barChart, niceMax, shortDuration, PLOT, screenFor, endedNotice, sessionErrorOf, plural, metricsSummary, sessionEndText, endingSoon, END_LEAD_MS, endTime, sessionFacts, replacedNote, notMeText } from '../../ui/render.js';
+import { takesOver, headlineOf, formatCountdown, untilCountdownChanges, nextTickMs, remainingMs, fractionLeft, barStep, whenTime, clockTime, errorText, errorDetails, ERROR_TEXT, nextRefreshText, idleWarning, lineChart, barChart, niceMax, shortDuration, PLOT, screenFor, endedNotice, sessionErrorOf, plural, metricsSummary, sessionEndText, endingSoon, END_LEAD_MS, endTime, sessionFacts, replacedNote, notMeText } from '../../ui/render.js';
 
 const v = (profile, seq, extra = {}) => ({ profile, seq, ...extra });
 
@@ -25,9 +25,58 @@ test('the countdown follows the provider clock', () => {
   const now = Date.parse('2026-01-01T00:00:00Z');
   const view = { expires_at: '2026-01-01T00:10:00Z', issued_at: '2026-01-01T00:00:00Z', clock_offset_ms: 60_000 };
   assert.equal(remainingMs(view, now), 540_000);
-  assert.equal(formatCountdown(remainingMs(view, now)), '09:00');
-  assert.equal(formatCountdown(-5), '00:00');
+  assert.equal(formatCountdown(remainingMs(view, now)), '9 min');
+  assert.equal(formatCountdown(-5), '0 s');
   assert.ok(Math.abs(fractionLeft(view, now) - 0.9) < 1e-9);
+});
+
+test('the countdown reads in minutes until the last one, then in seconds', () => {
+  assert.equal(formatCountdown(240_000), '4 min');
+  assert.equal(formatCountdown(239_001), '4 min');
+  assert.equal(formatCountdown(239_000), '3 min');
+  assert.equal(formatCountdown(60_000), '1 min');
+  assert.equal(formatCountdown(59_999), '1 min');
+  assert.equal(formatCountdown(59_000), '59 s');
+  assert.equal(formatCountdown(75 * 60_000), '1 h 15 min');
+  assert.equal(formatCountdown(3 * 3600_000 + 5 * 60_000), '3 h 05 min');
+});
+
+test('the window wakes exactly when the countdown reads differently', () => {
+  // Stepping through the next change always lands on a new text, and the
+  // text never changes in between: a minute of a 10-minute token is one
+  // wake-up, the last minute is sixty.
+  for (const start of [600_000, 240_000, 61_500, 59_999, 30_200, 1_000]) {
+    let ms = start; let wakes = 0;
+    while (ms > 0 && wakes < 1000) {
+      const d = untilCountdownChanges(ms);
+      assert.ok(d > 0, `${ms}`);
+      assert.equal(formatCountdown(ms - d + 1), formatCountdown(ms), `no change before the wake at ${ms}`);
+      assert.notEqual(formatCountdown(ms - d), formatCountdown(ms), `a change at the wake from ${ms}`);
+      ms -= d; wakes += 1;
+    }
+    assert.equal(formatCountdown(ms), '0 s');
+  }
+  let wakes = 0;
+  for (let ms = 600_000; ms > 60_000; ms -= untilCountdownChanges(ms)) wakes += 1;
+  // 10 min, 9 min, ... 1 min, then 59 s: ten texts, ten wake-ups.
+  assert.equal(wakes, 10, 'once a minute until the last minute');
+  assert.equal(untilCountdownChanges(0), Infinity);
+});
+
+test('the next tick is the earliest change on screen, and at most a minute away', () => {
+  const now = Date.parse('2026-01-01T00:00:00Z');
+  const at = (ms) => new Date(now + ms).toISOString();
+  // 1 h 00 min 59 s left: "1 h 00 min" for one more minute.
+  const base = { expires_at: at(3_659_000), issued_at: at(0), clock_offset_ms: 0 };
+  assert.equal(nextTickMs(base, now), 60_000);
+  assert.equal(nextTickMs({ ...base, expires_at: at(600_500) }, now), 1_500);
+  // The idle warning starts 60 s before the sign-out, then counts seconds.
+  assert.equal(nextTickMs({ ...base, idle_sign_out_at: at(90_000) }, now), 30_000);
+  assert.equal(nextTickMs({ ...base, idle_sign_out_at: at(40_300) }, now), 300);
+  // The ending-soon warning appears END_LEAD_MS before the end and goes at it.
+  assert.equal(nextTickMs({ ...base, session_end: { at: at(END_LEAD_MS + 20_000), because: 'absolute' } }, now), 20_000);
+  assert.equal(nextTickMs({ ...base, session_end: { at: at(45_000), because: 'absolute' } }, now), 45_000);
+  assert.equal(nextTickMs({ ...base, expires_at: at(-5) }, now), 60_000);
 });
 
 test('a time on another day carries its date', () => {
