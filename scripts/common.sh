@@ -12,9 +12,10 @@ BASE_PACKAGES=(build-essential pkg-config libdbus-1-dev dbus-daemon dbus-x11 gno
 # xdg-utils: xdg-open, how OpenID Connect profiles reach the system browser.
 APP_PACKAGES=(libwebkit2gtk-4.1-dev librsvg2-dev libxdo-dev libayatana-appindicator3-dev xdg-utils)
 # End-to-end tests: WebKitWebDriver and a virtual X server; openbox and
-# wmctrl, a real window manager for what closing the window does; xclip, to
+# wmctrl, a real window manager for what closing the window does (x11-utils:
+# xprop, to read whether it is minimized); xclip, to
 # read the clipboard back.
-E2E_PACKAGES=(webkit2gtk-driver xvfb openbox wmctrl xclip)
+E2E_PACKAGES=(webkit2gtk-driver xvfb openbox wmctrl x11-utils xclip)
 # The package step: Debian's package checker and AppStream's validator.
 PACKAGE_PACKAGES=(lintian appstream)
 # The UI's pure helpers are tested with Node's built-in test runner.

@@ -49,12 +49,22 @@ impl Desktop {
     /// Claim the notification and watcher names on the session bus and
     /// serve them on a thread of their own.
     pub fn start() -> Desktop {
+        Self::launch(true)
+    }
+
+    /// A desktop whose panel shows no tray icons (stock GNOME): the
+    /// notification server only, no StatusNotifier watcher.
+    pub fn start_without_tray_host() -> Desktop {
+        Self::launch(false)
+    }
+
+    fn launch(tray_host: bool) -> Desktop {
         let seen = Arc::new(Mutex::new(Seen::default()));
         let stop = Arc::new(AtomicBool::new(false));
         let (ready_tx, ready_rx) = std::sync::mpsc::channel();
         let thread = {
             let (seen, stop) = (seen.clone(), stop.clone());
-            std::thread::spawn(move || serve(seen, stop, ready_tx))
+            std::thread::spawn(move || serve(seen, stop, tray_host, ready_tx))
         };
         ready_rx
             .recv_timeout(Duration::from_secs(10))
@@ -115,7 +125,12 @@ struct Served(Arc<Mutex<Seen>>);
 
 type NotifyArgs = (String, u32, String, String, String, Vec<String>, PropMap, i32);
 
-fn serve(seen: Arc<Mutex<Seen>>, stop: Arc<AtomicBool>, ready: std::sync::mpsc::Sender<Result<(), String>>) {
+fn serve(
+    seen: Arc<Mutex<Seen>>,
+    stop: Arc<AtomicBool>,
+    tray_host: bool,
+    ready: std::sync::mpsc::Sender<Result<(), String>>,
+) {
     let conn = match Connection::new_session() {
         Ok(c) => c,
         Err(e) => {
@@ -123,11 +138,16 @@ fn serve(seen: Arc<Mutex<Seen>>, stop: Arc<AtomicBool>, ready: std::sync::mpsc::
             return;
         }
     };
-    for name in ["org.freedesktop.Notifications", "org.kde.StatusNotifierWatcher"] {
+    let names: &[&str] = if tray_host {
+        &["org.freedesktop.Notifications", "org.kde.StatusNotifierWatcher"]
+    } else {
+        &["org.freedesktop.Notifications"]
+    };
+    for name in names {
         use dbus::blocking::stdintf::org_freedesktop_dbus::RequestNameReply;
         // Another owner (a desktop not yet dropped) answers Exists, not an
         // error: then this desktop would hear nothing.
-        match conn.request_name(name, false, true, true) {
+        match conn.request_name(*name, false, true, true) {
             Ok(RequestNameReply::PrimaryOwner) => {}
             Ok(other) => {
                 let _ = ready.send(Err(format!("cannot own {name}: {other:?}")));

@@ -92,6 +92,9 @@ pub struct Setup {
     /// Play the desktop on the bus: record notifications and take the
     /// tray's registration ([`desktop::Desktop`]).
     pub desktop: bool,
+    /// With `desktop`: no StatusNotifier watcher, so no panel shows tray
+    /// icons (stock GNOME).
+    pub no_tray_host: bool,
     /// Run a window manager (openbox) while the scenario runs ([`wm`]).
     pub window_manager: bool,
 }
@@ -104,6 +107,7 @@ impl Default for Setup {
             env: Vec::new(),
             embedded: false,
             desktop: false,
+            no_tray_host: false,
             window_manager: false,
         }
     }
@@ -260,7 +264,10 @@ impl Scenario {
             cmd.env(k, v);
         }
         // Before the app: its tray registers with the watcher at start.
-        let desktop = setup.desktop.then(desktop::Desktop::start);
+        let desktop = setup.desktop.then(|| match setup.no_tray_host {
+            true => desktop::Desktop::start_without_tray_host(),
+            false => desktop::Desktop::start(),
+        });
         let wm = setup.window_manager.then(wm::WindowManager::start);
         let driver = cmd
             .spawn()

@@ -45,6 +45,27 @@ impl WindowManager {
             .collect()
     }
 
+    /// Whether the window whose title starts with `title` is minimized
+    /// (iconified: still managed, `_NET_WM_STATE_HIDDEN`, as xprop reads it).
+    pub fn minimized(&self, title: &str) -> bool {
+        let Some(list) = wmctrl(&["-l"]) else { return false };
+        list.lines()
+            .filter(|l| {
+                l.split_whitespace()
+                    .skip(3)
+                    .collect::<Vec<_>>()
+                    .join(" ")
+                    .starts_with(title)
+            })
+            .filter_map(|l| l.split_whitespace().next())
+            .any(|id| {
+                Command::new("xprop")
+                    .args(["-id", id, "_NET_WM_STATE"])
+                    .output()
+                    .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains("_NET_WM_STATE_HIDDEN"))
+            })
+    }
+
     /// Ask the window whose title contains `title` to close, as its close
     /// button would.
     pub fn close(&self, title: &str) {

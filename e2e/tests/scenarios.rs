@@ -1776,3 +1776,62 @@ async fn s33_the_built_in_playground_serves_sessionctl_and_outlives_the_app() {
         })
         .await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn s34_without_a_tray_the_window_minimizes_and_notifications_still_come() {
+    // A desktop whose panel shows no tray icons (stock GNOME): a
+    // notification server, no StatusNotifier watcher.
+    let setup = Setup {
+        desktop: true,
+        no_tray_host: true,
+        window_manager: true,
+        ..lifetime(6)
+    };
+    Scenario::start("s34_no_tray_host", setup)
+        .await
+        .run(|s| async move {
+            let (desktop, wm) = (s.desktop.as_ref().unwrap(), s.wm.as_ref().unwrap());
+            const TITLE: &str = "Session Manager — playground";
+            s.sign_in_active(ALICE.0, ALICE.1).await;
+            assert!(!wm.minimized(TITLE), "{:?}", wm.titles());
+
+            // Closed, the window is minimized, not hidden where no tray
+            // could bring it back; the app stays and says where it went.
+            wm.close(TITLE);
+            s.wait_until("the window to be minimized", T, || async { wm.minimized(TITLE) })
+                .await;
+            assert!(s.app_running(), "closing the window ended the app");
+            s.wait_until("the first close to be explained", T, || async {
+                !desktop
+                    .notifications_titled("Session Manager is still running")
+                    .is_empty()
+            })
+            .await;
+            let note = &desktop.notifications_titled("Session Manager is still running")[0];
+            assert!(
+                note.body.contains("taskbar") && note.body.contains("Ctrl+Q") && !note.body.contains("tray icon;"),
+                "{note:?}"
+            );
+            let before = s.pg.refresh_calls();
+            s.wait_until("a renewal while minimized", Duration::from_secs(20), || async {
+                s.pg.refresh_calls() > before
+            })
+            .await;
+
+            // The provider ends the session: the notification comes without
+            // a tray, and its button brings the window back on the form.
+            s.pg.revoke(Some(ALICE.0));
+            let ended = || desktop.notifications_titled("Session ended by the provider");
+            s.wait_until("the revocation's notification", Duration::from_secs(20), || async {
+                !ended().is_empty()
+            })
+            .await;
+            desktop.press(&ended()[0], "sign-in-again");
+            s.wait_until("the window back from the taskbar", T, || async { !wm.minimized(TITLE) })
+                .await;
+            s.wait_visible("screen-signin", T).await;
+            s.check_screen("no-tray-sign-in-again").await;
+            s
+        })
+        .await;
+}

@@ -14,6 +14,8 @@ const TOLD: &str = "told-where-the-window-went";
 /// What the first close says.
 pub const SUMMARY: &str = "Session Manager is still running";
 pub const BODY: &str = "Your session is kept renewed in the background. Open the window from the tray icon; quit from its menu or with Ctrl+Q.";
+/// The same where no panel shows tray icons: the window is minimized.
+pub const BODY_NO_TRAY: &str = "Your session is kept renewed in the background. This desktop shows no tray icons, so the window is minimized: open it from the taskbar or dock, or start Session Manager again. Quit with Ctrl+Q.";
 
 /// Whether the person has been told where the window went.
 pub struct Background {
@@ -52,9 +54,12 @@ impl Background {
     }
 }
 
-/// Hide the main window; the app and its renewals go on. Without a tray
-/// there is no way back to a hidden window but starting the app again, so
-/// the window closes for real and the app ends, as it did before.
+/// Put the main window away; the app and its renewals go on. With a tray
+/// a panel shows, the window is hidden (the tray brings it back). With a
+/// tray icon nobody sees (no StatusNotifier host: stock GNOME), a hidden
+/// window could come back only by starting the app again, so it is
+/// minimized instead: it stays in the taskbar or dock. Without a tray icon
+/// at all, the window closes for real and the app ends.
 pub fn close_window<R: Runtime>(app: &AppHandle<R>) {
     let Some(window) = app.get_webview_window("main") else {
         return;
@@ -63,10 +68,25 @@ pub fn close_window<R: Runtime>(app: &AppHandle<R>) {
         let _ = window.destroy();
         return;
     }
-    let _ = window.hide();
+    let body = if tray_shown() {
+        let _ = window.hide();
+        BODY
+    } else {
+        let _ = window.minimize();
+        BODY_NO_TRAY
+    };
     if app.try_state::<Background>().is_some_and(|b| b.first_time()) {
-        crate::tray::notify(app, SUMMARY, BODY);
+        crate::notices::notify(app, SUMMARY, body);
     }
+}
+
+/// Whether a panel shows the tray icon (on Linux, a StatusNotifier host on
+/// the bus; elsewhere the platform's tray is always there).
+fn tray_shown() -> bool {
+    #[cfg(target_os = "linux")]
+    return crate::desktop::tray_host_present();
+    #[cfg(not(target_os = "linux"))]
+    return true;
 }
 
 /// The window manager asked the main window to close: hide it instead.

@@ -183,6 +183,27 @@ enum Heard {
     Closed(u32),
 }
 
+/// Whether a panel shows tray icons: a StatusNotifier watcher is on the
+/// session bus and says a host (a panel) registered with it. Stock GNOME
+/// has neither (its AppIndicator extension adds both); Tauri's tray icon is
+/// made either way, and without a host nobody sees it. Asked at each close
+/// (a panel can come and go while the app runs); no bus, no watcher or no
+/// answer within a second is "no".
+pub fn tray_host_present() -> bool {
+    use dbus::blocking::stdintf::org_freedesktop_dbus::Properties;
+    let Ok(connection) = Connection::new_session() else {
+        return false;
+    };
+    connection
+        .with_proxy(
+            "org.kde.StatusNotifierWatcher",
+            "/StatusNotifierWatcher",
+            Duration::from_secs(1),
+        )
+        .get::<bool>("org.kde.StatusNotifierWatcher", "IsStatusNotifierHostRegistered")
+        .unwrap_or(false)
+}
+
 fn show_notification(
     summary: &str,
     body: &str,

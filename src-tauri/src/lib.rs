@@ -11,6 +11,7 @@ mod background;
 mod demo;
 mod desktop;
 mod embedded;
+mod notices;
 mod tray;
 
 use backend::{About, ActivityItem, Backend, ProfileList};
@@ -583,7 +584,8 @@ pub fn run() {
             app.manage(StartOptions(options.clone()));
             app.manage(DemoPlayground::default());
             let start = async move { Backend::start(options).await.map(Arc::new) };
-            attach(app.handle(), start, tray::on_view, |app, backend| {
+            attach(app.handle(), start, notices::on_view, |app, backend| {
+                notices::start(app, backend);
                 // A tray needs a status notifier host; without one the app
                 // works on, just without the icon.
                 if let Err(e) = tray::create(app, backend) {

@@ -1,14 +1,15 @@
-//! The tray icon (state, time left, Sign out) and the desktop
-//! notifications ([`crate::backend::notices`]) with their buttons.
+//! The tray icon: the state as a dot, when the session ends, Show window,
+//! Sign out and Quit. (The notifications are [`crate::notices`]: they do
+//! not need a tray.)
 
-use crate::backend::{next_look, notices, Backend, Notice, NoticeAction};
+use crate::backend::Backend;
 use session_core::view::Tone;
 use session_core::SessionView;
 use std::sync::{Arc, Mutex};
 use tauri::image::Image;
 use tauri::menu::{Menu, MenuItem, PredefinedMenuItem};
 use tauri::tray::{TrayIcon, TrayIconBuilder};
-use tauri::{AppHandle, Emitter, Manager, Runtime};
+use tauri::{AppHandle, Manager, Runtime};
 
 /// The tray's status line for a view: the engine's headline (what the
 /// window and `sessionctl status` say) and, while there is a session, when
@@ -72,14 +73,7 @@ struct TrayState<R: Runtime> {
     tone: Mutex<Option<Tone>>,
     status: MenuItem<R>,
     sign_out: MenuItem<R>,
-    /// The view the last notifications were worked out from.
-    last: Mutex<Option<SessionView>>,
-    /// The notifications shown (their `once` keys, the newest last).
-    shown: Mutex<std::collections::VecDeque<String>>,
 }
-
-/// How many notifications the tray remembers having shown.
-const SHOWN_KEPT: usize = 64;
 
 /// Create the tray icon with its menu.
 pub fn create<R: Runtime>(app: &AppHandle<R>, backend: &Arc<Backend>) -> tauri::Result<()> {
@@ -127,20 +121,6 @@ pub fn create<R: Runtime>(app: &AppHandle<R>, backend: &Arc<Backend>) -> tauri::
         tone: Mutex::new(Some(view.headline.tone)),
         status,
         sign_out,
-        last: Mutex::new(Some(view.clone())),
-        shown: Mutex::new(Default::default()),
-    });
-    // The time left moves: refresh the status line twice a minute (no IPC),
-    // and look again when a warning falls due.
-    let handle = app.clone();
-    let backend = backend.clone();
-    tauri::async_runtime::spawn(async move {
-        loop {
-            let view = backend.view();
-            let wait = next_look(&view, chrono::Utc::now(), std::time::Duration::from_secs(30));
-            tokio::time::sleep(wait).await;
-            update(&handle, &backend.view());
-        }
     });
     Ok(())
 }
@@ -150,96 +130,20 @@ pub fn exists<R: Runtime>(app: &AppHandle<R>) -> bool {
     app.try_state::<TrayState<R>>().is_some()
 }
 
-fn update<R: Runtime>(app: &AppHandle<R>, view: &SessionView) {
-    let now = chrono::Utc::now();
-    if let Some(tray) = app.try_state::<TrayState<R>>() {
-        let _ = tray.status.set_text(status_line(view, now));
-        let mut tone = tray.tone.lock().unwrap_or_else(|e| e.into_inner());
-        if *tone != Some(view.headline.tone) {
-            *tone = Some(view.headline.tone);
-            let _ = tray.icon.set_icon(Some(icon_for(&tray.base, view.headline.tone)));
-        }
-        drop(tone);
-        let _ = tray.sign_out.set_enabled(view.state.has_session());
-        let before = tray
-            .last
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .replace(view.clone());
-        for notice in notices(before.as_ref(), view, now) {
-            let mut shown = tray.shown.lock().unwrap_or_else(|e| e.into_inner());
-            if shown.contains(&notice.once) {
-                continue;
-            }
-            if shown.len() == SHOWN_KEPT {
-                shown.pop_front();
-            }
-            shown.push_back(notice.once.clone());
-            drop(shown);
-            notify_with_action(app, notice);
-        }
-    }
-}
-
-/// Show a notice with its button; a press does what the button says.
-fn notify_with_action<R: Runtime>(app: &AppHandle<R>, notice: Notice) {
-    let handle = app.clone();
-    let on_action = move |key: &str| {
-        // "default" is a click on the notification itself.
-        let action = NoticeAction::from_key(key).unwrap_or(NoticeAction::Show);
-        act(&handle, action);
+/// Show `view` in the tray (its status line, dot and Sign out), if there is
+/// a tray.
+pub fn update<R: Runtime>(app: &AppHandle<R>, view: &SessionView) {
+    let Some(tray) = app.try_state::<TrayState<R>>() else {
+        return;
     };
-    #[cfg(target_os = "linux")]
-    crate::desktop::notify_with_action(notice.summary, &notice.body, notice.action, on_action);
-    #[cfg(not(target_os = "linux"))]
-    {
-        // The notification plugin has no buttons on desktop systems: the
-        // window's banner has them (untested here).
-        let _ = on_action;
-        notify(app, notice.summary, &notice.body);
+    let _ = tray.status.set_text(status_line(view, chrono::Utc::now()));
+    let mut tone = tray.tone.lock().unwrap_or_else(|e| e.into_inner());
+    if *tone != Some(view.headline.tone) {
+        *tone = Some(view.headline.tone);
+        let _ = tray.icon.set_icon(Some(icon_for(&tray.base, view.headline.tone)));
     }
-}
-
-/// What a notification's button does.
-pub fn act<R: Runtime>(app: &AppHandle<R>, action: NoticeAction) {
-    match action {
-        NoticeAction::StaySignedIn => {
-            let app = app.clone();
-            tauri::async_runtime::spawn(async move {
-                if let Ok(backend) = app.state::<crate::Started>().get().await {
-                    backend.touch();
-                }
-            });
-        }
-        NoticeAction::SignInAgain => {
-            crate::show_window(app);
-            // The window starts the sign-in as its own button does.
-            let _ = app.emit("notice://sign-in-again", ());
-        }
-        NoticeAction::Show => crate::show_window(app),
-    }
-}
-
-/// Show a desktop notification (none shown is not an error).
-#[cfg(target_os = "linux")]
-pub fn notify<R: Runtime>(_: &AppHandle<R>, summary: &str, body: &str) {
-    crate::desktop::notify(summary, body);
-}
-
-/// Show a desktop notification (none shown is not an error).
-#[cfg(not(target_os = "linux"))]
-pub fn notify<R: Runtime>(app: &AppHandle<R>, summary: &str, body: &str) {
-    use tauri_plugin_notification::NotificationExt;
-    // No notification service is not an error.
-    let _ = app.notification().builder().title(summary).body(body).show();
-}
-
-/// The shell's reaction to a new view: window title, tray, notification.
-pub fn on_view<R: Runtime>(app: &AppHandle<R>, view: &SessionView) {
-    if let Some(w) = app.get_webview_window("main") {
-        let _ = w.set_title(&crate::window_title(view));
-    }
-    update(app, view);
+    drop(tone);
+    let _ = tray.sign_out.set_enabled(view.state.has_session());
 }
 
 #[cfg(test)]
