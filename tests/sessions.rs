@@ -5,6 +5,7 @@ use integration::*;
 use playground::{Mode, Options, Playground};
 use session_core::provider::Replace;
 use session_core::storage::audit::AuditEvent;
+use session_core::view::EndReason;
 use session_core::{Engine, ErrorCode, Password, Phase};
 
 const PW: &str = "alice-pw-1";
@@ -60,6 +61,9 @@ async fn sessions_are_listed_with_their_devices_and_can_be_ended() {
     let e = desk.refresh_now().await.unwrap_err();
     assert_eq!(e.code(), ErrorCode::SessionRevoked, "{e}");
     assert_eq!(desk.view().state, Phase::Revoked);
+    // And it says how: from another device, not "by the provider".
+    assert_eq!(desk.view().ended_because, Some(EndReason::EndedOnAnotherDevice));
+    assert_eq!(desk.view().headline.text, "Ended from another device");
     let e = laptop.end_session(&list[1].id).await.unwrap_err();
     assert!(e.to_string().contains("no live session"), "{e}");
     assert!(laptop

@@ -623,6 +623,14 @@ async function signInReplacing(replace) {
     $('password').value = '';
     replaced = ended ? replacedNote(ended) : null;
     limit = null;
+    // The provider ends the picked session only when the limit still held:
+    // one that is still live was not ended (another ended meanwhile), and
+    // the note would be wrong. Unsure (no list), the note stays.
+    if (ended) {
+      try {
+        if ((await invoke('list_sessions')).some((s) => s.id === ended.id)) replaced = null;
+      } catch { /* keep the note */ }
+    }
   } catch (e) {
     const atLimit = !!e && e.code === 'session_limit';
     if (!atLimit) $('password').value = '';

@@ -57,6 +57,7 @@ const RETRYING_TEXT = {
  */
 export function errorText(err, { retrying = false } = {}) {
   if (!err || typeof err !== 'object') return ERROR_TEXT.internal + ' ' + String(err);
+  if (err.text) return err.text;
   if (retrying && RETRYING_TEXT[err.code]) return RETRYING_TEXT[err.code];
   const base = ERROR_TEXT[err.code] || ERROR_TEXT.internal;
   return MESSAGE_INLINE.has(err.code) && err.message ? `${base} ${err.message}` : base;
@@ -330,8 +331,15 @@ export function screenFor(view, pinError) {
 // null when it did not end that way.
 export function endedNotice(view) {
   if (view.state !== 'expired' && view.state !== 'revoked') return null;
-  return view.last_error || { code: view.state === 'expired' ? 'session_expired' : 'session_revoked' };
+  const err = view.last_error || { code: view.state === 'expired' ? 'session_expired' : 'session_revoked' };
+  const text = ENDED_TEXT[view.ended_because];
+  return text ? { ...err, text } : err;
 }
+
+/** The sign-in notice's sentence where why the session ended says more than the error's code. */
+export const ENDED_TEXT = {
+  ended_on_another_device: 'Your session was ended from another of your devices. Sign in again.',
+};
 
 // The error the session screen shows: the last one while signed in, except
 // those a banner says already.

@@ -197,6 +197,9 @@ pub enum Renewal {
 pub enum EndReason {
     /// The provider revoked it (or detected a reused refresh token).
     Revoked,
+    /// The provider says it was ended from another of the person's
+    /// sessions (another device's "Your sessions" list, "This wasn't me").
+    EndedOnAnotherDevice,
     /// The provider no longer accepts its refresh token.
     Refused,
     /// The refresh token's lifetime, as the provider stated it, has passed.
@@ -219,6 +222,7 @@ impl EndReason {
     pub fn text(self) -> &'static str {
         match self {
             EndReason::Revoked => "Ended by the provider",
+            EndReason::EndedOnAnotherDevice => "Ended from another device",
             EndReason::Refused => "Ended by the provider: it no longer accepts this session",
             EndReason::RefreshTokenExpired => "Ended: the provider's time limit for this session has passed",
             EndReason::Idle => "Ended: idle for longer than the profile allows",

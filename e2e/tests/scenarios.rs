@@ -1835,3 +1835,96 @@ async fn s34_without_a_tray_the_window_minimizes_and_notifications_still_come() 
         })
         .await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn s35_a_session_ended_from_another_device_says_so() {
+    let setup = Setup {
+        desktop: true,
+        ..lifetime(6)
+    };
+    Scenario::start("s35_ended_on_another_device", setup)
+        .await
+        .run(|s| async move {
+            let desktop = s.desktop.as_ref().unwrap();
+            s.sign_in_active(ALICE.0, ALICE.1).await;
+            // Alice's phone: another client of the same provider, which
+            // lists her sessions and ends the desktop's.
+            let dir = tempfile::tempdir().unwrap();
+            let phone = other_device(&s.pg, dir.path(), "phone").await;
+            let desktop_session = phone
+                .sessions()
+                .await
+                .unwrap()
+                .into_iter()
+                .find(|r| !r.current)
+                .expect("the desktop's session in the phone's list");
+            phone.end_session(&desktop_session.id).await.unwrap();
+
+            // The desktop learns it at its next renewal, and says how.
+            s.wait_visible("screen-signin", Duration::from_secs(20)).await;
+            let sentence = s
+                .client
+                .execute(
+                    "return document.querySelector('#session-notice > span').textContent",
+                    vec![],
+                )
+                .await
+                .unwrap();
+            assert_eq!(
+                sentence.as_str(),
+                Some("Your session was ended from another of your devices. Sign in again.")
+            );
+            let ended = || desktop.notifications_titled("Session ended on another device");
+            s.wait_until("the notification", T, || async { !ended().is_empty() })
+                .await;
+            assert_eq!(
+                ended()[0].body,
+                "Your playground session was ended from another of your devices. Sign in again to go on."
+            );
+            let audit = std::fs::read_to_string(s.data.path().join("audit.jsonl")).unwrap();
+            assert!(audit.contains("Ended from another device"), "{audit}");
+            s.check_screen("ended-on-another-device").await;
+            s
+        })
+        .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn s36_a_picked_session_that_was_not_needed_is_not_said_to_have_ended() {
+    // At the limit the person picks the tablet's session to end; meanwhile
+    // the phone signs out, so the sign-in needs no room and ends nothing:
+    // the window must not say it ended the tablet's.
+    let setup = Setup {
+        playground: Options {
+            mode: playground::Mode::Production,
+            session_limit: 2,
+            token_lifetime: Duration::from_secs(600),
+            ..Options::default()
+        },
+        ..Setup::default()
+    };
+    Scenario::start("s36_limit_no_longer_held", setup)
+        .await
+        .run(|s| async move {
+            let dirs = [tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap()];
+            let phone = other_device(&s.pg, dirs[0].path(), "phone").await;
+            let tablet = other_device(&s.pg, dirs[1].path(), "tablet").await;
+            s.sign_in(ALICE.0, ALICE.1).await;
+            s.wait_visible("limit-panel", T).await;
+            let end_buttons = s
+                .client
+                .find_all(e2e::fantoccini::Locator::Css("[data-testid='limit-end-button']"))
+                .await
+                .unwrap();
+            end_buttons[1].click().await.unwrap();
+            s.wait_visible("limit-confirm", T).await;
+            phone.sign_out().await.unwrap();
+            s.click("limit-confirm").await;
+            s.wait_text("state-badge", "the state badge to read Active", T, |t| t == "Active")
+                .await;
+            assert!(!s.visible("replaced-note").await, "{}", s.text("replaced-note").await);
+            tablet.refresh_now().await.expect("the tablet's session was not ended");
+            s
+        })
+        .await;
+}

@@ -243,7 +243,7 @@ async fn login(State(state): State<Arc<AppState>>, headers: HeaderMap, body: Opt
         if let (true, Some(id)) = (live >= state.session_limit, replace) {
             if let Some(s) = sessions.get_mut(&id) {
                 s.info.revoked = true;
-                s.info.revoke_reason = Some("ended to make room for a new sign-in".into());
+                s.info.revoke_reason = Some("ended from another device to make room for a new sign-in".into());
             }
         } else if live >= state.session_limit {
             let mut rows: Vec<&Session> = sessions

@@ -275,3 +275,12 @@ test('"This wasn\'t me" says what it ended, in the right number', () => {
   assert.match(notMeText(0), /^Ended 0 other sessions and this one\./);
   assert.match(notMeText(null), /^Signed out here\. .*account page/);
 });
+
+test('a session ended from another device says so, with the provider\'s code under Details', () => {
+  const err = { code: 'session_revoked', message: 'the session was revoked: ended from another device' };
+  const ended = endedNotice({ state: 'revoked', last_error: err, ended_because: 'ended_on_another_device' });
+  assert.equal(errorText(ended), 'Your session was ended from another of your devices. Sign in again.');
+  assert.equal(errorDetails(ended), `Error code: session_revoked\n${err.message}`);
+  const plain = endedNotice({ state: 'revoked', last_error: err, ended_because: 'revoked' });
+  assert.equal(errorText(plain), ERROR_TEXT.session_revoked);
+});

@@ -136,6 +136,17 @@ pub fn refresh_refusal(message: String) -> Error {
     }
 }
 
+/// Whether a revocation's message says the session was ended from another
+/// of the person's sessions ("ended from another device", as the FinHub
+/// Playground words it). No provider has a code for it, so the words
+/// decide; a revocation that does not say so stays "ended by the provider".
+pub fn from_another_device(message: &str) -> bool {
+    let lower = message.to_ascii_lowercase();
+    ["another device", "other device", "another session"]
+        .iter()
+        .any(|w| lower.contains(w))
+}
+
 /// A lifetime a provider announced, refused when it is not plausible.
 pub fn plausible_expires_in(value: Option<u64>, field: &str) -> Result<Option<u64>, Error> {
     match value {

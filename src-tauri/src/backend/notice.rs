@@ -213,6 +213,10 @@ pub fn notices(before: Option<&SessionView>, view: &SessionView, now: chrono::Da
                 "Session ended by the provider",
                 format!("The provider ended your {profile} session."),
             )),
+            EndReason::EndedOnAnotherDevice => Some((
+                "Session ended on another device",
+                format!("Your {profile} session was ended from another of your devices."),
+            )),
             EndReason::Refused => Some((
                 "Session ended by the provider",
                 format!("The provider no longer accepts your {profile} session."),

@@ -195,6 +195,7 @@ fn a_session_ended_by_anyone_but_this_person_is_a_notification_with_sign_in_agai
     for (reason, summary) in [
         (EndReason::Revoked, Some("Session ended by the provider")),
         (EndReason::Refused, Some("Session ended by the provider")),
+        (EndReason::EndedOnAnotherDevice, Some("Session ended on another device")),
         (EndReason::RefreshTokenExpired, Some("Session reached its time limit")),
         (EndReason::Absolute, Some("Session reached its time limit")),
         (EndReason::Idle, Some("Signed out for inactivity")),

@@ -623,6 +623,7 @@ impl State {
 pub(crate) fn end_reason_of(phase: Phase, error: &Error) -> crate::view::EndReason {
     use crate::view::EndReason;
     match error {
+        Error::Revoked(m) if crate::provider::from_another_device(m) => EndReason::EndedOnAnotherDevice,
         Error::Revoked(_) => EndReason::Revoked,
         Error::RefreshRefused(_) => EndReason::Refused,
         Error::Expired(_) => EndReason::RefreshTokenExpired,
