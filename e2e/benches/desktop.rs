@@ -338,9 +338,13 @@ async fn main() {
     }
     let data = tempfile::tempdir().unwrap();
     let config_home = tempfile::tempdir().unwrap();
+    // Hour-long tokens on the built-in Playground: no renewal falls in the
+    // idle windows, which measure the window, not the session's renewals
+    // (the built-in Playground's two-minute tokens put about one in each).
     let env = [
         ("SESSION_MANAGER_DATA_DIR", data.path()),
         ("XDG_CONFIG_HOME", config_home.path()),
+        ("SESSION_MANAGER_PLAYGROUND_LIFETIME", Path::new("3600")),
     ];
     let d = Driver::start(&env, &std::env::temp_dir().join("desktop-bench-driver.log")).await;
     // DESKTOP_BENCH_IDLE_SECS shortens the minute for a quick look.
