@@ -257,6 +257,22 @@ pub struct Headline {
 }
 
 impl SessionView {
+    /// The session in one line, as a list of several shows it (the tray's
+    /// menu, `sessionctl status --all`): the profile, the headline (what the
+    /// window says) and, while there is a session, when it really ends, in
+    /// this machine's local time without seconds.
+    pub fn status_line(&self, now: Timestamp) -> String {
+        match &self.session_end {
+            Some(end) => format!(
+                "{} · {} · ends {}",
+                self.profile,
+                self.headline.text,
+                local_clock_time(end.at, now)
+            ),
+            None => format!("{} · {}", self.profile, self.headline.text),
+        }
+    }
+
     /// When the session really ends unless someone acts first: the earliest
     /// of the provider's limit (the refresh token's stated end), the idle
     /// sign-out, the absolute limit, and, when it cannot be renewed, its

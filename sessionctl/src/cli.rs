@@ -10,11 +10,14 @@ Examples:
   # Sign in to an OpenID Connect profile in the browser, or on another device
   sessionctl --profile playground-oidc login
   sessionctl --profile playground-oidc login --device
-  # What is the session doing?
+  # What is the session doing? And every profile's?
   sessionctl status
+  sessionctl status --all
   sessionctl --json status | jq .expires_at
   # Call the API with the session's token
   sessionctl call GET /api/v2/accounts
+  # Add an OpenID Connect provider from its issuer (no TOML to write)
+  sessionctl profile add work --issuer https://idp.example.com --client-id desktop-app
   # What is wrong with this machine? (exit 0 when nothing failed)
   sessionctl doctor
   # What to send a support team (no secret in it)
@@ -89,7 +92,12 @@ pub enum Command {
         end_others: bool,
     },
     /// Show the session (restores it from the keychain, refreshes it if due).
-    Status,
+    Status {
+        /// Every profile of the config, one line each (with --json, an
+        /// array of sessions).
+        #[arg(long)]
+        all: bool,
+    },
     /// Refresh the session now.
     Refresh,
     /// Sign out: always clears the local session, then tells the provider.
@@ -125,7 +133,15 @@ pub enum Command {
         /// Stop after this many seconds (default: until the session ends or Ctrl-C).
         #[arg(long)]
         seconds: Option<u64>,
+        /// Every profile signed in, side by side: each transition is printed
+        /// with its profile's name; it stops when the last session ends.
+        #[arg(long)]
+        all: bool,
     },
+    /// Add, list, show or remove profiles in the config file, without
+    /// writing TOML by hand.
+    #[command(subcommand)]
+    Profile(ProfileCommand),
     /// Check this machine: the config file, the keychain (a real write,
     /// read and delete), the data directory, and each profile's hosts (DNS,
     /// TCP, TLS version, the presented chain and which pins match the
@@ -146,6 +162,50 @@ pub enum Command {
     },
     /// Print the man page (roff) on standard output.
     Man,
+}
+
+#[derive(Clone, Subcommand)]
+pub enum ProfileCommand {
+    /// Add an OpenID Connect provider from its issuer: shows the chain its
+    /// host presented with each certificate's pin, proposes the leaf's pin
+    /// and a backup from the same verified path, reads its discovery
+    /// document, and writes the profile after you confirm.
+    Add {
+        /// The profile's name (a letter, then letters, digits, - or _).
+        name: String,
+        /// The provider's issuer, e.g. https://idp.example.com/realms/work.
+        #[arg(long)]
+        issuer: String,
+        /// The client id registered for this app (a public, native client
+        /// with a loopback redirect and PKCE).
+        #[arg(long)]
+        client_id: Option<String>,
+        /// Pins from your administrator instead of the proposal (each is
+        /// checked against the chain the host presents); repeat for two.
+        #[arg(long = "pin", value_name = "sha256/...")]
+        pins: Vec<String>,
+        /// A CA certificate (PEM) to trust besides the system's: a private
+        /// CA, as test providers have.
+        #[arg(long, value_name = "FILE")]
+        ca: Option<PathBuf>,
+        /// playground, integration or production (two pins, stricter rules).
+        #[arg(long, default_value = "integration", value_parser = ["playground", "integration", "production"])]
+        environment: String,
+        /// Accept the proposal without asking (for scripts).
+        #[arg(long)]
+        yes: bool,
+    },
+    /// The profiles, one per line: name, provider, environment, where.
+    List,
+    /// One profile as the config file has it.
+    Show { name: String },
+    /// Remove a profile: signs out of it first, asks to confirm.
+    Remove {
+        name: String,
+        /// Remove without asking (for scripts).
+        #[arg(long)]
+        yes: bool,
+    },
 }
 
 /// The methods `call` sends.

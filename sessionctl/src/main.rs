@@ -8,6 +8,7 @@
 
 mod cli;
 mod print;
+mod profiles;
 
 use clap::Parser;
 use cli::{Cli, Command, HttpMethod};
@@ -73,7 +74,25 @@ async fn run(cli: Cli) -> Result<ExitCode, Failure> {
             return Ok(ExitCode::SUCCESS);
         }
         Command::Man => return man().map(|()| ExitCode::SUCCESS),
+        Command::Profile(command) => return profiles::run(&cli, command).await.map(|()| ExitCode::SUCCESS),
         _ => {}
+    }
+    let all = match &cli.command {
+        Command::Status { all: true } => Some(None),
+        Command::Watch { all: true, seconds } => Some(Some(*seconds)),
+        _ => None,
+    };
+    if let Some(watching) = all {
+        let engines = every_profile(&cli)?;
+        let outcome = match watching {
+            None => status_all(&engines, cli.json).await,
+            Some(seconds) => watch_all(&engines, cli.json, seconds).await,
+        };
+        // Renewals in flight land before the process exits.
+        for engine in &engines {
+            engine.drain(DRAIN_AT_EXIT).await;
+        }
+        return outcome;
     }
     let engine = open(&cli)?;
     let json = cli.json;
@@ -105,15 +124,19 @@ async fn command(cli: &Cli, engine: &Engine, json: bool) -> Result<(), Failure> 
             login(engine, json, &cli.profile, username, password_stdin, device, replace).await?
         }
         Command::Sessions { end, end_others } => sessions(engine, json, end, end_others).await?,
-        Command::Status => status(engine, json).await?,
+        Command::Status { .. } => status(engine, json).await?,
         Command::Refresh => refresh(engine, json).await?,
         Command::Logout => logout(engine, json).await?,
         Command::Call { method, path, data } => call(engine, json, method, &path, data).await?,
         Command::Metrics => metrics(engine, json).await?,
         Command::Anomalies { limit } => anomalies(engine, json, limit)?,
         Command::Audit { limit } => audit(engine, json, limit)?,
-        Command::Watch { seconds } => watch(engine, json, seconds).await?,
-        Command::Doctor | Command::Diagnostics { .. } | Command::Completions { .. } | Command::Man => {}
+        Command::Watch { seconds, .. } => watch(engine, json, seconds).await?,
+        Command::Doctor
+        | Command::Diagnostics { .. }
+        | Command::Completions { .. }
+        | Command::Man
+        | Command::Profile(_) => {}
     }
     Ok(())
 }
@@ -129,6 +152,13 @@ fn config_named(cli: &Cli) -> bool {
 }
 
 fn open(cli: &Cli) -> Result<Engine, Failure> {
+    let (config, data_dir) = config_and_data(cli)?;
+    let profile = config.profile(cli.profile.as_deref()).map_err(Error::Config)?.clone();
+    open_profile(cli, profile, &data_dir)
+}
+
+/// The config (with the app's Playground's profiles) and the data directory.
+fn config_and_data(cli: &Cli) -> Result<(Config, std::path::PathBuf), Failure> {
     let config_path = config_path(cli).ok_or_else(|| {
         failure(
             ErrorCode::ConfigInvalid,
@@ -141,8 +171,12 @@ fn open(cli: &Cli) -> Result<Engine, Failure> {
             "no data directory: pass --data-dir DIR or set SESSION_MANAGER_DATA_DIR",
         )
     })?;
-    let config = load_config(cli, &config_path, &data_dir)?;
-    let profile = config.profile(cli.profile.as_deref()).map_err(Error::Config)?.clone();
+    Ok((load_config(cli, &config_path, &data_dir)?, data_dir))
+}
+
+/// An engine for `profile`, with the browser (or its printed address) as
+/// the opener.
+fn open_profile(cli: &Cli, profile: session_core::Profile, data_dir: &std::path::Path) -> Result<Engine, Failure> {
     let inner: Arc<dyn Opener> = if cli.no_browser {
         Arc::new(NoOpener)
     } else {
@@ -163,7 +197,7 @@ fn open(cli: &Cli) -> Result<Engine, Failure> {
     });
     Ok(Engine::open_with(
         profile,
-        &data_dir,
+        data_dir,
         Arc::new(KeyringStore::from_env()),
         Arc::new(opener),
     )?)
@@ -520,6 +554,136 @@ async fn watch(engine: &Engine, json: bool, seconds: Option<u64>) -> Result<(), 
             },
             _ = tokio::signal::ctrl_c() => return Ok(()),
         }
+    }
+}
+
+/// An engine per profile of the config (`--all`).
+fn every_profile(cli: &Cli) -> Result<Vec<Engine>, Failure> {
+    if let Some(name) = &cli.profile {
+        return Err(failure(
+            ErrorCode::ConfigInvalid,
+            format!("--all shows every profile: leave out --profile {name}"),
+        ));
+    }
+    let (config, data_dir) = config_and_data(cli)?;
+    config
+        .profiles
+        .into_values()
+        .map(|p| open_profile(cli, p, &data_dir))
+        .collect()
+}
+
+/// `status --all`: every profile's session, restored side by side; one that
+/// cannot be read says why on its line, and the exit status is then 1.
+async fn status_all(engines: &[Engine], json: bool) -> Result<ExitCode, Failure> {
+    let restoring: Vec<_> = engines
+        .iter()
+        .cloned()
+        .map(|e| tokio::spawn(async move { e.restore().await.map_err(|e| e.info()) }))
+        .collect();
+    let mut outcomes = Vec::new();
+    for (engine, task) in engines.iter().zip(restoring) {
+        let outcome = task
+            .await
+            .unwrap_or_else(|e| Err(ErrorInfo::new(ErrorCode::Internal, e.to_string())));
+        outcomes.push((engine.profile().name.clone(), outcome));
+    }
+    let failed = outcomes.iter().any(|(_, o)| o.is_err());
+    let now = chrono::Utc::now();
+    if json {
+        let all: Vec<serde_json::Value> = outcomes
+            .iter()
+            .map(|(name, outcome)| match outcome {
+                Ok(view) => serde_json::to_value(view).unwrap_or_default(),
+                Err(info) => serde_json::json!({ "profile": name, "error": info }),
+            })
+            .collect();
+        println!("{}", serde_json::Value::Array(all));
+    } else {
+        for (name, outcome) in &outcomes {
+            match outcome {
+                Ok(view) => println!("{}", view.status_line(now)),
+                Err(info) => println!("{name} · error[{}]: {}", info.code, info.message),
+            }
+        }
+    }
+    Ok(if failed { ExitCode::from(1) } else { ExitCode::SUCCESS })
+}
+
+/// `watch --all`: keep every signed-in profile's session alive, each on its
+/// own schedule, printing each transition with its profile's name, until
+/// the last session ends, `seconds` pass or Ctrl-C.
+async fn watch_all(engines: &[Engine], json: bool, seconds: Option<u64>) -> Result<ExitCode, Failure> {
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<SessionView>();
+    let mut watched = Vec::new();
+    for engine in engines {
+        let mut events = engine.subscribe();
+        let view = engine.restore().await?;
+        print_tagged(&view, json);
+        if !view.state.has_session() {
+            continue;
+        }
+        watched.push(engine.start());
+        let tx = tx.clone();
+        tokio::spawn(async move {
+            loop {
+                match events.recv().await {
+                    Ok(view) => {
+                        if tx.send(view).is_err() {
+                            return;
+                        }
+                    }
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+                }
+            }
+        });
+    }
+    drop(tx);
+    if watched.is_empty() {
+        return Err(failure(
+            ErrorCode::NotSignedIn,
+            "no profile is signed in: sign in to one with `sessionctl --profile NAME login`",
+        ));
+    }
+    let mut live = watched.len();
+    let deadline = seconds.and_then(|s| tokio::time::Instant::now().checked_add(Duration::from_secs(s)));
+    loop {
+        let next = async {
+            match deadline {
+                Some(d) => tokio::time::timeout_at(d, rx.recv()).await.ok().flatten(),
+                None => rx.recv().await,
+            }
+        };
+        tokio::select! {
+            view = next => match view {
+                None => return Ok(ExitCode::SUCCESS),
+                Some(view) => {
+                    print_tagged(&view, json);
+                    if matches!(view.state, Phase::Expired | Phase::Revoked | Phase::SignedOut) {
+                        live -= 1;
+                        if live == 0 {
+                            return Ok(ExitCode::SUCCESS);
+                        }
+                    }
+                }
+            },
+            _ = tokio::signal::ctrl_c() => return Ok(ExitCode::SUCCESS),
+        }
+    }
+}
+
+/// A view in `watch --all`: its profile's line with the time (text), or
+/// the view (JSON, which names the profile).
+fn print_tagged(view: &SessionView, json: bool) {
+    if json {
+        println!("{}", serde_json::to_string(view).unwrap_or_default());
+    } else {
+        println!(
+            "{} {}",
+            chrono::Local::now().format("%H:%M:%S"),
+            view.status_line(chrono::Utc::now())
+        );
     }
 }
 

@@ -97,7 +97,7 @@ impl Cli {
 
 impl Drop for Cli {
     fn drop(&mut self) {
-        for profile in ["playground", "playground-oidc"] {
+        for profile in ["playground", "playground-oidc", "second"] {
             let _ = session_core::storage::vault::Vault::new(
                 std::sync::Arc::new(KeyringStore::new(&self.keychain)),
                 profile,
@@ -1312,4 +1312,164 @@ async fn the_apps_playground_is_found_in_the_data_directory_with_or_without_a_co
     let out = run(&["--json", "--profile", "playground", "status"], None).await;
     assert_eq!(json(&out)["state"], "active", "{}", stderr(&out));
     assert!(run(&["--profile", "playground", "logout"], None).await.status.success());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn status_and_watch_all_show_every_profile_side_by_side() {
+    let pg = Playground::start(Options::default()).await.unwrap();
+    // A second FinHub profile on the same provider, for Bob.
+    let first = pg
+        .config()
+        .split("[profiles.playground-oidc]")
+        .next()
+        .unwrap()
+        .to_owned();
+    let second = first.split("[profiles.playground]").nth(1).unwrap().to_owned();
+    let config = format!("{}\n[profiles.second]{second}", pg.config());
+    let cli = Cli::with_config(&config);
+    assert!(cli.login_alice(false).await.status.success());
+    let out = cli
+        .run(
+            &["--profile", "second", "login", "--username", "bob", "--password-stdin"],
+            Some("bob-pw-2\n"),
+        )
+        .await;
+    assert!(out.status.success(), "{}", stderr(&out));
+
+    let out = cli.run(&["--json", "status", "--all"], None).await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    let all = json(&out);
+    let by_name = |name: &str| {
+        all.as_array()
+            .unwrap()
+            .iter()
+            .find(|v| v["profile"] == name)
+            .unwrap()
+            .clone()
+    };
+    assert_eq!(all.as_array().unwrap().len(), 3, "{all:#}");
+    assert_eq!(by_name("playground")["state"], "active");
+    assert_eq!(by_name("playground")["user"], "alice");
+    assert_eq!(by_name("second")["state"], "active");
+    assert_eq!(by_name("second")["user"], "bob");
+    assert_ne!(by_name("playground")["session_id"], by_name("second")["session_id"]);
+    assert_eq!(by_name("playground-oidc")["state"], "signed_out");
+
+    // Signing out of one leaves the other.
+    assert!(cli.run(&["--profile", "second", "logout"], None).await.status.success());
+    let out = cli.run(&["status", "--all"], None).await;
+    let text = stdout(&out);
+    let line = |name: &str| {
+        text.lines()
+            .find(|l| l.starts_with(&format!("{name} · ")))
+            .unwrap_or_default()
+            .to_owned()
+    };
+    assert!(line("playground").starts_with("playground · Active · ends "), "{text}");
+    assert_eq!(line("second"), "second · Signed out", "{text}");
+
+    // watch --all keeps the signed-in ones, each line naming its profile.
+    let out = cli.run(&["watch", "--all", "--seconds", "1"], None).await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(text.contains(" playground · Active · ends "), "{text}");
+    assert!(text.contains(" second · Signed out"), "{text}");
+
+    // --all is every profile: naming one is a usage error.
+    let out = cli.run(&["--profile", "second", "status", "--all"], None).await;
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("leave out --profile second"), "{}", stderr(&out));
+    assert!(cli.run(&["logout"], None).await.status.success());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn profile_add_writes_a_provider_from_its_issuer_and_remove_takes_it_out() {
+    let pg = Playground::start(Options::default()).await.unwrap();
+    let cli = Cli::with_config("# my own providers\n");
+    let file = || std::fs::read_to_string(&cli.config).unwrap();
+    let (ca, issuer) = (pg.info().ca_cert.clone(), pg.info().oidc_issuer.clone());
+    let add = |extra: &'static [&'static str]| {
+        let mut args = vec![
+            "profile",
+            "add",
+            "corp",
+            "--issuer",
+            issuer.as_str(),
+            "--ca",
+            ca.as_str(),
+        ];
+        args.extend_from_slice(extra);
+        args.into_iter().map(str::to_owned).collect::<Vec<_>>()
+    };
+    let run = |args: Vec<String>, stdin: Option<&'static str>| {
+        let cli = &cli;
+        async move {
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            cli.run(&args, stdin).await
+        }
+    };
+
+    // Without a client id: named, with what to pass.
+    let out = run(add(&[]), None).await;
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("--client-id"), "{}", stderr(&out));
+
+    // The chain and the proposal are shown; declined, nothing is written.
+    let out = run(add(&["--client-id", "session-manager-desktop"]), Some("n\n")).await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(
+        text.contains(&pg.info().pins[0]) && text.contains("(on the verified path)"),
+        "{text}"
+    );
+    assert!(text.contains("Nothing written."), "{text}");
+    assert_eq!(file(), "# my own providers\n");
+
+    // Accepted: written beside the file's own lines, and it validates.
+    let out = run(add(&["--client-id", "session-manager-desktop", "--yes"]), None).await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        file().starts_with("# my own providers\n") && file().contains("[profiles.corp]"),
+        "{}",
+        file()
+    );
+    let out = cli.run(&["profile", "list"], None).await;
+    assert!(
+        stdout(&out).contains(&format!("corp\toidc\tintegration\t{issuer}")),
+        "{}",
+        stdout(&out)
+    );
+    let out = cli.run(&["profile", "show", "corp"], None).await;
+    assert!(
+        stdout(&out).contains("[profiles.corp]") && stdout(&out).contains(&issuer),
+        "{}",
+        stdout(&out)
+    );
+    assert_eq!(
+        json(&cli.run(&["--json", "--profile", "corp", "status"], None).await)["state"],
+        "signed_out"
+    );
+
+    // The name exists; a pin off the chain: named, the file untouched.
+    let before = file();
+    let out = run(add(&["--client-id", "x", "--yes"]), None).await;
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("a profile named 'corp' already"),
+        "{}",
+        stderr(&out)
+    );
+    let stranger = "sha256/BwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwc=";
+    let mut args = add(&["--client-id", "x", "--yes"]);
+    args[2] = "other".into();
+    args.extend(["--pin".to_owned(), stranger.to_owned()]);
+    let out = run(args, None).await;
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains(stranger), "{}", stderr(&out));
+    assert_eq!(file(), before);
+
+    // Removed: the file is as it was.
+    let out = cli.run(&["profile", "remove", "corp", "--yes"], None).await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(file(), "# my own providers\n");
 }

@@ -11,20 +11,11 @@ use tauri::menu::{Menu, MenuItem, PredefinedMenuItem};
 use tauri::tray::{TrayIcon, TrayIconBuilder};
 use tauri::{AppHandle, Manager, Runtime};
 
-/// The tray's status line for a view: the engine's headline (what the
-/// window and `sessionctl status` say) and, while there is a session, when
-/// it really ends (the view's `session_end`, the time the window shows).
-/// No seconds: the line is redrawn twice a minute.
+/// The tray's status line for a view ([`SessionView::status_line`]: the
+/// engine's headline, and when the session really ends, as the window and
+/// `sessionctl status` say). No seconds: the line is redrawn twice a minute.
 pub fn status_line(view: &SessionView, now: chrono::DateTime<chrono::Utc>) -> String {
-    match &view.session_end {
-        Some(end) => format!(
-            "{} · {} · ends {}",
-            view.profile,
-            view.headline.text,
-            session_core::view::local_clock_time(end.at, now)
-        ),
-        None => format!("{} · {}", view.profile, view.headline.text),
-    }
+    view.status_line(now)
 }
 
 /// The colour of the tray icon's state dot: green while the session is

@@ -5,3 +5,4 @@
 pub mod diaglog;
 pub mod diagnostics;
 pub mod doctor;
+pub mod enroll;

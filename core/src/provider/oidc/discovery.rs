@@ -37,6 +37,10 @@ pub struct Discovery {
     pub token_auth_methods: Option<Vec<String>>,
     /// RFC 9207: the provider puts `iss` in authorization responses.
     pub iss_parameter: bool,
+    /// The scopes it says it supports (what a new profile proposes).
+    pub scopes: Option<Vec<String>>,
+    /// RFC 7591 Dynamic Client Registration.
+    pub registration_endpoint: Option<reqwest::Url>,
 }
 
 #[derive(Deserialize)]
@@ -53,6 +57,8 @@ struct Raw {
     prompt_values_supported: Option<Vec<String>>,
     token_endpoint_auth_methods_supported: Option<Vec<String>>,
     authorization_response_iss_parameter_supported: Option<bool>,
+    scopes_supported: Option<Vec<String>>,
+    registration_endpoint: Option<String>,
 }
 
 impl Discovery {
@@ -104,6 +110,8 @@ impl Discovery {
             prompt_values: raw.prompt_values_supported,
             token_auth_methods: raw.token_endpoint_auth_methods_supported,
             iss_parameter: raw.authorization_response_iss_parameter_supported.unwrap_or(false),
+            scopes: raw.scopes_supported,
+            registration_endpoint: endpoint("registration_endpoint", raw.registration_endpoint)?,
             issuer,
         })
     }

@@ -75,44 +75,80 @@ impl ServerCertVerifier for Recorder {
     }
 }
 
-pub(super) async fn check_tls(profile: &Profile, host: &str, stream: tokio::net::TcpStream, what: String) -> Check {
-    let verifier = tls::root_store(profile.ca_file.as_deref())
-        .and_then(|roots| PinnedVerifier::new(roots, profile.pins.clone(), tls::crypto_provider()));
-    let verifier = match verifier {
-        Ok(v) => v,
-        Err(e) => return Check::failed(what, e, "point ca_file at a PEM file with the CA certificate"),
-    };
+/// How a recorded handshake went.
+pub(crate) enum Handshake {
+    /// Completed, in this TLS version.
+    Done(Option<String>),
+    /// Refused (by the verifier, the server or the network).
+    Failed(std::io::Error),
+    /// No TLS answer within the timeout.
+    TimedOut,
+}
+
+/// A TLS handshake over `stream` through the engine's verifier (the roots
+/// and `ca_file`, then `pins`), with what the server presented. With no
+/// pins it always ends refused, after WebPKI built (or failed to build) its
+/// path: what a new profile's pins are chosen from.
+pub(crate) async fn recorded_handshake(
+    host: &str,
+    stream: tokio::net::TcpStream,
+    ca_file: Option<&Path>,
+    pins: &[Pin],
+    min_tls: TlsVersion,
+    timeout: Duration,
+) -> Result<(Handshake, TlsFacts), (String, &'static str)> {
+    let verifier = tls::root_store(ca_file)
+        .and_then(|roots| PinnedVerifier::new(roots, pins.to_vec(), tls::crypto_provider()))
+        .map_err(|e| (e, "point ca_file at a PEM file with the CA certificate"))?;
     let recorder = Arc::new(Recorder {
         inner: verifier,
         seen: Mutex::default(),
-        pins: profile.pins.clone(),
+        pins: pins.to_vec(),
     });
-    let config = match tls::client_config(recorder.clone(), profile.min_tls) {
-        Ok(c) => c,
-        Err(e) => return Check::failed(what, e, "report this; the TLS configuration could not be built"),
-    };
-    let Ok(name) = ServerName::try_from(host.to_owned()) else {
-        return Check::failed(
-            what,
+    let config = tls::client_config(recorder.clone(), min_tls)
+        .map_err(|e| (e, "report this; the TLS configuration could not be built"))?;
+    let name = ServerName::try_from(host.to_owned()).map_err(|_| {
+        (
             format!("'{host}' is not a name TLS can check"),
             "use a DNS name or an IP address in the profile's URLs",
-        );
-    };
+        )
+    })?;
     let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
-    let outcome = tokio::time::timeout(profile.timeout, connector.connect(name, stream)).await;
-    let mut facts = std::mem::take(&mut *recorder.seen.lock().unwrap_or_else(|e| e.into_inner()));
-    let mut check = match outcome {
-        Err(_) => Check::failed(
+    let outcome = tokio::time::timeout(timeout, connector.connect(name, stream)).await;
+    let facts = std::mem::take(&mut *recorder.seen.lock().unwrap_or_else(|e| e.into_inner()));
+    let handshake = match outcome {
+        Err(_) => Handshake::TimedOut,
+        Ok(Ok(conn)) => Handshake::Done(conn.get_ref().1.protocol_version().map(|v| format!("{v:?}"))),
+        Ok(Err(e)) => Handshake::Failed(e),
+    };
+    Ok((handshake, facts))
+}
+
+pub(super) async fn check_tls(profile: &Profile, host: &str, stream: tokio::net::TcpStream, what: String) -> Check {
+    let recorded = recorded_handshake(
+        host,
+        stream,
+        profile.ca_file.as_deref(),
+        &profile.pins,
+        profile.min_tls,
+        profile.timeout,
+    )
+    .await;
+    let (handshake, mut facts) = match recorded {
+        Ok(r) => r,
+        Err((why, fix)) => return Check::failed(what, why, fix),
+    };
+    let mut check = match handshake {
+        Handshake::TimedOut => Check::failed(
             &what,
             format!("connected, but no TLS answer within {} s", profile.timeout.as_secs()),
             "the port may not speak TLS, or the server is overloaded; check the URL's port",
         ),
-        Ok(Ok(conn)) => {
-            let (_, session) = conn.get_ref();
-            facts.version = session.protocol_version().map(|v| format!("{v:?}"));
+        Handshake::Done(version) => {
+            facts.version = version;
             tls_verdict(profile, &what, &facts)
         }
-        Ok(Err(e)) => tls_failure(profile, &what, &e, &facts),
+        Handshake::Failed(e) => tls_failure(profile, &what, &e, &facts),
     };
     check.tls = Some(facts);
     check

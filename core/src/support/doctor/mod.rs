@@ -11,7 +11,7 @@
 //! passes here passes in the app; the doctor only records what the server
 //! presented on the way, to show it.
 
-mod handshake;
+pub(crate) mod handshake;
 mod hosts;
 #[cfg(test)]
 mod tests;

@@ -1,0 +1,481 @@
+//! Adding a provider without writing TOML (`sessionctl profile add`): what
+//! the host presents and the pins to propose from it, its discovery
+//! document, and the profile written into the config file beside what is
+//! there, after the validation a hand-written profile gets.
+//!
+//! The pins come from the path WebPKI verified (the system's roots, and the
+//! `--ca` file a private CA needs): the leaf's and a backup from the same
+//! path (the first intermediate, else the trust anchor), the two that
+//! Production's rule asks for. Pins a person brings (`--pin`, from their
+//! administrator) are checked against that path and named when they are
+//! not on it. The config file is edited with `toml_edit`, so its comments
+//! and layout stay, and written in one step (a temporary file, flushed,
+//! renamed over it; 0600); a profile that does not validate, or a name that
+//! exists, leaves the file as it was.
+
+use crate::error::{ConfigError, Error};
+use crate::net::pin::Pin;
+use crate::net::tls::PinnedClient;
+use crate::profile::{Config, TlsVersion};
+use crate::provider::oidc::discovery::{Discovery, DiscoveryCache};
+use crate::support::doctor::handshake::{recorded_handshake, Handshake};
+use crate::support::doctor::TlsFacts;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// What an OpenID Connect provider showed.
+#[derive(Debug)]
+pub struct Examined {
+    /// The issuer, as given (and as its discovery document names itself).
+    pub issuer: String,
+    /// The chain the host presented, each certificate's pin and whether it
+    /// is on the verified path; the verified path's pins.
+    pub tls: TlsFacts,
+    /// The pins to propose: the leaf's, then a backup from the same path.
+    pub proposed: Vec<Pin>,
+    pub discovery: Discovery,
+}
+
+impl Examined {
+    /// The scopes to propose: `openid`, and `offline_access`, `profile`
+    /// and `email` where the provider lists them (all of them when it
+    /// lists none).
+    pub fn proposed_scopes(&self) -> Vec<String> {
+        let offered = |s: &str| self.discovery.scopes.as_ref().is_none_or(|l| l.iter().any(|x| x == s));
+        std::iter::once("openid")
+            .chain(
+                ["profile", "email", "offline_access"]
+                    .into_iter()
+                    .filter(|s| offered(s)),
+            )
+            .map(str::to_owned)
+            .collect()
+    }
+}
+
+fn input(problem: impl Into<String>, fix: impl Into<String>) -> Error {
+    Error::Config(ConfigError::general(problem, fix))
+}
+
+/// An `https` URL's host and port, or a named error.
+fn host_and_port(url: &str) -> Result<(reqwest::Url, String, u16), Error> {
+    let parsed = reqwest::Url::parse(url).map_err(|e| {
+        input(
+            format!("'{url}' is not a URL ({e})"),
+            "give the provider's address, e.g. https://idp.example.com",
+        )
+    })?;
+    if parsed.scheme() != "https" {
+        return Err(input(
+            format!("'{url}' is not https"),
+            "the app talks to providers only over TLS: use the https address",
+        ));
+    }
+    let host = parsed
+        .host_str()
+        .ok_or_else(|| {
+            input(
+                format!("'{url}' names no host"),
+                "give the provider's address, e.g. https://idp.example.com",
+            )
+        })?
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .to_owned();
+    let port = parsed.port_or_known_default().unwrap_or(443);
+    Ok((parsed, host, port))
+}
+
+/// The TLS facts of `url`'s host: the chain it presents and the path WebPKI
+/// verified, through the system's roots and `ca_file`.
+pub async fn examine_tls(url: &str, ca_file: Option<&Path>, timeout: Duration) -> Result<TlsFacts, Error> {
+    let (_, host, port) = host_and_port(url)?;
+    let stream = tokio::time::timeout(timeout, tokio::net::TcpStream::connect((host.as_str(), port)))
+        .await
+        .map_err(|_| Error::Timeout {
+            host: host.clone(),
+            secs: timeout.as_secs(),
+            connected: false,
+        })?
+        .map_err(|e| Error::Network {
+            host: host.clone(),
+            detail: e.to_string(),
+        })?;
+    let (handshake, facts) = recorded_handshake(&host, stream, ca_file, &[], TlsVersion::V1_2, timeout)
+        .await
+        .map_err(|(problem, fix)| input(problem, fix))?;
+    if facts.verified_path.is_empty() {
+        let why = match handshake {
+            Handshake::Failed(e) => e.to_string(),
+            Handshake::TimedOut => format!("no TLS answer within {} s", timeout.as_secs()),
+            Handshake::Done(_) => "no path was verified".into(),
+        };
+        return Err(Error::Tls {
+            host,
+            detail: format!(
+                "its certificate is not trusted ({why}). For a private CA (a test provider, a company's own), pass --ca FILE with the CA's certificate"
+            ),
+        });
+    }
+    Ok(facts)
+}
+
+/// The pins to propose from a verified path: the leaf's and the next one
+/// up (an intermediate, else the trust anchor).
+pub fn proposed_pins(tls: &TlsFacts) -> Vec<Pin> {
+    tls.verified_path
+        .iter()
+        .take(2)
+        .filter_map(|p| p.parse().ok())
+        .collect()
+}
+
+/// `given` pins that are not on the verified path, named.
+pub fn check_pins(given: &[Pin], tls: &TlsFacts) -> Result<(), Error> {
+    let off: Vec<String> = given
+        .iter()
+        .map(Pin::to_string)
+        .filter(|p| !tls.verified_path.contains(p))
+        .collect();
+    if off.is_empty() {
+        return Ok(());
+    }
+    Err(Error::Config(ConfigError::general(
+        format!(
+            "{} not on the chain the host presented: {}",
+            if off.len() == 1 {
+                "this pin is"
+            } else {
+                "these pins are"
+            },
+            off.join(", ")
+        ),
+        format!(
+            "check the pin with your administrator; the verified path's pins are {}",
+            tls.verified_path.join(", ")
+        ),
+    )))
+}
+
+/// Examine an OpenID Connect provider: its TLS chain, the pins to propose
+/// (or `pins`, checked against the chain), and its discovery document
+/// fetched over those pins (its `issuer` must be `issuer` exactly: a
+/// document naming another is a mix-up).
+pub async fn examine_issuer(
+    issuer: &str,
+    pins: &[Pin],
+    ca_file: Option<&Path>,
+    timeout: Duration,
+) -> Result<Examined, Error> {
+    let tls = examine_tls(issuer, ca_file, timeout).await?;
+    let proposed = if pins.is_empty() {
+        proposed_pins(&tls)
+    } else {
+        check_pins(pins, &tls)?;
+        pins.to_vec()
+    };
+    let client = PinnedClient::new(&proposed, ca_file, TlsVersion::V1_2)
+        .map_err(|e| input(e, "check the --ca file"))?
+        .with_limits(timeout, 1 << 20);
+    let url = reqwest::Url::parse(&format!(
+        "{}/.well-known/openid-configuration",
+        issuer.trim_end_matches('/')
+    ))
+    .map_err(|e| {
+        input(
+            format!("'{issuer}' is not a URL ({e})"),
+            "give the issuer's https address",
+        )
+    })?;
+    let discovery = DiscoveryCache::new(client, url, issuer.to_owned())
+        .get()
+        .await
+        .map(|d| (*d).clone())?;
+    Ok(Examined {
+        issuer: issuer.to_owned(),
+        tls,
+        proposed,
+        discovery,
+    })
+}
+
+/// What a new OpenID Connect profile says.
+#[derive(Debug, Clone)]
+pub struct OidcProfile {
+    pub issuer: String,
+    pub client_id: String,
+    pub scopes: Vec<String>,
+    pub pins: Vec<Pin>,
+    pub ca_file: Option<PathBuf>,
+    /// `playground`, `integration` or `production`.
+    pub environment: String,
+}
+
+impl OidcProfile {
+    /// The profile as a TOML table.
+    pub fn table(&self) -> toml_edit::Table {
+        let mut t = toml_edit::Table::new();
+        t["provider"] = toml_edit::value("oidc");
+        t["environment"] = toml_edit::value(&self.environment);
+        t["issuer"] = toml_edit::value(&self.issuer);
+        t["client_id"] = toml_edit::value(&self.client_id);
+        t["scopes"] = toml_edit::value(self.scopes.iter().collect::<toml_edit::Array>());
+        t["pins"] = toml_edit::value(self.pins.iter().map(Pin::to_string).collect::<toml_edit::Array>());
+        if let Some(ca) = &self.ca_file {
+            t["ca_file"] = toml_edit::value(ca.display().to_string());
+        }
+        t
+    }
+}
+
+/// The config file's text with `[profiles.NAME]` added: refused when the
+/// name exists or the result does not validate (the validator's own
+/// message), so what is written is what the app would load.
+pub fn with_profile(text: &str, name: &str, table: toml_edit::Table, base: &Path) -> Result<String, Error> {
+    let mut doc: toml_edit::DocumentMut = text.parse().map_err(|e: toml_edit::TomlError| {
+        input(
+            format!("the config file is not valid TOML ({})", e.message()),
+            "fix the file first (sessionctl doctor shows where)",
+        )
+    })?;
+    if !doc.contains_key("profiles") {
+        let mut profiles = toml_edit::Table::new();
+        profiles.set_implicit(true);
+        doc["profiles"] = toml_edit::Item::Table(profiles);
+    }
+    let profiles = doc["profiles"]
+        .as_table_mut()
+        .ok_or_else(|| input("`profiles` in the config file is not a table", "fix the file first"))?;
+    if profiles.contains_key(name) {
+        return Err(input(
+            format!("there is a profile named '{name}' already"),
+            format!("pick another name, or remove it first (sessionctl profile remove {name})"),
+        ));
+    }
+    let mut table = table;
+    profiles.insert(name, toml_edit::Item::Table(table.clone()));
+    // A file of comments only keeps them at its end, where a new table
+    // would go after them: they stay on top instead.
+    if text
+        .trim()
+        .lines()
+        .all(|l| l.trim().is_empty() || l.trim_start().starts_with('#'))
+    {
+        let comments = doc.trailing().as_str().unwrap_or_default().to_owned();
+        doc.set_trailing("");
+        table.decor_mut().set_prefix(comments);
+        if let Some(profiles) = doc["profiles"].as_table_mut() {
+            profiles.insert(name, toml_edit::Item::Table(table));
+        }
+    }
+    let text = doc.to_string();
+    Config::parse(&text, base)?;
+    Ok(text)
+}
+
+/// The config file's text without `[profiles.NAME]` (a named error when
+/// there is none); the rest stays as it was.
+pub fn without_profile(text: &str, name: &str) -> Result<String, Error> {
+    let mut doc: toml_edit::DocumentMut = text.parse().map_err(|e: toml_edit::TomlError| {
+        input(
+            format!("the config file is not valid TOML ({})", e.message()),
+            "fix the file first (sessionctl doctor shows where)",
+        )
+    })?;
+    // The comments above the file's first table are the file's own
+    // (`with_profile` puts a comment-only file's there): they stay.
+    let first = text
+        .lines()
+        .map(str::trim)
+        .find(|l| !l.is_empty() && !l.starts_with('#'))
+        .is_some_and(|l| l.replace(' ', "") == format!("[profiles.{name}]"));
+    let removed = doc
+        .get_mut("profiles")
+        .and_then(|p| p.as_table_like_mut())
+        .and_then(|p| p.remove(name));
+    let Some(removed) = removed else {
+        return Err(input(
+            format!("there is no profile named '{name}'"),
+            "sessionctl profile list shows the names",
+        ));
+    };
+    if first {
+        let above = removed
+            .as_table()
+            .and_then(|t| t.decor().prefix())
+            .and_then(|p| p.as_str())
+            .unwrap_or_default()
+            .to_owned();
+        if !give_comments_to_first(doc.as_table_mut(), &above) {
+            let trailing = doc.trailing().as_str().unwrap_or_default().to_owned();
+            doc.set_trailing(format!("{above}{trailing}"));
+        }
+    }
+    if doc.get("default_profile").and_then(|d| d.as_str()) == Some(name) {
+        // Its comments above it go to what comes first now.
+        let above = doc
+            .as_table()
+            .key("default_profile")
+            .and_then(|k| k.leaf_decor().prefix())
+            .and_then(|p| p.as_str())
+            .unwrap_or_default()
+            .to_owned();
+        doc.remove("default_profile");
+        if !give_comments_to_first(doc.as_table_mut(), &above) {
+            let trailing = doc.trailing().as_str().unwrap_or_default().to_owned();
+            doc.set_trailing(format!("{above}{trailing}"));
+        }
+    }
+    Ok(doc.to_string())
+}
+
+/// Put `comments` above the first thing in `table`: its first key, or its
+/// first table's header (through implicit parents like `[profiles]`).
+/// `false` when there is nothing to put them above.
+fn give_comments_to_first(table: &mut toml_edit::Table, comments: &str) -> bool {
+    if comments.trim().is_empty() {
+        return true;
+    }
+    let Some((mut key, item)) = table.iter_mut().next() else {
+        return false;
+    };
+    match item {
+        toml_edit::Item::Table(t) if t.is_implicit() => give_comments_to_first(t, comments),
+        toml_edit::Item::Table(t) => {
+            let had = t
+                .decor()
+                .prefix()
+                .and_then(|p| p.as_str())
+                .unwrap_or_default()
+                .to_owned();
+            t.decor_mut()
+                .set_prefix(format!("{comments}{}", had.trim_start_matches('\n')));
+            true
+        }
+        _ => {
+            let had = key
+                .leaf_decor()
+                .prefix()
+                .and_then(|p| p.as_str())
+                .unwrap_or_default()
+                .to_owned();
+            key.leaf_decor_mut().set_prefix(format!("{comments}{had}"));
+            true
+        }
+    }
+}
+
+/// Write `text` to `path` in one step: a temporary file beside it (0600),
+/// flushed, renamed over it. The folder is made (0700) when missing.
+pub fn write_config(path: &Path, text: &str) -> Result<(), Error> {
+    use std::io::Write;
+    let failed = |e: std::io::Error| {
+        input(
+            format!("cannot write {}: {e}", path.display()),
+            "check the folder's owner and permissions",
+        )
+    };
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        crate::os::paths::private_dir(dir).map_err(failed)?;
+    }
+    let temporary = path.with_extension("toml.new");
+    match std::fs::remove_file(&temporary) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(failed(e)),
+        _ => {}
+    }
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    let mut file = crate::os::paths::open_private(&temporary, &mut options).map_err(failed)?;
+    file.write_all(text.as_bytes()).map_err(failed)?;
+    file.sync_all().map_err(failed)?;
+    std::fs::rename(&temporary, path).map_err(failed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const EXISTING: &str = "# my providers\ndefault_profile = \"work\"  # the usual one\n\n[profiles.work]\nprovider = \"oidc\"\nenvironment = \"integration\"\nissuer = \"https://idp.example\"\nclient_id = \"a\"\npins = [\"sha256/AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\"]\n";
+
+    fn profile() -> OidcProfile {
+        OidcProfile {
+            issuer: "https://corp.example/oidc".into(),
+            client_id: "desktop".into(),
+            scopes: vec!["openid".into(), "offline_access".into()],
+            pins: vec![Pin([1; 32]), Pin([2; 32])],
+            ca_file: None,
+            environment: "integration".into(),
+        }
+    }
+
+    #[test]
+    fn a_profile_is_added_beside_the_others_keeping_comments() {
+        let text = with_profile(EXISTING, "corp", profile().table(), Path::new("/")).unwrap();
+        assert!(
+            text.starts_with("# my providers\ndefault_profile = \"work\"  # the usual one\n"),
+            "{text}"
+        );
+        let config = Config::parse(&text, Path::new("/")).unwrap();
+        assert_eq!(config.profiles.len(), 2);
+        assert_eq!(config.profiles["corp"].pins, vec![Pin([1; 32]), Pin([2; 32])]);
+        // Into an empty file too.
+        let text = with_profile("", "corp", profile().table(), Path::new("/")).unwrap();
+        assert!(Config::parse(&text, Path::new("/"))
+            .unwrap()
+            .profiles
+            .contains_key("corp"));
+    }
+
+    #[test]
+    fn a_name_that_exists_or_a_profile_that_does_not_validate_is_refused() {
+        let e = with_profile(EXISTING, "work", profile().table(), Path::new("/")).unwrap_err();
+        assert!(e.to_string().contains("a profile named 'work' already"), "{e}");
+        let mut bad = profile();
+        bad.environment = "staging".into();
+        let e = with_profile(EXISTING, "corp", bad.table(), Path::new("/")).unwrap_err();
+        assert!(e.to_string().contains("environment"), "{e}");
+    }
+
+    #[test]
+    fn removing_keeps_the_rest_and_drops_a_default_that_named_it() {
+        let text = with_profile(EXISTING, "corp", profile().table(), Path::new("/")).unwrap();
+        let back = without_profile(&text, "corp").unwrap();
+        assert_eq!(back, EXISTING);
+        let none = without_profile(EXISTING, "work").unwrap();
+        assert!(
+            !none.contains("default_profile") && none.starts_with("# my providers"),
+            "{none}"
+        );
+        assert!(without_profile(EXISTING, "nope")
+            .unwrap_err()
+            .to_string()
+            .contains("no profile named 'nope'"));
+        // A file of comments only: they stay on top, and stay when it goes.
+        let text = with_profile("# mine\n# really\n", "corp", profile().table(), Path::new("/")).unwrap();
+        assert!(text.starts_with("# mine\n# really\n[profiles.corp]"), "{text}");
+        assert_eq!(without_profile(&text, "corp").unwrap(), "# mine\n# really\n");
+    }
+
+    #[test]
+    fn pins_off_the_verified_path_are_named() {
+        let tls = TlsFacts {
+            verified_path: vec![Pin([1; 32]).to_string(), Pin([9; 32]).to_string()],
+            ..TlsFacts::default()
+        };
+        assert_eq!(proposed_pins(&tls), vec![Pin([1; 32]), Pin([9; 32])]);
+        assert!(check_pins(&[Pin([9; 32])], &tls).is_ok());
+        let e = check_pins(&[Pin([1; 32]), Pin([5; 32])], &tls).unwrap_err().to_string();
+        assert!(
+            e.contains(&Pin([5; 32]).to_string()) && !e.contains("these pins"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn only_https_addresses_are_examined() {
+        for url in ["http://idp.example", "idp.example", "https://"] {
+            assert!(host_and_port(url).is_err(), "{url}");
+        }
+        assert_eq!(host_and_port("https://idp.example/x").unwrap().2, 443);
+    }
+}

@@ -1,0 +1,240 @@
+//! `sessionctl profile`: add a provider from its address (pins proposed from
+//! the chain its host presents, its discovery document read), list, show
+//! and remove profiles. The config file is edited in place, keeping its
+//! comments (`session_core::support::enroll`).
+
+use super::*;
+use cli::ProfileCommand;
+use session_core::net::pin::Pin;
+use session_core::support::enroll;
+use std::io::Write;
+use std::str::FromStr;
+
+/// How long the provider may take to answer while a profile is added.
+const EXAMINE_TIMEOUT: Duration = Duration::from_secs(15);
+
+pub async fn run(cli: &Cli, command: &ProfileCommand) -> Result<(), Failure> {
+    let path = config_path(cli).ok_or_else(|| {
+        failure(
+            ErrorCode::ConfigInvalid,
+            "no config file: pass --config FILE or set SESSION_MANAGER_CONFIG",
+        )
+    })?;
+    match command {
+        ProfileCommand::Add {
+            name,
+            issuer,
+            client_id,
+            pins,
+            ca,
+            environment,
+            yes,
+        } => {
+            let pins = pins
+                .iter()
+                .map(|p| {
+                    Pin::from_str(p).map_err(|e| {
+                        failure(
+                            ErrorCode::ConfigInvalid,
+                            format!("--pin {p} is not a pin ({e}); a pin reads sha256/ and 44 characters of base64"),
+                        )
+                    })
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            let ca = ca
+                .as_ref()
+                .map(|c| {
+                    std::fs::canonicalize(c)
+                        .map_err(|e| failure(ErrorCode::ConfigInvalid, format!("--ca {}: {e}", c.display())))
+                })
+                .transpose()?;
+            let found = enroll::examine_issuer(issuer, &pins, ca.as_deref(), EXAMINE_TIMEOUT).await?;
+            let client_id = client_id.clone().ok_or_else(|| {
+                let why = match &found.discovery.registration_endpoint {
+                    Some(_) => "the provider offers dynamic client registration, which this version cannot do yet",
+                    None => "the provider offers no dynamic client registration",
+                };
+                failure(
+                    ErrorCode::ConfigInvalid,
+                    format!(
+                        "{why}: pass --client-id with the id of a public, native client registered for this app (loopback redirect, PKCE, no secret)"
+                    ),
+                )
+            })?;
+            let profile = enroll::OidcProfile {
+                issuer: issuer.clone(),
+                client_id,
+                scopes: found.proposed_scopes(),
+                pins: found.proposed.clone(),
+                ca_file: ca,
+                environment: environment.clone(),
+            };
+            let existing = match std::fs::read_to_string(&path) {
+                Ok(text) => text,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+                Err(e) => {
+                    return Err(failure(
+                        ErrorCode::ConfigInvalid,
+                        format!("cannot read {}: {e}", path.display()),
+                    ))
+                }
+            };
+            let base = path.parent().unwrap_or(std::path::Path::new("/"));
+            let text = enroll::with_profile(&existing, name, profile.table(), base)?;
+            if !cli.json {
+                print_found(&found, &profile, !pins.is_empty());
+            }
+            if !*yes && !confirm(&format!("Write profile '{name}' to {}?", path.display()))? {
+                println!("Nothing written.");
+                return Ok(());
+            }
+            enroll::write_config(&path, &text)?;
+            if cli.json {
+                println!(
+                    "{}",
+                    serde_json::json!({
+                        "profile": name,
+                        "config_file": path,
+                        "pins": profile.pins.iter().map(Pin::to_string).collect::<Vec<_>>(),
+                        "scopes": profile.scopes,
+                        "tls": found.tls,
+                    })
+                );
+            } else {
+                println!(
+                    "Added profile '{name}' to {}. Sign in with: sessionctl --profile {name} login",
+                    path.display()
+                );
+            }
+        }
+        ProfileCommand::List => {
+            let (config, _) = config_and_data(cli)?;
+            for (name, p) in &config.profiles {
+                let address = match p.provider {
+                    session_core::profile::ProviderKind::Oidc => p.issuer.clone(),
+                    _ => p.base_url.to_string(),
+                };
+                println!("{name}\t{}\t{}\t{address}", p.provider.as_str(), p.environment.as_str());
+            }
+        }
+        ProfileCommand::Show { name } => {
+            let (config, data_dir) = config_and_data(cli)?;
+            if !config.profiles.contains_key(name) {
+                return Err(Error::Config(session_core::error::ConfigError::general(
+                    format!("there is no profile named '{name}'"),
+                    "sessionctl profile list shows the names",
+                ))
+                .into());
+            }
+            // Where it is written: the config file, else the app's Playground's.
+            let files = [Some(path.clone()), paths::playground_config(&data_dir)];
+            for file in files.into_iter().flatten() {
+                let Ok(text) = std::fs::read_to_string(&file) else {
+                    continue;
+                };
+                let Ok(doc) = text.parse::<toml_edit::DocumentMut>() else {
+                    continue;
+                };
+                if let Some(table) = doc.get("profiles").and_then(|p| p.get(name.as_str())) {
+                    println!(
+                        "# in {}\n[profiles.{name}]\n{}",
+                        file.display(),
+                        table.to_string().trim_start()
+                    );
+                    return Ok(());
+                }
+            }
+        }
+        ProfileCommand::Remove { name, yes } => {
+            let text = std::fs::read_to_string(&path)
+                .map_err(|e| failure(ErrorCode::NotConfigured, format!("cannot read {}: {e}", path.display())))?;
+            let without = enroll::without_profile(&text, name)?;
+            if !*yes && !confirm(&format!("Sign out of '{name}' and remove it from {}?", path.display()))? {
+                println!("Nothing removed.");
+                return Ok(());
+            }
+            // Signed out first: no refresh token stays behind for a profile
+            // nobody can see any more.
+            let (config, data_dir) = config_and_data(cli)?;
+            if let Some(profile) = config.profiles.get(name) {
+                let engine = open_profile(cli, profile.clone(), &data_dir)?;
+                if engine.restore().await.is_ok_and(|v| v.state.has_session()) {
+                    let report = engine.sign_out().await?;
+                    if let Some(e) = report.server_error {
+                        eprintln!(
+                            "warning[{}]: signed out here, but the provider's logout failed: {}",
+                            e.code, e.message
+                        );
+                    }
+                }
+                engine.drain(DRAIN_AT_EXIT).await;
+            }
+            enroll::write_config(&path, &without)?;
+            println!("Removed profile '{name}' from {}.", path.display());
+        }
+    }
+    Ok(())
+}
+
+/// What the host and its discovery document showed, and what the profile
+/// will say.
+fn print_found(found: &enroll::Examined, profile: &enroll::OidcProfile, given: bool) {
+    println!("The host presented {} certificate(s):", found.tls.presented.len());
+    for (i, c) in found.tls.presented.iter().enumerate() {
+        println!(
+            "  {}. {}{}",
+            i + 1,
+            c.pin,
+            if c.on_verified_path {
+                "  (on the verified path)"
+            } else {
+                "  (not on the verified path)"
+            }
+        );
+    }
+    println!("Verified path (leaf first, trust anchor last):");
+    for p in &found.tls.verified_path {
+        println!("  {p}");
+    }
+    println!(
+        "Pins for the profile ({}):",
+        if given {
+            "yours, found on the verified path"
+        } else {
+            "the leaf's, and a backup from the same path"
+        }
+    );
+    for p in &profile.pins {
+        println!("  {p}");
+    }
+    let d = &found.discovery;
+    println!("Discovery: issuer {}", d.issuer);
+    println!("  scopes proposed: {}", profile.scopes.join(" "));
+    println!(
+        "  sign-out page: {}; sign in on another device: {}; dynamic client registration: {}",
+        yes_no(d.end_session_endpoint.is_some()),
+        yes_no(d.device_authorization_endpoint.is_some()),
+        yes_no(d.registration_endpoint.is_some())
+    );
+}
+
+fn yes_no(b: bool) -> &'static str {
+    if b {
+        "offered"
+    } else {
+        "not offered"
+    }
+}
+
+/// Ask on the terminal; only "y" or "yes" is yes. No answer (standard input
+/// closed) is no.
+fn confirm(question: &str) -> Result<bool, Failure> {
+    eprint!("{question} [y/N] ");
+    let _ = std::io::stderr().flush();
+    let mut answer = String::new();
+    std::io::stdin()
+        .lock()
+        .read_line(&mut answer)
+        .map_err(|e| failure(ErrorCode::Internal, format!("cannot read the answer: {e}")))?;
+    Ok(matches!(answer.trim().to_ascii_lowercase().as_str(), "y" | "yes"))
+}
