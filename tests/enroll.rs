@@ -91,3 +91,70 @@ async fn what_a_person_gets_wrong_is_named() {
         .unwrap_err();
     assert_eq!(e.info().code, ErrorCode::NetworkUnreachable, "{e}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn with_registration_on_the_app_registers_itself_signs_in_and_deletes_the_registration() {
+    let pg = playground(600).await;
+    pg.set(playground::Switch::Registration, true);
+    let ca = PathBuf::from(&pg.info().ca_cert);
+    let issuer = pg.info().oidc_issuer.clone();
+    let found = enroll::examine_issuer(&issuer, &[], Some(&ca), T).await.unwrap();
+    assert!(found.discovery.registration_endpoint.is_some());
+    let registration = enroll::register_client(&found, Some(&ca), T, "Session Manager")
+        .await
+        .unwrap();
+    assert!(registration.client_id.starts_with("dyn-"), "{}", registration.client_id);
+    assert_eq!(pg.registered_clients().len(), 1);
+    assert_eq!(pg.registered_clients()[0]["client_name"], "Session Manager");
+
+    // Signs in as that client.
+    let dir = tempfile::tempdir().unwrap();
+    let profile = OidcProfile {
+        issuer: issuer.clone(),
+        client_id: registration.client_id.clone(),
+        scopes: found.proposed_scopes(),
+        pins: found.proposed.clone(),
+        ca_file: Some(ca.clone()),
+        environment: "integration".into(),
+    };
+    let text = enroll::with_profile("", "corp", profile.table(), dir.path()).unwrap();
+    let config = Config::parse(&text, dir.path()).unwrap();
+    let opener = BrowserOpener::new(&pg, BrowserStep::SignIn("alice".into(), "alice-pw-1".into()));
+    let (engine, _) = oidc_engine(config.profiles["corp"].clone(), dir.path(), opener);
+    assert_eq!(engine.sign_in_browser().await.unwrap().state, Phase::Active);
+    assert_eq!(engine.refresh_now().await.unwrap().state, Phase::Active);
+
+    // Deleted (RFC 7592): gone at the provider, and its token no longer
+    // manages anything.
+    assert!(
+        enroll::delete_registration(&registration, &found.proposed, Some(&ca), T)
+            .await
+            .unwrap()
+    );
+    assert!(pg.registered_clients().is_empty());
+    let e = enroll::delete_registration(&registration, &found.proposed, Some(&ca), T)
+        .await
+        .unwrap_err();
+    assert!(e.to_string().contains("did not delete"), "{e}");
+    // A sign-in through the deleted client is refused.
+    assert!(
+        engine.refresh_now().await.is_err(),
+        "a deleted client's refresh token still works"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn with_registration_off_the_app_asks_for_a_client_id() {
+    let pg = playground(600).await;
+    let ca = PathBuf::from(&pg.info().ca_cert);
+    let found = enroll::examine_issuer(&pg.info().oidc_issuer, &[], Some(&ca), T)
+        .await
+        .unwrap();
+    assert!(found.discovery.registration_endpoint.is_none());
+    let e = enroll::register_client(&found, Some(&ca), T, "Session Manager")
+        .await
+        .err()
+        .unwrap();
+    assert!(e.to_string().contains("--client-id"), "{e}");
+    assert!(pg.registered_clients().is_empty());
+}

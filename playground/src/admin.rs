@@ -117,6 +117,7 @@ struct OidcSwitchesBody {
     unknown_refresh_invalid_request: Option<bool>,
     no_rotation: Option<bool>,
     online_refresh_tokens: Option<bool>,
+    registration: Option<bool>,
     device_interval_seconds: Option<u64>,
     registered_redirect_port: Option<u16>,
 }
@@ -278,7 +279,7 @@ async fn set_oidc_switches(State(state): State<Arc<AppState>>, text: String) -> 
                 format!(
                     "{e}; send JSON with any of opaque_access_tokens, prompt_none, lenient_offline_access, \
                      id_token_on_refresh, refresh_expires_in, opaque_refresh_tokens, ignore_max_age, access_token_aud_scopes, no_revocation_endpoint, \
-                     end_session_get_only, revocation_refuses_public_clients, unknown_refresh_invalid_request, no_rotation, online_refresh_tokens (bool), \
+                     end_session_get_only, revocation_refuses_public_clients, unknown_refresh_invalid_request, no_rotation, online_refresh_tokens, registration (bool), \
                      device_interval_seconds (N) and registered_redirect_port (a port; 0 = any)"
                 ),
             )
@@ -303,6 +304,7 @@ async fn set_oidc_switches(State(state): State<Arc<AppState>>, text: String) -> 
         (b.unknown_refresh_invalid_request, &s.unknown_refresh_invalid_request),
         (b.no_rotation, &s.no_rotation),
         (b.online_refresh_tokens, &s.online_refresh_tokens),
+        (b.registration, &s.registration),
     ] {
         if let Some(v) = value {
             flag.store(v, Ordering::SeqCst);

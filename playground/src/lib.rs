@@ -71,6 +71,8 @@ pub enum Switch {
     /// Refresh tokens also without `offline_access`: online ones, which end
     /// with the provider's session (at end-session), as Keycloak's do.
     OnlineRefreshTokens,
+    /// Dynamic Client Registration (RFC 7591 and 7592) at `/oidc/register`.
+    Registration,
 }
 
 /// How to start a Playground.
@@ -324,6 +326,7 @@ impl Playground {
         let mut state = state::AppState::new(&options, base_url.clone(), keys, config.clone());
         if let Some(saved) = saved {
             state.admin_token = saved.admin_token;
+            *state::lock(&state.oidc.registered) = saved.registered;
             state.restore_sessions(saved.sessions, saved.refresh_tokens);
         }
         if keep_state {
@@ -481,6 +484,7 @@ impl Playground {
             Switch::UnknownRefreshInvalidRequest => &s.unknown_refresh_invalid_request,
             Switch::NoRotation => &s.no_rotation,
             Switch::OnlineRefreshTokens => &s.online_refresh_tokens,
+            Switch::Registration => &s.registration,
         };
         flag.store(on, Ordering::SeqCst);
     }
@@ -580,6 +584,15 @@ impl Playground {
     }
 
     /// The sessions the Playground knows.
+    /// The clients registered through `/oidc/register`: each `{client_id,
+    /// client_name, redirect_uris}`.
+    pub fn registered_clients(&self) -> Vec<serde_json::Value> {
+        match oidc::registered_clients(&self.state) {
+            serde_json::Value::Array(list) => list,
+            _ => Vec::new(),
+        }
+    }
+
     pub fn sessions(&self) -> Vec<SessionInfo> {
         self.state.sessions()
     }

@@ -6,6 +6,7 @@
 use super::*;
 use cli::ProfileCommand;
 use session_core::net::pin::Pin;
+use session_core::storage::vault::SecretStore;
 use session_core::support::enroll;
 use std::io::Write;
 use std::str::FromStr;
@@ -49,21 +50,20 @@ pub async fn run(cli: &Cli, command: &ProfileCommand) -> Result<(), Failure> {
                 })
                 .transpose()?;
             let found = enroll::examine_issuer(issuer, &pins, ca.as_deref(), EXAMINE_TIMEOUT).await?;
-            let client_id = client_id.clone().ok_or_else(|| {
-                let why = match &found.discovery.registration_endpoint {
-                    Some(_) => "the provider offers dynamic client registration, which this version cannot do yet",
-                    None => "the provider offers no dynamic client registration",
-                };
-                failure(
+            // No client id: register one where the provider lets the app
+            // (after the person confirms, below).
+            let register = client_id.is_none();
+            if register && found.discovery.registration_endpoint.is_none() {
+                return Err(failure(
                     ErrorCode::ConfigInvalid,
-                    format!(
-                        "{why}: pass --client-id with the id of a public, native client registered for this app (loopback redirect, PKCE, no secret)"
-                    ),
-                )
-            })?;
-            let profile = enroll::OidcProfile {
+                    "the provider offers no dynamic client registration: pass --client-id with the id of a public, native client registered for this app (loopback redirect, PKCE, no secret)",
+                ));
+            }
+            let mut profile = enroll::OidcProfile {
                 issuer: issuer.clone(),
-                client_id,
+                client_id: client_id
+                    .clone()
+                    .unwrap_or_else(|| "(registered on confirmation)".into()),
                 scopes: found.proposed_scopes(),
                 pins: found.proposed.clone(),
                 ca_file: ca,
@@ -80,15 +80,51 @@ pub async fn run(cli: &Cli, command: &ProfileCommand) -> Result<(), Failure> {
                 }
             };
             let base = path.parent().unwrap_or(std::path::Path::new("/"));
-            let text = enroll::with_profile(&existing, name, profile.table(), base)?;
+            // Checked before anything is registered or written.
+            enroll::with_profile(&existing, name, profile.table(), base)?;
             if !cli.json {
                 print_found(&found, &profile, !pins.is_empty());
             }
-            if !*yes && !confirm(&format!("Write profile '{name}' to {}?", path.display()))? {
+            let question = match register {
+                true => format!(
+                    "Register Session Manager with the provider and write profile '{name}' to {}?",
+                    path.display()
+                ),
+                false => format!("Write profile '{name}' to {}?", path.display()),
+            };
+            if !*yes && !confirm(&question)? {
                 println!("Nothing written.");
                 return Ok(());
             }
-            enroll::write_config(&path, &text)?;
+            let keychain = KeyringStore::from_env();
+            let registration = match register {
+                true => {
+                    let r =
+                        enroll::register_client(&found, profile.ca_file.as_deref(), EXAMINE_TIMEOUT, "Session Manager")
+                            .await?;
+                    let kept = serde_json::to_string(&r).unwrap_or_default();
+                    if let Err(e) = keychain.set(&enroll::registration_account(name), &kept) {
+                        // Without its token the registration could never be
+                        // deleted: take it back now.
+                        let _ =
+                            enroll::delete_registration(&r, &profile.pins, profile.ca_file.as_deref(), EXAMINE_TIMEOUT)
+                                .await;
+                        return Err(Error::from(e).into());
+                    }
+                    profile.client_id = r.client_id.clone();
+                    Some(r)
+                }
+                false => None,
+            };
+            let text = enroll::with_profile(&existing, name, profile.table(), base)?;
+            if let Err(e) = enroll::write_config(&path, &text) {
+                if let Some(r) = &registration {
+                    let _ = enroll::delete_registration(r, &profile.pins, profile.ca_file.as_deref(), EXAMINE_TIMEOUT)
+                        .await;
+                    let _ = keychain.delete(&enroll::registration_account(name));
+                }
+                return Err(e.into());
+            }
             if cli.json {
                 println!(
                     "{}",
@@ -96,11 +132,19 @@ pub async fn run(cli: &Cli, command: &ProfileCommand) -> Result<(), Failure> {
                         "profile": name,
                         "config_file": path,
                         "pins": profile.pins.iter().map(Pin::to_string).collect::<Vec<_>>(),
+                        "client_id": profile.client_id,
+                        "registered": registration.is_some(),
                         "scopes": profile.scopes,
                         "tls": found.tls,
                     })
                 );
             } else {
+                if registration.is_some() {
+                    println!(
+                        "Registered Session Manager with the provider as client {} (its management token is in the keychain; removing the profile deletes the registration).",
+                        profile.client_id
+                    );
+                }
                 println!(
                     "Added profile '{name}' to {}. Sign in with: sessionctl --profile {name} login",
                     path.display()
@@ -168,6 +212,24 @@ pub async fn run(cli: &Cli, command: &ProfileCommand) -> Result<(), Failure> {
                     }
                 }
                 engine.drain(DRAIN_AT_EXIT).await;
+                // The app's registration with the provider goes too, where
+                // it was registered by `profile add` (RFC 7592).
+                let keychain = KeyringStore::from_env();
+                let account = enroll::registration_account(name);
+                let kept = keychain.get(&account).ok().flatten();
+                if let Some(r) = kept.and_then(|k| serde_json::from_str::<enroll::Registration>(&k).ok()) {
+                    match enroll::delete_registration(&r, &profile.pins, profile.ca_file.as_deref(), EXAMINE_TIMEOUT).await {
+                        Ok(true) => println!("Deleted the app's registration (client {}) at the provider.", r.client_id),
+                        Ok(false) => println!("The provider gave no way to delete the app's registration (client {}); ask its administrator.", r.client_id),
+                        Err(e) => eprintln!(
+                            "warning[{}]: the app's registration (client {}) was not deleted at the provider: {}",
+                            e.code(),
+                            r.client_id,
+                            e
+                        ),
+                    }
+                    let _ = keychain.delete(&account);
+                }
             }
             enroll::write_config(&path, &without)?;
             println!("Removed profile '{name}' from {}.", path.display());

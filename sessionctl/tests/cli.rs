@@ -1473,3 +1473,51 @@ async fn profile_add_writes_a_provider_from_its_issuer_and_remove_takes_it_out()
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(file(), "# my own providers\n");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn profile_add_registers_the_app_where_the_provider_allows_and_remove_deletes_it() {
+    let pg = Playground::start(Options::default()).await.unwrap();
+    pg.set(playground::Switch::Registration, true);
+    let cli = Cli::with_config("");
+    let (ca, issuer) = (pg.info().ca_cert.clone(), pg.info().oidc_issuer.clone());
+    let out = cli
+        .run(
+            &["profile", "add", "corp", "--issuer", &issuer, "--ca", &ca, "--yes"],
+            None,
+        )
+        .await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("Registered Session Manager with the provider as client dyn-"),
+        "{}",
+        stdout(&out)
+    );
+    let clients = pg.registered_clients();
+    assert_eq!(clients.len(), 1);
+    let id = clients[0]["client_id"].as_str().unwrap().to_owned();
+    let written = std::fs::read_to_string(&cli.config).unwrap();
+    assert!(written.contains(&format!("client_id = \"{id}\"")), "{written}");
+    // Its management token is in the keychain, not in the file or the output.
+    let kept = KeyringStore::new(&cli.keychain)
+        .get("registration:corp")
+        .unwrap()
+        .unwrap();
+    let token = serde_json::from_str::<serde_json::Value>(&kept).unwrap()["registration_access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(!written.contains(&token) && !stdout(&out).contains(&token));
+
+    let out = cli.run(&["profile", "remove", "corp", "--yes"], None).await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains(&format!("Deleted the app's registration (client {id})")),
+        "{}",
+        stdout(&out)
+    );
+    assert!(pg.registered_clients().is_empty());
+    assert!(KeyringStore::new(&cli.keychain)
+        .get("registration:corp")
+        .unwrap()
+        .is_none());
+}

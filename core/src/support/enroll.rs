@@ -174,9 +174,7 @@ pub async fn examine_issuer(
         check_pins(pins, &tls)?;
         pins.to_vec()
     };
-    let client = PinnedClient::new(&proposed, ca_file, TlsVersion::V1_2)
-        .map_err(|e| input(e, "check the --ca file"))?
-        .with_limits(timeout, 1 << 20);
+    let client = enrolment_client(&proposed, ca_file, timeout)?;
     let url = reqwest::Url::parse(&format!(
         "{}/.well-known/openid-configuration",
         issuer.trim_end_matches('/')
@@ -197,6 +195,140 @@ pub async fn examine_issuer(
         proposed,
         discovery,
     })
+}
+
+/// A client registered for the app (RFC 7591), with what manages it (RFC
+/// 7592). Kept in the keychain, under [`registration_account`], never in the
+/// config file: its token can delete the client. No `Debug`: the token must
+/// not reach a log.
+#[derive(Clone, serde::Serialize, serde::Deserialize)]
+pub struct Registration {
+    pub client_id: String,
+    #[serde(default)]
+    pub registration_access_token: Option<String>,
+    #[serde(default)]
+    pub registration_client_uri: Option<String>,
+}
+
+/// The keychain account a profile's registration is kept under.
+pub fn registration_account(profile: &str) -> String {
+    format!("registration:{profile}")
+}
+
+/// A pinned client for the provider's endpoints during enrolment.
+fn enrolment_client(pins: &[Pin], ca_file: Option<&Path>, timeout: Duration) -> Result<PinnedClient, Error> {
+    Ok(PinnedClient::new(pins, ca_file, TlsVersion::V1_2)
+        .map_err(|e| input(e, "check the --ca file"))?
+        .with_limits(timeout, 1 << 20))
+}
+
+/// The provider's `error_description` (or `error`), shown as text.
+fn provider_said(body: &[u8]) -> String {
+    let v: serde_json::Value = serde_json::from_slice(body).unwrap_or_default();
+    let said = v
+        .get("error_description")
+        .or_else(|| v.get("error"))
+        .and_then(|e| e.as_str())
+        .unwrap_or("no explanation");
+    crate::net::text::printable(said, 300)
+}
+
+/// Register the app as a public native client (loopback redirect, PKCE, no
+/// secret) at the provider's `registration_endpoint`.
+pub async fn register_client(
+    found: &Examined,
+    ca_file: Option<&Path>,
+    timeout: Duration,
+    client_name: &str,
+) -> Result<Registration, Error> {
+    let Some(endpoint) = found.discovery.registration_endpoint.clone() else {
+        return Err(input(
+            "the provider offers no dynamic client registration",
+            "pass --client-id with the id of a public, native client registered for this app (loopback redirect, PKCE, no secret)",
+        ));
+    };
+    let client = enrolment_client(&found.proposed, ca_file, timeout)?;
+    let mut grants = vec!["authorization_code", "refresh_token"];
+    if found.discovery.device_authorization_endpoint.is_some() {
+        grants.push("urn:ietf:params:oauth:grant-type:device_code");
+    }
+    let metadata = serde_json::json!({
+        "client_name": client_name,
+        "application_type": "native",
+        "redirect_uris": [format!("http://127.0.0.1{}", crate::provider::oidc::loopback::CALLBACK_PATH)],
+        "token_endpoint_auth_method": "none",
+        "grant_types": grants,
+        "response_types": ["code"],
+    });
+    let response = client
+        .send(client.http().post(endpoint.clone()).json(&metadata))
+        .await?;
+    let status = response.status().as_u16();
+    let body = client.read_body(response, crate::net::tls::BodyKind::Protocol).await?;
+    if !(200..300).contains(&status) {
+        return Err(Error::Server {
+            status,
+            message: format!(
+                "the provider refused to register the app at {endpoint}: {}",
+                provider_said(&body)
+            ),
+            retry_after: None,
+        });
+    }
+    let registration: Registration = serde_json::from_slice(&body).map_err(|e| {
+        Error::Protocol(format!(
+            "the registration answer from {endpoint} has no client_id ({e})"
+        ))
+    })?;
+    if registration.client_id.is_empty() {
+        return Err(Error::Protocol(format!(
+            "the registration answer from {endpoint} has an empty client_id"
+        )));
+    }
+    Ok(registration)
+}
+
+/// Delete a registration (RFC 7592 section 2.3): `Ok(false)` when the
+/// provider gave no way to (no management URI or token).
+pub async fn delete_registration(
+    registration: &Registration,
+    pins: &[Pin],
+    ca_file: Option<&Path>,
+    timeout: Duration,
+) -> Result<bool, Error> {
+    let (Some(uri), Some(token)) = (
+        &registration.registration_client_uri,
+        &registration.registration_access_token,
+    ) else {
+        return Ok(false);
+    };
+    let url = reqwest::Url::parse(uri)
+        .map_err(|e| Error::Protocol(format!("the registration's address '{uri}' is not a URL ({e})")))?;
+    if url.scheme() != "https" {
+        return Err(Error::Protocol(format!(
+            "the registration's address '{uri}' is not https"
+        )));
+    }
+    let client = enrolment_client(pins, ca_file, timeout)?;
+    let response = client
+        .send(client.http().delete(url).header(
+            reqwest::header::AUTHORIZATION,
+            crate::provider::sensitive(&format!("Bearer {token}")),
+        ))
+        .await?;
+    let status = response.status().as_u16();
+    let body = client.read_body(response, crate::net::tls::BodyKind::Protocol).await?;
+    match status {
+        200..=299 => Ok(true),
+        _ => Err(Error::Server {
+            status,
+            message: format!(
+                "the provider did not delete the app's registration: {}",
+                provider_said(&body)
+            ),
+            retry_after: None,
+        }),
+    }
 }
 
 /// What a new OpenID Connect profile says.

@@ -193,7 +193,7 @@ pub(super) async fn start(
     let get = |k: &str| q.get(k).map(String::as_str);
     // Until client and redirect URI are known good, errors stay here
     // (RFC 6749 section 4.1.2.1: never redirect to an unchecked URI).
-    let Some(client_id) = get("client_id").and_then(super::known_client) else {
+    let Some(client_id) = get("client_id").and_then(|id| super::known_client(&state, id)) else {
         return page(
             StatusCode::BAD_REQUEST,
             "error",
@@ -206,7 +206,19 @@ pub(super) async fn start(
         .switches
         .registered_redirect_port
         .load(std::sync::atomic::Ordering::SeqCst) as u16;
-    let Some(redirect_uri) = get("redirect_uri").filter(|r| valid_redirect(r, registered)) else {
+    // A registered client's redirect is one it registered, whatever the
+    // loopback port (RFC 8252 section 7.3).
+    let without_port = |u: &str| {
+        reqwest::Url::parse(u).ok().map(|mut u| {
+            let _ = u.set_port(None);
+            u.to_string()
+        })
+    };
+    let its_own = |r: &str| match crate::state::lock(&state.oidc.registered).get(&client_id) {
+        Some(c) => c.redirect_uris.iter().any(|u| without_port(u) == without_port(r)),
+        None => true,
+    };
+    let Some(redirect_uri) = get("redirect_uri").filter(|r| valid_redirect(r, registered) && its_own(r)) else {
         let port = match registered {
             0 => "PORT".to_owned(),
             p => p.to_string(),

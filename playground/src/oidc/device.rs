@@ -45,7 +45,7 @@ pub(super) async fn authorization(
     headers: HeaderMap,
     Form(f): Form<HashMap<String, String>>,
 ) -> Response {
-    let Some(client) = authenticate_client(&headers, &f) else {
+    let Some(client) = authenticate_client(&state, &headers, &f) else {
         return invalid_client();
     };
     let scope = f.get("scope").cloned().unwrap_or_default();

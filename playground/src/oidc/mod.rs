@@ -24,6 +24,7 @@
 
 mod authorize;
 mod device;
+mod register;
 mod session;
 mod token;
 
@@ -67,6 +68,8 @@ pub(crate) fn router() -> Router<Arc<AppState>> {
             get(session::end_session).post(session::end_session_post),
         )
         .route("/cis/v1/auth/logout", post(session::transmit_logout))
+        .route("/oidc/register", post(register::register))
+        .route("/oidc/register/{id}", get(register::read).delete(register::delete))
 }
 
 async fn discovery(State(state): State<Arc<AppState>>) -> Response {
@@ -98,6 +101,9 @@ async fn discovery(State(state): State<Arc<AppState>>) -> Response {
         "prompt_values_supported": prompts,
         "authorization_response_iss_parameter_supported": true,
     });
+    if Switches::get(&state.oidc.switches.registration) {
+        doc["registration_endpoint"] = json!(format!("{i}/register"));
+    }
     if Switches::get(&state.oidc.switches.no_revocation_endpoint) {
         doc.as_object_mut().map(|o| o.remove("revocation_endpoint"));
     }
@@ -194,7 +200,7 @@ fn check_password<'a>(state: &'a AppState, username: &str, password: &str) -> Op
 /// The client a token, device or revocation request authenticates as (RFC
 /// 6749 section 2.3.1): HTTP Basic with form-encoded id and secret, or
 /// `client_id` (and `client_secret`) in the body.
-fn authenticate_client(headers: &HeaderMap, f: &HashMap<String, String>) -> Option<&'static str> {
+fn authenticate_client(state: &AppState, headers: &HeaderMap, f: &HashMap<String, String>) -> Option<String> {
     let decode = |v: &str| {
         reqwest::Url::parse(&format!("http://x/?v={v}"))
             .ok()
@@ -214,15 +220,21 @@ fn authenticate_client(headers: &HeaderMap, f: &HashMap<String, String>) -> Opti
         None => (f.get("client_id").cloned(), f.get("client_secret").cloned()),
     };
     match (id.as_deref(), secret.as_deref()) {
-        (Some(CLIENT_ID), None) => Some(CLIENT_ID),
-        (Some(CONFIDENTIAL_CLIENT_ID), Some(CONFIDENTIAL_CLIENT_SECRET)) => Some(CONFIDENTIAL_CLIENT_ID),
+        (Some(CONFIDENTIAL_CLIENT_ID), Some(CONFIDENTIAL_CLIENT_SECRET)) => Some(CONFIDENTIAL_CLIENT_ID.to_owned()),
+        (Some(CONFIDENTIAL_CLIENT_ID), _) => None,
+        // Public clients: the app's, and those registered (RFC 7591).
+        (Some(id), None) => known_client(state, id),
         _ => None,
     }
 }
 
-/// The registered client named `id`, if there is one.
-pub(crate) fn known_client(id: &str) -> Option<&'static str> {
-    CLIENTS.into_iter().find(|c| *c == id)
+pub(crate) use register::listed as registered_clients;
+
+/// The client named `id`, if there is one: built in, or registered
+/// through `/oidc/register` (RFC 7591).
+pub(crate) fn known_client(state: &AppState, id: &str) -> Option<String> {
+    let known = CLIENTS.contains(&id) || crate::state::lock(&state.oidc.registered).contains_key(id);
+    known.then(|| id.to_owned())
 }
 
 fn invalid_client() -> Response {

@@ -46,7 +46,7 @@ pub(super) async fn revoke(
     headers: HeaderMap,
     Form(f): Form<HashMap<String, String>>,
 ) -> Response {
-    let Some(client) = authenticate_client(&headers, &f) else {
+    let Some(client) = authenticate_client(&state, &headers, &f) else {
         return invalid_client();
     };
     if client == super::CLIENT_ID && Switches::get(&state.oidc.switches.revocation_refuses_public_clients) {

@@ -31,13 +31,13 @@ pub(super) async fn endpoint(
     Form(f): Form<HashMap<String, String>>,
 ) -> Response {
     let get = |k: &str| f.get(k).map(String::as_str);
-    let Some(client) = authenticate_client(&headers, &f) else {
+    let Some(client) = authenticate_client(&state, &headers, &f) else {
         return invalid_client();
     };
     match get("grant_type") {
-        Some("authorization_code") => code_grant(&state, &f, client),
-        Some("refresh_token") => refresh_grant(&state, get("refresh_token").unwrap_or_default(), client).await,
-        Some(DEVICE_GRANT) => device_grant(&state, get("device_code").unwrap_or_default(), client),
+        Some("authorization_code") => code_grant(&state, &f, &client),
+        Some("refresh_token") => refresh_grant(&state, get("refresh_token").unwrap_or_default(), &client).await,
+        Some(DEVICE_GRANT) => device_grant(&state, get("device_code").unwrap_or_default(), &client),
         Some(other) => oauth_error(
             StatusCode::BAD_REQUEST,
             "unsupported_grant_type",
@@ -51,7 +51,7 @@ fn invalid_grant(description: &str) -> Response {
     oauth_error(StatusCode::BAD_REQUEST, "invalid_grant", description)
 }
 
-fn code_grant(state: &AppState, f: &HashMap<String, String>, client: &'static str) -> Response {
+fn code_grant(state: &AppState, f: &HashMap<String, String>, client: &str) -> Response {
     let get = |k: &str| f.get(k).map(String::as_str).unwrap_or_default();
     let mut codes = lock(&state.oidc.codes);
     let Some(code) = codes.get_mut(get("code")) else {
@@ -84,7 +84,7 @@ fn code_grant(state: &AppState, f: &HashMap<String, String>, client: &'static st
     // provider); otherwise the request is served without it.
     let offline = code.consented || Switches::get(&state.oidc.switches.lenient_offline_access);
     let oidc = OidcSession {
-        client_id: client,
+        client_id: client.to_owned(),
         scope: grant_offline(&code.params.scope, offline),
         sso: code.sso.clone(),
         auth_time: code.auth_time,
@@ -114,7 +114,7 @@ fn open_session(state: &AppState, id: String, user: &str, oidc: OidcSession, non
     response
 }
 
-async fn refresh_grant(state: &AppState, refresh: &str, client: &'static str) -> Response {
+async fn refresh_grant(state: &AppState, refresh: &str, client: &str) -> Response {
     if let Some(message) = state.injected_refresh_failure() {
         return oauth_error(StatusCode::SERVICE_UNAVAILABLE, "temporarily_unavailable", message);
     }
@@ -139,7 +139,7 @@ async fn refresh_grant(state: &AppState, refresh: &str, client: &'static str) ->
     response
 }
 
-fn device_grant(state: &AppState, device_code: &str, client: &'static str) -> Response {
+fn device_grant(state: &AppState, device_code: &str, client: &str) -> Response {
     if let Some(message) = state.injected_device_poll_failure() {
         return oauth_error(StatusCode::SERVICE_UNAVAILABLE, "temporarily_unavailable", message);
     }
@@ -188,7 +188,7 @@ fn device_grant(state: &AppState, device_code: &str, client: &'static str) -> Re
             // The verification page listed every scope, offline access
             // included, and the person allowed them.
             let oidc = OidcSession {
-                client_id: client,
+                client_id: client.to_owned(),
                 scope: d.scope.clone(),
                 sso: String::new(),
                 auth_time,
@@ -220,7 +220,7 @@ fn tokens(state: &AppState, session: &mut Session, issue: Issue) -> Response {
         return invalid_grant("not an OpenID Connect session");
     };
     let switches = &state.oidc.switches;
-    let (scope, auth_time, client, resource) = (o.scope.clone(), o.auth_time, o.client_id, o.resource.clone());
+    let (scope, auth_time, client, resource) = (o.scope.clone(), o.auth_time, o.client_id.clone(), o.resource.clone());
     let user = user_named(state, &session.info.user).cloned();
     let lifetime = (state.lifetime_ms.load(Ordering::SeqCst) / 1000).max(1) as i64;
     let iat = state.now();
@@ -337,7 +337,13 @@ pub(super) fn verify_for_any_client(
     let mut last = String::new();
     // With the scope-list audience switch, its access tokens name `openid`.
     let scopes_aud = Switches::get(&state.oidc.switches.access_token_aud_scopes).then_some("openid");
-    for client in CLIENTS.iter().copied().chain(scopes_aud) {
+    let registered: Vec<String> = crate::state::lock(&state.oidc.registered).keys().cloned().collect();
+    let audiences = CLIENTS
+        .iter()
+        .copied()
+        .chain(registered.iter().map(String::as_str))
+        .chain(scopes_aud);
+    for client in audiences {
         match keys.verify(token, &state.oidc.issuer, client, now) {
             Ok(claims) => return Ok(claims),
             Err(e) => last = e,

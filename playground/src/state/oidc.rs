@@ -32,7 +32,7 @@ pub(crate) fn random() -> String {
 
 /// What an OIDC session keeps besides the FinHub fields.
 pub(crate) struct OidcSession {
-    pub(crate) client_id: &'static str,
+    pub(crate) client_id: String,
     /// The scopes granted (those requested, less `offline_access` when
     /// the Playground did not grant offline access).
     pub(crate) scope: String,
@@ -47,7 +47,7 @@ pub(crate) struct OidcSession {
 /// An authorization request, as checked.
 #[derive(Clone)]
 pub(crate) struct AuthorizeParams {
-    pub(crate) client_id: &'static str,
+    pub(crate) client_id: String,
     pub(crate) redirect_uri: String,
     pub(crate) state: Option<String>,
     pub(crate) nonce: Option<String>,
@@ -104,7 +104,7 @@ pub(crate) enum DeviceStatus {
 
 /// A device authorization (RFC 8628 section 3.2).
 pub(crate) struct DeviceGrant {
-    pub(crate) client_id: &'static str,
+    pub(crate) client_id: String,
     pub(crate) scope: String,
     pub(crate) user_code: String,
     pub(crate) expires: i64,
@@ -153,6 +153,10 @@ pub(crate) struct Switches {
     /// Refresh tokens also without `offline_access` (online: they end with
     /// the provider's session at end-session).
     pub(crate) online_refresh_tokens: AtomicBool,
+    /// Dynamic Client Registration (RFC 7591): discovery names
+    /// `registration_endpoint` and `/oidc/register` takes public native
+    /// clients. Off by default.
+    pub(crate) registration: AtomicBool,
     /// The polling interval asked of device clients (RFC 8628: 5 s).
     pub(crate) device_interval_secs: AtomicU64,
     /// The one loopback port registered for the redirect URI, matched
@@ -178,6 +182,7 @@ pub(crate) struct SwitchesView {
     pub(crate) unknown_refresh_invalid_request: bool,
     pub(crate) no_rotation: bool,
     pub(crate) online_refresh_tokens: bool,
+    pub(crate) registration: bool,
     pub(crate) device_interval_seconds: u64,
     pub(crate) registered_redirect_port: u64,
 }
@@ -203,6 +208,7 @@ impl Switches {
             unknown_refresh_invalid_request: Self::get(&self.unknown_refresh_invalid_request),
             no_rotation: Self::get(&self.no_rotation),
             online_refresh_tokens: Self::get(&self.online_refresh_tokens),
+            registration: Self::get(&self.registration),
             device_interval_seconds: self.device_interval_secs.load(Ordering::SeqCst),
             registered_redirect_port: self.registered_redirect_port.load(Ordering::SeqCst),
         }
@@ -220,7 +226,19 @@ pub(crate) struct OidcState {
     pub(crate) opaque: Mutex<HashMap<String, (String, i64)>>,
     /// Device code → its grant.
     pub(crate) devices: Mutex<HashMap<String, DeviceGrant>>,
+    /// Clients registered through `/oidc/register`, by client id.
+    pub(crate) registered: Mutex<HashMap<String, Registered>>,
     pub(crate) switches: Switches,
+}
+
+/// A client registered through `/oidc/register` (RFC 7591), managed with
+/// its registration access token (RFC 7592), kept as a fingerprint.
+#[derive(Clone, serde::Serialize, serde::Deserialize)]
+pub(crate) struct Registered {
+    pub(crate) client_name: String,
+    pub(crate) redirect_uris: Vec<String>,
+    pub(crate) token_fingerprint: String,
+    pub(crate) issued_at: i64,
 }
 
 impl OidcState {
@@ -235,6 +253,7 @@ impl OidcState {
             sso: Mutex::new(HashMap::new()),
             opaque: Mutex::new(HashMap::new()),
             devices: Mutex::new(HashMap::new()),
+            registered: Mutex::new(HashMap::new()),
             switches,
         }
     }

@@ -34,6 +34,9 @@ pub(crate) struct Saved {
     pub(crate) keys: SavedRing,
     pub(crate) sessions: Vec<SavedSession>,
     pub(crate) refresh_tokens: Vec<SavedRefresh>,
+    /// Clients registered through `/oidc/register`.
+    #[serde(default)]
+    pub(crate) registered: std::collections::HashMap<String, super::oidc::Registered>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -148,6 +151,7 @@ impl AppState {
             keys: self.keys.read().unwrap_or_else(|e| e.into_inner()).save(),
             sessions,
             refresh_tokens,
+            registered: lock(&self.oidc.registered).clone(),
         };
         write(&keeper.dir, &saved)
     }
@@ -198,7 +202,7 @@ impl AppState {
         for s in sessions {
             let oidc = match s.oidc {
                 None => None,
-                Some(o) => match crate::oidc::known_client(&o.client_id) {
+                Some(o) => match crate::oidc::known_client(self, &o.client_id) {
                     Some(client_id) => Some(OidcSession {
                         client_id,
                         scope: o.scope,
