@@ -166,16 +166,29 @@ pub enum Command {
 
 #[derive(Clone, Subcommand)]
 pub enum ProfileCommand {
-    /// Add an OpenID Connect provider from its issuer: shows the chain its
-    /// host presented with each certificate's pin, proposes the leaf's pin
-    /// and a backup from the same verified path, reads its discovery
-    /// document, and writes the profile after you confirm.
+    /// Add a provider from its address: shows the chain its host presented
+    /// with each certificate's pin, proposes the leaf's pin and a backup
+    /// from the same verified path, reads its discovery document (OpenID
+    /// Connect) or key set (FinHub), and writes the profile after you
+    /// confirm.
+    #[command(group(clap::ArgGroup::new("kind").required(true).args(["issuer", "finhub"])))]
     Add {
         /// The profile's name (a letter, then letters, digits, - or _).
         name: String,
-        /// The provider's issuer, e.g. https://idp.example.com/realms/work.
+        /// An OpenID Connect provider's issuer, e.g.
+        /// https://idp.example.com/realms/work.
         #[arg(long)]
-        issuer: String,
+        issuer: Option<String>,
+        /// A FinHub session API's address, e.g. https://api.finhub.example
+        /// (with --tenant and --audience).
+        #[arg(long, value_name = "URL", requires_all = ["tenant", "audience"])]
+        finhub: Option<String>,
+        /// FinHub: the tenant you sign in to.
+        #[arg(long)]
+        tenant: Option<String>,
+        /// FinHub: the `aud` the provider puts in its tokens.
+        #[arg(long)]
+        audience: Option<String>,
         /// The client id registered for this app (a public, native client
         /// with a loopback redirect and PKCE).
         #[arg(long)]

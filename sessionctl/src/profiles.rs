@@ -25,6 +25,9 @@ pub async fn run(cli: &Cli, command: &ProfileCommand) -> Result<(), Failure> {
         ProfileCommand::Add {
             name,
             issuer,
+            finhub,
+            tenant,
+            audience,
             client_id,
             pins,
             ca,
@@ -49,6 +52,20 @@ pub async fn run(cli: &Cli, command: &ProfileCommand) -> Result<(), Failure> {
                         .map_err(|e| failure(ErrorCode::ConfigInvalid, format!("--ca {}: {e}", c.display())))
                 })
                 .transpose()?;
+            if let Some(base) = finhub {
+                let add = FinhubAdd {
+                    name,
+                    base,
+                    tenant: tenant.as_deref().unwrap_or_default(),
+                    audience: audience.as_deref().unwrap_or_default(),
+                    pins: &pins,
+                    ca,
+                    environment,
+                    yes: *yes,
+                };
+                return add_finhub(cli, &path, add).await;
+            }
+            let issuer = issuer.as_deref().unwrap_or_default();
             let found = enroll::examine_issuer(issuer, &pins, ca.as_deref(), EXAMINE_TIMEOUT).await?;
             // No client id: register one where the provider lets the app
             // (after the person confirms, below).
@@ -60,7 +77,7 @@ pub async fn run(cli: &Cli, command: &ProfileCommand) -> Result<(), Failure> {
                 ));
             }
             let mut profile = enroll::OidcProfile {
-                issuer: issuer.clone(),
+                issuer: issuer.to_owned(),
                 client_id: client_id
                     .clone()
                     .unwrap_or_else(|| "(registered on confirmation)".into()),
@@ -69,16 +86,7 @@ pub async fn run(cli: &Cli, command: &ProfileCommand) -> Result<(), Failure> {
                 ca_file: ca,
                 environment: environment.clone(),
             };
-            let existing = match std::fs::read_to_string(&path) {
-                Ok(text) => text,
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
-                Err(e) => {
-                    return Err(failure(
-                        ErrorCode::ConfigInvalid,
-                        format!("cannot read {}: {e}", path.display()),
-                    ))
-                }
-            };
+            let existing = read_existing(&path)?;
             let base = path.parent().unwrap_or(std::path::Path::new("/"));
             // Checked before anything is registered or written.
             enroll::with_profile(&existing, name, profile.table(), base)?;
@@ -236,6 +244,111 @@ pub async fn run(cli: &Cli, command: &ProfileCommand) -> Result<(), Failure> {
         }
     }
     Ok(())
+}
+
+/// The config file's text; none yet is empty.
+fn read_existing(path: &std::path::Path) -> Result<String, Failure> {
+    match std::fs::read_to_string(path) {
+        Ok(text) => Ok(text),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(String::new()),
+        Err(e) => Err(failure(
+            ErrorCode::ConfigInvalid,
+            format!("cannot read {}: {e}", path.display()),
+        )),
+    }
+}
+
+/// `profile add --finhub`: what it needs.
+struct FinhubAdd<'a> {
+    name: &'a str,
+    base: &'a str,
+    tenant: &'a str,
+    audience: &'a str,
+    pins: &'a [Pin],
+    ca: Option<std::path::PathBuf>,
+    environment: &'a str,
+    yes: bool,
+}
+
+/// Add a FinHub profile: its chain and proposed pins, its key set found.
+async fn add_finhub(cli: &Cli, path: &std::path::Path, add: FinhubAdd<'_>) -> Result<(), Failure> {
+    let found = enroll::examine_finhub(add.base, add.pins, add.ca.as_deref(), EXAMINE_TIMEOUT).await?;
+    let profile = enroll::FinhubProfile {
+        base_url: add.base.trim_end_matches('/').to_owned(),
+        tenant_id: add.tenant.to_owned(),
+        audience: add.audience.to_owned(),
+        pins: found.proposed.clone(),
+        ca_file: add.ca,
+        environment: add.environment.to_owned(),
+    };
+    let existing = read_existing(path)?;
+    let base = path.parent().unwrap_or(std::path::Path::new("/"));
+    let text = enroll::with_profile(&existing, add.name, profile.table(), base)?;
+    if !cli.json {
+        print_chain(&found.tls, &profile.pins, !add.pins.is_empty());
+        println!(
+            "Key set: {} signing key{} at {}/.well-known/jwks.json",
+            found.keys,
+            if found.keys == 1 { "" } else { "s" },
+            profile.base_url
+        );
+    }
+    if !add.yes && !confirm(&format!("Write profile '{}' to {}?", add.name, path.display()))? {
+        println!("Nothing written.");
+        return Ok(());
+    }
+    enroll::write_config(path, &text)?;
+    if cli.json {
+        println!(
+            "{}",
+            serde_json::json!({
+                "profile": add.name,
+                "config_file": path,
+                "pins": profile.pins.iter().map(Pin::to_string).collect::<Vec<_>>(),
+                "tls": found.tls,
+            })
+        );
+    } else {
+        println!(
+            "Added profile '{}' to {}. Sign in with: sessionctl --profile {} login --username NAME --password-stdin",
+            add.name,
+            path.display(),
+            add.name
+        );
+    }
+    Ok(())
+}
+
+/// The chain the host presented, its verified path and the profile's pins.
+fn print_chain(tls: &session_core::support::doctor::TlsFacts, pins: &[Pin], given: bool) {
+    println!("The host presented {} certificate(s):", tls.presented.len());
+    for (i, c) in tls.presented.iter().enumerate() {
+        println!(
+            "  {}. {}{}",
+            i + 1,
+            c.pin,
+            if c.on_verified_path {
+                "  (on the verified path)"
+            } else {
+                "  (not on the verified path)"
+            }
+        );
+    }
+    println!("Verified path (leaf first, trust anchor last):");
+    for p in &tls.verified_path {
+        println!("  {p}");
+    }
+    println!(
+        "Pins for the profile ({}):",
+        if given {
+            "yours, found on the verified path"
+        } else {
+            "the leaf's, and a backup from the same path"
+        }
+    );
+    for p in pins {
+        println!("  {p}");
+    }
 }
 
 /// What the host and its discovery document showed, and what the profile

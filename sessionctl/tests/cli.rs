@@ -1521,3 +1521,57 @@ async fn profile_add_registers_the_app_where_the_provider_allows_and_remove_dele
         .unwrap()
         .is_none());
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn profile_add_finhub_writes_a_profile_that_signs_in() {
+    let pg = Playground::start(Options::default()).await.unwrap();
+    let cli = Cli::with_config("");
+    let (ca, base) = (pg.info().ca_cert.clone(), pg.base_url().to_owned());
+    let args = |address: &str, name: &str| {
+        [
+            "profile",
+            "add",
+            name,
+            "--finhub",
+            address,
+            "--tenant",
+            "tenant-acme",
+            "--audience",
+            "session-manager",
+            "--ca",
+        ]
+        .into_iter()
+        .map(str::to_owned)
+        .chain([ca.clone(), "--yes".to_owned()])
+        .collect::<Vec<_>>()
+    };
+    let run = |args: Vec<String>, stdin: Option<&'static str>| {
+        let cli = &cli;
+        async move {
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            cli.run(&args, stdin).await
+        }
+    };
+    // Not a FinHub address (no key set there): named, nothing written.
+    let out = run(args(&format!("{base}/oidc"), "playground"), None).await;
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("no key set at"), "{}", stderr(&out));
+    assert_eq!(std::fs::read_to_string(&cli.config).unwrap(), "");
+    // Without the tenant: a usage error naming it.
+    let out = cli.run(&["profile", "add", "x", "--finhub", &base], None).await;
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("--tenant"), "{}", stderr(&out));
+
+    let out = run(args(&base, "playground"), None).await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("Key set: 1 signing key") || stdout(&out).contains("signing keys"),
+        "{}",
+        stdout(&out)
+    );
+    // The profile written signs in (the profile is named as the test
+    // helpers expect, so the keychain entry is cleaned up).
+    assert!(cli.login_alice(false).await.status.success());
+    assert_eq!(json(&cli.run(&["--json", "status"], None).await)["state"], "active");
+    assert!(cli.run(&["logout"], None).await.status.success());
+}

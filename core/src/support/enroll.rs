@@ -331,6 +331,84 @@ pub async fn delete_registration(
     }
 }
 
+/// What a FinHub host showed: its chain, the pins to propose, and how many
+/// signing keys its key set (`/.well-known/jwks.json`) holds.
+pub struct ExaminedFinhub {
+    pub tls: TlsFacts,
+    pub proposed: Vec<Pin>,
+    pub keys: usize,
+}
+
+/// Examine a FinHub address: its TLS chain, the pins to propose (or `pins`,
+/// checked against the chain), and its key set, fetched over those pins (a
+/// FinHub session API publishes one; an address without it is not one).
+pub async fn examine_finhub(
+    base_url: &str,
+    pins: &[Pin],
+    ca_file: Option<&Path>,
+    timeout: Duration,
+) -> Result<ExaminedFinhub, Error> {
+    let tls = examine_tls(base_url, ca_file, timeout).await?;
+    let proposed = if pins.is_empty() {
+        proposed_pins(&tls)
+    } else {
+        check_pins(pins, &tls)?;
+        pins.to_vec()
+    };
+    let client = enrolment_client(&proposed, ca_file, timeout)?;
+    let url =
+        reqwest::Url::parse(&format!("{}/.well-known/jwks.json", base_url.trim_end_matches('/'))).map_err(|e| {
+            input(
+                format!("'{base_url}' is not a URL ({e})"),
+                "give the FinHub API's https address",
+            )
+        })?;
+    let response = client.send(client.http().get(url.clone())).await?;
+    let status = response.status().as_u16();
+    let body = client.read_body(response, crate::net::tls::BodyKind::Protocol).await?;
+    let keys = serde_json::from_slice::<serde_json::Value>(&body)
+        .ok()
+        .filter(|_| status == 200)
+        .and_then(|v| v.get("keys").and_then(|k| k.as_array()).map(Vec::len))
+        .filter(|n| *n > 0)
+        .ok_or_else(|| {
+            input(
+                format!("there is no key set at {url} (HTTP {status}): is {base_url} the FinHub API's address?"),
+                "give the address the FinHub API answers on (its /.well-known/jwks.json lists the keys that sign its tokens)",
+            )
+        })?;
+    Ok(ExaminedFinhub { tls, proposed, keys })
+}
+
+/// What a new FinHub profile says.
+#[derive(Debug, Clone)]
+pub struct FinhubProfile {
+    pub base_url: String,
+    pub tenant_id: String,
+    /// The `aud` the provider puts in its tokens.
+    pub audience: String,
+    pub pins: Vec<Pin>,
+    pub ca_file: Option<PathBuf>,
+    pub environment: String,
+}
+
+impl FinhubProfile {
+    /// The profile as a TOML table.
+    pub fn table(&self) -> toml_edit::Table {
+        let mut t = toml_edit::Table::new();
+        t["provider"] = toml_edit::value("finhub");
+        t["environment"] = toml_edit::value(&self.environment);
+        t["base_url"] = toml_edit::value(&self.base_url);
+        t["tenant_id"] = toml_edit::value(&self.tenant_id);
+        t["audience"] = toml_edit::value(&self.audience);
+        t["pins"] = toml_edit::value(self.pins.iter().map(Pin::to_string).collect::<toml_edit::Array>());
+        if let Some(ca) = &self.ca_file {
+            t["ca_file"] = toml_edit::value(ca.display().to_string());
+        }
+        t
+    }
+}
+
 /// What a new OpenID Connect profile says.
 #[derive(Debug, Clone)]
 pub struct OidcProfile {
