@@ -75,14 +75,18 @@ function accept(next) {
 function selectedProfile() { return profiles.find((p) => p.selected) || profiles[0]; }
 
 function renderProfiles() {
-  const select = $('profile-select');
-  select.replaceChildren(...profiles.map((p) => {
-    const o = document.createElement('option');
-    o.value = p.name;
-    o.textContent = `${p.name} (${p.environment})`;
-    o.selected = p.selected;
-    return o;
-  }));
+  for (const select of [$('profile-select'), $('session-profile-select')]) {
+    select.replaceChildren(...profiles.map((p) => {
+      const o = document.createElement('option');
+      o.value = p.name;
+      o.textContent = `${p.name} (${p.environment})`;
+      o.selected = p.selected;
+      return o;
+    }));
+  }
+  // Signed in, another profile is a switch away; its session, and this
+  // one, go on either way.
+  show($('profile-switch'), profiles.length > 1);
   const users = (selectedProfile() || {}).demo_users || [];
   const list = $('demo-list');
   list.replaceChildren(...users.map((u) => {
@@ -492,8 +496,8 @@ function wire() {
     }
     run($('signin-button'), () => signInReplacing(null), $('signin-error'));
   });
-  $('profile-select').addEventListener('change', (ev) => {
-    run($('profile-select'), async () => {
+  const switchProfile = (ev) => {
+    run(ev.target, async () => {
       const previous = { profile: currentProfile, view };
       limit = null; renderLimit(); // another profile's sessions
       currentProfile = ev.target.value;
@@ -502,8 +506,10 @@ function wire() {
       catch (e) { currentProfile = previous.profile; view = previous.view; throw e; }
       profiles = (await invoke('list_profiles')).profiles;
       renderProfiles();
-    }, $('signin-error'));
-  });
+    }, ev.target.id === 'profile-select' ? $('signin-error') : $('session-error'));
+  };
+  $('profile-select').addEventListener('change', switchProfile);
+  $('session-profile-select').addEventListener('change', switchProfile);
   $('refresh-button').addEventListener('click', () => run($('refresh-button'), async () => { accept(await invoke('refresh_now')); }, $('session-error')));
   $('signout-button').addEventListener('click', () => run($('signout-button'), async () => {
     const report = await invoke('sign_out');

@@ -1928,3 +1928,96 @@ async fn s36_a_picked_session_that_was_not_needed_is_not_said_to_have_ended() {
         })
         .await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn s37_two_profiles_signed_in_side_by_side() {
+    // A second FinHub profile on the same provider, for Bob: each profile
+    // its own engine, keychain entry and timers.
+    let setup = Setup {
+        desktop: true,
+        edit_config: Box::new(|_, c| {
+            let block = c.split("[profiles.playground]").nth(1).unwrap();
+            let block = block.split("[profiles.playground-oidc]").next().unwrap().to_owned();
+            format!("{c}\n[profiles.second]{block}")
+        }),
+        ..lifetime(6)
+    };
+    Scenario::start("s37_side_by_side", setup)
+        .await
+        .run(|s| async move {
+            let tray = s.tray().await;
+            s.sign_in_active(ALICE.0, ALICE.1).await;
+            // From the session screen to the other profile: Alice's session
+            // goes on while Bob signs in.
+            s.wait_visible("session-profile-select", T).await;
+            s.el("session-profile-select")
+                .await
+                .select_by_value("second")
+                .await
+                .unwrap();
+            s.wait_visible("screen-signin", T).await;
+            s.sign_in_active("bob", "bob-pw-2").await;
+            assert_eq!(s.text("user-value").await, "bob");
+            s.check_screen("second-profile-signed-in").await;
+
+            // Both renew, each on its own schedule (6 s tokens), whichever
+            // the window shows.
+            let refreshes = |user: &str| {
+                s.pg.sessions()
+                    .iter()
+                    .filter(|x| x.user == user && !x.revoked && !x.signed_out)
+                    .map(|x| x.refresh_count)
+                    .max()
+                    .unwrap_or(0)
+            };
+            s.wait_until("two renewals of each session", Duration::from_secs(30), || async {
+                refreshes(ALICE.0) >= 2 && refreshes("bob") >= 2
+            })
+            .await;
+            let line = |profile: &'static str| {
+                let tray = &tray;
+                move || {
+                    tray.menu()
+                        .unwrap_or_default()
+                        .iter()
+                        .find(|e| e.label.starts_with(&format!("{profile} · ")))
+                        .map(|e| e.label.clone())
+                        .unwrap_or_default()
+                }
+            };
+            s.wait_until("both profiles' lines in the tray", T, || async {
+                line("playground")().starts_with("playground · Active · ends ")
+                    && line("second")().starts_with("second · Active · ends ")
+            })
+            .await;
+
+            // A fault in one (the provider revokes Bob's sessions) leaves the
+            // other Active and renewing.
+            s.pg.revoke(Some("bob"));
+            s.wait_until("Bob's profile to end", Duration::from_secs(20), || async {
+                !line("second")().contains("Active")
+            })
+            .await;
+            let before = refreshes(ALICE.0);
+            s.wait_until("Alice's session renewing on", Duration::from_secs(20), || async {
+                refreshes(ALICE.0) > before
+            })
+            .await;
+            // (6 s tokens: it may read "Renewing…" at any moment.)
+            s.wait_until("Alice's line to read Active", T, || async {
+                line("playground")().starts_with("playground · Active")
+            })
+            .await;
+            s.el("profile-select")
+                .await
+                .select_by_value("playground")
+                .await
+                .unwrap();
+            s.wait_visible("screen-session", T).await;
+            s.wait_text("state-badge", "Active", T, |t| t == "Active").await;
+            assert_eq!(s.text("user-value").await, "alice");
+            assert!(s.stored_for("playground").is_some() && s.stored_for("second").is_none());
+            s
+        })
+        .await;
+}

@@ -10,8 +10,8 @@ use tauri::{AppHandle, Emitter, Manager, Runtime};
 
 /// What the notifications were worked out from, and which were shown.
 struct Shown {
-    /// The view the last notifications were worked out from.
-    last: Mutex<Option<SessionView>>,
+    /// Each profile's view the last notifications were worked out from.
+    last: Mutex<std::collections::HashMap<String, SessionView>>,
     /// The notifications shown (their `once` keys, the newest last).
     keys: Mutex<std::collections::VecDeque<String>>,
 }
@@ -24,19 +24,26 @@ const SHOWN_KEPT: usize = 64;
 /// (the status line twice a minute, a warning when it falls due).
 pub fn start<R: Runtime>(app: &AppHandle<R>, backend: &Arc<Backend>) {
     app.manage(Shown {
-        last: Mutex::new(Some(backend.view())),
+        last: Mutex::new(backend.views().into_iter().map(|v| (v.profile.clone(), v)).collect()),
         keys: Mutex::new(Default::default()),
     });
     let handle = app.clone();
     let backend = backend.clone();
     tauri::async_runtime::spawn(async move {
         loop {
-            let view = backend.view();
-            let wait = next_look(&view, chrono::Utc::now(), std::time::Duration::from_secs(30));
+            // The soonest any profile's next warning falls due.
+            let now = chrono::Utc::now();
+            let wait = backend
+                .views()
+                .iter()
+                .map(|v| next_look(v, now, std::time::Duration::from_secs(30)))
+                .min()
+                .unwrap_or(std::time::Duration::from_secs(30));
             tokio::time::sleep(wait).await;
-            let view = backend.view();
-            crate::tray::update(&handle, &view);
-            update(&handle, &view);
+            crate::tray::update(&handle, &backend.views());
+            for view in backend.views() {
+                update(&handle, &view);
+            }
         }
     });
 }
@@ -50,7 +57,7 @@ pub fn update<R: Runtime>(app: &AppHandle<R>, view: &SessionView) {
         .last
         .lock()
         .unwrap_or_else(|e| e.into_inner())
-        .replace(view.clone());
+        .insert(view.profile.clone(), view.clone());
     for notice in notices(before.as_ref(), view, chrono::Utc::now()) {
         let mut keys = shown.keys.lock().unwrap_or_else(|e| e.into_inner());
         if keys.contains(&notice.once) {
@@ -118,11 +125,15 @@ pub fn notify<R: Runtime>(app: &AppHandle<R>, summary: &str, body: &str) {
     let _ = app.notification().builder().title(summary).body(body).show();
 }
 
-/// The shell's reaction to a new view: window title, tray, notifications.
+/// The shell's reaction to a new view of any profile: the window's title
+/// (the selected profile's), the tray (every profile), notifications.
 pub fn on_view<R: Runtime>(app: &AppHandle<R>, view: &SessionView) {
+    let backend = app.try_state::<crate::Started>().and_then(|s| s.ready());
+    let selected = backend.as_ref().map(|b| b.view());
     if let Some(w) = app.get_webview_window("main") {
-        let _ = w.set_title(&crate::window_title(view));
+        let _ = w.set_title(&crate::window_title(selected.as_ref().unwrap_or(view)));
     }
-    crate::tray::update(app, view);
+    let views = backend.map(|b| b.views()).unwrap_or_else(|| vec![view.clone()]);
+    crate::tray::update(app, &views);
     update(app, view);
 }

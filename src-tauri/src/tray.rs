@@ -62,27 +62,54 @@ struct TrayState<R: Runtime> {
     /// The app's own icon, and the tone its dot shows now.
     base: Image<'static>,
     tone: Mutex<Option<Tone>>,
-    status: MenuItem<R>,
+    /// Each profile's status line.
+    status: Vec<(String, MenuItem<R>)>,
     sign_out: MenuItem<R>,
+    sign_out_all: MenuItem<R>,
 }
 
 /// Create the tray icon with its menu.
 pub fn create<R: Runtime>(app: &AppHandle<R>, backend: &Arc<Backend>) -> tauri::Result<()> {
-    let view = &backend.view();
-    let status = MenuItem::with_id(
+    let views = backend.views();
+    let now = chrono::Utc::now();
+    // One line per profile: each session's state and end, side by side.
+    let status = views
+        .iter()
+        .map(|v| {
+            MenuItem::with_id(
+                app,
+                format!("status:{}", v.profile),
+                status_line(v, now),
+                false,
+                None::<&str>,
+            )
+            .map(|item| (v.profile.clone(), item))
+        })
+        .collect::<tauri::Result<Vec<_>>>()?;
+    let show = MenuItem::with_id(app, "show", "Show window", true, None::<&str>)?;
+    let selected = backend.view();
+    let sign_out = MenuItem::with_id(app, "sign_out", "Sign out", selected.state.has_session(), None::<&str>)?;
+    let sign_out_all = MenuItem::with_id(
         app,
-        "status",
-        status_line(view, chrono::Utc::now()),
-        false,
+        "sign_out_all",
+        "Sign out everywhere",
+        signed_in(&views) > 1,
         None::<&str>,
     )?;
-    let show = MenuItem::with_id(app, "show", "Show window", true, None::<&str>)?;
-    let sign_out = MenuItem::with_id(app, "sign_out", "Sign out", view.state.has_session(), None::<&str>)?;
     let quit = MenuItem::with_id(app, "quit", "Quit", true, None::<&str>)?;
-    let menu = Menu::with_items(
-        app,
-        &[&status, &PredefinedMenuItem::separator(app)?, &show, &sign_out, &quit],
-    )?;
+    let separator = PredefinedMenuItem::separator(app)?;
+    let mut items: Vec<&dyn tauri::menu::IsMenuItem<R>> = status
+        .iter()
+        .map(|(_, item)| item as &dyn tauri::menu::IsMenuItem<R>)
+        .collect();
+    items.extend([
+        &separator as &dyn tauri::menu::IsMenuItem<R>,
+        &show,
+        &sign_out,
+        &sign_out_all,
+        &quit,
+    ]);
+    let menu = Menu::with_items(app, &items)?;
     let for_menu = backend.clone();
     let mut tray = TrayIconBuilder::with_id("main")
         .menu(&menu)
@@ -97,6 +124,12 @@ pub fn create<R: Runtime>(app: &AppHandle<R>, backend: &Arc<Backend>) -> tauri::
                     let _ = backend.sign_out().await;
                 });
             }
+            "sign_out_all" => {
+                let backend = for_menu.clone();
+                tauri::async_runtime::spawn(async move {
+                    let _ = backend.sign_out_everywhere().await;
+                });
+            }
             "quit" => app.exit(0),
             _ => {}
         });
@@ -104,16 +137,40 @@ pub fn create<R: Runtime>(app: &AppHandle<R>, backend: &Arc<Backend>) -> tauri::
         .default_window_icon()
         .map(|i| i.clone().to_owned())
         .unwrap_or_else(|| Image::new_owned(vec![0; 4 * 16 * 16], 16, 16));
-    tray = tray.icon(icon_for(&base, view.headline.tone));
+    let tone = worst_tone(&views);
+    tray = tray.icon(icon_for(&base, tone));
     let icon = tray.build(app)?;
     app.manage(TrayState {
         icon,
         base,
-        tone: Mutex::new(Some(view.headline.tone)),
+        tone: Mutex::new(Some(tone)),
         status,
         sign_out,
+        sign_out_all,
     });
     Ok(())
+}
+
+/// How many of `views` have a session.
+fn signed_in(views: &[SessionView]) -> usize {
+    views.iter().filter(|v| v.state.has_session()).count()
+}
+
+/// The icon's dot for several sessions: the one that most needs the
+/// person (ended or failing over attention over fine); none when no
+/// profile has anything to say.
+pub fn worst_tone(views: &[SessionView]) -> Tone {
+    let rank = |t: Tone| match t {
+        Tone::Neutral => 0,
+        Tone::Good => 1,
+        Tone::Attention => 2,
+        Tone::Bad => 3,
+    };
+    views
+        .iter()
+        .map(|v| v.headline.tone)
+        .max_by_key(|t| rank(*t))
+        .unwrap_or(Tone::Neutral)
 }
 
 /// Whether the tray icon was made (a hidden window can be shown from it).
@@ -121,20 +178,32 @@ pub fn exists<R: Runtime>(app: &AppHandle<R>) -> bool {
     app.try_state::<TrayState<R>>().is_some()
 }
 
-/// Show `view` in the tray (its status line, dot and Sign out), if there is
-/// a tray.
-pub fn update<R: Runtime>(app: &AppHandle<R>, view: &SessionView) {
+/// Show every profile's session in the tray (its line, the dot of the one
+/// that most needs the person, Sign out for the profile the window shows,
+/// Sign out everywhere), if there is a tray.
+pub fn update<R: Runtime>(app: &AppHandle<R>, views: &[SessionView]) {
     let Some(tray) = app.try_state::<TrayState<R>>() else {
         return;
     };
-    let _ = tray.status.set_text(status_line(view, chrono::Utc::now()));
-    let mut tone = tray.tone.lock().unwrap_or_else(|e| e.into_inner());
-    if *tone != Some(view.headline.tone) {
-        *tone = Some(view.headline.tone);
-        let _ = tray.icon.set_icon(Some(icon_for(&tray.base, view.headline.tone)));
+    let now = chrono::Utc::now();
+    for view in views {
+        if let Some((_, item)) = tray.status.iter().find(|(p, _)| *p == view.profile) {
+            let _ = item.set_text(status_line(view, now));
+        }
     }
-    drop(tone);
-    let _ = tray.sign_out.set_enabled(view.state.has_session());
+    let tone = worst_tone(views);
+    let mut shown = tray.tone.lock().unwrap_or_else(|e| e.into_inner());
+    if *shown != Some(tone) {
+        *shown = Some(tone);
+        let _ = tray.icon.set_icon(Some(icon_for(&tray.base, tone)));
+    }
+    drop(shown);
+    let selected = app
+        .try_state::<crate::Started>()
+        .and_then(|s| s.ready())
+        .map(|b| b.view().state.has_session());
+    let _ = tray.sign_out.set_enabled(selected.unwrap_or(false));
+    let _ = tray.sign_out_all.set_enabled(signed_in(views) > 1);
 }
 
 #[cfg(test)]
@@ -161,5 +230,19 @@ mod tests {
             .map(dot_colour)
             .collect();
         assert_eq!(colours.len(), 3, "each state its own colour");
+    }
+
+    #[test]
+    fn with_several_sessions_the_dot_is_the_one_that_most_needs_the_person() {
+        let view = |tone: Tone| {
+            let mut v = crate::backend::tests::view(session_core::Phase::Active, 60, Some(true), false);
+            v.headline.tone = tone;
+            v
+        };
+        let all = |tones: &[Tone]| worst_tone(&tones.iter().map(|t| view(*t)).collect::<Vec<_>>());
+        assert_eq!(all(&[]), Tone::Neutral);
+        assert_eq!(all(&[Tone::Neutral, Tone::Good]), Tone::Good);
+        assert_eq!(all(&[Tone::Good, Tone::Attention, Tone::Neutral]), Tone::Attention);
+        assert_eq!(all(&[Tone::Attention, Tone::Bad, Tone::Good]), Tone::Bad);
     }
 }

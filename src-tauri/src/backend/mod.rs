@@ -1,12 +1,14 @@
 //! What the desktop app does, without Tauri: the profiles (the config file's
-//! and the embedded Playground's), the current profile's engine with its
-//! scheduler, and one event stream of `SessionView`s across profile switches.
+//! and the embedded Playground's), an engine per profile with its scheduler
+//! (every profile can be signed in at once, each renewing on its own), the
+//! profile the window shows, and one event stream of every profile's
+//! `SessionView`s.
 //! The Tauri commands in `lib.rs` delegate here in one line each.
 
 mod notice;
 mod shown;
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 
 pub use notice::{
     expiry_warning, next_look, notices, playground_announcement, session_end_warning, Notice, NoticeAction,
@@ -100,6 +102,31 @@ impl Drop for Current {
     }
 }
 
+/// Run `futures` side by side (polled together, so that the profiles'
+/// keychain reads and renewals at start overlap) and collect their outputs
+/// in order.
+async fn futures_join<F: std::future::Future>(futures: impl IntoIterator<Item = F>) -> Vec<F::Output> {
+    let mut running: Vec<_> = futures.into_iter().map(Box::pin).collect();
+    let mut done: Vec<Option<F::Output>> = running.iter().map(|_| None).collect();
+    std::future::poll_fn(|cx| {
+        let mut pending = false;
+        for (f, out) in running.iter_mut().zip(done.iter_mut()) {
+            if out.is_none() {
+                match f.as_mut().poll(cx) {
+                    std::task::Poll::Ready(v) => *out = Some(v),
+                    std::task::Poll::Pending => pending = true,
+                }
+            }
+        }
+        match pending {
+            true => std::task::Poll::Pending,
+            false => std::task::Poll::Ready(()),
+        }
+    })
+    .await;
+    done.into_iter().flatten().collect()
+}
+
 /// How many log lines and audit records "Copy diagnostics" includes.
 pub const DIAGNOSTIC_LINES: usize = 50;
 
@@ -113,7 +140,12 @@ pub struct Backend {
     demo_users: Vec<DemoUserInfo>,
     config_error: Option<ErrorInfo>,
     data_dir: PathBuf,
-    current: RwLock<Arc<Current>>,
+    /// Every profile's engine, each with its own keychain entry, lock,
+    /// timers and renewals: all signed in at once if the person wants. A
+    /// profile that could not be opened at start is opened when selected.
+    engines: RwLock<BTreeMap<String, Arc<Current>>>,
+    /// The profile the window shows.
+    selected: RwLock<String>,
     switching: tokio::sync::Mutex<()>,
     events: broadcast::Sender<SessionView>,
     playground: Option<Playground>,
@@ -227,7 +259,28 @@ impl Backend {
             Some(service) => KeyringStore::new(service.clone()),
             None => KeyringStore::from_env(),
         });
+        // The selected profile first (its failure is the app's), then the
+        // others side by side; one that cannot be opened now is opened (and
+        // its error shown) when the person selects it.
         let first = Self::open(&profiles, &selected, &data_dir, &events, &opener, &keychain).await?;
+        let mut engines = BTreeMap::from([(selected.clone(), Arc::new(first))]);
+        let others = profiles.keys().filter(|n| **n != selected).map(|name| {
+            let (profiles, data_dir, events, opener, keychain) = (&profiles, &data_dir, &events, &opener, &keychain);
+            async move {
+                (
+                    name.clone(),
+                    Self::open(profiles, name, data_dir, events, opener, keychain).await,
+                )
+            }
+        });
+        for (name, opened) in futures_join(others).await {
+            match opened {
+                Ok(current) => {
+                    engines.insert(name, Arc::new(current));
+                }
+                Err(e) => tracing::warn!(profile = %name, code = %e.code, "not opened at start: {}", e.message),
+            }
+        }
         Ok(Self {
             demo_users: match &playground {
                 Some(p) => p.info().users.iter().map(DemoUserInfo::from).collect(),
@@ -237,7 +290,8 @@ impl Backend {
             config_file,
             config_error,
             data_dir,
-            current: RwLock::new(Arc::new(first)),
+            engines: RwLock::new(engines),
+            selected: RwLock::new(selected),
             switching: tokio::sync::Mutex::new(()),
             events,
             playground,
@@ -325,8 +379,49 @@ impl Backend {
         Ok(current)
     }
 
+    /// The selected profile's engine.
     pub fn engine(&self) -> Engine {
-        self.current.read().unwrap_or_else(|e| e.into_inner()).engine.clone()
+        let selected = self.selected.read().unwrap_or_else(|e| e.into_inner()).clone();
+        let engines = self.engines.read().unwrap_or_else(|e| e.into_inner());
+        match engines.get(&selected) {
+            Some(current) => current.engine.clone(),
+            // Selected only once opened (switch_profile): not reached.
+            None => engines
+                .values()
+                .next()
+                .map(|c| c.engine.clone())
+                .expect("one engine is open"),
+        }
+    }
+
+    /// Every open profile's session, by profile name.
+    pub fn views(&self) -> Vec<SessionView> {
+        self.engines
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .map(|c| c.engine.view())
+            .collect()
+    }
+
+    /// Sign out of every profile signed in ("Sign out everywhere" in the
+    /// tray); each is tried, and the first failure is reported.
+    pub async fn sign_out_everywhere(&self) -> Result<(), ErrorInfo> {
+        let engines: Vec<Engine> = self
+            .engines
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .map(|c| c.engine.clone())
+            .filter(|e| e.view().state.has_session())
+            .collect();
+        let mut first_error = None;
+        for engine in engines {
+            if let Err(e) = engine.sign_out().await {
+                first_error.get_or_insert(ErrorInfo::from(e));
+            }
+        }
+        first_error.map_or(Ok(()), Err)
     }
 
     /// Session views of whichever profile is current.
@@ -377,7 +472,7 @@ impl Backend {
         self.engine().view()
     }
 
-    /// Sign in to the current profile.
+    /// Sign in to the selected profile.
     pub async fn sign_in(
         &self,
         username: &str,
@@ -428,7 +523,7 @@ impl Backend {
         })
     }
 
-    /// Sign out of the current profile (local state always cleared).
+    /// Sign out of the selected profile (local state always cleared).
     pub async fn sign_out(&self) -> Result<SignOutReport, ErrorInfo> {
         Ok(self.engine().sign_out().await?)
     }
@@ -459,7 +554,7 @@ impl Backend {
         Ok(self.engine().refresh_now().await?)
     }
 
-    /// The newest audit records of the current profile, newest first.
+    /// The newest audit records of the selected profile, newest first.
     pub async fn recent_activity(&self, limit: usize) -> Result<Vec<ActivityItem>, ErrorInfo> {
         let engine = self.engine();
         let name = engine.profile().name.clone();
@@ -500,23 +595,34 @@ impl Backend {
         }
     }
 
-    /// Make `name` the current profile; its stored session is restored.
+    /// Show `name`'s session in the window. Its engine runs already (every
+    /// profile's does, side by side); one that could not be opened at start
+    /// is opened now. The others go on as they were.
     pub async fn switch_profile(&self, name: &str) -> Result<SessionView, ErrorInfo> {
         let _one_at_a_time = self.switching.lock().await;
-        if self.engine().profile().name == name {
-            return Ok(self.view());
+        let open = self
+            .engines
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains_key(name);
+        if !open {
+            let next = Self::open(
+                &self.profiles,
+                name,
+                &self.data_dir,
+                &self.events,
+                &self.opener,
+                &self.keychain,
+            )
+            .await?;
+            self.engines
+                .write()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(name.to_owned(), Arc::new(next));
         }
-        let next = Self::open(
-            &self.profiles,
-            name,
-            &self.data_dir,
-            &self.events,
-            &self.opener,
-            &self.keychain,
-        )
-        .await?;
-        let view = next.engine.view();
-        *self.current.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(next);
+        *self.selected.write().unwrap_or_else(|e| e.into_inner()) = name.to_owned();
+        let view = self.engine().view();
+        let _ = self.events.send(view.clone());
         Ok(view)
     }
 }

@@ -12,7 +12,7 @@ fn the_playground_announcement_holds_no_token() {
     );
 }
 
-fn view(state: Phase, secs_left: i64, last_ok: Option<bool>, next: bool) -> SessionView {
+pub(crate) fn view(state: Phase, secs_left: i64, last_ok: Option<bool>, next: bool) -> SessionView {
     let now = chrono::Utc::now();
     SessionView {
         seq: 1,
