@@ -2008,15 +2008,29 @@ async fn s37_two_profiles_signed_in_side_by_side() {
                 line("playground")().starts_with("playground · Active")
             })
             .await;
-            s.el("profile-select")
+            // Bob signs in again on his profile's screen; the window then
+            // shows Alice's session, and the tray signs Bob out by name.
+            s.wait_visible("screen-signin", T).await;
+            s.sign_in_active("bob", "bob-pw-2").await;
+            s.el("session-profile-select")
                 .await
                 .select_by_value("playground")
                 .await
                 .unwrap();
-            s.wait_visible("screen-session", T).await;
-            s.wait_text("state-badge", "Active", T, |t| t == "Active").await;
+            s.wait_text("user-value", "Alice's session shown", T, |t| t == "alice")
+                .await;
+            s.wait_until("Bob's line Active", T, || async {
+                line("second")().starts_with("second · Active")
+            })
+            .await;
+            tray.click("Sign out of second").unwrap();
+            s.wait_until("Bob signed out from the tray", T, || async {
+                line("second")() == "second · Signed out"
+            })
+            .await;
+            assert!(s.stored_for("second").is_none() && s.stored_for("playground").is_some());
             assert_eq!(s.text("user-value").await, "alice");
-            assert!(s.stored_for("playground").is_some() && s.stored_for("second").is_none());
+            s.wait_text("state-badge", "Active", T, |t| t == "Active").await;
             s
         })
         .await;

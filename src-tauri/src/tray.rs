@@ -65,6 +65,8 @@ struct TrayState<R: Runtime> {
     /// Each profile's status line.
     status: Vec<(String, MenuItem<R>)>,
     sign_out: MenuItem<R>,
+    /// "Sign out of NAME" per profile, when there are several.
+    sign_out_each: Vec<(String, MenuItem<R>)>,
     sign_out_all: MenuItem<R>,
 }
 
@@ -86,6 +88,23 @@ pub fn create<R: Runtime>(app: &AppHandle<R>, backend: &Arc<Backend>) -> tauri::
             .map(|item| (v.profile.clone(), item))
         })
         .collect::<tauri::Result<Vec<_>>>()?;
+    // With several profiles, each can be signed out of here.
+    let sign_out_each = match views.len() > 1 {
+        true => views
+            .iter()
+            .map(|v| {
+                MenuItem::with_id(
+                    app,
+                    format!("sign_out:{}", v.profile),
+                    format!("Sign out of {}", v.profile),
+                    v.state.has_session(),
+                    None::<&str>,
+                )
+                .map(|item| (v.profile.clone(), item))
+            })
+            .collect::<tauri::Result<Vec<_>>>()?,
+        false => Vec::new(),
+    };
     let show = MenuItem::with_id(app, "show", "Show window", true, None::<&str>)?;
     let selected = backend.view();
     let sign_out = MenuItem::with_id(app, "sign_out", "Sign out", selected.state.has_session(), None::<&str>)?;
@@ -102,13 +121,13 @@ pub fn create<R: Runtime>(app: &AppHandle<R>, backend: &Arc<Backend>) -> tauri::
         .iter()
         .map(|(_, item)| item as &dyn tauri::menu::IsMenuItem<R>)
         .collect();
-    items.extend([
-        &separator as &dyn tauri::menu::IsMenuItem<R>,
-        &show,
-        &sign_out,
-        &sign_out_all,
-        &quit,
-    ]);
+    items.extend([&separator as &dyn tauri::menu::IsMenuItem<R>, &show, &sign_out]);
+    items.extend(
+        sign_out_each
+            .iter()
+            .map(|(_, item)| item as &dyn tauri::menu::IsMenuItem<R>),
+    );
+    items.extend([&sign_out_all as &dyn tauri::menu::IsMenuItem<R>, &quit]);
     let menu = Menu::with_items(app, &items)?;
     let for_menu = backend.clone();
     let mut tray = TrayIconBuilder::with_id("main")
@@ -131,7 +150,14 @@ pub fn create<R: Runtime>(app: &AppHandle<R>, backend: &Arc<Backend>) -> tauri::
                 });
             }
             "quit" => app.exit(0),
-            _ => {}
+            other => {
+                if let Some(profile) = other.strip_prefix("sign_out:") {
+                    let (backend, profile) = (for_menu.clone(), profile.to_owned());
+                    tauri::async_runtime::spawn(async move {
+                        let _ = backend.sign_out_of(&profile).await;
+                    });
+                }
+            }
         });
     let base = app
         .default_window_icon()
@@ -146,6 +172,7 @@ pub fn create<R: Runtime>(app: &AppHandle<R>, backend: &Arc<Backend>) -> tauri::
         tone: Mutex::new(Some(tone)),
         status,
         sign_out,
+        sign_out_each,
         sign_out_all,
     });
     Ok(())
@@ -189,6 +216,9 @@ pub fn update<R: Runtime>(app: &AppHandle<R>, views: &[SessionView]) {
     for view in views {
         if let Some((_, item)) = tray.status.iter().find(|(p, _)| *p == view.profile) {
             let _ = item.set_text(status_line(view, now));
+        }
+        if let Some((_, item)) = tray.sign_out_each.iter().find(|(p, _)| *p == view.profile) {
+            let _ = item.set_enabled(view.state.has_session());
         }
     }
     let tone = worst_tone(views);

@@ -404,6 +404,19 @@ impl Backend {
             .collect()
     }
 
+    /// Sign out of the profile `name` (the tray's "Sign out of NAME"),
+    /// whichever the window shows.
+    pub async fn sign_out_of(&self, name: &str) -> Result<SignOutReport, ErrorInfo> {
+        let engine = self
+            .engines
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(name)
+            .map(|c| c.engine.clone())
+            .ok_or_else(|| ErrorInfo::new(ErrorCode::ConfigInvalid, format!("there is no profile named '{name}'")))?;
+        Ok(engine.sign_out().await?)
+    }
+
     /// Sign out of every profile signed in ("Sign out everywhere" in the
     /// tray); each is tried, and the first failure is reported.
     pub async fn sign_out_everywhere(&self) -> Result<(), ErrorInfo> {
