@@ -69,11 +69,32 @@ pub fn clipboard_text() -> String {
 
 /// A free TCP port on 127.0.0.1.
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    free_ports::<1>()[0]
+}
+
+/// `N` distinct ports that are free now, from below the kernel's ephemeral
+/// range (32768 to 60999 on Linux). A port found by binding port 0 comes
+/// from that range, where the kernel hands ports to outgoing connections at
+/// any moment, and two such calls in a row may even return the same one:
+/// either way, tauri-driver or WebKitWebDriver could then fail to listen
+/// ("Unable to listen for HTTP server", seen once in the package step's
+/// first-run check). Below the range only another listener can take a
+/// port; each candidate is bound to check it, and all are held until all
+/// are chosen, so they differ.
+pub fn free_ports<const N: usize>() -> [u16; N] {
+    let mut held = Vec::with_capacity(N);
+    let mut pick = uuid::Uuid::new_v4().as_u128();
+    while held.len() < N {
+        if pick == 0 {
+            pick = uuid::Uuid::new_v4().as_u128();
+        }
+        let port = 20_000 + (pick % 12_000) as u16;
+        pick /= 12_000;
+        if let Ok(listener) = std::net::TcpListener::bind(("127.0.0.1", port)) {
+            held.push(listener);
+        }
+    }
+    std::array::from_fn(|i| held[i].local_addr().unwrap().port())
 }
 
 /// Rewrites a Playground's config text.
@@ -164,9 +185,9 @@ pub struct Driver {
 
 impl Driver {
     pub async fn start(env: &[(&str, &Path)], log: &Path) -> Driver {
-        let port = free_port();
+        let [port, native_port] = free_ports::<2>();
         let mut cmd = tokio::process::Command::new("tauri-driver");
-        cmd.args(["--port", &port.to_string(), "--native-port", &free_port().to_string()])
+        cmd.args(["--port", &port.to_string(), "--native-port", &native_port.to_string()])
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(log).unwrap())
@@ -239,7 +260,7 @@ impl Scenario {
         let config = dir.path().join("config.toml");
         std::fs::write(&config, (setup.edit_config)(&pg, pg.config().to_owned())).unwrap();
         let keychain = format!("session-manager-e2e-{}", uuid::Uuid::new_v4().simple());
-        let (port, native_port) = (free_port(), free_port());
+        let [port, native_port] = free_ports::<2>();
         let log = artifacts.join("app.log");
         let log_file = std::fs::File::create(&log).unwrap();
         let mut cmd = tokio::process::Command::new("tauri-driver");
@@ -785,5 +806,20 @@ pub async fn screenshot(client: &Client) -> Result<Vec<u8>, String> {
             "WebKitWebDriver gave no screenshot within {} s",
             SCREENSHOT_WITHIN.as_secs()
         )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn ports_are_distinct_free_and_outside_the_ephemeral_range() {
+        for _ in 0..50 {
+            let ports = super::free_ports::<3>();
+            assert!(ports.iter().all(|p| (20_000..32_000).contains(p)), "{ports:?}");
+            assert!(
+                ports[0] != ports[1] && ports[1] != ports[2] && ports[0] != ports[2],
+                "{ports:?}"
+            );
+        }
     }
 }
