@@ -217,6 +217,13 @@ pub const ADMIN_TOKEN_FILE: &str = "admin-token";
 /// appears in between.
 fn write_private(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
     use std::io::Write;
+    create_private(path)?.write_all(bytes)
+}
+
+/// A new private file (0600) at `path`, whatever was there removed first
+/// (a planted link itself, not what it points to) and the file created
+/// exclusively, so a link appearing in between is refused, not followed.
+pub(crate) fn create_private(path: &std::path::Path) -> std::io::Result<std::fs::File> {
     match std::fs::remove_file(path) {
         Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
         _ => {}
@@ -225,7 +232,7 @@ fn write_private(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
     options.write(true).create_new(true);
     #[cfg(unix)]
     std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    options.open(path)?.write_all(bytes)
+    options.open(path)
 }
 
 /// The certificates and keys of a saved state, if they suit `options`.

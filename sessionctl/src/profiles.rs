@@ -354,34 +354,7 @@ fn print_chain(tls: &session_core::support::doctor::TlsFacts, pins: &[Pin], give
 /// What the host and its discovery document showed, and what the profile
 /// will say.
 fn print_found(found: &enroll::Examined, profile: &enroll::OidcProfile, given: bool) {
-    println!("The host presented {} certificate(s):", found.tls.presented.len());
-    for (i, c) in found.tls.presented.iter().enumerate() {
-        println!(
-            "  {}. {}{}",
-            i + 1,
-            c.pin,
-            if c.on_verified_path {
-                "  (on the verified path)"
-            } else {
-                "  (not on the verified path)"
-            }
-        );
-    }
-    println!("Verified path (leaf first, trust anchor last):");
-    for p in &found.tls.verified_path {
-        println!("  {p}");
-    }
-    println!(
-        "Pins for the profile ({}):",
-        if given {
-            "yours, found on the verified path"
-        } else {
-            "the leaf's, and a backup from the same path"
-        }
-    );
-    for p in &profile.pins {
-        println!("  {p}");
-    }
+    print_chain(&found.tls, &profile.pins, given);
     let d = &found.discovery;
     println!("Discovery: issuer {}", d.issuer);
     println!("  scopes proposed: {}", profile.scopes.join(" "));

@@ -130,6 +130,16 @@ pub fn proposed_pins(tls: &TlsFacts) -> Vec<Pin> {
         .collect()
 }
 
+/// The profile's pins: the proposal from the verified path, or `given`
+/// (from an administrator) once each is found on it.
+fn pins_for(tls: &TlsFacts, given: &[Pin]) -> Result<Vec<Pin>, Error> {
+    if given.is_empty() {
+        return Ok(proposed_pins(tls));
+    }
+    check_pins(given, tls)?;
+    Ok(given.to_vec())
+}
+
 /// `given` pins that are not on the verified path, named.
 pub fn check_pins(given: &[Pin], tls: &TlsFacts) -> Result<(), Error> {
     let off: Vec<String> = given
@@ -168,12 +178,7 @@ pub async fn examine_issuer(
     timeout: Duration,
 ) -> Result<Examined, Error> {
     let tls = examine_tls(issuer, ca_file, timeout).await?;
-    let proposed = if pins.is_empty() {
-        proposed_pins(&tls)
-    } else {
-        check_pins(pins, &tls)?;
-        pins.to_vec()
-    };
+    let proposed = pins_for(&tls, pins)?;
     let client = enrolment_client(&proposed, ca_file, timeout)?;
     let url = reqwest::Url::parse(&format!(
         "{}/.well-known/openid-configuration",
@@ -349,12 +354,7 @@ pub async fn examine_finhub(
     timeout: Duration,
 ) -> Result<ExaminedFinhub, Error> {
     let tls = examine_tls(base_url, ca_file, timeout).await?;
-    let proposed = if pins.is_empty() {
-        proposed_pins(&tls)
-    } else {
-        check_pins(pins, &tls)?;
-        pins.to_vec()
-    };
+    let proposed = pins_for(&tls, pins)?;
     let client = enrolment_client(&proposed, ca_file, timeout)?;
     let url =
         reqwest::Url::parse(&format!("{}/.well-known/jwks.json", base_url.trim_end_matches('/'))).map_err(|e| {
@@ -401,10 +401,7 @@ impl FinhubProfile {
         t["base_url"] = toml_edit::value(&self.base_url);
         t["tenant_id"] = toml_edit::value(&self.tenant_id);
         t["audience"] = toml_edit::value(&self.audience);
-        t["pins"] = toml_edit::value(self.pins.iter().map(Pin::to_string).collect::<toml_edit::Array>());
-        if let Some(ca) = &self.ca_file {
-            t["ca_file"] = toml_edit::value(ca.display().to_string());
-        }
+        pins_and_ca(&mut t, &self.pins, self.ca_file.as_deref());
         t
     }
 }
@@ -430,11 +427,27 @@ impl OidcProfile {
         t["issuer"] = toml_edit::value(&self.issuer);
         t["client_id"] = toml_edit::value(&self.client_id);
         t["scopes"] = toml_edit::value(self.scopes.iter().collect::<toml_edit::Array>());
-        t["pins"] = toml_edit::value(self.pins.iter().map(Pin::to_string).collect::<toml_edit::Array>());
-        if let Some(ca) = &self.ca_file {
-            t["ca_file"] = toml_edit::value(ca.display().to_string());
-        }
+        pins_and_ca(&mut t, &self.pins, self.ca_file.as_deref());
         t
+    }
+}
+
+/// The config file's text as an editable document (comments and layout
+/// kept), or a named error.
+fn config_document(text: &str) -> Result<toml_edit::DocumentMut, Error> {
+    text.parse().map_err(|e: toml_edit::TomlError| {
+        input(
+            format!("the config file is not valid TOML ({})", e.message()),
+            "fix the file first (sessionctl doctor shows where)",
+        )
+    })
+}
+
+/// The last fields of every new profile: its pins and its extra CA.
+fn pins_and_ca(t: &mut toml_edit::Table, pins: &[Pin], ca_file: Option<&Path>) {
+    t["pins"] = toml_edit::value(pins.iter().map(Pin::to_string).collect::<toml_edit::Array>());
+    if let Some(ca) = ca_file {
+        t["ca_file"] = toml_edit::value(ca.display().to_string());
     }
 }
 
@@ -442,12 +455,7 @@ impl OidcProfile {
 /// name exists or the result does not validate (the validator's own
 /// message), so what is written is what the app would load.
 pub fn with_profile(text: &str, name: &str, table: toml_edit::Table, base: &Path) -> Result<String, Error> {
-    let mut doc: toml_edit::DocumentMut = text.parse().map_err(|e: toml_edit::TomlError| {
-        input(
-            format!("the config file is not valid TOML ({})", e.message()),
-            "fix the file first (sessionctl doctor shows where)",
-        )
-    })?;
+    let mut doc = config_document(text)?;
     if !doc.contains_key("profiles") {
         let mut profiles = toml_edit::Table::new();
         profiles.set_implicit(true);
@@ -486,12 +494,7 @@ pub fn with_profile(text: &str, name: &str, table: toml_edit::Table, base: &Path
 /// The config file's text without `[profiles.NAME]` (a named error when
 /// there is none); the rest stays as it was.
 pub fn without_profile(text: &str, name: &str) -> Result<String, Error> {
-    let mut doc: toml_edit::DocumentMut = text.parse().map_err(|e: toml_edit::TomlError| {
-        input(
-            format!("the config file is not valid TOML ({})", e.message()),
-            "fix the file first (sessionctl doctor shows where)",
-        )
-    })?;
+    let mut doc = config_document(text)?;
     // The comments above the file's first table are the file's own
     // (`with_profile` puts a comment-only file's there): they stay.
     let first = text

@@ -102,15 +102,7 @@ pub(crate) fn write(dir: &Path, saved: &Saved) -> std::io::Result<()> {
     use std::io::Write;
     let bytes = serde_json::to_vec(saved).map_err(std::io::Error::other)?;
     let temporary = dir.join(format!("{FILE}.new"));
-    match std::fs::remove_file(&temporary) {
-        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
-        _ => {}
-    }
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    let mut file = options.open(&temporary)?;
+    let mut file = crate::create_private(&temporary)?;
     file.write_all(&bytes)?;
     file.sync_all()?;
     std::fs::rename(&temporary, dir.join(FILE))
