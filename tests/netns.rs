@@ -321,11 +321,13 @@ async fn scenario(
     let portal_until = Instant::now() + LIFETIME * 2;
     while Instant::now() < portal_until {
         tokio::time::sleep(Duration::from_millis(200)).await;
+        // Active between attempts, Refreshing during one (a sample can
+        // land inside an attempt the portal refuses); both are a session.
         let view = engine.view();
-        assert_eq!(
+        assert!(
+            view.state.has_session(),
+            "the portal ended the session: {:?} {:?}",
             view.state,
-            Phase::Active,
-            "the portal ended the session: {:?}",
             view.last_error
         );
     }
