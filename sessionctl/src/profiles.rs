@@ -6,7 +6,6 @@
 use super::*;
 use cli::ProfileCommand;
 use session_core::net::pin::Pin;
-use session_core::storage::vault::SecretStore;
 use session_core::support::enroll;
 use std::io::Write;
 use std::str::FromStr;
@@ -76,7 +75,7 @@ pub async fn run(cli: &Cli, command: &ProfileCommand) -> Result<(), Failure> {
                     "the provider offers no dynamic client registration: pass --client-id with the id of a public, native client registered for this app (loopback redirect, PKCE, no secret)",
                 ));
             }
-            let mut profile = enroll::OidcProfile {
+            let profile = enroll::OidcProfile {
                 issuer: issuer.to_owned(),
                 client_id: client_id
                     .clone()
@@ -86,10 +85,9 @@ pub async fn run(cli: &Cli, command: &ProfileCommand) -> Result<(), Failure> {
                 ca_file: ca,
                 environment: environment.clone(),
             };
-            let existing = read_existing(&path)?;
-            let base = path.parent().unwrap_or(std::path::Path::new("/"));
             // Checked before anything is registered or written.
-            enroll::with_profile(&existing, name, profile.table(), base)?;
+            let base = path.parent().unwrap_or(std::path::Path::new("/"));
+            enroll::with_profile(&enroll::read_config(&path)?, name, profile.table(), base)?;
             if !cli.json {
                 print_found(&found, &profile, !pins.is_empty());
             }
@@ -105,34 +103,8 @@ pub async fn run(cli: &Cli, command: &ProfileCommand) -> Result<(), Failure> {
                 return Ok(());
             }
             let keychain = KeyringStore::from_env();
-            let registration = match register {
-                true => {
-                    let r =
-                        enroll::register_client(&found, profile.ca_file.as_deref(), EXAMINE_TIMEOUT, "Session Manager")
-                            .await?;
-                    let kept = serde_json::to_string(&r).unwrap_or_default();
-                    if let Err(e) = keychain.set(&enroll::registration_account(name), &kept) {
-                        // Without its token the registration could never be
-                        // deleted: take it back now.
-                        let _ =
-                            enroll::delete_registration(&r, &profile.pins, profile.ca_file.as_deref(), EXAMINE_TIMEOUT)
-                                .await;
-                        return Err(Error::from(e).into());
-                    }
-                    profile.client_id = r.client_id.clone();
-                    Some(r)
-                }
-                false => None,
-            };
-            let text = enroll::with_profile(&existing, name, profile.table(), base)?;
-            if let Err(e) = enroll::write_config(&path, &text) {
-                if let Some(r) = &registration {
-                    let _ = enroll::delete_registration(r, &profile.pins, profile.ca_file.as_deref(), EXAMINE_TIMEOUT)
-                        .await;
-                    let _ = keychain.delete(&enroll::registration_account(name));
-                }
-                return Err(e.into());
-            }
+            let (profile, registration) =
+                enroll::add_oidc(&path, name, &found, profile, register, &keychain, EXAMINE_TIMEOUT).await?;
             if cli.json {
                 println!(
                     "{}",
@@ -198,9 +170,8 @@ pub async fn run(cli: &Cli, command: &ProfileCommand) -> Result<(), Failure> {
             }
         }
         ProfileCommand::Remove { name, yes } => {
-            let text = std::fs::read_to_string(&path)
-                .map_err(|e| failure(ErrorCode::NotConfigured, format!("cannot read {}: {e}", path.display())))?;
-            let without = enroll::without_profile(&text, name)?;
+            // Checked first: a name that is not there is named.
+            enroll::without_profile(&enroll::read_config(&path)?, name)?;
             if !*yes && !confirm(&format!("Sign out of '{name}' and remove it from {}?", path.display()))? {
                 println!("Nothing removed.");
                 return Ok(());
@@ -223,39 +194,26 @@ pub async fn run(cli: &Cli, command: &ProfileCommand) -> Result<(), Failure> {
                 // The app's registration with the provider goes too, where
                 // it was registered by `profile add` (RFC 7592).
                 let keychain = KeyringStore::from_env();
-                let account = enroll::registration_account(name);
-                let kept = keychain.get(&account).ok().flatten();
-                if let Some(r) = kept.and_then(|k| serde_json::from_str::<enroll::Registration>(&k).ok()) {
-                    match enroll::delete_registration(&r, &profile.pins, profile.ca_file.as_deref(), EXAMINE_TIMEOUT).await {
-                        Ok(true) => println!("Deleted the app's registration (client {}) at the provider.", r.client_id),
-                        Ok(false) => println!("The provider gave no way to delete the app's registration (client {}); ask its administrator.", r.client_id),
-                        Err(e) => eprintln!(
-                            "warning[{}]: the app's registration (client {}) was not deleted at the provider: {}",
-                            e.code(),
-                            r.client_id,
-                            e
-                        ),
+                let pins = &profile.pins;
+                match enroll::forget_registration(name, pins, profile.ca_file.as_deref(), &keychain, EXAMINE_TIMEOUT).await {
+                    enroll::Forgotten::NotRegistered => {}
+                    enroll::Forgotten::Deleted { client_id } => {
+                        println!("Deleted the app's registration (client {client_id}) at the provider.")
                     }
-                    let _ = keychain.delete(&account);
+                    enroll::Forgotten::NoWay { client_id } => println!(
+                        "The provider gave no way to delete the app's registration (client {client_id}); ask its administrator."
+                    ),
+                    enroll::Forgotten::Failed { client_id, error } => eprintln!(
+                        "warning[{}]: the app's registration (client {client_id}) was not deleted at the provider: {error}",
+                        error.code()
+                    ),
                 }
             }
-            enroll::write_config(&path, &without)?;
+            enroll::remove_from_config(&path, name)?;
             println!("Removed profile '{name}' from {}.", path.display());
         }
     }
     Ok(())
-}
-
-/// The config file's text; none yet is empty.
-fn read_existing(path: &std::path::Path) -> Result<String, Failure> {
-    match std::fs::read_to_string(path) {
-        Ok(text) => Ok(text),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(String::new()),
-        Err(e) => Err(failure(
-            ErrorCode::ConfigInvalid,
-            format!("cannot read {}: {e}", path.display()),
-        )),
-    }
 }
 
 /// `profile add --finhub`: what it needs.
@@ -281,9 +239,8 @@ async fn add_finhub(cli: &Cli, path: &std::path::Path, add: FinhubAdd<'_>) -> Re
         ca_file: add.ca,
         environment: add.environment.to_owned(),
     };
-    let existing = read_existing(path)?;
     let base = path.parent().unwrap_or(std::path::Path::new("/"));
-    let text = enroll::with_profile(&existing, add.name, profile.table(), base)?;
+    enroll::with_profile(&enroll::read_config(path)?, add.name, profile.table(), base)?;
     if !cli.json {
         print_chain(&found.tls, &profile.pins, !add.pins.is_empty());
         println!(
@@ -297,7 +254,7 @@ async fn add_finhub(cli: &Cli, path: &std::path::Path, add: FinhubAdd<'_>) -> Re
         println!("Nothing written.");
         return Ok(());
     }
-    enroll::write_config(path, &text)?;
+    enroll::add_to_config(path, add.name, profile.table())?;
     if cli.json {
         println!(
             "{}",

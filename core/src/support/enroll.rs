@@ -18,6 +18,7 @@ use crate::net::pin::Pin;
 use crate::net::tls::PinnedClient;
 use crate::profile::{Config, TlsVersion};
 use crate::provider::oidc::discovery::{Discovery, DiscoveryCache};
+use crate::storage::vault::SecretStore;
 use crate::support::doctor::handshake::{recorded_handshake, Handshake};
 use crate::support::doctor::TlsFacts;
 use std::path::{Path, PathBuf};
@@ -602,6 +603,110 @@ pub fn write_config(path: &Path, text: &str) -> Result<(), Error> {
     file.write_all(text.as_bytes()).map_err(failed)?;
     file.sync_all().map_err(failed)?;
     std::fs::rename(&temporary, path).map_err(failed)
+}
+
+/// The config file's text; a file not there yet is empty.
+pub fn read_config(path: &Path) -> Result<String, Error> {
+    match std::fs::read_to_string(path) {
+        Ok(text) => Ok(text),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(String::new()),
+        Err(e) => Err(input(
+            format!("cannot read {}: {e}", path.display()),
+            "check the file's owner and permissions",
+        )),
+    }
+}
+
+/// Write profile `name` into the config file at `path` (checked first:
+/// the name is free and the file validates with it).
+pub fn add_to_config(path: &Path, name: &str, table: toml_edit::Table) -> Result<(), Error> {
+    let base = path.parent().unwrap_or(Path::new("/"));
+    let text = with_profile(&read_config(path)?, name, table, base)?;
+    write_config(path, &text)
+}
+
+/// Add an OpenID Connect profile: checked against the config file first;
+/// then, when `register`, the app registered with the provider (its
+/// management token kept in `keychain` under [`registration_account`]);
+/// then written. A failure after the registration takes it back, so no
+/// client is left at the provider that nothing can delete. The profile as
+/// written, with its client id.
+pub async fn add_oidc(
+    path: &Path,
+    name: &str,
+    found: &Examined,
+    mut profile: OidcProfile,
+    register: bool,
+    keychain: &dyn SecretStore,
+    timeout: Duration,
+) -> Result<(OidcProfile, Option<Registration>), Error> {
+    let base = path.parent().unwrap_or(Path::new("/"));
+    with_profile(&read_config(path)?, name, profile.table(), base)?;
+    let registration = match register {
+        true => {
+            let r = register_client(found, profile.ca_file.as_deref(), timeout, "Session Manager").await?;
+            let kept = serde_json::to_string(&r).unwrap_or_default();
+            if let Err(e) = keychain.set(&registration_account(name), &kept) {
+                let _ = delete_registration(&r, &profile.pins, profile.ca_file.as_deref(), timeout).await;
+                return Err(e.into());
+            }
+            profile.client_id = r.client_id.clone();
+            Some(r)
+        }
+        false => None,
+    };
+    if let Err(e) = add_to_config(path, name, profile.table()) {
+        if let Some(r) = &registration {
+            let _ = delete_registration(r, &profile.pins, profile.ca_file.as_deref(), timeout).await;
+            let _ = keychain.delete(&registration_account(name));
+        }
+        return Err(e);
+    }
+    Ok((profile, registration))
+}
+
+/// What became of the app's registration with a removed profile's provider.
+#[derive(Debug)]
+pub enum Forgotten {
+    /// The profile's client was not registered by the app.
+    NotRegistered,
+    /// Deleted at the provider (RFC 7592).
+    Deleted { client_id: String },
+    /// The provider gave no way to delete it.
+    NoWay { client_id: String },
+    /// The provider did not delete it.
+    Failed { client_id: String, error: Error },
+}
+
+/// Delete the app's registration for profile `name` at its provider, where
+/// `add_oidc` registered one, and its management token from the keychain.
+pub async fn forget_registration(
+    name: &str,
+    pins: &[Pin],
+    ca_file: Option<&Path>,
+    keychain: &dyn SecretStore,
+    timeout: Duration,
+) -> Forgotten {
+    let account = registration_account(name);
+    let kept = keychain.get(&account).ok().flatten();
+    let Some(r) = kept.and_then(|k| serde_json::from_str::<Registration>(&k).ok()) else {
+        return Forgotten::NotRegistered;
+    };
+    let client_id = r.client_id.clone();
+    let outcome = match delete_registration(&r, pins, ca_file, timeout).await {
+        Ok(true) => Forgotten::Deleted { client_id },
+        Ok(false) => Forgotten::NoWay { client_id },
+        Err(error) => Forgotten::Failed { client_id, error },
+    };
+    let _ = keychain.delete(&account);
+    outcome
+}
+
+/// Remove profile `name` from the config file at `path` (a named error
+/// when it is not there; the rest of the file stays as it was).
+pub fn remove_from_config(path: &Path, name: &str) -> Result<(), Error> {
+    let text = read_config(path)?;
+    write_config(path, &without_profile(&text, name)?)
 }
 
 #[cfg(test)]
