@@ -1,6 +1,6 @@
 // The UI: renders SessionViews it is given, forwards clicks to commands.
 // It holds no token and no session logic beyond the countdown.
-import { errorText, errorDetails, STATE_TEXT, headlineOf, POLICY_TEXT, remainingMs, fractionLeft, barStep, formatCountdown, nextTickMs, clockTime, takesOver, nextRefreshText, idleWarning, endingSoon, lineChart, barChart, shortDuration, endTime, PLOT, screenFor, endedNotice, sessionErrorOf, plural, metricsSummary, sessionEndText, sessionFacts, replacedNote, notMeText } from './render.js';
+import { errorText, errorDetails, STATE_TEXT, headlineOf, POLICY_TEXT, remainingMs, fractionLeft, barStep, formatCountdown, nextTickMs, clockTime, takesOver, nextRefreshText, idleWarning, endingSoon, lineChart, barChart, shortDuration, endTime, PLOT, screenFor, endedNotice, sessionErrorOf, plural, metricsSummary, sessionEndText, sessionFacts, replacedNote, notMeText, accountLine, newestViews, accountFocus, PROVIDER_TEXT } from './render.js';
 
 const { invoke } = window.__TAURI__.core;
 const { listen } = window.__TAURI__.event;
@@ -20,6 +20,12 @@ let limit = null;
 let replaced = null;
 /** After "This wasn't me": what it ended (until the next session). */
 let notMeDone = null;
+/** The newest view of every profile, for the home list. */
+let views = {};
+/** "Add a provider" while it is open: `{ found, firstRun }`. */
+let adding = null;
+/** What removing a profile did, said until the next switch. */
+let removedNote = null;
 
 function show(el, on) { if (el.hidden === on) el.hidden = !on; }
 
@@ -75,7 +81,7 @@ function accept(next) {
 function selectedProfile() { return profiles.find((p) => p.selected) || profiles[0]; }
 
 function renderProfiles() {
-  for (const select of [$('profile-select'), $('session-profile-select')]) {
+  for (const select of [$('profile-select')]) {
     select.replaceChildren(...profiles.map((p) => {
       const o = document.createElement('option');
       o.value = p.name;
@@ -84,9 +90,6 @@ function renderProfiles() {
       return o;
     }));
   }
-  // Signed in, another profile is a switch away; its session, and this
-  // one, go on either way.
-  show($('profile-switch'), profiles.length > 1);
   const users = (selectedProfile() || {}).demo_users || [];
   const list = $('demo-list');
   list.replaceChildren(...users.map((u) => {
@@ -110,12 +113,16 @@ function render() {
   if (panelsKey !== panelsShown) { panelsShown = panelsKey; refreshPanels(); }
   document.getElementById('app').setAttribute('aria-busy', 'false');
   renderHeader();
-  const screen = screenFor(view, pinError);
+  const screen = adding ? 'add' : screenFor(view, pinError);
+  show($('screen-add'), screen === 'add');
   show($('screen-pin'), screen === 'pin');
   show($('screen-browser'), screen === 'browser');
   show($('screen-signin'), screen === 'signin');
   show($('screen-session'), screen === 'session');
   show($('sessions-panel'), screen === 'session');
+  if (adding) show($('accounts'), false);
+  else renderAccounts();
+  renderRemove();
   if (screen === 'pin') renderPin();
   // A blocking alert takes the focus (WCAG 2.4.3): its one way on, the
   // button back to sign-in, with the alert's text as its description.
@@ -496,20 +503,17 @@ function wire() {
     }
     run($('signin-button'), () => signInReplacing(null), $('signin-error'));
   });
-  const switchProfile = (ev) => {
-    run(ev.target, async () => {
-      const previous = { profile: currentProfile, view };
-      limit = null; renderLimit(); // another profile's sessions
-      currentProfile = ev.target.value;
-      view = null;
-      try { accept(await invoke('switch_profile', { name: ev.target.value })); }
-      catch (e) { currentProfile = previous.profile; view = previous.view; throw e; }
-      profiles = (await invoke('list_profiles')).profiles;
-      renderProfiles();
-    }, ev.target.id === 'profile-select' ? $('signin-error') : $('session-error'));
-  };
+  const switchProfile = (ev) => run(ev.target, () => showProfile(ev.target.value), $('signin-error'));
   $('profile-select').addEventListener('change', switchProfile);
-  $('session-profile-select').addEventListener('change', switchProfile);
+  wireAdd();
+  wireRemove();
+  $('account-list').addEventListener('keydown', (ev) => {
+    const rows = [...$('account-list').querySelectorAll('button.account')];
+    const next = accountFocus(ev.key, rows.indexOf(document.activeElement), rows.length);
+    if (next === null) return;
+    ev.preventDefault();
+    rows[next].focus();
+  });
   $('refresh-button').addEventListener('click', () => run($('refresh-button'), async () => { accept(await invoke('refresh_now')); }, $('session-error')));
   $('signout-button').addEventListener('click', () => run($('signout-button'), async () => {
     const report = await invoke('sign_out');
@@ -584,6 +588,213 @@ function wire() {
     ev.preventDefault();
     invoke(command).catch(() => {});
   });
+}
+
+/** Show profile `name`'s session (its engine runs either way). */
+async function showProfile(name) {
+  const previous = { profile: currentProfile, view };
+  limit = null; renderLimit(); // another profile's sessions
+  removedNote = null;
+  currentProfile = name;
+  view = null;
+  try { accept(await invoke('switch_profile', { name })); }
+  catch (e) { currentProfile = previous.profile; view = previous.view; throw e; }
+  await loadProfiles();
+  render();
+}
+
+/** The profile list again (after a switch, an add, a removal). */
+async function loadProfiles() {
+  profiles = (await invoke('list_profiles')).profiles;
+  for (const p of profiles) if (p.view) views = newestViews(views, p.view);
+  renderProfiles();
+}
+
+/**
+ * The home list: every profile with its environment, provider, state and
+ * when its session ends, live. A row opens that profile's session; the
+ * arrow keys, Home and End move between rows.
+ */
+function renderAccounts() {
+  const list = $('account-list');
+  const rows = profiles.map((p) => {
+    const line = accountLine(views[p.name]);
+    const li = document.createElement('li');
+    const b = document.createElement('button');
+    b.type = 'button'; b.className = 'account'; b.dataset.testid = 'account-row'; b.dataset.profile = p.name;
+    if (p.name === currentProfile) b.setAttribute('aria-current', 'true');
+    const name = document.createElement('span'); name.className = 'name'; name.textContent = p.name;
+    const env = document.createElement('span'); env.className = `env ${p.environment}`; env.textContent = p.environment;
+    name.append(env);
+    const where = document.createElement('span'); where.className = 'where';
+    where.textContent = `${PROVIDER_TEXT[p.provider] || p.provider} · ${p.address}`;
+    const status = document.createElement('span'); status.className = 'status'; status.dataset.testid = 'account-status';
+    const state = document.createElement('span'); state.className = `tone-${line.tone}`; state.textContent = line.state;
+    status.append(state);
+    if (line.ends) { const ends = document.createElement('span'); ends.className = 'muted'; ends.textContent = ` · ${line.ends}`; status.append(ends); }
+    b.append(name, status, where);
+    b.addEventListener('click', () => {
+      adding = null;
+      if (p.name === currentProfile) { render(); return; }
+      run(b, () => showProfile(p.name), $(view && (view.state === 'active' || view.state === 'refreshing') ? 'session-error' : 'signin-error'));
+    });
+    li.append(b);
+    return li;
+  });
+  // The same rows again are not redrawn (focus and hover stay).
+  const key = rows.map((li) => li.firstChild.outerHTML).join('');
+  if (list.dataset.key !== key) {
+    const focused = document.activeElement && document.activeElement.dataset ? document.activeElement.dataset.profile : null;
+    list.dataset.key = key;
+    list.replaceChildren(...rows);
+    if (focused) { const again = list.querySelector(`[data-profile="${CSS.escape(focused)}"]`); if (again) again.focus(); }
+  }
+  show($('accounts'), true);
+}
+
+/** "Add a provider": its form, what was found, and the confirmation. */
+function renderAdd() {
+  const finhub = $('add-kind-finhub').checked;
+  show($('add-finhub-fields'), finhub);
+  show($('add-oidc-fields'), !finhub);
+  setText($('add-url-label'), finhub ? 'FinHub API address' : 'Issuer address');
+  const found = adding && adding.found;
+  show($('add-found'), !!found);
+  show($('add-confirm'), !!found);
+  setText($('add-look-up'), found ? 'Look up again' : 'Look up');
+  $('add-look-up').classList.toggle('primary', !found);
+  if (!found) return;
+  const n = found.presented.length;
+  setText($('add-chain-intro'), `The host presented ${plural(n, 'certificate')}, leaf first; ${plural(found.verified_path.length, 'key')} on the path your system trusts:`);
+  $('add-chain').replaceChildren(...found.presented.map((c) => {
+    const li = document.createElement('li');
+    const code = document.createElement('code'); code.textContent = c.pin;
+    li.append(code, c.on_verified_path ? ' (trusted path)' : ' (not on the trusted path)');
+    return li;
+  }));
+  $('add-pins').replaceChildren(...found.pins.map((pin, i) => {
+    const li = document.createElement('li'); li.dataset.testid = 'add-pin';
+    const code = document.createElement('code'); code.textContent = pin;
+    li.append(code, i === 0 ? ' (the provider\'s own key)' : ' (backup: the key that vouches for it)');
+    return li;
+  }));
+  const summary = found.kind === 'finhub'
+    ? `Its key set holds ${plural(found.keys || 0, 'signing key')}.`
+    : `${found.registers ? 'Session Manager will register itself with the provider (a public app, no secret). ' : ''}Scopes: ${found.scopes.join(' ')}.`;
+  setText($('add-summary'), `${summary} The profile is written to ${found.config_file}.`);
+}
+
+/** What the add form says, as the backend takes it. */
+function newProvider(withPins) {
+  return {
+    kind: $('add-kind-finhub').checked ? 'finhub' : 'oidc',
+    name: $('add-name').value,
+    url: $('add-url').value,
+    tenant_id: $('add-tenant').value,
+    audience: $('add-audience').value,
+    client_id: $('add-client').value,
+    ca_file: $('add-ca').value,
+    environment: $('add-environment').value,
+    pins: withPins && adding && adding.found ? adding.found.pins : [],
+  };
+}
+
+/** The first empty field the kind needs, or null. */
+function missingAddField() {
+  const finhub = $('add-kind-finhub').checked;
+  const need = [['add-url', 'Give the provider\'s https address.'], ['add-name', 'Give the profile a name (for example: work).']];
+  if (finhub) need.push(['add-tenant', 'Give the FinHub tenant id.'], ['add-audience', 'Give the audience FinHub\'s tokens carry.']);
+  const empty = need.find(([id]) => !$(id).value.trim());
+  return empty ? { el: $(empty[0]), message: empty[1] } : null;
+}
+
+function openAdd(firstRun) {
+  adding = { found: null, firstRun };
+  setError($('add-error'), null);
+  for (const s of document.querySelectorAll('main > section')) if (s.id !== 'screen-add') s.hidden = true;
+  show($('screen-add'), true);
+  show($('accounts'), false);
+  renderAdd();
+  $('add-url').focus();
+}
+
+function closeAdd() {
+  const firstRun = adding && adding.firstRun;
+  adding = null;
+  show($('screen-add'), false);
+  if (firstRun) { show($('screen-first-run'), true); $('first-run-add').focus(); return; }
+  render();
+  $('add-provider').focus();
+}
+
+function wireAdd() {
+  const changed = () => { if (adding) { adding.found = null; renderAdd(); } };
+  for (const id of ['add-kind-oidc', 'add-kind-finhub']) $(id).addEventListener('change', changed);
+  for (const id of ['add-url', 'add-name', 'add-tenant', 'add-audience', 'add-client', 'add-ca', 'add-environment']) $(id).addEventListener('input', changed);
+  $('add-provider').addEventListener('click', () => openAdd(false));
+  $('first-run-add').addEventListener('click', () => openAdd(true));
+  $('add-cancel').addEventListener('click', closeAdd);
+  $('add-form').addEventListener('submit', (ev) => {
+    ev.preventDefault();
+    const missing = missingAddField();
+    if (missing) { setError($('add-error'), { code: 'field_missing', message: missing.message }); missing.el.focus(); return; }
+    run($('add-look-up'), async () => {
+      adding.found = null; renderAdd();
+      adding.found = await invoke('examine_provider', { provider: newProvider(false) });
+      renderAdd();
+      $('add-confirm').focus();
+    }, $('add-error'));
+  });
+  $('add-confirm').addEventListener('click', () => run($('add-confirm'), async () => {
+    const provider = newProvider(true);
+    const added = await invoke('add_provider', { provider });
+    if (adding.firstRun) {
+      // The app has started on the new profile: the page starts again.
+      sessionStorage.setItem('sign-in-after-add', provider.name.trim());
+      location.reload();
+      return;
+    }
+    adding = null;
+    show($('screen-add'), false);
+    currentProfile = added.profile;
+    view = null;
+    accept(added);
+    await loadProfiles();
+    render();
+    await signInNew();
+  }, $('add-error')));
+}
+
+/** Right after a provider is added: its sign-in, in the browser where it signs in there. */
+async function signInNew() {
+  if (view.sign_in_method === 'browser') { await run($('signin-button'), async () => { accept(await invoke('sign_in_browser')); }, $('signin-error')); return; }
+  $('username').focus();
+}
+
+/** "Remove this profile": in the profile's detail, behind its own confirmation. */
+function renderRemove() {
+  const p = profiles.find((x) => x.name === currentProfile);
+  show($('remove-panel'), !!p && p.removable && profiles.length > 1 && !adding);
+  if (p) setText($('remove-ask'), `Sign out of ${p.name} and remove it from your config file? Its session on this computer ends, and Session Manager forgets the provider. You can add it again later.`);
+  if (removedNote !== null) setText($('remove-done'), removedNote);
+  show($('remove-done'), removedNote !== null);
+}
+
+function wireRemove() {
+  $('remove-confirm').addEventListener('click', () => run($('remove-confirm'), async () => {
+    const name = currentProfile;
+    const removed = await invoke('remove_profile', { name });
+    $('remove-details').open = false;
+    const shown = await invoke('session_view');
+    currentProfile = shown.profile;
+    view = null;
+    accept(shown);
+    views = Object.fromEntries(Object.entries(views).filter(([k]) => k !== name));
+    await loadProfiles();
+    removedNote = removed.message;
+    render();
+    $('remove-done').focus();
+  }, $('remove-error')));
 }
 
 // The first-run screen: nothing is configured and the app has no built-in
@@ -707,6 +918,7 @@ async function init() {
     throw err;
   }
   profiles = list.profiles;
+  for (const p of profiles) if (p.view) views = newestViews(views, p.view);
   const configBanner = $('config-error-banner');
   if (list.config_error) { configBanner.textContent = errorText(list.config_error); show(configBanner, true); }
   renderProfiles();
@@ -716,6 +928,8 @@ async function init() {
   performance.mark('first-screen'); // the desktop bench's cold-start breakdown
   await listen('session://changed', (event) => {
     const previous = view && view.state;
+    views = newestViews(views, event.payload);
+    if (event.payload.profile !== currentProfile) { if (!adding) renderAccounts(); return; }
     accept(event.payload);
     render();
     // A new state (signed in, out, ended) reads all three again; a renewal
@@ -734,6 +948,10 @@ async function init() {
   render();
   loadActivity();
   loadAbout();
+  // Added on the first-run screen, the page started again: its sign-in.
+  const added = sessionStorage.getItem('sign-in-after-add');
+  sessionStorage.removeItem('sign-in-after-add');
+  if (added && added === currentProfile && !(view.state === 'active' || view.state === 'refreshing')) await signInNew();
 }
 
 init().catch((err) => { document.body.textContent = 'The app could not start: ' + errorText(err); });

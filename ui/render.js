@@ -405,3 +405,46 @@ export function endingSoon(view, nowMs) {
     seconds: Math.ceil(left / 1000),
   };
 }
+
+/** The provider kinds as the home list names them. */
+export const PROVIDER_TEXT = { finhub: 'FinHub', oidc: 'OpenID Connect' };
+
+/**
+ * One profile in the home list: `{ state, tone, ends }` from its latest
+ * view (the headline the window and the tray show, and when the session
+ * really ends), or "Not opened" before its engine has opened.
+ */
+export function accountLine(view, nowMs = Date.now()) {
+  if (!view) return { state: 'Not opened yet', tone: 'neutral', ends: '' };
+  const h = headlineOf(view);
+  const live = view.state === 'active' || view.state === 'refreshing';
+  const end = view.session_end;
+  const ends = !live ? '' : end ? `ends ${endTime(end.at, nowMs)}` : 'ends when you sign out';
+  return { state: h.text, tone: h.tone || 'neutral', ends };
+}
+
+/**
+ * The newest view of each profile, by profile name: every engine's views
+ * arrive on one stream, each numbered by its engine (`seq`).
+ */
+export function newestViews(known, next) {
+  const shown = known[next.profile];
+  if (shown && next.seq < shown.seq) return known;
+  return { ...known, [next.profile]: next };
+}
+
+/**
+ * The next account to focus from `index` of `count` for a key (the list's
+ * arrow keys, Home and End), or null for any other key.
+ */
+export function accountFocus(key, index, count) {
+  if (count === 0) return null;
+  if (index < 0) index = key === 'ArrowUp' ? 0 : -1;
+  switch (key) {
+    case 'ArrowDown': return (index + 1) % count;
+    case 'ArrowUp': return (index - 1 + count) % count;
+    case 'Home': return 0;
+    case 'End': return count - 1;
+    default: return null;
+  }
+}

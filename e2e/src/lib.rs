@@ -573,6 +573,24 @@ impl Scenario {
             .unwrap_or_else(|e| panic!("cannot click [data-testid='{testid}']: {e}"));
     }
 
+    /// Open profile `name`'s session from the home list.
+    pub async fn click_account(&self, name: &str) {
+        let css = format!("[data-testid=account-row][data-profile='{name}']");
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(20);
+        loop {
+            if let Ok(row) = self.client.find(fantoccini::Locator::Css(&css)).await {
+                if row.click().await.is_ok() {
+                    return;
+                }
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "no row for profile '{name}' in the home list to click"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+    }
+
     /// Sign in through the form and wait for the session screen.
     pub async fn sign_in(&self, username: &str, password: &str) {
         self.wait_visible("screen-signin", Duration::from_secs(20)).await;

@@ -1299,6 +1299,19 @@ async fn screens_pass_axe(name: &str, dark: bool) {
                 s.click(panel).await;
             }
             s.check_screen("session-panels").await;
+            // "Add a provider", with an error, then with what was found.
+            s.click("add-provider-button").await;
+            s.wait_visible("screen-add", T).await;
+            s.click("add-look-up").await;
+            s.wait_text("add-error", "the empty field named", T, |t| !t.is_empty()).await;
+            s.check_screen("add-provider-error").await;
+            s.fill("add-url", &s.pg.info().oidc_issuer.clone()).await;
+            s.fill("add-name", "corp").await;
+            s.fill("add-client", "desktop").await;
+            s.fill("add-ca", &s.pg.info().ca_cert.clone()).await;
+            s.click("add-look-up").await;
+            s.wait_visible("add-found", T).await;
+            s.check_screen("add-provider-found").await;
             s
         })
         .await;
@@ -1949,12 +1962,7 @@ async fn s37_two_profiles_signed_in_side_by_side() {
             s.sign_in_active(ALICE.0, ALICE.1).await;
             // From the session screen to the other profile: Alice's session
             // goes on while Bob signs in.
-            s.wait_visible("session-profile-select", T).await;
-            s.el("session-profile-select")
-                .await
-                .select_by_value("second")
-                .await
-                .unwrap();
+            s.click_account("second").await;
             s.wait_visible("screen-signin", T).await;
             s.sign_in_active("bob", "bob-pw-2").await;
             assert_eq!(s.text("user-value").await, "bob");
@@ -2012,11 +2020,7 @@ async fn s37_two_profiles_signed_in_side_by_side() {
             // shows Alice's session, and the tray signs Bob out by name.
             s.wait_visible("screen-signin", T).await;
             s.sign_in_active("bob", "bob-pw-2").await;
-            s.el("session-profile-select")
-                .await
-                .select_by_value("playground")
-                .await
-                .unwrap();
+            s.click_account("playground").await;
             s.wait_text("user-value", "Alice's session shown", T, |t| t == "alice")
                 .await;
             s.wait_until("Bob's line Active", T, || async {
@@ -2031,6 +2035,161 @@ async fn s37_two_profiles_signed_in_side_by_side() {
             assert!(s.stored_for("second").is_none() && s.stored_for("playground").is_some());
             assert_eq!(s.text("user-value").await, "alice");
             s.wait_text("state-badge", "Active", T, |t| t == "Active").await;
+            s
+        })
+        .await;
+}
+
+/// The texts of the home list's rows, by profile (read in one script: the
+/// rows are redrawn when a state changes).
+async fn account_rows(s: &Scenario) -> Vec<(String, String)> {
+    let rows = s
+        .client
+        .execute(
+            "return [...document.querySelectorAll('[data-testid=account-row]')].map((r) => [r.dataset.profile, r.querySelector('[data-testid=account-status]').textContent])",
+            vec![],
+        )
+        .await
+        .unwrap();
+    serde_json::from_value(rows).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn s38_a_provider_added_in_the_window_beside_a_signed_in_one() {
+    // Only the FinHub profile is configured; the Playground's OpenID
+    // Connect side is added through the window, from its issuer alone,
+    // the app registering itself (RFC 7591).
+    let opened = tempfile::tempdir().unwrap();
+    let setup = Setup {
+        edit_config: Box::new(|_, c| c.split("[profiles.playground-oidc]").next().unwrap().to_owned()),
+        env: vec![(
+            "SESSION_MANAGER_TEST_OPENER_DIR".into(),
+            opened.path().display().to_string(),
+        )],
+        ..Setup::default()
+    };
+    Scenario::start("s38_add_provider", setup)
+        .await
+        .run(|s| async move {
+            s.pg.set(playground::Switch::Registration, true);
+            s.sign_in_active(ALICE.0, ALICE.1).await;
+            s.wait_until("the home list with the FinHub profile Active", T, || async {
+                let rows = account_rows(&s).await;
+                rows.len() == 1 && rows[0].0 == "playground" && rows[0].1.starts_with("Active · ends ")
+            })
+            .await;
+
+            s.click("add-provider-button").await;
+            s.wait_visible("screen-add", T).await;
+            assert!(!s.visible("screen-session").await, "the add screen stands alone");
+            // An empty field is named before anything is sent.
+            s.click("add-look-up").await;
+            s.wait_text("add-error", "the empty address named", T, |t| {
+                t.contains("https address")
+            })
+            .await;
+            // A plain-HTTP address is refused, named.
+            let issuer = s.pg.info().oidc_issuer.clone();
+            s.fill("add-url", &issuer.replace("https://", "http://")).await;
+            s.fill("add-name", "corp").await;
+            s.click("add-look-up").await;
+            s.wait_text("add-error", "http refused", T, |t| t.contains("is not https"))
+                .await;
+            // The real issuer, through the Playground's private CA.
+            s.fill("add-url", &issuer).await;
+            s.fill("add-ca", &s.pg.info().ca_cert.clone()).await;
+            s.click("add-look-up").await;
+            s.wait_visible("add-found", T).await;
+            assert_eq!(s.count("add-pin").await, 2, "the leaf's pin and a backup");
+            let summary = s.text("add-summary").await;
+            assert!(
+                summary.contains("register itself") && summary.contains("offline_access"),
+                "{summary}"
+            );
+            assert!(
+                s.pg.registered_clients().is_empty(),
+                "nothing registered before the confirmation"
+            );
+            assert!(!std::fs::read_to_string(s.config_path())
+                .unwrap()
+                .contains("[profiles.corp]"));
+            s.check_screen("add-provider-found").await;
+
+            // Confirmed: registered, written, and its sign-in in the browser.
+            s.click("add-confirm").await;
+            s.wait_visible("screen-browser-wait", T).await;
+            let url = opened_url(opened.path(), 1).await;
+            let browser = playground::browser::Browser::for_playground(&s.pg);
+            browser.sign_in(&url, ALICE.0, ALICE.1).await.unwrap();
+            s.wait_visible("screen-session", T).await;
+            s.wait_text("state-badge", "Active", T, |t| t == "Active").await;
+            assert_eq!(s.pg.registered_clients().len(), 1);
+            let config = std::fs::read_to_string(s.config_path()).unwrap();
+            assert!(
+                config.contains("[profiles.corp]") && config.contains("[profiles.playground]"),
+                "{config}"
+            );
+            s.wait_until("both profiles Active in the home list", T, || async {
+                let rows = account_rows(&s).await;
+                rows.len() == 2 && rows.iter().all(|(_, status)| status.starts_with("Active"))
+            })
+            .await;
+            s.check_screen("home-two-accounts").await;
+
+            // The keyboard moves along the list.
+            s.client
+                .execute("document.querySelector('[data-profile=corp]').focus()", vec![])
+                .await
+                .unwrap();
+            s.client
+                .active_element()
+                .await
+                .unwrap()
+                .send_keys(&fantoccini::key::Key::Up.to_string())
+                .await
+                .unwrap();
+            let focused = s
+                .client
+                .execute("return document.activeElement.dataset.profile", vec![])
+                .await
+                .unwrap();
+            assert_eq!(focused, serde_json::json!("playground"));
+
+            // Signing out of one leaves the other Active.
+            s.click("signout-button").await;
+            s.wait_until("corp signed out, the FinHub profile still Active", T, || async {
+                let rows = account_rows(&s).await;
+                rows.iter().any(|(n, st)| n == "corp" && st == "Signed out")
+                    && rows.iter().any(|(n, st)| n == "playground" && st.starts_with("Active"))
+            })
+            .await;
+            assert!(s.stored_for("playground").is_some() && s.stored_for("corp").is_none());
+
+            // Removed from its detail, behind a confirmation: out of the
+            // file and the list, and its registration deleted.
+            s.client
+                .execute("document.getElementById('remove-details').open = true", vec![])
+                .await
+                .unwrap();
+            s.click("remove-confirm").await;
+            let said = s
+                .wait_text("remove-done", "the removal said", T, |t| !t.is_empty())
+                .await;
+            assert!(
+                said.contains("Removed corp") && said.contains("Deleted the app's registration"),
+                "{said}"
+            );
+            assert!(s.pg.registered_clients().is_empty());
+            let config = std::fs::read_to_string(s.config_path()).unwrap();
+            assert!(
+                !config.contains("corp") && config.contains("[profiles.playground]"),
+                "{config}"
+            );
+            let rows = account_rows(&s).await;
+            assert_eq!(rows.len(), 1, "{rows:?}");
+            assert!(rows[0].1.starts_with("Active"), "{rows:?}");
+            s.wait_text("user-value", "Alice's FinHub session shown", T, |t| t == "alice")
+                .await;
             s
         })
         .await;

@@ -134,10 +134,7 @@ pub async fn run(cli: &Cli, command: &ProfileCommand) -> Result<(), Failure> {
         ProfileCommand::List => {
             let (config, _) = config_and_data(cli)?;
             for (name, p) in &config.profiles {
-                let address = match p.provider {
-                    session_core::profile::ProviderKind::Oidc => p.issuer.clone(),
-                    _ => p.base_url.to_string(),
-                };
+                let address = p.address();
                 println!("{name}\t{}\t{}\t{address}", p.provider.as_str(), p.environment.as_str());
             }
         }

@@ -299,6 +299,9 @@ fn with_commands<R: Runtime>(builder: tauri::Builder<R>) -> tauri::Builder<R> {
         about,
         diagnostics,
         try_demo,
+        examine_provider,
+        add_provider,
+        remove_profile,
         copy_diagnostics,
         open_sign_in_page,
         copy_sign_in_address,
@@ -454,6 +457,55 @@ async fn try_demo<R: Runtime>(app: tauri::AppHandle<R>) -> Result<(), ErrorInfo>
     let hooks = app.state::<Hooks<R>>().inner().clone();
     hooks.serve(&app, backend);
     Ok(())
+}
+
+/// "Add a provider": what is at the provider, for the person to confirm.
+/// On the first-run screen (nothing configured, no backend yet) too.
+#[tauri::command]
+async fn examine_provider<R: Runtime>(
+    app: tauri::AppHandle<R>,
+    provider: backend::NewProvider,
+) -> Result<backend::Found, ErrorInfo> {
+    match app.state::<Started>().get().await {
+        Ok(backend) => backend.examine_provider(&provider).await,
+        Err(_) => backend::examine_first(&provider, app.state::<StartOptions>().0.config.as_deref()).await,
+    }
+}
+
+/// "Add a provider", confirmed: the profile written and shown. On the
+/// first-run screen the app then starts on it (the window reloads).
+#[tauri::command]
+async fn add_provider<R: Runtime>(
+    app: tauri::AppHandle<R>,
+    provider: backend::NewProvider,
+) -> Result<SessionView, ErrorInfo> {
+    if let Ok(backend) = app.state::<Started>().get().await {
+        return backend.add_provider(&provider).await;
+    }
+    let options = app.state::<StartOptions>().0.clone();
+    let path = backend::add_first(
+        &provider,
+        options.config.as_deref(),
+        options.keychain_service.as_deref(),
+    )
+    .await?;
+    let backend = Backend::start(backend::Options {
+        config: Some(path),
+        profile: Some(provider.name.trim().to_owned()),
+        ..options
+    })
+    .await
+    .map(Arc::new)?;
+    let view = backend.view();
+    let hooks = app.state::<Hooks<R>>().inner().clone();
+    hooks.serve(&app, backend);
+    Ok(view)
+}
+
+/// Remove a profile from the config file (signed out first).
+#[tauri::command]
+async fn remove_profile(backend: Backed<'_>, name: String) -> Result<backend::Removed, ErrorInfo> {
+    backend.get().await?.remove_profile(&name).await
 }
 
 /// The options the app started with (the demo's backend uses them too).

@@ -215,6 +215,7 @@ fn the_main_window_may_use_only_this_apps_commands_and_core_essentials() {
         granted,
         vec![
             "allow-about",
+            "allow-add-provider",
             "allow-autostart",
             "allow-cancel-sign-in",
             "allow-close-window",
@@ -225,6 +226,7 @@ fn the_main_window_may_use_only_this_apps_commands_and_core_essentials() {
             "allow-end-everywhere",
             "allow-end-other-sessions",
             "allow-end-session",
+            "allow-examine-provider",
             "allow-list-profiles",
             "allow-list-sessions",
             "allow-metrics",
@@ -232,6 +234,7 @@ fn the_main_window_may_use_only_this_apps_commands_and_core_essentials() {
             "allow-quit",
             "allow-recent-activity",
             "allow-refresh-now",
+            "allow-remove-profile",
             "allow-session-view",
             "allow-set-autostart",
             "allow-sign-in",

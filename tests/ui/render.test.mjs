@@ -3,7 +3,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
-import { takesOver, headlineOf, formatCountdown, untilCountdownChanges, nextTickMs, remainingMs, fractionLeft, barStep, whenTime, clockTime, errorText, errorDetails, ERROR_TEXT, nextRefreshText, idleWarning, lineChart, barChart, niceMax, shortDuration, PLOT, screenFor, endedNotice, sessionErrorOf, plural, metricsSummary, sessionEndText, endingSoon, END_LEAD_MS, endTime, sessionFacts, replacedNote, notMeText } from '../../ui/render.js';
+import { takesOver, headlineOf, formatCountdown, untilCountdownChanges, nextTickMs, remainingMs, fractionLeft, barStep, whenTime, clockTime, errorText, errorDetails, ERROR_TEXT, nextRefreshText, idleWarning, lineChart, barChart, niceMax, shortDuration, PLOT, screenFor, endedNotice, sessionErrorOf, plural, metricsSummary, sessionEndText, endingSoon, END_LEAD_MS, endTime, sessionFacts, replacedNote, notMeText, accountLine, newestViews, accountFocus } from '../../ui/render.js';
 
 const v = (profile, seq, extra = {}) => ({ profile, seq, ...extra });
 
@@ -283,4 +283,40 @@ test('a session ended from another device says so, with the provider\'s code und
   assert.equal(errorDetails(ended), `Error code: session_revoked\n${err.message}`);
   const plain = endedNotice({ state: 'revoked', last_error: err, ended_because: 'revoked' });
   assert.equal(errorText(plain), ERROR_TEXT.session_revoked);
+});
+
+test('the home list keeps each profile\'s newest view, whichever arrives last', () => {
+  let known = {};
+  known = newestViews(known, v('work', 4, { state: 'active' }));
+  known = newestViews(known, v('home', 1, { state: 'signed_out' }));
+  known = newestViews(known, v('work', 3, { state: 'revoked' }));
+  assert.equal(known.work.state, 'active', 'an older view of work does not undo a newer one');
+  assert.equal(known.home.state, 'signed_out', 'another engine\'s numbers are its own');
+  known = newestViews(known, v('work', 5, { state: 'expired' }));
+  assert.equal(known.work.state, 'expired');
+});
+
+test('a home-list row says the headline and when the session ends, or nothing to end', () => {
+  const now = Date.parse('2026-12-06T10:00:00');
+  const end = new Date('2026-12-06T11:30:00').toISOString();
+  const live = accountLine({ state: 'active', headline: { tone: 'good', text: 'Active' }, session_end: { at: end, because: 'idle' } }, now);
+  assert.deepEqual(live, { state: 'Active', tone: 'good', ends: 'ends 11:30' });
+  const forever = accountLine({ state: 'refreshing', headline: { tone: 'attention', text: 'Offline, retrying' }, session_end: null }, now);
+  assert.equal(forever.ends, 'ends when you sign out');
+  assert.equal(forever.tone, 'attention');
+  const out = accountLine({ state: 'signed_out', headline: { tone: 'neutral', text: 'Signed out' }, session_end: null }, now);
+  assert.deepEqual(out, { state: 'Signed out', tone: 'neutral', ends: '' });
+  assert.equal(accountLine(undefined, now).state, 'Not opened yet');
+});
+
+test('the arrow keys, Home and End move along the home list and wrap', () => {
+  assert.equal(accountFocus('ArrowDown', 0, 3), 1);
+  assert.equal(accountFocus('ArrowDown', 2, 3), 0);
+  assert.equal(accountFocus('ArrowUp', 0, 3), 2);
+  assert.equal(accountFocus('ArrowDown', -1, 3), 0, 'from outside the list, down is the first row');
+  assert.equal(accountFocus('ArrowUp', -1, 3), 2, 'and up the last');
+  assert.equal(accountFocus('Home', 2, 3), 0);
+  assert.equal(accountFocus('End', 0, 3), 2);
+  assert.equal(accountFocus('Enter', 0, 3), null);
+  assert.equal(accountFocus('ArrowDown', 0, 0), null);
 });

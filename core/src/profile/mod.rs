@@ -424,6 +424,15 @@ pub fn parse_algorithm(name: &str) -> Result<Algorithm, String> {
 }
 
 impl Profile {
+    /// Where the provider is, as a list of profiles shows it: the issuer
+    /// (OpenID Connect) or the API's address (FinHub).
+    pub fn address(&self) -> String {
+        match self.provider {
+            ProviderKind::Oidc => self.issuer.clone(),
+            _ => self.base_url.to_string(),
+        }
+    }
+
     /// The pinned client for this profile: its pins (report-only or
     /// enforced), extra CA, minimum TLS version, timeout and API body cap.
     pub fn pinned_client(&self) -> Result<crate::net::tls::PinnedClient, crate::error::Error> {

@@ -6,6 +6,7 @@
 //! The Tauri commands in `lib.rs` delegate here in one line each.
 
 mod notice;
+mod providers;
 mod shown;
 #[cfg(test)]
 pub(crate) mod tests;
@@ -14,6 +15,7 @@ pub use notice::{
     expiry_warning, next_look, notices, playground_announcement, session_end_warning, Notice, NoticeAction,
     END_LEAD_SECS, IDLE_LEAD_SECS,
 };
+pub use providers::{add_first, examine_first, Found, NewProvider, ProviderKind, Removed};
 pub use shown::{About, ActivityItem, DemoUserInfo, EndedEverywhere, PlaygroundQa, ProfileInfo, ProfileList};
 
 use crate::embedded::{DemoUser, Playground};
@@ -127,12 +129,22 @@ async fn futures_join<F: std::future::Future>(futures: impl IntoIterator<Item = 
     done.into_iter().flatten().collect()
 }
 
+/// The profile `name`, or a named error.
+fn profile_named(profiles: &BTreeMap<String, Profile>, name: &str) -> Result<Profile, ErrorInfo> {
+    profiles
+        .get(name)
+        .cloned()
+        .ok_or_else(|| ErrorInfo::new(ErrorCode::ConfigInvalid, format!("there is no profile named '{name}'")))
+}
+
 /// How many log lines and audit records "Copy diagnostics" includes.
 pub const DIAGNOSTIC_LINES: usize = 50;
 
 /// The desktop app's state.
 pub struct Backend {
-    profiles: BTreeMap<String, Profile>,
+    /// The profiles: the config file's, the built-in Playground's, and
+    /// those added or removed in the window since.
+    profiles: RwLock<BTreeMap<String, Profile>>,
     /// The config file the profiles came from, if one was read.
     config_file: Option<PathBuf>,
     /// The Playground's demo users (the built-in one's or the demo's);
@@ -262,15 +274,23 @@ impl Backend {
         // The selected profile first (its failure is the app's), then the
         // others side by side; one that cannot be opened now is opened (and
         // its error shown) when the person selects it.
-        let first = Self::open(&profiles, &selected, &data_dir, &events, &opener, &keychain).await?;
+        let first = Self::open(
+            profile_named(&profiles, &selected)?,
+            &data_dir,
+            &events,
+            &opener,
+            &keychain,
+        )
+        .await?;
         let mut engines = BTreeMap::from([(selected.clone(), Arc::new(first))]);
         let others = profiles.keys().filter(|n| **n != selected).map(|name| {
             let (profiles, data_dir, events, opener, keychain) = (&profiles, &data_dir, &events, &opener, &keychain);
             async move {
-                (
-                    name.clone(),
-                    Self::open(profiles, name, data_dir, events, opener, keychain).await,
-                )
+                let opened = match profile_named(profiles, name) {
+                    Ok(profile) => Self::open(profile, data_dir, events, opener, keychain).await,
+                    Err(e) => Err(e),
+                };
+                (name.clone(), opened)
             }
         });
         for (name, opened) in futures_join(others).await {
@@ -286,7 +306,7 @@ impl Backend {
                 Some(p) => p.info().users.iter().map(DemoUserInfo::from).collect(),
                 None => options.demo_users.clone(),
             },
-            profiles,
+            profiles: RwLock::new(profiles),
             config_file,
             config_error,
             data_dir,
@@ -341,19 +361,15 @@ impl Backend {
     }
 
     async fn open(
-        profiles: &BTreeMap<String, Profile>,
-        name: &str,
+        profile: Profile,
         data_dir: &std::path::Path,
         events: &broadcast::Sender<SessionView>,
         opener: &Arc<dyn Opener>,
         keychain: &Arc<KeyringStore>,
     ) -> Result<Current, ErrorInfo> {
-        let profile = profiles
-            .get(name)
-            .cloned()
-            .ok_or_else(|| ErrorInfo::new(ErrorCode::ConfigInvalid, format!("there is no profile named '{name}'")))?;
+        let name = profile.name.clone();
         let engine = Engine::open_with(profile, data_dir, keychain.clone(), opener.clone())?;
-        tracing::debug!(profile = name, "start: engine opened");
+        tracing::debug!(profile = %name, "start: engine opened");
         let mut rx = engine.subscribe();
         let tx = events.clone();
         let forward = tokio::spawn(async move {
@@ -374,9 +390,14 @@ impl Backend {
             forward,
         };
         current.engine.restore().await?;
-        tracing::debug!(profile = name, "start: session restored from the keychain");
+        tracing::debug!(profile = %name, "start: session restored from the keychain");
         let _ = events.send(current.engine.view());
         Ok(current)
+    }
+
+    /// The profiles as they are now.
+    fn profiles(&self) -> BTreeMap<String, Profile> {
+        self.profiles.read().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
     /// The selected profile's engine.
@@ -470,7 +491,7 @@ impl Backend {
         let _ = self.engine().audit_log().flush();
         let inputs = session_core::support::diagnostics::Inputs {
             config_file: self.config_file.as_ref().map(|p| p.display().to_string()),
-            profiles: self.profiles.values().cloned().collect(),
+            profiles: self.profiles().values().cloned().collect(),
             config_error: self.config_error.as_ref().map(|e| e.message.clone()),
             data_dir: Some(self.data_dir.clone()),
             store: self.keychain.clone(),
@@ -588,15 +609,20 @@ impl Backend {
     /// The profiles, the selected one marked.
     pub fn list_profiles(&self) -> ProfileList {
         let selected = self.engine().profile().name.clone();
+        let views: BTreeMap<String, SessionView> = self.views().into_iter().map(|v| (v.profile.clone(), v)).collect();
+        let builtin = |name: &str| self.playground.is_some() && name.starts_with(PLAYGROUND_PROFILE);
         ProfileList {
             profiles: self
-                .profiles
+                .profiles()
                 .values()
                 .map(|p| ProfileInfo {
                     name: p.name.clone(),
                     environment: p.environment.as_str().to_owned(),
                     provider: p.provider.as_str().to_owned(),
                     selected: p.name == selected,
+                    address: p.address(),
+                    removable: !builtin(&p.name),
+                    view: views.get(&p.name).cloned(),
                     demo_users: if p.name.starts_with(PLAYGROUND_PROFILE) {
                         self.demo_users.clone()
                     } else {
@@ -620,8 +646,7 @@ impl Backend {
             .contains_key(name);
         if !open {
             let next = Self::open(
-                &self.profiles,
-                name,
+                profile_named(&self.profiles(), name)?,
                 &self.data_dir,
                 &self.events,
                 &self.opener,

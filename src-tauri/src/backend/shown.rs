@@ -10,6 +10,13 @@ pub struct ProfileInfo {
     pub environment: String,
     pub provider: String,
     pub selected: bool,
+    /// The issuer (OpenID Connect) or the API's address (FinHub).
+    pub address: String,
+    /// In the config file, so the window can remove it (the built-in
+    /// Playground's are not).
+    pub removable: bool,
+    /// Its session now, for the home list (`None` until its engine opens).
+    pub view: Option<SessionView>,
     /// The demo users, for the embedded Playground only.
     pub demo_users: Vec<DemoUserInfo>,
 }
