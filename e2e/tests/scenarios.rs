@@ -1303,7 +1303,8 @@ async fn screens_pass_axe(name: &str, dark: bool) {
             s.click("add-provider-button").await;
             s.wait_visible("screen-add", T).await;
             s.click("add-look-up").await;
-            s.wait_text("add-error", "the empty field named", T, |t| !t.is_empty()).await;
+            s.wait_text("add-error", "the empty field named", T, |t| !t.is_empty())
+                .await;
             s.check_screen("add-provider-error").await;
             s.fill("add-url", &s.pg.info().oidc_issuer.clone()).await;
             s.fill("add-name", "corp").await;
@@ -2190,6 +2191,70 @@ async fn s38_a_provider_added_in_the_window_beside_a_signed_in_one() {
             assert!(rows[0].1.starts_with("Active"), "{rows:?}");
             s.wait_text("user-value", "Alice's FinHub session shown", T, |t| t == "alice")
                 .await;
+            s
+        })
+        .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn s39_from_nothing_to_signed_in_with_only_an_issuer() {
+    // The app as packaged: no config file, no built-in Playground. A person
+    // with only the provider's issuer gets signed in without an editor.
+    let opened = tempfile::tempdir().unwrap();
+    let setup = Setup {
+        embedded: true,
+        env: vec![
+            (
+                "SESSION_MANAGER_TEST_OPENER_DIR".into(),
+                opened.path().display().to_string(),
+            ),
+            ("SESSION_MANAGER_TEST_NO_PLAYGROUND".into(), "1".into()),
+        ],
+        ..Setup::default()
+    };
+    Scenario::start("s39_first_run_add", setup)
+        .await
+        .run(|s| async move {
+            s.wait_visible("screen-first-run", T).await;
+            s.click("first-run-add").await;
+            s.wait_visible("screen-add", T).await;
+            assert!(!s.visible("screen-first-run").await);
+            let issuer = s.pg.info().oidc_issuer.clone();
+            s.fill("add-url", &issuer).await;
+            s.fill("add-name", "corp").await;
+            s.fill("add-ca", &s.pg.info().ca_cert.clone()).await;
+            // Registration off and no client id: named, with what to do.
+            s.pg.set(playground::Switch::Registration, false);
+            s.click("add-look-up").await;
+            s.wait_text("add-error", "no registration named", T, |t| t.contains("client id"))
+                .await;
+            // On: found, confirmed, registered, written, signed in.
+            s.pg.set(playground::Switch::Registration, true);
+            s.click("add-look-up").await;
+            s.wait_visible("add-found", T).await;
+            s.click("add-confirm").await;
+            let url = opened_url(opened.path(), 1).await;
+            let browser = playground::browser::Browser::for_playground(&s.pg);
+            browser.sign_in(&url, ALICE.0, ALICE.1).await.unwrap();
+            s.wait_visible("screen-session", T).await;
+            s.wait_text("state-badge", "Active", T, |t| t == "Active").await;
+            assert_eq!(s.pg.registered_clients().len(), 1);
+            let written = s
+                .config_path()
+                .parent()
+                .unwrap()
+                .join("empty-config-home/session-manager/config.toml");
+            let config = std::fs::read_to_string(&written).unwrap();
+            assert!(
+                config.contains("[profiles.corp]") && config.contains(&issuer),
+                "{config}"
+            );
+            use std::os::unix::fs::PermissionsExt;
+            assert_eq!(std::fs::metadata(&written).unwrap().permissions().mode() & 0o777, 0o600);
+            let rows = account_rows(&s).await;
+            assert_eq!(rows.len(), 1, "{rows:?}");
+            assert!(rows[0].0 == "corp" && rows[0].1.starts_with("Active"), "{rows:?}");
+            s.check_screen("first-run-added").await;
             s
         })
         .await;

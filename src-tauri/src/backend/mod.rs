@@ -129,6 +129,21 @@ async fn futures_join<F: std::future::Future>(futures: impl IntoIterator<Item = 
     done.into_iter().flatten().collect()
 }
 
+/// The environment variable that, in builds with the `test-opener` feature
+/// only, starts the app without its built-in Playground, as the packaged
+/// app starts (end-to-end tests reach the first-run screen with it).
+pub const TEST_NO_PLAYGROUND_ENV: &str = "SESSION_MANAGER_TEST_NO_PLAYGROUND";
+
+/// Whether this app starts its built-in Playground when nothing else
+/// provides one: builds with the `playground` feature do.
+fn builtin_playground() -> bool {
+    #[cfg(feature = "test-opener")]
+    if std::env::var_os(TEST_NO_PLAYGROUND_ENV).is_some() {
+        return false;
+    }
+    cfg!(feature = "playground")
+}
+
 /// The profile `name`, or a named error.
 fn profile_named(profiles: &BTreeMap<String, Profile>, name: &str) -> Result<Profile, ErrorInfo> {
     profiles
@@ -221,7 +236,11 @@ impl Backend {
         let mut playground = None;
         let mut playground_error = None;
         if !profiles.contains_key(PLAYGROUND_PROFILE) {
-            match Self::start_playground(&options, &data_dir).await {
+            let started = match builtin_playground() {
+                true => Self::start_playground(&options, &data_dir).await,
+                false => Err(ErrorInfo::new(ErrorCode::NotConfigured, "no built-in Playground")),
+            };
+            match started {
                 Ok((pg, config)) => {
                     profiles.extend(config.profiles);
                     playground = Some(pg);
@@ -233,7 +252,7 @@ impl Backend {
                 }
                 // Nothing configured and no built-in Playground (the
                 // packaged app): the window's first-run screen.
-                Err(_) if !cfg!(feature = "playground") && config_error.is_none() => {
+                Err(_) if !builtin_playground() && config_error.is_none() => {
                     return Err(ErrorInfo::new(
                         ErrorCode::NotConfigured,
                         format!(
