@@ -827,6 +827,64 @@ pub async fn screenshot(client: &Client) -> Result<Vec<u8>, String> {
     }
 }
 
+/// A TCP forwarder on loopback to one of two ports, switched at will (what
+/// is on the wire between the app and a provider: a real host, or one that
+/// presents another certificate). Connections made before a switch are cut.
+pub struct Forwarder {
+    pub port: u16,
+    to: std::sync::Arc<tokio::sync::watch::Sender<u16>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Forwarder {
+    /// Forward to `to` until [`Forwarder::switch`].
+    pub async fn start(to: u16) -> Forwarder {
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0)).await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let (tx, rx) = tokio::sync::watch::channel(to);
+        let task = tokio::spawn(async move {
+            while let Ok((mut client, _)) = listener.accept().await {
+                let mut changed = rx.clone();
+                let target = *changed.borrow_and_update();
+                tokio::spawn(async move {
+                    let Ok(mut server) = tokio::net::TcpStream::connect(("127.0.0.1", target)).await else {
+                        return;
+                    };
+                    tokio::select! {
+                        _ = tokio::io::copy_bidirectional(&mut client, &mut server) => {}
+                        _ = changed.changed() => {}
+                    }
+                });
+            }
+        });
+        Forwarder {
+            port,
+            to: std::sync::Arc::new(tx),
+            task,
+        }
+    }
+
+    /// Forward new connections to `to`, and cut the open ones.
+    pub fn switch(&self, to: u16) {
+        self.to.send_replace(to);
+    }
+}
+
+impl Drop for Forwarder {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// The port of an `https://host:port…` address.
+pub fn port_of(url: &str) -> u16 {
+    url.trim_start_matches("https://")
+        .split(['/', ':'])
+        .nth(1)
+        .and_then(|p| p.parse().ok())
+        .expect("an address with a port")
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

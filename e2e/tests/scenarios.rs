@@ -2259,3 +2259,157 @@ async fn s39_from_nothing_to_signed_in_with_only_an_issuer() {
         })
         .await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn s40_three_profiles_at_once_and_a_pin_mismatch_in_one() {
+    const THREE: [&str; 3] = ["production", "integration", "playground-oidc"];
+    // FinHub Production, FinHub Integration and OpenID Connect signed in at
+    // once. Integration reaches the provider through a forwarder that can
+    // switch to another host whose certificate its CA file trusts but its
+    // pins do not: an interception the pins catch.
+    let impostor = playground::Playground::start(Options::default()).await.unwrap();
+    let impostor_port = e2e::port_of(impostor.base_url());
+    let forwarder = e2e::Forwarder::start(impostor_port).await;
+    let via = format!("https://127.0.0.1:{}", forwarder.port);
+    let impostor_ca = impostor.info().ca_cert.clone();
+    let opened = tempfile::tempdir().unwrap();
+    let setup = Setup {
+        edit_config: Box::new(move |pg, c| {
+            let bundle = std::path::Path::new(&pg.info().ca_cert).with_file_name("both-cas.pem");
+            let both =
+                std::fs::read_to_string(&pg.info().ca_cert).unwrap() + &std::fs::read_to_string(&impostor_ca).unwrap();
+            std::fs::write(&bundle, both).unwrap();
+            let finhub = c.split("[profiles.playground]").nth(1).unwrap();
+            let finhub = finhub.split("[profiles.playground-oidc]").next().unwrap().to_owned();
+            let integration = finhub
+                .lines()
+                .map(|l| match l {
+                    l if l.starts_with("base_url") || l.starts_with("jwks_url") => l.replace(pg.base_url(), &via),
+                    l if l.starts_with("ca_file") => format!("ca_file = {:?}", bundle.display().to_string()),
+                    l if l.starts_with("environment") => "environment = \"integration\"".to_owned(),
+                    l => l.to_owned(),
+                })
+                .collect::<Vec<_>>()
+                .join("\n");
+            let production = finhub.replace("environment = \"playground\"", "environment = \"production\"");
+            let rest = c
+                .replacen(&finhub, &production, 1)
+                .replace("[profiles.playground]", "[profiles.production]");
+            format!("{rest}\n[profiles.integration]{integration}\n")
+                .replace("default_profile = \"playground\"", "default_profile = \"production\"")
+        }),
+        env: vec![(
+            "SESSION_MANAGER_TEST_OPENER_DIR".into(),
+            opened.path().display().to_string(),
+        )],
+        ..lifetime(8)
+    };
+    Scenario::start("s40_three_profiles", setup)
+        .await
+        .run(move |s| async move {
+            forwarder.switch(e2e::port_of(s.pg.base_url()));
+            s.sign_in_active(ALICE.0, ALICE.1).await;
+            s.click_account("integration").await;
+            s.wait_visible("screen-signin", T).await;
+            s.sign_in_active("bob", "bob-pw-2").await;
+            s.click_account("playground-oidc").await;
+            s.wait_visible("screen-signin", T).await;
+            s.click("signin-button").await;
+            let url = opened_url(opened.path(), 1).await;
+            let browser = playground::browser::Browser::for_playground(&s.pg);
+            browser.sign_in(&url, ALICE.0, ALICE.1).await.unwrap();
+            s.wait_text("state-badge", "OpenID Connect session Active", T, |t| t == "Active")
+                .await;
+            s.wait_until("three profiles Active in the home list", T, || async {
+                // (The built-in Playground's own profile is listed too.)
+                let rows = account_rows(&s).await;
+                THREE.iter().all(|p| {
+                    rows.iter()
+                        .any(|(n, st)| n == p && (st.starts_with("Active") || st.starts_with("Renewing")))
+                })
+            })
+            .await;
+            s.check_screen("three-profiles").await;
+
+            // sessionctl sees the same three, each renewing on its own.
+            let status = |s: &Scenario| {
+                let (config, data, keychain) =
+                    (s.config_path().to_owned(), s.data.path().to_owned(), s.keychain.clone());
+                async move {
+                    let out = tokio::process::Command::new(e2e::sessionctl_binary())
+                        .arg("--config")
+                        .arg(&config)
+                        .arg("--data-dir")
+                        .arg(&data)
+                        .args(["--json", "status", "--all"])
+                        .env("SESSION_MANAGER_KEYCHAIN_SERVICE", &keychain)
+                        .output()
+                        .await
+                        .unwrap();
+                    let all: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap_or_default();
+                    all.into_iter()
+                        .map(|v| {
+                            (
+                                v["profile"].as_str().unwrap_or_default().to_owned(),
+                                (
+                                    v["state"].as_str().unwrap_or_default().to_owned(),
+                                    v["refresh_count"].as_u64().unwrap_or(0),
+                                ),
+                            )
+                        })
+                        .collect::<std::collections::BTreeMap<_, _>>()
+                }
+            };
+            let first = status(&s).await;
+            let live = |st: &str| st == "active" || st == "refreshing";
+            assert!(
+                THREE.iter().all(|p| first.get(*p).is_some_and(|(st, _)| live(st))),
+                "{first:?}"
+            );
+            s.wait_until("each profile renewed again", Duration::from_secs(40), || async {
+                let now = status(&s).await;
+                THREE
+                    .iter()
+                    .all(|p| now.get(*p).is_some_and(|(st, n)| live(st) && *n > first[*p].1))
+            })
+            .await;
+
+            // Integration's line is intercepted: the pins refuse the other
+            // host; the other two go on renewing, Active.
+            forwarder.switch(impostor_port);
+            s.wait_until(
+                "integration stopped by the pin mismatch",
+                Duration::from_secs(30),
+                || async {
+                    account_rows(&s)
+                        .await
+                        .iter()
+                        .any(|(n, st)| n == "integration" && !st.starts_with("Active") && !st.starts_with("Renewing"))
+                },
+            )
+            .await;
+            let before = status(&s).await;
+            s.wait_until(
+                "production and OpenID Connect renewing on",
+                Duration::from_secs(40),
+                || async {
+                    let now = status(&s).await;
+                    ["production", "playground-oidc"]
+                        .iter()
+                        .all(|p| now.get(*p).is_some_and(|(st, n)| live(st) && *n > before[*p].1))
+                },
+            )
+            .await;
+            let rows = account_rows(&s).await;
+            for p in ["production", "playground-oidc"] {
+                assert!(
+                    rows.iter()
+                        .any(|(n, st)| n == p && (st.starts_with("Active") || st.starts_with("Renewing"))),
+                    "{p}: {rows:?}"
+                );
+            }
+            s.check_screen("three-profiles-one-intercepted").await;
+            s
+        })
+        .await;
+}

@@ -109,7 +109,7 @@ impl Browser {
                 .header("cookie", self.cookie_header())
                 .send()
                 .await
-                .map_err(|e| format!("{url}: {e}"))?;
+                .map_err(|e| format!("{url}: {}", chain(&e)))?;
             self.keep_cookies(&response);
             let status = response.status().as_u16();
             if (300..400).contains(&status) {
@@ -241,4 +241,16 @@ fn unescape(s: &str) -> String {
         .replace("&lt;", "<")
         .replace("&gt;", ">")
         .replace("&amp;", "&")
+}
+
+/// An error with its causes ("error sending request" alone hides whether
+/// TLS, the connection or the address failed).
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        text.push_str(&format!(": {c}"));
+        cause = c.source();
+    }
+    text
 }

@@ -383,6 +383,13 @@ fn profiles_from_the_config_file_join_the_playground_and_can_be_switched_to() {
         .map(|p| p["provider"].as_str().unwrap())
         .collect();
     assert_eq!(providers, vec!["finhub", "oidc", "finhub"]);
+    // A profile of the file's is the file's, though the built-in Playground
+    // has one of the same name.
+    assert_eq!(
+        list["profiles"][1]["address"].as_str(),
+        Some(other.info().oidc_issuer.as_str()),
+        "the config file's playground-oidc was replaced by the built-in one's"
+    );
     assert_eq!(list["config_error"], serde_json::Value::Null);
     let view = invoke(&window, "switch_profile", serde_json::json!({"name": "second"})).unwrap();
     assert_eq!(view["profile"], "second");

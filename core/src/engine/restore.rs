@@ -49,11 +49,25 @@ impl Engine {
                 }
             }
         };
-        if record
-            .refresh
-            .as_ref()
-            .is_some_and(|t| self.journal_says_spent(record.session_id, t))
-        {
+        let spent = |r: &crate::storage::vault::SessionRecord| {
+            r.refresh
+                .as_ref()
+                .is_some_and(|t| self.journal_says_spent(r.session_id, t))
+        };
+        let mut record = record;
+        if spent(&record) {
+            // Another process has redeemed this token. It may be storing the
+            // new one right now (it journals under its lock before it
+            // writes the keychain): read again under the lock, when no
+            // renewal is half done.
+            let lock = self.process_lock(ProcessLock::WAIT).await.ok();
+            match self.read_stored().await {
+                store::Stored::Record(r) => record = *r,
+                _ => return Ok(self.view()),
+            }
+            drop(lock);
+        }
+        if spent(&record) {
             // Another process renewed this session and could not store the
             // new refresh token (the keychain was locked): this one is
             // spent. It goes; that process stores the live one when it can,

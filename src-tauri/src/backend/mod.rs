@@ -160,6 +160,8 @@ pub struct Backend {
     /// The profiles: the config file's, the built-in Playground's, and
     /// those added or removed in the window since.
     profiles: RwLock<BTreeMap<String, Profile>>,
+    /// The built-in Playground's profiles (not in the config file).
+    builtin_profiles: std::collections::BTreeSet<String>,
     /// The config file the profiles came from, if one was read.
     config_file: Option<PathBuf>,
     /// The Playground's demo users (the built-in one's or the demo's);
@@ -235,6 +237,7 @@ impl Backend {
         tracing::debug!("start: config read");
         let mut playground = None;
         let mut playground_error = None;
+        let mut builtin_profiles = std::collections::BTreeSet::new();
         if !profiles.contains_key(PLAYGROUND_PROFILE) {
             let started = match builtin_playground() {
                 true => Self::start_playground(&options, &data_dir).await,
@@ -242,7 +245,14 @@ impl Backend {
             };
             match started {
                 Ok((pg, config)) => {
-                    profiles.extend(config.profiles);
+                    // The config file's profile of the same name is the
+                    // person's: the built-in one does not replace it.
+                    for (name, profile) in config.profiles {
+                        if let std::collections::btree_map::Entry::Vacant(free) = profiles.entry(name.clone()) {
+                            free.insert(profile);
+                            builtin_profiles.insert(name);
+                        }
+                    }
                     playground = Some(pg);
                 }
                 // The config file's profiles still work without it.
@@ -326,6 +336,7 @@ impl Backend {
                 None => options.demo_users.clone(),
             },
             profiles: RwLock::new(profiles),
+            builtin_profiles,
             config_file,
             config_error,
             data_dir,
@@ -629,7 +640,6 @@ impl Backend {
     pub fn list_profiles(&self) -> ProfileList {
         let selected = self.engine().profile().name.clone();
         let views: BTreeMap<String, SessionView> = self.views().into_iter().map(|v| (v.profile.clone(), v)).collect();
-        let builtin = |name: &str| self.playground.is_some() && name.starts_with(PLAYGROUND_PROFILE);
         ProfileList {
             profiles: self
                 .profiles()
@@ -640,7 +650,7 @@ impl Backend {
                     provider: p.provider.as_str().to_owned(),
                     selected: p.name == selected,
                     address: p.address(),
-                    removable: !builtin(&p.name),
+                    removable: !self.builtin_profiles.contains(&p.name),
                     view: views.get(&p.name).cloned(),
                     demo_users: if p.name.starts_with(PLAYGROUND_PROFILE) {
                         self.demo_users.clone()

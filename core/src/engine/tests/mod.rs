@@ -1622,3 +1622,40 @@ async fn a_forward_jump_past_renewable_until_asks_the_provider_once() {
 
 mod headline;
 mod processes;
+
+/// A restore in another process that reads the record while a renewal is
+/// between redeeming the token (journaled) and storing the new one does not
+/// delete the record: it waits for the renewing process's lock and takes
+/// what that process stored. (Lock-free, it read the old token as spent and
+/// cleared the keychain, and the renewing app then ended its own session as
+/// "signed out elsewhere": seen beside `sessionctl status --all`, E2E s40.)
+#[tokio::test(start_paused = true)]
+async fn a_restore_during_another_process_renewal_keeps_the_session() {
+    let rig = rig(600);
+    sign_in(&rig).await;
+    let old = rig.stored().unwrap();
+    // "Process A" mid-renewal: holds the lock, has journaled the new live
+    // token, has not stored it yet.
+    let lock = rig.engine.process_lock(Duration::from_secs(1)).await.unwrap();
+    let live = crate::token::RefreshToken::new("the-renewed-refresh-token");
+    rig.engine.journal_redemption(old.session_id, &live);
+    let renewed = SessionRecord {
+        refresh: Some(live),
+        refresh_count: old.refresh_count + 1,
+        ..old.clone()
+    };
+    let (store, name) = (rig.store.clone(), rig.engine.profile().name.clone());
+    let finishing = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        Vault::new(store, &name).save(&renewed).unwrap();
+        drop(lock);
+    });
+    let second = rig.second_process();
+    let view = second.restore().await.unwrap();
+    finishing.await.unwrap();
+    assert_eq!(view.state, Phase::Active, "{:?}", view.last_error);
+    assert_eq!(
+        rig.stored().expect("the record was deleted mid-renewal").refresh_count,
+        old.refresh_count + 1
+    );
+}
