@@ -183,57 +183,105 @@ async fn direct_cpu(exe: &Path, env: &[(&str, &std::ffi::OsStr)], warm_up: Durat
     cpu
 }
 
-/// Session Manager started directly with a session to restore.
-async fn direct_cpu_signed_in(app: &Path, idle: Duration) -> f64 {
+/// Voluntary and involuntary context switches of every thread of `pids`:
+/// each is a wake-up (or a preemption) of the app.
+fn switches(pids: &[u32]) -> u64 {
+    pids.iter()
+        .flat_map(|p| {
+            std::fs::read_dir(format!("/proc/{p}/task"))
+                .into_iter()
+                .flatten()
+                .flatten()
+        })
+        .filter_map(|t| std::fs::read_to_string(t.path().join("status")).ok())
+        .map(|s| {
+            s.lines()
+                .filter(|l| l.starts_with("voluntary_ctxt_switches:") || l.starts_with("nonvoluntary_ctxt_switches:"))
+                .filter_map(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
+                .sum::<u64>()
+        })
+        .sum()
+}
+
+/// What an idle app costs over a window: CPU share of one core, resident
+/// memory at its end, wake-ups per second.
+struct Idle {
+    cpu: f64,
+    rss_kib: u64,
+    wakeups: f64,
+}
+
+/// Session Manager started directly (window shown) with `profiles`
+/// FinHub profiles, each with a session to restore (hour-long tokens: no
+/// renewal falls in the window).
+async fn direct_signed_in(app: &Path, idle: Duration, profiles: usize) -> Idle {
     use playground::{Options, Playground};
     use session_core::storage::vault::{KeyringStore, SecretStore};
     let dir = tempfile::tempdir().unwrap();
     let pg = Playground::start(Options {
         token_lifetime: Duration::from_secs(3600),
+        session_limit: profiles + 1,
         dir: Some(dir.path().join("pg")),
         ..Options::default()
     })
     .await
     .unwrap();
+    // The Playground's FinHub profile `profiles` times, as p1, p2, …
+    let finhub = pg.config().split("[profiles.playground]").nth(1).unwrap();
+    let finhub = finhub.split("[profiles.playground-oidc]").next().unwrap();
+    let text: String = (1..=profiles).map(|i| format!("[profiles.p{i}]{finhub}\n")).collect();
     let config = dir.path().join("config.toml");
-    std::fs::write(&config, pg.config()).unwrap();
+    std::fs::write(&config, &text).unwrap();
     let data = dir.path().join("data");
     let service = format!("session-manager-bench-{}", uuid::Uuid::new_v4().simple());
     let store: std::sync::Arc<dyn SecretStore> = std::sync::Arc::new(KeyringStore::new(service.clone()));
-    let profile = session_core::Config::parse(pg.config(), dir.path())
-        .unwrap()
-        .profile(None)
-        .unwrap()
-        .clone();
-    let engine = session_core::Engine::open_with_store(profile.clone(), &data, store.clone()).unwrap();
-    engine
-        .sign_in("alice", session_core::Password::new("alice-pw-1"))
-        .await
-        .expect("the bench signs in to its Playground");
-    drop(engine);
+    let parsed = session_core::Config::parse(&text, dir.path()).unwrap();
+    for profile in parsed.profiles.values() {
+        let engine = session_core::Engine::open_with_store(profile.clone(), &data, store.clone()).unwrap();
+        engine
+            .sign_in("alice", session_core::Password::new("alice-pw-1"))
+            .await
+            .expect("the bench signs in to its Playground");
+    }
     let env = [
         ("SESSION_MANAGER_CONFIG", config.as_os_str()),
         ("SESSION_MANAGER_DATA_DIR", data.as_os_str()),
         ("SESSION_MANAGER_KEYCHAIN_SERVICE", std::ffi::OsStr::new(&service)),
     ];
-    let cpu = direct_cpu(app, &env, Duration::from_secs(10), idle).await;
-    // The figure is of a signed-in window only if the app restored the session.
+    let mut cmd = tokio::process::Command::new(app);
+    cmd.envs(env.iter().copied())
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true);
+    let mut child = cmd.spawn().unwrap();
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    let exe = app.canonicalize().unwrap_or_else(|_| app.to_owned());
+    let woken = switches(&tree_of(&exe));
+    let (rss_kib, cpu) = settle(app, idle).await;
+    let wakeups = switches(&tree_of(&exe)).saturating_sub(woken) as f64 / idle.as_secs_f64();
+    let _ = child.kill().await;
+    // The figures are of signed-in sessions only if the app restored them all.
     let restored = session_core::storage::audit::AuditLog::in_dir(&data)
-        .recent(100)
+        .recent(1000)
         .unwrap_or_default()
         .iter()
-        .any(|r| r.event == session_core::storage::audit::AuditEvent::SessionRestored);
+        .filter(|r| r.event == session_core::storage::audit::AuditEvent::SessionRestored)
+        .count();
     assert!(
-        restored,
-        "the app did not restore the bench's session, so its CPU figure would be the sign-in screen's; see {}",
+        restored >= profiles,
+        "the app restored {restored} of the bench's {profiles} sessions, so its figures would not be of signed-in sessions; see {}",
         data.join("logs/app.log").display()
     );
     // Leave nothing in a developer's keychain: sign out as the app would.
-    let engine = session_core::Engine::open_with_store(profile, &data, store).unwrap();
-    if let Err(e) = engine.sign_out().await {
-        eprintln!("warning: the bench's session stays in keychain namespace {service}: {e}");
+    for profile in parsed.profiles.values() {
+        let engine = session_core::Engine::open_with_store(profile.clone(), &data, store.clone()).unwrap();
+        let _ = engine.restore().await;
+        if let Err(e) = engine.sign_out().await {
+            eprintln!("warning: the bench's session stays in keychain namespace {service}: {e}");
+        }
     }
-    cpu
+    Idle { cpu, rss_kib, wakeups }
 }
 
 /// Cold starts of `app` (started by its driver, ready when its selector is
@@ -316,6 +364,19 @@ async fn main() {
             b.display()
         );
     }
+    // DESKTOP_BENCH_IDLE_SECS shortens the minute for a quick look.
+    let idle_window = Duration::from_secs(
+        std::env::var("DESKTOP_BENCH_IDLE_SECS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(60),
+    );
+    // DESKTOP_BENCH_ONLY=profiles: the cost of each session beyond the
+    // first only (ten profiles signed in against one).
+    if std::env::var("DESKTOP_BENCH_ONLY").is_ok_and(|v| v == "profiles") {
+        per_session(&app, idle_window).await;
+        return;
+    }
     let size = |p: &Path| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0) as f64 / 1e6;
     println!(
         "Binary size ({profile}): Session Manager {:.1} MB (with the built-in Playground), minimal Tauri app {:.1} MB, ratio {:.2}",
@@ -347,13 +408,7 @@ async fn main() {
         ("SESSION_MANAGER_PLAYGROUND_LIFETIME", Path::new("3600")),
     ];
     let d = Driver::start(&env, &std::env::temp_dir().join("desktop-bench-driver.log")).await;
-    // DESKTOP_BENCH_IDLE_SECS shortens the minute for a quick look.
-    let idle = Duration::from_secs(
-        std::env::var("DESKTOP_BENCH_IDLE_SECS")
-            .ok()
-            .and_then(|s| s.parse().ok())
-            .unwrap_or(60),
-    );
+    let idle = idle_window;
 
     println!(
         "Cold start to a rendered first screen (median of {}, {profile} builds):",
@@ -465,10 +520,31 @@ async fn main() {
     );
     d.stop(data.path()).await;
 
-    let app_direct = direct_cpu_signed_in(&app, idle).await;
+    let one = direct_signed_in(&app, idle, 1).await;
     let min_direct = direct_cpu(&minimal, &[], Duration::from_secs(10), idle).await;
     println!(
-        "CPU over {} s, started directly (no WebDriver), window shown: Session Manager signed in {app_direct:.2} % (target < 1 %), minimal Tauri app {min_direct:.2} %",
-        idle.as_secs()
+        "CPU over {} s, started directly (no WebDriver), window shown: Session Manager signed in {:.2} % (target < 1 %), minimal Tauri app {min_direct:.2} %",
+        idle.as_secs(),
+        one.cpu
+    );
+    per_session(&app, idle).await;
+}
+
+/// Every account at once: the cost of each session beyond the first, ten
+/// profiles signed in against one, measured one after the other.
+async fn per_session(app: &Path, idle: Duration) {
+    let one = direct_signed_in(app, idle, 1).await;
+    let ten = direct_signed_in(app, idle, 10).await;
+    println!(
+        "Ten profiles signed in vs one, started directly, {} s idle (no renewal due): wake-ups {:.1}/s vs {:.1}/s, {:+.2} per extra session (target: no more than one session's, plus one per renewal due); memory {} MiB vs {} MiB, {:+.2} MiB per extra session (target: a few MiB); CPU {:.2} % vs {:.2} %",
+        idle.as_secs(),
+        ten.wakeups,
+        one.wakeups,
+        (ten.wakeups - one.wakeups) / 9.0,
+        ten.rss_kib / 1024,
+        one.rss_kib / 1024,
+        (ten.rss_kib as f64 - one.rss_kib as f64) / 1024.0 / 9.0,
+        ten.cpu,
+        one.cpu
     );
 }
