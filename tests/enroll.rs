@@ -158,3 +158,52 @@ async fn with_registration_off_the_app_asks_for_a_client_id() {
     assert!(e.to_string().contains("--client-id"), "{e}");
     assert!(pg.registered_clients().is_empty());
 }
+
+/// A provider that never answers, or answers too slowly, is named within
+/// the time allowed: nothing hangs while a person waits on "Look up".
+#[tokio::test(flavor = "multi_thread")]
+async fn a_silent_or_slow_provider_is_named_within_the_time_allowed() {
+    let short = Duration::from_secs(2);
+    // A host that accepts the connection and never says a word (no TLS).
+    let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = silent.local_addr().unwrap().port();
+    let held = tokio::spawn(async move {
+        let mut open = Vec::new();
+        while let Ok((c, _)) = silent.accept().await {
+            open.push(c);
+        }
+    });
+    let started = std::time::Instant::now();
+    let e = enroll::examine_issuer(&format!("https://127.0.0.1:{port}/oidc"), &[], None, short)
+        .await
+        .unwrap_err();
+    assert!(
+        started.elapsed() < Duration::from_secs(6),
+        "took {:?}",
+        started.elapsed()
+    );
+    assert!(
+        e.to_string().contains("not trusted") || e.to_string().contains("no TLS answer"),
+        "{e}"
+    );
+    assert!(
+        e.to_string().contains(&format!("{} s", short.as_secs())),
+        "names the wait: {e}"
+    );
+    held.abort();
+
+    // A real provider whose discovery takes longer than allowed.
+    let pg = playground(600).await;
+    let ca = PathBuf::from(&pg.info().ca_cert);
+    pg.set_latency(Duration::from_secs(30));
+    let started = std::time::Instant::now();
+    let e = enroll::examine_issuer(&pg.info().oidc_issuer, &[], Some(&ca), short)
+        .await
+        .unwrap_err();
+    assert!(
+        started.elapsed() < Duration::from_secs(8),
+        "took {:?}",
+        started.elapsed()
+    );
+    assert_eq!(e.code(), ErrorCode::Timeout, "{e}");
+}

@@ -183,9 +183,9 @@ async fn direct_cpu(exe: &Path, env: &[(&str, &std::ffi::OsStr)], warm_up: Durat
     cpu
 }
 
-/// Voluntary and involuntary context switches of every thread of `pids`:
-/// each is a wake-up (or a preemption) of the app.
-fn switches(pids: &[u32]) -> u64 {
+/// Voluntary and involuntary context switches of each thread of `pids`,
+/// by thread id: each is a wake-up (or a preemption) of the app.
+fn switches(pids: &[u32]) -> std::collections::BTreeMap<u64, u64> {
     pids.iter()
         .flat_map(|p| {
             std::fs::read_dir(format!("/proc/{p}/task"))
@@ -193,13 +193,29 @@ fn switches(pids: &[u32]) -> u64 {
                 .flatten()
                 .flatten()
         })
-        .filter_map(|t| std::fs::read_to_string(t.path().join("status")).ok())
-        .map(|s| {
-            s.lines()
+        .filter_map(|t| {
+            let tid = t.file_name().to_str()?.parse::<u64>().ok()?;
+            let status = std::fs::read_to_string(t.path().join("status")).ok()?;
+            let n = status
+                .lines()
                 .filter(|l| l.starts_with("voluntary_ctxt_switches:") || l.starts_with("nonvoluntary_ctxt_switches:"))
                 .filter_map(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
-                .sum::<u64>()
+                .sum::<u64>();
+            Some((tid, n))
         })
+        .collect()
+}
+
+/// The switches between two readings: each thread's growth (a thread that
+/// started meanwhile counts whole; one that ended takes its count with it,
+/// which the kernel keeps nowhere, so its last ones are missed).
+fn switches_between(
+    before: &std::collections::BTreeMap<u64, u64>,
+    after: &std::collections::BTreeMap<u64, u64>,
+) -> u64 {
+    after
+        .iter()
+        .map(|(tid, n)| n.saturating_sub(before.get(tid).copied().unwrap_or(0)))
         .sum()
 }
 
@@ -259,7 +275,7 @@ async fn direct_signed_in(app: &Path, idle: Duration, profiles: usize) -> Idle {
     let exe = app.canonicalize().unwrap_or_else(|_| app.to_owned());
     let woken = switches(&tree_of(&exe));
     let (rss_kib, cpu) = settle(app, idle).await;
-    let wakeups = switches(&tree_of(&exe)).saturating_sub(woken) as f64 / idle.as_secs_f64();
+    let wakeups = switches_between(&woken, &switches(&tree_of(&exe))) as f64 / idle.as_secs_f64();
     let _ = child.kill().await;
     // The figures are of signed-in sessions only if the app restored them all.
     let restored = session_core::storage::audit::AuditLog::in_dir(&data)

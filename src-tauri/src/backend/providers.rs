@@ -73,6 +73,23 @@ pub struct Found {
     pub config_file: String,
 }
 
+impl Found {
+    /// What the host showed and the pins the profile will have; the rest
+    /// is the provider kind's.
+    fn of(kind: ProviderKind, tls: &session_core::support::doctor::TlsFacts, pins: &[Pin], config_file: &Path) -> Self {
+        Found {
+            kind,
+            presented: tls.presented.clone(),
+            verified_path: tls.verified_path.clone(),
+            pins: pins.iter().map(Pin::to_string).collect(),
+            scopes: Vec::new(),
+            registers: false,
+            keys: None,
+            config_file: config_file.display().to_string(),
+        }
+    }
+}
+
 /// What removing a profile did, in sentences for the window.
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct Removed {
@@ -167,14 +184,9 @@ pub async fn examine(new: &NewProvider, config_file: &Path) -> Result<(Found, Ex
             };
             enroll::with_profile(&existing, name, profile.table(), base)?;
             let found = Found {
-                kind: new.kind,
-                presented: examined.tls.presented.clone(),
-                verified_path: examined.tls.verified_path.clone(),
-                pins: profile.pins.iter().map(Pin::to_string).collect(),
                 scopes: profile.scopes.clone(),
                 registers,
-                keys: None,
-                config_file: config_file.display().to_string(),
+                ..Found::of(new.kind, &examined.tls, &profile.pins, config_file)
             };
             (found, Examination::Oidc(Box::new(examined), profile, registers))
         }
@@ -190,14 +202,8 @@ pub async fn examine(new: &NewProvider, config_file: &Path) -> Result<(Found, Ex
             };
             enroll::with_profile(&existing, name, profile.table(), base)?;
             let found = Found {
-                kind: new.kind,
-                presented: examined.tls.presented.clone(),
-                verified_path: examined.tls.verified_path.clone(),
-                pins: profile.pins.iter().map(Pin::to_string).collect(),
-                scopes: Vec::new(),
-                registers: false,
                 keys: Some(examined.keys),
-                config_file: config_file.display().to_string(),
+                ..Found::of(new.kind, &examined.tls, &profile.pins, config_file)
             };
             (found, Examination::Finhub(profile))
         }
