@@ -271,7 +271,11 @@ async fn direct_signed_in(app: &Path, idle: Duration, profiles: usize) -> Idle {
         .stderr(std::process::Stdio::null())
         .kill_on_drop(true);
     let mut child = cmd.spawn().unwrap();
-    tokio::time::sleep(Duration::from_secs(10)).await;
+    // Past the start's own work and past the connection pool's idle
+    // timeout: each engine's connections from the restore close once,
+    // 15 s after their last use (seen with strace: a wake-up per closed
+    // connection), which is the start's cost, not the idle one.
+    tokio::time::sleep(session_core::net::tls::POOL_IDLE + Duration::from_secs(5)).await;
     let exe = app.canonicalize().unwrap_or_else(|_| app.to_owned());
     let woken = switches(&tree_of(&exe));
     let (rss_kib, cpu) = settle(app, idle).await;
