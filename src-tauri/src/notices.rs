@@ -14,6 +14,8 @@ struct Shown {
     last: Mutex<std::collections::HashMap<String, SessionView>>,
     /// The notifications shown (their `once` keys, the newest last).
     keys: Mutex<std::collections::VecDeque<String>>,
+    /// The window's title as last set.
+    title: Mutex<String>,
 }
 
 /// How many notifications are remembered as shown.
@@ -26,6 +28,7 @@ pub fn start<R: Runtime>(app: &AppHandle<R>, backend: &Arc<Backend>) {
     app.manage(Shown {
         last: Mutex::new(backend.views().into_iter().map(|v| (v.profile.clone(), v)).collect()),
         keys: Mutex::new(Default::default()),
+        title: Mutex::default(),
     });
     let handle = app.clone();
     let backend = backend.clone();
@@ -130,8 +133,17 @@ pub fn notify<R: Runtime>(app: &AppHandle<R>, summary: &str, body: &str) {
 pub fn on_view<R: Runtime>(app: &AppHandle<R>, view: &SessionView) {
     let backend = app.try_state::<crate::Started>().and_then(|s| s.ready());
     let selected = backend.as_ref().map(|b| b.view());
-    if let Some(w) = app.get_webview_window("main") {
-        let _ = w.set_title(&crate::window_title(selected.as_ref().unwrap_or(view)));
+    // Only a new title goes to the window (a trip to the main thread;
+    // every profile's views come here).
+    let title = crate::window_title(selected.as_ref().unwrap_or(view));
+    let new_title = app.try_state::<Shown>().is_none_or(|shown| {
+        let mut last = shown.title.lock().unwrap_or_else(|e| e.into_inner());
+        let new = *last != title;
+        last.clone_from(&title);
+        new
+    });
+    if let Some(w) = app.get_webview_window("main").filter(|_| new_title) {
+        let _ = w.set_title(&title);
     }
     let views = backend.map(|b| b.views()).unwrap_or_else(|| vec![view.clone()]);
     crate::tray::update(app, &views);

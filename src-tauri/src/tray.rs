@@ -68,6 +68,30 @@ struct TrayState<R: Runtime> {
     /// "Sign out of NAME" per profile, when there are several.
     sign_out_each: Vec<(String, MenuItem<R>)>,
     sign_out_all: MenuItem<R>,
+    /// What each item shows now (text, enabled), by item id.
+    said: Mutex<std::collections::HashMap<String, (Option<String>, Option<bool>)>>,
+}
+
+impl<R: Runtime> TrayState<R> {
+    /// Give `item` this text (when one is given) and enabled state, only
+    /// where they changed: each change is a trip to the main thread (the
+    /// menu is GTK's), and the twice-a-minute look at every profile would
+    /// otherwise wake it twice per profile for nothing (the desktop bench's
+    /// ten-profile figure).
+    fn show(&self, item: &MenuItem<R>, text: Option<String>, enabled: bool) {
+        let mut said = self.said.lock().unwrap_or_else(|e| e.into_inner());
+        let shown = said.entry(item.id().0.clone()).or_default();
+        if let Some(text) = text {
+            if shown.0.as_ref() != Some(&text) {
+                let _ = item.set_text(&text);
+                shown.0 = Some(text);
+            }
+        }
+        if shown.1 != Some(enabled) {
+            let _ = item.set_enabled(enabled);
+            shown.1 = Some(enabled);
+        }
+    }
 }
 
 /// Create the tray icon with its menu.
@@ -166,6 +190,17 @@ pub fn create<R: Runtime>(app: &AppHandle<R>, backend: &Arc<Backend>) -> tauri::
     let tone = worst_tone(&views);
     tray = tray.icon(icon_for(&base, tone));
     let icon = tray.build(app)?;
+    // What each item shows from the start, so that only changes go to the
+    // main thread.
+    let mut said = std::collections::HashMap::new();
+    for ((_, item), v) in status.iter().zip(&views) {
+        said.insert(item.id().0.clone(), (Some(status_line(v, now)), Some(false)));
+    }
+    for ((_, item), v) in sign_out_each.iter().zip(&views) {
+        said.insert(item.id().0.clone(), (None, Some(v.state.has_session())));
+    }
+    said.insert(sign_out.id().0.clone(), (None, Some(selected.state.has_session())));
+    said.insert(sign_out_all.id().0.clone(), (None, Some(signed_in(&views) > 1)));
     app.manage(TrayState {
         icon,
         base,
@@ -174,6 +209,7 @@ pub fn create<R: Runtime>(app: &AppHandle<R>, backend: &Arc<Backend>) -> tauri::
         sign_out,
         sign_out_each,
         sign_out_all,
+        said: Mutex::new(said),
     });
     Ok(())
 }
@@ -215,10 +251,10 @@ pub fn update<R: Runtime>(app: &AppHandle<R>, views: &[SessionView]) {
     let now = chrono::Utc::now();
     for view in views {
         if let Some((_, item)) = tray.status.iter().find(|(p, _)| *p == view.profile) {
-            let _ = item.set_text(status_line(view, now));
+            tray.show(item, Some(status_line(view, now)), false);
         }
         if let Some((_, item)) = tray.sign_out_each.iter().find(|(p, _)| *p == view.profile) {
-            let _ = item.set_enabled(view.state.has_session());
+            tray.show(item, None, view.state.has_session());
         }
     }
     let tone = worst_tone(views);
@@ -232,8 +268,8 @@ pub fn update<R: Runtime>(app: &AppHandle<R>, views: &[SessionView]) {
         .try_state::<crate::Started>()
         .and_then(|s| s.ready())
         .map(|b| b.view().state.has_session());
-    let _ = tray.sign_out.set_enabled(selected.unwrap_or(false));
-    let _ = tray.sign_out_all.set_enabled(signed_in(views) > 1);
+    tray.show(&tray.sign_out, None, selected.unwrap_or(false));
+    tray.show(&tray.sign_out_all, None, signed_in(views) > 1);
 }
 
 #[cfg(test)]
