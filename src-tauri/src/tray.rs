@@ -69,8 +69,11 @@ struct TrayState<R: Runtime> {
     sign_out_each: Vec<(String, MenuItem<R>)>,
     sign_out_all: MenuItem<R>,
     /// What each item shows now (text, enabled), by item id.
-    said: Mutex<std::collections::HashMap<String, (Option<String>, Option<bool>)>>,
+    said: Mutex<std::collections::HashMap<String, Said>>,
 }
+
+/// A menu item's text (for those whose text changes) and enabled state.
+type Said = (Option<String>, Option<bool>);
 
 impl<R: Runtime> TrayState<R> {
     /// Give `item` this text (when one is given) and enabled state, only
