@@ -2067,12 +2067,21 @@ async fn s38_a_provider_added_in_the_window_beside_a_signed_in_one() {
             "SESSION_MANAGER_TEST_OPENER_DIR".into(),
             opened.path().display().to_string(),
         )],
+        desktop: true,
         ..Setup::default()
     };
     Scenario::start("s38_add_provider", setup)
         .await
         .run(|s| async move {
             s.pg.set(playground::Switch::Registration, true);
+            let tray = s.tray().await;
+            let tray_line = |profile: &str| {
+                tray.menu()
+                    .unwrap_or_default()
+                    .iter()
+                    .find(|e| e.label.starts_with(&format!("{profile} · ")))
+                    .map(|e| e.label.clone())
+            };
             s.sign_in_active(ALICE.0, ALICE.1).await;
             s.wait_until("the home list with the FinHub profile Active", T, || async {
                 let rows = account_rows(&s).await;
@@ -2136,6 +2145,11 @@ async fn s38_a_provider_added_in_the_window_beside_a_signed_in_one() {
             })
             .await;
             s.check_screen("home-two-accounts").await;
+            // The tray has a line for the new profile too.
+            s.wait_until("the tray's line for corp", T, || async {
+                tray_line("corp").is_some_and(|l| l.starts_with("corp · Active"))
+            })
+            .await;
 
             // The keyboard moves along the list.
             s.client
@@ -2191,6 +2205,9 @@ async fn s38_a_provider_added_in_the_window_beside_a_signed_in_one() {
             assert!(rows[0].1.starts_with("Active"), "{rows:?}");
             s.wait_text("user-value", "Alice's FinHub session shown", T, |t| t == "alice")
                 .await;
+            s.wait_until("no tray line for corp", T, || async { tray_line("corp").is_none() })
+                .await;
+            assert!(tray_line("playground").is_some_and(|l| l.starts_with("playground · Active")));
             s
         })
         .await;

@@ -480,7 +480,9 @@ async fn add_provider<R: Runtime>(
     provider: backend::NewProvider,
 ) -> Result<SessionView, ErrorInfo> {
     if let Ok(backend) = app.state::<Started>().get().await {
-        return backend.add_provider(&provider).await;
+        let view = backend.add_provider(&provider).await?;
+        tray::rebuild(&app, &backend);
+        return Ok(view);
     }
     let options = app.state::<StartOptions>().0.clone();
     let path = backend::add_first(
@@ -504,8 +506,15 @@ async fn add_provider<R: Runtime>(
 
 /// Remove a profile from the config file (signed out first).
 #[tauri::command]
-async fn remove_profile(backend: Backed<'_>, name: String) -> Result<backend::Removed, ErrorInfo> {
-    backend.get().await?.remove_profile(&name).await
+async fn remove_profile<R: Runtime>(
+    app: tauri::AppHandle<R>,
+    backend: Backed<'_>,
+    name: String,
+) -> Result<backend::Removed, ErrorInfo> {
+    let backend = backend.get().await?;
+    let removed = backend.remove_profile(&name).await?;
+    tray::rebuild(&app, &backend);
+    Ok(removed)
 }
 
 /// The options the app started with (the demo's backend uses them too).

@@ -62,6 +62,12 @@ struct TrayState<R: Runtime> {
     /// The app's own icon, and the tone its dot shows now.
     base: Image<'static>,
     tone: Mutex<Option<Tone>>,
+    /// The menu's items, built again when profiles are added or removed.
+    items: Mutex<Items<R>>,
+}
+
+/// The menu items that change.
+struct Items<R: Runtime> {
     /// Each profile's status line.
     status: Vec<(String, MenuItem<R>)>,
     sign_out: MenuItem<R>,
@@ -69,20 +75,19 @@ struct TrayState<R: Runtime> {
     sign_out_each: Vec<(String, MenuItem<R>)>,
     sign_out_all: MenuItem<R>,
     /// What each item shows now (text, enabled), by item id.
-    said: Mutex<std::collections::HashMap<String, Said>>,
+    said: std::collections::HashMap<String, Said>,
 }
 
 /// A menu item's text (for those whose text changes) and enabled state.
 type Said = (Option<String>, Option<bool>);
 
-impl<R: Runtime> TrayState<R> {
-    /// Give `item` this text (when one is given) and enabled state, only
-    /// where they changed: each change is a trip to the main thread (the
-    /// menu is GTK's), and the twice-a-minute look at every profile would
-    /// otherwise wake it twice per profile for nothing (the desktop bench's
-    /// ten-profile figure).
-    fn show(&self, item: &MenuItem<R>, text: Option<String>, enabled: bool) {
-        let mut said = self.said.lock().unwrap_or_else(|e| e.into_inner());
+/// Give `item` this text (when one is given) and enabled state, only where
+/// they changed (`said`): each change is a trip to the main thread (the
+/// menu is GTK's), and the twice-a-minute look at every profile would
+/// otherwise wake it twice per profile for nothing (the desktop bench's
+/// ten-profile figure).
+fn show<R: Runtime>(said: &mut std::collections::HashMap<String, Said>, item: &MenuItem<R>, text: Option<String>, enabled: bool) {
+    {
         let shown = said.entry(item.id().0.clone()).or_default();
         if let Some(text) = text {
             if shown.0.as_ref() != Some(&text) {
@@ -97,8 +102,8 @@ impl<R: Runtime> TrayState<R> {
     }
 }
 
-/// Create the tray icon with its menu.
-pub fn create<R: Runtime>(app: &AppHandle<R>, backend: &Arc<Backend>) -> tauri::Result<()> {
+/// The menu for `backend`'s profiles, and its items that change.
+fn menu<R: Runtime>(app: &AppHandle<R>, backend: &Arc<Backend>) -> tauri::Result<(Menu<R>, Items<R>)> {
     let views = backend.views();
     let now = chrono::Utc::now();
     // One line per profile: each session's state and end, side by side.
@@ -132,7 +137,7 @@ pub fn create<R: Runtime>(app: &AppHandle<R>, backend: &Arc<Backend>) -> tauri::
             .collect::<tauri::Result<Vec<_>>>()?,
         false => Vec::new(),
     };
-    let show = MenuItem::with_id(app, "show", "Show window", true, None::<&str>)?;
+    let show_window = MenuItem::with_id(app, "show", "Show window", true, None::<&str>)?;
     let selected = backend.view();
     let sign_out = MenuItem::with_id(app, "sign_out", "Sign out", selected.state.has_session(), None::<&str>)?;
     let sign_out_all = MenuItem::with_id(
@@ -148,7 +153,7 @@ pub fn create<R: Runtime>(app: &AppHandle<R>, backend: &Arc<Backend>) -> tauri::
         .iter()
         .map(|(_, item)| item as &dyn tauri::menu::IsMenuItem<R>)
         .collect();
-    items.extend([&separator as &dyn tauri::menu::IsMenuItem<R>, &show, &sign_out]);
+    items.extend([&separator as &dyn tauri::menu::IsMenuItem<R>, &show_window, &sign_out]);
     items.extend(
         sign_out_each
             .iter()
@@ -156,6 +161,48 @@ pub fn create<R: Runtime>(app: &AppHandle<R>, backend: &Arc<Backend>) -> tauri::
     );
     items.extend([&sign_out_all as &dyn tauri::menu::IsMenuItem<R>, &quit]);
     let menu = Menu::with_items(app, &items)?;
+    // What each item shows from the start, so that only changes go to the
+    // main thread.
+    let mut said = std::collections::HashMap::new();
+    for ((_, item), v) in status.iter().zip(&views) {
+        said.insert(item.id().0.clone(), (Some(status_line(v, now)), Some(false)));
+    }
+    for ((_, item), v) in sign_out_each.iter().zip(&views) {
+        said.insert(item.id().0.clone(), (None, Some(v.state.has_session())));
+    }
+    said.insert(sign_out.id().0.clone(), (None, Some(selected.state.has_session())));
+    said.insert(sign_out_all.id().0.clone(), (None, Some(signed_in(&views) > 1)));
+    Ok((
+        menu,
+        Items {
+            status,
+            sign_out,
+            sign_out_each,
+            sign_out_all,
+            said,
+        },
+    ))
+}
+
+/// The menu again, after a profile was added or removed in the window.
+pub fn rebuild<R: Runtime>(app: &AppHandle<R>, backend: &Arc<Backend>) {
+    let Some(tray) = app.try_state::<TrayState<R>>() else {
+        return;
+    };
+    match menu(app, backend) {
+        Ok((menu, items)) => {
+            let _ = tray.icon.set_menu(Some(menu));
+            *tray.items.lock().unwrap_or_else(|e| e.into_inner()) = items;
+        }
+        Err(e) => tracing::warn!("the tray's menu was not rebuilt: {e}"),
+    }
+    update(app, &backend.views());
+}
+
+/// Create the tray icon with its menu.
+pub fn create<R: Runtime>(app: &AppHandle<R>, backend: &Arc<Backend>) -> tauri::Result<()> {
+    let views = backend.views();
+    let (menu, items) = menu(app, backend)?;
     let for_menu = backend.clone();
     let mut tray = TrayIconBuilder::with_id("main")
         .menu(&menu)
@@ -193,26 +240,11 @@ pub fn create<R: Runtime>(app: &AppHandle<R>, backend: &Arc<Backend>) -> tauri::
     let tone = worst_tone(&views);
     tray = tray.icon(icon_for(&base, tone));
     let icon = tray.build(app)?;
-    // What each item shows from the start, so that only changes go to the
-    // main thread.
-    let mut said = std::collections::HashMap::new();
-    for ((_, item), v) in status.iter().zip(&views) {
-        said.insert(item.id().0.clone(), (Some(status_line(v, now)), Some(false)));
-    }
-    for ((_, item), v) in sign_out_each.iter().zip(&views) {
-        said.insert(item.id().0.clone(), (None, Some(v.state.has_session())));
-    }
-    said.insert(sign_out.id().0.clone(), (None, Some(selected.state.has_session())));
-    said.insert(sign_out_all.id().0.clone(), (None, Some(signed_in(&views) > 1)));
     app.manage(TrayState {
         icon,
         base,
         tone: Mutex::new(Some(tone)),
-        status,
-        sign_out,
-        sign_out_each,
-        sign_out_all,
-        said: Mutex::new(said),
+        items: Mutex::new(items),
     });
     Ok(())
 }
@@ -252,12 +284,20 @@ pub fn update<R: Runtime>(app: &AppHandle<R>, views: &[SessionView]) {
         return;
     };
     let now = chrono::Utc::now();
+    let mut items = tray.items.lock().unwrap_or_else(|e| e.into_inner());
+    let Items {
+        status,
+        sign_out,
+        sign_out_each,
+        sign_out_all,
+        said,
+    } = &mut *items;
     for view in views {
-        if let Some((_, item)) = tray.status.iter().find(|(p, _)| *p == view.profile) {
-            tray.show(item, Some(status_line(view, now)), false);
+        if let Some((_, item)) = status.iter().find(|(p, _)| *p == view.profile) {
+            show(said, item, Some(status_line(view, now)), false);
         }
-        if let Some((_, item)) = tray.sign_out_each.iter().find(|(p, _)| *p == view.profile) {
-            tray.show(item, None, view.state.has_session());
+        if let Some((_, item)) = sign_out_each.iter().find(|(p, _)| *p == view.profile) {
+            show(said, item, None, view.state.has_session());
         }
     }
     let tone = worst_tone(views);
@@ -271,8 +311,8 @@ pub fn update<R: Runtime>(app: &AppHandle<R>, views: &[SessionView]) {
         .try_state::<crate::Started>()
         .and_then(|s| s.ready())
         .map(|b| b.view().state.has_session());
-    tray.show(&tray.sign_out, None, selected.unwrap_or(false));
-    tray.show(&tray.sign_out_all, None, signed_in(views) > 1);
+    show(said, sign_out, None, selected.unwrap_or(false));
+    show(said, sign_out_all, None, signed_in(views) > 1);
 }
 
 #[cfg(test)]
