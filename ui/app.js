@@ -1,6 +1,6 @@
 // The UI: renders SessionViews it is given, forwards clicks to commands.
 // It holds no token and no session logic beyond the countdown.
-import { errorText, errorDetails, STATE_TEXT, headlineOf, POLICY_TEXT, remainingMs, fractionLeft, barStep, formatCountdown, nextTickMs, clockTime, takesOver, nextRefreshText, idleWarning, endingSoon, lineChart, barChart, shortDuration, endTime, PLOT, screenFor, endedNotice, sessionErrorOf, plural, metricsSummary, sessionEndText, sessionFacts, replacedNote, notMeText, accountLine, newestViews, accountFocus, PROVIDER_TEXT } from './render.js';
+import { withScheme, errorText, errorDetails, STATE_TEXT, headlineOf, POLICY_TEXT, remainingMs, fractionLeft, barStep, formatCountdown, nextTickMs, clockTime, takesOver, nextRefreshText, idleWarning, endingSoon, lineChart, barChart, shortDuration, endTime, PLOT, screenFor, endedNotice, sessionErrorOf, plural, metricsSummary, sessionEndText, sessionFacts, replacedNote, notMeText, accountLine, newestViews, accountFocus, PROVIDER_TEXT } from './render.js';
 
 const { invoke } = window.__TAURI__.core;
 const { listen } = window.__TAURI__.event;
@@ -689,7 +689,7 @@ function newProvider(withPins) {
   return {
     kind: $('add-kind-finhub').checked ? 'finhub' : 'oidc',
     name: $('add-name').value,
-    url: $('add-url').value,
+    url: withScheme($('add-url').value),
     tenant_id: $('add-tenant').value,
     audience: $('add-audience').value,
     client_id: $('add-client').value,

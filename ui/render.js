@@ -448,3 +448,13 @@ export function accountFocus(key, index, count) {
     default: return null;
   }
 }
+
+/**
+ * A provider's address as typed: `https://` added when no scheme is given
+ * (a person types the host); one given, `http://` too, stays, so that the
+ * backend names it.
+ */
+export function withScheme(typed) {
+  const t = typed.trim();
+  return t === '' || t.includes('://') ? t : `https://${t}`;
+}

@@ -167,16 +167,23 @@ impl Packaged {
     }
 }
 
-/// Start `exe` directly with `env`, let it settle for `warm_up`, then the
-/// CPU share of its processes over `idle`.
-async fn direct_cpu(exe: &Path, env: &[(&str, &std::ffi::OsStr)], warm_up: Duration, idle: Duration) -> f64 {
-    let mut cmd = tokio::process::Command::new(exe);
-    cmd.envs(env.iter().copied())
+/// Start `exe` directly with `env`, its output discarded (killed when the
+/// handle goes).
+fn start_quietly(exe: &Path, env: &[(&str, &std::ffi::OsStr)]) -> tokio::process::Child {
+    tokio::process::Command::new(exe)
+        .envs(env.iter().copied())
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
-        .kill_on_drop(true);
-    let mut child = cmd.spawn().unwrap();
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap()
+}
+
+/// Start `exe` directly with `env`, let it settle for `warm_up`, then the
+/// CPU share of its processes over `idle`.
+async fn direct_cpu(exe: &Path, env: &[(&str, &std::ffi::OsStr)], warm_up: Duration, idle: Duration) -> f64 {
+    let mut child = start_quietly(exe, env);
     tokio::time::sleep(warm_up).await;
     let (_, cpu) = settle(exe, idle).await;
     let _ = child.kill().await;
@@ -264,13 +271,7 @@ async fn direct_signed_in(app: &Path, idle: Duration, profiles: usize) -> Idle {
         ("SESSION_MANAGER_DATA_DIR", data.as_os_str()),
         ("SESSION_MANAGER_KEYCHAIN_SERVICE", std::ffi::OsStr::new(&service)),
     ];
-    let mut cmd = tokio::process::Command::new(app);
-    cmd.envs(env.iter().copied())
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .kill_on_drop(true);
-    let mut child = cmd.spawn().unwrap();
+    let mut child = start_quietly(app, &env);
     // Past the start's own work and past the connection pool's idle
     // timeout: each engine's connections from the restore close once,
     // 15 s after their last use (seen with strace: a wake-up per closed

@@ -2041,6 +2041,16 @@ async fn s37_two_profiles_signed_in_side_by_side() {
         .await;
 }
 
+/// The app's `n`-th browser page, played as Alice signing in on the
+/// Playground's page; then the session screen, Active.
+async fn alice_signs_in_the_browser(s: &Scenario, opened: &std::path::Path, n: usize) {
+    let url = opened_url(opened, n).await;
+    let browser = playground::browser::Browser::for_playground(&s.pg);
+    browser.sign_in(&url, ALICE.0, ALICE.1).await.unwrap();
+    s.wait_visible("screen-session", T).await;
+    s.wait_text("state-badge", "Active", T, |t| t == "Active").await;
+}
+
 /// The texts of the home list's rows, by profile (read in one script: the
 /// rows are redrawn when a state changes).
 async fn account_rows(s: &Scenario) -> Vec<(String, String)> {
@@ -2128,11 +2138,7 @@ async fn s38_a_provider_added_in_the_window_beside_a_signed_in_one() {
             // Confirmed: registered, written, and its sign-in in the browser.
             s.click("add-confirm").await;
             s.wait_visible("screen-browser-wait", T).await;
-            let url = opened_url(opened.path(), 1).await;
-            let browser = playground::browser::Browser::for_playground(&s.pg);
-            browser.sign_in(&url, ALICE.0, ALICE.1).await.unwrap();
-            s.wait_visible("screen-session", T).await;
-            s.wait_text("state-badge", "Active", T, |t| t == "Active").await;
+            alice_signs_in_the_browser(&s, opened.path(), 1).await;
             assert_eq!(s.pg.registered_clients().len(), 1);
             let config = std::fs::read_to_string(s.config_path()).unwrap();
             assert!(
@@ -2250,11 +2256,7 @@ async fn s39_from_nothing_to_signed_in_with_only_an_issuer() {
             s.click("add-look-up").await;
             s.wait_visible("add-found", T).await;
             s.click("add-confirm").await;
-            let url = opened_url(opened.path(), 1).await;
-            let browser = playground::browser::Browser::for_playground(&s.pg);
-            browser.sign_in(&url, ALICE.0, ALICE.1).await.unwrap();
-            s.wait_visible("screen-session", T).await;
-            s.wait_text("state-badge", "Active", T, |t| t == "Active").await;
+            alice_signs_in_the_browser(&s, opened.path(), 1).await;
             assert_eq!(s.pg.registered_clients().len(), 1);
             let written = s
                 .config_path()

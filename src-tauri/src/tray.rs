@@ -86,7 +86,12 @@ type Said = (Option<String>, Option<bool>);
 /// menu is GTK's), and the twice-a-minute look at every profile would
 /// otherwise wake it twice per profile for nothing (the desktop bench's
 /// ten-profile figure).
-fn show<R: Runtime>(said: &mut std::collections::HashMap<String, Said>, item: &MenuItem<R>, text: Option<String>, enabled: bool) {
+fn show<R: Runtime>(
+    said: &mut std::collections::HashMap<String, Said>,
+    item: &MenuItem<R>,
+    text: Option<String>,
+    enabled: bool,
+) {
     {
         let shown = said.entry(item.id().0.clone()).or_default();
         if let Some(text) = text {

@@ -3,7 +3,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
-import { takesOver, headlineOf, formatCountdown, untilCountdownChanges, nextTickMs, remainingMs, fractionLeft, barStep, whenTime, clockTime, errorText, errorDetails, ERROR_TEXT, nextRefreshText, idleWarning, lineChart, barChart, niceMax, shortDuration, PLOT, screenFor, endedNotice, sessionErrorOf, plural, metricsSummary, sessionEndText, endingSoon, END_LEAD_MS, endTime, sessionFacts, replacedNote, notMeText, accountLine, newestViews, accountFocus } from '../../ui/render.js';
+import { takesOver, headlineOf, formatCountdown, untilCountdownChanges, nextTickMs, remainingMs, fractionLeft, barStep, whenTime, clockTime, errorText, errorDetails, ERROR_TEXT, nextRefreshText, idleWarning, lineChart, barChart, niceMax, shortDuration, PLOT, screenFor, endedNotice, sessionErrorOf, plural, metricsSummary, sessionEndText, endingSoon, END_LEAD_MS, endTime, sessionFacts, replacedNote, notMeText, accountLine, newestViews, accountFocus, withScheme } from '../../ui/render.js';
 
 const v = (profile, seq, extra = {}) => ({ profile, seq, ...extra });
 
@@ -319,4 +319,11 @@ test('the arrow keys, Home and End move along the home list and wrap', () => {
   assert.equal(accountFocus('End', 0, 3), 2);
   assert.equal(accountFocus('Enter', 0, 3), null);
   assert.equal(accountFocus('ArrowDown', 0, 0), null);
+});
+
+test('a provider address typed without a scheme is https; one with a scheme stays as typed', () => {
+  assert.equal(withScheme(' sso.example.com/realms/staff '), 'https://sso.example.com/realms/staff');
+  assert.equal(withScheme('https://idp.example'), 'https://idp.example');
+  assert.equal(withScheme('http://idp.example'), 'http://idp.example', 'refused by the backend, by name');
+  assert.equal(withScheme('  '), '', 'empty stays empty: the form names it');
 });
