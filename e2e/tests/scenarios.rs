@@ -2222,7 +2222,9 @@ async fn s38_a_provider_added_in_the_window_beside_a_signed_in_one() {
 #[tokio::test(flavor = "multi_thread")]
 async fn s39_from_nothing_to_signed_in_with_only_an_issuer() {
     // The app as packaged: no config file, no built-in Playground. A person
-    // with only the provider's issuer gets signed in without an editor.
+    // with only the provider's issuer (and, where the provider does not let
+    // apps register, the client id their administrator gave) gets signed
+    // in without an editor.
     let opened = tempfile::tempdir().unwrap();
     let setup = Setup {
         embedded: true,
@@ -2251,13 +2253,16 @@ async fn s39_from_nothing_to_signed_in_with_only_an_issuer() {
             s.click("add-look-up").await;
             s.wait_text("add-error", "no registration named", T, |t| t.contains("client id"))
                 .await;
-            // On: found, confirmed, registered, written, signed in.
-            s.pg.set(playground::Switch::Registration, true);
+            // With the client id an administrator registered: found (no
+            // registration said), confirmed, written, signed in. (s38 has
+            // the app register itself.)
+            s.fill("add-client", playground::CLIENT_ID).await;
             s.click("add-look-up").await;
             s.wait_visible("add-found", T).await;
+            assert!(!s.text("add-summary").await.contains("register"));
             s.click("add-confirm").await;
             alice_signs_in_the_browser(&s, opened.path(), 1).await;
-            assert_eq!(s.pg.registered_clients().len(), 1);
+            assert!(s.pg.registered_clients().is_empty());
             let written = s
                 .config_path()
                 .parent()
@@ -2265,7 +2270,9 @@ async fn s39_from_nothing_to_signed_in_with_only_an_issuer() {
                 .join("empty-config-home/session-manager/config.toml");
             let config = std::fs::read_to_string(&written).unwrap();
             assert!(
-                config.contains("[profiles.corp]") && config.contains(&issuer),
+                config.contains("[profiles.corp]")
+                    && config.contains(&issuer)
+                    && config.contains(&format!("client_id = \"{}\"", playground::CLIENT_ID)),
                 "{config}"
             );
             use std::os::unix::fs::PermissionsExt;
