@@ -24,6 +24,8 @@ let notMeDone = null;
 let views = {};
 /** "Add a provider" while it is open: `{ found, firstRun }`. */
 let adding = null;
+/** The home list's rows as last drawn (their markup): the same rows are not drawn again. */
+let accountsDrawn = '';
 /** What removing a profile did, said until the next switch. */
 let removedNote = null;
 
@@ -643,9 +645,9 @@ function renderAccounts() {
   });
   // The same rows again are not redrawn (focus and hover stay).
   const key = rows.map((li) => li.firstChild.outerHTML).join('');
-  if (list.dataset.key !== key) {
+  if (accountsDrawn !== key) {
     const focused = document.activeElement && document.activeElement.dataset ? document.activeElement.dataset.profile : null;
-    list.dataset.key = key;
+    accountsDrawn = key;
     list.replaceChildren(...rows);
     if (focused) { const again = list.querySelector(`[data-profile="${CSS.escape(focused)}"]`); if (again) again.focus(); }
   }
