@@ -49,7 +49,7 @@ for (const file of files) {
 // file that moved is not left behind in the docs.
 for (const file of files) {
   readFileSync(join(root, file), 'utf8').split('\n').forEach((line, i) => {
-    for (const m of line.matchAll(/\b((?:core|src-tauri|sessionctl|playground|tests|e2e|ui|scripts)\/[\w./-]*\.(?:rs|js|mjs|sh|html|css))\b/g)) {
+    for (const m of line.matchAll(/\b((?:core|shell|src-tauri|sessionctl|playground|tests|e2e|ui|scripts)\/[\w./-]*\.(?:rs|js|mjs|sh|html|css))\b/g)) {
       if (!existsSync(join(root, m[1]))) broken.push(`${file}:${i + 1}: ${m[1]}: no such file`);
     }
   });

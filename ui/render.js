@@ -384,7 +384,7 @@ export function sessionEndText(view, nowMs = Date.now()) {
 /**
  * How long before the session's real end the window warns: the lead of the
  * "Session ending soon" notification too (END_LEAD_SECS in
- * src-tauri/src/backend/notice.rs; a UI test keeps the two equal).
+ * shell/src/backend/notice.rs; a UI test keeps the two equal).
  */
 export const END_LEAD_MS = 120_000;
 

@@ -249,7 +249,7 @@ test('the window warns before a limit no renewal moves, within the notification\
 });
 
 test('the window and the notification warn with the same lead', () => {
-  const rust = readFileSync(new URL('../../src-tauri/src/backend/notice.rs', import.meta.url), 'utf8');
+  const rust = readFileSync(new URL('../../shell/src/backend/notice.rs', import.meta.url), 'utf8');
   const secs = Number(/pub const END_LEAD_SECS: i64 = (\d+);/.exec(rust)[1]);
   assert.equal(END_LEAD_MS, secs * 1000);
 });
