@@ -104,6 +104,52 @@ async fn run(cli: Cli) -> Result<ExitCode, Failure> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// Ctrl-C, and on Unix the other ways a process is asked to stop: SIGTERM
+/// (`kill`, a service manager, the end of a desktop session) and SIGHUP (its
+/// terminal closed). Each lets the command finish as Ctrl-C does: a renewal
+/// in flight lands and is stored, where the signal's default action would
+/// end the process mid-request, with the provider's rotated refresh token
+/// in an answer nobody reads and a keychain call cut off.
+///
+/// The handlers are installed when this is called, not when the future is
+/// first awaited: call it once, before the work it guards starts, and await
+/// the same future throughout (a signal between two handlers would be
+/// neither heard nor fatal).
+fn asked_to_stop() -> impl std::future::Future<Output = ()> {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        // A signal whose handler cannot be installed keeps its default action.
+        let [int, term, hup] =
+            [SignalKind::interrupt(), SignalKind::terminate(), SignalKind::hangup()].map(|kind| signal(kind).ok());
+        async move {
+            tokio::select! {
+                _ = heard(int) => {}
+                _ = heard(term) => {}
+                _ = heard(hup) => {}
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        async {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}
+
+/// The first delivery of a signal whose handler is installed; never, for
+/// one that is not.
+#[cfg(unix)]
+async fn heard(signal: Option<tokio::signal::unix::Signal>) {
+    match signal {
+        Some(mut signal) => {
+            signal.recv().await;
+        }
+        None => std::future::pending().await,
+    }
+}
+
 /// How long the process waits at exit for a renewal in flight.
 const DRAIN_AT_EXIT: std::time::Duration = std::time::Duration::from_secs(10);
 
@@ -347,6 +393,8 @@ async fn browser_login(engine: &Engine, json: bool, device: bool) -> Result<Sess
         }
     };
     tokio::pin!(sign_in);
+    let stop = asked_to_stop();
+    tokio::pin!(stop);
     let mut shown = false;
     loop {
         tokio::select! {
@@ -363,7 +411,7 @@ async fn browser_login(engine: &Engine, json: bool, device: bool) -> Result<Sess
                     eprintln!("Waiting until {} …", b.deadline.with_timezone(&chrono::Local).format("%H:%M:%S"));
                 }
             }
-            _ = tokio::signal::ctrl_c() => {
+            _ = &mut stop => {
                 let _ = engine.cancel_sign_in();
                 return Ok(sign_in.await?);
             }
@@ -417,7 +465,7 @@ async fn logout(engine: &Engine, json: bool) -> Result<(), Failure> {
         }
         tokio::select! {
             _ = engine.settle(session_core::provider::oidc::SIGN_OUT_PAGE_TIMEOUT) => {}
-            _ = tokio::signal::ctrl_c() => {}
+            _ = asked_to_stop() => {}
         }
     }
     if let Some(e) = &report.server_error {
@@ -522,6 +570,9 @@ fn audit(engine: &Engine, json: bool, limit: usize) -> Result<(), Failure> {
 }
 
 async fn watch(engine: &Engine, json: bool, seconds: Option<u64>) -> Result<(), Failure> {
+    // Before the restore, which may start a renewal.
+    let stop = asked_to_stop();
+    tokio::pin!(stop);
     let mut events = engine.subscribe();
     let view = engine.restore().await?;
     print_view(&view, json);
@@ -552,7 +603,7 @@ async fn watch(engine: &Engine, json: bool, seconds: Option<u64>) -> Result<(), 
                 }
                 Some(Err(_)) => {}
             },
-            _ = tokio::signal::ctrl_c() => return Ok(()),
+            _ = &mut stop => return Ok(()),
         }
     }
 }
@@ -614,6 +665,9 @@ async fn status_all(engines: &[Engine], json: bool) -> Result<ExitCode, Failure>
 /// own schedule, printing each transition with its profile's name, until
 /// the last session ends, `seconds` pass or Ctrl-C.
 async fn watch_all(engines: &[Engine], json: bool, seconds: Option<u64>) -> Result<ExitCode, Failure> {
+    // Before the restores, which may start renewals.
+    let stop = asked_to_stop();
+    tokio::pin!(stop);
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<SessionView>();
     let mut watched = Vec::new();
     for engine in engines {
@@ -668,7 +722,7 @@ async fn watch_all(engines: &[Engine], json: bool, seconds: Option<u64>) -> Resu
                     }
                 }
             },
-            _ = tokio::signal::ctrl_c() => return Ok(ExitCode::SUCCESS),
+            _ = &mut stop => return Ok(ExitCode::SUCCESS),
         }
     }
 }

@@ -806,6 +806,57 @@ async fn a_watch_that_slept_past_expiry_renews_on_waking() {
     assert!(!watch.text().contains("expired"), "{}", watch.text());
 }
 
+/// `watch` asked to stop by SIGTERM (kill, a service manager, the end of a
+/// desktop session) or SIGHUP (its terminal closed) stops as on Ctrl-C: the
+/// renewal in flight lands and is stored, and the process exits 0. With the
+/// signals' default action it died mid-request, the provider's rotated
+/// refresh token in an answer nobody read.
+#[tokio::test(flavor = "multi_thread")]
+async fn watch_stopped_by_sigterm_or_sighup_lets_the_renewal_in_flight_land() {
+    for signal in ["-TERM", "-HUP"] {
+        let pg = Playground::start(Options {
+            token_lifetime: Duration::from_secs(6),
+            ..Options::default()
+        })
+        .await
+        .unwrap();
+        let cli = Cli::new(&pg);
+        assert!(cli.login_alice(false).await.status.success());
+        let before = cli.stored().expect("the session is in the keychain");
+        // The renewal is answered 2 s after the provider rotated the token:
+        // the signal arrives while it is in flight, and the new token still
+        // has most of its 6 s when it lands.
+        pg.slow_next_refresh(Duration::from_secs(2));
+        let mut watch = Watch::start(&cli, "playground");
+        let started = tokio::time::Instant::now();
+        while pg.refresh_calls() == 0 {
+            assert!(started.elapsed() < Duration::from_secs(10), "no renewal began");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let pid = watch.child.id().unwrap().to_string();
+        let sent = std::process::Command::new("kill")
+            .args([signal, &pid])
+            .status()
+            .unwrap();
+        assert!(sent.success());
+        let status = tokio::time::timeout(Duration::from_secs(15), watch.child.wait())
+            .await
+            .expect("watch exits after the renewal lands")
+            .unwrap();
+        assert!(
+            status.success(),
+            "{signal}: watch ended with {status:?}\n{}",
+            watch.text()
+        );
+        assert_eq!(pg.refresh_calls(), 1, "{signal}: one renewal, none replayed");
+        let after = cli.stored().expect("the session is still in the keychain");
+        assert_ne!(after, before, "{signal}: the renewed session was stored");
+        let out = cli.run(&["--json", "status"], None).await;
+        // (It may renew again: the new token's six seconds are short.)
+        assert_eq!(json(&out)["state"], "active", "{signal}: {}", stderr(&out));
+    }
+}
+
 /// `sessionctl sessions` lists this and other devices, ends one and all
 /// others; at the production limit `login` lists the live sessions and
 /// prints the command that ends the oldest, which works.
