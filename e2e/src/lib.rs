@@ -163,8 +163,9 @@ pub struct Scenario {
     _lock: std::fs::File,
 }
 
-/// The global lock that keeps scenarios from overlapping.
-fn scenario_lock() -> std::fs::File {
+/// The global lock that keeps scenarios from overlapping (a test that starts
+/// the app without a `Scenario` holds it too).
+pub fn scenario_lock() -> std::fs::File {
     let path = std::env::temp_dir().join("session-manager-e2e.lock");
     let f = std::fs::OpenOptions::new()
         .create(true)

@@ -2439,3 +2439,86 @@ async fn s40_three_profiles_at_once_and_a_pin_mismatch_in_one() {
         })
         .await;
 }
+
+/// SIGTERM (the end of the desktop session, `kill`, a service manager) and
+/// SIGINT (Ctrl-C in the terminal the app was started from) end the app as
+/// its Quit does: the renewal in flight lands and is stored, and the app
+/// exits 0. With the signals' default action it died mid-request, the
+/// provider's rotated refresh token in an answer nobody read. The app is
+/// started directly (not through WebDriver) to read its exit status.
+#[tokio::test(flavor = "multi_thread")]
+async fn s41_a_signal_ends_the_app_as_quit_does_after_the_renewal_in_flight() {
+    use session_core::storage::vault::{KeyringStore, SecretStore};
+    use std::sync::Arc;
+    let _lock = e2e::scenario_lock();
+    for signal in ["-TERM", "-INT"] {
+        let dir = tempfile::tempdir().unwrap();
+        let pg = playground::Playground::start(Options {
+            token_lifetime: Duration::from_secs(6),
+            dir: Some(dir.path().join("pg")),
+            ..Options::default()
+        })
+        .await
+        .unwrap();
+        let config = dir.path().join("config.toml");
+        std::fs::write(&config, pg.config()).unwrap();
+        let data = dir.path().join("data");
+        let service = format!("session-manager-s41-{}", uuid::Uuid::new_v4().simple());
+        let store: Arc<dyn SecretStore> = Arc::new(KeyringStore::new(service.clone()));
+        let profile = session_core::Config::parse(pg.config(), dir.path()).unwrap().profiles["playground"].clone();
+        let engine = session_core::Engine::open_with_store(profile.clone(), &data, store.clone()).unwrap();
+        engine
+            .sign_in("alice", session_core::Password::new("alice-pw-1"))
+            .await
+            .expect("signed in to the Playground");
+        drop(engine);
+        let before = store
+            .get("profile:playground")
+            .unwrap()
+            .expect("the session is in the keychain");
+        // Answered 2 s after the provider rotated the token: the signal
+        // arrives while the renewal is in flight.
+        pg.slow_next_refresh(Duration::from_secs(2));
+        let log = dir.path().join("app.log");
+        let mut app = tokio::process::Command::new(e2e::app_binary())
+            .env("SESSION_MANAGER_CONFIG", &config)
+            .env("SESSION_MANAGER_DATA_DIR", &data)
+            .env("SESSION_MANAGER_KEYCHAIN_SERVICE", &service)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::fs::File::create(&log).unwrap())
+            .stderr(std::fs::File::create(dir.path().join("app.err")).unwrap())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+        let started = Instant::now();
+        while pg.refresh_calls() == 0 {
+            assert!(
+                started.elapsed() < Duration::from_secs(20),
+                "{signal}: the app began no renewal"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let pid = app.id().unwrap().to_string();
+        assert!(std::process::Command::new("kill")
+            .args([signal, &pid])
+            .status()
+            .unwrap()
+            .success());
+        let status = tokio::time::timeout(Duration::from_secs(20), app.wait())
+            .await
+            .expect("the app exits after the renewal lands")
+            .unwrap();
+        let stderr = std::fs::read_to_string(dir.path().join("app.err")).unwrap_or_default();
+        assert!(status.success(), "{signal}: the app ended with {status:?}\n{stderr}");
+        assert_eq!(pg.refresh_calls(), 1, "{signal}: one renewal, none replayed");
+        let after = store
+            .get("profile:playground")
+            .unwrap()
+            .expect("the session is still in the keychain");
+        assert_ne!(after, before, "{signal}: the renewed session was stored");
+        let engine = session_core::Engine::open_with_store(profile, &data, store.clone()).unwrap();
+        let view = engine.restore().await.unwrap();
+        assert!(view.state.has_session(), "{signal}: {view:?}");
+        let _ = engine.sign_out().await;
+    }
+}

@@ -14,6 +14,7 @@ use clap::Parser;
 use cli::{Cli, Command, HttpMethod};
 use print::{print_metrics, print_report, print_sessions, print_view, warn_memory_only, warn_no_refresh};
 use session_core::os::paths;
+use session_core::os::stop::asked_to_stop;
 use session_core::provider::opener::{NoOpener, Opener, SystemOpener, Tee};
 use session_core::provider::Replace;
 use session_core::storage::audit::{AuditEvent, AuditRecord};
@@ -102,52 +103,6 @@ async fn run(cli: Cli) -> Result<ExitCode, Failure> {
     engine.drain(DRAIN_AT_EXIT).await;
     outcome?;
     Ok(ExitCode::SUCCESS)
-}
-
-/// Ctrl-C, and on Unix the other ways a process is asked to stop: SIGTERM
-/// (`kill`, a service manager, the end of a desktop session) and SIGHUP (its
-/// terminal closed). Each lets the command finish as Ctrl-C does: a renewal
-/// in flight lands and is stored, where the signal's default action would
-/// end the process mid-request, with the provider's rotated refresh token
-/// in an answer nobody reads and a keychain call cut off.
-///
-/// The handlers are installed when this is called, not when the future is
-/// first awaited: call it once, before the work it guards starts, and await
-/// the same future throughout (a signal between two handlers would be
-/// neither heard nor fatal).
-fn asked_to_stop() -> impl std::future::Future<Output = ()> {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{signal, SignalKind};
-        // A signal whose handler cannot be installed keeps its default action.
-        let [int, term, hup] =
-            [SignalKind::interrupt(), SignalKind::terminate(), SignalKind::hangup()].map(|kind| signal(kind).ok());
-        async move {
-            tokio::select! {
-                _ = heard(int) => {}
-                _ = heard(term) => {}
-                _ = heard(hup) => {}
-            }
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        async {
-            let _ = tokio::signal::ctrl_c().await;
-        }
-    }
-}
-
-/// The first delivery of a signal whose handler is installed; never, for
-/// one that is not.
-#[cfg(unix)]
-async fn heard(signal: Option<tokio::signal::unix::Signal>) {
-    match signal {
-        Some(mut signal) => {
-            signal.recv().await;
-        }
-        None => std::future::pending().await,
-    }
 }
 
 /// How long the process waits at exit for a renewal in flight.

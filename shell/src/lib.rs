@@ -617,6 +617,25 @@ pub fn on_run_event<R: Runtime>(app: &tauri::AppHandle<R>, event: &tauri::RunEve
     }
 }
 
+/// SIGTERM (the end of the desktop session, `kill`), SIGINT (Ctrl-C in the
+/// terminal the app was started from) and SIGHUP end the app as its Quit
+/// does: the loop's `Exit` lets a renewal in flight land and writes the
+/// queued audit records ([`on_run_event`]). Their default action ended the
+/// process mid-request. Installed before the backend starts its first
+/// renewal.
+fn quit_when_asked_to_stop<R: Runtime>(app: &tauri::AppHandle<R>) {
+    let stop = {
+        let _inside = tauri::async_runtime::handle().inner().enter();
+        session_core::os::stop::asked_to_stop()
+    };
+    let app = app.clone();
+    tauri::async_runtime::spawn(async move {
+        stop.await;
+        tracing::info!("asked to stop by a signal: quitting as Quit does");
+        app.exit(0);
+    });
+}
+
 /// Run the desktop app with Tauri's `context` (the page, the configuration
 /// and the permissions, which the app's own crate generates).
 pub fn run(context: tauri::Context<tauri::Wry>) {
@@ -642,6 +661,7 @@ pub fn run(context: tauri::Context<tauri::Wry>) {
     let builder = one_instance(tauri::Builder::default());
     let app = with_commands(builder)
         .setup(move |app| {
+            quit_when_asked_to_stop(app.handle());
             app.manage(background::Background::new(data_dir));
             app.manage(StartOptions(options.clone()));
             app.manage(DemoPlayground::default());
