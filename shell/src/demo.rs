@@ -42,18 +42,7 @@ pub async fn start(options: &Options) -> Result<Demo, ErrorInfo> {
 }
 
 async fn start_program(options: &Options, program: &std::ffi::OsStr) -> Result<Demo, ErrorInfo> {
-    let data_dir = options
-        .data_dir
-        .clone()
-        .or_else(paths::default_data_dir)
-        .ok_or_else(|| {
-            ErrorInfo::new(
-                ErrorCode::ConfigInvalid,
-                "no data directory: pass --data-dir DIR or set SESSION_MANAGER_DATA_DIR",
-            )
-        })?;
-    paths::private_dir(&data_dir).map_err(|e| ErrorInfo::new(ErrorCode::ConfigInvalid, e.to_string()))?;
-    let dir = data_dir.join("demo");
+    let dir = options.private_data_dir()?.join("demo");
     paths::private_dir(&dir).map_err(|e| ErrorInfo::new(ErrorCode::Internal, e.to_string()))?;
     let config = dir.join("config.toml");
     let mut child = Command::new(program)

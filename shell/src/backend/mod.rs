@@ -66,6 +66,22 @@ pub struct Options {
 }
 
 impl Options {
+    /// The data directory (`--data-dir`, else `SESSION_MANAGER_DATA_DIR`,
+    /// else the platform's), made this user's alone (created 0700, or
+    /// tightened to it; another user's is refused) before anything is
+    /// written into it: a folder others can write to could hold a planted
+    /// link.
+    pub fn private_data_dir(&self) -> Result<PathBuf, ErrorInfo> {
+        let data_dir = self.data_dir.clone().or_else(paths::default_data_dir).ok_or_else(|| {
+            ErrorInfo::new(
+                ErrorCode::ConfigInvalid,
+                "no data directory: pass --data-dir DIR or set SESSION_MANAGER_DATA_DIR",
+            )
+        })?;
+        paths::private_dir(&data_dir).map_err(|e| ErrorInfo::new(ErrorCode::ConfigInvalid, e.to_string()))?;
+        Ok(data_dir)
+    }
+
     /// Parse the command line (`--config`, `--data-dir`, `--profile`) and
     /// `SESSION_MANAGER_PLAYGROUND_LIFETIME`.
     pub fn from_args(args: impl IntoIterator<Item = String>) -> Result<Self, String> {
@@ -203,20 +219,9 @@ impl Backend {
     /// Start: load the config file if there is one, start the embedded
     /// Playground, open and restore the selected profile's session.
     pub async fn start(options: Options) -> Result<Self, ErrorInfo> {
-        let data_dir = options
-            .data_dir
-            .clone()
-            .or_else(paths::default_data_dir)
-            .ok_or_else(|| {
-                ErrorInfo::new(
-                    ErrorCode::ConfigInvalid,
-                    "no data directory: pass --data-dir DIR or set SESSION_MANAGER_DATA_DIR",
-                )
-            })?;
-        // Its owner and mode first: the built-in Playground writes into it
-        // before any engine opens it (a folder others can write to could
-        // hold a planted link).
-        paths::private_dir(&data_dir).map_err(|e| ErrorInfo::new(ErrorCode::ConfigInvalid, e.to_string()))?;
+        // Checked first: the built-in Playground writes into it before any
+        // engine opens it.
+        let data_dir = options.private_data_dir()?;
         let mut profiles = BTreeMap::new();
         let mut config_error = None;
         let mut default_profile = None;
