@@ -15,6 +15,8 @@ struct Cli {
     keychain: String,
     /// Everything any run printed, for the leak check.
     printed: std::sync::Mutex<String>,
+    /// Variables every run gets (a private D-Bus session's address).
+    env: Vec<(String, String)>,
 }
 
 impl Cli {
@@ -36,6 +38,7 @@ impl Cli {
             _dir: dir,
             keychain: format!("session-manager-test-{}", uuid::Uuid::new_v4()),
             printed: Default::default(),
+            env: Vec::new(),
         }
     }
 
@@ -48,6 +51,7 @@ impl Cli {
             .arg(self.data.path())
             .args(args);
         cmd.env("SESSION_MANAGER_KEYCHAIN_SERVICE", &self.keychain);
+        cmd.envs(self.env.iter().map(|(k, v)| (k, v)));
         cmd
     }
 
@@ -1625,4 +1629,262 @@ async fn profile_add_finhub_writes_a_profile_that_signs_in() {
     assert!(cli.login_alice(false).await.status.success());
     assert_eq!(json(&cli.run(&["--json", "status"], None).await)["state"], "active");
     assert!(cli.run(&["logout"], None).await.status.success());
+}
+
+/// A D-Bus session of a test's own with a gnome-keyring in it, so that the
+/// test can kill and restart the keychain's daemon without touching the
+/// other tests' keychain.
+struct PrivateKeychain {
+    bus: std::process::Child,
+    daemon: std::process::Child,
+    address: String,
+    dir: tempfile::TempDir,
+}
+
+impl PrivateKeychain {
+    fn start() -> Self {
+        use std::io::BufRead;
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("run")).unwrap();
+        let conf = concat!(env!("CARGO_MANIFEST_DIR"), "/../scripts/session-bus.conf");
+        let mut bus = std::process::Command::new("dbus-daemon")
+            .args([&format!("--config-file={conf}"), "--nofork", "--print-address=1"])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("dbus-daemon (dbus-daemon package) is installed by scripts/test.sh");
+        let mut address = String::new();
+        std::io::BufReader::new(bus.stdout.take().unwrap())
+            .read_line(&mut address)
+            .unwrap();
+        let address = address.trim().to_owned();
+        assert!(!address.is_empty(), "dbus-daemon printed no address");
+        let daemon = Self::start_daemon(dir.path(), &address);
+        let keychain = Self {
+            bus,
+            daemon,
+            address,
+            dir,
+        };
+        keychain.wait_for_service();
+        keychain
+    }
+
+    /// gnome-keyring-daemon on this bus, its login keyring unlocked with the
+    /// password the keyring files in `dir` were made with.
+    fn start_daemon(dir: &Path, address: &str) -> std::process::Child {
+        use std::io::Write;
+        let mut daemon = std::process::Command::new("gnome-keyring-daemon")
+            .args(["--foreground", "--unlock", "--components=secrets"])
+            .env("DBUS_SESSION_BUS_ADDRESS", address)
+            .env("XDG_DATA_HOME", dir.join("data"))
+            .env("XDG_RUNTIME_DIR", dir.join("run"))
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("gnome-keyring-daemon is installed by scripts/test.sh");
+        daemon.stdin.take().unwrap().write_all(b"throwaway").unwrap();
+        daemon
+    }
+
+    fn wait_for_service(&self) {
+        let started = std::time::Instant::now();
+        loop {
+            let out = std::process::Command::new("dbus-send")
+                .args([
+                    &format!("--bus={}", self.address),
+                    "--print-reply",
+                    "--dest=org.freedesktop.DBus",
+                    "/org/freedesktop/DBus",
+                    "org.freedesktop.DBus.NameHasOwner",
+                    "string:org.freedesktop.secrets",
+                ])
+                .output()
+                .unwrap();
+            if String::from_utf8_lossy(&out.stdout).contains("boolean true") {
+                return;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(10),
+                "gnome-keyring did not come up"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// The daemon dies as it does on its assertion (SIGKILL here) and a new
+    /// one takes the bus name, with the same keyring files.
+    fn restart_daemon(&mut self) {
+        self.daemon.kill().unwrap();
+        self.daemon.wait().unwrap();
+        self.daemon = Self::start_daemon(self.dir.path(), &self.address);
+        self.wait_for_service();
+    }
+
+    /// What the keychain holds under `account` of `service`, as libsecret's
+    /// `secret-tool` reads it.
+    fn lookup(&self, service: &str, account: &str) -> String {
+        let out = std::process::Command::new("secret-tool")
+            .args(["lookup", "service", service, "username", account])
+            .env("DBUS_SESSION_BUS_ADDRESS", &self.address)
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    fn env(&self) -> Vec<(String, String)> {
+        vec![("DBUS_SESSION_BUS_ADDRESS".into(), self.address.clone())]
+    }
+}
+
+impl Drop for PrivateKeychain {
+    fn drop(&mut self) {
+        let _ = self.daemon.kill();
+        let _ = self.daemon.wait();
+        let _ = self.bus.kill();
+        let _ = self.bus.wait();
+    }
+}
+
+/// A process keeps one Secret Service connection for its life (the keyring
+/// crate's connection per call brought gnome-keyring-daemon down, see
+/// storage/vault/secret_service.rs). When the daemon dies and a new one takes
+/// its place, that connection's session is unknown to the new daemon: the
+/// next write connects again instead of failing, so a running watch stores
+/// its renewal in the keychain and does not fall back to memory.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_watch_stores_its_renewal_after_the_keychain_daemon_restarts() {
+    let mut keychain = PrivateKeychain::start();
+    let pg = Playground::start(Options {
+        token_lifetime: Duration::from_secs(12),
+        ..Options::default()
+    })
+    .await
+    .unwrap();
+    let mut cli = Cli::new(&pg);
+    cli.env = keychain.env();
+    assert!(cli.login_alice(false).await.status.success());
+    let before = keychain.lookup(&cli.keychain, "profile:playground");
+    assert!(!before.is_empty(), "the session is in the private keychain");
+    let watch = Watch::start(&cli, "playground");
+    watch
+        .wait_for("the restored session", 10, |t| t.contains("State        : active"))
+        .await;
+    keychain.restart_daemon();
+    assert_eq!(
+        pg.refresh_calls(),
+        0,
+        "the daemon was restarted before the renewal (else this tests nothing)"
+    );
+    let started = tokio::time::Instant::now();
+    loop {
+        let now = keychain.lookup(&cli.keychain, "profile:playground");
+        if pg.refresh_calls() > 0 && !now.is_empty() && now != before {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "the renewal was not stored in the restarted keychain (refreshes: {}):\n{}",
+            pg.refresh_calls(),
+            watch.text()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        !watch.text().contains("memory only"),
+        "watch fell back to memory:\n{}",
+        watch.text()
+    );
+    let out = cli.run(&["--json", "status"], None).await;
+    assert_eq!(json(&out)["state"], "active", "{}", stderr(&out));
+    assert_eq!(json(&out)["persistence"], "keychain", "{}", stdout(&out));
+}
+
+/// Each sessionctl process opens one Secret Service session and makes all
+/// its keychain calls through it; the keyring crate opened one per call (two
+/// per write), dozens per sign-in, and gnome-keyring-daemon aborts on a race
+/// that clients connecting and going in quick succession hit. Counted on
+/// the bus, by a monitor of a private D-Bus session.
+#[tokio::test(flavor = "multi_thread")]
+async fn each_process_opens_one_keychain_session_for_all_its_calls() {
+    use tokio::io::AsyncBufReadExt;
+    let keychain = PrivateKeychain::start();
+    let pg = Playground::start(Options {
+        token_padding: 4096,
+        ..Options::default()
+    })
+    .await
+    .unwrap();
+    let mut cli = Cli::new(&pg);
+    cli.env = keychain.env();
+    let mut monitor = tokio::process::Command::new("dbus-monitor")
+        .args([
+            "--address",
+            &keychain.address,
+            "type='method_call',interface='org.freedesktop.Secret.Service'",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = tokio::io::BufReader::new(monitor.stdout.take().unwrap()).lines();
+    // The monitor is in place once it has seen a call of ours.
+    let probe = keychain.lookup("probe", "probe");
+    assert!(probe.is_empty());
+    let mut seen = Vec::new();
+    while !seen.iter().any(|l: &String| l.contains("member=SearchItems")) {
+        seen.push(
+            tokio::time::timeout(Duration::from_secs(10), lines.next_line())
+                .await
+                .expect("the monitor sees secret-tool's search")
+                .unwrap()
+                .unwrap(),
+        );
+    }
+    // Three processes: sign in (a record of 4 KB tokens: a manifest and a
+    // dozen chunks written, the previous generation's looked for), status,
+    // sign out (every chunk of every generation deleted).
+    assert!(cli.login_alice(false).await.status.success());
+    let out = cli.run(&["status"], None).await;
+    assert!(stdout(&out).contains("stored in the OS keychain"), "{}", stdout(&out));
+    let out = cli.run(&["logout"], None).await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    // A last look from secret-tool marks the end: the bus delivers to the
+    // monitor in order, so everything sessionctl sent is in front of it.
+    assert!(keychain.lookup("end-probe", "end-probe").is_empty());
+    // (sender, member) of every Secret Service call, and the senders of the
+    // end probe (secret-tool's own sessions are not counted).
+    let mut calls_seen: Vec<(String, String)> = Vec::new();
+    let mut probes = std::collections::HashSet::new();
+    loop {
+        let line = tokio::time::timeout(Duration::from_secs(10), lines.next_line())
+            .await
+            .expect("the monitor sees the end probe")
+            .unwrap()
+            .unwrap();
+        if line.starts_with("method call") {
+            let field = |name: &str| {
+                line.split(' ')
+                    .find_map(|w| w.strip_prefix(name))
+                    .unwrap_or_default()
+                    .to_owned()
+            };
+            calls_seen.push((field("sender="), field("member=")));
+        } else if line.contains("\"end-probe\"") {
+            probes.insert(calls_seen.last().unwrap().0.clone());
+            break;
+        }
+    }
+    let _ = monitor.start_kill();
+    assert!(keychain.lookup(&cli.keychain, "profile:playground").is_empty());
+    let ours: Vec<_> = calls_seen
+        .iter()
+        .filter(|(sender, _)| !probes.contains(sender))
+        .collect();
+    let calls = ours.len();
+    let opened = ours.iter().filter(|(_, m)| m == "OpenSession").count();
+    assert!(calls > 30, "the three commands made {calls} Secret Service calls");
+    assert_eq!(opened, 3, "one Secret Service session per process, for {calls} calls");
 }

@@ -1,7 +1,8 @@
 //! The vault: the session record in the OS keychain.
 //!
-//! Secret Service on Linux, Keychain on macOS, Credential Manager on Windows,
-//! through the `keyring` crate. Entries are namespaced by app (the keychain
+//! Secret Service on Linux (one connection per process, [`secret_service`]),
+//! Keychain on macOS and Credential Manager on Windows through the `keyring`
+//! crate. Entries are namespaced by app (the keychain
 //! "service", default `session-manager`) and profile (the "account",
 //! `profile:NAME`). On any other platform there is no keychain: the store
 //! says so ([`VaultError::Unavailable`]) and sessions live in memory only.
@@ -24,6 +25,8 @@
 //! The vault never falls back to a file: a missing or locked keychain is
 //! [`VaultError::Unavailable`] and the engine keeps the session in memory.
 
+#[cfg(target_os = "linux")]
+pub mod secret_service;
 mod store;
 #[cfg(test)]
 mod tests;

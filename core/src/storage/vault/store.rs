@@ -57,7 +57,61 @@ impl KeyringStore {
     }
 }
 
-#[cfg(any(target_os = "linux", target_os = "macos", target_os = "windows"))]
+/// Linux: the Secret Service, one connection per process
+/// ([`super::secret_service`]).
+#[cfg(target_os = "linux")]
+mod os {
+    use super::super::secret_service;
+    use super::*;
+
+    impl SecretStore for KeyringStore {
+        fn get(&self, account: &str) -> Result<Option<String>, VaultError> {
+            secret_service::get(&self.service, account)
+        }
+
+        fn set(&self, account: &str, value: &str) -> Result<(), VaultError> {
+            secret_service::set(&self.service, account, value)
+        }
+
+        fn delete(&self, account: &str) -> Result<bool, VaultError> {
+            secret_service::delete(&self.service, account)
+        }
+
+        fn identity(&self) -> String {
+            format!("os-keychain:{}", self.service)
+        }
+
+        fn backend(&self) -> String {
+            match secret_service_owner() {
+                Some(owner) => format!("the Secret Service on the session bus, served by {owner}"),
+                None => "the Secret Service on the session bus (its process is unknown)".into(),
+            }
+        }
+    }
+
+    /// The process that owns `org.freedesktop.secrets` on the session bus
+    /// (gnome-keyring-daemon, KeePassXC, …), by asking the bus for its pid.
+    fn secret_service_owner() -> Option<String> {
+        let conn = dbus::blocking::Connection::new_session().ok()?;
+        let bus = conn.with_proxy(
+            "org.freedesktop.DBus",
+            "/org/freedesktop/DBus",
+            std::time::Duration::from_secs(2),
+        );
+        let (pid,): (u32,) = bus
+            .method_call(
+                "org.freedesktop.DBus",
+                "GetConnectionUnixProcessID",
+                ("org.freedesktop.secrets",),
+            )
+            .ok()?;
+        let name = std::fs::read_to_string(format!("/proc/{pid}/comm")).ok()?;
+        Some(format!("{} (pid {pid})", name.trim()))
+    }
+}
+
+/// macOS and Windows: the platform's keychain through the `keyring` crate.
+#[cfg(any(target_os = "macos", target_os = "windows"))]
 mod os {
     use super::*;
 
@@ -101,47 +155,12 @@ mod os {
         }
 
         fn backend(&self) -> String {
-            backend_name()
+            if cfg!(target_os = "macos") {
+                "the macOS Keychain".into()
+            } else {
+                "the Windows Credential Manager".into()
+            }
         }
-    }
-
-    #[cfg(target_os = "linux")]
-    fn backend_name() -> String {
-        match secret_service_owner() {
-            Some(owner) => format!("the Secret Service on the session bus, served by {owner}"),
-            None => "the Secret Service on the session bus (its process is unknown)".into(),
-        }
-    }
-
-    /// The process that owns `org.freedesktop.secrets` on the session bus
-    /// (gnome-keyring-daemon, KeePassXC, …), by asking the bus for its pid.
-    #[cfg(target_os = "linux")]
-    fn secret_service_owner() -> Option<String> {
-        let conn = dbus::blocking::Connection::new_session().ok()?;
-        let bus = conn.with_proxy(
-            "org.freedesktop.DBus",
-            "/org/freedesktop/DBus",
-            std::time::Duration::from_secs(2),
-        );
-        let (pid,): (u32,) = bus
-            .method_call(
-                "org.freedesktop.DBus",
-                "GetConnectionUnixProcessID",
-                ("org.freedesktop.secrets",),
-            )
-            .ok()?;
-        let name = std::fs::read_to_string(format!("/proc/{pid}/comm")).ok()?;
-        Some(format!("{} (pid {pid})", name.trim()))
-    }
-
-    #[cfg(target_os = "macos")]
-    fn backend_name() -> String {
-        "the macOS Keychain".into()
-    }
-
-    #[cfg(target_os = "windows")]
-    fn backend_name() -> String {
-        "the Windows Credential Manager".into()
     }
 }
 
