@@ -766,6 +766,11 @@ fn not_active(view: &SessionView) -> Failure {
         _ => match &view.last_error {
             // Signed out somewhere else: say so.
             Some(e) if e.code == ErrorCode::NotSignedIn => failure(ErrorCode::NotSignedIn, e.message.clone()),
+            // The keychain could not be read (missing, locked): a session
+            // may be stored there, and signing in again would not help.
+            Some(e) if e.code == ErrorCode::KeychainUnavailable => {
+                failure(ErrorCode::KeychainUnavailable, e.message.clone())
+            }
             _ => failure(ErrorCode::NotSignedIn, "not signed in; run `sessionctl login` first"),
         },
     }

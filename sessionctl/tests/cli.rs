@@ -1888,3 +1888,46 @@ async fn each_process_opens_one_keychain_session_for_all_its_calls() {
     assert!(calls > 30, "the three commands made {calls} Secret Service calls");
     assert_eq!(opened, 3, "one Secret Service session per process, for {calls} calls");
 }
+
+/// A keychain that is locked (and no prompt can unlock it) is named as
+/// such, with what to do, and the session stored in it is not touched: once
+/// the keychain is unlocked, the same session is back.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_locked_keychain_is_named_and_its_session_is_back_once_unlocked() {
+    let mut keychain = PrivateKeychain::start();
+    let pg = Playground::start(Options::default()).await.unwrap();
+    let mut cli = Cli::new(&pg);
+    cli.env = keychain.env();
+    assert!(cli.login_alice(false).await.status.success());
+    let stored = keychain.lookup(&cli.keychain, "profile:playground");
+    // Lock the login keyring (the Secret Service's Lock needs no prompt).
+    let out = std::process::Command::new("dbus-send")
+        .args([
+            &format!("--bus={}", keychain.address),
+            "--print-reply",
+            "--dest=org.freedesktop.secrets",
+            "/org/freedesktop/secrets",
+            "org.freedesktop.Secret.Service.Lock",
+            "array:objpath:/org/freedesktop/secrets/collection/login",
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    for args in [&["status"][..], &["refresh"]] {
+        let out = cli.run(args, None).await;
+        let text = stdout(&out) + &stderr(&out);
+        assert!(
+            text.contains("keychain is locked") && text.contains("Unlock it"),
+            "{args:?}: {text}"
+        );
+        assert!(!text.contains("start a Secret Service"), "{args:?}: {text}");
+    }
+    assert_eq!(pg.refresh_calls(), 0, "nothing was sent to the provider");
+    // The daemon starts again with the keyring unlocked (as a new desktop
+    // sign-in does): the session is there as it was.
+    keychain.restart_daemon();
+    assert_eq!(keychain.lookup(&cli.keychain, "profile:playground"), stored);
+    let out = cli.run(&["--json", "status"], None).await;
+    assert_eq!(json(&out)["state"], "active", "{}", stderr(&out));
+    assert_eq!(json(&out)["persistence"], "keychain");
+}

@@ -219,7 +219,7 @@ impl Engine {
                         .await;
                 }
                 super::store::Stored::Record(_) => {}
-                super::store::Stored::Unreadable(VaultError::Unavailable(_)) => {
+                super::store::Stored::Unreadable(e) if e.is_unavailable() => {
                     // The keychain went away: memory is all there is, and no
                     // other process can have used it meanwhile.
                     self.state().persistence = Persistence::MemoryOnly;

@@ -490,6 +490,10 @@ fn no_session(st: &State) -> Error {
         (Phase::Expired, None) => Error::Expired("an earlier time".into()),
         (Phase::Revoked, None) => Error::Revoked("reason unknown".into()),
         (Phase::SignedOut, Some(e @ Error::EndedElsewhere(_))) => e.clone(),
+        // A session may be in the keychain we could not read: say why.
+        (Phase::SignedOut, _) if st.session.is_none() && st.unreadable.is_some() => {
+            Error::Vault(st.unreadable.clone().expect("checked above"))
+        }
         _ => Error::NotSignedIn,
     }
 }

@@ -10,15 +10,19 @@ impl Engine {
     pub async fn restore(&self) -> Result<SessionView, Error> {
         let (now, rules) = (self.now(), self.rules());
         let record = match self.read_stored().await {
-            store::Stored::Nothing => return Ok(self.view()),
+            store::Stored::Nothing => {
+                self.state().unreadable = None;
+                return Ok(self.view());
+            }
             store::Stored::Record(r) => *r,
-            store::Stored::Unreadable(e @ (VaultError::Unavailable(_) | VaultError::NewerVersion { .. })) => {
+            store::Stored::Unreadable(e) if e.is_unavailable() || matches!(e, VaultError::NewerVersion { .. }) => {
                 // Nothing to restore from here: say why; the record (a newer
                 // version's) stays as it is.
                 let _ = self
                     .apply(None, |st| {
                         st.persistence = Persistence::MemoryOnly;
                         st.last_error = Some(Error::Vault(e.clone()).info());
+                        st.unreadable = e.is_unavailable().then(|| e.clone());
                         Ok((Commit::keep(), ()))
                     })
                     .await;

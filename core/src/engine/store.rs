@@ -163,7 +163,7 @@ impl Engine {
                     Ok(()) => {}
                     Err(e) => {
                         let mut st = self.state();
-                        if matches!(e, VaultError::Unavailable(_)) {
+                        if e.is_unavailable() {
                             st.persistence = Persistence::MemoryOnly;
                         }
                         if stored {
@@ -177,7 +177,7 @@ impl Engine {
                 let result = self.vault_op(move |v| clear_if(v, id, Some(refresh_count))).await;
                 if let Err(e) = &result {
                     let mut st = self.state();
-                    if matches!(e, VaultError::Unavailable(_)) {
+                    if e.is_unavailable() {
                         st.persistence = Persistence::MemoryOnly;
                     }
                     st.last_error = Some(Error::Vault(e.clone()).info());

@@ -233,7 +233,7 @@ impl Error {
             Error::Lock(_) => ErrorCode::Internal,
             Error::NotSignedIn => ErrorCode::NotSignedIn,
             Error::SessionLimit { .. } => ErrorCode::SessionLimit,
-            Error::Vault(VaultError::Unavailable(_)) => ErrorCode::KeychainUnavailable,
+            Error::Vault(e) if e.is_unavailable() => ErrorCode::KeychainUnavailable,
             Error::Vault(_) => ErrorCode::Internal,
             Error::InvalidState(_) => ErrorCode::InvalidState,
             Error::Authorization { .. } => ErrorCode::AuthorizationFailed,
@@ -248,7 +248,7 @@ impl Error {
     pub fn is_transient(&self) -> bool {
         match self {
             Error::Network { .. } | Error::ConnectionLost { .. } | Error::Timeout { .. } | Error::Lock(_) => true,
-            Error::Vault(VaultError::Unavailable(_)) => true,
+            Error::Vault(e) if e.is_unavailable() => true,
             Error::Server { status, .. } => *status == 429 || *status >= 500,
             _ => false,
         }

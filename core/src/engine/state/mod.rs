@@ -171,6 +171,11 @@ pub(super) struct State {
     pub last_api_finding: Option<Timestamp>,
     /// How long the refresh being committed took at the provider.
     pub refresh_latency_ms: Option<u64>,
+    /// The keychain could not be read when the session was restored
+    /// (missing, not answering, locked): a session may be stored there.
+    /// What needs a session says this instead of "not signed in" until a
+    /// session is here.
+    pub unreadable: Option<crate::storage::vault::VaultError>,
 }
 
 impl State {
@@ -207,6 +212,7 @@ impl State {
             calls: std::collections::VecDeque::new(),
             last_api_finding: None,
             refresh_latency_ms: None,
+            unreadable: None,
         }
     }
 
@@ -411,6 +417,7 @@ impl State {
         if let Some(o) = offset_ms {
             self.clock_offset_ms = o;
         }
+        self.unreadable = None;
         let event = match arrival {
             Arrival::SignedIn => AuditEvent::SessionCreated,
             Arrival::Restored => AuditEvent::SessionRestored,

@@ -315,3 +315,28 @@ fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     }
     out
 }
+
+/// A process that starts while the keychain cannot be read (locked, or its
+/// service gone) does not say "not signed in" to what needs the session: a
+/// session may be stored there, and signing in again would not bring it
+/// back. It names the keychain; once the keychain answers, the session is
+/// restored as it was.
+#[tokio::test(start_paused = true)]
+async fn a_keychain_unreadable_at_start_is_what_a_renewal_is_told_not_signed_out() {
+    let rig = rig(600);
+    sign_in(&rig).await;
+    rig.store.unavailable.store(true, Ordering::SeqCst);
+    let second = rig.second_process();
+    let view = second.restore().await.unwrap();
+    assert_eq!(view.state, Phase::SignedOut);
+    let err = second.refresh_now().await.unwrap_err();
+    assert_eq!(err.code(), crate::ErrorCode::KeychainUnavailable, "{err}");
+    rig.store.unavailable.store(false, Ordering::SeqCst);
+    assert_eq!(second.restore().await.unwrap().state, Phase::Active);
+    second.sign_out().await.unwrap();
+    assert_eq!(
+        second.refresh_now().await.unwrap_err().code(),
+        crate::ErrorCode::NotSignedIn,
+        "after a sign-out it is not the keychain"
+    );
+}

@@ -108,9 +108,8 @@ fn unavailable(e: Error) -> VaultError {
 
 fn map(e: Error) -> VaultError {
     match e {
-        Error::Locked | Error::Prompt | Error::NoResult => {
-            VaultError::Unavailable(format!("the keychain is locked ({e})"))
-        }
+        Error::Locked | Error::Prompt => VaultError::Locked(e.to_string()),
+        Error::NoResult => VaultError::Unavailable("the Secret Service has no default collection to store in".into()),
         Error::Dbus(_) | Error::Unavailable => unavailable(e),
         other => VaultError::Failed(other.to_string()),
     }
