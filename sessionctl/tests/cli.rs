@@ -1688,20 +1688,30 @@ impl PrivateKeychain {
         daemon
     }
 
+    /// `dbus-send --print-reply` on this bus: a method call and its answer.
+    fn send(&self, dest: &str, path: &str, method: &str, arg: &str) -> std::process::Output {
+        std::process::Command::new("dbus-send")
+            .args([
+                &format!("--bus={}", self.address),
+                "--print-reply",
+                &format!("--dest={dest}"),
+                path,
+                method,
+                arg,
+            ])
+            .output()
+            .unwrap()
+    }
+
     fn wait_for_service(&self) {
         let started = std::time::Instant::now();
         loop {
-            let out = std::process::Command::new("dbus-send")
-                .args([
-                    &format!("--bus={}", self.address),
-                    "--print-reply",
-                    "--dest=org.freedesktop.DBus",
-                    "/org/freedesktop/DBus",
-                    "org.freedesktop.DBus.NameHasOwner",
-                    "string:org.freedesktop.secrets",
-                ])
-                .output()
-                .unwrap();
+            let out = self.send(
+                "org.freedesktop.DBus",
+                "/org/freedesktop/DBus",
+                "org.freedesktop.DBus.NameHasOwner",
+                "string:org.freedesktop.secrets",
+            );
             if String::from_utf8_lossy(&out.stdout).contains("boolean true") {
                 return;
             }
@@ -1901,17 +1911,12 @@ async fn a_locked_keychain_is_named_and_its_session_is_back_once_unlocked() {
     assert!(cli.login_alice(false).await.status.success());
     let stored = keychain.lookup(&cli.keychain, "profile:playground");
     // Lock the login keyring (the Secret Service's Lock needs no prompt).
-    let out = std::process::Command::new("dbus-send")
-        .args([
-            &format!("--bus={}", keychain.address),
-            "--print-reply",
-            "--dest=org.freedesktop.secrets",
-            "/org/freedesktop/secrets",
-            "org.freedesktop.Secret.Service.Lock",
-            "array:objpath:/org/freedesktop/secrets/collection/login",
-        ])
-        .output()
-        .unwrap();
+    let out = keychain.send(
+        "org.freedesktop.secrets",
+        "/org/freedesktop/secrets",
+        "org.freedesktop.Secret.Service.Lock",
+        "array:objpath:/org/freedesktop/secrets/collection/login",
+    );
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     for args in [&["status"][..], &["refresh"]] {
         let out = cli.run(args, None).await;
