@@ -135,9 +135,27 @@ with_test_keyring() {
   XDG_DATA_HOME="$tmp/data" XDG_RUNTIME_DIR="$tmp/run" NO_AT_BRIDGE=1 \
     dbus-run-session --config-file="$(dirname "${BASH_SOURCE[0]}")/session-bus.conf" -- bash -c '
     # gnome-keyring creates and unlocks a "login" keyring with this password;
-    # it becomes the default collection that the keyring crate writes to.
+    # it becomes the default collection the vault writes to.
     printf %s throwaway | gnome-keyring-daemon --unlock --components=secrets >/dev/null || exit 1
-    "$@"' _ "$@" || rc=$?
+    # Whether the keychain is served. After the run too: gnome-keyring-daemon
+    # aborts on a race of its own when clients come and go quickly
+    # (docs/next-engineer.md), and every keychain test after that fails;
+    # this says why. (Asked of the bus: a dead daemon can linger as a zombie.)
+    served() {
+      dbus-send --session --print-reply --dest=org.freedesktop.DBus /org/freedesktop/DBus \
+        org.freedesktop.DBus.NameHasOwner string:org.freedesktop.secrets 2>/dev/null | grep -q "boolean true"
+    }
+    # The daemon is back from --unlock before it has taken its name on the
+    # bus: a test that came first would find no keychain.
+    for _ in $(seq 200); do served && break; sleep 0.05; done
+    served || { echo "gnome-keyring-daemon did not take org.freedesktop.secrets on the test bus" >&2; exit 1; }
+    rc=0
+    "$@" || rc=$?
+    if ! served; then
+      printf "\033[1m==> gnome-keyring-daemon died during this run: the keychain tests after that read memory_only. Its known abort (a GLib assertion in OpenSession; dmesg: trap int3 in libglib) is explained in docs/next-engineer.md\033[0m\n" >&2
+      [ "$rc" -ne 0 ] || rc=1
+    fi
+    exit $rc' _ "$@" || rc=$?
   # Anything that mounted itself under the runtime dir (a document portal
   # started elsewhere) must not make the cleanup fail the run.
   if mountpoint -q "$tmp/run/doc" 2>/dev/null; then fusermount -u "$tmp/run/doc" 2>/dev/null || true; fi
