@@ -37,13 +37,6 @@ static CONNECTION: Mutex<Option<SecretService>> = Mutex::new(None);
 /// The collection `keyring` 3 wrote into: the default one.
 const TARGET: &str = "default";
 
-/// How many Secret Service sessions this process has opened (tests read it
-/// to check that calls share one).
-pub fn sessions_opened() -> u64 {
-    OPENED.load(std::sync::atomic::Ordering::SeqCst)
-}
-static OPENED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-
 fn lock() -> MutexGuard<'static, Option<SecretService>> {
     CONNECTION.lock().unwrap_or_else(|e| e.into_inner())
 }
@@ -70,7 +63,6 @@ fn with_service<T>(call: impl Fn(&SecretService) -> Result<T, Failure>) -> Resul
     loop {
         if guard.is_none() {
             let service = SecretService::connect(EncryptionType::Dh).map_err(unavailable)?;
-            OPENED.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
             *guard = Some(service);
         }
         let service = guard.as_ref().expect("connected above");
