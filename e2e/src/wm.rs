@@ -16,23 +16,32 @@ pub struct WindowManager {
 impl WindowManager {
     /// Start openbox and wait until it manages the display.
     pub fn start() -> WindowManager {
-        let child = Command::new("openbox")
+        let mut child = Command::new("openbox")
             .arg("--sm-disable")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(Stdio::piped())
             .spawn()
             .expect("openbox starts (apt-get install openbox wmctrl; scripts/test.sh installs them)");
-        let wm = WindowManager { child };
         let deadline = Instant::now() + Duration::from_secs(10);
         while !wmctrl(&["-m"]).is_some_and(|out| out.contains("Openbox")) {
+            // Gone before it took the display: say what it said (one run
+            // failed here with openbox refused by an X server that was
+            // resetting; scripts/common.sh starts Xvfb with -noreset).
+            if let Ok(Some(status)) = child.try_wait() {
+                let mut said = String::new();
+                if let Some(mut err) = child.stderr.take() {
+                    let _ = std::io::Read::read_to_string(&mut err, &mut said);
+                }
+                panic!("openbox ended ({status}) before it took the display: {said}");
+            }
             assert!(
                 Instant::now() < deadline,
                 "openbox did not take the display within 10 s"
             );
             std::thread::sleep(Duration::from_millis(50));
         }
-        wm
+        WindowManager { child }
     }
 
     /// The titles of the windows it manages (mapped, not hidden).
