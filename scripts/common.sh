@@ -117,11 +117,7 @@ ensure_display() {
     [ -n "$owner" ] && [ -d "/proc/$owner" ] || break
   done
   rm -f "/tmp/.X$n-lock" "/tmp/.X11-unix/X$n" 2>/dev/null || true
-  # -noreset: an X server resets when its last client goes, and a client
-  # that connects during the reset is refused ("Failed to open the display").
-  # Between two end-to-end scenarios every client can be gone; the next
-  # scenario's openbox was refused once so (docs/next-engineer.md).
-  Xvfb ":$n" -screen 0 1280x900x24 -nolisten tcp -noreset >/dev/null 2>&1 &
+  Xvfb ":$n" -screen 0 1280x900x24 -nolisten tcp >/dev/null 2>&1 &
   XVFB_PID=$!
   for _ in $(seq 100); do [ -e "/tmp/.X11-unix/X$n" ] && break; sleep 0.05; done
   export DISPLAY=":$n"

@@ -25,9 +25,8 @@ impl WindowManager {
             .expect("openbox starts (apt-get install openbox wmctrl; scripts/test.sh installs them)");
         let deadline = Instant::now() + Duration::from_secs(10);
         while !wmctrl(&["-m"]).is_some_and(|out| out.contains("Openbox")) {
-            // Gone before it took the display: say what it said (one run
-            // failed here with openbox refused by an X server that was
-            // resetting; scripts/common.sh starts Xvfb with -noreset).
+            // Gone before it took the display: say what it said (an X
+            // server that was resetting refuses it: docs/next-engineer.md).
             if let Ok(Some(status)) = child.try_wait() {
                 let mut said = String::new();
                 if let Some(mut err) = child.stderr.take() {
